@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian 12 packages dronegate needs, only those missing.
+set -euo pipefail
+PKGS=(build-essential clang libclang-rt-14-dev pkg-config
+      libev-dev libsqlite3-dev sqlite3 libssl-dev libhttp-parser-dev libjsmn-dev
+      python3 python3-websockets python3-pytest)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,790 @@
+/* json_telemetry.c - decode drone -> server JSON text frames (see json_telemetry.h).
+ *
+ * Three steps per frame, none of which allocates once the token array fits:
+ *
+ *   1. tokenize   jsmn (Debian's header-only jsmn.h, strict mode, parent
+ *                 links) fills the decoder's token array. On JSMN_ERROR_NOMEM
+ *                 the array doubles (up to max_tokens) and the frame is
+ *                 tokenized again; the array is kept for later frames.
+ *   2. validate   jsmn is a tokenizer, not a validator: even in strict mode it
+ *                 accepts "tru", "01", "[1 2]", "[1,]", "{,}", ":{}", raw
+ *                 control characters and lone surrogates in strings, and stops
+ *                 at a NUL byte. So a recursive walk re-checks the frame
+ *                 against RFC 8259 using the tokens only as a map: every byte
+ *                 between tokens must be whitespace or exactly the expected
+ *                 ',' ':' ']' '}'; every primitive is true/false/null or a
+ *                 strict JSON number; every string has valid escapes, no raw
+ *                 control characters, valid UTF-8 and no lone surrogates
+ *                 (\uD800-\uDFFF must form pairs); nothing but whitespace
+ *                 follows the top-level value. Nesting deeper than
+ *                 DG_JSON_MAX_DEPTH is refused. Any failure rejects the
+ *                 whole frame as invalid_json *before* anything is reported,
+ *                 so a batch is never half-delivered.
+ *                 The walk also replaces each string token's jsmn `size`
+ *                 (0 or 1, no longer needed) by "has escapes", so step 3
+ *                 copies plain strings without scanning them again.
+ *   3. decode     one pass over each object's members: keys are matched by
+ *                 length + first byte + memcmp and remembered in a slot table
+ *                 (so "seq" is known before any error is reported, whatever
+ *                 the field order), then the record is filled and checked by
+ *                 dg_record_validate(). Numbers use number.c's exact fast
+ *                 path. Escaped keys ("lat\u0069tude") are unescaped first.
+ *
+ * Frame shapes and what the sink sees:
+ *
+ *   +------------------------------+-------------------------------------------+
+ *   | not JSON, too many tokens,   | on_error once, code invalid_json, no      |
+ *   | too deep, trailing garbage,  | field, no seq; return -1                   |
+ *   | top level not {...} / [...]  |                                           |
+ *   | {...}                        | one object (below); return records (0/1)  |
+ *   | [...]  (batch)               | each element in order; [] reports nothing |
+ *   | batch element not an object  | on_error: invalid_field, field "message"  |
+ *   |  (e.g. [{...}, 5])           | ("batch element 2 is not a JSON object"); |
+ *   |                              | the other elements are still decoded      |
+ *   +------------------------------+-------------------------------------------+
+ *
+ * Per object ("type" absent, null or "telemetry" -> telemetry; "command_ack"
+ * -> on_command_ack; anything else -> invalid_field "type"):
+ *   - exactly one callback: on_record, on_error (invalid_field, the first
+ *     problem found) or on_command_ack (ignored when the sink has none);
+ *   - errors carry seq whenever "seq" parsed as a u64, even if the error is
+ *     about another field;
+ *   - check order: type, seq, required fields present, timestamp format,
+ *     status type/length, then dg_record_validate() (ranges, finiteness);
+ *   - a wrong JSON type for a number field becomes NAN, so it is reported by
+ *     dg_record_validate() with the field's rule ("latitude must be a number
+ *     in [-90, 90]"); null means absent for optional fields and is a type
+ *     error for the required ones;
+ *   - duplicate keys: the last occurrence wins (RFC 8259 leaves it open);
+ *   - unknown keys are ignored, whatever their (valid JSON) value;
+ *   - seq: JSON integer 0..2^64-1 (no '-', no fraction, no exponent);
+ *     timestamp: RFC 3339 string or JSON integer epoch ms (int64);
+ *   - status: unescaped, at most DG_STATUS_MAX (32) bytes of UTF-8, no NUL;
+ *   - command_ack: id non-empty, <= 64 bytes unescaped, no NUL; status
+ *     exactly accepted|rejected|done; message optional string (null =
+ *     absent = ""). The ack's id and message point into the frame or into
+ *     decoder scratch memory, valid during the callback only.
+ *
+ * Known limits: frames >= 2 GiB are refused (jsmn uses int offsets); numbers
+ * longer than 1024 bytes in a known field are refused (number.c).
+ *
+ * Thread: one decoder per worker thread; not thread-safe.
+ */
+#include "json_telemetry.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSMN_STATIC
+#define JSMN_STRICT
+#define JSMN_PARENT_LINKS
+#include <jsmn.h>
+
+#include "../core/timefmt.h"
+#include "number.h"
+#include "validate.h"
+
+#define DG_JSON_MAX_DEPTH          64
+#define DG_JSON_DEFAULT_MAX_TOKENS (1u << 20)
+#define DG_JSON_INITIAL_TOKENS     256u
+#define DG_ACK_ID_MAX              64
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+struct dg_json_decoder {
+    jsmntok_t *tok;          /* token array, grown geometrically, kept */
+    unsigned   cap;          /* tokens allocated */
+    unsigned   max;          /* never grow beyond */
+    char      *scratch;      /* unescaped command_ack message */
+    size_t     scratch_cap;
+};
+
+dg_json_decoder_t *dg_json_decoder_new(size_t max_tokens)
+{
+    dg_json_decoder_t *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    if (max_tokens == 0) max_tokens = DG_JSON_DEFAULT_MAX_TOKENS;
+    if (max_tokens > INT_MAX / 2) max_tokens = INT_MAX / 2;
+    d->max = (unsigned)max_tokens;
+    d->cap = d->max < DG_JSON_INITIAL_TOKENS ? d->max : DG_JSON_INITIAL_TOKENS;
+    d->tok = malloc((size_t)d->cap * sizeof *d->tok);
+    if (!d->tok) { free(d); return NULL; }
+    return d;
+}
+
+void dg_json_decoder_free(dg_json_decoder_t *d)
+{
+    if (!d) return;
+    free(d->tok);
+    free(d->scratch);
+    free(d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Step 2: strict validation                                                */
+
+/* Bytes allowed verbatim inside a string: >= 0x20, ASCII, not '"' or '\\'.
+ * 0 = needs a closer look (control, quote, backslash, non-ASCII). */
+static const unsigned char dg__str_plain[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    R16(0), R16(0),
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* '"' */
+    R16(1), R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,   /* '\\' */
+    R16(1), R16(1),
+    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0),
+#undef R16
+};
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Four hex digits at s -> *u. 0 or -1. */
+static int hex4(const unsigned char *s, unsigned *u)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(s[i]);
+        if (h < 0) return -1;
+        v = v << 4 | (unsigned)h;
+    }
+    *u = v;
+    return 0;
+}
+
+/* Check JSON string content s[0..n) (between the quotes).
+ * Returns 0 (no escapes), 1 (has escapes) or -1 (invalid; *bad = offset). */
+static int check_string(const unsigned char *s, size_t n, size_t *bad)
+{
+    int esc = 0;
+    size_t i = 0;
+    while (i < n) {
+        /* ASCII fast path, 8 bytes at a time while none needs a look */
+        while (i + 8 <= n && dg__str_plain[s[i]] & dg__str_plain[s[i + 1]] &
+               dg__str_plain[s[i + 2]] & dg__str_plain[s[i + 3]] & dg__str_plain[s[i + 4]] &
+               dg__str_plain[s[i + 5]] & dg__str_plain[s[i + 6]] & dg__str_plain[s[i + 7]])
+            i += 8;
+        if (i >= n) break;
+        unsigned char c = s[i];
+        if (dg__str_plain[c]) { i++; continue; }
+        if (c == '\\') {
+            esc = 1;
+            if (i + 1 >= n) goto bad;
+            switch (s[i + 1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                i += 2;
+                continue;
+            case 'u': {
+                unsigned u, lo;
+                if (n - i < 6 || hex4(s + i + 2, &u)) goto bad;
+                if (u >= 0xDC00 && u <= 0xDFFF) goto bad;          /* lone low surrogate */
+                if (u >= 0xD800 && u <= 0xDBFF) {                   /* needs a low one next */
+                    if (n - i < 12 || s[i + 6] != '\\' || s[i + 7] != 'u' ||
+                        hex4(s + i + 8, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                        goto bad;
+                    i += 12;
+                } else {
+                    i += 6;
+                }
+                continue;
+            }
+            default:
+                goto bad;
+            }
+        }
+        if (c < 0x80) goto bad;          /* control character or raw '"' */
+        /* UTF-8 (RFC 3629): no overlongs, no surrogates, <= U+10FFFF */
+        unsigned char lo = 0x80, hi = 0xBF;
+        size_t len;
+        if (c >= 0xC2 && c <= 0xDF)      len = 2;
+        else if (c == 0xE0)              { len = 3; lo = 0xA0; }
+        else if (c == 0xED)              { len = 3; hi = 0x9F; }
+        else if (c >= 0xE1 && c <= 0xEF) len = 3;
+        else if (c == 0xF0)              { len = 4; lo = 0x90; }
+        else if (c == 0xF4)              { len = 4; hi = 0x8F; }
+        else if (c >= 0xF1 && c <= 0xF3) len = 4;
+        else goto bad;
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) goto bad;
+        for (size_t k = 2; k < len; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF) goto bad;
+        i += len;
+    }
+    return esc;
+bad:
+    *bad = i;
+    return -1;
+}
+
+typedef struct walk {
+    const char *js;
+    size_t      len;
+    size_t      pos;    /* byte cursor */
+    jsmntok_t  *tok;
+    int         ntok;
+    int         i;      /* next token */
+    const char *why;    /* failure reason */
+} walk_t;
+
+static inline void skip_ws(walk_t *w)
+{
+    while (w->pos < w->len) {
+        char c = w->js[w->pos];
+        if (c != ' ' && c != '\n' && c != '\r' && c != '\t') break;
+        w->pos++;
+    }
+}
+
+static inline int expect(walk_t *w, char c)
+{
+    skip_ws(w);
+    if (w->pos >= w->len || w->js[w->pos] != c) return -1;
+    w->pos++;
+    return 0;
+}
+
+/* The string token w->i must start at the cursor: validate it, record
+ * "has escapes" in its size field, advance. want_size: 1 for keys, 0 else. */
+static int walk_string(walk_t *w, int want_size)
+{
+    jsmntok_t *t = &w->tok[w->i];
+    if (t->type != JSMN_STRING || t->size != want_size) return -1;
+    if ((size_t)t->start != w->pos + 1 || w->js[w->pos] != '"') return -1;
+    if (t->end < t->start || (size_t)t->end >= w->len || w->js[t->end] != '"') return -1;
+    size_t bad;
+    int esc = check_string((const unsigned char *)w->js + t->start, (size_t)(t->end - t->start), &bad);
+    if (esc < 0) {
+        w->pos = (size_t)t->start + bad;
+        w->why = "invalid string (bad escape, control character, invalid UTF-8 or lone surrogate)";
+        return -1;
+    }
+    t->size = esc;
+    w->pos = (size_t)t->end + 1;
+    w->i++;
+    return 0;
+}
+
+static int walk_value(walk_t *w, int depth)
+{
+    if (w->i >= w->ntok) return -1;
+    skip_ws(w);
+    jsmntok_t *t = &w->tok[w->i];
+    switch (t->type) {
+    case JSMN_STRING:
+        return walk_string(w, 0);
+    case JSMN_PRIMITIVE: {
+        if ((size_t)t->start != w->pos || t->end <= t->start || (size_t)t->end > w->len || t->size != 0)
+            return -1;
+        const char *s = w->js + t->start;
+        size_t n = (size_t)(t->end - t->start);
+        int ok;
+        switch (s[0]) {
+        case 't': ok = n == 4 && !memcmp(s, "true", 4); break;
+        case 'f': ok = n == 5 && !memcmp(s, "false", 5); break;
+        case 'n': ok = n == 4 && !memcmp(s, "null", 4); break;
+        default:  ok = dg_number_valid(s, n); break;
+        }
+        if (!ok) { w->why = "invalid literal or number"; return -1; }
+        w->pos = (size_t)t->end;
+        w->i++;
+        return 0;
+    }
+    case JSMN_OBJECT:
+    case JSMN_ARRAY: {
+        int is_obj = t->type == JSMN_OBJECT;
+        if ((size_t)t->start != w->pos || t->size < 0) return -1;
+        if (depth >= DG_JSON_MAX_DEPTH) { w->why = "nested too deeply"; return -1; }
+        w->pos++;
+        w->i++;
+        for (int k = 0; k < t->size; k++) {
+            if (k > 0 && expect(w, ',')) return -1;
+            if (is_obj) {
+                skip_ws(w);
+                if (w->i >= w->ntok || walk_string(w, 1)) return -1;
+                if (expect(w, ':')) return -1;
+            }
+            if (walk_value(w, depth + 1)) return -1;
+        }
+        if (expect(w, is_obj ? '}' : ']')) return -1;
+        if (w->pos != (size_t)t->end) return -1;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Step 3: decode objects                                                   */
+
+enum {
+    F_SEQ, F_TYPE, F_TIMESTAMP, F_LAT, F_LON, F_ALT, F_SPEED, F_HEADING, F_CLIMB,
+    F_BATTERY, F_STATUS, F_ID, F_MESSAGE, F_COUNT
+};
+
+static int match_key(const char *k, size_t n)
+{
+    switch (n) {
+    case 2: if (k[0] == 'i' && k[1] == 'd') return F_ID; break;
+    case 3: if (!memcmp(k, "seq", 3)) return F_SEQ; break;
+    case 4: if (!memcmp(k, "type", 4)) return F_TYPE; break;
+    case 5:
+        if (k[0] == 's' && !memcmp(k, "speed", 5)) return F_SPEED;
+        if (k[0] == 'c' && !memcmp(k, "climb", 5)) return F_CLIMB;
+        break;
+    case 6: if (!memcmp(k, "status", 6)) return F_STATUS; break;
+    case 7:
+        if (k[0] == 'h' && !memcmp(k, "heading", 7)) return F_HEADING;
+        if (k[0] == 'b' && !memcmp(k, "battery", 7)) return F_BATTERY;
+        if (k[0] == 'm' && !memcmp(k, "message", 7)) return F_MESSAGE;
+        break;
+    case 8:
+        if (k[0] == 'l' && !memcmp(k, "latitude", 8)) return F_LAT;
+        if (k[0] == 'a' && !memcmp(k, "altitude", 8)) return F_ALT;
+        break;
+    case 9:
+        if (k[0] == 'l' && !memcmp(k, "longitude", 9)) return F_LON;
+        if (k[0] == 't' && !memcmp(k, "timestamp", 9)) return F_TIMESTAMP;
+        break;
+    }
+    return -1;
+}
+
+/* Unescape validated string content s[0..n) into out[0..cap).
+ * Returns the length, or -1 when it does not fit. */
+static long unescape(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0, i = 0;
+    while (i < n) {
+        const char *bs = memchr(s + i, '\\', n - i);
+        size_t run = bs ? (size_t)(bs - (s + i)) : n - i;
+        if (run > cap - o) return -1;
+        memcpy(out + o, s + i, run);
+        o += run;
+        i += run;
+        if (i >= n) break;
+        char c = s[i + 1];
+        i += 2;
+        switch (c) {
+        case 'b': c = '\b'; break;
+        case 'f': c = '\f'; break;
+        case 'n': c = '\n'; break;
+        case 'r': c = '\r'; break;
+        case 't': c = '\t'; break;
+        case 'u': {
+            unsigned cp = 0, lo = 0xDC00;
+            hex4((const unsigned char *)s + i, &cp);
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {         /* validated: a low surrogate follows */
+                hex4((const unsigned char *)s + i + 2, &lo);
+                i += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            char u8[4];
+            size_t k;
+            if (cp < 0x80)       { u8[0] = (char)cp; k = 1; }
+            else if (cp < 0x800) { u8[0] = (char)(0xC0 | cp >> 6); u8[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
+            else if (cp < 0x10000) {
+                u8[0] = (char)(0xE0 | cp >> 12); u8[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+                u8[2] = (char)(0x80 | (cp & 0x3F)); k = 3;
+            } else {
+                u8[0] = (char)(0xF0 | cp >> 18); u8[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+                u8[2] = (char)(0x80 | (cp >> 6 & 0x3F)); u8[3] = (char)(0x80 | (cp & 0x3F)); k = 4;
+            }
+            if (k > cap - o) return -1;
+            memcpy(out + o, u8, k);
+            o += k;
+            continue;
+        }
+        default: break;                                  /* '"', '\\', '/' */
+        }
+        if (o >= cap) return -1;
+        out[o++] = c;
+    }
+    return (long)o;
+}
+
+typedef struct dctx {
+    dg_json_decoder_t      *d;
+    const char             *js;
+    const jsmntok_t        *tok;
+    int                     ntok;
+    int64_t                 now_ms;
+    int64_t                 recv_us;
+    const dg_decode_sink_t *sink;
+    int                     records;
+} dctx_t;
+
+static void emit_error(const dctx_t *c, int has_seq, uint64_t seq, const char *code,
+                       const char *field, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void emit_error(const dctx_t *c, int has_seq, uint64_t seq, const char *code,
+                       const char *field, const char *fmt, ...)
+{
+    if (!c->sink->on_error) return;
+    dg_decode_error_t e;
+    e.seq = has_seq ? seq : 0;
+    e.has_seq = has_seq != 0;
+    e.code = code;
+    e.field = field;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    c->sink->on_error(c->sink->ud, &e);
+}
+
+/* Index of the token after the value at i (and its subtree). */
+static int skip_value(const dctx_t *c, int i)
+{
+    const jsmntok_t *t = &c->tok[i];
+    if (t->type != JSMN_OBJECT && t->type != JSMN_ARRAY) return i + 1;
+    int end = t->end, j = i + 1;
+    while (j < c->ntok && c->tok[j].start < end) j++;
+    return j;
+}
+
+static inline const char *tstr(const dctx_t *c, int i, size_t *n)
+{
+    *n = (size_t)(c->tok[i].end - c->tok[i].start);
+    return c->js + c->tok[i].start;
+}
+
+static inline int is_null(const dctx_t *c, int i)
+{
+    return c->tok[i].type == JSMN_PRIMITIVE && c->js[c->tok[i].start] == 'n';
+}
+
+/* A string value into out[0..cap): length, or -1 (not a string / too long). */
+static long get_string(const dctx_t *c, int i, char *out, size_t cap)
+{
+    if (c->tok[i].type != JSMN_STRING) return -1;
+    size_t n;
+    const char *s = tstr(c, i, &n);
+    if (c->tok[i].size) return unescape(s, n, out, cap);     /* has escapes (step 2) */
+    if (n > cap) return -1;
+    memcpy(out, s, n);
+    return (long)n;
+}
+
+/* A number field: its value, or NAN for a wrong JSON type (reported by
+ * dg_record_validate with the field's rule). */
+static double get_number(const dctx_t *c, int i)
+{
+    const jsmntok_t *t = &c->tok[i];
+    double v;
+    if (t->type == JSMN_PRIMITIVE) {
+        char ch = c->js[t->start];
+        if ((ch == '-' || (ch >= '0' && ch <= '9')) &&
+            dg_parse_double(c->js + t->start, (size_t)(t->end - t->start), &v) == 0)
+            return v;
+    }
+    return NAN;
+}
+
+static const char MSG_TYPE[] = "type must be \"telemetry\" or \"command_ack\"";
+static const char MSG_SEQ[] = "seq must be an unsigned 64-bit integer";
+static const char MSG_TS[] =
+    "timestamp must be an RFC 3339 date-time string or integer milliseconds since the Unix epoch";
+static const char MSG_STATUS[] = "status must be a string of at most 32 bytes";
+
+static void decode_command_ack(dctx_t *c, const int *slot, int has_seq, uint64_t seq)
+{
+    char id[DG_ACK_ID_MAX];
+    long idn = slot[F_ID] < 0 ? -1 : get_string(c, slot[F_ID], id, sizeof id);
+    if (idn <= 0 || memchr(id, '\0', (size_t)idn)) {
+        emit_error(c, has_seq, seq, "invalid_field", "id",
+                   slot[F_ID] < 0 ? "missing required field id"
+                                  : "id must be a non-empty string of at most 64 bytes");
+        return;
+    }
+    char st[8];
+    long stn = slot[F_STATUS] < 0 ? -1 : get_string(c, slot[F_STATUS], st, sizeof st);
+    const char *status = NULL;
+    if (stn == 8 && !memcmp(st, "accepted", 8)) status = "accepted";
+    else if (stn == 8 && !memcmp(st, "rejected", 8)) status = "rejected";
+    else if (stn == 4 && !memcmp(st, "done", 4)) status = "done";
+    if (!status) {
+        emit_error(c, has_seq, seq, "invalid_field", "status",
+                   slot[F_STATUS] < 0 ? "missing required field status"
+                                      : "status must be one of accepted, rejected, done");
+        return;
+    }
+    const char *msg = "";
+    size_t msgn = 0;
+    int mi = slot[F_MESSAGE];
+    if (mi >= 0 && !is_null(c, mi)) {
+        if (c->tok[mi].type != JSMN_STRING) {
+            emit_error(c, has_seq, seq, "invalid_field", "message", "message must be a string");
+            return;
+        }
+        msg = tstr(c, mi, &msgn);
+        if (c->tok[mi].size) {                               /* escaped: unescape to scratch */
+            dg_json_decoder_t *d = c->d;
+            if (d->scratch_cap < msgn) {
+                size_t cap = d->scratch_cap ? d->scratch_cap : 256;
+                while (cap < msgn) cap *= 2;
+                char *p = realloc(d->scratch, cap);
+                if (!p) {
+                    emit_error(c, has_seq, seq, "invalid_field", "message",
+                               "message could not be decoded (out of memory)");
+                    return;
+                }
+                d->scratch = p;
+                d->scratch_cap = cap;
+            }
+            long m = unescape(msg, msgn, d->scratch, d->scratch_cap);   /* fits: never longer */
+            msg = d->scratch;
+            msgn = (size_t)m;
+        }
+    }
+    if (!c->sink->on_command_ack) return;
+    dg_command_ack_t ack = {
+        .id = id, .id_len = (size_t)idn,
+        .status = status, .status_len = strlen(status),
+        .message = msg, .message_len = msgn,
+    };
+    c->sink->on_command_ack(c->sink->ud, &ack);
+}
+
+static void decode_telemetry(dctx_t *c, const int *slot, int has_seq, uint64_t seq)
+{
+    static const struct { int f; const char *name; } required[3] = {
+        { F_LAT, "latitude" }, { F_LON, "longitude" }, { F_ALT, "altitude" },
+    };
+    for (int k = 0; k < 3; k++) {
+        if (slot[required[k].f] < 0) {
+            emit_error(c, has_seq, seq, "invalid_field", required[k].name,
+                       "missing required field %s", required[k].name);
+            return;
+        }
+    }
+
+    dg_record_t r;
+    dg_record_init(&r);
+    r.recv_us = c->recv_us;
+    if (has_seq) { r.seq = seq; r.flags |= DG_REC_HAS_SEQ; }
+
+    int ti = slot[F_TIMESTAMP];
+    if (ti < 0 || is_null(c, ti)) {
+        r.ts_ms = c->now_ms;
+    } else {
+        int ok = 0;
+        if (c->tok[ti].type == JSMN_STRING) {
+            char buf[64];
+            size_t n;
+            const char *s = tstr(c, ti, &n);
+            if (c->tok[ti].size) {
+                long m = unescape(s, n, buf, sizeof buf);
+                s = buf;
+                n = m < 0 ? 0 : (size_t)m;
+            }
+            ok = n > 0 && dg_parse_rfc3339(s, n, &r.ts_ms) == 0;
+        } else if (c->tok[ti].type == JSMN_PRIMITIVE) {
+            size_t n;
+            const char *s = tstr(c, ti, &n);
+            ok = dg_parse_i64(s, n, &r.ts_ms) == 0;
+        }
+        if (!ok) {
+            emit_error(c, has_seq, seq, "invalid_field", "timestamp", "%s", MSG_TS);
+            return;
+        }
+        r.flags |= DG_REC_HAS_TS;
+    }
+
+    int si = slot[F_STATUS];
+    if (si >= 0 && !is_null(c, si)) {
+        long n = get_string(c, si, r.status, DG_STATUS_MAX);
+        if (n < 0) {
+            emit_error(c, has_seq, seq, "invalid_field", "status", "%s", MSG_STATUS);
+            return;
+        }
+        r.status[n] = '\0';
+        r.status_len = (uint8_t)n;
+        r.flags |= DG_REC_HAS_STATUS;
+    }
+
+    /* null is a type error for required fields: get_number() gives NAN */
+    r.lat = get_number(c, slot[F_LAT]);
+    r.lon = get_number(c, slot[F_LON]);
+    r.alt = get_number(c, slot[F_ALT]);
+    static const struct { int f; uint32_t flag; size_t off; } opt[4] = {
+        { F_SPEED,   DG_REC_HAS_SPEED,   offsetof(dg_record_t, speed) },
+        { F_HEADING, DG_REC_HAS_HEADING, offsetof(dg_record_t, heading) },
+        { F_CLIMB,   DG_REC_HAS_CLIMB,   offsetof(dg_record_t, climb) },
+        { F_BATTERY, DG_REC_HAS_BATTERY, offsetof(dg_record_t, battery) },
+    };
+    for (int k = 0; k < 4; k++) {
+        int i = slot[opt[k].f];
+        if (i < 0 || is_null(c, i)) continue;
+        double v = get_number(c, i);
+        memcpy((char *)&r + opt[k].off, &v, sizeof v);
+        r.flags |= opt[k].flag;
+    }
+
+    dg_decode_error_t e;
+    const char *field = NULL;
+    if (dg_record_validate(&r, &field, e.message, sizeof e.message)) {
+        emit_error(c, has_seq, seq, "invalid_field", field, "%s", e.message);
+        return;
+    }
+    c->records++;
+    if (c->sink->on_record) c->sink->on_record(c->sink->ud, &r);
+}
+
+/* Decode the object at token i; returns the index after it. */
+static int decode_object(dctx_t *c, int i)
+{
+    int slot[F_COUNT];
+    for (int k = 0; k < F_COUNT; k++) slot[k] = -1;
+
+    int n = c->tok[i].size, j = i + 1;
+    for (int k = 0; k < n; k++) {
+        size_t kn;
+        const char *ks = tstr(c, j, &kn);
+        int f;
+        if (likely(!c->tok[j].size)) {
+            f = match_key(ks, kn);
+        } else {                                   /* escaped key, e.g. "lat\u0069tude" */
+            char buf[16];
+            long m = unescape(ks, kn, buf, sizeof buf);
+            f = m < 0 ? -1 : match_key(buf, (size_t)m);
+        }
+        if (f >= 0) slot[f] = j + 1;               /* duplicates: last one wins */
+        j = skip_value(c, j + 1);
+    }
+
+    uint64_t seq = 0;
+    int has_seq = 0, seq_bad = 0;
+    int si = slot[F_SEQ];
+    if (si >= 0 && !is_null(c, si)) {
+        size_t sn;
+        const char *s = tstr(c, si, &sn);
+        if (c->tok[si].type == JSMN_PRIMITIVE && dg_parse_u64(s, sn, &seq) == 0) has_seq = 1;
+        else seq_bad = 1;
+    }
+
+    int is_ack = 0;
+    int ti = slot[F_TYPE];
+    if (ti >= 0 && !is_null(c, ti)) {
+        char t[16];
+        long tn = get_string(c, ti, t, sizeof t);
+        if (tn == 9 && !memcmp(t, "telemetry", 9)) is_ack = 0;
+        else if (tn == 11 && !memcmp(t, "command_ack", 11)) is_ack = 1;
+        else {
+            emit_error(c, has_seq, seq, "invalid_field", "type", "%s", MSG_TYPE);
+            return j;
+        }
+    }
+    if (is_ack) {
+        decode_command_ack(c, slot, has_seq, seq);
+    } else if (seq_bad) {
+        emit_error(c, 0, 0, "invalid_field", "seq", "%s", MSG_SEQ);
+    } else {
+        decode_telemetry(c, slot, has_seq, seq);
+    }
+    return j;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int frame_error(const dg_decode_sink_t *sink, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int frame_error(const dg_decode_sink_t *sink, const char *fmt, ...)
+{
+    if (sink->on_error) {
+        dg_decode_error_t e = { .seq = 0, .has_seq = false, .code = "invalid_json", .field = NULL };
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e.message, sizeof e.message, fmt, ap);
+        va_end(ap);
+        sink->on_error(sink->ud, &e);
+    }
+    return -1;
+}
+
+int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
+                   int64_t now_ms, int64_t recv_us, const dg_decode_sink_t *sink)
+{
+    if (len >= INT_MAX) return frame_error(sink, "frame too large to decode");
+
+    size_t first = 0;
+    while (first < len && (json[first] == ' ' || json[first] == '\n' ||
+                           json[first] == '\r' || json[first] == '\t'))
+        first++;
+    if (first == len) return frame_error(sink, "empty frame: expected a JSON object or array");
+    if (json[first] != '{' && json[first] != '[')
+        return frame_error(sink, "frame must be a JSON object or an array of objects");
+
+    /* 1. tokenize */
+    jsmn_parser p;
+    int r;
+    for (;;) {
+        jsmn_init(&p);
+        r = jsmn_parse(&p, json, len, d->tok, d->cap);
+        if (r != JSMN_ERROR_NOMEM) break;
+        if (d->cap >= d->max)
+            return frame_error(sink, "frame has more than %u JSON tokens", d->max);
+        unsigned cap = d->cap > d->max / 2 ? d->max : d->cap * 2;
+        jsmntok_t *t = malloc((size_t)cap * sizeof *t);   /* contents are scratch: no realloc copy */
+        if (!t) return frame_error(sink, "out of memory decoding frame");
+        free(d->tok);
+        d->tok = t;
+        d->cap = cap;
+    }
+    if (r == JSMN_ERROR_PART) {
+        if (memchr(json, '\0', len))    /* jsmn stops at NUL */
+            return frame_error(sink, "invalid JSON: NUL byte in frame");
+        return frame_error(sink, "invalid JSON: unexpected end of frame");
+    }
+    if (r < 0)
+        return frame_error(sink, "invalid JSON near byte %u", p.pos);
+    if (r == 0)
+        return frame_error(sink, "empty frame: expected a JSON object or array");
+
+    /* 2. validate */
+    walk_t w = { .js = json, .len = len, .pos = first, .tok = d->tok, .ntok = (int)p.toknext,
+                 .i = 0, .why = NULL };
+    if (walk_value(&w, 0) == 0) {
+        skip_ws(&w);
+        if (w.i != w.ntok || w.pos != len) {
+            if (w.pos >= len) w.pos = len ? len - 1 : 0;
+            w.why = "unexpected data after the JSON value";
+        } else {
+            w.why = NULL;
+            goto valid;
+        }
+    }
+    if (w.pos > len) w.pos = len;
+    return frame_error(sink, "invalid JSON near byte %zu%s%s", w.pos,
+                       w.why ? ": " : "", w.why ? w.why : "");
+
+valid:;
+    /* 3. decode */
+    dctx_t c = { .d = d, .js = json, .tok = d->tok, .ntok = w.ntok, .now_ms = now_ms,
+                 .recv_us = recv_us, .sink = sink, .records = 0 };
+    if (d->tok[0].type == JSMN_OBJECT) {
+        decode_object(&c, 0);
+    } else {
+        int n = d->tok[0].size, j = 1;
+        for (int k = 0; k < n; k++) {
+            if (d->tok[j].type == JSMN_OBJECT) {
+                j = decode_object(&c, j);
+            } else {
+                emit_error(&c, 0, 0, "invalid_field", "message",
+                           "batch element %d is not a JSON object", k + 1);
+                j = skip_value(&c, j);
+            }
+        }
+    }
+    return c.records;
+}

@@ -1,0 +1,91 @@
+/* validate.c - contract validation of one telemetry record (see validate.h).
+ *
+ * Shared by every input format, so it checks the record itself, not how it
+ * was encoded. Fields are checked in this order and the first failure is
+ * reported: latitude, longitude, altitude, speed, heading, climb, battery,
+ * status, timestamp. Optional fields are checked only when their
+ * DG_REC_HAS_* flag is set.
+ *
+ * Beyond the contract's ranges it refuses two things a store would choke on:
+ * a status that is not valid UTF-8 or contains NUL (PostgreSQL text, C
+ * strings), and a timestamp outside years 0000-9999 (not representable in
+ * RFC 3339, see timefmt.c). Decoders map a wrong JSON type to NAN, so the
+ * "must be a number ..." messages below double as type errors.
+ *
+ * Pure function, thread-safe.
+ */
+#include "validate.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z */
+#define DG__TS_MIN INT64_C(-62167219200000)
+#define DG__TS_MAX INT64_C(253402300799999)
+
+static bool utf8_valid_no_nul(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c == 0) return false;
+        if (c < 0x80) { i++; continue; }
+        size_t len;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF)      { len = 2; }
+        else if (c == 0xE0)              { len = 3; lo = 0xA0; }
+        else if (c == 0xED)              { len = 3; hi = 0x9F; }
+        else if (c >= 0xE1 && c <= 0xEF) { len = 3; }
+        else if (c == 0xF0)              { len = 4; lo = 0x90; }
+        else if (c == 0xF4)              { len = 4; hi = 0x8F; }
+        else if (c >= 0xF1 && c <= 0xF3) { len = 4; }
+        else return false;
+        if (n - i < len) return false;
+        if (s[i + 1] < lo || s[i + 1] > hi) return false;
+        for (size_t k = 2; k < len; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return false;
+        i += len;
+    }
+    return true;
+}
+
+static int fail(const char **field, const char *name, char *msg, size_t msglen, const char *text)
+{
+    *field = name;
+    if (msg && msglen) snprintf(msg, msglen, "%s", text);
+    return -1;
+}
+
+int dg_record_validate(const dg_record_t *r, const char **field, char *msg, size_t msglen)
+{
+    const char *dummy;
+    if (!field) field = &dummy;
+
+    /* NaN fails every comparison, so "!(lo <= x && x <= hi)" also rejects it. */
+    if (!(r->lat >= -90.0 && r->lat <= 90.0))
+        return fail(field, "latitude", msg, msglen, "latitude must be a number in [-90, 90]");
+    if (!(r->lon >= -180.0 && r->lon <= 180.0))
+        return fail(field, "longitude", msg, msglen, "longitude must be a number in [-180, 180]");
+    if (!(r->alt >= -1000.0 && r->alt <= 100000.0))
+        return fail(field, "altitude", msg, msglen, "altitude must be a number in [-1000, 100000]");
+    if ((r->flags & DG_REC_HAS_SPEED) && !(r->speed >= 0.0 && isfinite(r->speed)))
+        return fail(field, "speed", msg, msglen, "speed must be a finite number >= 0");
+    if ((r->flags & DG_REC_HAS_HEADING) && !(r->heading >= 0.0 && r->heading < 360.0))
+        return fail(field, "heading", msg, msglen, "heading must be a number in [0, 360)");
+    if ((r->flags & DG_REC_HAS_CLIMB) && !isfinite(r->climb))
+        return fail(field, "climb", msg, msglen, "climb must be a finite number");
+    if ((r->flags & DG_REC_HAS_BATTERY) && !(r->battery >= 0.0 && r->battery <= 100.0))
+        return fail(field, "battery", msg, msglen, "battery must be a number in [0, 100]");
+    if (r->flags & DG_REC_HAS_STATUS) {
+        if (r->status_len > DG_STATUS_MAX)
+            return fail(field, "status", msg, msglen, "status must be a string of at most 32 bytes");
+        if (!utf8_valid_no_nul((const unsigned char *)r->status, r->status_len))
+            return fail(field, "status", msg, msglen, "status must be valid UTF-8 without NUL characters");
+    }
+    if (r->ts_ms < DG__TS_MIN || r->ts_ms > DG__TS_MAX)
+        return fail(field, "timestamp", msg, msglen,
+                    "timestamp must be between 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z");
+    return 0;
+}

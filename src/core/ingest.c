@@ -1,0 +1,272 @@
+/* ingest.c - see ingest.h.
+ *
+ * Per message: decode (zero-copy, from the worker's read buffer), validate,
+ * rate-limit, copy into the worker's open batch, remember the newest record
+ * for the registry (one registry update per frame, not per message).
+ * Acks: when a batch is durable, each connection's highest seq is noted;
+ * acks are then sent at most once per --ack-interval per connection.
+ */
+#include "ingest.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "timefmt.h"
+#include "../codec/json_telemetry.h"
+#include "../codec/jsonw.h"
+#include "../net/worker.h"
+
+static int  ws_send(void *ud, const void *p, size_t n) { return dg_conn_send(ud, p, n); }
+
+/* Frame and send a message as one write (header and payload corked). */
+static void send_msg(dg_conn_t *c, int opcode, const void *p, size_t n);
+static int  on_message(void *ud, int opcode, uint8_t *data, size_t len);
+static void on_close_frame(void *ud, uint16_t code, const char *reason, size_t len) { (void)ud; (void)code; (void)reason; (void)len; }
+
+static const dg_ws_callbacks_t ws_cb = {
+    .on_message = on_message,
+    .send = ws_send,
+    .on_close = on_close_frame,
+    .on_pong = NULL,
+};
+
+void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
+{
+    dg_worker_t *w = c->w;
+    const dg_config_t *cfg = w->srv->cfg;
+    memset(&c->u.drone, 0, sizeof c->u.drone);
+    c->kind = DG_CONN_DRONE;
+    dg_gauge_add(&dg_metrics.connections[DG_TR_HTTP], -1);
+    dg_gauge_add(&dg_metrics.connections[DG_TR_WEBSOCKET], 1);
+    dg_ws_session_init(&c->u.drone.ws, (uint64_t)cfg->max_message);
+    c->u.drone.drone = d;
+    c->u.drone.tokens = (double)cfg->max_msg_rate;
+    c->u.drone.tokens_ms = dg_mono_ms();
+    c->last_ping_ms = c->last_rx_ms;
+    dg_conn_ref_t ref = { w->id, c->slot, c->gen }, old;
+    if (dg_registry_attach(w->srv->registry, d, ref, &old, dg_now_ms())) {
+        if (old.worker == w->id) {
+            dg_conn_t *oc = dg_worker_conn(w, old.slot, old.gen);
+            if (oc && oc->kind == DG_CONN_DRONE)
+                dg_ingest_close(oc, DG_WS_CLOSE_REPLACED, "replaced by a newer connection of the same drone");
+        } else if (old.worker >= 0 && old.worker < w->srv->nworkers) {
+            dg_close_msg_t *m = calloc(1, sizeof *m);
+            if (m) {
+                m->msg.type = DG_MSG_CLOSE;
+                m->slot = old.slot;
+                m->gen = old.gen;
+                m->code = DG_WS_CLOSE_REPLACED;
+                dg_worker_post(w->srv->workers[old.worker], &m->msg);
+            }
+        }
+    }
+}
+
+void dg_ingest_on_close(dg_conn_t *c)
+{
+    dg_worker_t *w = c->w;
+    if (!c->u.drone.ws.closed) dg_metrics_close(1006);
+    dg_ws_session_free(&c->u.drone.ws);
+    dg_conn_ref_t ref = { w->id, c->slot, c->gen };
+    if (c->u.drone.drone) dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms());
+    /* unlink from the ack and pause lists */
+    if (c->ack_dirty) {
+        for (dg_conn_t **pp = &w->ack_list; *pp; pp = &(*pp)->ack_next)
+            if (*pp == c) { *pp = c->ack_next; break; }
+        c->ack_dirty = 0;
+    }
+    if (c->paused) {
+        for (dg_conn_t **pp = &w->paused_list; *pp; pp = &(*pp)->pause_next)
+            if (*pp == c) { *pp = c->pause_next; break; }
+        c->paused = 0;
+    }
+}
+
+void dg_ingest_close(dg_conn_t *c, uint16_t code, const char *reason)
+{
+    if (c->dead) return;
+    if (!c->u.drone.ws.closed) {
+        dg_metrics_close(code);
+        uint8_t was = c->cork;
+        c->cork = 1;
+        dg_ws_close(&c->u.drone.ws, code, reason, &ws_cb, c);
+        c->cork = was;
+    }
+    dg_conn_close(c, false);
+}
+
+static void send_msg(dg_conn_t *c, int opcode, const void *p, size_t n)
+{
+    uint8_t was = c->cork;
+    c->cork = 1;
+    dg_ws_send(opcode, p, n, &ws_cb, c);
+    c->cork = was;
+    if (!was) dg_conn_flush(c);
+}
+
+void dg_ingest_ping(dg_conn_t *c)
+{
+    send_msg(c, DG_WS_OP_PING, "dg", 2);
+}
+
+/* ---- decoding ---- */
+
+typedef struct frame_ctx {
+    dg_conn_t   *c;
+    dg_record_t  last;      /* newest record of this frame, for the registry */
+    int          have_last;
+    uint16_t     fail;      /* close code to fail with (rate limit) */
+    dg_buf_t    *out;
+} frame_ctx_t;
+
+static bool rate_ok(dg_conn_t *c)
+{
+    long rate = c->w->srv->cfg->max_msg_rate;
+    if (rate <= 0) return true;
+    if (c->u.drone.tokens < 1.0) {
+        int64_t now = dg_mono_ms();
+        double add = (double)(now - c->u.drone.tokens_ms) * (double)rate / 1000.0;
+        c->u.drone.tokens_ms = now;
+        c->u.drone.tokens += add;
+        if (c->u.drone.tokens > (double)rate) c->u.drone.tokens = (double)rate;
+        if (c->u.drone.tokens < 1.0) return false;
+    }
+    c->u.drone.tokens -= 1.0;
+    return true;
+}
+
+static void on_record(void *ud, const dg_record_t *rec)
+{
+    frame_ctx_t *f = ud;
+    dg_conn_t *c = f->c;
+    if (f->fail) return;
+    if (!rate_ok(c)) {
+        f->fail = DG_WS_CLOSE_POLICY;
+        dg_inc(&dg_metrics.rejected[DG_REJ_RATE_LIMIT], 1);
+        return;
+    }
+    dg_record_t r = *rec;
+    size_t idlen;
+    const char *id = dg_drone_id(c->u.drone.drone, &idlen);
+    memcpy(r.drone_id, id, idlen + 1);
+    r.drone_id_len = (uint8_t)idlen;
+    r.origin_worker = (uint8_t)c->w->id;
+    r.origin_slot = c->slot;
+    r.origin_gen = c->gen;
+    dg_worker_append(c->w, &r);
+    if (!f->have_last || r.ts_ms > f->last.ts_ms || (r.ts_ms == f->last.ts_ms && r.seq >= f->last.seq)) {
+        f->last = r;
+        f->have_last = 1;
+    }
+}
+
+static void on_error(void *ud, const dg_decode_error_t *err)
+{
+    frame_ctx_t *f = ud;
+    dg_conn_t *c = f->c;
+    int json = !strcmp(err->code, "invalid_json");
+    dg_inc(&dg_metrics.rejected[json ? DG_REJ_INVALID_JSON : DG_REJ_INVALID_FIELD], 1);
+    dg_buf_t *b = f->out;
+    b->len = 0;
+    int first = 1;
+    dg_buf_puts(b, "{\"type\":\"error\"");
+    first = 0;
+    if (err->has_seq) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, err->seq); }
+    dg_jw_key(b, &first, "code");
+    dg_jw_str(b, err->code, strlen(err->code));
+    if (err->field) { dg_jw_key(b, &first, "field"); dg_jw_str(b, err->field, strlen(err->field)); }
+    dg_jw_key(b, &first, "message");
+    dg_jw_str(b, err->message, strlen(err->message));
+    dg_buf_puts(b, "}");
+    send_msg(c, DG_WS_OP_TEXT, b->data, b->len);
+}
+
+static void on_command_ack(void *ud, const dg_command_ack_t *ack)
+{
+    (void)ud; (void)ack;   /* commands: see issue "operator side" */
+}
+
+static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
+{
+    dg_conn_t *c = ud;
+    if (opcode != DG_WS_OP_TEXT) {
+        dg_inc(&dg_metrics.rejected[DG_REJ_BINARY], 1);
+        return DG_WS_CLOSE_UNSUPPORTED;
+    }
+    static __thread dg_buf_t errbuf;
+    frame_ctx_t f = { .c = c, .out = &errbuf };
+    dg_decode_sink_t sink = { on_record, on_error, on_command_ack, &f };
+    int64_t now_us = dg_now_us();
+    int n = dg_json_decode(c->w->dec, (const char *)data, len, now_us / 1000, now_us, &sink);
+    if (n > 0) dg_inc(&dg_metrics.received_json, (uint64_t)n);
+    if (f.have_last) dg_registry_update(c->w->srv->registry, c->u.drone.drone, &f.last);
+    if (f.fail) return f.fail;
+    return 0;
+}
+
+void dg_ingest_on_data(dg_conn_t *c, uint8_t *p, size_t n)
+{
+    int rc = dg_ws_feed(&c->u.drone.ws, p, n, &ws_cb, c);
+    if (rc > 0 && !c->dead) {
+        /* failed by the session or close handshake done: one count per close */
+        uint16_t sent = c->u.drone.ws.close_code;
+        dg_metrics_close(sent ? sent : (uint16_t)rc);
+        dg_conn_close(c, false);
+    }
+}
+
+/* ---- acks ---- */
+
+void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
+{
+    if (b->status != 0) return;   /* not durable: no ack, the drone will resend */
+    uint32_t last_slot = UINT32_MAX, last_gen = 0;
+    dg_conn_t *c = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        const dg_record_t *r = &b->recs[i];
+        if (!(r->flags & DG_REC_HAS_SEQ)) continue;
+        if (r->origin_slot != last_slot || r->origin_gen != last_gen) {
+            last_slot = r->origin_slot;
+            last_gen = r->origin_gen;
+            c = dg_worker_conn(w, last_slot, last_gen);
+            if (c && c->kind != DG_CONN_DRONE) c = NULL;
+        }
+        if (!c) continue;
+        if (!c->u.drone.has_pending || r->seq > c->u.drone.ack_pending) {
+            c->u.drone.ack_pending = r->seq;
+            c->u.drone.has_pending = true;
+        }
+        if (!c->ack_dirty) {
+            c->ack_dirty = 1;
+            c->ack_next = w->ack_list;
+            w->ack_list = c;
+        }
+    }
+}
+
+void dg_ingest_flush_acks(dg_worker_t *w, bool force)
+{
+    int64_t now = dg_mono_ms();
+    long iv = w->srv->cfg->ack_interval_ms;
+    dg_conn_t **pp = &w->ack_list;
+    while (*pp) {
+        dg_conn_t *c = *pp;
+        if (!force && now - c->u.drone.last_ack_ms < iv) { pp = &c->ack_next; continue; }
+        *pp = c->ack_next;
+        c->ack_dirty = 0;
+        c->ack_next = NULL;
+        if (c->u.drone.has_pending && (!c->u.drone.has_sent || c->u.drone.ack_pending > c->u.drone.ack_sent)) {
+            char msg[64];
+            int len = snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"seq\":%" PRIu64 "}", c->u.drone.ack_pending);
+            c->u.drone.ack_sent = c->u.drone.ack_pending;
+            c->u.drone.has_sent = true;
+            c->u.drone.last_ack_ms = now;
+            dg_inc(&dg_metrics.acks_sent, 1);
+            send_msg(c, DG_WS_OP_TEXT, msg, (size_t)len);
+        }
+    }
+}

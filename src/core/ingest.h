@@ -1,0 +1,30 @@
+/* ingest.h - the drone channel: WebSocket messages -> decode -> validate ->
+ * batch, and durable batches -> cumulative acks. Runs on the connection's
+ * worker thread.
+ */
+#ifndef DG_INGEST_H
+#define DG_INGEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../net/conn.h"
+#include "../store/writer.h"
+
+/* The connection has been upgraded (101 sent): it becomes drone `d`'s
+ * channel, replacing any older connection of the same drone (4409). */
+void dg_ingest_start(dg_conn_t *c, dg_drone_t *d);
+/* Bytes received on a drone channel. */
+void dg_ingest_on_data(dg_conn_t *c, uint8_t *p, size_t n);
+/* The connection is being closed: release the session, drone goes offline. */
+void dg_ingest_on_close(dg_conn_t *c);
+/* Fail/close the channel with a close code (close frame, then TCP close). */
+void dg_ingest_close(dg_conn_t *c, uint16_t code, const char *reason);
+/* Send a keep-alive ping. */
+void dg_ingest_ping(dg_conn_t *c);
+/* A batch came back from the writer: note acks owed to its connections. */
+void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b);
+/* Send owed acks (only those whose ack interval has passed, unless force). */
+void dg_ingest_flush_acks(dg_worker_t *w, bool force);
+
+#endif

@@ -1,0 +1,158 @@
+/* main.c - dronegate: parse flags, open the store, start the writer and the
+ * worker threads, wait for SIGTERM/SIGINT, drain, exit 0.
+ *
+ * Threads: main (signals only), one store writer, N workers (event loops).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+#include "timefmt.h"
+#include "../net/worker.h"
+
+static void on_batch_done(dg_batch_t *b, void *ud)
+{
+    dg_server_t *srv = ud;
+    dg_worker_post(srv->workers[b->worker], &b->msg);
+}
+
+static int restore_one(void *ud, const dg_record_t *r)
+{
+    dg_registry_restore(ud, r);
+    return 0;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: dronegate token DRONE_ID [--auth-secret S]\n");
+        return 2;
+    }
+    const char *id = argv[2];
+    dg_config_t cfg;
+    char err[512];
+    if (dg_config_load(&cfg, argc, argv, 3, err, sizeof err) < 0) {
+        fprintf(stderr, "dronegate: %s\n", err);
+        return 2;
+    }
+    if (!dg_drone_id_valid(id, strlen(id))) {
+        fprintf(stderr, "dronegate: invalid drone id '%s': use 1-64 characters of A-Z a-z 0-9 . _ -\n", id);
+        return 2;
+    }
+    if (!cfg.auth_secret[0]) {
+        fprintf(stderr, "dronegate: no secret configured: pass --auth-secret S or set DRONEGATE_AUTH_SECRET\n");
+        return 2;
+    }
+    char tok[DG_TOKEN_LEN + 1];
+    if (dg_auth_token(cfg.auth_secret, id, strlen(id), tok)) {
+        fprintf(stderr, "dronegate: HMAC failed\n");
+        return 1;
+    }
+    printf("%s\n", tok);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "token")) return cmd_token(argc, argv);
+
+    static dg_config_t cfg;
+    static dg_server_t srv;
+    char err[1024];
+    int rc = dg_config_load(&cfg, argc, argv, 1, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc < 0) { fprintf(stderr, "dronegate: %s\n", err); return 2; }
+    if (!strcmp(cfg.log_level, "debug")) dg_log_level = DG_LOG_DEBUG;
+    else if (!strcmp(cfg.log_level, "warn")) dg_log_level = DG_LOG_WARN;
+    else if (!strcmp(cfg.log_level, "error")) dg_log_level = DG_LOG_ERROR;
+    if (cfg.grpc_listen[0] || cfg.mavlink_listen[0] || cfg.queue[0]) {
+        fprintf(stderr, "dronegate: %s is not available in this build yet; remove the flag "
+                        "(WebSocket on --listen is the uplink)\n",
+                cfg.grpc_listen[0] ? "--grpc-listen" : cfg.mavlink_listen[0] ? "--mavlink-listen" : "--queue");
+        return 2;
+    }
+
+    srv.cfg = &cfg;
+    srv.started_ms = dg_now_ms();
+    if (dg_split_hostport(cfg.listen, srv.host, sizeof srv.host, &srv.port)) {
+        fprintf(stderr, "dronegate: --listen %s is not HOST:PORT\n", cfg.listen);
+        return 2;
+    }
+    srv.store_ops = dg_store_lookup(cfg.store);
+    if (!srv.store_ops) {
+        fprintf(stderr, "dronegate: unknown store URI '%s': use sqlite:PATH or null:\n", cfg.store);
+        return 2;
+    }
+    dg_metrics.store_name = srv.store_ops->scheme;
+    dg_store_config_t scfg = { .fsync = cfg.fsync };
+    if (srv.store_ops->open(cfg.store, &scfg, &srv.store, err, sizeof err) < 0) {
+        fprintf(stderr, "dronegate: %s\n", err);
+        return 1;
+    }
+    srv.registry = dg_registry_new();
+    if (!srv.registry) { fprintf(stderr, "dronegate: out of memory\n"); return 1; }
+    if (srv.store_ops->latest(srv.store, restore_one, srv.registry, err, sizeof err) < 0)
+        dg_warn("could not restore the drone registry from the store: %s", err);
+
+    /* Signals: handled synchronously by main; workers never see them. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    srv.nworkers = (int)cfg.workers;
+    srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
+    int port = srv.port;
+    for (int i = 0; i < srv.nworkers; i++) {
+        int bound = 0;
+        int fd = dg_listen(srv.host, port, &bound, err, sizeof err);
+        if (fd < 0) { fprintf(stderr, "dronegate: %s\n", err); return 1; }
+        if (port == 0) port = srv.port = bound;
+        srv.workers[i] = dg_worker_new(&srv, i, fd);
+        if (!srv.workers[i]) { fprintf(stderr, "dronegate: out of memory creating worker %d\n", i); return 1; }
+    }
+    srv.writer = dg_writer_new(srv.store_ops, srv.store, on_batch_done, &srv);
+    if (!srv.writer || dg_writer_start(srv.writer)) { fprintf(stderr, "dronegate: cannot start the store writer\n"); return 1; }
+    for (int i = 0; i < srv.nworkers; i++)
+        if (dg_worker_start(srv.workers[i])) { fprintf(stderr, "dronegate: cannot start worker %d\n", i); return 1; }
+
+    if (!cfg.auth_secret[0])
+        dg_warn("*** auth is OFF: any client can send telemetry as any drone. Set --auth-secret "
+                "(DRONEGATE_AUTH_SECRET) in production. ***");
+    if (!srv.store_ops->durable)
+        dg_warn("*** null store: telemetry is validated and acked but NOT stored (benchmark mode) ***");
+    dg_info("listening on %s:%d (HTTP, WebSocket /ws/{drone_id}, REST /api/v1, /metrics), %d workers, store %s%s, "
+            "%zu drones known",
+            srv.host, srv.port, srv.nworkers, cfg.store, cfg.fsync ? " (fsync before ack)" : "",
+            dg_registry_count(srv.registry));
+
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {}
+    dg_info("%s received: draining (stop accepting, store and ack what was received, close with 1001)",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    atomic_store(&srv.draining, 1);
+    for (int i = 0; i < srv.nworkers; i++) {
+        dg_msg_t *m = calloc(1, sizeof *m);
+        if (m) { m->type = DG_MSG_DRAIN; dg_worker_post(srv.workers[i], m); }
+    }
+    for (int i = 0; i < srv.nworkers; i++) dg_worker_join(srv.workers[i]);
+    dg_writer_stop(srv.writer, dg_mono_ms() + 1000);
+    /* batches handed back after the workers left are freed with the workers */
+    for (int i = 0; i < srv.nworkers; i++) dg_worker_free(srv.workers[i]);
+    dg_writer_free(srv.writer);
+    srv.store_ops->close(srv.store);
+    dg_registry_free(srv.registry);
+    free(srv.workers);
+    dg_info("stopped cleanly");
+    return 0;
+}

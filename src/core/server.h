@@ -1,0 +1,34 @@
+/* server.h - the process: configuration, store, writer, registry, workers.
+ *
+ * Created by main(), shared read-mostly by every thread. Fields after start
+ * are immutable except the atomics.
+ */
+#ifndef DG_SERVER_H
+#define DG_SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "registry.h"
+#include "../store/store.h"
+#include "../store/writer.h"
+
+typedef struct dg_worker dg_worker_t;
+
+typedef struct dg_server {
+    const dg_config_t    *cfg;
+    const dg_store_ops_t *store_ops;
+    dg_store_t           *store;
+    dg_writer_t          *writer;
+    dg_registry_t        *registry;
+    int                   nworkers;
+    dg_worker_t         **workers;
+    char                  host[256];
+    int                   port;           /* actual port (resolved when 0 was asked) */
+    atomic_int            draining;
+    atomic_long           nconns;         /* open connections, all workers */
+    int64_t               started_ms;
+} dg_server_t;
+
+#endif

@@ -1,0 +1,334 @@
+/* api.c - operator REST API, health and metrics endpoints.
+ *
+ * Runs on the worker thread of the HTTP connection. History queries call the
+ * store synchronously (SQLite reads run beside the writer thanks to WAL);
+ * a long query therefore delays the other connections of that worker: the
+ * limit parameter is capped (DG_MAX_LIMIT) to bound that.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "../codec/jsonw.h"
+#include "../core/log.h"
+#include "../core/metrics.h"
+#include "../core/server.h"
+#include "../core/timefmt.h"
+#include "../net/worker.h"
+
+#define DG_DEFAULT_LIMIT 1000
+#define DG_MAX_LIMIT     100000
+
+static void send_buf(dg_conn_t *c, int status, const char *ctype, dg_buf_t *b)
+{
+    dg_http_respond(c, status, ctype, b->data, b->len, NULL);
+}
+
+static void w_time(dg_buf_t *b, int64_t ms)
+{
+    char ts[32];
+    size_t n = dg_format_rfc3339(ms, ts);
+    dg_jw_str(b, ts, n);
+}
+
+/* The optional fields of a record as JSON members. */
+static void w_fields(dg_buf_t *b, int *first, const dg_record_t *r)
+{
+    dg_jw_key(b, first, "latitude");  dg_jw_double(b, r->lat);
+    dg_jw_key(b, first, "longitude"); dg_jw_double(b, r->lon);
+    dg_jw_key(b, first, "altitude");  dg_jw_double(b, r->alt);
+    if (r->flags & DG_REC_HAS_SPEED)   { dg_jw_key(b, first, "speed");   dg_jw_double(b, r->speed); }
+    if (r->flags & DG_REC_HAS_HEADING) { dg_jw_key(b, first, "heading"); dg_jw_double(b, r->heading); }
+    if (r->flags & DG_REC_HAS_CLIMB)   { dg_jw_key(b, first, "climb");   dg_jw_double(b, r->climb); }
+    if (r->flags & DG_REC_HAS_BATTERY) { dg_jw_key(b, first, "battery"); dg_jw_double(b, r->battery); }
+    if (r->flags & DG_REC_HAS_STATUS)  { dg_jw_key(b, first, "status");  dg_jw_str(b, r->status, r->status_len); }
+}
+
+static void w_drone(dg_buf_t *b, const dg_drone_state_t *s)
+{
+    int first = 1;
+    dg_buf_puts(b, "{");
+    dg_jw_key(b, &first, "id");
+    dg_jw_str(b, s->id, strlen(s->id));
+    dg_jw_key(b, &first, "online");
+    dg_buf_puts(b, s->online ? "true" : "false");
+    dg_jw_key(b, &first, "last_seen");
+    if (s->last_seen_ms) w_time(b, s->last_seen_ms); else dg_buf_puts(b, "null");
+    if (s->has_last) {
+        if (s->last.flags & DG_REC_HAS_SEQ) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, s->last.seq); }
+        dg_jw_key(b, &first, "timestamp");
+        w_time(b, s->last.ts_ms);
+        w_fields(b, &first, &s->last);
+    }
+    dg_buf_puts(b, "}");
+}
+
+static void get_drones(dg_conn_t *c)
+{
+    dg_drone_state_t *v = NULL;
+    long n = dg_registry_snapshot(c->w->srv->registry, &v);
+    if (n < 0) { dg_http_error(c, 500, "out of memory"); return; }
+    dg_buf_t b = { 0 };
+    dg_buf_puts(&b, "{\"drones\":[");
+    for (long i = 0; i < n; i++) {
+        if (i) dg_buf_puts(&b, ",");
+        w_drone(&b, &v[i]);
+    }
+    dg_buf_puts(&b, "]}");
+    free(v);
+    send_buf(c, 200, "application/json", &b);
+    dg_buf_free(&b);
+}
+
+static void get_drone(dg_conn_t *c, const char *id, size_t idlen)
+{
+    dg_drone_t *d = dg_registry_get(c->w->srv->registry, id, idlen, false);
+    if (!d) { dg_http_error(c, 404, "unknown drone"); return; }
+    dg_drone_state_t s;
+    dg_registry_state(c->w->srv->registry, d, &s);
+    dg_buf_t b = { 0 };
+    w_drone(&b, &s);
+    send_buf(c, 200, "application/json", &b);
+    dg_buf_free(&b);
+}
+
+/* ---- history ---- */
+
+enum fmt { FMT_JSON, FMT_CSV, FMT_GEOJSON };
+
+typedef struct hist_ctx {
+    dg_buf_t *b;
+    enum fmt  fmt;
+    size_t    n;
+} hist_ctx_t;
+
+static void csv_num(dg_buf_t *b, bool has, double v)
+{
+    if (has) dg_jw_double(b, v);
+    dg_buf_puts(b, ",");
+}
+
+static int hist_row(void *ud, const dg_record_t *r)
+{
+    hist_ctx_t *h = ud;
+    dg_buf_t *b = h->b;
+    if (h->fmt == FMT_CSV) {
+        char ts[32];
+        dg_buf_append(b, r->drone_id, r->drone_id_len);
+        dg_buf_puts(b, ",");
+        dg_buf_append(b, ts, dg_format_rfc3339(r->ts_ms, ts));
+        dg_buf_puts(b, ",");
+        if (r->flags & DG_REC_HAS_SEQ) dg_jw_u64(b, r->seq);
+        dg_buf_puts(b, ",");
+        csv_num(b, true, r->lat);
+        csv_num(b, true, r->lon);
+        csv_num(b, true, r->alt);
+        csv_num(b, r->flags & DG_REC_HAS_SPEED, r->speed);
+        csv_num(b, r->flags & DG_REC_HAS_HEADING, r->heading);
+        csv_num(b, r->flags & DG_REC_HAS_CLIMB, r->climb);
+        csv_num(b, r->flags & DG_REC_HAS_BATTERY, r->battery);
+        if (r->flags & DG_REC_HAS_STATUS) {
+            /* RFC 4180 quoting: status may hold commas or quotes */
+            dg_buf_puts(b, "\"");
+            for (size_t i = 0; i < r->status_len; i++) {
+                if (r->status[i] == '"') dg_buf_puts(b, "\"");
+                dg_buf_append(b, &r->status[i], 1);
+            }
+            dg_buf_puts(b, "\"");
+        }
+        dg_buf_puts(b, ",");
+        dg_buf_append(b, ts, dg_format_rfc3339(r->recv_us / 1000, ts));
+        dg_buf_puts(b, "\r\n");
+    } else if (h->fmt == FMT_JSON) {
+        int first = 1;
+        if (h->n) dg_buf_puts(b, ",");
+        dg_buf_puts(b, "{");
+        if (r->flags & DG_REC_HAS_SEQ) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, r->seq); }
+        dg_jw_key(b, &first, "timestamp");
+        w_time(b, r->ts_ms);
+        w_fields(b, &first, r);
+        dg_jw_key(b, &first, "received_at");
+        w_time(b, r->recv_us / 1000);
+        dg_buf_puts(b, "}");
+    } else {
+        int first = 1;
+        if (h->n) dg_buf_puts(b, ",");
+        dg_buf_puts(b, "{\"type\":\"Feature\",\"geometry\":{\"type\":\"Point\",\"coordinates\":[");
+        dg_jw_double(b, r->lon);
+        dg_buf_puts(b, ",");
+        dg_jw_double(b, r->lat);
+        dg_buf_puts(b, ",");
+        dg_jw_double(b, r->alt);
+        dg_buf_puts(b, "]},\"properties\":{");
+        dg_jw_key(b, &first, "drone_id");
+        dg_jw_str(b, r->drone_id, r->drone_id_len);
+        if (r->flags & DG_REC_HAS_SEQ) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, r->seq); }
+        dg_jw_key(b, &first, "timestamp");
+        w_time(b, r->ts_ms);
+        if (r->flags & DG_REC_HAS_SPEED)   { dg_jw_key(b, &first, "speed");   dg_jw_double(b, r->speed); }
+        if (r->flags & DG_REC_HAS_HEADING) { dg_jw_key(b, &first, "heading"); dg_jw_double(b, r->heading); }
+        if (r->flags & DG_REC_HAS_CLIMB)   { dg_jw_key(b, &first, "climb");   dg_jw_double(b, r->climb); }
+        if (r->flags & DG_REC_HAS_BATTERY) { dg_jw_key(b, &first, "battery"); dg_jw_double(b, r->battery); }
+        if (r->flags & DG_REC_HAS_STATUS)  { dg_jw_key(b, &first, "status");  dg_jw_str(b, r->status, r->status_len); }
+        dg_jw_key(b, &first, "received_at");
+        w_time(b, r->recv_us / 1000);
+        dg_buf_puts(b, "}}");
+    }
+    h->n++;
+    return 0;
+}
+
+static void get_history(dg_conn_t *c, const char *id, size_t idlen, const char *q, size_t qlen)
+{
+    dg_server_t *srv = c->w->srv;
+    char idz[DG_DRONE_ID_MAX + 1], val[128];
+    memcpy(idz, id, idlen);
+    idz[idlen] = '\0';
+    dg_query_t query = { .drone_id = idz, .from_ms = INT64_MIN, .to_ms = INT64_MAX, .limit = DG_DEFAULT_LIMIT };
+    int rc;
+    if ((rc = dg_http_query_param(q, qlen, "from", val, sizeof val)) != 0) {
+        if (rc < 0 || dg_parse_time_param(val, strlen(val), &query.from_ms)) {
+            dg_http_error(c, 400, "from must be an RFC 3339 time or epoch milliseconds");
+            return;
+        }
+    }
+    if ((rc = dg_http_query_param(q, qlen, "to", val, sizeof val)) != 0) {
+        if (rc < 0 || dg_parse_time_param(val, strlen(val), &query.to_ms)) {
+            dg_http_error(c, 400, "to must be an RFC 3339 time or epoch milliseconds");
+            return;
+        }
+    }
+    if ((rc = dg_http_query_param(q, qlen, "limit", val, sizeof val)) != 0) {
+        char *end;
+        long long l = rc > 0 ? strtoll(val, &end, 10) : -1;
+        if (rc < 0 || !val[0] || *end || l < 1 || l > DG_MAX_LIMIT) {
+            dg_http_error(c, 400, "limit must be a whole number in [1, 100000]");
+            return;
+        }
+        query.limit = (size_t)l;
+    }
+    enum fmt f = FMT_JSON;
+    if ((rc = dg_http_query_param(q, qlen, "format", val, sizeof val)) != 0) {
+        if (rc > 0 && !strcmp(val, "json")) f = FMT_JSON;
+        else if (rc > 0 && !strcmp(val, "csv")) f = FMT_CSV;
+        else if (rc > 0 && !strcmp(val, "geojson")) f = FMT_GEOJSON;
+        else { dg_http_error(c, 400, "format must be json, csv or geojson"); return; }
+    }
+    if (query.from_ms > query.to_ms) { dg_http_error(c, 400, "from is after to"); return; }
+    if (!dg_registry_get(srv->registry, id, idlen, false)) { dg_http_error(c, 404, "unknown drone"); return; }
+
+    dg_buf_t b = { 0 };
+    hist_ctx_t h = { &b, f, 0 };
+    if (f == FMT_CSV) dg_buf_puts(&b, "drone_id,timestamp,seq,latitude,longitude,altitude,speed,heading,climb,battery,status,received_at\r\n");
+    else if (f == FMT_JSON) {
+        dg_buf_puts(&b, "{\"drone_id\":");
+        dg_jw_str(&b, id, idlen);
+        dg_buf_puts(&b, ",\"telemetry\":[");
+    } else dg_buf_puts(&b, "{\"type\":\"FeatureCollection\",\"features\":[");
+    char err[256] = "";
+    if (srv->store_ops->query(srv->store, &query, hist_row, &h, err, sizeof err) < 0) {
+        dg_buf_free(&b);
+        dg_warn("history query failed: %s", err);
+        dg_http_error(c, 503, "store unavailable");
+        return;
+    }
+    if (f != FMT_CSV) dg_buf_puts(&b, "]}");
+    static const char *ct[] = { "application/json", "text/csv; charset=utf-8", "application/geo+json" };
+    send_buf(c, 200, ct[f], &b);
+    dg_buf_free(&b);
+}
+
+/* ---- health, metrics ---- */
+
+static void get_readyz(dg_conn_t *c)
+{
+    dg_server_t *srv = c->w->srv;
+    if (atomic_load(&srv->draining)) { dg_http_respond(c, 503, "text/plain", "draining\n", 9, NULL); return; }
+    if (srv->store_ops->ping(srv->store) != 0 || dg_writer_failing(srv->writer)) {
+        dg_http_respond(c, 503, "text/plain", "store unreachable\n", 18, NULL);
+        return;
+    }
+    dg_http_respond(c, 200, "text/plain", "ready\n", 6, NULL);
+}
+
+static void get_metrics(dg_conn_t *c)
+{
+    dg_buf_t b = { 0 };
+    if (dg_metrics_render(&b)) { dg_buf_free(&b); dg_http_error(c, 500, "out of memory"); return; }
+    dg_buf_printf(&b, "# HELP dronegate_drones_known Drones in the registry.\n# TYPE dronegate_drones_known gauge\n"
+                      "dronegate_drones_known %zu\n", dg_registry_count(c->w->srv->registry));
+    send_buf(c, 200, "text/plain; version=0.0.4", &b);
+    dg_buf_free(&b);
+}
+
+static const char index_html[] =
+    "<!doctype html><html><head><meta charset=utf-8><title>dronegate</title></head><body>"
+    "<h1>dronegate</h1><p>Telemetry gateway. Endpoints:</p><ul>"
+    "<li><a href=\"/api/v1/drones\">/api/v1/drones</a></li>"
+    "<li>/api/v1/drones/{id}/telemetry?from=&amp;to=&amp;limit=&amp;format=json|csv|geojson</li>"
+    "<li><a href=\"/metrics\">/metrics</a>, <a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a></li>"
+    "<li>WebSocket uplink: /ws/{drone_id}</li></ul></body></html>\n";
+
+static bool path_is(const char *p, size_t n, const char *lit)
+{
+    size_t l = strlen(lit);
+    return n == l && !memcmp(p, lit, l);
+}
+
+int dg_api_handle(dg_conn_t *c, dg_http_req_t *r, const char *path, size_t plen,
+                  const char *q, size_t qlen, int keep_alive)
+{
+    (void)keep_alive;
+    bool get = r->method == HTTP_GET || r->method == HTTP_HEAD;
+    if (path_is(path, plen, "/healthz")) {
+        if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
+        dg_http_respond(c, 200, "text/plain", "ok\n", 3, NULL);
+        return 1;
+    }
+    if (path_is(path, plen, "/readyz")) {
+        if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
+        get_readyz(c);
+        return 1;
+    }
+    if (path_is(path, plen, "/metrics")) {
+        if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
+        get_metrics(c);
+        return 1;
+    }
+    if (path_is(path, plen, "/")) {
+        if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
+        dg_http_respond(c, 200, "text/html; charset=utf-8", index_html, sizeof index_html - 1, NULL);
+        return 1;
+    }
+    if (path_is(path, plen, "/api/v1/drones")) {
+        if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
+        get_drones(c);
+        return 1;
+    }
+    static const char pre[] = "/api/v1/drones/";
+    if (plen > sizeof pre - 1 && !memcmp(path, pre, sizeof pre - 1)) {
+        const char *id = path + sizeof pre - 1;
+        const char *slash = memchr(id, '/', plen - (sizeof pre - 1));
+        size_t idlen = slash ? (size_t)(slash - id) : plen - (sizeof pre - 1);
+        if (!dg_drone_id_valid(id, idlen)) { dg_http_error(c, 400, "invalid drone id"); return 1; }
+        const char *rest = slash ? slash : "";
+        size_t rlen = slash ? plen - (size_t)(slash - path) : 0;
+        if (rlen == 0) {
+            if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
+            get_drone(c, id, idlen);
+            return 1;
+        }
+        if (path_is(rest, rlen, "/telemetry")) {
+            if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
+            get_history(c, id, idlen, q, qlen);
+            return 1;
+        }
+        if (path_is(rest, rlen, "/commands")) {
+            dg_http_error(c, 501, "commands are not available in this build yet");
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,414 @@
+/* http.c - HTTP/1.1 request handling on a connection (see http.h).
+ *
+ * http_parser (Debian's libhttp-parser, the Node.js parser) is a streaming
+ * parser with no allocation of its own: it calls back with pieces of the URL,
+ * headers and body as they arrive, so requests are assembled in a small
+ * per-request struct that exists only while a request is in progress.
+ * Pipelined requests are answered in order. An upgrade to WebSocket hands
+ * the connection (and any bytes that followed the request) to ingest.c.
+ */
+#include "http.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/auth.h"
+#include "../core/ingest.h"
+#include "../core/log.h"
+#include "../core/metrics.h"
+#include "../core/server.h"
+#include "../core/timefmt.h"
+#include "../net/worker.h"
+#include "../ws/ws.h"
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default:  return "Unknown";
+    }
+}
+
+static int keep_alive_of(dg_conn_t *c)
+{
+    return http_should_keep_alive(&c->u.http.parser) && !c->w->draining;
+}
+
+void dg_http_respond(dg_conn_t *c, int status, const char *ctype, const void *body, size_t len,
+                     const char *extra)
+{
+    int ka = keep_alive_of(c);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                     status, reason_of(status), ctype, len, ka ? "" : "Connection: close\r\n",
+                     extra ? extra : "");
+    if (n < 0 || (size_t)n >= sizeof head) n = 0;
+    uint8_t was = c->cork;
+    c->cork = 1;
+    dg_conn_send(c, head, (size_t)n);
+    if (len && c->u.http.req && c->u.http.req->method != HTTP_HEAD) dg_conn_send(c, body, len);
+    c->cork = was;
+    dg_inc(&dg_metrics.http_requests, 1);
+    c->served = 1;
+    if (!ka) dg_conn_close(c, false);
+    else if (!was) dg_conn_flush(c);
+}
+
+void dg_http_error(dg_conn_t *c, int status, const char *msg)
+{
+    char body[512];
+    dg_buf_t b = { 0 };
+    dg_buf_puts(&b, "{\"error\":");
+    /* small JSON escape of msg */
+    dg_buf_puts(&b, "\"");
+    for (const char *p = msg; *p; p++) {
+        if (*p == '"' || *p == '\\') dg_buf_append(&b, "\\", 1);
+        if ((unsigned char)*p >= 0x20) dg_buf_append(&b, p, 1);
+    }
+    dg_buf_puts(&b, "\"}");
+    size_t n = b.len < sizeof body ? b.len : sizeof body;
+    memcpy(body, b.data, n);
+    dg_buf_free(&b);
+    dg_http_respond(c, status, "application/json", body, n, NULL);
+}
+
+/* ---- request assembly ---- */
+
+static dg_http_req_t *req_of(http_parser *p) { return ((dg_conn_t *)p->data)->u.http.req; }
+
+static int grow_header(dg_http_req_t *r, size_t n)
+{
+    r->header_bytes += n;
+    if (r->header_bytes > DG_HTTP_MAX_HEADERS_BYTES) { r->too_big = 1; return -1; }
+    return 0;
+}
+
+static void copy_hdr(char *dst, size_t cap, const dg_buf_t *v)
+{
+    size_t n = v->len < cap - 1 ? v->len : cap - 1;
+    if (n) memcpy(dst, v->data, n);
+    dst[n] = '\0';
+}
+
+static void header_done(dg_http_req_t *r)
+{
+    if (!r->hname_len) return;
+    r->hname[r->hname_len < sizeof r->hname ? r->hname_len : sizeof r->hname - 1] = '\0';
+    const char *h = r->hname;
+    if (!strcmp(h, "upgrade")) copy_hdr(r->upgrade, sizeof r->upgrade, &r->hval);
+    else if (!strcmp(h, "connection")) copy_hdr(r->connection, sizeof r->connection, &r->hval);
+    else if (!strcmp(h, "sec-websocket-key")) copy_hdr(r->ws_key, sizeof r->ws_key, &r->hval);
+    else if (!strcmp(h, "sec-websocket-version")) copy_hdr(r->ws_version, sizeof r->ws_version, &r->hval);
+    else if (!strcmp(h, "sec-websocket-protocol")) {
+        /* several headers: join with a comma */
+        size_t cur = strlen(r->ws_protocol);
+        if (cur && cur + 2 < sizeof r->ws_protocol) { r->ws_protocol[cur++] = ','; r->ws_protocol[cur] = '\0'; }
+        copy_hdr(r->ws_protocol + cur, sizeof r->ws_protocol - cur, &r->hval);
+    } else if (!strcmp(h, "authorization")) copy_hdr(r->authorization, sizeof r->authorization, &r->hval);
+    else if (!strcmp(h, "origin")) copy_hdr(r->origin, sizeof r->origin, &r->hval);
+    r->hname_len = 0;
+    r->hval.len = 0;
+    r->in_value = 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    dg_conn_t *c = p->data;
+    if (!c->u.http.req) {
+        c->u.http.req = calloc(1, sizeof(dg_http_req_t));
+        if (!c->u.http.req) return -1;
+    }
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    dg_http_req_t *r = req_of(p);
+    if (grow_header(r, n)) return -1;
+    return dg_buf_append(&r->url, at, n) ? -1 : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    dg_http_req_t *r = req_of(p);
+    if (grow_header(r, n)) return -1;
+    if (r->in_value) header_done(r);
+    for (size_t i = 0; i < n; i++) {
+        if (r->hname_len < sizeof r->hname - 1) r->hname[r->hname_len] = (char)tolower((unsigned char)at[i]);
+        r->hname_len++;
+    }
+    if (r->hname_len >= sizeof r->hname) {      /* too long for any header we use: never matches */
+        r->hname[0] = '\x01';
+        r->hname_len = sizeof r->hname - 1;
+    }
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    dg_http_req_t *r = req_of(p);
+    if (grow_header(r, n)) return -1;
+    r->in_value = 1;
+    return dg_buf_append(&r->hval, at, n) ? -1 : 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    dg_http_req_t *r = req_of(p);
+    if (r->in_value) header_done(r);
+    r->method = p->method;
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    dg_conn_t *c = p->data;
+    dg_http_req_t *r = c->u.http.req;
+    if (r->body.len + n > (size_t)c->w->srv->cfg->max_http_body) { r->too_big = 2; return -1; }
+    return dg_buf_append(&r->body, at, n) ? -1 : 0;
+}
+
+static void handle_request(dg_conn_t *c, dg_http_req_t *r);
+
+static int on_message_complete(http_parser *p)
+{
+    dg_conn_t *c = p->data;
+    dg_http_req_t *r = c->u.http.req;
+    r->complete = 1;
+    if (!p->upgrade) {
+        handle_request(c, r);
+        if (!c->dead && c->kind == DG_CONN_HTTP && c->u.http.req) {
+            dg_buf_free(&c->u.http.req->url);
+            dg_buf_free(&c->u.http.req->body);
+            dg_buf_free(&c->u.http.req->hval);
+            free(c->u.http.req);
+            c->u.http.req = NULL;
+            c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->idle_timeout_ms;
+        }
+        if (c->dead || c->closing) return -1;   /* stop parsing: nothing more to answer */
+    }
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void dg_http_init(dg_conn_t *c)
+{
+    http_parser_init(&c->u.http.parser, HTTP_REQUEST);
+    c->u.http.parser.data = c;
+    c->u.http.req = NULL;
+}
+
+void dg_http_free(dg_conn_t *c)
+{
+    dg_http_req_t *r = c->u.http.req;
+    if (!r) return;
+    dg_buf_free(&r->url);
+    dg_buf_free(&r->body);
+    dg_buf_free(&r->hval);
+    free(r);
+    c->u.http.req = NULL;
+}
+
+/* ---- query strings ---- */
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+int dg_http_query_param(const char *q, size_t qlen, const char *key, char *out, size_t outlen)
+{
+    size_t klen = strlen(key), i = 0;
+    while (i < qlen) {
+        size_t end = i;
+        while (end < qlen && q[end] != '&') end++;
+        size_t eq = i;
+        while (eq < end && q[eq] != '=') eq++;
+        if (eq - i == klen && !memcmp(q + i, key, klen)) {
+            size_t o = 0;
+            for (size_t k = eq < end ? eq + 1 : end; k < end; k++) {
+                int ch = (unsigned char)q[k];
+                if (ch == '+') ch = ' ';
+                else if (ch == '%') {
+                    if (k + 2 >= end) return -1;
+                    int h = hexval(q[k + 1]), l = hexval(q[k + 2]);
+                    if (h < 0 || l < 0) return -1;
+                    ch = h * 16 + l;
+                    k += 2;
+                }
+                if (o + 1 >= outlen) return -1;
+                out[o++] = (char)ch;
+            }
+            out[o] = '\0';
+            return 1;
+        }
+        i = end + 1;
+    }
+    return 0;
+}
+
+/* ---- routing ---- */
+
+static int has_token(const char *list, const char *tok)
+{
+    size_t tl = strlen(tok);
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        const char *s = p;
+        while (*p && *p != ',') p++;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        if ((size_t)(e - s) == tl && !strncasecmp(s, tok, tl)) return 1;
+    }
+    return 0;
+}
+
+static void reject(dg_conn_t *c, int status, int reason, const char *msg)
+{
+    dg_inc(&dg_metrics.conn_rejected[reason], 1);
+    dg_http_error(c, status, msg);
+}
+
+/* GET /ws/{drone_id}: validate, authenticate, answer 101, hand over. */
+static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen, const char *q, size_t qlen)
+{
+    const dg_config_t *cfg = c->w->srv->cfg;
+    if (!dg_drone_id_valid(id, idlen)) {
+        reject(c, 400, DG_CREJ_BAD_ID, "invalid drone id: use 1-64 characters of A-Z a-z 0-9 . _ -");
+        return;
+    }
+    if (r->method != HTTP_GET) { reject(c, 405, DG_CREJ_BAD_REQUEST, "use GET for a WebSocket upgrade"); return; }
+    if (!has_token(r->upgrade, "websocket") || !has_token(r->connection, "upgrade") || !r->ws_key[0]) {
+        reject(c, 426, DG_CREJ_BAD_REQUEST, "WebSocket upgrade required (Upgrade: websocket, Connection: Upgrade, Sec-WebSocket-Key)");
+        return;
+    }
+    if (strcmp(r->ws_version, "13")) {
+        dg_inc(&dg_metrics.conn_rejected[DG_CREJ_BAD_REQUEST], 1);
+        dg_http_respond(c, 426, "application/json", "{\"error\":\"unsupported WebSocket version, use 13\"}", 49,
+                        "Sec-WebSocket-Version: 13\r\n");
+        return;
+    }
+    if (cfg->auth_secret[0]) {
+        char tok[DG_TOKEN_LEN + 8];
+        const char *t = NULL;
+        size_t tl = 0;
+        if (!strncasecmp(r->authorization, "Bearer ", 7)) {
+            t = r->authorization + 7;
+            while (*t == ' ') t++;
+            tl = strlen(t);
+        } else if (dg_http_query_param(q, qlen, "token", tok, sizeof tok) == 1) {
+            t = tok;
+            tl = strlen(tok);
+        }
+        if (!t || !dg_auth_check(cfg->auth_secret, id, idlen, t, tl)) {
+            reject(c, 401, DG_CREJ_AUTH, "missing or invalid token for this drone");
+            return;
+        }
+    }
+    /* subprotocol */
+    const char *proto = NULL;
+    if (r->ws_protocol[0]) {
+        if (has_token(r->ws_protocol, "dronegate.json.v1")) proto = "dronegate.json.v1";
+        else {
+            reject(c, 400, DG_CREJ_BAD_REQUEST,
+                   "unsupported WebSocket subprotocol: this build speaks dronegate.json.v1");
+            return;
+        }
+    }
+    char accept[29];
+    if (dg_ws_accept_key(r->ws_key, strlen(r->ws_key), accept)) {
+        reject(c, 400, DG_CREJ_BAD_REQUEST, "bad Sec-WebSocket-Key");
+        return;
+    }
+    dg_drone_t *d = dg_registry_get(c->w->srv->registry, id, idlen, true);
+    if (!d) { dg_http_error(c, 503, "out of memory"); return; }
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                     accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "", proto ? "\r\n" : "");
+    dg_conn_send(c, head, (size_t)n);
+    dg_inc(&dg_metrics.http_requests, 1);
+    dg_http_free(c);
+    dg_ingest_start(c, d);
+}
+
+static void handle_request(dg_conn_t *c, dg_http_req_t *r)
+{
+    if (dg_buf_append(&r->url, "", 1)) { dg_conn_close(c, true); return; }
+    r->url.len--;
+    const char *url = r->url.data;
+    const char *qm = memchr(url, '?', r->url.len);
+    size_t plen = qm ? (size_t)(qm - url) : r->url.len;
+    const char *q = qm ? qm + 1 : "";
+    size_t qlen = qm ? r->url.len - plen - 1 : 0;
+    if (plen > 4 && !memcmp(url, "/ws/", 4)) {
+        if (c->w->draining) { dg_http_error(c, 503, "server is shutting down"); return; }
+        upgrade(c, r, url + 4, plen - 4, q, qlen);
+        return;
+    }
+    if (!dg_api_handle(c, r, url, plen, q, qlen, keep_alive_of(c)))
+        dg_http_error(c, 404, "not found");
+}
+
+void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
+{
+    size_t done = http_parser_execute(&c->u.http.parser, &settings, (const char *)p, n);
+    if (c->dead) return;
+    if (c->kind == DG_CONN_DRONE) {
+        /* upgraded: bytes after the request belong to the WebSocket */
+        if (done < n) dg_ingest_on_data(c, p + done, n - done);
+        return;
+    }
+    if (c->closing) return;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->u.http.parser);
+    if (e != HPE_OK) {
+        dg_http_req_t *r = c->u.http.req;
+        int too_big = r ? r->too_big : 0;
+        c->u.http.parser.flags = 0;
+        if (too_big == 1) reject(c, 431, DG_CREJ_BAD_REQUEST, "request headers too large");
+        else if (too_big == 2) reject(c, 413, DG_CREJ_BAD_REQUEST, "request body too large");
+        else reject(c, 400, DG_CREJ_BAD_REQUEST, http_errno_description(e));
+        dg_conn_close(c, false);
+        return;
+    }
+    if (c->u.http.parser.upgrade && c->kind == DG_CONN_HTTP && c->u.http.req && c->u.http.req->complete) {
+        /* an Upgrade request we did not accept (wrong path etc.) */
+        dg_http_req_t *r = c->u.http.req;
+        handle_request(c, r);
+        if (!c->dead && c->kind == DG_CONN_DRONE && done < n) dg_ingest_on_data(c, p + done, n - done);
+        else if (!c->dead && c->kind == DG_CONN_HTTP) dg_conn_close(c, false);
+    }
+}

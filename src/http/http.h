@@ -1,0 +1,61 @@
+/* http.h - HTTP/1.1 on a connection: request parsing (http_parser from
+ * Debian's libhttp-parser), routing, responses, keep-alive, and the
+ * WebSocket upgrade handshake. Runs on the connection's worker thread.
+ */
+#ifndef DG_HTTP_H
+#define DG_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../net/conn.h"
+
+#define DG_HTTP_MAX_HEADERS_BYTES 16384
+
+struct dg_http_req {
+    int      method;            /* enum http_method */
+    dg_buf_t url;               /* raw request target */
+    dg_buf_t body;
+    size_t   header_bytes;      /* for the size limit */
+    char     hname[64];         /* current header name (lowercased, truncated) */
+    size_t   hname_len;
+    int      in_value;
+    dg_buf_t hval;              /* current header value */
+    /* headers we use (truncated copies, NUL-terminated) */
+    char     upgrade[32];
+    char     connection[128];
+    char     ws_key[64];
+    char     ws_version[8];
+    char     ws_protocol[256];
+    char     authorization[256];
+    char     origin[256];
+    int      complete;
+    int      too_big;
+};
+
+/* Feed bytes of an HTTP connection. May upgrade the connection to a drone
+ * WebSocket (remaining bytes are then fed to the WebSocket session). */
+void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n);
+/* Initialise the HTTP state of a new connection. */
+void dg_http_init(dg_conn_t *c);
+/* Release HTTP state (request buffers). */
+void dg_http_free(dg_conn_t *c);
+
+/* Send a complete response. `extra` is additional header lines, each ending
+ * in \r\n (may be NULL). Closes after sending unless keep-alive. */
+void dg_http_respond(dg_conn_t *c, int status, const char *ctype, const void *body, size_t len,
+                     const char *extra);
+/* {"error":"msg"} with the status. */
+void dg_http_error(dg_conn_t *c, int status, const char *msg);
+
+/* A parsed query string parameter: find `key` in the query part of url;
+ * copies the percent-decoded value into out (NUL-terminated). 1 found, 0 not,
+ * -1 too long / malformed. */
+int  dg_http_query_param(const char *query, size_t qlen, const char *key, char *out, size_t outlen);
+
+/* REST routes (api.c). Returns 1 when the request was handled. */
+int  dg_api_handle(dg_conn_t *c, dg_http_req_t *r, const char *path, size_t plen,
+                   const char *query, size_t qlen, int keep_alive);
+
+#endif

@@ -1,0 +1,73 @@
+/* conn.h - one client connection, owned by one worker thread.
+ *
+ * A connection starts as HTTP (request parsing with http_parser) and may be
+ * upgraded to a drone WebSocket channel. The HTTP and WebSocket states share
+ * a union, so an idle drone connection costs only this struct (a few hundred
+ * bytes) plus the kernel's socket: input is parsed straight from the
+ * worker's shared read buffer and `out` holds memory only while the socket
+ * would block.
+ */
+#ifndef DG_CONN_H
+#define DG_CONN_H
+
+#include <ev.h>
+#include <http_parser.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/buf.h"
+#include "../core/registry.h"
+#include "../ws/ws.h"
+
+typedef struct dg_worker dg_worker_t;
+typedef struct dg_http_req dg_http_req_t;
+
+enum dg_conn_kind { DG_CONN_HTTP = 0, DG_CONN_DRONE = 1 };
+
+typedef struct dg_conn {
+    ev_io          io;            /* first: the watcher's data pointer is not needed */
+    dg_worker_t   *w;
+    int            fd;
+    uint32_t       slot, gen;     /* index in the worker's slot table + reuse generation */
+    uint8_t        kind;          /* DG_CONN_* */
+    uint8_t        closing;       /* flush `out`, then close */
+    uint8_t        cork;          /* collect output, flush once after processing */
+    uint8_t        paused;        /* reads stopped: store backpressure */
+    uint8_t        ack_dirty;     /* on the worker's ack list */
+    uint8_t        served;        /* HTTP: at least one request completed */
+    uint8_t        dead;          /* closed; freed after the current callback */
+    int64_t        last_rx_ms;    /* monotonic: last bytes received */
+    int64_t        last_ping_ms;
+    int64_t        deadline_ms;   /* HTTP: handshake / keep-alive deadline */
+    dg_buf_t       out;           /* pending output */
+    struct dg_conn *prev, *next;  /* the worker's list of connections */
+    struct dg_conn *ack_next;     /* the worker's list of connections owing an ack */
+    struct dg_conn *pause_next;   /* the worker's list of paused connections */
+    union {
+        struct {                  /* DG_CONN_HTTP */
+            http_parser    parser;
+            dg_http_req_t *req;   /* allocated while a request is being parsed */
+        } http;
+        struct {                  /* DG_CONN_DRONE */
+            dg_ws_session_t ws;
+            dg_drone_t     *drone;
+            uint64_t        ack_pending;  /* highest durable seq not yet acked */
+            uint64_t        ack_sent;     /* highest seq acked */
+            bool            has_pending;
+            bool            has_sent;
+            int64_t         last_ack_ms;
+            double          tokens;       /* rate limit bucket */
+            int64_t         tokens_ms;
+        } drone;
+    } u;
+} dg_conn_t;
+
+/* Queue bytes for the peer (written at once unless corked or blocked).
+ * Returns 0, or -1 when the connection is being dropped (output over limit). */
+int  dg_conn_send(dg_conn_t *c, const void *p, size_t n);
+/* Write as much of `out` as the socket takes; arm EV_WRITE for the rest. */
+void dg_conn_flush(dg_conn_t *c);
+/* Close after the pending output is written (or at once when `now`). */
+void dg_conn_close(dg_conn_t *c, bool now);
+
+#endif

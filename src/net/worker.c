@@ -1,0 +1,586 @@
+/* worker.c - event loop thread: accept, read, write, timers, inbox, batches.
+ *
+ * Thread: each dg_worker_t runs its own libev loop on its own thread; the
+ * kernel spreads new connections over the workers' SO_REUSEPORT sockets.
+ * Reads go into one shared per-worker buffer and are parsed in place (HTTP
+ * and WebSocket parsers are streaming), so a connection holds no input
+ * buffer of its own.
+ *
+ * Known limits: the per-connection output buffer is capped (DG_OUT_MAX);
+ * a client that does not read its acks for that long is dropped.
+ */
+#include "worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../core/ingest.h"
+#include "../core/log.h"
+#include "../core/metrics.h"
+#include "../core/timefmt.h"
+#include "../http/http.h"
+
+#define DG_RBUF_SIZE (256 * 1024)
+#define DG_OUT_MAX   (8 * 1024 * 1024)
+
+/* ---- listening ---- */
+
+int dg_listen(const char *host, int port, int *bound, char *err, size_t errlen)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s (is another process using the port? choose one with --listen HOST:PORT)",
+                 host, port, strerror(errno));
+        close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    if (listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (bound) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return fd;
+}
+
+/* ---- connections ---- */
+
+void dg_conn_update_events(dg_conn_t *c)
+{
+    if (c->dead) return;
+    int ev = 0;
+    if (!c->paused && !c->closing && !(c->w->draining && c->kind == DG_CONN_DRONE)) ev |= EV_READ;
+    if (c->out.len) ev |= EV_WRITE;
+    if (ev == 0) {
+        ev_io_stop(c->w->loop, &c->io);
+        return;
+    }
+    if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == ev) return;
+    ev_io_stop(c->w->loop, &c->io);
+    ev_io_set(&c->io, c->fd, ev);
+    ev_io_start(c->w->loop, &c->io);
+}
+
+static void conn_destroy_now(dg_conn_t *c);
+
+void dg_conn_close(dg_conn_t *c, bool now)
+{
+    if (c->dead) return;
+    if (!now && c->out.len) {
+        c->closing = 1;
+        dg_conn_update_events(c);
+        return;
+    }
+    dg_worker_t *w = c->w;
+    c->dead = 1;
+    ev_io_stop(w->loop, &c->io);
+    if (c->kind == DG_CONN_DRONE) dg_ingest_on_close(c);
+    else dg_http_free(c);
+    close(c->fd);
+    c->fd = -1;
+    /* unlink from the worker's list; the struct is freed in prep */
+    if (c->prev) c->prev->next = c->next; else w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    w->slots[c->slot] = NULL;
+    w->nconns--;
+    atomic_fetch_sub(&w->srv->nconns, 1);
+    dg_gauge_add(&dg_metrics.connections[c->kind == DG_CONN_DRONE ? DG_TR_WEBSOCKET : DG_TR_HTTP], -1);
+    c->next = w->dead;
+    w->dead = c;
+}
+
+static void conn_destroy_now(dg_conn_t *c)
+{
+    dg_buf_free(&c->out);
+    free(c);
+}
+
+void dg_conn_flush(dg_conn_t *c)
+{
+    while (c->out.len && !c->dead) {
+        ssize_t n = write(c->fd, c->out.data, c->out.len);
+        if (n > 0) {
+            dg_buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        /* peer gone */
+        c->out.len = 0;
+        dg_conn_close(c, true);
+        return;
+    }
+    if (c->dead) return;
+    if (c->out.len == 0) {
+        if (c->out.cap > 4096) dg_buf_free(&c->out);   /* idle connections hold no buffer */
+        if (c->closing) { dg_conn_close(c, true); return; }
+    }
+    dg_conn_update_events(c);
+}
+
+int dg_conn_send(dg_conn_t *c, const void *p, size_t n)
+{
+    if (c->dead) return -1;
+    if (!c->cork && c->out.len == 0) {
+        ssize_t k = write(c->fd, p, n);
+        if (k == (ssize_t)n) return 0;
+        if (k < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                dg_conn_close(c, true);
+                return -1;
+            }
+            k = 0;
+        }
+        p = (const uint8_t *)p + k;
+        n -= (size_t)k;
+    }
+    if (c->out.len + n > DG_OUT_MAX) {
+        dg_warn("connection fd %d does not read its output (over %d bytes pending): closing", c->fd, DG_OUT_MAX);
+        c->out.len = 0;
+        dg_conn_close(c, true);
+        return -1;
+    }
+    if (dg_buf_append(&c->out, p, n)) {
+        dg_conn_close(c, true);
+        return -1;
+    }
+    if (!c->cork) dg_conn_update_events(c);
+    return 0;
+}
+
+dg_conn_t *dg_worker_conn(dg_worker_t *w, uint32_t slot, uint32_t gen)
+{
+    if (slot >= w->slot_cap) return NULL;
+    dg_conn_t *c = w->slots[slot];
+    return c && c->gen == gen && !c->dead ? c : NULL;
+}
+
+static int slot_alloc(dg_worker_t *w, uint32_t *slot)
+{
+    for (uint32_t i = 0; i < w->slot_cap; i++) {
+        uint32_t s = (w->slot_hint + i) % w->slot_cap;
+        if (!w->slots[s]) { *slot = s; w->slot_hint = s + 1; return 0; }
+    }
+    uint32_t ncap = w->slot_cap ? w->slot_cap * 2 : 1024;
+    dg_conn_t **ns = realloc(w->slots, ncap * sizeof *ns);
+    if (!ns) return -1;
+    w->slots = ns;
+    uint32_t *ng = realloc(w->gens, ncap * sizeof *ng);
+    if (!ng) return -1;
+    w->gens = ng;
+    memset(w->slots + w->slot_cap, 0, (ncap - w->slot_cap) * sizeof *ns);
+    memset(w->gens + w->slot_cap, 0, (ncap - w->slot_cap) * sizeof *ng);
+    *slot = w->slot_cap;
+    w->slot_hint = w->slot_cap + 1;
+    w->slot_cap = ncap;
+    return 0;
+}
+
+static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    dg_conn_t *c = (dg_conn_t *)io;
+    dg_worker_t *w = c->w;
+    if (revents & EV_WRITE) {
+        dg_conn_flush(c);
+        if (c->dead) return;
+    }
+    if (!(revents & EV_READ) || c->paused || c->closing) return;
+    if (c->kind == DG_CONN_DRONE && w->paused) {
+        dg_worker_pause_conn(w, c);
+        return;
+    }
+    for (int round = 0; round < 4 && !c->dead && !c->closing && !c->paused; round++) {
+        ssize_t n = read(c->fd, w->rbuf, w->rbuf_cap);
+        if (n == 0) { dg_conn_close(c, true); return; }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) dg_conn_close(c, true);
+            break;
+        }
+        c->last_rx_ms = dg_mono_ms();
+        c->cork = 1;
+        if (c->kind == DG_CONN_DRONE) dg_ingest_on_data(c, w->rbuf, (size_t)n);
+        else dg_http_on_data(c, w->rbuf, (size_t)n);
+        if (c->dead) return;
+        c->cork = 0;
+        dg_conn_flush(c);
+        if ((size_t)n < w->rbuf_cap) break;
+        if (c->kind == DG_CONN_DRONE && w->paused) break;
+    }
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
+{
+    dg_worker_t *w = io->data;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EMFILE || errno == ENFILE)
+                dg_warn("accept: %s (raise the limit with ulimit -n)", strerror(errno));
+            return;
+        }
+        if (atomic_load(&w->srv->nconns) >= w->srv->cfg->max_connections) {
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                       "Content-Length: 42\r\nConnection: close\r\n\r\n"
+                                       "{\"error\":\"too many connections, try later\"}";
+            ssize_t wr = write(fd, busy, sizeof busy - 1);
+            (void)wr;
+            close(fd);
+            dg_inc(&dg_metrics.conn_rejected[DG_CREJ_MAX_CONN], 1);
+            continue;
+        }
+        uint32_t slot;
+        dg_conn_t *c = calloc(1, sizeof *c);
+        if (!c || slot_alloc(w, &slot)) { free(c); close(fd); continue; }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->w = w;
+        c->fd = fd;
+        c->slot = slot;
+        c->gen = ++w->gens[slot];
+        c->kind = DG_CONN_HTTP;
+        int64_t now = dg_mono_ms();
+        c->last_rx_ms = now;
+        c->deadline_ms = now + w->srv->cfg->handshake_timeout_ms;
+        w->slots[slot] = c;
+        c->next = w->conns;
+        if (w->conns) w->conns->prev = c;
+        w->conns = c;
+        w->nconns++;
+        atomic_fetch_add(&w->srv->nconns, 1);
+        dg_gauge_add(&dg_metrics.connections[DG_TR_HTTP], 1);
+        dg_http_init(c);
+        ev_io_init(&c->io, on_conn_io, fd, EV_READ);
+        ev_io_start(loop, &c->io);
+    }
+}
+
+/* ---- store pipeline ---- */
+
+static dg_batch_t *batch_get(dg_worker_t *w)
+{
+    dg_batch_t *b = w->free_batches;
+    if (b) {
+        w->free_batches = (dg_batch_t *)b->msg.next;
+        b->msg.next = NULL;
+        b->n = 0;
+        return b;
+    }
+    /* Pool exhausted: allocate one over budget (bounded by what one read
+     * can carry) and stop reading drones until batches come back. */
+    b = dg_batch_new(w->id, (size_t)w->srv->cfg->batch_records);
+    if (!b) return NULL;
+    b->msg.type = DG_MSG_BATCH;
+    w->nbatches++;
+    if (w->nbatches > w->srv->cfg->batch_pool && !w->paused) {
+        w->paused = true;
+        dg_inc(&dg_metrics.pipeline_paused, 1);
+    }
+    return b;
+}
+
+static void batch_submit(dg_worker_t *w)
+{
+    dg_batch_t *b = w->open;
+    if (!b || b->n == 0) return;
+    w->open = NULL;
+    w->inflight++;
+    dg_writer_submit(w->srv->writer, b);
+}
+
+void dg_worker_append(dg_worker_t *w, const dg_record_t *rec)
+{
+    if (w->open && w->open->n == w->open->cap) batch_submit(w);
+    if (!w->open && !(w->open = batch_get(w))) {
+        dg_error("out of memory for a store batch: record dropped (not acked)");
+        return;
+    }
+    w->open->recs[w->open->n++] = *rec;
+    dg_gauge_add(&dg_metrics.queue_depth, 1);
+}
+
+void dg_worker_pause_conn(dg_worker_t *w, dg_conn_t *c)
+{
+    if (c->paused) return;
+    c->paused = 1;
+    c->pause_next = w->paused_list;
+    w->paused_list = c;
+    dg_conn_update_events(c);
+}
+
+static void resume_all(dg_worker_t *w)
+{
+    w->paused = false;
+    dg_conn_t *c = w->paused_list;
+    w->paused_list = NULL;
+    while (c) {
+        dg_conn_t *n = c->pause_next;
+        c->pause_next = NULL;
+        c->paused = 0;
+        dg_conn_update_events(c);   /* level-triggered: pending input fires again */
+        c = n;
+    }
+}
+
+static void batch_returned(dg_worker_t *w, dg_batch_t *b)
+{
+    w->inflight--;
+    dg_ingest_batch_done(w, b);
+    if (w->nbatches > w->srv->cfg->batch_pool) {
+        dg_batch_free(b);
+        w->nbatches--;
+    } else {
+        b->n = 0;
+        b->msg.next = &w->free_batches->msg;
+        w->free_batches = b;
+    }
+    if (w->paused && w->nbatches <= w->srv->cfg->batch_pool && w->free_batches) resume_all(w);
+}
+
+/* ---- inbox, timers ---- */
+
+void dg_worker_post(dg_worker_t *w, dg_msg_t *m)
+{
+    m->next = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (w->inbox_tail) w->inbox_tail->next = m; else w->inbox = m;
+    w->inbox_tail = m;
+    pthread_mutex_unlock(&w->mu);
+    ev_async_send(w->loop, &w->wake);
+}
+
+static void drain_step(dg_worker_t *w);
+
+static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+    dg_worker_t *w = a->data;
+    pthread_mutex_lock(&w->mu);
+    dg_msg_t *m = w->inbox;
+    w->inbox = w->inbox_tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    while (m) {
+        dg_msg_t *next = m->next;
+        switch (m->type) {
+        case DG_MSG_BATCH:
+            batch_returned(w, (dg_batch_t *)m);
+            break;
+        case DG_MSG_CLOSE: {
+            dg_close_msg_t *cm = (dg_close_msg_t *)m;
+            dg_conn_t *c = dg_worker_conn(w, cm->slot, cm->gen);
+            if (c && c->kind == DG_CONN_DRONE) dg_ingest_close(c, cm->code, "replaced by a newer connection of the same drone");
+            free(cm);
+            break;
+        }
+        case DG_MSG_DRAIN:
+            free(m);
+            if (!w->draining) {
+                w->draining = true;
+                w->drain_deadline_ms = dg_mono_ms() + w->srv->cfg->shutdown_timeout_ms;
+                if (w->lfd >= 0) { ev_io_stop(loop, &w->lio); close(w->lfd); w->lfd = -1; }
+                for (dg_conn_t *c = w->conns; c; c = c->next) dg_conn_update_events(c);
+            }
+            break;
+        default:
+            free(m);
+        }
+        m = next;
+    }
+    dg_ingest_flush_acks(w, w->draining);
+    if (w->draining) drain_step(w);
+}
+
+/* Drain: stop reading drones, get everything received durable and acked,
+ * then close drones with 1001 and HTTP connections, then leave the loop. */
+static void drain_step(dg_worker_t *w)
+{
+    batch_submit(w);
+    int64_t now = dg_mono_ms();
+    bool expired = now >= w->drain_deadline_ms;
+    if (w->inflight > 0 && !expired) return;
+    dg_ingest_flush_acks(w, true);
+    if (!w->closing_sent) {
+        w->closing_sent = true;
+        for (dg_conn_t *c = w->conns, *n; c; c = n) {
+            n = c->next;
+            if (c->kind == DG_CONN_DRONE) dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
+            else dg_conn_close(c, false);
+        }
+    }
+    /* wait (bounded) for close frames/responses to be written */
+    bool pending = false;
+    for (dg_conn_t *c = w->conns; c; c = c->next) if (c->out.len) pending = true;
+    if (!pending || expired || now >= w->drain_deadline_ms) {
+        for (dg_conn_t *c = w->conns, *n; c; c = n) { n = c->next; dg_conn_close(c, true); }
+        if (w->inflight == 0) ev_break(w->loop, EVBREAK_ALL);
+    }
+}
+
+static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    dg_worker_t *w = t->data;
+    const dg_config_t *cfg = w->srv->cfg;
+    int64_t now = dg_mono_ms();
+    for (dg_conn_t *c = w->conns, *n; c; c = n) {
+        n = c->next;
+        if (c->kind == DG_CONN_HTTP) {
+            if (now >= c->deadline_ms) {
+                if (!c->served) dg_inc(&dg_metrics.conn_rejected[DG_CREJ_HANDSHAKE_TIMEOUT], 1);
+                dg_conn_close(c, true);
+            }
+        } else if (!c->u.drone.ws.closed) {
+            if (now - c->last_rx_ms >= cfg->idle_timeout_ms) {
+                dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "idle timeout");
+            } else if (now - c->last_rx_ms >= cfg->ping_interval_ms &&
+                       now - c->last_ping_ms >= cfg->ping_interval_ms) {
+                c->last_ping_ms = now;
+                dg_ingest_ping(c);
+            }
+        } else if (now - c->last_rx_ms >= 5000) {
+            dg_conn_close(c, true);   /* close handshake never completed */
+        }
+    }
+    if (w->draining) drain_step(w);
+}
+
+static void on_ack_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    dg_worker_t *w = t->data;
+    dg_ingest_flush_acks(w, false);
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    dg_worker_t *w = p->data;
+    /* Group commit: submit the open batch when nothing of ours is queued
+     * behind the writer's current transaction; otherwise keep filling it. */
+    if (w->open && w->open->n && w->inflight < 2) batch_submit(w);
+    while (w->dead) {
+        dg_conn_t *c = w->dead;
+        w->dead = c->next;
+        conn_destroy_now(c);
+    }
+    if (w->ack_list && !ev_is_active(&w->ack_timer)) {
+        double iv = (double)w->srv->cfg->ack_interval_ms / 1000.0;
+        ev_timer_set(&w->ack_timer, iv > 0.002 ? iv / 2 : 0.001, 0.0);
+        ev_timer_start(loop, &w->ack_timer);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    dg_worker_t *w = arg;
+    ev_run(w->loop, 0);
+    return NULL;
+}
+
+dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
+{
+    dg_worker_t *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->id = id;
+    w->srv = srv;
+    w->lfd = lfd;
+    pthread_mutex_init(&w->mu, NULL);
+    w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    w->rbuf_cap = DG_RBUF_SIZE;
+    w->rbuf = malloc(w->rbuf_cap);
+    w->dec = dg_json_decoder_new(1u << 20);
+    if (!w->loop || !w->rbuf || !w->dec) { dg_worker_free(w); return NULL; }
+    for (long i = 0; i < srv->cfg->batch_pool; i++) {
+        dg_batch_t *b = dg_batch_new(id, (size_t)srv->cfg->batch_records);
+        if (!b) { dg_worker_free(w); return NULL; }
+        b->msg.type = DG_MSG_BATCH;
+        b->msg.next = &w->free_batches->msg;
+        w->free_batches = b;
+        w->nbatches++;
+    }
+    ev_io_init(&w->lio, on_accept, lfd, EV_READ);
+    w->lio.data = w;
+    ev_io_start(w->loop, &w->lio);
+    ev_async_init(&w->wake, on_wake);
+    w->wake.data = w;
+    ev_async_start(w->loop, &w->wake);
+    long shortest = srv->cfg->handshake_timeout_ms;
+    if (srv->cfg->idle_timeout_ms < shortest) shortest = srv->cfg->idle_timeout_ms;
+    if (srv->cfg->ping_interval_ms < shortest) shortest = srv->cfg->ping_interval_ms;
+    double iv = (double)shortest / 4000.0;
+    if (iv > 1.0) iv = 1.0;
+    if (iv < 0.005) iv = 0.005;
+    ev_timer_init(&w->sweep, on_sweep, iv, iv);
+    w->sweep.data = w;
+    ev_timer_start(w->loop, &w->sweep);
+    ev_timer_init(&w->ack_timer, on_ack_timer, 0.05, 0.0);
+    w->ack_timer.data = w;
+    ev_prepare_init(&w->prep, on_prepare);
+    w->prep.data = w;
+    ev_prepare_start(w->loop, &w->prep);
+    return w;
+}
+
+int dg_worker_start(dg_worker_t *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    return rc ? -rc : 0;
+}
+
+void dg_worker_join(dg_worker_t *w) { pthread_join(w->thread, NULL); }
+
+void dg_worker_free(dg_worker_t *w)
+{
+    if (!w) return;
+    for (dg_conn_t *c = w->conns, *n; c; c = n) { n = c->next; dg_conn_close(c, true); }
+    while (w->dead) { dg_conn_t *c = w->dead; w->dead = c->next; conn_destroy_now(c); }
+    while (w->free_batches) {
+        dg_batch_t *b = w->free_batches;
+        w->free_batches = (dg_batch_t *)b->msg.next;
+        dg_batch_free(b);
+    }
+    dg_batch_free(w->open);
+    for (dg_msg_t *m = w->inbox, *n; m; m = n) {
+        n = m->next;
+        if (m->type == DG_MSG_BATCH) dg_batch_free((dg_batch_t *)m); else free(m);
+    }
+    if (w->lfd >= 0) close(w->lfd);
+    if (w->loop) ev_loop_destroy(w->loop);
+    dg_json_decoder_free(w->dec);
+    free(w->rbuf);
+    free(w->slots);
+    free(w->gens);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}

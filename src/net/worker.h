@@ -1,0 +1,87 @@
+/* worker.h - one event-loop thread (libev) with its own SO_REUSEPORT
+ * listening socket, its connections, its store batches and an inbox.
+ *
+ * Everything a worker owns is touched only by its thread; other threads talk
+ * to it through dg_worker_post() (mutex-protected list + ev_async wake-up):
+ * the store writer hands batches back, another worker asks it to close a
+ * replaced connection, main asks it to drain.
+ */
+#ifndef DG_WORKER_H
+#define DG_WORKER_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "../codec/json_telemetry.h"
+#include "../core/server.h"
+#include "../store/writer.h"
+
+enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3 };
+
+typedef struct dg_close_msg {
+    dg_msg_t msg;
+    uint32_t slot, gen;
+    uint16_t code;
+} dg_close_msg_t;
+
+struct dg_worker {
+    int              id;
+    dg_server_t     *srv;
+    pthread_t        thread;
+    struct ev_loop  *loop;
+    int              lfd;           /* listening socket (-1 once closed) */
+    ev_io            lio;
+    ev_async         wake;
+    ev_timer         sweep;         /* timeouts, pings */
+    ev_timer         ack_timer;     /* deferred (coalesced) acks */
+    ev_prepare       prep;          /* before blocking: submit batch, free dead conns */
+    pthread_mutex_t  mu;            /* guards inbox */
+    dg_msg_t        *inbox, *inbox_tail;
+    /* connection table */
+    dg_conn_t      **slots;
+    uint32_t        *gens;
+    uint32_t         slot_cap, slot_hint;
+    dg_conn_t       *conns;         /* all open connections */
+    dg_conn_t       *dead;          /* closed, freed in prep */
+    size_t           nconns;
+    /* input */
+    uint8_t         *rbuf;
+    size_t           rbuf_cap;
+    dg_json_decoder_t *dec;
+    /* store pipeline */
+    dg_batch_t      *open;          /* being filled */
+    dg_batch_t      *free_batches;  /* linked through msg.next */
+    int              nbatches;      /* allocated */
+    int              inflight;      /* submitted, not returned */
+    bool             paused;        /* out of batches: drone reads stopped */
+    dg_conn_t       *paused_list;
+    dg_conn_t       *ack_list;
+    /* drain */
+    bool             draining;
+    int64_t          drain_deadline_ms;
+    bool             closing_sent;
+};
+
+dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd);
+int   dg_worker_start(dg_worker_t *w);
+void  dg_worker_join(dg_worker_t *w);
+void  dg_worker_free(dg_worker_t *w);
+/* Any thread: deliver a message to the worker's inbox. */
+void  dg_worker_post(dg_worker_t *w, dg_msg_t *m);
+/* The worker's connection at slot with generation gen, or NULL. */
+dg_conn_t *dg_worker_conn(dg_worker_t *w, uint32_t slot, uint32_t gen);
+/* Append a record to the open batch (origin fields must be set). */
+void  dg_worker_append(dg_worker_t *w, const dg_record_t *rec);
+/* Stop/resume reading a connection (store backpressure). */
+void  dg_worker_pause_conn(dg_worker_t *w, dg_conn_t *c);
+/* Set the connection's libev events (EV_READ unless paused/draining, EV_WRITE if output pending). */
+void  dg_conn_update_events(dg_conn_t *c);
+
+/* Create a listening socket (SO_REUSEPORT) on host:port. Returns fd or -1
+ * with a message in err. When port is 0, *bound gets the port chosen. */
+int   dg_listen(const char *host, int port, int *bound, char *err, size_t errlen);
+
+#endif

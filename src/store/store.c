@@ -1,0 +1,57 @@
+/* store.c - picks the storage backend for a --store URI by its scheme.
+ *
+ * Every backend lives in its own file (sqlite.c, null.c, ...) behind
+ * dg_store_ops_t; this table is the only place that lists them. Add a new
+ * backend here. Stateless, callable from any thread.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const dg_store_ops_t *const backends[] = {
+    &dg_store_sqlite_ops,
+    &dg_store_null_ops,
+};
+#define N_BACKENDS (sizeof backends / sizeof backends[0])
+
+const dg_store_ops_t *dg_store_lookup(const char *uri)
+{
+    if (!uri) return NULL;
+    for (size_t i = 0; i < N_BACKENDS; i++) {
+        const char *scheme = backends[i]->scheme;
+        size_t n = strlen(scheme);
+        /* URI schemes are case-insensitive (RFC 3986 3.1). */
+        if (strncasecmp(uri, scheme, n) == 0 && uri[n] == ':') return backends[i];
+    }
+    return NULL;
+}
+
+int dg_store_open(const char *uri, const dg_store_config_t *cfg,
+                  const dg_store_ops_t **ops, dg_store_t **out, char *err, size_t errlen)
+{
+    *ops = NULL;
+    *out = NULL;
+    const dg_store_ops_t *o = dg_store_lookup(uri);
+    if (!o) {
+        char known[128];
+        size_t len = 0;
+        known[0] = '\0';
+        for (size_t i = 0; i < N_BACKENDS; i++) {
+            int n = snprintf(known + len, sizeof known - len, "%s%s:", i ? ", " : "",
+                             backends[i]->scheme);
+            if (n < 0 || (size_t)n >= sizeof known - len) break;   /* truncated list */
+            len += (size_t)n;
+        }
+        if (err && errlen)
+            snprintf(err, errlen, "unknown store URI '%s' (known schemes: %s; "
+                     "e.g. --store %s)", uri ? uri : "", known, DG_STORE_DEFAULT_URI);
+        return -EINVAL;
+    }
+    dg_store_config_t defaults = { .fsync = false };
+    int rc = o->open(uri, cfg ? cfg : &defaults, out, err, errlen);
+    if (rc == 0) *ops = o;
+    return rc;
+}

@@ -1,0 +1,81 @@
+/* store.h - the storage interface every backend implements (sqlite:, null:,
+ * and later postgresql:, influxdb:).
+ *
+ * Threads: write_batch() and update_drones() are called only from the
+ * store writer thread (src/store/writer.c), one call at a time. query(),
+ * latest() and ping() may be called from any worker thread, concurrently with
+ * the writer and with each other; a backend that needs it serialises
+ * internally (for example a mutex-protected read connection pool).
+ *
+ * Durability: write_batch() returns 0 only when every record is durable
+ * (committed), including records that were already stored before (duplicate
+ * (drone_id, seq) pairs are ignored, not errors: redelivery is idempotent).
+ * Only then does the gateway acknowledge them.
+ */
+#ifndef DG_STORE_H
+#define DG_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/record.h"
+
+typedef struct dg_store dg_store_t;   /* backend-specific */
+
+typedef struct dg_store_config {
+    bool fsync;            /* ack only after fsync (survives power loss) */
+} dg_store_config_t;
+
+typedef struct dg_query {
+    const char *drone_id;  /* NUL-terminated, validated */
+    int64_t from_ms;       /* inclusive; INT64_MIN when open */
+    int64_t to_ms;         /* inclusive; INT64_MAX when open */
+    size_t  limit;         /* max rows, > 0 */
+} dg_query_t;
+
+/* Row callback: return 0 to continue, non-zero to stop early. */
+typedef int (*dg_record_cb)(void *ud, const dg_record_t *rec);
+
+typedef struct dg_store_ops {
+    const char *scheme;    /* "sqlite", "null", ... */
+    bool durable;          /* false for null: says so at start */
+    /* uri is the full --store value. 0 or negative errno; err gets one
+     * clear sentence on failure. */
+    int  (*open)(const char *uri, const dg_store_config_t *cfg, dg_store_t **out,
+                 char *err, size_t errlen);
+    /* Store n records in one transaction. 0 when durable, <0 on failure
+     * (nothing of the batch may be considered stored; the writer retries). */
+    int  (*write_batch)(dg_store_t *s, const dg_record_t *recs, size_t n,
+                        char *err, size_t errlen);
+    /* Upsert the `drones` registry rows (last state per drone). */
+    int  (*update_drones)(dg_store_t *s, const dg_record_t *last, size_t n,
+                          char *err, size_t errlen);
+    /* History of one drone, oldest first, at most q->limit rows. */
+    int  (*query)(dg_store_t *s, const dg_query_t *q, dg_record_cb cb, void *ud,
+                  char *err, size_t errlen);
+    /* The latest stored record of every drone (used at start to restore the
+     * in-memory registry). */
+    int  (*latest)(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t errlen);
+    /* 0 when the store is reachable. */
+    int  (*ping)(dg_store_t *s);
+    void (*close)(dg_store_t *s);
+} dg_store_ops_t;
+
+/* The --store default (contract). */
+#define DG_STORE_DEFAULT_URI "sqlite:./data/dronegate.db"
+
+/* Pick the backend for a URI by its scheme ("sqlite:", "null:", ...; the
+ * scheme is matched case-insensitively). NULL when unknown. */
+const dg_store_ops_t *dg_store_lookup(const char *uri);
+
+/* dg_store_lookup() + open() in one call. On success *ops and *out are set
+ * (close with (*ops)->close(*out)). An unknown scheme gives -EINVAL and an
+ * err sentence listing the known schemes. cfg may be NULL (defaults). */
+int dg_store_open(const char *uri, const dg_store_config_t *cfg,
+                  const dg_store_ops_t **ops, dg_store_t **out, char *err, size_t errlen);
+
+extern const dg_store_ops_t dg_store_sqlite_ops;
+extern const dg_store_ops_t dg_store_null_ops;
+
+#endif

@@ -1,0 +1,69 @@
+/* utf8.c - incremental UTF-8 validation for WebSocket text messages.
+ *
+ * Bjoern Hoehrmann's DFA ("Flexible and Economical UTF-8 Decoder",
+ * http://bjoern.hoehrmann.de/utf-8/decoder/dfa/, MIT licence; table below
+ * is his first version, states 0 = accept, 1 = reject, 2..8 = inside a code
+ * point). The first 256 entries map a byte to a character class, the rest is
+ * the transition table state*16 + class. It rejects overlong forms, UTF-16
+ * surrogates (U+D800..U+DFFF) and code points above U+10FFFF, byte by byte:
+ * the state becomes REJECT at the first byte that cannot start or continue
+ * a valid sequence, which is what WebSocket fail-fast needs.
+ *
+ * Fast path: while the state is ACCEPT, 8 bytes are tested at once and
+ * skipped when none has its top bit set (pure ASCII, the usual case for JSON
+ * telemetry).
+ *
+ * Pure function, any thread. REJECT is sticky.
+ */
+#include "ws.h"
+
+#include <string.h>
+
+static const uint8_t utf8d[] = {
+    /* byte -> character class */
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, /* 00..1f */
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, /* 20..3f */
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, /* 40..5f */
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, /* 60..7f */
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9, /* 80..9f */
+    7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7,7, /* a0..bf */
+    8,8,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, /* c0..df */
+    10,3,3,3,3,3,3,3,3,3,3,3,3,4,3,3,                                 /* e0..ef */
+    11,6,6,6,5,8,8,8,8,8,8,8,8,8,8,8,                                 /* f0..ff */
+    /* state*16 + class -> state */
+    0,1,2,3,5,8,7,1,1,1,4,6,1,1,1,1, /* s0 accept */
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, /* s1 reject */
+    1,0,1,1,1,1,1,0,1,0,1,1,1,1,1,1, /* s2 one continuation byte left */
+    1,2,1,1,1,1,1,2,1,2,1,1,1,1,1,1, /* s3 two left */
+    1,1,1,1,1,1,1,2,1,1,1,1,1,1,1,1, /* s4 after e0: a0..bf (no overlong) */
+    1,2,1,1,1,1,1,1,1,2,1,1,1,1,1,1, /* s5 after ed: 80..9f (no surrogate) */
+    1,1,1,1,1,1,1,3,1,3,1,1,1,1,1,1, /* s6 after f0: 90..bf (no overlong) */
+    1,3,1,1,1,1,1,3,1,3,1,1,1,1,1,1, /* s7 three left */
+    1,3,1,1,1,1,1,1,1,1,1,1,1,1,1,1, /* s8 after f4: 80..8f (<= U+10FFFF) */
+};
+
+#define ASCII_MASK 0x8080808080808080ull
+
+uint32_t dg_utf8_update(uint32_t state, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+
+    if (state > 8) return DG_UTF8_REJECT;  /* not a state of this DFA */
+    while (i < n) {
+        if (state == DG_UTF8_ACCEPT) {
+            while (i + 8 <= n) {
+                uint64_t w;
+                memcpy(&w, p + i, 8);
+                if (w & ASCII_MASK) break;
+                i += 8;
+            }
+            /* skip ASCII bytes of the tail or before the first high byte */
+            while (i < n && p[i] < 0x80) i++;
+            if (i == n) break;
+        }
+        state = utf8d[256 + state * 16 + utf8d[p[i]]];
+        if (state == DG_UTF8_REJECT) break;
+        i++;
+    }
+    return state;
+}
