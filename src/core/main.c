@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -79,6 +80,18 @@ int main(int argc, char **argv)
                 cfg.grpc_listen[0] ? "--grpc-listen" : cfg.mavlink_listen[0] ? "--mavlink-listen" : "--queue");
         return 2;
     }
+
+    /* Every connection is a file descriptor: take the hard limit. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (cfg.max_connections == 0)
+        cfg.max_connections = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256 ? (long)rl.rlim_cur - 128 : 1024;
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (long)rl.rlim_cur < cfg.max_connections + 64)
+        dg_warn("open-file limit %ld is below --max-connections %ld: raise it (ulimit -n) or lower the flag",
+                (long)rl.rlim_cur, cfg.max_connections);
 
     srv.cfg = &cfg;
     srv.started_ms = dg_now_ms();

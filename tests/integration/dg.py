@@ -126,7 +126,7 @@ def minimal(seq=None, **over):
 
 
 def dumps(obj):
-    return json.dumps(obj, separators=(",", ":"))
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 # ---------------------------------------------------------------- metrics
@@ -307,7 +307,7 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def wait_exit(self, timeout=None):

@@ -1020,6 +1020,7 @@ TEST(send_failure)
     ASSERT_EQ(r2.nmsg, 1);
     ASSERT_EQ(r2.nclose, 0);
     dg_ws_session_free(&s);
+    rec_free(&r2);
 
     dg_ws_session_init(&s, 0);
     ASSERT_EQ(dg_ws_close(&s, 1001, NULL, &CB, &r), -1);
