@@ -168,11 +168,17 @@ static int check_string(const unsigned char *s, size_t n, size_t *bad)
     int esc = 0;
     size_t i = 0;
     while (i < n) {
-        /* ASCII fast path, 8 bytes at a time while none needs a look */
-        while (i + 8 <= n && dg__str_plain[s[i]] & dg__str_plain[s[i + 1]] &
-               dg__str_plain[s[i + 2]] & dg__str_plain[s[i + 3]] & dg__str_plain[s[i + 4]] &
-               dg__str_plain[s[i + 5]] & dg__str_plain[s[i + 6]] & dg__str_plain[s[i + 7]])
+        /* ASCII fast path, 8 bytes at a time (SWAR) while none needs a look:
+         * no byte < 0x20, no '"', no '\\', no byte >= 0x80 */
+        while (n - i >= 8) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+            uint64_t special = ((x - ones * 0x20) | (q - ones) | (b - ones) | x) & high;
+            if (special) break;
             i += 8;
+        }
         if (i >= n) break;
         unsigned char c = s[i];
         if (dg__str_plain[c]) { i++; continue; }

@@ -36,9 +36,10 @@ typedef struct dg_conn {
     uint8_t        ack_dirty;     /* on the worker's ack list */
     uint8_t        served;        /* HTTP: at least one request completed */
     uint8_t        dead;          /* closed; freed after the current callback */
+    uint8_t        lingering;     /* output done, write side shut: discard input until EOF */
     int64_t        last_rx_ms;    /* monotonic: last bytes received */
     int64_t        last_ping_ms;
-    int64_t        deadline_ms;   /* HTTP: handshake / keep-alive deadline */
+    int64_t        deadline_ms;   /* HTTP: handshake / keep-alive deadline; lingering: give-up time */
     dg_buf_t       out;           /* pending output */
     struct dg_conn *prev, *next;  /* the worker's list of connections */
     struct dg_conn *ack_next;     /* the worker's list of connections owing an ack */

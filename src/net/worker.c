@@ -83,7 +83,8 @@ void dg_conn_update_events(dg_conn_t *c)
 {
     if (c->dead) return;
     int ev = 0;
-    if (!c->paused && !c->closing && !(c->w->draining && c->kind == DG_CONN_DRONE)) ev |= EV_READ;
+    if (c->lingering) ev = EV_READ;
+    else if (!c->paused && !c->closing && !(c->w->draining && c->kind == DG_CONN_DRONE)) ev |= EV_READ;
     if (c->out.len) ev |= EV_WRITE;
     if (ev == 0) {
         ev_io_stop(c->w->loop, &c->io);
@@ -100,9 +101,10 @@ static void conn_destroy_now(dg_conn_t *c);
 void dg_conn_close(dg_conn_t *c, bool now)
 {
     if (c->dead) return;
-    if (!now && c->out.len) {
+    if (!now) {
+        if (c->closing) return;
         c->closing = 1;
-        dg_conn_update_events(c);
+        if (!c->cork) dg_conn_flush(c);   /* corked: flushed after processing */
         return;
     }
     dg_worker_t *w = c->w;
@@ -147,7 +149,14 @@ void dg_conn_flush(dg_conn_t *c)
     if (c->dead) return;
     if (c->out.len == 0) {
         if (c->out.cap > 4096) dg_buf_free(&c->out);   /* idle connections hold no buffer */
-        if (c->closing) { dg_conn_close(c, true); return; }
+        if (c->closing && !c->lingering) {
+            /* Lingering close: shut our write side and read until the peer
+             * closes, so the peer sees our last bytes (a close frame, an
+             * error response) instead of a reset caused by unread input. */
+            c->lingering = 1;
+            c->deadline_ms = dg_mono_ms() + 2000;
+            if (shutdown(c->fd, SHUT_WR) < 0) { dg_conn_close(c, true); return; }
+        }
     }
     dg_conn_update_events(c);
 }
@@ -217,6 +226,17 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
     if (revents & EV_WRITE) {
         dg_conn_flush(c);
         if (c->dead) return;
+    }
+    if ((revents & EV_READ) && c->lingering) {
+        for (int i = 0; i < 8; i++) {
+            ssize_t n = read(c->fd, w->rbuf, w->rbuf_cap);
+            if (n > 0) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+            if (n < 0 && errno == EINTR) continue;
+            break;
+        }
+        dg_conn_close(c, true);
+        return;
     }
     if (!(revents & EV_READ) || c->paused || c->closing) return;
     if (c->kind == DG_CONN_DRONE && w->paused) {
@@ -441,9 +461,9 @@ static void drain_step(dg_worker_t *w)
             else dg_conn_close(c, false);
         }
     }
-    /* wait (bounded) for close frames/responses to be written */
+    /* wait (bounded) for close frames/responses to be written and read */
     bool pending = false;
-    for (dg_conn_t *c = w->conns; c; c = c->next) if (c->out.len) pending = true;
+    for (dg_conn_t *c = w->conns; c; c = c->next) if (c->out.len || c->lingering) pending = true;
     if (!pending || expired || now >= w->drain_deadline_ms) {
         for (dg_conn_t *c = w->conns, *n; c; c = n) { n = c->next; dg_conn_close(c, true); }
         if (w->inflight == 0) ev_break(w->loop, EVBREAK_ALL);
@@ -457,7 +477,9 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
     int64_t now = dg_mono_ms();
     for (dg_conn_t *c = w->conns, *n; c; c = n) {
         n = c->next;
-        if (c->kind == DG_CONN_HTTP) {
+        if (c->lingering) {
+            if (now >= c->deadline_ms) dg_conn_close(c, true);
+        } else if (c->kind == DG_CONN_HTTP) {
             if (now >= c->deadline_ms) {
                 if (!c->served) dg_inc(&dg_metrics.conn_rejected[DG_CREJ_HANDSHAKE_TIMEOUT], 1);
                 dg_conn_close(c, true);

@@ -38,7 +38,13 @@
  * - Codes that may not appear on the wire (outside 1000-1003, 1007-1011,
  *   3000-4999) are replaced by 1011 when we send them; 0 or 1005 given to
  *   dg_ws_close sends a close without a code.
- * - When `send` fails the session is over with 1006 (nothing more is sent).
+ * - on_message returning a value that is not a sendable close code
+ *   (negative, 1..999, 1005, 5000, ...) fails the connection with 1011.
+ * - When `send` fails the session is over with 1006 (nothing more is sent),
+ *   including when dg_ws_close called from inside on_message failed: the
+ *   rest of that buffer is not processed.
+ * - max_message 0 at init means DG_WS_MAX_MESSAGE_DEFAULT (1 MiB).
+ * - dg_ws_send with len 0 makes one send call (the header), not two.
  *
  * Limits: max_message is capped to SIZE_MAX on 32-bit builds by the
  * caller's choice (not checked). The reassembly buffer is allocated per

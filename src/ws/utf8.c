@@ -4,8 +4,10 @@
  * http://bjoern.hoehrmann.de/utf-8/decoder/dfa/, MIT licence; table below
  * is his first version, states 0 = accept, 1 = reject, 2..8 = inside a code
  * point). The first 256 entries map a byte to a character class, the rest is
- * the transition table state*16 + class. It rejects overlong forms, UTF-16
- * surrogates (U+D800..U+DFFF) and code points above U+10FFFF, byte by byte:
+ * the transition table indexed by state*16 + class; its entries are the next
+ * state premultiplied by 16 (so a step is one add and one load), converted
+ * back at the boundary. It rejects overlong forms, UTF-16 surrogates
+ * (U+D800..U+DFFF) and code points above U+10FFFF, byte by byte:
  * the state becomes REJECT at the first byte that cannot start or continue
  * a valid sequence, which is what WebSocket fail-fast needs.
  *
@@ -30,27 +32,30 @@ static const uint8_t utf8d[] = {
     8,8,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, /* c0..df */
     10,3,3,3,3,3,3,3,3,3,3,3,3,4,3,3,                                 /* e0..ef */
     11,6,6,6,5,8,8,8,8,8,8,8,8,8,8,8,                                 /* f0..ff */
-    /* state*16 + class -> state */
-    0,1,2,3,5,8,7,1,1,1,4,6,1,1,1,1, /* s0 accept */
-    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, /* s1 reject */
-    1,0,1,1,1,1,1,0,1,0,1,1,1,1,1,1, /* s2 one continuation byte left */
-    1,2,1,1,1,1,1,2,1,2,1,1,1,1,1,1, /* s3 two left */
-    1,1,1,1,1,1,1,2,1,1,1,1,1,1,1,1, /* s4 after e0: a0..bf (no overlong) */
-    1,2,1,1,1,1,1,1,1,2,1,1,1,1,1,1, /* s5 after ed: 80..9f (no surrogate) */
-    1,1,1,1,1,1,1,3,1,3,1,1,1,1,1,1, /* s6 after f0: 90..bf (no overlong) */
-    1,3,1,1,1,1,1,3,1,3,1,1,1,1,1,1, /* s7 three left */
-    1,3,1,1,1,1,1,1,1,1,1,1,1,1,1,1, /* s8 after f4: 80..8f (<= U+10FFFF) */
+    /* state*16 + class -> next state*16 (premultiplied: one add per byte) */
+    0,16,32,48,80,128,112,16,16,16,64,96,16,16,16,16, /* s0 accept */
+    16,16,16,16,16,16,16,16,16,16,16,16,16,16,16,16, /* s1 reject */
+    16,0,16,16,16,16,16,0,16,0,16,16,16,16,16,16,    /* s2 one continuation byte left */
+    16,32,16,16,16,16,16,32,16,32,16,16,16,16,16,16, /* s3 two left */
+    16,16,16,16,16,16,16,32,16,16,16,16,16,16,16,16, /* s4 after e0: a0..bf (no overlong) */
+    16,32,16,16,16,16,16,16,16,32,16,16,16,16,16,16, /* s5 after ed: 80..9f (no surrogate) */
+    16,16,16,16,16,16,16,48,16,48,16,16,16,16,16,16, /* s6 after f0: 90..bf (no overlong) */
+    16,48,16,16,16,16,16,48,16,48,16,16,16,16,16,16, /* s7 three left */
+    16,48,16,16,16,16,16,16,16,16,16,16,16,16,16,16, /* s8 after f4: 80..8f (<= U+10FFFF) */
 };
 
 #define ASCII_MASK 0x8080808080808080ull
 
 uint32_t dg_utf8_update(uint32_t state, const uint8_t *p, size_t n)
 {
+    const uint8_t *trans = utf8d + 256;
+    uint32_t s16;   /* state * 16, as stored in the table */
     size_t i = 0;
 
     if (state > 8) return DG_UTF8_REJECT;  /* not a state of this DFA */
+    s16 = state * 16;
     while (i < n) {
-        if (state == DG_UTF8_ACCEPT) {
+        if (s16 == DG_UTF8_ACCEPT) {
             while (i + 8 <= n) {
                 uint64_t w;
                 memcpy(&w, p + i, 8);
@@ -61,9 +66,11 @@ uint32_t dg_utf8_update(uint32_t state, const uint8_t *p, size_t n)
             while (i < n && p[i] < 0x80) i++;
             if (i == n) break;
         }
-        state = utf8d[256 + state * 16 + utf8d[p[i]]];
-        if (state == DG_UTF8_REJECT) break;
-        i++;
+        /* inside a code point (or at its first byte): plain DFA steps */
+        do {
+            s16 = trans[s16 + utf8d[p[i++]]];
+        } while (s16 > DG_UTF8_REJECT * 16 && i < n);
+        if (s16 == DG_UTF8_REJECT * 16) break;
     }
-    return state;
+    return s16 / 16;
 }

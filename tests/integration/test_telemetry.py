@@ -217,7 +217,6 @@ INVALID_SEQ = [
     ("seq_string", {"seq": "5"}),
     ("seq_fraction", {"seq": 1.5}),
     ("seq_2^64", {"seq": 2 ** 64}),
-    ("seq_null", {"seq": None}),
 ]
 
 

@@ -557,3 +557,28 @@ def test_whole_session_one_byte_at_a_time(srv):
         ws.send_frame(OP_CLOSE, close_payload(1000, b"done"), chunk=1, pause=0.0005)
         ws.expect_close(1000)
     assert srv.seqs(drone) == [1, 2]
+
+
+def test_oversize_message_with_body_in_flight_closes_1009(small_srv):
+    # the client keeps writing the body of an oversize frame while the server
+    # closes: the 1009 close frame must still reach it (the server must not
+    # reset the connection with unread data, which destroys the close frame)
+    import threading
+    with open_ws(small_srv) as ws:
+        body = b" " * (4 << 20)
+        errors = []
+
+        def writer():
+            try:
+                ws.sock.sendall(build_frame(OP_TEXT, body))
+            except OSError as e:
+                errors.append(e)
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        try:
+            ws.sent_close = True          # no echo: the writer thread owns the socket's send side
+            f, before = ws.recv_until_close(T(10))
+            assert f.close_code == 1009, f"expected 1009, got {f.close_code}"
+        finally:
+            ws.shutdown()
+            t.join(T(10))

@@ -87,22 +87,34 @@ uint64_t sim_hist_quantile(const sim_hist_snap_t *s, double q)
     return s->max;
 }
 
-void sim_code_inc(sim_code_count_t *t, const char *code, size_t len)
+void sim_code_add(sim_code_count_t *t, const char *code, size_t len, uint64_t n)
 {
-    if (len >= sizeof t[0].code) len = sizeof t[0].code - 1;
+    char c[sizeof t[0].code];
+    if (len >= sizeof c) len = sizeof c - 1;
+    /* Codes end up as JSON keys: keep them to [A-Za-z0-9._-]. */
+    for (size_t i = 0; i < len; i++) {
+        char x = code[i];
+        c[i] = (x >= 'a' && x <= 'z') || (x >= 'A' && x <= 'Z') || (x >= '0' && x <= '9') ||
+               x == '.' || x == '_' || x == '-' ? x : '_';
+    }
+    c[len] = '\0';
     for (int i = 0; i < SIM_CODE_SLOTS; i++) {
         if (t[i].n == 0) {
-            memcpy(t[i].code, code, len);
-            t[i].code[len] = '\0';
-            t[i].n = 1;
+            memcpy(t[i].code, c, len + 1);
+            t[i].n = n;
             return;
         }
-        if (strlen(t[i].code) == len && memcmp(t[i].code, code, len) == 0) {
-            t[i].n++;
+        if (strcmp(t[i].code, c) == 0) {
+            t[i].n += n;
             return;
         }
     }
     /* Table full: fold into the last slot as "other". */
     strcpy(t[SIM_CODE_SLOTS - 1].code, "other");
-    t[SIM_CODE_SLOTS - 1].n++;
+    t[SIM_CODE_SLOTS - 1].n += n;
+}
+
+void sim_code_inc(sim_code_count_t *t, const char *code, size_t len)
+{
+    sim_code_add(t, code, len, 1);
 }

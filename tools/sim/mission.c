@@ -10,8 +10,9 @@
  *   last 10 m) -> landed (5-20 s, battery swapped below 50 %) -> next mission.
  *
  * Battery: 0.07 %/s airborne (about 20 min of flight), plus 0.04 %/s per m/s
- * of climb and a little for speed; below 20 % the drone returns home, at 0 %
- * it lands where it is. Commands (return_to_home, land, goto) take over the
+ * of climb and a little for speed; when what is left only just covers the
+ * way home and the landing (+10 %) the drone returns, at 0 % it lands where
+ * it is. Commands (return_to_home, land, goto) take over the
  * flight; cmd_event is raised when the manoeuvre is finished.
  *
  * Positions use a local flat-earth step (fine for a few km per step).
@@ -145,6 +146,15 @@ static void start_landing(sim_mission_t *m)
     m->phase = PH_LANDING;
 }
 
+/* Battery needed to fly home and land, plus 10 % (and 30 s of margin). */
+static double reserve(const sim_mission_t *m)
+{
+    double dn = (m->home_lat - m->lat) * DEG * EARTH_R;
+    double de = (m->home_lon - m->lon) * DEG * EARTH_R * cos(m->lat * DEG);
+    double secs = hypot(dn, de) / m->cruise_speed + (m->alt - m->ground) / 1.5 + 30;
+    return 10 + secs * (0.07 + 0.002 * m->cruise_speed);
+}
+
 static void substep(sim_mission_t *m, double h)
 {
     double cruise_alt = m->ground + m->cruise_agl;
@@ -218,8 +228,8 @@ static void substep(sim_mission_t *m, double h)
                 finish_cmd(m, "aborted: battery empty, landing");
                 start_landing(m);
             }
-        } else if (m->battery < 20 &&
-                   (m->phase == PH_CRUISE || m->phase == PH_GOTO || m->phase == PH_HOLD)) {
+        } else if ((m->phase == PH_CRUISE || m->phase == PH_GOTO || m->phase == PH_HOLD) &&
+                   m->battery < reserve(m)) {
             finish_cmd(m, "aborted: battery low, returning home");
             m->phase = PH_RETURN;
         }
@@ -255,6 +265,8 @@ int sim_mission_command(sim_mission_t *m, int cmd, double lat, double lon,
         if (m->phase == PH_GROUND && hypot(dn, de) < 5) {
             m->wait_s = fmax(m->wait_s, 10);
             finish_cmd(m, "already home");
+        } else if (m->phase == PH_TAKEOFF && hypot(dn, de) < 5) {
+            start_landing(m);                  /* still over home: just come down */
         } else if (m->phase == PH_GROUND || m->phase == PH_TAKEOFF) {
             m->phase = PH_TAKEOFF;
             m->after_takeoff = PH_RETURN;

@@ -111,6 +111,7 @@ typedef struct sim_stats {
     sim_ctr_t pings;
     sim_ctr_t cmd_received, cmd_accepted, cmd_rejected, cmd_done;
     sim_ctr_t unknown_msgs;     /* server messages we did not understand */
+    sim_ctr_t live;             /* drones not finished (gauge) */
 } sim_stats_t;
 
 /* Latency histogram: value v (microseconds) goes to an exact bucket when
@@ -145,6 +146,7 @@ typedef struct sim_code_count {
     uint64_t n;
 } sim_code_count_t;
 void sim_code_inc(sim_code_count_t *t, const char *code, size_t len);
+void sim_code_add(sim_code_count_t *t, const char *code, size_t len, uint64_t n);
 
 /* ---------------------------------------------------------------- mission */
 
@@ -256,8 +258,11 @@ typedef struct sim_drone {
     uint8_t  ev;                /* epoll interest currently registered */
     uint8_t  in_ready, in_dirty;
     uint8_t  ts_rfc3339;        /* this drone's timestamp style */
-    uint8_t  close_sent;
-    uint8_t  no_reconnect;
+    uint8_t  close_sent;        /* a close frame went out: no more data frames */
+    uint8_t  closing_for_good;  /* that close was our shutdown close */
+    uint8_t  close_rcvd;        /* the server's close frame arrived: wait for its EOF */
+    uint8_t  no_reconnect;      /* 4409 or a 4xx upgrade refusal: stay down */
+    uint8_t  ever_open;
     uint8_t  id_len;
     uint16_t fails;             /* consecutive failed attempts (backoff) */
     char     id[65];

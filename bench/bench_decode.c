@@ -1,0 +1,104 @@
+/* bench_decode.c - throughput of the JSON telemetry decoder (codec layer only).
+ *
+ *   bench_decode [N]    N = messages per case (default 2000000)
+ *
+ * Cases, each decoding the same frame repeatedly with one reused decoder on
+ * one thread (what a worker does), every record validated and delivered to
+ * a sink that touches it:
+ *   single    one full telemetry object per frame (the contract's example)
+ *   batch100  an array of 100 full objects per frame (varying values)
+ *   minimal   one object with only seq + the required fields
+ * Prints msgs/s and MB/s of JSON input. Targets (see docs): >= 1,000,000
+ * msgs/s in batches and enough headroom for 300,000 msgs/s single-message
+ * frames once the WebSocket and store layers add their cost.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec/json_telemetry.h"
+
+typedef struct stats { long records, errors; double sum; } stats_t;
+
+static void on_record(void *ud, const dg_record_t *r)
+{
+    stats_t *s = ud;
+    s->records++;
+    s->sum += r->lat + r->alt + (double)r->seq;
+}
+
+static void on_error(void *ud, const dg_decode_error_t *e)
+{
+    stats_t *s = ud;
+    if (s->errors++ == 0) fprintf(stderr, "bench: unexpected error: %s\n", e->message);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int run(const char *name, dg_json_decoder_t *d, const char *frame, size_t len,
+               int per_frame, long msgs)
+{
+    stats_t st = { 0, 0, 0 };
+    dg_decode_sink_t sink = { on_record, on_error, NULL, &st };
+    long frames = msgs / per_frame;
+    if (frames < 1) frames = 1;
+    /* warm up: grows the token array, faults in the pages */
+    for (int i = 0; i < 100; i++) dg_json_decode(d, frame, len, 0, 0, &sink);
+    st.records = 0;
+    double t0 = now_s();
+    for (long i = 0; i < frames; i++) {
+        int rc = dg_json_decode(d, frame, len, 1795514400000, 1795514400000000, &sink);
+        if (rc != per_frame) { fprintf(stderr, "bench: %s: rc %d\n", name, rc); return -1; }
+    }
+    double dt = now_s() - t0;
+    double n = (double)frames * per_frame;
+    printf("%-9s %4zu B/frame %3d msgs/frame  %10.0f msgs/s  %7.1f MB/s  %6.0f ns/msg  (%ld msgs, %.2f s)\n",
+           name, len, per_frame, n / dt, (double)frames * (double)len / dt / 1e6, dt / n * 1e9,
+           st.records, dt);
+    return st.errors ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    long msgs = argc > 1 ? atol(argv[1]) : 2000000;
+    if (msgs < 100) msgs = 100;
+
+    const char *single =
+        "{\"seq\": 42, \"timestamp\": \"2026-11-24T10:00:00.123Z\", "
+        "\"latitude\": 47.397742, \"longitude\": 8.545594, \"altitude\": 488.2, "
+        "\"speed\": 12.5, \"heading\": 271.0, \"climb\": -0.4, \"battery\": 76.5, "
+        "\"status\": \"airborne\"}";
+    const char *minimal = "{\"seq\":42,\"latitude\":47.397742,\"longitude\":8.545594,\"altitude\":488.2}";
+
+    size_t cap = 64 * 1024, n = 0;
+    char *batch = malloc(cap);
+    if (!batch) return 1;
+    batch[n++] = '[';
+    for (int k = 0; k < 100; k++) {
+        n += (size_t)snprintf(batch + n, cap - n,
+            "%s{\"seq\":%d,\"timestamp\":\"2026-11-24T10:00:%02d.%03dZ\","
+            "\"latitude\":%.6f,\"longitude\":%.6f,\"altitude\":%.1f,"
+            "\"speed\":%.1f,\"heading\":%.1f,\"climb\":%.1f,\"battery\":%.1f,"
+            "\"status\":\"airborne\"}",
+            k ? "," : "", 1000 + k, k % 60, (k * 37) % 1000,
+            47.397742 + k * 1e-5, 8.545594 - k * 1e-5, 488.2 + k * 0.1,
+            12.5 + k % 7, (double)((k * 13) % 360), -0.4 + k % 3 * 0.2, 76.5 - k * 0.05);
+    }
+    batch[n++] = ']';
+
+    dg_json_decoder_t *d = dg_json_decoder_new(1 << 16);
+    if (!d) return 1;
+    int rc = 0;
+    rc |= run("single", d, single, strlen(single), 1, msgs);
+    rc |= run("batch100", d, batch, n, 100, msgs);
+    rc |= run("minimal", d, minimal, strlen(minimal), 1, msgs);
+    dg_json_decoder_free(d);
+    free(batch);
+    return rc ? 1 : 0;
+}
