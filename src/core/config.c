@@ -30,6 +30,11 @@ static const opt_t opts[] = {
     { "mavlink-listen",    S(mavlink_listen),    "HOST:PORT for MAVLink/UDP (not available in this build)" },
     { "queue",             S(queue),             "queue URI kafka://... | amqp://... (not available in this build)" },
     { "auth-secret",       S(auth_secret),       "HMAC secret for drone tokens; empty = auth OFF" },
+    { "operator-token",    S(operator_token),    "operator token with command scope (REST, live stream, commands); needed when auth is on" },
+    { "operator-read-token", S(operator_read_token), "operator token with read scope (REST reads, live stream)" },
+    { "allowed-origins",   S(allowed_origins),   "comma list of browser Origins allowed besides the gateway's own (e.g. https://ops.example.com)" },
+    { "web-root",          S(web_root),          "directory of the dashboard files (default ./web)" },
+    { "command-timeout",   L(command_timeout_ms, 100, 86400000), "ms before an unanswered command is expired (default 30000)" },
     { "workers",           L(workers, 0, 256),   "event-loop threads (default: number of cores)" },
     { "max-message",       L(max_message, 64, 1L << 30), "max WebSocket message size in bytes (default 1048576)" },
     { "max-connections",   L(max_connections, 0, 10000000), "max concurrent connections; 0 = the open-file limit less 128 (default 0)" },
@@ -52,6 +57,8 @@ static void defaults(dg_config_t *c)
     snprintf(c->listen, sizeof c->listen, "0.0.0.0:8080");
     snprintf(c->store, sizeof c->store, "sqlite:./data/dronegate.db");
     snprintf(c->log_level, sizeof c->log_level, "info");
+    snprintf(c->web_root, sizeof c->web_root, "./web");
+    c->command_timeout_ms = 30000;
     c->workers = 0;
     c->max_message = 1048576;
     c->max_connections = 0;

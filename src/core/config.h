@@ -17,6 +17,11 @@ typedef struct dg_config {
     char   mavlink_listen[256];  /* not in this build: refused when set */
     char   queue[1024];          /* not in this build: refused when set */
     char   auth_secret[512];     /* empty = auth off */
+    char   operator_token[512];  /* REST + live + commands (command scope) */
+    char   operator_read_token[512]; /* REST reads + live only (read scope) */
+    char   allowed_origins[1024];/* comma list of Origins allowed besides same-origin */
+    char   web_root[1024];       /* dashboard files */
+    long   command_timeout_ms;   /* pending/sent/accepted -> expired */
     long   workers;              /* event-loop threads; 0 = number of cores */
     long   max_message;          /* bytes, per WebSocket message */
     long   max_connections;      /* total, all workers */

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands.h"
+#include "live.h"
 #include "log.h"
 #include "metrics.h"
 #include "timefmt.h"
@@ -34,6 +36,8 @@ static const dg_ws_callbacks_t ws_cb = {
     .on_pong = NULL,
 };
 
+static int command_frame(dg_buf_t *b, const dg_command_t *cmd);
+
 void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
 {
     dg_worker_t *w = c->w;
@@ -48,7 +52,18 @@ void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
     c->u.drone.tokens_ms = dg_mono_ms();
     c->last_ping_ms = c->last_rx_ms;
     dg_conn_ref_t ref = { w->id, c->slot, c->gen }, old;
-    if (dg_registry_attach(w->srv->registry, d, ref, &old, dg_now_ms())) {
+    int replaced = dg_registry_attach(w->srv->registry, d, ref, &old, dg_now_ms());
+    if (!replaced) dg_live_publish_presence(w, dg_drone_id(d, NULL), true, dg_now_ms());
+    /* commands queued while the drone was offline or between connections */
+    dg_command_t pend[8];
+    size_t np = dg_commands_pending(w->srv->commands, dg_drone_id(d, NULL), pend, 8);
+    if (np) {
+        dg_buf_t b = { 0 };
+        for (size_t i = 0; i < np; i++)
+            if (!command_frame(&b, &pend[i])) dg_ingest_send_command(c, pend[i].id, b.data, b.len);
+        dg_buf_free(&b);
+    }
+    if (replaced) {
         if (old.worker == w->id) {
             dg_conn_t *oc = dg_worker_conn(w, old.slot, old.gen);
             if (oc && oc->kind == DG_CONN_DRONE)
@@ -72,7 +87,8 @@ void dg_ingest_on_close(dg_conn_t *c)
     if (!c->u.drone.ws.closed) dg_metrics_close(1006);
     dg_ws_session_free(&c->u.drone.ws);
     dg_conn_ref_t ref = { w->id, c->slot, c->gen };
-    if (c->u.drone.drone) dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms());
+    if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms()))
+        dg_live_publish_presence(w, dg_drone_id(c->u.drone.drone, NULL), false, dg_now_ms());
     /* unlink from the ack and pause lists */
     if (c->ack_dirty) {
         for (dg_conn_t **pp = &w->ack_list; *pp; pp = &(*pp)->ack_next)
@@ -158,6 +174,7 @@ static void on_record(void *ud, const dg_record_t *rec)
     r.origin_slot = c->slot;
     r.origin_gen = c->gen;
     dg_worker_append(c->w, &r);
+    if (dg_live_active(c->w)) dg_live_publish_record(c->w, &r);
     if (!f->have_last || r.ts_ms > f->last.ts_ms || (r.ts_ms == f->last.ts_ms && r.seq >= f->last.seq)) {
         f->last = r;
         f->have_last = 1;
@@ -187,7 +204,82 @@ static void on_error(void *ud, const dg_decode_error_t *err)
 
 static void on_command_ack(void *ud, const dg_command_ack_t *ack)
 {
-    (void)ud; (void)ack;   /* commands: see issue "operator side" */
+    frame_ctx_t *f = ud;
+    dg_conn_t *c = f->c;
+    dg_worker_t *w = c->w;
+    int st = dg_command_status_parse(ack->status, ack->status_len);
+    if (st < 0) return;   /* the decoder validated it already */
+    dg_command_t cmd;
+    int rc = dg_commands_set(w->srv->commands, ack->id, ack->id_len, dg_drone_id(c->u.drone.drone, NULL), st,
+                             ack->message, ack->message_len, dg_now_ms(), &cmd);
+    if (rc == 0) dg_ingest_command_changed(w, &cmd);
+    else if (rc == -1) dg_debug("command_ack for unknown command from %s", dg_drone_id(c->u.drone.drone, NULL));
+}
+
+void dg_ingest_command_changed(dg_worker_t *w, const dg_command_t *cmd)
+{
+    dg_inc(&dg_metrics.commands[cmd->status], 1);
+    dg_writer_put_command(w->srv->writer, cmd);
+    dg_live_publish_command(w, cmd);
+}
+
+static int command_frame(dg_buf_t *b, const dg_command_t *cmd)
+{
+    int first = 1, rc = 0;
+    b->len = 0;
+    rc |= dg_buf_puts(b, "{");
+    rc |= dg_jw_key(b, &first, "type"); rc |= dg_buf_puts(b, "\"command\"");
+    rc |= dg_jw_key(b, &first, "id");   rc |= dg_jw_str(b, cmd->id, strlen(cmd->id));
+    rc |= dg_jw_key(b, &first, "name"); rc |= dg_jw_str(b, cmd->name, strlen(cmd->name));
+    rc |= dg_jw_key(b, &first, "args"); rc |= dg_buf_puts(b, cmd->args);
+    rc |= dg_buf_puts(b, "}");
+    return rc;
+}
+
+void dg_ingest_send_command(dg_conn_t *c, const char *id, const char *json, size_t len)
+{
+    dg_worker_t *w = c->w;
+    if (c->dead || c->closing || c->u.drone.ws.closed) return;   /* stays pending; expires */
+    send_msg(c, DG_WS_OP_TEXT, json, len);
+    dg_command_t cmd;
+    if (dg_commands_set(w->srv->commands, id, strlen(id), NULL, DG_CMD_SENT, NULL, 0, dg_now_ms(), &cmd) == 0)
+        dg_ingest_command_changed(w, &cmd);
+}
+
+int dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd)
+{
+    dg_drone_t *d = dg_registry_get(w->srv->registry, cmd->drone_id, strlen(cmd->drone_id), false);
+    dg_conn_ref_t ref;
+    if (!d || !dg_registry_conn(w->srv->registry, d, &ref)) return -1;
+    dg_buf_t b = { 0 };
+    if (command_frame(&b, cmd)) { dg_buf_free(&b); return -1; }
+    if (ref.worker == w->id) {
+        dg_conn_t *c = dg_worker_conn(w, ref.slot, ref.gen);
+        if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cmd->id, b.data, b.len);
+    } else if (ref.worker >= 0 && ref.worker < w->srv->nworkers) {
+        dg_command_msg_t *m = malloc(sizeof *m + b.len + 1);
+        if (m) {
+            m->msg.type = DG_MSG_COMMAND;
+            m->slot = ref.slot;
+            m->gen = ref.gen;
+            snprintf(m->id, sizeof m->id, "%s", cmd->id);
+            m->len = b.len;
+            memcpy(m->frame, b.data, b.len);
+            dg_worker_post(w->srv->workers[ref.worker], &m->msg);
+        }
+    }
+    dg_buf_free(&b);
+    return 0;
+}
+
+static void on_expired(void *ud, const dg_command_t *cmd)
+{
+    dg_ingest_command_changed(ud, cmd);
+}
+
+void dg_ingest_expire_commands(dg_worker_t *w)
+{
+    dg_commands_expire(w->srv->commands, dg_now_ms(), on_expired, w);
 }
 
 static int on_message(void *ud, int opcode, uint8_t *data, size_t len)

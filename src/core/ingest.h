@@ -10,6 +10,7 @@
 
 #include "../net/conn.h"
 #include "../store/writer.h"
+#include "commands.h"
 
 /* The connection has been upgraded (101 sent): it becomes drone `d`'s
  * channel, replacing any older connection of the same drone (4409). */
@@ -26,5 +27,15 @@ void dg_ingest_ping(dg_conn_t *c);
 void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b);
 /* Send owed acks (only those whose ack interval has passed, unless force). */
 void dg_ingest_flush_acks(dg_worker_t *w, bool force);
+
+/* Send a command frame down this drone connection (status -> sent). */
+void dg_ingest_send_command(dg_conn_t *c, const char *id, const char *json, size_t len);
+/* Route a new command to the drone's connection, wherever it is. 0 when
+ * handed over, -1 when the drone is offline. */
+int  dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd);
+/* Expire overdue commands (called periodically by worker 0). */
+void dg_ingest_expire_commands(dg_worker_t *w);
+/* Persist + publish a command change. */
+void dg_ingest_command_changed(dg_worker_t *w, const dg_command_t *cmd);
 
 #endif

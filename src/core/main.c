@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "commands.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "dronegate: %s\n", err);
         return 1;
     }
+    srv.commands = dg_commands_new(cfg.command_timeout_ms);
     srv.registry = dg_registry_new();
     if (!srv.registry) { fprintf(stderr, "dronegate: out of memory\n"); return 1; }
     if (srv.store_ops->latest(srv.store, restore_one, srv.registry, err, sizeof err) < 0)
@@ -142,6 +144,10 @@ int main(int argc, char **argv)
     if (!cfg.auth_secret[0])
         dg_warn("*** auth is OFF: any client can send telemetry as any drone. Set --auth-secret "
                 "(DRONEGATE_AUTH_SECRET) in production. ***");
+    if (cfg.auth_secret[0] && !cfg.operator_token[0] && !cfg.operator_read_token[0])
+        dg_warn("auth is on but no --operator-token is set: the REST API and the live stream refuse every request");
+    if (!cfg.auth_secret[0] && (cfg.operator_token[0] || cfg.operator_read_token[0]))
+        dg_warn("operator tokens are set but --auth-secret is not: auth is OFF, the tokens are not checked");
     if (!srv.store_ops->durable)
         dg_warn("*** null store: telemetry is validated and acked but NOT stored (benchmark mode) ***");
     dg_info("listening on %s:%d (HTTP, WebSocket /ws/{drone_id}, REST /api/v1, /metrics), %d workers, store %s%s, "
@@ -165,6 +171,7 @@ int main(int argc, char **argv)
     dg_writer_free(srv.writer);
     srv.store_ops->close(srv.store);
     dg_registry_free(srv.registry);
+    dg_commands_free(srv.commands);
     free(srv.workers);
     dg_info("stopped cleanly");
     return 0;

@@ -99,5 +99,7 @@ int dg_metrics_render(dg_buf_t *o)
     rc |= dg_buf_printf(o, "dronegate_http_requests_total %" PRIu64 "\n", ld(&m->http_requests));
     rc |= dg_buf_puts(o, "# HELP dronegate_pipeline_paused_total Times a worker paused reading because the store fell behind.\n# TYPE dronegate_pipeline_paused_total counter\n");
     rc |= dg_buf_printf(o, "dronegate_pipeline_paused_total %" PRIu64 "\n", ld(&m->pipeline_paused));
+    rc |= dg_buf_puts(o, "# HELP dronegate_live_skipped_total Live telemetry events replaced by a newer one for a slow watcher (conflation).\n# TYPE dronegate_live_skipped_total counter\n");
+    rc |= dg_buf_printf(o, "dronegate_live_skipped_total %" PRIu64 "\n", ld(&m->live_skipped));
     return rc ? -12 : 0;
 }

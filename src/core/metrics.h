@@ -44,7 +44,9 @@ typedef struct dg_metrics_t {
     dg_counter_t acks_sent;
     dg_counter_t commands[DG_CMD__N];
     dg_counter_t http_requests;
-    dg_counter_t pipeline_paused;          /* times a worker paused reads (store backpressure) */
+    dg_counter_t pipeline_paused;
+    dg_counter_t live_skipped;             /* live events conflated away for slow watchers */
+    dg_counter_t live_events;              /* live events published */          /* times a worker paused reads (store backpressure) */
     dg_gauge_t   queue_depth;              /* records received, not yet durable */
     dg_hist_t    store_batch;              /* seconds per store transaction */
     dg_hist_t    ingest_latency;           /* receive -> durable, seconds */

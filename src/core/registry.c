@@ -121,6 +121,16 @@ bool dg_registry_detach(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t ref, int6
     return went;
 }
 
+bool dg_registry_conn(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t *out)
+{
+    pthread_mutex_t *lk = lock_of(r, d->hash);
+    pthread_mutex_lock(lk);
+    bool on = d->online && d->conn.worker >= 0;
+    if (on) *out = d->conn;
+    pthread_mutex_unlock(lk);
+    return on;
+}
+
 static bool newer(const dg_record_t *a, const dg_record_t *b)
 {
     if (a->ts_ms != b->ts_ms) return a->ts_ms > b->ts_ms;

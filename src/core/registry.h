@@ -50,6 +50,8 @@ int  dg_registry_attach(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t ref, dg_c
 /* The connection `ref` went away: when it is still the current one, the drone
  * goes offline. Returns true when it did. */
 bool dg_registry_detach(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t ref, int64_t now_ms);
+/* The drone's current connection: true (and *out) when online. */
+bool dg_registry_conn(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t *out);
 /* Latest record of the drone (keeps the newest by timestamp, then seq). */
 void dg_registry_update(dg_registry_t *r, dg_drone_t *d, const dg_record_t *rec);
 /* Restore a stored record (at start); the drone is offline. */

@@ -28,6 +28,8 @@ typedef struct dg_server {
     int                   port;           /* actual port (resolved when 0 was asked) */
     atomic_int            draining;
     atomic_long           nconns;         /* open connections, all workers */
+    atomic_int            live_watchers;  /* live stream watchers, all workers */
+    struct dg_commands   *commands;
     int64_t               started_ms;
 } dg_server_t;
 

@@ -5,13 +5,20 @@
  * a long query therefore delays the other connections of that worker: the
  * limit parameter is capped (DG_MAX_LIMIT) to bound that.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
 #include "../codec/jsonw.h"
+#include "../codec/number.h"
+#include "../core/commands.h"
+#include "../core/ingest.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/server.h"
@@ -46,7 +53,15 @@ static void w_fields(dg_buf_t *b, int *first, const dg_record_t *r)
     if (r->flags & DG_REC_HAS_STATUS)  { dg_jw_key(b, first, "status");  dg_jw_str(b, r->status, r->status_len); }
 }
 
-static void w_drone(dg_buf_t *b, const dg_drone_state_t *s)
+void dg_api_record_members(dg_buf_t *b, int *first, const dg_record_t *r)
+{
+    if (r->flags & DG_REC_HAS_SEQ) { dg_jw_key(b, first, "seq"); dg_jw_u64(b, r->seq); }
+    dg_jw_key(b, first, "timestamp");
+    w_time(b, r->ts_ms);
+    w_fields(b, first, r);
+}
+
+void dg_api_drone_json(dg_buf_t *b, const dg_drone_state_t *s)
 {
     int first = 1;
     dg_buf_puts(b, "{");
@@ -74,7 +89,7 @@ static void get_drones(dg_conn_t *c)
     dg_buf_puts(&b, "{\"drones\":[");
     for (long i = 0; i < n; i++) {
         if (i) dg_buf_puts(&b, ",");
-        w_drone(&b, &v[i]);
+        dg_api_drone_json(&b, &v[i]);
     }
     dg_buf_puts(&b, "]}");
     free(v);
@@ -89,7 +104,7 @@ static void get_drone(dg_conn_t *c, const char *id, size_t idlen)
     dg_drone_state_t s;
     dg_registry_state(c->w->srv->registry, d, &s);
     dg_buf_t b = { 0 };
-    w_drone(&b, &s);
+    dg_api_drone_json(&b, &s);
     send_buf(c, 200, "application/json", &b);
     dg_buf_free(&b);
 }
@@ -263,6 +278,218 @@ static void get_metrics(dg_conn_t *c)
     dg_buf_free(&b);
 }
 
+/* ---- commands ---- */
+
+#define JSMN_STATIC
+#define JSMN_STRICT
+#include <jsmn.h>
+
+static bool tok_is(const char *js, const jsmntok_t *t, const char *s)
+{
+    size_t n = strlen(s);
+    return t->type == JSMN_STRING && (size_t)(t->end - t->start) == n && !memcmp(js + t->start, s, n);
+}
+
+/* Index after the token i and all its children. */
+static int skip(const jsmntok_t *t, int n, int i)
+{
+    int end = t[i].end;
+    i++;
+    while (i < n && t[i].start < end) i++;
+    return i;
+}
+
+/* Every primitive must be a JSON literal or number (jsmn is lax there). */
+static bool primitives_ok(const char *js, const jsmntok_t *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (t[i].type != JSMN_PRIMITIVE) continue;
+        const char *p = js + t[i].start;
+        size_t l = (size_t)(t[i].end - t[i].start);
+        double d;
+        if ((l == 4 && !memcmp(p, "true", 4)) || (l == 5 && !memcmp(p, "false", 5)) ||
+            (l == 4 && !memcmp(p, "null", 4)) || dg_parse_double(p, l, &d) == 0)
+            continue;
+        return false;
+    }
+    return true;
+}
+
+/* Number member `key` of the object token at index obj; 1 found, 0 absent, -1 wrong type. */
+static int obj_num(const char *js, const jsmntok_t *t, int n, int obj, const char *key, double *out)
+{
+    int i = obj + 1;
+    for (int k = 0; k < t[obj].size && i < n; k++) {
+        if (tok_is(js, &t[i], key)) {
+            const jsmntok_t *v = &t[i + 1];
+            if (v->type != JSMN_PRIMITIVE) return -1;
+            return dg_parse_double(js + v->start, (size_t)(v->end - v->start), out) == 0 ? 1 : -1;
+        }
+        i = skip(t, n, i + 1);
+    }
+    return 0;
+}
+
+static void post_command(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen)
+{
+    dg_server_t *srv = c->w->srv;
+    const char *js = r->body.data ? r->body.data : "";
+    size_t len = r->body.len;
+    jsmntok_t t[256];
+    jsmn_parser p;
+    jsmn_init(&p);
+    int n = jsmn_parse(&p, js, len, t, 256);
+    if (n < 1 || t[0].type != JSMN_OBJECT || (size_t)t[0].end != len || !primitives_ok(js, t, n)) {
+        /* allow trailing whitespace after the object */
+        size_t e = n >= 1 ? (size_t)t[0].end : 0;
+        while (e < len && (js[e] == ' ' || js[e] == '\n' || js[e] == '\r' || js[e] == '\t')) e++;
+        if (n < 1 || t[0].type != JSMN_OBJECT || e != len || !primitives_ok(js, t, n)) {
+            dg_http_error(c, 400, "body must be a JSON object {\"name\":\"...\",\"args\":{...}}");
+            return;
+        }
+    }
+    char name[DG_CMD_NAME_MAX + 1] = "";
+    int args_tok = -1;
+    int i = 1;
+    for (int k = 0; k < t[0].size && i < n; k++) {
+        if (tok_is(js, &t[i], "name")) {
+            const jsmntok_t *v = &t[i + 1];
+            size_t l = (size_t)(v->end - v->start);
+            if (v->type != JSMN_STRING || l < 1 || l > DG_CMD_NAME_MAX) {
+                dg_http_error(c, 400, "name must be a string of 1-32 characters [a-z0-9_]");
+                return;
+            }
+            for (size_t q = 0; q < l; q++) {
+                char ch = js[v->start + q];
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) {
+                    dg_http_error(c, 400, "name must be a string of 1-32 characters [a-z0-9_]");
+                    return;
+                }
+            }
+            memcpy(name, js + v->start, l);
+            name[l] = '\0';
+        } else if (tok_is(js, &t[i], "args")) {
+            if (t[i + 1].type != JSMN_OBJECT) { dg_http_error(c, 400, "args must be a JSON object"); return; }
+            args_tok = i + 1;
+        }
+        i = skip(t, n, i + 1);
+    }
+    if (!name[0]) { dg_http_error(c, 400, "missing name"); return; }
+    const char *args = "{}";
+    size_t args_len = 2;
+    if (args_tok >= 0) {
+        args = js + t[args_tok].start;
+        args_len = (size_t)(t[args_tok].end - t[args_tok].start);
+        if (args_len > DG_CMD_ARGS_MAX) { dg_http_error(c, 400, "args too large (at most 4096 bytes)"); return; }
+    }
+    if (!strcmp(name, "goto")) {
+        double lat, lon, alt;
+        if (args_tok < 0 || obj_num(js, t, n, args_tok, "lat", &lat) != 1 || lat < -90 || lat > 90 ||
+            obj_num(js, t, n, args_tok, "lon", &lon) != 1 || lon < -180 || lon > 180 ||
+            obj_num(js, t, n, args_tok, "alt", &alt) != 1 || alt < -1000 || alt > 100000) {
+            dg_http_error(c, 400, "goto needs args {\"lat\": [-90,90], \"lon\": [-180,180], \"alt\": [-1000,100000]}");
+            return;
+        }
+    }
+    char idz[DG_DRONE_ID_MAX + 1];
+    memcpy(idz, id, idlen);
+    idz[idlen] = '\0';
+    dg_drone_t *d = dg_registry_get(srv->registry, id, idlen, false);
+    dg_conn_ref_t ref;
+    if (!d || !dg_registry_conn(srv->registry, d, &ref)) {
+        dg_http_error(c, d ? 409 : 404, d ? "drone is offline" : "unknown drone");
+        return;
+    }
+    dg_command_t cmd;
+    if (dg_commands_create(srv->commands, idz, name, args, args_len, dg_now_ms(), &cmd)) {
+        dg_http_error(c, 500, "could not create the command");
+        return;
+    }
+    dg_ingest_command_changed(c->w, &cmd);   /* pending: persisted, published */
+    if (dg_ingest_dispatch_command(c->w, &cmd) < 0) {
+        dg_http_error(c, 409, "drone is offline");
+        return;
+    }
+    dg_command_t now;
+    if (dg_commands_get(srv->commands, cmd.id, strlen(cmd.id), &now)) now = cmd;
+    dg_buf_t b = { 0 };
+    dg_buf_puts(&b, "{\"id\":");
+    dg_jw_str(&b, now.id, strlen(now.id));
+    dg_buf_puts(&b, ",\"status\":");
+    const char *st = dg_command_status_name(now.status);
+    dg_jw_str(&b, st, strlen(st));
+    dg_buf_puts(&b, "}");
+    char loc[96];
+    snprintf(loc, sizeof loc, "Location: /api/v1/commands/%s\r\n", now.id);
+    dg_http_respond(c, 202, "application/json", b.data, b.len, loc);
+    dg_buf_free(&b);
+}
+
+static void get_command(dg_conn_t *c, const char *id, size_t idlen)
+{
+    dg_command_t cmd;
+    if (dg_commands_get(c->w->srv->commands, id, idlen, &cmd)) { dg_http_error(c, 404, "unknown command"); return; }
+    dg_buf_t b = { 0 };
+    dg_command_json(&b, &cmd);
+    send_buf(c, 200, "application/json", &b);
+    dg_buf_free(&b);
+}
+
+/* ---- static files (the dashboard) ---- */
+
+static const char *ctype_of(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (!dot) return "application/octet-stream";
+    static const struct { const char *ext, *type; } map[] = {
+        { ".html", "text/html; charset=utf-8" }, { ".js", "text/javascript; charset=utf-8" },
+        { ".mjs", "text/javascript; charset=utf-8" }, { ".css", "text/css; charset=utf-8" },
+        { ".json", "application/json" }, { ".png", "image/png" }, { ".svg", "image/svg+xml" },
+        { ".ico", "image/x-icon" }, { ".map", "application/json" }, { ".txt", "text/plain; charset=utf-8" },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(dot, map[i].ext)) return map[i].type;
+    return "application/octet-stream";
+}
+
+/* 1 served, 0 not found (caller decides), response sent on error. */
+static int serve_static(dg_conn_t *c, const char *path, size_t plen)
+{
+    const char *root = c->w->srv->cfg->web_root;
+    char rel[512];
+    if (plen == 1) snprintf(rel, sizeof rel, "index.html");
+    else {
+        if (plen - 1 >= sizeof rel) return 0;
+        memcpy(rel, path + 1, plen - 1);
+        rel[plen - 1] = '\0';
+    }
+    /* only plain relative paths: no "..", no hidden files, a safe alphabet */
+    for (const char *p = rel; *p; p++) {
+        char ch = *p;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-' || ch == '/'))
+            return 0;
+        if ((p == rel || p[-1] == '/') && ch == '.') return 0;
+    }
+    char full[1600];
+    if ((size_t)snprintf(full, sizeof full, "%s/%s", root, rel) >= sizeof full) return 0;
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return 0;
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > 64 * 1024 * 1024) { close(fd); return 0; }
+    dg_buf_t b = { 0 };
+    if (dg_buf_reserve(&b, (size_t)st.st_size + 1)) { close(fd); dg_http_error(c, 500, "out of memory"); return 1; }
+    while (b.len < (size_t)st.st_size) {
+        ssize_t n = read(fd, b.data + b.len, (size_t)st.st_size - b.len);
+        if (n <= 0) { if (n < 0 && errno == EINTR) continue; break; }
+        b.len += (size_t)n;
+    }
+    close(fd);
+    dg_http_respond(c, 200, ctype_of(rel), b.data, b.len, "Cache-Control: no-cache\r\n");
+    dg_buf_free(&b);
+    return 1;
+}
+
 static const char index_html[] =
     "<!doctype html><html><head><meta charset=utf-8><title>dronegate</title></head><body>"
     "<h1>dronegate</h1><p>Telemetry gateway. Endpoints:</p><ul>"
@@ -297,9 +524,23 @@ int dg_api_handle(dg_conn_t *c, dg_http_req_t *r, const char *path, size_t plen,
         get_metrics(c);
         return 1;
     }
-    if (path_is(path, plen, "/")) {
+    bool api = plen >= 5 && !memcmp(path, "/api/", 5);
+    if (!api) {
+        if (!get) return 0;
+        if (serve_static(c, path, plen)) return 1;
+        if (path_is(path, plen, "/")) {
+            dg_http_respond(c, 200, "text/html; charset=utf-8", index_html, sizeof index_html - 1, NULL);
+            return 1;
+        }
+        return 0;
+    }
+    bool post = r->method == HTTP_POST;
+    if (post && !dg_http_origin_ok(c, r)) return 1;
+    if (!dg_http_operator_ok(c, r, q, qlen, !get)) return 1;
+    static const char cpre[] = "/api/v1/commands/";
+    if (plen > sizeof cpre - 1 && !memcmp(path, cpre, sizeof cpre - 1)) {
         if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
-        dg_http_respond(c, 200, "text/html; charset=utf-8", index_html, sizeof index_html - 1, NULL);
+        get_command(c, path + sizeof cpre - 1, plen - (sizeof cpre - 1));
         return 1;
     }
     if (path_is(path, plen, "/api/v1/drones")) {
@@ -326,7 +567,8 @@ int dg_api_handle(dg_conn_t *c, dg_http_req_t *r, const char *path, size_t plen,
             return 1;
         }
         if (path_is(rest, rlen, "/commands")) {
-            dg_http_error(c, 501, "commands are not available in this build yet");
+            if (!post) { dg_http_error(c, 405, "use POST to send a command"); return 1; }
+            post_command(c, r, id, idlen);
             return 1;
         }
     }

@@ -17,6 +17,8 @@
 
 #include "../core/auth.h"
 #include "../core/ingest.h"
+#include "../core/live.h"
+#include <openssl/crypto.h>
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/server.h"
@@ -125,6 +127,8 @@ static void header_done(dg_http_req_t *r)
         copy_hdr(r->ws_protocol + cur, sizeof r->ws_protocol - cur, &r->hval);
     } else if (!strcmp(h, "authorization")) copy_hdr(r->authorization, sizeof r->authorization, &r->hval);
     else if (!strcmp(h, "origin")) copy_hdr(r->origin, sizeof r->origin, &r->hval);
+    else if (!strcmp(h, "host")) copy_hdr(r->host, sizeof r->host, &r->hval);
+    else if (!strcmp(h, "content-type")) copy_hdr(r->content_type, sizeof r->content_type, &r->hval);
     r->hname_len = 0;
     r->hval.len = 0;
     r->in_value = 0;
@@ -196,7 +200,7 @@ static int on_message_complete(http_parser *p)
     r->complete = 1;
     if (!p->upgrade) {
         handle_request(c, r);
-        if (!c->dead && c->kind == DG_CONN_HTTP && c->u.http.req) {
+        if (!c->dead && c->kind == DG_CONN_HTTP && c->u.http.req) {  /* not upgraded */
             dg_buf_free(&c->u.http.req->url);
             dg_buf_free(&c->u.http.req->body);
             dg_buf_free(&c->u.http.req->hval);
@@ -301,6 +305,97 @@ static void reject(dg_conn_t *c, int status, int reason, const char *msg)
     dg_http_error(c, status, msg);
 }
 
+/* Checks every WebSocket upgrade shares; fills the accept key. false when
+ * a response was sent instead. */
+static bool ws_handshake_ok(dg_conn_t *c, dg_http_req_t *r, char accept[29])
+{
+    if (r->method != HTTP_GET) { reject(c, 405, DG_CREJ_BAD_REQUEST, "use GET for a WebSocket upgrade"); return false; }
+    if (!has_token(r->upgrade, "websocket") || !has_token(r->connection, "upgrade") || !r->ws_key[0]) {
+        reject(c, 426, DG_CREJ_BAD_REQUEST, "WebSocket upgrade required (Upgrade: websocket, Connection: Upgrade, Sec-WebSocket-Key)");
+        return false;
+    }
+    if (strcmp(r->ws_version, "13")) {
+        dg_inc(&dg_metrics.conn_rejected[DG_CREJ_BAD_REQUEST], 1);
+        dg_http_respond(c, 426, "application/json", "{\"error\":\"unsupported WebSocket version, use 13\"}", 49,
+                        "Sec-WebSocket-Version: 13\r\n");
+        return false;
+    }
+    if (dg_ws_accept_key(r->ws_key, strlen(r->ws_key), accept)) {
+        reject(c, 400, DG_CREJ_BAD_REQUEST, "bad Sec-WebSocket-Key");
+        return false;
+    }
+    return true;
+}
+
+static void send_101(dg_conn_t *c, const char *accept, const char *proto)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                     accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "", proto ? "\r\n" : "");
+    dg_conn_send(c, head, (size_t)n);
+    dg_inc(&dg_metrics.http_requests, 1);
+}
+
+static const char *bearer_or_query(dg_http_req_t *r, const char *q, size_t qlen, char *tok, size_t toklen)
+{
+    if (!strncasecmp(r->authorization, "Bearer ", 7)) {
+        const char *t = r->authorization + 7;
+        while (*t == ' ') t++;
+        return t;
+    }
+    if (dg_http_query_param(q, qlen, "token", tok, toklen) == 1) return tok;
+    return NULL;
+}
+
+static bool token_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    return la == lb && la > 0 && CRYPTO_memcmp(a, b, la) == 0;
+}
+
+bool dg_http_operator_ok(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen, bool command_scope)
+{
+    const dg_config_t *cfg = c->w->srv->cfg;
+    if (!cfg->auth_secret[0]) return true;
+    char tok[600];
+    const char *t = bearer_or_query(r, q, qlen, tok, sizeof tok);
+    if (t && token_eq(t, cfg->operator_token)) return true;
+    if (t && !command_scope && token_eq(t, cfg->operator_read_token)) return true;
+    if (t && command_scope && token_eq(t, cfg->operator_read_token)) {
+        reject(c, 403, DG_CREJ_AUTH, "this operator token has read scope only");
+        return false;
+    }
+    reject(c, 401, DG_CREJ_AUTH, "operator token required (Authorization: Bearer TOKEN or ?token=TOKEN)");
+    return false;
+}
+
+bool dg_http_origin_ok(dg_conn_t *c, dg_http_req_t *r)
+{
+    if (!r->origin[0]) return true;   /* not a browser request */
+    const char *o = r->origin;
+    const char *hostpart = strstr(o, "://");
+    if (hostpart && r->host[0] && !strcasecmp(hostpart + 3, r->host)) return true;
+    if (has_token(c->w->srv->cfg->allowed_origins, o)) return true;
+    reject(c, 403, DG_CREJ_AUTH, "Origin not allowed (add it to --allowed-origins)");
+    return false;
+}
+
+void dg_http_upgrade_live(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen)
+{
+    char accept[29], filter[8192];
+    if (!dg_http_origin_ok(c, r) || !dg_http_operator_ok(c, r, q, qlen, false)) return;
+    if (!ws_handshake_ok(c, r, accept)) return;
+    int rc = dg_http_query_param(q, qlen, "drones", filter, sizeof filter);
+    if (rc < 0) { reject(c, 400, DG_CREJ_BAD_REQUEST, "drones= must be a comma list of drone ids (at most 8 KiB)"); return; }
+    if (rc == 0) filter[0] = '\0';
+    const char *proto = has_token(r->ws_protocol, "dronegate.live.v1") ? "dronegate.live.v1" : NULL;
+    send_101(c, accept, proto);
+    dg_http_free(c);
+    dg_live_start(c, filter);
+}
+
 /* GET /ws/{drone_id}: validate, authenticate, answer 101, hand over. */
 static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen, const char *q, size_t qlen)
 {
@@ -309,17 +404,8 @@ static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen
         reject(c, 400, DG_CREJ_BAD_ID, "invalid drone id: use 1-64 characters of A-Z a-z 0-9 . _ -");
         return;
     }
-    if (r->method != HTTP_GET) { reject(c, 405, DG_CREJ_BAD_REQUEST, "use GET for a WebSocket upgrade"); return; }
-    if (!has_token(r->upgrade, "websocket") || !has_token(r->connection, "upgrade") || !r->ws_key[0]) {
-        reject(c, 426, DG_CREJ_BAD_REQUEST, "WebSocket upgrade required (Upgrade: websocket, Connection: Upgrade, Sec-WebSocket-Key)");
-        return;
-    }
-    if (strcmp(r->ws_version, "13")) {
-        dg_inc(&dg_metrics.conn_rejected[DG_CREJ_BAD_REQUEST], 1);
-        dg_http_respond(c, 426, "application/json", "{\"error\":\"unsupported WebSocket version, use 13\"}", 49,
-                        "Sec-WebSocket-Version: 13\r\n");
-        return;
-    }
+    char accept[29];
+    if (!ws_handshake_ok(c, r, accept)) return;
     if (cfg->auth_secret[0]) {
         char tok[DG_TOKEN_LEN + 8];
         const char *t = NULL;
@@ -347,20 +433,9 @@ static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen
             return;
         }
     }
-    char accept[29];
-    if (dg_ws_accept_key(r->ws_key, strlen(r->ws_key), accept)) {
-        reject(c, 400, DG_CREJ_BAD_REQUEST, "bad Sec-WebSocket-Key");
-        return;
-    }
     dg_drone_t *d = dg_registry_get(c->w->srv->registry, id, idlen, true);
     if (!d) { dg_http_error(c, 503, "out of memory"); return; }
-    char head[256];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
-                     accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "", proto ? "\r\n" : "");
-    dg_conn_send(c, head, (size_t)n);
-    dg_inc(&dg_metrics.http_requests, 1);
+    send_101(c, accept, proto);
     dg_http_free(c);
     dg_ingest_start(c, d);
 }
@@ -379,6 +454,11 @@ static void handle_request(dg_conn_t *c, dg_http_req_t *r)
         upgrade(c, r, url + 4, plen - 4, q, qlen);
         return;
     }
+    if (plen == 12 && !memcmp(url, "/api/v1/live", 12)) {
+        if (c->w->draining) { dg_http_error(c, 503, "server is shutting down"); return; }
+        dg_http_upgrade_live(c, r, q, qlen);
+        return;
+    }
     if (!dg_api_handle(c, r, url, plen, q, qlen, keep_alive_of(c)))
         dg_http_error(c, 404, "not found");
 }
@@ -387,9 +467,10 @@ void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
 {
     size_t done = http_parser_execute(&c->u.http.parser, &settings, (const char *)p, n);
     if (c->dead) return;
-    if (c->kind == DG_CONN_DRONE) {
+    if (c->kind != DG_CONN_HTTP) {
         /* upgraded: bytes after the request belong to the WebSocket */
-        if (done < n) dg_ingest_on_data(c, p + done, n - done);
+        if (done < n && c->kind == DG_CONN_DRONE) dg_ingest_on_data(c, p + done, n - done);
+        else if (done < n) dg_live_on_data(c, p + done, n - done);
         return;
     }
     if (c->closing) return;
@@ -409,6 +490,7 @@ void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
         dg_http_req_t *r = c->u.http.req;
         handle_request(c, r);
         if (!c->dead && c->kind == DG_CONN_DRONE && done < n) dg_ingest_on_data(c, p + done, n - done);
+        else if (!c->dead && c->kind == DG_CONN_LIVE && done < n) dg_live_on_data(c, p + done, n - done);
         else if (!c->dead && c->kind == DG_CONN_HTTP) dg_conn_close(c, false);
     }
 }

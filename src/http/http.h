@@ -5,10 +5,12 @@
 #ifndef DG_HTTP_H
 #define DG_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../core/buf.h"
+#include "../core/record.h"
 #include "../net/conn.h"
 
 #define DG_HTTP_MAX_HEADERS_BYTES 16384
@@ -30,6 +32,8 @@ struct dg_http_req {
     char     ws_protocol[256];
     char     authorization[256];
     char     origin[256];
+    char     host[256];
+    char     content_type[128];
     int      complete;
     int      too_big;
 };
@@ -54,8 +58,26 @@ void dg_http_error(dg_conn_t *c, int status, const char *msg);
  * -1 too long / malformed. */
 int  dg_http_query_param(const char *query, size_t qlen, const char *key, char *out, size_t outlen);
 
+/* Operator access for /api/ requests and the live stream: true when auth is
+ * off, or the request carries an operator token of the needed scope
+ * (Authorization: Bearer T or ?token=T). Otherwise answers 401 and returns
+ * false. */
+bool dg_http_operator_ok(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen, bool command_scope);
+/* Browser requests: an Origin header, when present, must be the gateway's
+ * own (same host) or in --allowed-origins. Otherwise answers 403. */
+bool dg_http_origin_ok(dg_conn_t *c, dg_http_req_t *r);
+/* GET /api/v1/live: WebSocket upgrade to a live watcher. */
+void dg_http_upgrade_live(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen);
+
 /* REST routes (api.c). Returns 1 when the request was handled. */
 int  dg_api_handle(dg_conn_t *c, dg_http_req_t *r, const char *path, size_t plen,
                    const char *query, size_t qlen, int keep_alive);
+
+/* JSON views shared by REST and the live stream (api.c). */
+struct dg_drone_state;
+void dg_api_drone_json(dg_buf_t *b, const struct dg_drone_state *s);
+/* Members "seq", "timestamp", position and optional fields of a record
+ * (no braces), after a first member written by the caller when !*first. */
+void dg_api_record_members(dg_buf_t *b, int *first, const dg_record_t *r);
 
 #endif

@@ -22,7 +22,9 @@
 typedef struct dg_worker dg_worker_t;
 typedef struct dg_http_req dg_http_req_t;
 
-enum dg_conn_kind { DG_CONN_HTTP = 0, DG_CONN_DRONE = 1 };
+enum dg_conn_kind { DG_CONN_HTTP = 0, DG_CONN_DRONE = 1, DG_CONN_LIVE = 2 };
+
+struct dg_live_watch;
 
 typedef struct dg_conn {
     ev_io          io;            /* first: the watcher's data pointer is not needed */
@@ -60,6 +62,10 @@ typedef struct dg_conn {
             double          tokens;       /* rate limit bucket */
             int64_t         tokens_ms;
         } drone;
+        struct {                  /* DG_CONN_LIVE */
+            dg_ws_session_t       ws;
+            struct dg_live_watch *lw;     /* filter, conflation state */
+        } live;
     } u;
 } dg_conn_t;
 

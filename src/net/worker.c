@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../core/ingest.h"
+#include "../core/live.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/timefmt.h"
@@ -111,6 +112,7 @@ void dg_conn_close(dg_conn_t *c, bool now)
     c->dead = 1;
     ev_io_stop(w->loop, &c->io);
     if (c->kind == DG_CONN_DRONE) dg_ingest_on_close(c);
+    else if (c->kind == DG_CONN_LIVE) dg_live_on_close(c);
     else dg_http_free(c);
     close(c->fd);
     c->fd = -1;
@@ -120,7 +122,8 @@ void dg_conn_close(dg_conn_t *c, bool now)
     w->slots[c->slot] = NULL;
     w->nconns--;
     atomic_fetch_sub(&w->srv->nconns, 1);
-    dg_gauge_add(&dg_metrics.connections[c->kind == DG_CONN_DRONE ? DG_TR_WEBSOCKET : DG_TR_HTTP], -1);
+    dg_gauge_add(&dg_metrics.connections[c->kind == DG_CONN_DRONE ? DG_TR_WEBSOCKET :
+                                         c->kind == DG_CONN_LIVE ? DG_TR_LIVE : DG_TR_HTTP], -1);
     c->next = w->dead;
     w->dead = c;
 }
@@ -147,6 +150,10 @@ void dg_conn_flush(dg_conn_t *c)
         return;
     }
     if (c->dead) return;
+    if (c->kind == DG_CONN_LIVE && c->out.len < DG_LIVE_LOW && !c->closing) {
+        dg_live_on_drained(c);   /* sends conflated states, flushes again */
+        if (c->dead) return;
+    }
     if (c->out.len == 0) {
         if (c->out.cap > 4096) dg_buf_free(&c->out);   /* idle connections hold no buffer */
         if (c->closing && !c->lingering) {
@@ -254,6 +261,7 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
         c->last_rx_ms = dg_mono_ms();
         c->cork = 1;
         if (c->kind == DG_CONN_DRONE) dg_ingest_on_data(c, w->rbuf, (size_t)n);
+        else if (c->kind == DG_CONN_LIVE) dg_live_on_data(c, w->rbuf, (size_t)n);
         else dg_http_on_data(c, w->rbuf, (size_t)n);
         if (c->dead) return;
         c->cork = 0;
@@ -426,6 +434,16 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
             free(cm);
             break;
         }
+        case DG_MSG_LIVE:
+            dg_live_on_msg(w, m, true);
+            break;
+        case DG_MSG_COMMAND: {
+            dg_command_msg_t *cm = (dg_command_msg_t *)m;
+            dg_conn_t *c = dg_worker_conn(w, cm->slot, cm->gen);
+            if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cm->id, cm->frame, cm->len);
+            free(cm);
+            break;
+        }
         case DG_MSG_DRAIN:
             free(m);
             if (!w->draining) {
@@ -458,6 +476,7 @@ static void drain_step(dg_worker_t *w)
         for (dg_conn_t *c = w->conns, *n; c; c = n) {
             n = c->next;
             if (c->kind == DG_CONN_DRONE) dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
+            else if (c->kind == DG_CONN_LIVE) dg_live_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
             else dg_conn_close(c, false);
         }
     }
@@ -484,6 +503,16 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
                 if (!c->served) dg_inc(&dg_metrics.conn_rejected[DG_CREJ_HANDSHAKE_TIMEOUT], 1);
                 dg_conn_close(c, true);
             }
+        } else if (c->kind == DG_CONN_LIVE) {
+            /* watchers are kept alive by our pings; their silence is normal */
+            if (now - c->last_ping_ms >= cfg->ping_interval_ms && !c->u.live.ws.closed) {
+                c->last_ping_ms = now;
+                uint8_t was = c->cork;
+                c->cork = 1;
+                dg_conn_send(c, "\x89\x00", 2);   /* ping, empty payload */
+                c->cork = was;
+                dg_conn_flush(c);
+            }
         } else if (!c->u.drone.ws.closed) {
             if (now - c->last_rx_ms >= cfg->idle_timeout_ms) {
                 dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "idle timeout");
@@ -496,6 +525,7 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
             dg_conn_close(c, true);   /* close handshake never completed */
         }
     }
+    if (w->id == 0) dg_ingest_expire_commands(w);
     if (w->draining) drain_step(w);
 }
 
@@ -511,6 +541,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
     /* Group commit: submit the open batch when nothing of ours is queued
      * behind the writer's current transaction; otherwise keep filling it. */
     if (w->open && w->open->n && w->inflight < 2) batch_submit(w);
+    dg_live_flush(w);
     while (w->dead) {
         dg_conn_t *c = w->dead;
         w->dead = c->next;
@@ -593,9 +624,12 @@ void dg_worker_free(dg_worker_t *w)
         dg_batch_free(b);
     }
     dg_batch_free(w->open);
+    dg_live_chunk_unref(w->live_open);
     for (dg_msg_t *m = w->inbox, *n; m; m = n) {
         n = m->next;
-        if (m->type == DG_MSG_BATCH) dg_batch_free((dg_batch_t *)m); else free(m);
+        if (m->type == DG_MSG_BATCH) dg_batch_free((dg_batch_t *)m);
+        else if (m->type == DG_MSG_LIVE) dg_live_on_msg(w, m, false);
+        else free(m);
     }
     if (w->lfd >= 0) close(w->lfd);
     if (w->loop) ev_loop_destroy(w->loop);

@@ -10,6 +10,7 @@
 #define DG_WORKER_H
 
 #include <ev.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,7 +20,16 @@
 #include "../core/server.h"
 #include "../store/writer.h"
 
-enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3 };
+enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5 };
+
+/* Deliver a command frame to a drone connection owned by another worker. */
+typedef struct dg_command_msg {
+    dg_msg_t msg;
+    uint32_t slot, gen;
+    char     id[33];
+    size_t   len;
+    char     frame[];      /* the JSON text of the command message */
+} dg_command_msg_t;
 
 typedef struct dg_close_msg {
     dg_msg_t msg;
@@ -59,6 +69,10 @@ struct dg_worker {
     bool             paused;        /* out of batches: drone reads stopped */
     dg_conn_t       *paused_list;
     dg_conn_t       *ack_list;
+    /* live stream */
+    struct dg_live_chunk *live_open;   /* events published during this loop iteration */
+    struct dg_live_watch *watchers;
+    atomic_int       nwatchers;        /* read by other workers */
     /* drain */
     bool             draining;
     int64_t          drain_deadline_ms;

@@ -22,6 +22,7 @@
 #include "../core/record.h"
 
 typedef struct dg_store dg_store_t;   /* backend-specific */
+struct dg_command;                    /* core/commands.h */
 
 typedef struct dg_store_config {
     bool fsync;            /* ack only after fsync (survives power loss) */
@@ -57,6 +58,9 @@ typedef struct dg_store_ops {
     /* The latest stored record of every drone (used at start to restore the
      * in-memory registry). */
     int  (*latest)(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t errlen);
+    /* Insert or update one row of the `commands` table (may be NULL for
+     * stores without commands). Writer thread only. */
+    int  (*put_command)(dg_store_t *s, const struct dg_command *c, char *err, size_t errlen);
     /* 0 when the store is reachable. */
     int  (*ping)(dg_store_t *s);
     void (*close)(dg_store_t *s);

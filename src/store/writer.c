@@ -18,11 +18,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/commands.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/timefmt.h"
 
 #define LAST_BUCKETS 4096u
+
+typedef struct cmd_node {
+    struct cmd_node *next;
+    dg_command_t     c;
+} cmd_node_t;
 
 typedef struct last_ent {
     struct last_ent *next, *dirty_next;
@@ -40,6 +46,7 @@ struct dg_writer {
     pthread_mutex_t mu;
     pthread_cond_t  cv;
     dg_msg_t       *head, *tail;    /* queued batches (FIFO) */
+    struct cmd_node *cmd_head, *cmd_tail;  /* queued command rows (FIFO) */
     int             stopping;
     int64_t         deadline_ms;
     atomic_int      failing;
@@ -93,6 +100,32 @@ void dg_writer_submit(dg_writer_t *w, dg_batch_t *b)
     w->tail = &b->msg;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+void dg_writer_put_command(dg_writer_t *w, const dg_command_t *c)
+{
+    if (!w->ops->put_command) return;
+    cmd_node_t *n = malloc(sizeof *n);
+    if (!n) { dg_error("out of memory: command %s not persisted", c->id); return; }
+    n->next = NULL;
+    n->c = *c;
+    pthread_mutex_lock(&w->mu);
+    if (w->cmd_tail) w->cmd_tail->next = n; else w->cmd_head = n;
+    w->cmd_tail = n;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void write_commands(dg_writer_t *w, cmd_node_t *n)
+{
+    while (n) {
+        cmd_node_t *next = n->next;
+        char err[256];
+        if (w->ops->put_command(w->store, &n->c, err, sizeof err) < 0)
+            dg_warn("store: could not persist command %s: %s", n->c.id, err);
+        free(n);
+        n = next;
+    }
 }
 
 static uint32_t id_hash(const char *s, size_t n)
@@ -207,18 +240,21 @@ static void *writer_main(void *arg)
     w->last_flush_ms = dg_mono_ms();
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->head && !w->stopping) {
+        while (!w->head && !w->cmd_head && !w->stopping) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += 1;
             pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-            if (!w->head) break;   /* periodic wake-up for the drones flush */
+            if (!w->head && !w->cmd_head) break;   /* periodic wake-up for the drones flush */
         }
         dg_msg_t *batches = w->head;
         w->head = w->tail = NULL;
+        cmd_node_t *cmds = w->cmd_head;
+        w->cmd_head = w->cmd_tail = NULL;
         int stopping = w->stopping;
         pthread_mutex_unlock(&w->mu);
 
+        if (cmds) write_commands(w, cmds);
         if (batches) {
             int rc = write_all(w, batches);
             int64_t now_us = dg_now_us();
@@ -248,7 +284,7 @@ static void *writer_main(void *arg)
         }
         if (stopping && !batches) {
             pthread_mutex_lock(&w->mu);
-            int empty = w->head == NULL;
+            int empty = w->head == NULL && w->cmd_head == NULL;
             pthread_mutex_unlock(&w->mu);
             if (empty) break;
         }
@@ -282,6 +318,7 @@ void dg_writer_free(dg_writer_t *w)
     if (!w) return;
     for (unsigned b = 0; b < LAST_BUCKETS; b++)
         for (last_ent_t *e = w->last[b], *n; e; e = n) { n = e->next; free(e); }
+    for (cmd_node_t *n = w->cmd_head, *x; n; n = x) { x = n->next; free(n); }
     free(w->merge);
     free(w->upd);
     pthread_mutex_destroy(&w->mu);

@@ -50,6 +50,9 @@ void dg_writer_submit(dg_writer_t *w, dg_batch_t *b);
  * deadline_ms (monotonic) are handed back with status < 0. */
 void dg_writer_stop(dg_writer_t *w, int64_t deadline_ms);
 void dg_writer_free(dg_writer_t *w);
+/* Any thread: persist a command row (asynchronously, in order). */
+struct dg_command;
+void dg_writer_put_command(dg_writer_t *w, const struct dg_command *c);
 /* True while the last store operation failed (for /readyz). */
 int  dg_writer_failing(dg_writer_t *w);
 

@@ -32,6 +32,8 @@ class ServerFactory:
     def finish(self):
         errors = []
         for s in self.servers:
+            if s.start_failed and not s.alive():
+                continue        # the test already failed with the server's stderr
             try:
                 if s.alive():
                     s.stop()

@@ -229,6 +229,7 @@ class Server:
         self.logs = []          # stderr files, one per run
         self.returncodes = []
         self._checked = 0       # stderr bytes already checked by check_clean
+        self.start_failed = False  # start() failed and said why already
 
     # -- process management
 
@@ -285,9 +286,11 @@ class Server:
             if rc is None:
                 self.proc.kill()
                 self.proc.wait()
-            raise AssertionError(
-                f"dronegate did not become healthy within {timeout:.0f}s "
-                f"(exit code {rc}); cmd: {' '.join(self.cmd)}\n--- stderr ---\n{self.tail()}")
+                why = f"did not become healthy within {timeout:.0f}s"
+            else:
+                why = f"exited with code {rc} before answering /healthz"
+            self.start_failed = True
+            raise AssertionError(f"dronegate {why}; cmd: {' '.join(self.cmd)}\n--- stderr ---\n{self.tail()}")
         raise AssertionError("could not find a free port")
 
     def _wait_healthy(self, timeout):

@@ -238,10 +238,11 @@ static void substep(sim_mission_t *m, double h)
 
 void sim_mission_step(sim_mission_t *m, int64_t now_us)
 {
-    if (m->t_us == 0 || now_us < m->t_us) {
+    if (m->t_us == 0) {
         m->t_us = now_us;
         return;
     }
+    if (now_us <= m->t_us) return;
     double dt = (double)(now_us - m->t_us) / 1e6;
     m->t_us = now_us;
     if (dt > 3600) dt = 3600;

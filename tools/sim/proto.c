@@ -268,7 +268,7 @@ static void on_object(sim_worker_t *w, sim_drone_t *d, const char *p, const char
         sim_add(&w->st.errors, 1);
         if (has_code && code.t == 's') sim_code_inc(w->error_codes, code.p, code.n);
         else sim_code_inc(w->error_codes, "unknown", 7);
-        if (has_msg && msg.t == 's')
+        if (has_msg && msg.t == 's' && w->err_log_budget > 0 && w->err_log_budget--)
             sim_log(w, "%s: server error %.*s: %.*s", d->id, has_code ? (int)code.n : 0,
                     code.p ? code.p : "", (int)(msg.n > 200 ? 200 : msg.n), msg.p);
     } else if (is(&type, "command")) {

@@ -314,6 +314,8 @@ typedef struct sim_worker {
     int                 closing;    /* close frames sent */
     uint32_t            live;       /* drones not in SIM_D_DONE */
     int                 log_budget; /* diagnostics printed by this worker */
+    int                 err_log_budget; /* of which server error messages */
+    uint64_t            log_seen[16];   /* hashes of messages already printed */
     _Atomic int         finished;
     sim_stats_t         st;
     sim_hist_t          hist;

@@ -67,6 +67,9 @@ uint64_t sim_rand(uint64_t *s)
     return x * 0x2545f4914f6cdd1dull;
 }
 
+/* Diagnostics: "drone-id: what happened". The same "what" (after the id) is
+ * printed once per worker, and at most LOG_BUDGET lines in all, so that
+ * 10,000 drones failing the same way give one line, not 10,000. */
 void sim_log(sim_worker_t *w, const char *fmt, ...)
 {
     if (w->cfg->quiet || w->log_budget <= 0) return;
@@ -76,6 +79,13 @@ void sim_log(sim_worker_t *w, const char *fmt, ...)
     int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (n < 0) return;
+    const char *what = strstr(line, ": ");
+    what = what ? what + 2 : line;
+    uint64_t h = 1469598103934665603ull;               /* FNV-1a */
+    for (const char *p = what; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (int i = 0; i < LOG_BUDGET; i++)
+        if (w->log_seen[i] == h) return;
+    w->log_seen[LOG_BUDGET - w->log_budget] = h;
     if (--w->log_budget == 0)
         fprintf(stderr, "dronegate-sim: %s\ndronegate-sim: (worker %u: further messages suppressed)\n",
                 line, w->id);
@@ -169,6 +179,7 @@ int sim_worker_init(sim_worker_t *w, uint32_t id, const sim_config_t *cfg, sim_s
     w->sh = sh;
     w->ep = -1;
     w->log_budget = LOG_BUDGET;
+    w->err_log_budget = 3;
     w->tsc.sec = -1;
     w->n = cfg->drones / cfg->threads + (id < cfg->drones % cfg->threads ? 1 : 0);
     w->drones = calloc(w->n ? w->n : 1, sizeof *w->drones);

@@ -1,0 +1,67 @@
+/* commands.h - operator commands to drones: creation, status transitions,
+ * expiry. An in-memory table shared by all threads (one mutex: commands are
+ * rare next to telemetry); every change is also persisted through the store
+ * writer and published on the live stream by the caller.
+ *
+ * Status machine:
+ *   pending -> sent -> accepted -> done
+ *   pending | sent | accepted -> rejected | expired
+ *   (a drone may answer done or rejected without accepted first)
+ */
+#ifndef DG_COMMANDS_H
+#define DG_COMMANDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "metrics.h"
+#include "record.h"
+
+#define DG_CMD_ID_LEN    32   /* hex chars */
+#define DG_CMD_NAME_MAX  32
+#define DG_CMD_MSG_MAX   255
+#define DG_CMD_ARGS_MAX  4096
+
+typedef struct dg_command {
+    char     id[DG_CMD_ID_LEN + 1];
+    char     drone_id[DG_DRONE_ID_MAX + 1];
+    char     name[DG_CMD_NAME_MAX + 1];
+    char     args[DG_CMD_ARGS_MAX + 1];   /* JSON object text, "{}" when none */
+    int      status;                      /* enum dg_cmdstat (metrics.h) */
+    char     message[DG_CMD_MSG_MAX + 1];
+    int64_t  created_ms, updated_ms;
+} dg_command_t;
+
+typedef struct dg_commands dg_commands_t;
+
+dg_commands_t *dg_commands_new(long timeout_ms);
+void           dg_commands_free(dg_commands_t *t);
+
+const char *dg_command_status_name(int status);
+/* -1 when not a drone-reportable status (accepted|rejected|done). */
+int         dg_command_status_parse(const char *s, size_t n);
+
+/* Create a pending command; *out receives a copy (with its new id). 0 or -ENOMEM. */
+int  dg_commands_create(dg_commands_t *t, const char *drone_id, const char *name,
+                        const char *args, size_t args_len, int64_t now_ms, dg_command_t *out);
+/* Copy of a command by id: 0, or -1 when unknown. */
+int  dg_commands_get(dg_commands_t *t, const char *id, size_t id_len, dg_command_t *out);
+/* Apply a transition. When drone_id is not NULL the command must belong to
+ * it. 0 and *out updated when the status changed; -1 unknown command (or
+ * another drone's); -2 transition not allowed (final state, or backwards). */
+int  dg_commands_set(dg_commands_t *t, const char *id, size_t id_len, const char *drone_id,
+                     int status, const char *msg, size_t msg_len, int64_t now_ms, dg_command_t *out);
+/* Pending commands of a drone (oldest first), copied into out[0..max).
+ * Returns the count. */
+size_t dg_commands_pending(dg_commands_t *t, const char *drone_id, dg_command_t *out, size_t max);
+/* Expire commands not final after the timeout; calls cb for each. Also
+ * forgets final commands older than 10 timeouts (memory bound; they stay
+ * in the store). */
+void dg_commands_expire(dg_commands_t *t, int64_t now_ms, void (*cb)(void *ud, const dg_command_t *c), void *ud);
+
+/* JSON object of a command (the REST and live representation). */
+int  dg_command_json(dg_buf_t *b, const dg_command_t *c);
+
+#endif

@@ -1,0 +1,372 @@
+/* live.c - live stream fan-out and conflation (see live.h).
+ *
+ * Thread: everything here runs on worker threads. A chunk is written by one
+ * worker, then read-only and shared by the workers it is posted to; the last
+ * one to drop its reference frees it.
+ */
+#include "live.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "timefmt.h"
+#include "../codec/jsonw.h"
+#include "../http/http.h"
+#include "../net/worker.h"
+
+enum { EV_TELEMETRY = 0, EV_OTHER = 1 };
+
+typedef struct ev_ent {
+    uint32_t off, len;         /* the framed event in chunk->data */
+    uint8_t  kind;             /* EV_TELEMETRY events may be conflated */
+    uint8_t  idlen;
+    char     id[DG_DRONE_ID_MAX + 1];
+} ev_ent_t;
+
+struct dg_live_chunk {
+    atomic_int refs;
+    size_t     n, cap;
+    ev_ent_t  *ev;
+    dg_buf_t   data;
+};
+
+typedef struct live_msg {
+    dg_msg_t         msg;
+    dg_live_chunk_t *ch;
+} live_msg_t;
+
+/* Conflation map entry: the latest telemetry frame of one drone. */
+typedef struct cf_ent {
+    char     id[DG_DRONE_ID_MAX + 1];
+    uint8_t  idlen;
+    uint8_t  used, dirty;
+    dg_buf_t frame;
+} cf_ent_t;
+
+struct dg_live_watch {
+    struct dg_live_watch *next;     /* the worker's watchers */
+    dg_conn_t *conn;
+    char      *ids_mem;             /* filter ids, one block */
+    char     **ids;                 /* sorted; NULL = all drones */
+    size_t     nids;
+    cf_ent_t  *cf;                  /* open addressing, cf_cap slots */
+    size_t     cf_cap, cf_used;
+    uint32_t  *dirty;               /* indexes into cf, in arrival order */
+    size_t     ndirty, dirty_cap;
+};
+
+static int ws_send(void *ud, const void *p, size_t n) { return dg_conn_send(ud, p, n); }
+static int on_message(void *ud, int op, uint8_t *d, size_t n) { return 0; }   /* watchers only listen */
+static const dg_ws_callbacks_t ws_cb = { .on_message = on_message, .send = ws_send };
+
+bool dg_live_active(dg_worker_t *w)
+{
+    return atomic_load_explicit(&w->srv->live_watchers, memory_order_relaxed) > 0;
+}
+
+/* ---- publishing ---- */
+
+static dg_live_chunk_t *open_chunk(dg_worker_t *w)
+{
+    if (!w->live_open) {
+        dg_live_chunk_t *ch = calloc(1, sizeof *ch);
+        if (!ch) return NULL;
+        atomic_init(&ch->refs, 1);
+        w->live_open = ch;
+    }
+    return w->live_open;
+}
+
+/* Append one event: `json` framed as a WebSocket text frame. */
+static void add_event(dg_worker_t *w, int kind, const char *id, size_t idlen, const dg_buf_t *json)
+{
+    dg_live_chunk_t *ch = open_chunk(w);
+    if (!ch) return;
+    if (ch->n == ch->cap) {
+        size_t nc = ch->cap ? ch->cap * 2 : 64;
+        ev_ent_t *ne = realloc(ch->ev, nc * sizeof *ne);
+        if (!ne) return;
+        ch->ev = ne;
+        ch->cap = nc;
+    }
+    uint8_t hdr[10];
+    size_t hl = dg_ws_write_header(hdr, DG_WS_OP_TEXT, json->len);
+    ev_ent_t *e = &ch->ev[ch->n];
+    e->off = (uint32_t)ch->data.len;
+    if (dg_buf_append(&ch->data, hdr, hl) || dg_buf_append(&ch->data, json->data, json->len)) return;
+    e->len = (uint32_t)(hl + json->len);
+    e->kind = (uint8_t)kind;
+    e->idlen = (uint8_t)idlen;
+    memcpy(e->id, id, idlen);
+    e->id[idlen] = '\0';
+    ch->n++;
+}
+
+static __thread dg_buf_t scratch;
+
+void dg_live_publish_record(dg_worker_t *w, const dg_record_t *r)
+{
+    dg_buf_t *b = &scratch;
+    int first = 0;
+    b->len = 0;
+    dg_buf_puts(b, "{\"type\":\"telemetry\",\"drone_id\":");
+    dg_jw_str(b, r->drone_id, r->drone_id_len);
+    dg_api_record_members(b, &first, r);
+    dg_buf_puts(b, "}");
+    add_event(w, EV_TELEMETRY, r->drone_id, r->drone_id_len, b);
+}
+
+void dg_live_publish_presence(dg_worker_t *w, const char *drone_id, bool online, int64_t at_ms)
+{
+    if (!dg_live_active(w)) return;
+    dg_buf_t *b = &scratch;
+    char ts[32];
+    size_t idlen = strlen(drone_id);
+    b->len = 0;
+    dg_buf_puts(b, online ? "{\"type\":\"online\",\"drone_id\":" : "{\"type\":\"offline\",\"drone_id\":");
+    dg_jw_str(b, drone_id, idlen);
+    dg_buf_puts(b, ",\"at\":");
+    dg_jw_str(b, ts, dg_format_rfc3339(at_ms, ts));
+    dg_buf_puts(b, "}");
+    add_event(w, EV_OTHER, drone_id, idlen, b);
+}
+
+void dg_live_publish_command(dg_worker_t *w, const dg_command_t *c)
+{
+    if (!dg_live_active(w)) return;
+    dg_buf_t *b = &scratch;
+    b->len = 0;
+    dg_buf_puts(b, "{\"type\":\"command\",\"command\":");
+    dg_command_json(b, c);
+    dg_buf_puts(b, "}");
+    add_event(w, EV_OTHER, c->drone_id, strlen(c->drone_id), b);
+}
+
+void dg_live_chunk_unref(dg_live_chunk_t *ch)
+{
+    if (!ch || atomic_fetch_sub(&ch->refs, 1) != 1) return;
+    free(ch->ev);
+    dg_buf_free(&ch->data);
+    free(ch);
+}
+
+void dg_live_on_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
+{
+    live_msg_t *lm = (live_msg_t *)m;
+    if (deliver) dg_live_deliver(w, lm->ch);
+    dg_live_chunk_unref(lm->ch);
+    free(lm);
+}
+
+void dg_live_close(dg_conn_t *c, uint16_t code, const char *reason)
+{
+    if (c->dead) return;
+    uint8_t was = c->cork;
+    c->cork = 1;
+    dg_ws_close(&c->u.live.ws, code, reason, &ws_cb, c);
+    c->cork = was;
+    dg_conn_close(c, false);
+}
+
+void dg_live_flush(dg_worker_t *w)
+{
+    dg_live_chunk_t *ch = w->live_open;
+    if (!ch) return;
+    w->live_open = NULL;
+    if (ch->n) {
+        dg_server_t *srv = w->srv;
+        for (int i = 0; i < srv->nworkers; i++) {
+            dg_worker_t *o = srv->workers[i];
+            if (atomic_load_explicit(&o->nwatchers, memory_order_relaxed) == 0) continue;
+            if (o == w) { dg_live_deliver(w, ch); continue; }
+            live_msg_t *m = malloc(sizeof *m);
+            if (!m) continue;
+            m->msg.type = DG_MSG_LIVE;
+            atomic_fetch_add(&ch->refs, 1);
+            m->ch = ch;
+            dg_worker_post(o, &m->msg);
+        }
+    }
+    dg_live_chunk_unref(ch);
+}
+
+/* ---- watchers ---- */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool wants(const struct dg_live_watch *lw, const char *id)
+{
+    if (!lw->ids) return true;
+    return bsearch(&id, lw->ids, lw->nids, sizeof *lw->ids, cmp_str) != NULL;
+}
+
+static uint32_t hash_id(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
+    return h;
+}
+
+/* Keep `frame` as the latest telemetry of drone id; count what it replaces. */
+static void conflate(struct dg_live_watch *lw, const char *id, size_t idlen, const uint8_t *frame, size_t len)
+{
+    if (lw->cf_used * 2 >= lw->cf_cap) {
+        size_t nc = lw->cf_cap ? lw->cf_cap * 2 : 64;
+        cf_ent_t *nt = calloc(nc, sizeof *nt);
+        uint32_t *nd = realloc(lw->dirty, nc * sizeof *nd);
+        if (!nt || !nd) { free(nt); if (nd) lw->dirty = nd; return; }
+        lw->dirty = nd;
+        lw->dirty_cap = nc;
+        /* rehash; dirty order is rebuilt in the old order */
+        uint32_t *remap = malloc((lw->cf_cap ? lw->cf_cap : 1) * sizeof *remap);
+        for (size_t i = 0; i < lw->cf_cap; i++) {
+            if (!lw->cf[i].used) continue;
+            size_t j = hash_id(lw->cf[i].id, lw->cf[i].idlen) & (nc - 1);
+            while (nt[j].used) j = (j + 1) & (nc - 1);
+            nt[j] = lw->cf[i];
+            if (remap) remap[i] = (uint32_t)j;
+        }
+        for (size_t k = 0; k < lw->ndirty && remap; k++) lw->dirty[k] = remap[lw->dirty[k]];
+        free(remap);
+        free(lw->cf);
+        lw->cf = nt;
+        lw->cf_cap = nc;
+    }
+    size_t j = hash_id(id, idlen) & (lw->cf_cap - 1);
+    while (lw->cf[j].used && !(lw->cf[j].idlen == idlen && !memcmp(lw->cf[j].id, id, idlen)))
+        j = (j + 1) & (lw->cf_cap - 1);
+    cf_ent_t *e = &lw->cf[j];
+    if (!e->used) {
+        e->used = 1;
+        memcpy(e->id, id, idlen);
+        e->id[idlen] = '\0';
+        e->idlen = (uint8_t)idlen;
+        lw->cf_used++;
+    }
+    if (e->dirty) dg_inc(&dg_metrics.live_skipped, 1);
+    else {
+        e->dirty = 1;
+        lw->dirty[lw->ndirty++] = (uint32_t)j;
+    }
+    e->frame.len = 0;
+    dg_buf_append(&e->frame, frame, len);
+}
+
+void dg_live_deliver(dg_worker_t *w, dg_live_chunk_t *ch)
+{
+    for (struct dg_live_watch *lw = w->watchers; lw; lw = lw->next) {
+        dg_conn_t *c = lw->conn;
+        if (c->dead || c->closing) continue;
+        uint8_t was = c->cork;
+        c->cork = 1;
+        for (size_t i = 0; i < ch->n && !c->dead; i++) {
+            const ev_ent_t *e = &ch->ev[i];
+            if (!wants(lw, e->id)) continue;
+            const uint8_t *frame = (const uint8_t *)ch->data.data + e->off;
+            if (e->kind == EV_TELEMETRY && (lw->ndirty || c->out.len >= DG_LIVE_HIGH))
+                conflate(lw, e->id, e->idlen, frame, e->len);
+            else
+                dg_conn_send(c, frame, e->len);
+        }
+        if (c->dead) continue;
+        c->cork = was;
+        if (!was) dg_conn_flush(c);
+    }
+}
+
+void dg_live_on_drained(dg_conn_t *c)
+{
+    struct dg_live_watch *lw = c->u.live.lw;
+    if (!lw || !lw->ndirty || c->dead || c->closing) return;
+    uint8_t was = c->cork;
+    c->cork = 1;
+    for (size_t k = 0; k < lw->ndirty; k++) {
+        cf_ent_t *e = &lw->cf[lw->dirty[k]];
+        e->dirty = 0;
+        dg_conn_send(c, e->frame.data, e->frame.len);
+    }
+    lw->ndirty = 0;
+    c->cork = was;
+    if (!was) dg_conn_flush(c);
+}
+
+static void parse_filter(struct dg_live_watch *lw, const char *filter)
+{
+    if (!filter || !*filter) return;
+    size_t n = 1;
+    for (const char *p = filter; *p; p++) n += *p == ',';
+    lw->ids_mem = strdup(filter);
+    lw->ids = calloc(n, sizeof *lw->ids);
+    if (!lw->ids_mem || !lw->ids) return;
+    char *save = NULL;
+    for (char *t = strtok_r(lw->ids_mem, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (dg_drone_id_valid(t, strlen(t))) lw->ids[lw->nids++] = t;
+    qsort(lw->ids, lw->nids, sizeof *lw->ids, cmp_str);
+}
+
+void dg_live_start(dg_conn_t *c, const char *filter)
+{
+    dg_worker_t *w = c->w;
+    memset(&c->u.live, 0, sizeof c->u.live);
+    c->kind = DG_CONN_LIVE;
+    dg_gauge_add(&dg_metrics.connections[DG_TR_HTTP], -1);
+    dg_gauge_add(&dg_metrics.connections[DG_TR_LIVE], 1);
+    dg_ws_session_init(&c->u.live.ws, 64 * 1024);
+    struct dg_live_watch *lw = calloc(1, sizeof *lw);
+    if (!lw) { dg_conn_close(c, true); return; }
+    lw->conn = c;
+    parse_filter(lw, filter);
+    c->u.live.lw = lw;
+    lw->next = w->watchers;
+    w->watchers = lw;
+    atomic_fetch_add(&w->nwatchers, 1);
+    atomic_fetch_add(&w->srv->live_watchers, 1);
+
+    /* initial snapshot of the latest state of each (wanted) drone */
+    dg_drone_state_t *v = NULL;
+    long n = dg_registry_snapshot(w->srv->registry, &v);
+    dg_buf_t b = { 0 };
+    dg_buf_puts(&b, "{\"type\":\"snapshot\",\"drones\":[");
+    int k = 0;
+    for (long i = 0; i < n; i++) {
+        if (!wants(lw, v[i].id)) continue;
+        if (k++) dg_buf_puts(&b, ",");
+        dg_api_drone_json(&b, &v[i]);
+    }
+    dg_buf_puts(&b, "]}");
+    free(v);
+    uint8_t was = c->cork;
+    c->cork = 1;
+    dg_ws_send(DG_WS_OP_TEXT, b.data, b.len, &ws_cb, c);
+    c->cork = was;
+    dg_buf_free(&b);
+}
+
+void dg_live_on_data(dg_conn_t *c, uint8_t *p, size_t n)
+{
+    int rc = dg_ws_feed(&c->u.live.ws, p, n, &ws_cb, c);
+    if (rc > 0 && !c->dead) dg_conn_close(c, false);
+}
+
+void dg_live_on_close(dg_conn_t *c)
+{
+    dg_worker_t *w = c->w;
+    struct dg_live_watch *lw = c->u.live.lw;
+    dg_ws_session_free(&c->u.live.ws);
+    if (!lw) return;
+    for (struct dg_live_watch **pp = &w->watchers; *pp; pp = &(*pp)->next)
+        if (*pp == lw) { *pp = lw->next; break; }
+    atomic_fetch_sub(&w->nwatchers, 1);
+    atomic_fetch_sub(&w->srv->live_watchers, 1);
+    for (size_t i = 0; i < lw->cf_cap; i++) dg_buf_free(&lw->cf[i].frame);
+    free(lw->cf);
+    free(lw->dirty);
+    free(lw->ids);
+    free(lw->ids_mem);
+    free(lw);
+    c->u.live.lw = NULL;
+}
