@@ -58,7 +58,7 @@ $(B)/dronegate: $(B)/obj/$(MAIN:.c=.o) $(B)/libdronegate-core.a
 $(B)/dronegate-asan: $(B)/asan/$(MAIN:.c=.o) $(B)/libdronegate-core-asan.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(B)/dronegate-sim: $(SIMSRC) $(B)/libdronegate-core.a
+$(B)/dronegate-sim: $(SIMSRC) $(wildcard tools/sim/*.h) $(B)/libdronegate-core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(SIMSRC) $(B)/libdronegate-core.a $(LDLIBS)
 

@@ -76,9 +76,18 @@ class _Shared:
         self.server.check_alive()
 
     def finish(self):
+        errors = []
         for s in self.servers:
-            if s.alive():
-                s.stop()
+            try:
+                if s.alive():
+                    s.stop()
+                else:
+                    s.check_clean(whole=True)
+            except AssertionError as e:
+                errors.append(str(e))
+        if errors:
+            pytest.fail(f"shared server '{self.name}' (used by every test of this module) failed "
+                        f"at the end of its life:\n" + "\n\n".join(errors), pytrace=False)
 
 
 def shared_fixture(name, **kw):

@@ -41,6 +41,12 @@ SIM = os.environ.get("DRONEGATE_SIM") or str(REPO / "build" / "dronegate-sim")
 ASAN = os.environ.get("DRONEGATE_ASAN", "") not in ("", "0")
 SCALE = 4.0 if ASAN else 1.0
 
+# appended to assertion messages when a close code is 1006 (no close frame seen)
+RST_HINT = (" -- 1006 means no close frame reached the client: the server probably close()d the "
+            "socket with unread client data (TCP RST, which makes the client drop what it has not "
+            "read yet); it should shutdown(SHUT_WR) after the close frame and keep reading/discarding "
+            "until the client's close or EOF (lingering close)")
+
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 PROTO = "dronegate.json.v1"
 
@@ -213,7 +219,7 @@ class Server:
     """
 
     def __init__(self, workdir, args=(), store=None, env=None, secret=None,
-                 workers=2, config_via_env=False):
+                 workers=2, config_via_env=False, operator_token=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = self.dir / "dg.db"
@@ -221,6 +227,11 @@ class Server:
         self.args = list(args)
         self.extra_env = dict(env or {})
         self.secret = secret
+        # with auth on, the REST API needs an operator token: give every such
+        # server one (get() sends it for /api/ paths)
+        if operator_token is None and secret is not None:
+            operator_token = "op-" + uuid.uuid4().hex
+        self.operator_token = operator_token
         self.workers = workers
         self.config_via_env = config_via_env
         self.proc = None
@@ -246,10 +257,14 @@ class Server:
             env["DRONEGATE_WORKERS"] = str(self.workers)
             if self.secret is not None:
                 env["DRONEGATE_AUTH_SECRET"] = self.secret
+            if self.operator_token:
+                env["DRONEGATE_OPERATOR_TOKEN"] = self.operator_token
         else:
             cmd += ["--listen", listen, "--store", self.store, "--workers", str(self.workers)]
             if self.secret is not None:
                 cmd += ["--auth-secret", self.secret]
+            if self.operator_token:
+                cmd += ["--operator-token", self.operator_token]
         cmd += self.args
         env.update(self.extra_env)
         return cmd, env
@@ -402,7 +417,12 @@ class Server:
     def ws_base(self):
         return f"ws://127.0.0.1:{self.port}"
 
-    def get(self, path, headers=None, timeout=None, method="GET", body=None):
+    def get(self, path, headers=None, timeout=None, method="GET", body=None, operator=True):
+        """HTTP request; sends the operator token for /api/ paths unless
+        operator=False or an Authorization header is given."""
+        headers = dict(headers or {})
+        if operator and self.operator_token and path.startswith("/api/") and "Authorization" not in headers:
+            headers["Authorization"] = f"Bearer {self.operator_token}"
         return http_get(self.port, path, headers=headers, timeout=timeout, method=method, body=body)
 
     def get_json(self, path, status=200):

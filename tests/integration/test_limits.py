@@ -7,7 +7,7 @@ import time
 import pytest
 import websockets
 
-from dg import T, Drone, metric, minimal, new_id, run, wait_until, dumps
+from dg import RST_HINT, T, Drone, metric, minimal, new_id, run, wait_until, dumps
 from rawws import OP_PING, OP_PONG, OP_TEXT, Closed, RawWS, build_frame
 
 IDLE_MS, PING_MS = 600, 150
@@ -222,7 +222,7 @@ def test_rate_limit_closes_1008(rate_srv):
             pass
         code = await d.wait_closed(T(10))
         assert code == 1008, f"closed with {code} {d.ws.close_reason!r} after {6 * RATE} messages at once " \
-                             f"with --max-msg-rate {RATE}, expected 1008"
+                             f"with --max-msg-rate {RATE}, expected 1008" + (RST_HINT if code == 1006 else "")
     run(go())
 
 

@@ -38,3 +38,12 @@ def test_sim_20_drones_all_acked(server_factory):
     assert len(new) == 20, f"{len(new)} drones registered by the simulator, expected 20: {[d['id'] for d in new]}"
     stored = sum(len(s.history(d["id"])) for d in new)
     assert stored == rep["sent"], f"{stored} rows stored for {rep['sent']} messages sent"
+
+
+def test_sim_with_auth_and_batches(server_factory):
+    s = server_factory(secret="sim-secret")
+    rep = run_sim(s, "--drones", 5, "--rate", 20, "--batch", 5, "--duration", 1, "--auth-secret", "sim-secret",
+                  "--prefix", "auth-sim-")
+    assert rep["sent"] > 0 and rep["acked"] == rep["sent"] and rep["errors"] == 0, rep
+    ids = {d["id"] for d in s.drones()}
+    assert {f"auth-sim-{i:04d}" for i in range(5)} <= ids, ids

@@ -290,3 +290,18 @@ def test_token_from_command_opens_connection(auth_srv):
         await d.close()
     run(go())
     wait_until(lambda: auth_srv.seqs(drone) == [1], T(5), "seq stored")
+
+
+# ---------------------------------------------------------------- operator API with auth on
+
+def test_rest_needs_operator_token_when_auth_on(auth_srv):
+    assert auth_srv.get("/api/v1/drones", operator=False).status == 401
+    assert auth_srv.get("/api/v1/drones", headers={"Authorization": "Bearer wrong"}).status == 401
+    drone_tok = token_for(SECRET, "d1")
+    assert auth_srv.get("/api/v1/drones/d1", headers={"Authorization": f"Bearer {drone_tok}"}).status == 401, \
+        "a drone token must not open the operator API"
+    assert auth_srv.get("/api/v1/drones").status == 200
+    assert auth_srv.get(f"/api/v1/drones?token={auth_srv.operator_token}", operator=False).status == 200
+    # liveness, readiness and metrics stay open for probes and scrapers
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert auth_srv.get(path).status == 200, path

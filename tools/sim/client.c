@@ -375,6 +375,10 @@ static void conn_down(sim_worker_t *w, sim_drone_t *d)
         return;
     }
     d->state = SIM_D_BACKOFF;
+    /* A connection that lived 10 s resets the backoff; one that the server
+     * keeps closing at once (rate limit, overload) does not. */
+    if (d->open_at && w->now - d->open_at > 10000000) d->fails = 0;
+    d->open_at = 0;
     if (d->fails < 30) d->fails++;
     int64_t delay = BACKOFF_MIN_US << (d->fails < 6 ? d->fails - 1 : 5);
     if (delay > BACKOFF_MAX_US) delay = BACKOFF_MAX_US;
@@ -573,7 +577,7 @@ static void on_open(sim_worker_t *w, sim_drone_t *d)
 {
     const sim_config_t *cfg = w->cfg;
     d->state = SIM_D_OPEN;
-    d->fails = 0;
+    d->open_at = w->now;
     sim_timer_cancel(w, &d->t_conn);
     sim_add(&w->st.open, 1);
     sim_add(&w->st.handshakes, 1);
@@ -622,7 +626,7 @@ static void on_close_frame(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, si
     sim_log(w, "%s: server closed the connection: %u %.*s%s", d->id, code,
             (int)(n > 2 ? (n - 2 > 100 ? 100 : n - 2) : 0), (const char *)p + 2,
             code == 4409 ? " (replaced by another connection of this drone; not reconnecting)" : "");
-    /* Echo the code (RFC 6455 5.5.1), then drop the connection once it is out. */
+    /* Echo the code (RFC 6455 5.5.1); the server then closes TCP. */
     send_close_frame(w, d, code == 1005 || dg_ws_close_code_valid(code) ? code : DG_WS_CLOSE_PROTOCOL, "");
     if (code == DG_WS_CLOSE_REPLACED) d->no_reconnect = 1;
     d->state = SIM_D_CLOSING;

@@ -264,7 +264,8 @@ typedef struct sim_drone {
     uint8_t  no_reconnect;      /* 4409 or a 4xx upgrade refusal: stay down */
     uint8_t  ever_open;
     uint8_t  id_len;
-    uint16_t fails;             /* consecutive failed attempts (backoff) */
+    uint16_t fails;             /* failed or short-lived attempts in a row (backoff) */
+    int64_t  open_at;           /* when the current connection opened (0 = not open) */
     char     id[65];
     char     token[65];         /* hex HMAC, "" without auth */
     char     key[25];           /* Sec-WebSocket-Key of the current attempt */
