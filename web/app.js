@@ -101,7 +101,9 @@ var selectedId = null;
 var stats = { events: 0, telemetry: 0, snapshots: 0, draws: 0, drawMsTotal: 0, drawMsMax: 0,
               listRenders: 0, listMsTotal: 0, reconnects: 0, rate: 0 };
 var fleetDirty = true, listDirty = true, listSetDirty = true, detailDirty = true;
-var fitted = false;
+var fitted = false;        // the view was fitted to the fleet at least once
+var userMoved = false;     // the operator moved the map: stop auto-fitting
+var fitCount = 0;          // drones with a position at the last fit
 
 function num(v) { return typeof v === 'number' && isFinite(v) ? v : null; }
 function parseTime(s) {
@@ -183,7 +185,7 @@ function onEvent(m) {
     d.lastSeen = Date.now();
     fleetDirty = listDirty = true;
     if (d.id === selectedId) detailDirty = true;
-    if (!fitted) maybeFit();
+    if (d.tLen === 1 && !userMoved) maybeFitSoon();
     break;
   }
   case 'snapshot':
@@ -258,6 +260,7 @@ var FleetLayer = L.Canvas.extend({
 });
 var fleet = new FleetLayer();
 fleet.addTo(map);
+fleet._container.style.pointerEvents = 'none';   // clicks go to the map (hit test: droneAt)
 
 function drawFleet(ctx, b, m, zoom) {
   if (!b) return;
@@ -404,8 +407,10 @@ function drawGrid(ctx, m, b, k, ox, oy) {
   ctx.restore();
 }
 
+/* Fit the view to the fleet: at the first data, then again while new drones
+ * come in during the first 30 s, until the operator moves the map. */
 function maybeFit() {
-  if (fitted) return;
+  if (userMoved || (fitted && performance.now() > 30000)) return;
   var minLat = 90, maxLat = -90, minLon = 180, maxLon = -180, n = 0;
   drones.forEach(function (d) {
     if (!d.hasPos) return;
@@ -413,8 +418,9 @@ function maybeFit() {
     if (d.lat < minLat) minLat = d.lat; if (d.lat > maxLat) maxLat = d.lat;
     if (d.lon < minLon) minLon = d.lon; if (d.lon > maxLon) maxLon = d.lon;
   });
-  if (!n) return;
+  if (!n || n === fitCount) return;
   fitted = true;
+  fitCount = n;
   map.fitBounds([[minLat, minLon], [maxLat, maxLon]], { padding: [40, 40], maxZoom: 14, animate: false });
 }
 
@@ -430,6 +436,14 @@ function droneAt(containerPoint, maxPx) {
   });
   return best;
 }
+
+var fitTimer = 0;
+function maybeFitSoon() {
+  if (!fitTimer) fitTimer = setTimeout(function () { fitTimer = 0; maybeFit(); }, 250);
+}
+['mousedown', 'wheel', 'touchstart', 'keydown'].forEach(function (t) {
+  map.getContainer().addEventListener(t, function () { userMoved = true; }, { passive: true });
+});
 
 var target = null;    // goto target {lat, lon}
 map.on('click', function (e) {
@@ -594,8 +608,7 @@ function renderList() {
       row.style.display = '';
       row._top = i;
     }
-    row._droneId = d.id;
-    row.dataset.id = d.id;
+    if (row._droneId !== d.id) { row._droneId = d.id; row.dataset.id = d.id; }
     var sel = d.id === selectedId;
     if (row._sel !== sel) { row._sel = sel; row.classList.toggle('sel', sel); }
     var col = colorOf(d);
@@ -838,8 +851,13 @@ function sendCommand(ev) {
   if (name === 'goto') {
     var lat = $('cmd-lat').value, lon = $('cmd-lon').value, alt = $('cmd-alt').value;
     if (lat === '' || lon === '') { err.textContent = 'goto: click the map or type lat/lon'; return Promise.resolve(null); }
-    body.args = { lat: Number(lat), lon: Number(lon) };
-    if (alt !== '') body.args.alt = Number(alt);
+    // the gateway needs an altitude: blank means "keep the current one"
+    if (alt === '') {
+      var cur = drones.get(id);
+      if (!cur || cur.alt === null) { err.textContent = 'goto: type the altitude (m AMSL)'; return Promise.resolve(null); }
+      alt = String(Math.round(cur.alt));
+    }
+    body.args = { lat: Number(lat), lon: Number(lon), alt: Number(alt) };
   } else {
     body.args = {};
   }

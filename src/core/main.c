@@ -136,11 +136,6 @@ int main(int argc, char **argv)
         srv.workers[i] = dg_worker_new(&srv, i, fd);
         if (!srv.workers[i]) { fprintf(stderr, "dronegate: out of memory creating worker %d\n", i); return 1; }
     }
-    srv.writer = dg_writer_new(srv.store_ops, srv.store, on_batch_done, &srv);
-    if (!srv.writer || dg_writer_start(srv.writer)) { fprintf(stderr, "dronegate: cannot start the store writer\n"); return 1; }
-    for (int i = 0; i < srv.nworkers; i++)
-        if (dg_worker_start(srv.workers[i])) { fprintf(stderr, "dronegate: cannot start worker %d\n", i); return 1; }
-
     if (!cfg.auth_secret[0])
         dg_warn("*** auth is OFF: any client can send telemetry as any drone. Set --auth-secret "
                 "(DRONEGATE_AUTH_SECRET) in production. ***");
@@ -154,6 +149,11 @@ int main(int argc, char **argv)
             "%zu drones known",
             srv.host, srv.port, srv.nworkers, cfg.store, cfg.fsync ? " (fsync before ack)" : "",
             dg_registry_count(srv.registry));
+
+    srv.writer = dg_writer_new(srv.store_ops, srv.store, on_batch_done, &srv);
+    if (!srv.writer || dg_writer_start(srv.writer)) { fprintf(stderr, "dronegate: cannot start the store writer\n"); return 1; }
+    for (int i = 0; i < srv.nworkers; i++)
+        if (dg_worker_start(srv.workers[i])) { fprintf(stderr, "dronegate: cannot start worker %d\n", i); return 1; }
 
     int sig = 0;
     while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {}

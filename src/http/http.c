@@ -305,13 +305,29 @@ static void reject(dg_conn_t *c, int status, int reason, const char *msg)
     dg_http_error(c, status, msg);
 }
 
+/* Sec-WebSocket-Key: base64 of a 16-byte nonce = 22 chars + "==". */
+static bool key_ok(const char *k)
+{
+    if (strlen(k) != 24 || k[22] != '=' || k[23] != '=') return false;
+    for (int i = 0; i < 22; i++) {
+        char ch = k[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '+' || ch == '/'))
+            return false;
+    }
+    return true;
+}
+
 /* Checks every WebSocket upgrade shares; fills the accept key. false when
  * a response was sent instead. */
 static bool ws_handshake_ok(dg_conn_t *c, dg_http_req_t *r, char accept[29])
 {
     if (r->method != HTTP_GET) { reject(c, 405, DG_CREJ_BAD_REQUEST, "use GET for a WebSocket upgrade"); return false; }
-    if (!has_token(r->upgrade, "websocket") || !has_token(r->connection, "upgrade") || !r->ws_key[0]) {
+    if (!has_token(r->upgrade, "websocket") || !has_token(r->connection, "upgrade")) {
         reject(c, 426, DG_CREJ_BAD_REQUEST, "WebSocket upgrade required (Upgrade: websocket, Connection: Upgrade, Sec-WebSocket-Key)");
+        return false;
+    }
+    if (!key_ok(r->ws_key)) {   /* RFC 6455 4.2.1: a malformed handshake gets 400 */
+        reject(c, 400, DG_CREJ_BAD_REQUEST, "missing or malformed Sec-WebSocket-Key (base64 of 16 bytes)");
         return false;
     }
     if (strcmp(r->ws_version, "13")) {

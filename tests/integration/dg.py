@@ -65,6 +65,26 @@ def token_for(secret, drone_id):
     return hmac.new(secret.encode(), drone_id.encode(), hashlib.sha256).hexdigest()
 
 
+def clean_env(**extra):
+    """os.environ without DRONEGATE_* (the test harness' own variables, or a
+    developer's shell settings, must not configure the binaries under test)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRONEGATE_")}
+    if ASAN:
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    env.update(extra)
+    return env
+
+
+def run_cli(args, timeout=None, **env):
+    """Run a short-lived command (e.g. `dronegate token`); fails on a sanitizer report."""
+    p = subprocess.run(args, capture_output=True, text=True, env=clean_env(**env),
+                       timeout=timeout or T(15), stdin=subprocess.DEVNULL)
+    for pat in SANITIZER_PATTERNS:
+        assert pat not in p.stderr, f"sanitizer report from {' '.join(args)}:\n{p.stderr[-4000:]}"
+    return p
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -245,10 +265,7 @@ class Server:
     # -- process management
 
     def _cmd_env(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRONEGATE_")}
-        if ASAN:
-            env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-            env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env = clean_env()
         cmd = [BIN]
         listen = f"127.0.0.1:{self.port}"
         if self.config_via_env:

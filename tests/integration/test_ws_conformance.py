@@ -11,7 +11,6 @@ Two shared servers: `srv` (default limits, 1 MiB messages) and `small_srv`
 """
 import json
 import os
-import struct
 
 import pytest
 

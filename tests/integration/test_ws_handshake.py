@@ -1,13 +1,12 @@
 """WebSocket opening handshake: subprotocol selection, drone id validation,
 authentication, the `dronegate token` command."""
 import re
-import subprocess
 
 import pytest
 import websockets
 
 from conftest import shared_fixture
-from dg import BIN, PROTO, T, Drone, dumps, minimal, new_id, run, token_for, wait_until
+from dg import BIN, PROTO, T, Drone, dumps, minimal, new_id, run, run_cli, token_for, wait_until
 from rawws import RawWS
 
 SECRET = "s3cr3t-for-tests"
@@ -261,26 +260,22 @@ def test_auth_raw_handshake_ok(auth_srv):
 
 @pytest.mark.parametrize("secret,drone", [("s", "d1"), (SECRET, "a" * 64), ("ü-secret with spaces", "X.y_z-1")])
 def test_token_command_matches_hmac(secret, drone):
-    p = subprocess.run([BIN, "token", drone, "--auth-secret", secret], capture_output=True, text=True,
-                       timeout=T(15))
+    p = run_cli([BIN, "token", drone, "--auth-secret", secret])
     assert p.returncode == 0, f"exit {p.returncode}: {p.stderr}"
     assert p.stdout.strip() == token_for(secret, drone), f"stdout {p.stdout!r}"
     assert re.fullmatch(r"[0-9a-f]{64}\n?", p.stdout), f"not lowercase hex + newline: {p.stdout!r}"
 
 
 def test_token_command_secret_from_env():
-    import os
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRONEGATE_")}
-    env["DRONEGATE_AUTH_SECRET"] = "env-secret"
-    p = subprocess.run([BIN, "token", "d42"], capture_output=True, text=True, env=env, timeout=T(15))
+    p = run_cli([BIN, "token", "d42"], DRONEGATE_AUTH_SECRET="env-secret")
     assert p.returncode == 0, f"exit {p.returncode}: {p.stderr}"
     assert p.stdout.strip() == token_for("env-secret", "d42")
 
 
 def test_token_from_command_opens_connection(auth_srv):
     drone = new_id("cli")
-    p = subprocess.run([BIN, "token", drone, "--auth-secret", SECRET], capture_output=True, text=True,
-                       timeout=T(15))
+    p = run_cli([BIN, "token", drone, "--auth-secret", SECRET])
+    assert p.returncode == 0, p.stderr
     tok = p.stdout.strip()
 
     async def go():
