@@ -23,7 +23,8 @@
 
 var TRAIL_MAX = 120;        // points kept per drone
 var TRAIL_STEP_MS = 1000;   // one trail point per second (the head follows live)
-var DRAW_MS = 50;           // data-driven map redraws at most every 50 ms
+var DRAW_MS = 50;           // markers: data-driven redraws at most every 50 ms
+var TRAIL_DRAW_MS = 1000;   // trails: at most once a second (a point a second)
 var LIST_MS = 250;          // fleet list / detail refresh at most every 250 ms
 var ROW_H = 22;             // px, must match .row height in app.css
 var CMD_POLL_MS = 1500;     // fallback polling of GET /api/v1/commands/{id}
@@ -100,7 +101,7 @@ var order = [];             // ids shown in the list (filtered, sorted)
 var selectedId = null;
 var stats = { events: 0, telemetry: 0, snapshots: 0, draws: 0, drawMsTotal: 0, drawMsMax: 0,
               listRenders: 0, listMsTotal: 0, reconnects: 0, rate: 0 };
-var fleetDirty = true, listDirty = true, listSetDirty = true, detailDirty = true;
+var fleetDirty = true, trailDirty = true, listDirty = true, listSetDirty = true, detailDirty = true;
 var fitted = false;        // the view was fitted to the fleet at least once
 var userMoved = false;     // the operator moved the map: stop auto-fitting
 var fitCount = 0;          // drones with a position at the last fit
@@ -118,24 +119,32 @@ function getDrone(id) {
   if (!d) {
     d = { id: id, online: false, lastSeen: null, seq: null, ts: null,
           lat: null, lon: null, alt: null, speed: null, heading: null, climb: null,
-          battery: null, status: '', x: 0, y: 0, hasPos: false,
-          trail: new Float64Array(TRAIL_MAX * 2), tHead: 0, tLen: 0, tLast: 0 };
+          battery: null, status: '', color: COLOR_OFFLINE, x: 0, y: 0, hasPos: false,
+          // trail: ring of zoom-0 pixels; point number j (0-based, ever) is at
+          // j % TRAIL_MAX; the last tLen of tTotal points are kept.
+          trail: new Float64Array(TRAIL_MAX * 2), tTotal: 0, tLen: 0, tLast: 0,
+          tDrawn: 0 };   // tTotal when the trail layer last drew this drone
     drones.set(id, d);
     listSetDirty = true;
   }
   return d;
 }
 
+/* Trail points are fixed once added (one per TRAIL_STEP_MS); the segment from
+ * the newest point to the live position is drawn with the markers. */
 function pushTrail(d, now) {
-  var cap = TRAIL_MAX, tr = d.trail, i;
-  if (d.tLen === 0 || now - d.tLast >= TRAIL_STEP_MS) {
-    i = (d.tHead + d.tLen) % cap;
-    if (d.tLen < cap) d.tLen++; else d.tHead = (d.tHead + 1) % cap;
-    d.tLast = now;
-  } else {
-    i = (d.tHead + d.tLen - 1) % cap;         // move the newest point along
-  }
-  tr[2 * i] = d.x; tr[2 * i + 1] = d.y;
+  if (d.tLen && now - d.tLast < TRAIL_STEP_MS) return;
+  var i = d.tTotal % TRAIL_MAX;
+  d.trail[2 * i] = d.x; d.trail[2 * i + 1] = d.y;
+  d.tTotal++;
+  if (d.tLen < TRAIL_MAX) d.tLen++;
+  d.tLast = now;
+  trailDirty = true;
+}
+
+function recolor(d) {
+  var c = colorOf(d);
+  if (c !== d.color) { d.color = c; trailDirty = true; }
 }
 
 /* Apply a telemetry-like object (REST drone, snapshot entry, live event). */
@@ -150,9 +159,8 @@ function applyState(d, o, live) {
   d.battery = num(o.battery);
   d.status = typeof o.status === 'string' ? o.status : '';
   if (lat !== null && lon !== null) {
-    var moved = !d.hasPos || lat !== d.lat || lon !== d.lon;
     d.lat = lat; d.lon = lon; d.x = mx(lon); d.y = my(lat); d.hasPos = true;
-    if (moved || live) pushTrail(d, Date.now());
+    pushTrail(d, Date.now());
   }
   return true;
 }
@@ -165,6 +173,7 @@ function applyDroneList(list) {
     var d = getDrone(o.id);
     applyState(d, o, false);
     if (typeof o.online === 'boolean') d.online = o.online;
+    recolor(d);
     var ls = parseTime(o.last_seen);
     if (ls !== null && (d.lastSeen === null || ls > d.lastSeen)) d.lastSeen = ls;
   }
@@ -183,9 +192,10 @@ function onEvent(m) {
     applyState(d, m, true);
     d.online = true;
     d.lastSeen = Date.now();
+    recolor(d);
     fleetDirty = listDirty = true;
     if (d.id === selectedId) detailDirty = true;
-    if (d.tLen === 1 && !userMoved) maybeFitSoon();
+    if (d.tTotal === 1 && !userMoved) maybeFitSoon();
     break;
   }
   case 'snapshot':
@@ -197,6 +207,7 @@ function onEvent(m) {
     if (typeof m.drone_id !== 'string') return;
     var e = getDrone(m.drone_id);
     e.online = m.type === 'online';
+    recolor(e);
     var at = parseTime(m.at);
     if (at !== null && (e.lastSeen === null || at > e.lastSeen)) e.lastSeen = at;
     fleetDirty = listDirty = listSetDirty = true;
@@ -247,120 +258,194 @@ function colorOf(d) {
 /* Graticule spacing (degrees) so lines are >= ~90 px apart. */
 var GRID_STEPS = [30, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005];
 
-/* The fleet layer: a Leaflet canvas renderer that draws every drone itself. */
-var FleetLayer = L.Canvas.extend({
-  options: { pane: 'fleet', padding: 0.3 },
-  _draw: function () {
+/* The fleet is drawn by two Leaflet canvas renderers (L.Canvas subclasses, so
+ * panning and zoom animation work as for any canvas layer) that draw every
+ * drone themselves instead of holding one Leaflet layer per drone:
+ *  - trails (and the graticule): redrawn at most once a second, as trail
+ *    points are added once a second;
+ *  - markers (+ the trail's last stretch to the live position, the selection,
+ *    labels, the goto target): redrawn at most every DRAW_MS when data came.
+ * Markers are pre-rendered sprites (per colour, in 5-degree steps of heading):
+ * drawImage is several times cheaper than filling paths in software canvas. */
+function timed(f) {
+  return function () {
     var t0 = performance.now();
-    drawFleet(this._ctx, this._bounds, this._map, this._zoom);
+    f(this._ctx, this._bounds, this._map, this._zoom);
     var dt = performance.now() - t0;
     stats.draws++; stats.drawMsTotal += dt; if (dt > stats.drawMsMax) stats.drawMsMax = dt;
-    fleetDirty = false;
-  }
+  };
+}
+var TrailLayer = L.Canvas.extend({
+  options: { pane: 'trails', padding: 0.1 },
+  _draw: timed(function (ctx, b, m, zoom) { trailDirty = false; drawTrails(ctx, b, m, zoom); })
 });
-var fleet = new FleetLayer();
+var FleetLayer = L.Canvas.extend({
+  options: { pane: 'fleet', padding: 0.1 },
+  _draw: timed(function (ctx, b, m, zoom) { fleetDirty = false; drawMarkers(ctx, b, m, zoom); })
+});
+map.createPane('trails').style.zIndex = 440;
+var trails = new TrailLayer(), fleet = new FleetLayer();
+trails.addTo(map);
 fleet.addTo(map);
-fleet._container.style.pointerEvents = 'none';   // clicks go to the map (hit test: droneAt)
+// clicks go to the map (hit test: droneAt), and through to the history track
+trails._container.style.pointerEvents = 'none';
+fleet._container.style.pointerEvents = 'none';
 
-function drawFleet(ctx, b, m, zoom) {
+function trailRGBA(c) {
+  var n = parseInt(c.slice(1), 16);
+  return 'rgba(' + (n >> 16) + ',' + ((n >> 8) & 255) + ',' + (n & 255) + ',0.55)';
+}
+var trailStyle = {};
+
+/* Out-codes of a point against the drawn area: a segment with both ends on
+ * the same outer side is skipped. */
+function outcode(x, y, x0, y0, x1, y1) {
+  return (x < x0 ? 1 : x > x1 ? 2 : 0) | (y < y0 ? 4 : y > y1 ? 8 : 0);
+}
+
+function drawTrails(ctx, b, m, zoom) {
   if (!b) return;
-  var k = m.getZoomScale(zoom, 0), o = m.getPixelOrigin();
-  var ox = o.x, oy = o.y;
-  var x0 = b.min.x, y0 = b.min.y, x1 = b.max.x, y1 = b.max.y;
-
-  // graticule (only when zoomed in: the country outline is enough otherwise)
+  var k = m.getZoomScale(zoom, 0), o = m.getPixelOrigin(), ox = o.x, oy = o.y;
+  var x0 = b.min.x - 2, y0 = b.min.y - 2, x1 = b.max.x + 2, y1 = b.max.y + 2;
   if (zoom >= 6) drawGrid(ctx, m, b, k, ox, oy);
 
-  // group visible drones by colour: one path per colour for trails and markers
-  var groups = {}, keys = [], sel = null, n = 0;
+  var groups = {}, keys = [];
   drones.forEach(function (d) {
-    if (!d.hasPos) return;
-    var px = d.x * k - ox, py = d.y * k - oy;
-    if (d.id === selectedId) sel = d;
-    if (px < x0 - 300 || px > x1 + 300 || py < y0 - 300 || py > y1 + 300) return;  // trails reach a little
-    var c = colorOf(d), g = groups[c];
-    if (!g) { g = groups[c] = []; keys.push(c); }
+    if (d.tLen < 2) { d.tDrawn = d.tTotal; return; }
+    var g = groups[d.color];
+    if (!g) { g = groups[d.color] = []; keys.push(d.color); }
     g.push(d);
-    n++;
   });
-
-  // trails
-  ctx.lineWidth = 1.5; ctx.lineJoin = 'round'; ctx.globalAlpha = 0.55;
+  ctx.lineWidth = 1.5; ctx.lineJoin = 'round';
+  var cap = TRAIL_MAX;
   for (var gi = 0; gi < keys.length; gi++) {
     var list = groups[keys[gi]];
-    ctx.strokeStyle = keys[gi];
+    ctx.strokeStyle = trailStyle[keys[gi]] || (trailStyle[keys[gi]] = trailRGBA(keys[gi]));
     ctx.beginPath();
-    for (var j = 0; j < list.length; j++) {
-      var d = list[j];
-      if (d.tLen < 2) continue;
-      var tr = d.trail, cap = TRAIL_MAX;
-      for (var t = 0; t < d.tLen; t++) {
-        var idx = (d.tHead + t) % cap;
-        var tx = tr[2 * idx] * k - ox, ty = tr[2 * idx + 1] * k - oy;
-        if (t === 0) ctx.moveTo(tx, ty); else ctx.lineTo(tx, ty);
+    for (var n = 0; n < list.length; n++) {
+      var d = list[n], tr = d.trail, end = d.tTotal, j = end - d.tLen;
+      var i = j % cap;
+      var lx = tr[2 * i] * k - ox, ly = tr[2 * i + 1] * k - oy, lc = outcode(lx, ly, x0, y0, x1, y1);
+      var pen = false;
+      for (j++; j < end; j++) {
+        i = j % cap;
+        var x = tr[2 * i] * k - ox, y = tr[2 * i + 1] * k - oy;
+        // thin out: skip points closer than 2 px to the last drawn one (keep the newest)
+        if (j < end - 1 && (x - lx < 2 && lx - x < 2) && (y - ly < 2 && ly - y < 2)) continue;
+        var c = outcode(x, y, x0, y0, x1, y1);
+        if ((lc & c) === 0) {
+          if (!pen) { ctx.moveTo(lx, ly); pen = true; }
+          ctx.lineTo(x, y);
+        } else {
+          pen = false;
+        }
+        lx = x; ly = y; lc = c;
       }
+      d.tDrawn = end;
     }
     ctx.stroke();
   }
-  ctx.globalAlpha = 1;
+}
 
-  // markers: arrows pointing along the heading (a dot when there is none)
+/* Marker sprites: one atlas canvas per colour and size, 73 frames (72
+ * headings in 5-degree steps + a dot for "no heading"). */
+var atlasCache = {};
+function atlas(color, r) {
+  var key = color + r, a = atlasCache[key];
+  if (a) return a;
+  var dpr = window.devicePixelRatio || 1, size = Math.ceil(r * 2.6 + 4), px = Math.ceil(size * dpr);
+  var cv = document.createElement('canvas');
+  cv.width = px * 73; cv.height = px;
+  var c = cv.getContext('2d');
+  c.fillStyle = color; c.strokeStyle = 'rgba(20,24,30,.85)'; c.lineWidth = 1; c.lineJoin = 'round';
+  for (var f = 0; f < 73; f++) {
+    c.setTransform(dpr, 0, 0, dpr, f * px + px / 2, px / 2);
+    c.beginPath();
+    if (f === 72) {
+      c.arc(0, 0, r * 0.7, 0, 2 * Math.PI);
+    } else {
+      c.rotate(f * 5 * Math.PI / 180);      // heading 0 = north = up, clockwise
+      c.moveTo(0, -r * 1.3); c.lineTo(r * 0.85, r); c.lineTo(0, r * 0.45); c.lineTo(-r * 0.85, r);
+      c.closePath();
+    }
+    c.fill(); c.stroke();
+  }
+  a = atlasCache[key] = { canvas: cv, px: px, size: size };
+  return a;
+}
+
+function drawMarkers(ctx, b, m, zoom) {
+  if (!b) return;
+  var k = m.getZoomScale(zoom, 0), o = m.getPixelOrigin();
+  var ox = o.x, oy = o.y, cap = TRAIL_MAX;
+  var x0 = b.min.x - 12, y0 = b.min.y - 12, x1 = b.max.x + 12, y1 = b.max.y + 12;
   var R = zoom >= 12 ? 7 : 5.5;
-  ctx.lineWidth = 1; ctx.strokeStyle = 'rgba(20,24,30,.85)';
-  for (gi = 0; gi < keys.length; gi++) {
-    list = groups[keys[gi]];
-    ctx.fillStyle = keys[gi];
+  var vis = [], sel = null;
+  drones.forEach(function (d) {
+    if (!d.hasPos) return;
+    if (d.id === selectedId) sel = d;
+    var px = d.x * k - ox, py = d.y * k - oy;
+    if (px < x0 || px > x1 || py < y0 || py > y1) return;
+    vis.push(d);
+  });
+
+  // the trail's newest stretch: from the last point the trail layer drew to now
+  var groups = {}, keys = [], n, d;
+  for (n = 0; n < vis.length; n++) {
+    d = vis[n];
+    if (!d.tTotal) continue;
+    var g = groups[d.color];
+    if (!g) { g = groups[d.color] = []; keys.push(d.color); }
+    g.push(d);
+  }
+  ctx.lineWidth = 1.5; ctx.lineJoin = 'round';
+  for (var gi = 0; gi < keys.length; gi++) {
+    var list = groups[keys[gi]];
+    ctx.strokeStyle = trailStyle[keys[gi]] || (trailStyle[keys[gi]] = trailRGBA(keys[gi]));
     ctx.beginPath();
-    for (j = 0; j < list.length; j++) {
-      d = list[j];
-      var cx = d.x * k - ox, cy = d.y * k - oy;
-      if (cx < x0 - 10 || cx > x1 + 10 || cy < y0 - 10 || cy > y1 + 10) continue;
-      if (d.heading === null) {
-        ctx.moveTo(cx + R * 0.7, cy);
-        ctx.arc(cx, cy, R * 0.7, 0, 2 * Math.PI);
-      } else {
-        var a = d.heading * Math.PI / 180, sa = Math.sin(a), ca = Math.cos(a);
-        // nose, right back, notch, left back (y grows downwards, heading 0 = north)
-        ctx.moveTo(cx + sa * R * 1.3, cy - ca * R * 1.3);
-        ctx.lineTo(cx + (-sa * R + ca * R * 0.85), cy - (-ca * R - sa * R * 0.85));
-        ctx.lineTo(cx - sa * R * 0.45, cy + ca * R * 0.45);
-        ctx.lineTo(cx + (-sa * R - ca * R * 0.85), cy - (-ca * R + sa * R * 0.85));
-        ctx.closePath();
-      }
+    for (n = 0; n < list.length; n++) {
+      d = list[n];
+      var j = Math.max(d.tDrawn - 1, d.tTotal - d.tLen), i = j % cap;
+      ctx.moveTo(d.trail[2 * i] * k - ox, d.trail[2 * i + 1] * k - oy);
+      for (j++; j < d.tTotal; j++) { i = j % cap; ctx.lineTo(d.trail[2 * i] * k - ox, d.trail[2 * i + 1] * k - oy); }
+      ctx.lineTo(d.x * k - ox, d.y * k - oy);
     }
-    ctx.fill();
     ctx.stroke();
   }
 
-  // selected drone: ring + label; labels for everyone when few are in view
+  // markers
+  for (n = 0; n < vis.length; n++) {
+    d = vis[n];
+    var at = atlas(d.color, R), f = d.heading === null ? 72 : Math.round(d.heading / 5) % 72;
+    ctx.drawImage(at.canvas, f * at.px, 0, at.px, at.px,
+                  Math.round(d.x * k - ox - at.size / 2), Math.round(d.y * k - oy - at.size / 2), at.size, at.size);
+  }
+
+  // labels when few drones are in view and the map is zoomed in
   ctx.font = '11px system-ui, sans-serif';
   ctx.textBaseline = 'middle';
-  if (n <= 60 && zoom >= 13) {
+  if (vis.length <= 60 && zoom >= 13) {
     ctx.fillStyle = 'rgba(20,24,30,.8)';
-    for (gi = 0; gi < keys.length; gi++) {
-      list = groups[keys[gi]];
-      for (j = 0; j < list.length; j++) {
-        d = list[j];
-        if (d === sel) continue;
-        ctx.fillText(d.id, d.x * k - ox + R + 4, d.y * k - oy);
-      }
+    for (n = 0; n < vis.length; n++) {
+      d = vis[n];
+      if (d !== sel) ctx.fillText(d.id, d.x * k - ox + R + 4, d.y * k - oy);
     }
   }
+  // selected drone: ring + label
   if (sel) {
     var sx = sel.x * k - ox, sy = sel.y * k - oy;
     ctx.beginPath(); ctx.arc(sx, sy, R + 6, 0, 2 * Math.PI);
     ctx.lineWidth = 2.5; ctx.strokeStyle = '#111827'; ctx.stroke();
     ctx.lineWidth = 1; ctx.strokeStyle = '#fff';
     ctx.beginPath(); ctx.arc(sx, sy, R + 8, 0, 2 * Math.PI); ctx.stroke();
-    var label = sel.id + (sel.status ? ' · ' + sel.status : '');
+    var label = sel.id + (sel.online ? (sel.status ? ' · ' + sel.status : '') : ' · offline');
     var w = ctx.measureText(label).width;
     ctx.fillStyle = 'rgba(17,24,39,.85)';
     ctx.fillRect(sx + R + 10, sy - 9, w + 8, 18);
     ctx.fillStyle = '#fff';
     ctx.fillText(label, sx + R + 14, sy);
   }
-
-  // goto target cross
+  // goto target
   if (target) {
     var gx = mx(target.lon) * k - ox, gy = my(target.lat) * k - oy;
     ctx.strokeStyle = '#c2185b'; ctx.lineWidth = 2;
@@ -494,12 +579,19 @@ legend.onAdd = function () {
 legend.addTo(map);
 
 /* ------------------------------------------------------------- scheduling */
-var lastDraw = 0, lastList = 0, lastSeenTick = 0, frameReq = 0;
+var lastDraw = 0, lastTrailDraw = 0, lastList = 0, lastSeenTick = 0, frameReq = 0;
 function frame(now) {
   frameReq = requestAnimationFrame(frame);
-  if (fleetDirty && now - lastDraw >= DRAW_MS && !map._animatingZoom && fleet._map) {
-    lastDraw = now;
-    fleet._redraw();           // clears and calls _draw (above)
+  if (!map._animatingZoom) {
+    if (trailDirty && now - lastTrailDraw >= TRAIL_DRAW_MS) {
+      lastTrailDraw = now;
+      trails._redraw();        // L.Canvas: clears and calls _draw (above)
+      fleetDirty = true;       // the markers' trail stretch starts where the trail now ends
+    }
+    if (fleetDirty && now - lastDraw >= DRAW_MS) {
+      lastDraw = now;
+      fleet._redraw();
+    }
   }
   if (now - lastList >= LIST_MS) {
     // ages in the list change every second even without data
@@ -611,7 +703,7 @@ function renderList() {
     if (row._droneId !== d.id) { row._droneId = d.id; row.dataset.id = d.id; }
     var sel = d.id === selectedId;
     if (row._sel !== sel) { row._sel = sel; row.classList.toggle('sel', sel); }
-    var col = colorOf(d);
+    var col = d.color;
     if (row._col !== col) { row._col = col; row._dot.style.background = col; }
     setText(row, 0, row._id, d.id);
     setText(row, 1, row._cells[0], d.online ? (d.status || 'online') : 'offline');

@@ -289,8 +289,7 @@ static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
         dg_inc(&dg_metrics.rejected[DG_REJ_BINARY], 1);
         return DG_WS_CLOSE_UNSUPPORTED;
     }
-    static __thread dg_buf_t errbuf;
-    frame_ctx_t f = { .c = c, .out = &errbuf };
+    frame_ctx_t f = { .c = c, .out = &c->w->scratch };
     dg_decode_sink_t sink = { on_record, on_error, on_command_ack, &f };
     int64_t now_us = dg_now_us();
     int n = dg_json_decode(c->w->dec, (const char *)data, len, now_us / 1000, now_us, &sink);

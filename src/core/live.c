@@ -106,11 +106,10 @@ static void add_event(dg_worker_t *w, int kind, const char *id, size_t idlen, co
     ch->n++;
 }
 
-static __thread dg_buf_t scratch;
 
 void dg_live_publish_record(dg_worker_t *w, const dg_record_t *r)
 {
-    dg_buf_t *b = &scratch;
+    dg_buf_t *b = &w->scratch;
     int first = 0;
     b->len = 0;
     dg_buf_puts(b, "{\"type\":\"telemetry\",\"drone_id\":");
@@ -123,7 +122,7 @@ void dg_live_publish_record(dg_worker_t *w, const dg_record_t *r)
 void dg_live_publish_presence(dg_worker_t *w, const char *drone_id, bool online, int64_t at_ms)
 {
     if (!dg_live_active(w)) return;
-    dg_buf_t *b = &scratch;
+    dg_buf_t *b = &w->scratch;
     char ts[32];
     size_t idlen = strlen(drone_id);
     b->len = 0;
@@ -138,7 +137,7 @@ void dg_live_publish_presence(dg_worker_t *w, const char *drone_id, bool online,
 void dg_live_publish_command(dg_worker_t *w, const dg_command_t *c)
 {
     if (!dg_live_active(w)) return;
-    dg_buf_t *b = &scratch;
+    dg_buf_t *b = &w->scratch;
     b->len = 0;
     dg_buf_puts(b, "{\"type\":\"command\",\"command\":");
     dg_command_json(b, c);

@@ -235,14 +235,14 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
         if (c->dead) return;
     }
     if ((revents & EV_READ) && c->lingering) {
+        /* discard input; close on EOF or error (or at the linger deadline) */
         for (int i = 0; i < 8; i++) {
             ssize_t n = read(c->fd, w->rbuf, w->rbuf_cap);
             if (n > 0) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-            if (n < 0 && errno == EINTR) continue;
-            break;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+            dg_conn_close(c, true);
+            return;
         }
-        dg_conn_close(c, true);
         return;
     }
     if (!(revents & EV_READ) || c->paused || c->closing) return;
@@ -394,7 +394,7 @@ static void batch_returned(dg_worker_t *w, dg_batch_t *b)
         w->nbatches--;
     } else {
         b->n = 0;
-        b->msg.next = &w->free_batches->msg;
+        b->msg.next = (dg_msg_t *)w->free_batches;   /* msg is the first member */
         w->free_batches = b;
     }
     if (w->paused && w->nbatches <= w->srv->cfg->batch_pool && w->free_batches) resume_all(w);
@@ -578,7 +578,7 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
         dg_batch_t *b = dg_batch_new(id, (size_t)srv->cfg->batch_records);
         if (!b) { dg_worker_free(w); return NULL; }
         b->msg.type = DG_MSG_BATCH;
-        b->msg.next = &w->free_batches->msg;
+        b->msg.next = (dg_msg_t *)w->free_batches;   /* msg is the first member */
         w->free_batches = b;
         w->nbatches++;
     }
@@ -635,6 +635,7 @@ void dg_worker_free(dg_worker_t *w)
     if (w->loop) ev_loop_destroy(w->loop);
     dg_json_decoder_free(w->dec);
     free(w->rbuf);
+    dg_buf_free(&w->scratch);
     free(w->slots);
     free(w->gens);
     pthread_mutex_destroy(&w->mu);

@@ -61,6 +61,7 @@ struct dg_worker {
     uint8_t         *rbuf;
     size_t           rbuf_cap;
     dg_json_decoder_t *dec;
+    dg_buf_t         scratch;       /* reusable output buffer (error replies, live events) */
     /* store pipeline */
     dg_batch_t      *open;          /* being filled */
     dg_batch_t      *free_batches;  /* linked through msg.next */

@@ -1,0 +1,992 @@
+/* influxdb.c - the InfluxDB 1.x backend: `--store influxdb://[USER:PASS@]HOST:PORT/DB`
+ * (optional query parameters: rp=NAME retention policy, timeout=10s per
+ * request). Talks to the HTTP API with libcurl; the database is created at
+ * open (CREATE DATABASE, a no-op when it exists).
+ *
+ * Data layout
+ * -----------
+ *
+ *   measurement telemetry, tag drone_id, time = sample time (ms)
+ *     fields: seq (integer, the uint64 bit pattern as int64, like sqlite.c),
+ *     latitude, longitude, altitude, speed, heading, climb, battery (float;
+ *     absent optional fields are simply not written), status (string),
+ *     received_at (integer, ms)
+ *   measurement drones, tag drone_id, time = 0: one point per drone that
+ *     every update overwrites (a table row, in InfluxDB terms), fields
+ *     last_seen (integer ms), the last position and state, last_seq
+ *   measurement commands, tag drone_id, time = created_at in ns plus a
+ *     sub-ms offset derived from the id (unique per command, so every status
+ *     change overwrites that command's point); fields id, name, args (JSON
+ *     text), status, message, updated_at (integer ms)
+ *
+ * Duplicates: InfluxDB keeps one point per series (drone) and timestamp; a
+ * later write of the same drone and timestamp overwrites it. A redelivered
+ * message carries the same timestamp, so it is stored once. Consequences
+ * that differ from SQLite/PostgreSQL: two *different* samples of one drone
+ * with the same timestamp (ms) keep only the last one written, whatever
+ * their seq. A message without `timestamp` gets the receive time, which
+ * differs between deliveries: for those, this backend remembers the highest
+ * seq written per drone (seeded at open from the newest stored point of each
+ * drone) and drops such a message when its seq is not above it — which also
+ * drops a late, never stored message that arrives after a higher seq.
+ *
+ * Threads: write_batch(), update_drones(), put_command() run on the writer
+ * thread with its own curl handle (a kept-alive connection); query(),
+ * latest() and ping() take a handle from a small mutex-protected pool. The
+ * seq watermarks belong to the writer thread (filled at open, before it
+ * starts).
+ *
+ * Why libcurl rather than a hand-written HTTP/1.1 client: /query answers
+ * with chunked transfer encoding, connections must be kept alive and
+ * re-established, and timeouts, IPv6 and basic auth come for free; one
+ * request carries a whole batch (thousands of points), so the client's
+ * per-request cost is noise (measured: docs/benchmarks-stores.md).
+ *
+ * Known limits: InfluxDB stores times between 1677-09-21 and 2262-04-11 only:
+ * a sample outside that range cannot be stored and is dropped with a
+ * warning (it would otherwise block every later write); -0.0 reads back as 0;
+ * plain http only (no https); a write that InfluxDB refuses (HTTP 4xx, e.g. a
+ * field type conflict with data written by something else) fails the batch,
+ * and the writer retries it until it succeeds.
+ */
+#include "store.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSMN_STATIC
+#define JSMN_PARENT_LINKS
+#include <jsmn.h>
+
+#include "../codec/jsonw.h"
+#include "../core/buf.h"
+#include "../core/commands.h"
+#include "../core/log.h"
+#include "../core/timefmt.h"
+
+#define RD_MAX          4
+#define WM_BUCKETS      4096u
+#define PING_RETRY_MS   1000
+#define CHUNK_ROWS      10000
+/* InfluxDB's time range: int64 ns, minus the two reserved values */
+#define IX_MIN_MS       (INT64_C(-9223372036854775806) / 1000000 + 1)
+#define IX_MAX_MS       (INT64_C(9223372036854775806) / 1000000 - 1)
+
+typedef struct wm_ent {         /* highest seq written, per drone */
+    struct wm_ent *next;
+    uint64_t       max;         /* committed */
+    uint64_t       pend;        /* highest of the batch being written */
+    uint32_t       pend_gen;    /* == ix->gen while pend is of this batch */
+    int            has;         /* max is valid */
+    char           id[DG_DRONE_ID_MAX + 1];
+} wm_ent_t;
+
+typedef struct rd_handle {
+    CURL    *h;
+    int      busy;
+    dg_buf_t body;
+} rd_handle_t;
+
+struct dg_store {
+    char            base[300];      /* http://host:port */
+    char            db[128], rp[128];
+    char            where[400];     /* "InfluxDB at host:port/db" */
+    char            userpwd[256];
+    long            timeout_ms;
+    /* writer thread only */
+    CURL           *w;
+    dg_buf_t        lines, body;
+    char           *write_url, *write_url_ns;
+    wm_ent_t       *wm[WM_BUCKETS];
+    wm_ent_t      **touched;
+    size_t          ntouched, touched_cap;
+    uint32_t        gen;
+    int64_t         dropped, last_drop_log_ms;
+    /* readers */
+    pthread_mutex_t rd_mu;
+    pthread_cond_t  rd_cv;
+    rd_handle_t     rd[RD_MAX];
+    int64_t         ping_fail_until_ms;  /* mono; under rd_mu */
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    dg_buf_t *b = ud;
+    return dg_buf_append(b, p, size * n) ? 0 : size * n;
+}
+
+static int setup_handle(dg_store_t *s, CURL *h, dg_buf_t *body)
+{
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(h, opt, val); } while (0)
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms < 5000 ? s->timeout_ms : 5000L);
+    SET(CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, body);
+    SET(CURLOPT_TCP_NODELAY, 1L);
+    SET(CURLOPT_PROXY, "");                 /* never through $http_proxy */
+    if (s->userpwd[0]) SET(CURLOPT_USERPWD, s->userpwd);
+#undef SET
+    return rc == CURLE_OK ? 0 : -EINVAL;
+}
+
+/* One request. post: body bytes (NULL for GET). Returns the HTTP status
+ * (0 when no response) and fills body; err gets a sentence on failure. */
+static long http(dg_store_t *s, CURL *h, dg_buf_t *body, const char *url, const char *post,
+                 size_t postlen, const char *ctype, char *err, size_t errlen)
+{
+    struct curl_slist *hdr = NULL;
+    body->len = 0;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    if (post) {
+        char ct[96];
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        hdr = curl_slist_append(hdr, ct);
+        hdr = curl_slist_append(hdr, "Expect:");   /* no 100-continue round trip */
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)postlen);
+    } else {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdr);
+    if (rc != CURLE_OK) {
+        set_err(err, errlen, "%s: %s", s->where, curl_easy_strerror(rc));
+        return 0;
+    }
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    return code;
+}
+
+/* The "error" text of an InfluxDB answer (first 200 bytes), for messages. */
+static const char *answer_text(dg_buf_t *b)
+{
+    if (dg_buf_reserve(b, 1)) return "";
+    b->data[b->len] = '\0';
+    size_t n = strcspn(b->data, "\n");
+    if (n > 300) n = 300;
+    b->data[n] = '\0';
+    return b->data;
+}
+
+/* URL-encode s into out (always NUL-terminated; -1 when too long). */
+static int urlenc(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == '~';
+        if (o + 4 > cap) return -1;
+        if (plain) out[o++] = (char)c;
+        else { out[o++] = '%'; out[o++] = hex[c >> 4]; out[o++] = hex[c & 15]; }
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* ---- line protocol ------------------------------------------------------ */
+
+static int lp_str(dg_buf_t *b, const char *s, size_t n)
+{
+    int e = dg_buf_append(b, "\"", 1);
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '"' && s[i] != '\\') continue;
+        e |= dg_buf_append(b, s + start, i - start);
+        e |= dg_buf_append(b, "\\", 1);
+        start = i;
+    }
+    e |= dg_buf_append(b, s + start, n - start);
+    e |= dg_buf_append(b, "\"", 1);
+    return e;
+}
+
+/* ",key=" and a float (shortest text that reads back to the same double) */
+static int lp_f(dg_buf_t *b, const char *key, double v)
+{
+    if (!isfinite(v)) return 0;
+    return dg_buf_puts(b, key) | dg_jw_double(b, v);
+}
+
+/* The fields shared by telemetry and drones (position and state). */
+static int lp_state(dg_buf_t *b, const dg_record_t *r)
+{
+    int e = 0;
+    e |= lp_f(b, ",latitude=", r->lat);
+    e |= lp_f(b, ",longitude=", r->lon);
+    e |= lp_f(b, ",altitude=", r->alt);
+    if (r->flags & DG_REC_HAS_SPEED)   e |= lp_f(b, ",speed=", r->speed);
+    if (r->flags & DG_REC_HAS_HEADING) e |= lp_f(b, ",heading=", r->heading);
+    if (r->flags & DG_REC_HAS_CLIMB)   e |= lp_f(b, ",climb=", r->climb);
+    if (r->flags & DG_REC_HAS_BATTERY) e |= lp_f(b, ",battery=", r->battery);
+    if (r->flags & DG_REC_HAS_STATUS) {
+        e |= dg_buf_puts(b, ",status=");
+        e |= lp_str(b, r->status, strnlen(r->status, DG_STATUS_MAX));
+    }
+    return e;
+}
+
+/* telemetry,drone_id=ID received_at=Ni,seq=Ni,latitude=..,... TS\n */
+static int lp_telemetry(dg_buf_t *b, const dg_record_t *r)
+{
+    int e = dg_buf_puts(b, "telemetry,drone_id=");
+    e |= dg_buf_append(b, r->drone_id, strnlen(r->drone_id, DG_DRONE_ID_MAX));
+    e |= dg_buf_puts(b, " received_at=");
+    e |= dg_jw_i64(b, r->recv_us / 1000);
+    e |= dg_buf_puts(b, "i");
+    if (r->flags & DG_REC_HAS_SEQ) {
+        e |= dg_buf_puts(b, ",seq=");
+        e |= dg_jw_i64(b, (int64_t)r->seq);
+        e |= dg_buf_puts(b, "i");
+    }
+    e |= lp_state(b, r);
+    e |= dg_buf_puts(b, " ");
+    e |= dg_jw_i64(b, r->ts_ms);
+    e |= dg_buf_puts(b, "\n");
+    return e;
+}
+
+/* ---- seq watermarks (writer thread) -------------------------------------- */
+
+static uint32_t id_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) { h ^= (unsigned char)*s; h *= 16777619u; }
+    return h;
+}
+
+static wm_ent_t *wm_get(dg_store_t *s, const char *id, int create)
+{
+    uint32_t b = id_hash(id) & (WM_BUCKETS - 1);
+    for (wm_ent_t *e = s->wm[b]; e; e = e->next)
+        if (!strcmp(e->id, id)) return e;
+    if (!create) return NULL;
+    wm_ent_t *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    snprintf(e->id, sizeof e->id, "%s", id);
+    e->next = s->wm[b];
+    s->wm[b] = e;
+    return e;
+}
+
+/* Note that seq of drone id goes into the current batch. */
+static int wm_note(dg_store_t *s, wm_ent_t *e, uint64_t seq)
+{
+    if (e->pend_gen != s->gen) {
+        if (s->ntouched == s->touched_cap) {
+            size_t cap = s->touched_cap ? s->touched_cap * 2 : 256;
+            wm_ent_t **p = realloc(s->touched, cap * sizeof *p);
+            if (!p) return -ENOMEM;
+            s->touched = p;
+            s->touched_cap = cap;
+        }
+        s->touched[s->ntouched++] = e;
+        e->pend_gen = s->gen;
+        e->pend = seq;
+    } else if (seq > e->pend) {
+        e->pend = seq;
+    }
+    return 0;
+}
+
+static uint64_t wm_effective(const dg_store_t *s, const wm_ent_t *e, int *has)
+{
+    uint64_t m = e->has ? e->max : 0;
+    *has = e->has;
+    if (e->pend_gen == s->gen) {
+        if (!*has || e->pend > m) m = e->pend;
+        *has = 1;
+    }
+    return m;
+}
+
+/* After a successful write: the batch's seqs become the watermarks. */
+static void wm_commit(dg_store_t *s)
+{
+    for (size_t i = 0; i < s->ntouched; i++) {
+        wm_ent_t *e = s->touched[i];
+        if (!e->has || e->pend > e->max) e->max = e->pend;
+        e->has = 1;
+    }
+    s->ntouched = 0;
+    s->gen++;
+}
+
+static void wm_abort(dg_store_t *s)
+{
+    s->ntouched = 0;
+    s->gen++;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+static int post_lines(dg_store_t *s, const char *url, char *err, size_t errlen)
+{
+    long code = http(s, s->w, &s->body, url, s->lines.data, s->lines.len,
+                     "text/plain; charset=utf-8", err, errlen);
+    if (code == 204 || code == 200) return 0;
+    if (code == 0) return -ENOTCONN;
+    set_err(err, errlen, "%s: write refused (HTTP %ld): %s", s->where, code, answer_text(&s->body));
+    return code >= 500 ? -EIO : -EINVAL;
+}
+
+static int ix_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
+{
+    dg_buf_t *b = &s->lines;
+    b->len = 0;
+    size_t rows = 0;
+    int e = 0;
+    for (size_t i = 0; i < n; i++) {
+        const dg_record_t *r = &recs[i];
+        if (r->ts_ms < IX_MIN_MS || r->ts_ms > IX_MAX_MS) {
+            s->dropped++;
+            int64_t now = dg_mono_ms();
+            if (now - s->last_drop_log_ms >= 60000) {
+                s->last_drop_log_ms = now;
+                dg_warn("influxdb: drone %s sent a timestamp outside what InfluxDB can store "
+                        "(1677-09-21..2262-04-11); %" PRId64 " such samples dropped so far",
+                        r->drone_id, s->dropped);
+            }
+            continue;
+        }
+        if (r->flags & DG_REC_HAS_SEQ) {
+            wm_ent_t *w = wm_get(s, r->drone_id, 1);
+            if (!w) { e = -ENOMEM; break; }
+            int has;
+            uint64_t max = wm_effective(s, w, &has);
+            if (!(r->flags & DG_REC_HAS_TS) && has && r->seq <= max) continue;  /* redelivery */
+            if ((e = wm_note(s, w, r->seq))) break;
+        }
+        if (lp_telemetry(b, r)) { e = -ENOMEM; break; }
+        rows++;
+    }
+    if (e) {
+        wm_abort(s);
+        set_err(err, errlen, "out of memory building %zu InfluxDB points", n);
+        return e;
+    }
+    if (rows == 0) { wm_abort(s); return 0; }
+    e = post_lines(s, s->write_url, err, errlen);
+    if (e) wm_abort(s); else wm_commit(s);
+    return e;
+}
+
+static int ix_update_drones(dg_store_t *s, const dg_record_t *last, size_t n, char *err, size_t errlen)
+{
+    dg_buf_t *b = &s->lines;
+    b->len = 0;
+    int e = 0;
+    for (size_t i = 0; i < n; i++) {
+        const dg_record_t *r = &last[i];
+        e |= dg_buf_puts(b, "drones,drone_id=");
+        e |= dg_buf_append(b, r->drone_id, strnlen(r->drone_id, DG_DRONE_ID_MAX));
+        e |= dg_buf_puts(b, " last_seen=");
+        e |= dg_jw_i64(b, r->recv_us / 1000);
+        e |= dg_buf_puts(b, "i");
+        if (r->flags & DG_REC_HAS_SEQ) {
+            e |= dg_buf_puts(b, ",last_seq=");
+            e |= dg_jw_i64(b, (int64_t)r->seq);
+            e |= dg_buf_puts(b, "i");
+        }
+        e |= lp_state(b, r);
+        e |= dg_buf_puts(b, " 0\n");
+    }
+    if (e) { set_err(err, errlen, "out of memory"); return -ENOMEM; }
+    return n ? post_lines(s, s->write_url, err, errlen) : 0;
+}
+
+static int ix_put_command(dg_store_t *s, const dg_command_t *c, char *err, size_t errlen)
+{
+    dg_buf_t *b = &s->lines;
+    b->len = 0;
+    int e = dg_buf_puts(b, "commands,drone_id=");
+    e |= dg_buf_append(b, c->drone_id, strnlen(c->drone_id, DG_DRONE_ID_MAX));
+    e |= dg_buf_puts(b, " id=");
+    e |= lp_str(b, c->id, strnlen(c->id, DG_CMD_ID_LEN));
+    e |= dg_buf_puts(b, ",name=");
+    e |= lp_str(b, c->name, strnlen(c->name, DG_CMD_NAME_MAX));
+    e |= dg_buf_puts(b, ",args=");
+    e |= lp_str(b, c->args, strnlen(c->args, DG_CMD_ARGS_MAX));
+    const char *st = dg_command_status_name(c->status);
+    e |= dg_buf_puts(b, ",status=");
+    e |= lp_str(b, st, strlen(st));
+    e |= dg_buf_puts(b, ",message=");
+    e |= lp_str(b, c->message, strnlen(c->message, DG_CMD_MSG_MAX));
+    e |= dg_buf_puts(b, ",updated_at=");
+    e |= dg_jw_i64(b, c->updated_ms);
+    e |= dg_buf_puts(b, "i ");
+    int64_t ms = c->created_ms < IX_MIN_MS ? IX_MIN_MS : c->created_ms > IX_MAX_MS ? IX_MAX_MS : c->created_ms;
+    e |= dg_jw_i64(b, ms * 1000000 + (int64_t)(id_hash(c->id) % 1000000u));
+    e |= dg_buf_puts(b, "\n");
+    if (e) { set_err(err, errlen, "out of memory"); return -ENOMEM; }
+    return post_lines(s, s->write_url_ns, err, errlen);
+}
+
+/* ---- reads: /query answers ---------------------------------------------- */
+
+static int tok_eq(const char *js, const jsmntok_t *t, const char *s)
+{
+    size_t n = strlen(s);
+    return t->type == JSMN_STRING && (size_t)(t->end - t->start) == n && !memcmp(js + t->start, s, n);
+}
+
+/* Index after token i and its children. */
+static int skip(const jsmntok_t *t, int n, int i)
+{
+    int end = t[i].end;
+    i++;
+    while (i < n && t[i].start < end) i++;
+    return i;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Unescape a JSON string token into out (NUL-terminated, at most cap - 1
+ * bytes, cut at a character boundary). Returns the length. InfluxDB writes
+ * valid JSON; anything malformed ends the string. */
+static size_t json_str(const char *js, const jsmntok_t *t, char *out, size_t cap)
+{
+    const char *p = js + t->start, *end = js + t->end;
+    size_t o = 0;
+    while (p < end) {
+        char tmp[4];
+        size_t n = 1;
+        unsigned cp;
+        if (*p != '\\') {
+            tmp[0] = *p++;
+        } else if (p + 1 < end && p[1] != 'u') {
+            char c = p[1];
+            tmp[0] = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b' : c == 'f' ? '\f' : c;
+            p += 2;
+        } else if (p + 6 <= end && hex4(p + 2, &cp) == 0) {
+            p += 6;
+            unsigned lo;
+            if (cp >= 0xD800 && cp < 0xDC00 && p + 6 <= end && p[0] == '\\' && p[1] == 'u' &&
+                hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo < 0xE000) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                p += 6;
+            }
+            if (cp < 0x80) {
+                tmp[0] = (char)cp;
+            } else if (cp < 0x800) {
+                tmp[0] = (char)(0xC0 | cp >> 6); tmp[1] = (char)(0x80 | (cp & 63)); n = 2;
+            } else if (cp < 0x10000) {
+                tmp[0] = (char)(0xE0 | cp >> 12); tmp[1] = (char)(0x80 | ((cp >> 6) & 63));
+                tmp[2] = (char)(0x80 | (cp & 63)); n = 3;
+            } else {
+                tmp[0] = (char)(0xF0 | cp >> 18); tmp[1] = (char)(0x80 | ((cp >> 12) & 63));
+                tmp[2] = (char)(0x80 | ((cp >> 6) & 63)); tmp[3] = (char)(0x80 | (cp & 63)); n = 4;
+            }
+        } else {
+            break;
+        }
+        if (o + n >= cap) break;
+        memcpy(out + o, tmp, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+enum col { COL_TIME, COL_DRONE, COL_SEQ, COL_LAT, COL_LON, COL_ALT, COL_SPEED, COL_HEADING,
+           COL_CLIMB, COL_BATTERY, COL_STATUS, COL_RECV, COL_OTHER };
+static const char *const col_names[] = { "time", "drone_id", "seq", "latitude", "longitude", "altitude",
+    "speed", "heading", "climb", "battery", "status", "received_at", NULL };
+
+static int prim_num(const char *js, const jsmntok_t *t, double *d, int64_t *i)
+{
+    if (t->type != JSMN_PRIMITIVE) return 0;
+    char c = js[t->start];
+    if (c == 'n' || c == 't' || c == 'f') return 0;
+    char buf[64];
+    size_t n = (size_t)(t->end - t->start);
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, js + t->start, n);
+    buf[n] = '\0';
+    if (d) *d = strtod(buf, NULL);
+    if (i) *i = strtoll(buf, NULL, 10);
+    return 1;
+}
+
+/* One series (object at token i) -> records. Returns the index after it, or
+ * -1 when the callback stopped. */
+static int series_rows(const char *js, const jsmntok_t *t, int n, int i, dg_record_cb cb, void *ud)
+{
+    int end = skip(t, n, i);
+    int cols[32], ncols = 0, values = -1;
+    char tag_id[DG_DRONE_ID_MAX + 1] = "";
+    for (int k = i + 1; k < end; ) {
+        const jsmntok_t *key = &t[k];
+        int v = k + 1;
+        if (v >= end) break;
+        if (tok_eq(js, key, "columns") && t[v].type == JSMN_ARRAY) {
+            for (int c = v + 1; c < skip(t, n, v) && ncols < 32; c = skip(t, n, c)) {
+                int id = COL_OTHER;
+                for (int j = 0; col_names[j]; j++) if (tok_eq(js, &t[c], col_names[j])) { id = j; break; }
+                cols[ncols++] = id;
+            }
+        } else if (tok_eq(js, key, "values") && t[v].type == JSMN_ARRAY) {
+            values = v;
+        } else if (tok_eq(js, key, "tags") && t[v].type == JSMN_OBJECT) {
+            for (int c = v + 1; c + 1 < skip(t, n, v); c = skip(t, n, c + 1))
+                if (tok_eq(js, &t[c], "drone_id") && t[c + 1].type == JSMN_STRING)
+                    json_str(js, &t[c + 1], tag_id, sizeof tag_id);
+        }
+        k = skip(t, n, v);
+    }
+    if (values < 0) return end;
+    dg_record_t rec;
+    for (int row = values + 1; row < skip(t, n, values); row = skip(t, n, row)) {
+        if (t[row].type != JSMN_ARRAY) continue;
+        dg_record_init(&rec);
+        snprintf(rec.drone_id, sizeof rec.drone_id, "%s", tag_id);
+        rec.flags |= DG_REC_HAS_TS;
+        int c = 0;
+        for (int cell = row + 1; cell < skip(t, n, row) && c < ncols; cell = skip(t, n, cell), c++) {
+            const jsmntok_t *x = &t[cell];
+            double d;
+            int64_t iv;
+            switch (cols[c]) {
+            case COL_TIME:  if (prim_num(js, x, NULL, &iv)) rec.ts_ms = iv; break;
+            case COL_DRONE: if (x->type == JSMN_STRING) json_str(js, x, rec.drone_id, sizeof rec.drone_id); break;
+            case COL_SEQ:   if (prim_num(js, x, NULL, &iv)) { rec.seq = (uint64_t)iv; rec.flags |= DG_REC_HAS_SEQ; } break;
+            case COL_LAT:   if (prim_num(js, x, &d, NULL)) rec.lat = d; break;
+            case COL_LON:   if (prim_num(js, x, &d, NULL)) rec.lon = d; break;
+            case COL_ALT:   if (prim_num(js, x, &d, NULL)) rec.alt = d; break;
+            case COL_SPEED: if (prim_num(js, x, &d, NULL)) { rec.speed = d; rec.flags |= DG_REC_HAS_SPEED; } break;
+            case COL_HEADING: if (prim_num(js, x, &d, NULL)) { rec.heading = d; rec.flags |= DG_REC_HAS_HEADING; } break;
+            case COL_CLIMB: if (prim_num(js, x, &d, NULL)) { rec.climb = d; rec.flags |= DG_REC_HAS_CLIMB; } break;
+            case COL_BATTERY: if (prim_num(js, x, &d, NULL)) { rec.battery = d; rec.flags |= DG_REC_HAS_BATTERY; } break;
+            case COL_STATUS:
+                if (x->type == JSMN_STRING) {
+                    rec.status_len = (uint8_t)json_str(js, x, rec.status, sizeof rec.status);
+                    rec.flags |= DG_REC_HAS_STATUS;
+                }
+                break;
+            case COL_RECV:
+                if (prim_num(js, x, NULL, &iv))
+                    rec.recv_us = iv > INT64_MAX / 1000 ? INT64_MAX : iv < INT64_MIN / 1000 ? INT64_MIN : iv * 1000;
+                break;
+            default: break;
+            }
+        }
+        rec.drone_id_len = (uint8_t)strlen(rec.drone_id);
+        if (cb(ud, &rec)) return -1;
+    }
+    return end;
+}
+
+/* Walk every newline-separated JSON document of a (chunked) /query answer.
+ * 0, 1 when the callback stopped, or -errno with err. */
+static int walk_answer(dg_store_t *s, dg_buf_t *body, dg_record_cb cb, void *ud, char *err, size_t errlen)
+{
+    jsmntok_t *tok = NULL;
+    size_t tcap = 0;
+    int rc = 0;
+    size_t pos = 0;
+    while (pos < body->len && rc == 0) {
+        const char *doc = body->data + pos;
+        const char *nl = memchr(doc, '\n', body->len - pos);
+        size_t len = nl ? (size_t)(nl - doc) : body->len - pos;
+        pos += len + 1;
+        if (len == 0) continue;
+        jsmn_parser p;
+        jsmn_init(&p);
+        int need = jsmn_parse(&p, doc, len, NULL, 0);
+        if (need < 1) { set_err(err, errlen, "%s: unreadable answer to a query", s->where); rc = -EPROTO; break; }
+        if ((size_t)need > tcap) {
+            jsmntok_t *nt = realloc(tok, (size_t)need * sizeof *nt);
+            if (!nt) { set_err(err, errlen, "out of memory reading a query answer"); rc = -ENOMEM; break; }
+            tok = nt;
+            tcap = (size_t)need;
+        }
+        jsmn_init(&p);
+        int n = jsmn_parse(&p, doc, len, tok, (unsigned)tcap);
+        if (n < 1 || tok[0].type != JSMN_OBJECT) { set_err(err, errlen, "%s: unreadable answer to a query", s->where); rc = -EPROTO; break; }
+        /* {"results":[{"statement_id":0,"series":[...],"error":"..."}], "error": "..."} */
+        for (int k = 1; k < n && rc == 0; ) {
+            int v = k + 1;
+            if (v >= n) break;
+            if (tok_eq(doc, &tok[k], "error")) {
+                char m[256];
+                json_str(doc, &tok[v], m, sizeof m);
+                set_err(err, errlen, "%s: query failed: %s", s->where, m);
+                rc = -EIO;
+            } else if (tok_eq(doc, &tok[k], "results") && tok[v].type == JSMN_ARRAY) {
+                for (int r = v + 1; r < skip(tok, n, v) && rc == 0; r = skip(tok, n, r)) {
+                    if (tok[r].type != JSMN_OBJECT) continue;
+                    for (int q = r + 1; q + 1 < skip(tok, n, r) && rc == 0; q = skip(tok, n, q + 1)) {
+                        if (tok_eq(doc, &tok[q], "error")) {
+                            char m[256];
+                            json_str(doc, &tok[q + 1], m, sizeof m);
+                            set_err(err, errlen, "%s: query failed: %s", s->where, m);
+                            rc = -EIO;
+                        } else if (tok_eq(doc, &tok[q], "series") && tok[q + 1].type == JSMN_ARRAY && cb) {
+                            for (int se = q + 2; se < skip(tok, n, q + 1); ) {
+                                int nx = series_rows(doc, tok, n, se, cb, ud);
+                                if (nx < 0) { rc = 1; break; }
+                                se = nx;
+                            }
+                        }
+                    }
+                }
+            }
+            k = skip(tok, n, v);
+        }
+    }
+    free(tok);
+    return rc;
+}
+
+static rd_handle_t *rd_acquire(dg_store_t *s)
+{
+    rd_handle_t *h = NULL;
+    pthread_mutex_lock(&s->rd_mu);
+    for (;;) {
+        for (int i = 0; i < RD_MAX && !h; i++) if (!s->rd[i].busy) h = &s->rd[i];
+        if (h) break;
+        pthread_cond_wait(&s->rd_cv, &s->rd_mu);
+    }
+    h->busy = 1;
+    pthread_mutex_unlock(&s->rd_mu);
+    if (!h->h && (h->h = curl_easy_init()) != NULL && setup_handle(s, h->h, &h->body)) {
+        curl_easy_cleanup(h->h);
+        h->h = NULL;
+    }
+    return h;
+}
+
+static void rd_release(dg_store_t *s, rd_handle_t *h)
+{
+    if (h->body.cap > (1u << 20)) dg_buf_free(&h->body);   /* do not keep a big answer around */
+    pthread_mutex_lock(&s->rd_mu);
+    h->busy = 0;
+    pthread_cond_signal(&s->rd_cv);
+    pthread_mutex_unlock(&s->rd_mu);
+}
+
+/* Run an InfluxQL statement on handle h (GET, or POST for statements that
+ * change things); the answer is left in h's body. */
+static int run_query(dg_store_t *s, CURL *h, dg_buf_t *body, const char *q, int post,
+                     char *err, size_t errlen)
+{
+    char *url = NULL;
+    size_t cap = strlen(s->base) + strlen(q) * 3 + 512;
+    char *qe = malloc(strlen(q) * 3 + 1);
+    char dbe[400], rpe[400];
+    int e = 0;
+    if (!qe || !(url = malloc(cap)) || urlenc(q, qe, strlen(q) * 3 + 1) ||
+        urlenc(s->db, dbe, sizeof dbe) || urlenc(s->rp, rpe, sizeof rpe)) {
+        set_err(err, errlen, "out of memory building a query");
+        e = -ENOMEM;
+        goto out;
+    }
+    snprintf(url, cap, "%s/query?db=%s%s%s&epoch=ms&chunked=true&chunk_size=%d&q=%s", s->base, dbe,
+             s->rp[0] ? "&rp=" : "", rpe, CHUNK_ROWS, qe);
+    long code = http(s, h, body, url, post ? "" : NULL, 0, "application/x-www-form-urlencoded", err, errlen);
+    if (code == 0) { e = -ENOTCONN; goto out; }
+    if (code != 200) {
+        set_err(err, errlen, "%s: query refused (HTTP %ld): %s", s->where, code, answer_text(body));
+        e = code >= 500 ? -EIO : -EINVAL;
+    }
+out:
+    free(qe);
+    free(url);
+    return e;
+}
+
+static int ix_query(dg_store_t *s, const dg_query_t *q, dg_record_cb cb, void *ud, char *err, size_t errlen)
+{
+    if (!q || !q->drone_id || !cb || q->limit == 0) {
+        set_err(err, errlen, "history query needs a drone id, a callback and a limit > 0");
+        return -EINVAL;
+    }
+    /* the id is validated ([A-Za-z0-9._-]): nothing to escape in '...' */
+    if (!dg_drone_id_valid(q->drone_id, strnlen(q->drone_id, DG_DRONE_ID_MAX + 1))) {
+        set_err(err, errlen, "invalid drone id");
+        return -EINVAL;
+    }
+    char sql[512];
+    int n = snprintf(sql, sizeof sql, "SELECT seq, latitude, longitude, altitude, speed, heading, climb,"
+                     " battery, status, received_at FROM telemetry WHERE drone_id = '%s'", q->drone_id);
+    if (q->from_ms > IX_MAX_MS || q->to_ms < IX_MIN_MS) return 0;   /* nothing can be there */
+    if (q->from_ms > IX_MIN_MS)
+        n += snprintf(sql + n, sizeof sql - (size_t)n, " AND time >= %" PRId64, q->from_ms * 1000000);
+    if (q->to_ms < IX_MAX_MS)
+        n += snprintf(sql + n, sizeof sql - (size_t)n, " AND time <= %" PRId64, q->to_ms * 1000000 + 999999);
+    snprintf(sql + n, sizeof sql - (size_t)n, " ORDER BY time ASC LIMIT %zu", q->limit);
+    rd_handle_t *h = rd_acquire(s);
+    int e;
+    if (!h->h) { set_err(err, errlen, "cannot create an HTTP client handle"); e = -ENOMEM; }
+    else if ((e = run_query(s, h->h, &h->body, sql, 0, err, errlen)) == 0)
+        e = walk_answer(s, &h->body, cb, ud, err, errlen);
+    rd_release(s, h);
+    return e < 0 ? e : 0;
+}
+
+/* The newest point of every drone: one series per drone_id tag. */
+static const char sql_latest[] =
+    "SELECT seq, latitude, longitude, altitude, speed, heading, climb, battery, status, received_at"
+    " FROM telemetry GROUP BY drone_id ORDER BY time DESC LIMIT 1";
+
+static int ix_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t errlen)
+{
+    rd_handle_t *h = rd_acquire(s);
+    int e;
+    if (!h->h) { set_err(err, errlen, "cannot create an HTTP client handle"); e = -ENOMEM; }
+    else if ((e = run_query(s, h->h, &h->body, sql_latest, 0, err, errlen)) == 0)
+        e = walk_answer(s, &h->body, cb, ud, err, errlen);
+    rd_release(s, h);
+    return e < 0 ? e : 0;
+}
+
+static int ix_ping(dg_store_t *s)
+{
+    int64_t now = dg_mono_ms();
+    pthread_mutex_lock(&s->rd_mu);
+    int recent_fail = now < s->ping_fail_until_ms;
+    pthread_mutex_unlock(&s->rd_mu);
+    if (recent_fail) return -ENOTCONN;   /* a worker thread never waits on a dead server twice a second */
+    rd_handle_t *h = rd_acquire(s);
+    char url[340];
+    snprintf(url, sizeof url, "%s/ping", s->base);
+    long code = h->h ? http(s, h->h, &h->body, url, NULL, 0, NULL, NULL, 0) : 0;
+    rd_release(s, h);
+    if (code == 204 || code == 200) return 0;
+    pthread_mutex_lock(&s->rd_mu);
+    s->ping_fail_until_ms = now + PING_RETRY_MS;
+    pthread_mutex_unlock(&s->rd_mu);
+    return code == 0 ? -ENOTCONN : -EIO;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static void ix_close(dg_store_t *s)
+{
+    if (!s) return;
+    for (int i = 0; i < RD_MAX; i++) {
+        if (s->rd[i].h) curl_easy_cleanup(s->rd[i].h);
+        dg_buf_free(&s->rd[i].body);
+    }
+    if (s->w) curl_easy_cleanup(s->w);
+    for (unsigned b = 0; b < WM_BUCKETS; b++)
+        for (wm_ent_t *e = s->wm[b], *nx; e; e = nx) { nx = e->next; free(e); }
+    free(s->touched);
+    dg_buf_free(&s->lines);
+    dg_buf_free(&s->body);
+    free(s->write_url);
+    free(s->write_url_ns);
+    pthread_cond_destroy(&s->rd_cv);
+    pthread_mutex_destroy(&s->rd_mu);
+    free(s);
+    curl_global_cleanup();
+}
+
+/* Percent-decode src[0..n) into out (NUL-terminated); -1 when it does not fit. */
+static int pct_decode(const char *src, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (o + 1 >= cap) return -1;
+        unsigned v;
+        char h[4] = { '0', '0', 0, 0 };
+        if (src[i] == '%' && i + 2 < n) {
+            h[2] = src[i + 1];
+            h[3] = src[i + 2];
+            if (hex4(h, &v) == 0) { out[o++] = (char)v; i += 2; continue; }
+        }
+        out[o++] = src[i];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int parse_uri(dg_store_t *s, const char *uri, char *err, size_t errlen)
+{
+    const char *p = strchr(uri, ':');
+    if (!p || strncmp(p, "://", 3) != 0) goto bad;
+    p += 3;
+    const char *slash = strchr(p, '/');
+    if (!slash) goto bad;
+    const char *at = memchr(p, '@', (size_t)(slash - p));
+    if (at) {
+        if (pct_decode(p, (size_t)(at - p), s->userpwd, sizeof s->userpwd)) goto bad;
+        p = at + 1;
+    }
+    size_t hl = (size_t)(slash - p);
+    if (hl == 0 || hl > 255) goto bad;
+    const char *colon = NULL;
+    for (const char *c = p; c < slash; c++) if (*c == ':') colon = c;
+    if (p[0] == '[') { const char *rb = memchr(p, ']', hl); if (!rb || (colon && colon < rb)) colon = NULL; }
+    snprintf(s->base, sizeof s->base, "http://%.*s%s", (int)hl, p, colon ? "" : ":8086");
+    const char *dbs = slash + 1;
+    size_t dl = strcspn(dbs, "?");
+    if (dl == 0 || pct_decode(dbs, dl, s->db, sizeof s->db)) goto bad;
+    snprintf(s->where, sizeof s->where, "InfluxDB at %.*s/%s", (int)hl, p, s->db);
+    s->timeout_ms = 10000;
+    const char *q = dbs[dl] == '?' ? dbs + dl + 1 : NULL;
+    while (q && *q) {
+        size_t len = strcspn(q, "&");
+        const char *eq = memchr(q, '=', len);
+        size_t kl = eq ? (size_t)(eq - q) : len;
+        const char *v = eq ? eq + 1 : q + len;
+        size_t vl = eq ? len - kl - 1 : 0;
+        if (kl == 2 && !strncmp(q, "rp", 2)) {
+            if (pct_decode(v, vl, s->rp, sizeof s->rp)) goto bad;
+        } else if (kl == 7 && !strncmp(q, "timeout", 7)) {
+            char tmp[32];
+            int64_t ms = 0;
+            if (vl == 0 || vl >= sizeof tmp) goto badopt;
+            memcpy(tmp, v, vl);
+            tmp[vl] = '\0';
+            char *end;
+            long long num = strtoll(tmp, &end, 10);
+            if (end == tmp || num <= 0) goto badopt;
+            if (!strcmp(end, "ms")) ms = num;
+            else if (!strcmp(end, "s") || !*end) ms = num * 1000;
+            else if (!strcmp(end, "m")) ms = num * 60000;
+            else goto badopt;
+            if (ms > 3600000) goto badopt;
+            s->timeout_ms = (long)ms;
+        } else if (len) {
+            set_err(err, errlen, "unknown InfluxDB store option '%.*s' (known: rp=NAME, timeout=10s)", (int)kl, q);
+            return -EINVAL;
+        }
+        q += len;
+        if (*q == '&') q++;
+    }
+    return 0;
+badopt:
+    set_err(err, errlen, "InfluxDB store option timeout must be like 10s, 500ms or 2m (at most 1h)");
+    return -EINVAL;
+bad:
+    set_err(err, errlen, "store URI '%s' is not an InfluxDB URI: use influxdb://HOST:PORT/DB "
+            "(e.g. influxdb://127.0.0.1:8086/dronegate)", uri);
+    return -EINVAL;
+}
+
+/* Remember the newest point's seq of every drone (see "Duplicates"). */
+static int seed_one(void *ud, const dg_record_t *r)
+{
+    dg_store_t *s = ud;
+    if (!(r->flags & DG_REC_HAS_SEQ) || !r->drone_id[0]) return 0;
+    wm_ent_t *e = wm_get(s, r->drone_id, 1);
+    if (e && (!e->has || r->seq > e->max)) { e->max = r->seq; e->has = 1; }
+    return 0;
+}
+
+static int ix_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        set_err(err, errlen, "cannot initialise libcurl");
+        return -ENOMEM;
+    }
+    dg_store_t *s = calloc(1, sizeof *s);
+    if (!s) { curl_global_cleanup(); set_err(err, errlen, "out of memory"); return -ENOMEM; }
+    pthread_mutex_init(&s->rd_mu, NULL);
+    pthread_cond_init(&s->rd_cv, NULL);
+    int e = parse_uri(s, uri, err, errlen);
+    if (e) goto fail;
+    if (cfg && cfg->fsync)
+        dg_warn("influxdb: --fsync has no effect: InfluxDB acknowledges a write once it is in its WAL "
+                "(fsync there is the server's wal-fsync-delay setting)");
+
+    char dbe[400], rpe[400];
+    size_t ul = strlen(s->base) + 1024;
+    if (urlenc(s->db, dbe, sizeof dbe) || urlenc(s->rp, rpe, sizeof rpe) ||
+        !(s->write_url = malloc(ul)) || !(s->write_url_ns = malloc(ul))) {
+        set_err(err, errlen, "out of memory");
+        e = -ENOMEM;
+        goto fail;
+    }
+    snprintf(s->write_url, ul, "%s/write?db=%s&precision=ms%s%s", s->base, dbe, s->rp[0] ? "&rp=" : "", rpe);
+    snprintf(s->write_url_ns, ul, "%s/write?db=%s&precision=ns%s%s", s->base, dbe, s->rp[0] ? "&rp=" : "", rpe);
+    if (!(s->w = curl_easy_init()) || setup_handle(s, s->w, &s->body)) {
+        set_err(err, errlen, "cannot create an HTTP client handle");
+        e = -ENOMEM;
+        goto fail;
+    }
+    /* CREATE DATABASE: identifiers in double quotes, " and \ escaped */
+    char q[400];
+    size_t o = (size_t)snprintf(q, sizeof q, "CREATE DATABASE \"");
+    for (const char *c = s->db; *c && o + 4 < sizeof q; c++) {
+        if (*c == '"' || *c == '\\') q[o++] = '\\';
+        q[o++] = *c;
+    }
+    snprintf(q + o, sizeof q - o, "\"");
+    char m[400];
+    if ((e = run_query(s, s->w, &s->body, q, 1, m, sizeof m)) == 0)
+        e = walk_answer(s, &s->body, NULL, NULL, m, sizeof m);
+    if (e < 0) {
+        set_err(err, errlen, "cannot use %s: %s (is influxd running there? e.g. "
+                "influxdb://127.0.0.1:8086/dronegate)", s->where, m);
+        goto fail;
+    }
+    if ((e = ix_latest(s, seed_one, s, m, sizeof m)) < 0) {
+        set_err(err, errlen, "cannot read %s: %s", s->where, m);
+        goto fail;
+    }
+    dg_info("influxdb: %s, measurement telemetry (one point per drone and ms: a redelivery overwrites)",
+            s->where);
+    *out = s;
+    return 0;
+fail:
+    ix_close(s);
+    return e ? e : -EIO;
+}
+
+const dg_store_ops_t dg_store_influxdb_ops = {
+    .scheme        = "influxdb",
+    .durable       = true,
+    .open          = ix_open,
+    .write_batch   = ix_write_batch,
+    .update_drones = ix_update_drones,
+    .query         = ix_query,
+    .latest        = ix_latest,
+    .put_command   = ix_put_command,
+    .ping          = ix_ping,
+    .close         = ix_close,
+};
