@@ -195,6 +195,13 @@ static int hist_row(void *ud, const dg_record_t *r)
     return 0;
 }
 
+/* An unencoded '+' of a UTC offset arrives as ' ' after query decoding;
+ * RFC 3339 has no spaces there, so take it back. */
+static void plus_back(char *s)
+{
+    for (; *s; s++) if (*s == ' ') *s = '+';
+}
+
 static void get_history(dg_conn_t *c, const char *id, size_t idlen, const char *q, size_t qlen)
 {
     dg_server_t *srv = c->w->srv;
@@ -204,12 +211,14 @@ static void get_history(dg_conn_t *c, const char *id, size_t idlen, const char *
     dg_query_t query = { .drone_id = idz, .from_ms = INT64_MIN, .to_ms = INT64_MAX, .limit = DG_DEFAULT_LIMIT };
     int rc;
     if ((rc = dg_http_query_param(q, qlen, "from", val, sizeof val)) != 0) {
+        plus_back(val);
         if (rc < 0 || dg_parse_time_param(val, strlen(val), &query.from_ms)) {
             dg_http_error(c, 400, "from must be an RFC 3339 time or epoch milliseconds");
             return;
         }
     }
     if ((rc = dg_http_query_param(q, qlen, "to", val, sizeof val)) != 0) {
+        plus_back(val);
         if (rc < 0 || dg_parse_time_param(val, strlen(val), &query.to_ms)) {
             dg_http_error(c, 400, "to must be an RFC 3339 time or epoch milliseconds");
             return;

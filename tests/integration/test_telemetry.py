@@ -288,7 +288,7 @@ def test_boundary_values_accepted(srv):
             assert approx(float(r[k]), float(v)) if not isinstance(v, str) else r[k] == v, (k, r, m)
 
 
-INVALID_JSON = ["not json", "{", '{"seq":1', "[1,2]", '"a string"', "123", "null", "true",
+INVALID_JSON = ["not json", "{", '{"seq":1', '"a string"', "123", "null", "true",
                 '{"seq":1,"latitude":1,"longitude":1,"altitude":1} trailing',
                 '{"seq":1,"latitude":NaN,"longitude":1,"altitude":1}',
                 '{"seq":1,"latitude":Infinity,"longitude":1,"altitude":1}',
@@ -308,6 +308,22 @@ def test_invalid_json_reported_connection_stays_open(srv, text):
         assert "field" not in e, f"field named for invalid_json: {e}"
         assert "seq" not in e, f"seq named though unknown: {e}"
         assert isinstance(e.get("message"), str) and e["message"], e
+        await d.close()
+    run(go())
+
+
+def test_batch_elements_that_are_not_objects(srv):
+    """Valid JSON whose batch elements are not objects: each such element is
+    rejected on its own (invalid_field, field "message"), the frame's other
+    elements are still stored (README: "Messages")."""
+    async def go():
+        d = await connect(srv)
+        await d.send("[1,2]")
+        await d.wait_errors(2)
+        for e in d.errors[:2]:
+            assert e.get("code") == "invalid_field" and e.get("field") == "message", e
+        await d.send(json.dumps([5, {"seq": 7, "latitude": 1, "longitude": 2, "altitude": 3}]))
+        await d.wait_ack(7)
         await d.close()
     run(go())
 
