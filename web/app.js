@@ -293,7 +293,7 @@ fleet._container.style.pointerEvents = 'none';
 
 function trailRGBA(c) {
   var n = parseInt(c.slice(1), 16);
-  return 'rgba(' + (n >> 16) + ',' + ((n >> 8) & 255) + ',' + (n & 255) + ',0.55)';
+  return 'rgba(' + (n >> 16) + ',' + ((n >> 8) & 255) + ',' + (n & 255) + ',0.7)';
 }
 var trailStyle = {};
 
@@ -316,7 +316,7 @@ function drawTrails(ctx, b, m, zoom) {
     if (!g) { g = groups[d.color] = []; keys.push(d.color); }
     g.push(d);
   });
-  ctx.lineWidth = 1.5; ctx.lineJoin = 'round';
+  ctx.lineWidth = 2; ctx.lineJoin = 'round';
   var cap = TRAIL_MAX;
   for (var gi = 0; gi < keys.length; gi++) {
     var list = groups[keys[gi]];
@@ -398,7 +398,7 @@ function drawMarkers(ctx, b, m, zoom) {
     if (!g) { g = groups[d.color] = []; keys.push(d.color); }
     g.push(d);
   }
-  ctx.lineWidth = 1.5; ctx.lineJoin = 'round';
+  ctx.lineWidth = 2; ctx.lineJoin = 'round';
   for (var gi = 0; gi < keys.length; gi++) {
     var list = groups[keys[gi]];
     ctx.strokeStyle = trailStyle[keys[gi]] || (trailStyle[keys[gi]] = trailRGBA(keys[gi]));
@@ -733,6 +733,7 @@ function renderSummary() {
 
 /* -------------------------------------------------------------- selection */
 function select(id, pan) {
+  if (selectedId !== id) backfillTrail(id);
   selectedId = id;
   var d = drones.get(id);
   $('cmd-drone').value = id;
@@ -748,6 +749,35 @@ function select(id, pan) {
       scrollEl.scrollTop = Math.max(0, top - scrollEl.clientHeight / 2);
     }
   }
+}
+
+/* The page only sees live data since it was opened: on selection, fill the
+ * drone's trail with the last TRAIL_MAX seconds from the history API. */
+function backfillTrail(id) {
+  var from = new Date(Date.now() - TRAIL_MAX * TRAIL_STEP_MS).toISOString();
+  api('api/v1/drones/' + encodeURIComponent(id) + '/telemetry?format=json&limit=5000&from=' + encodeURIComponent(from))
+    .then(function (r) {
+      var d = drones.get(id);
+      if (!d || r.status !== 200 || !r.body || !Array.isArray(r.body.telemetry)) return;
+      var pts = [], last = -Infinity;
+      r.body.telemetry.forEach(function (t) {
+        var ts = parseTime(t.timestamp), lat = num(t.latitude), lon = num(t.longitude);
+        if (ts === null || lat === null || lon === null || ts - last < TRAIL_STEP_MS) return;
+        last = ts;
+        pts.push(mx(lon), my(lat));
+      });
+      var n = Math.min(pts.length / 2, TRAIL_MAX);
+      if (n <= d.tLen) return;                 // the live trail is already as long
+      var off = pts.length / 2 - n;
+      d.tTotal = 0; d.tLen = 0; d.tDrawn = 0;
+      for (var i = 0; i < n; i++) {
+        var j = d.tTotal % TRAIL_MAX;
+        d.trail[2 * j] = pts[2 * (off + i)]; d.trail[2 * j + 1] = pts[2 * (off + i) + 1];
+        d.tTotal++; d.tLen++;
+      }
+      d.tLast = Date.now();
+      trailDirty = fleetDirty = true;
+    }).catch(function () {});
 }
 
 function renderDetail() {

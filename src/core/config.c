@@ -47,6 +47,8 @@ static const opt_t opts[] = {
     { "batch-records",     L(batch_records, 16, 1000000), "records per store batch (default 2048)" },
     { "batch-pool",        L(batch_pool, 2, 4096), "store batches per worker before drones are paused (default 16)" },
     { "max-http-body",     L(max_http_body, 1024, 1L << 30), "max REST request body in bytes (default 65536)" },
+    { "spool-dir",         S(spool_dir),         "directory of the on-disk backlog used while the store is down (default: PATH.spool beside a sqlite:PATH store, else ./data/spool)" },
+    { "spool-max-mb",      L(spool_max_mb, 0, 1L << 30), "spool size limit in MiB; 0 = no spool (default 1024)" },
     { "fsync",             B(fsync),             "fsync before ack: acked data survives power loss (default off: survives a crash)" },
     { "log-level",         S(log_level),         "debug | info | warn | error (default info)" },
 };
@@ -59,6 +61,7 @@ static void defaults(dg_config_t *c)
     snprintf(c->log_level, sizeof c->log_level, "info");
     snprintf(c->web_root, sizeof c->web_root, "./web");
     c->command_timeout_ms = 30000;
+    c->spool_max_mb = 1024;
     c->workers = 0;
     c->max_message = 1048576;
     c->max_connections = 0;

@@ -34,6 +34,8 @@ typedef struct dg_config {
     long   batch_records;        /* records per store batch */
     long   batch_pool;           /* batches per worker (memory bound of the pipeline) */
     long   max_http_body;        /* bytes */
+    char   spool_dir[1024];      /* on-disk backlog while the store fails; "" = memory only */
+    long   spool_max_mb;         /* spool size limit */
     bool   fsync;                /* ack only after fsync */
     char   log_level[16];
 } dg_config_t;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -151,6 +152,28 @@ int main(int argc, char **argv)
             dg_registry_count(srv.registry));
 
     srv.writer = dg_writer_new(srv.store_ops, srv.store, on_batch_done, &srv);
+    if (!cfg.spool_dir[0]) {
+        int n = !strncmp(cfg.store, "sqlite:", 7)
+                    ? snprintf(cfg.spool_dir, sizeof cfg.spool_dir, "%.1000s.spool", cfg.store + 7)
+                    : snprintf(cfg.spool_dir, sizeof cfg.spool_dir, "./data/spool");
+        (void)n;
+    }
+    if (srv.writer && srv.store_ops->durable && cfg.spool_max_mb > 0) {
+        /* create the parent (./data) when it is missing, like the SQLite path */
+        char parent[1024];
+        snprintf(parent, sizeof parent, "%s", cfg.spool_dir);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) { *slash = '\0'; mkdir(parent, 0755); }
+        int src = dg_writer_set_spool(srv.writer, cfg.spool_dir, (uint64_t)cfg.spool_max_mb << 20,
+                                      (size_t)(cfg.batch_pool / 2));
+        if (src < 0) {
+            fprintf(stderr, "dronegate: cannot use the spool directory %s: %s (set --spool-dir to a writable "
+                            "directory, or --spool-max-mb 0 for a memory-only backlog)\n", cfg.spool_dir, strerror(-src));
+            return 1;
+        }
+    } else if (srv.writer) {
+        dg_writer_set_spool(srv.writer, NULL, 0, (size_t)(cfg.batch_pool / 2));
+    }
     if (!srv.writer || dg_writer_start(srv.writer)) { fprintf(stderr, "dronegate: cannot start the store writer\n"); return 1; }
     for (int i = 0; i < srv.nworkers; i++)
         if (dg_worker_start(srv.workers[i])) { fprintf(stderr, "dronegate: cannot start worker %d\n", i); return 1; }

@@ -84,6 +84,10 @@ int dg_metrics_render(dg_buf_t *o)
     rc |= hist(o, "dronegate_ingest_latency_seconds", "Receive to durable, per message.", &m->ingest_latency);
     rc |= dg_buf_puts(o, "# HELP dronegate_queue_depth Messages received and not yet durable.\n# TYPE dronegate_queue_depth gauge\n");
     rc |= dg_buf_printf(o, "dronegate_queue_depth %" PRId64 "\n", ldg(&m->queue_depth));
+    rc |= dg_buf_puts(o, "# HELP dronegate_backlog_records Records waiting for the store (memory and spool) while it fails or lags.\n# TYPE dronegate_backlog_records gauge\n");
+    rc |= dg_buf_printf(o, "dronegate_backlog_records %" PRId64 "\n", ldg(&m->backlog_records));
+    rc |= dg_buf_puts(o, "# HELP dronegate_spool_bytes Bytes in the on-disk spool.\n# TYPE dronegate_spool_bytes gauge\n");
+    rc |= dg_buf_printf(o, "dronegate_spool_bytes %" PRId64 "\n", ldg(&m->spool_bytes));
     rc |= dg_buf_puts(o, "# HELP dronegate_commands_total Commands by status transition.\n# TYPE dronegate_commands_total counter\n");
     for (int i = 0; i < DG_CMD__N; i++)
         rc |= dg_buf_printf(o, "dronegate_commands_total{status=\"%s\"} %" PRIu64 "\n", cmd[i], ld(&m->commands[i]));

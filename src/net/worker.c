@@ -247,7 +247,11 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
     }
     if (!(revents & EV_READ) || c->paused || c->closing) return;
     if (c->kind == DG_CONN_DRONE && w->paused) {
-        dg_worker_pause_conn(w, c);
+        if (dg_writer_failing(w->srv->writer))
+            /* memory and spool are full while the store is down: say so */
+            dg_ingest_close(c, DG_WS_CLOSE_POLICY, "backlog full: the store is unavailable, retry later");
+        else
+            dg_worker_pause_conn(w, c);   /* the store is just slower: TCP backpressure */
         return;
     }
     for (int round = 0; round < 4 && !c->dead && !c->closing && !c->paused; round++) {
@@ -387,8 +391,12 @@ static void resume_all(dg_worker_t *w)
 
 static void batch_returned(dg_worker_t *w, dg_batch_t *b)
 {
-    w->inflight--;
     dg_ingest_batch_done(w, b);
+    if (b->foreign) {   /* acks for records replayed from the spool */
+        dg_batch_free(b);
+        return;
+    }
+    w->inflight--;
     if (w->nbatches > w->srv->cfg->batch_pool) {
         dg_batch_free(b);
         w->nbatches--;
@@ -523,6 +531,16 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
             }
         } else if (now - c->last_rx_ms >= 5000) {
             dg_conn_close(c, true);   /* close handshake never completed */
+        }
+    }
+    if (w->paused && w->paused_list && dg_writer_failing(w->srv->writer)) {
+        /* the store is down and the backlog is full: tell the waiting drones */
+        while (w->paused_list) {
+            dg_conn_t *c = w->paused_list;
+            w->paused_list = c->pause_next;
+            c->pause_next = NULL;
+            c->paused = 0;
+            dg_ingest_close(c, DG_WS_CLOSE_POLICY, "backlog full: the store is unavailable, retry later");
         }
     }
     if (w->id == 0) dg_ingest_expire_commands(w);

@@ -99,7 +99,6 @@
  *   compress_after=0  TimescaleDB only: compression policy age (0 = off)
  *   timescaledb=auto  auto | on | off: use TimescaleDB when available
  *   write=auto     auto (optimistic COPY) | staging (always staging table)
- *   copy=binary    binary | text COPY format
  *   dedup=ts       ts | strict (see above)
  *   readers=4      reader connections
  *   query_timeout=30s  statement_timeout of reader connections
@@ -110,8 +109,7 @@
  * synchronous_commit = on for its session in case the server default is off.
  *
  * Known limits: TimescaleDB is not packaged in Debian 12, so its code path
- * is untested here; `copy=text` cannot store years before 1 AD (PostgreSQL
- * text input has no year 0); one writer connection (measured enough, see the
+ * is untested here; one writer connection (measured enough, see the
  * doc); partition maintenance needs writes to happen.
  */
 #include "store.h"
@@ -129,7 +127,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "../codec/jsonw.h"
 #include "../core/buf.h"
 #include "../core/commands.h"
 #include "../core/log.h"
@@ -162,7 +159,6 @@ typedef struct pg_opts {
     int64_t compress_after_ms;  /* 0 = off (TimescaleDB only) */
     int     timescale;          /* -1 auto, 0 off, 1 on */
     int     staging_only;       /* write=staging */
-    int     text_copy;          /* copy=text */
     int     strict;             /* dedup=strict */
     int     readers;
     int64_t query_timeout_ms;
@@ -371,7 +367,6 @@ static int apply_opt(pg_opts_t *o, const char *k, size_t kl, const char *v, size
 #define KEY(name) (kl == sizeof(name) - 1 && !strncmp(k, name, kl))
     static const char *const autoonoff[] = { "auto", "on", "off", NULL };
     static const char *const writes[] = { "auto", "staging", NULL };
-    static const char *const copies[] = { "binary", "text", NULL };
     static const char *const dedups[] = { "ts", "strict", NULL };
     int i;
     if (KEY("partition")) {
@@ -388,9 +383,6 @@ static int apply_opt(pg_opts_t *o, const char *k, size_t kl, const char *v, size
     } else if (KEY("write")) {
         if (pick(v, vl, writes, &i)) goto bad;
         o->staging_only = i;
-    } else if (KEY("copy")) {
-        if (pick(v, vl, copies, &i)) goto bad;
-        o->text_copy = i;
     } else if (KEY("dedup")) {
         if (pick(v, vl, dedups, &i)) goto bad;
         o->strict = i;
@@ -406,7 +398,7 @@ bad:
     set_err(err, errlen, "PostgreSQL store option %s%.*s=%.*s is not valid (partition: "
             "an interval >= 1h like 1d or 6h; premake: 0-1000; retention, compress_after, "
             "query_timeout: an interval like 30d or 0; timescaledb: auto|on|off; write: "
-            "auto|staging; copy: binary|text; dedup: ts|strict; readers: 1-%d)",
+            "auto|staging; dedup: ts|strict; readers: 1-%d)",
             src, (int)kl, k, (int)vl, v, RD_MAX);
     return -1;
 #undef KEY
@@ -414,7 +406,7 @@ bad:
 
 static const char *const env_opts[] = {
     "partition", "premake", "retention", "compress_after", "timescaledb", "write",
-    "copy", "dedup", "readers", "query_timeout", NULL,
+    "dedup", "readers", "query_timeout", NULL,
 };
 
 /* Split uri into our options and the libpq URI (*conninfo, malloc'ed). */
@@ -626,12 +618,20 @@ static int session_setup(PGconn *c, const char *extra, char *err, size_t errlen)
     return exec_ok(c, sql, "session setup", err, errlen);
 }
 
+/* NOTICEs ("relation ... already exists, skipping") are not for the log. */
+static void on_notice(void *ud, const char *msg)
+{
+    (void)ud;
+    char m[256];
+    dg_debug("postgres: %s", one_line(msg, m, sizeof m));
+}
+
 /* Connect (or reset) *cp. 0, or -errno with err. Does not set anything up. */
 static int pg_connect(dg_store_t *s, PGconn **cp, char *err, size_t errlen)
 {
     if (*cp && PQstatus(*cp) == CONNECTION_OK) return 0;
     if (*cp) PQreset(*cp);
-    else *cp = PQconnectdb(s->conninfo);
+    else if ((*cp = PQconnectdb(s->conninfo)) != NULL) PQsetNoticeProcessor(*cp, on_notice, NULL);
     if (!*cp) {
         set_err(err, errlen, "cannot connect to %s: out of memory", s->where);
         return -ENOMEM;
@@ -888,8 +888,10 @@ static inline char *f_text(char *p, const char *s, size_t n)
     return p + n;
 }
 
-/* Worst case bytes of one binary row (13 columns). */
-#define ROW_MAX (2 + 13 * 4 + 9 * 8 + 1 + DG_DRONE_ID_MAX + DG_STATUS_MAX)
+/* Worst case bytes of one binary row: field count, 13 length words, 10
+ * eight-byte values (timestamp, seq, 7 doubles, received_at), the drone_ts
+ * bool, the longest id and status. */
+#define ROW_MAX (2 + 13 * 4 + 10 * 8 + 1 + DG_DRONE_ID_MAX + DG_STATUS_MAX)
 
 static inline bool server_stamped(const dg_store_t *s, const dg_record_t *r)
 {
@@ -919,40 +921,6 @@ static char *enc_bin(char *p, const dg_store_t *s, const dg_record_t *r, int sta
     return p;
 }
 
-/* Text COPY: tab separated, \N for NULL, backslash escapes in status. */
-static int enc_text(dg_buf_t *b, const dg_store_t *s, const dg_record_t *r, int stage)
-{
-    char ts[32];
-    int e = dg_buf_append(b, r->drone_id, strnlen(r->drone_id, DG_DRONE_ID_MAX));
-    e |= dg_buf_append(b, "\t", 1);
-    e |= dg_buf_append(b, ts, dg_format_rfc3339(r->ts_ms, ts));
-    e |= dg_buf_append(b, "\t", 1);
-    if (r->flags & DG_REC_HAS_SEQ) e |= dg_jw_i64(b, (int64_t)r->seq); else e |= dg_buf_append(b, "\\N", 2);
-    const double v[7] = { r->lat, r->lon, r->alt, r->speed, r->heading, r->climb, r->battery };
-    const uint32_t fl[7] = { 0, 0, 0, DG_REC_HAS_SPEED, DG_REC_HAS_HEADING, DG_REC_HAS_CLIMB, DG_REC_HAS_BATTERY };
-    for (int i = 0; i < 7; i++) {
-        e |= dg_buf_append(b, "\t", 1);
-        if ((!fl[i] || (r->flags & fl[i])) && isfinite(v[i])) e |= dg_jw_double(b, v[i]);
-        else e |= dg_buf_append(b, "\\N", 2);
-    }
-    e |= dg_buf_append(b, "\t", 1);
-    if (r->flags & DG_REC_HAS_STATUS) {
-        size_t n = strnlen(r->status, DG_STATUS_MAX);
-        for (size_t i = 0; i < n; i++) {
-            char c = r->status[i];
-            const char *esc = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : NULL;
-            e |= esc ? dg_buf_append(b, esc, 2) : dg_buf_append(b, &c, 1);
-        }
-    } else {
-        e |= dg_buf_append(b, "\\N", 2);
-    }
-    e |= dg_buf_append(b, "\t", 1);
-    e |= dg_buf_append(b, ts, dg_format_rfc3339(r->recv_us / 1000, ts));
-    if (stage) e |= dg_buf_puts(b, server_stamped(s, r) ? "\tf" : "\tt");
-    e |= dg_buf_append(b, "\n", 1);
-    return e ? -ENOMEM : 0;
-}
-
 /* Encode the records selected by `which` (0 fast rows, 1 staged rows, 2 all)
  * into s->enc. Returns the number of rows encoded, or -ENOMEM. */
 static long encode(dg_store_t *s, const dg_record_t *recs, size_t n, int which, int stage)
@@ -960,40 +928,29 @@ static long encode(dg_store_t *s, const dg_record_t *recs, size_t n, int which, 
     dg_buf_t *b = &s->enc;
     b->len = 0;
     long rows = 0;
-    if (!s->o.text_copy) {
-        if (dg_buf_reserve(b, COPY_HDR_LEN + 2)) return -ENOMEM;
-        memcpy(b->data, COPY_HDR, COPY_HDR_LEN);
-        b->len = COPY_HDR_LEN;
-    }
+    if (dg_buf_reserve(b, COPY_HDR_LEN + n * ROW_MAX + 2)) return -ENOMEM;
+    memcpy(b->data, COPY_HDR, COPY_HDR_LEN);
+    char *p = b->data + COPY_HDR_LEN;
     for (size_t i = 0; i < n; i++) {
         const dg_record_t *r = &recs[i];
         if (which != 2 && server_stamped(s, r) != (which == 1)) continue;
-        if (s->o.text_copy) {
-            if (enc_text(b, s, r, stage)) return -ENOMEM;
-        } else {
-            if (dg_buf_reserve(b, ROW_MAX + 2)) return -ENOMEM;
-            b->len = (size_t)(enc_bin(b->data + b->len, s, r, stage) - b->data);
-        }
+        p = enc_bin(p, s, r, stage);
         rows++;
     }
-    if (!s->o.text_copy) {
-        if (dg_buf_reserve(b, 2)) return -ENOMEM;
-        put16(b->data + b->len, 0xFFFF);   /* trailer */
-        b->len += 2;
-    }
+    p = put16(p, 0xFFFF);   /* trailer */
+    b->len = (size_t)(p - b->data);
     return rows;
 }
 
 /* COPY s->enc into table; 0, or -errno (*unique_violation is set when the
  * failure was one: SQLSTATE 23505). */
-static int copy_in(dg_store_t *s, const char *table, const char *cols, int binary,
+static int copy_in(dg_store_t *s, const char *table, const char *cols,
                    int *unique_violation, char *err, size_t errlen)
 {
     char sql[256], m[256];
     PGconn *c = s->w;
     *unique_violation = 0;
-    snprintf(sql, sizeof sql, "COPY %s (%s) FROM STDIN (FORMAT %s)", table, cols,
-             binary ? "binary" : "text");
+    snprintf(sql, sizeof sql, "COPY %s (%s) FROM STDIN (FORMAT binary)", table, cols);
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         int e = pg_errno(c, r);
@@ -1058,7 +1015,8 @@ static int64_t floor_div(int64_t a, int64_t b) { int64_t q = a / b; return (a % 
 
 /* Create the partition for [lo, hi), clipped to the gaps between existing
  * ones (so a changed partition interval never overlaps older partitions).
- * Rows of that range already in telemetry_default move into it. */
+ * Rows of that range already in telemetry_default move into it. 1 when a
+ * partition was created, 0 when the range was covered, or -errno. */
 static int make_part(dg_store_t *s, int64_t lo, int64_t hi, char *err, size_t errlen)
 {
     for (size_t i = 0; i < s->nparts; i++) {
@@ -1096,7 +1054,7 @@ static int make_part(dg_store_t *s, int64_t lo, int64_t hi, char *err, size_t er
     if (s->nparts == s->parts_cap) {
         size_t cap = s->parts_cap ? s->parts_cap * 2 : 16;
         part_t *p = realloc(s->parts, cap * sizeof *p);
-        if (!p) { s->nparts = 0; return 0; }   /* reloaded at the next maintenance */
+        if (!p) { s->nparts = 0; return 1; }   /* reloaded at the next maintenance */
         s->parts = p;
         s->parts_cap = cap;
     }
@@ -1105,8 +1063,7 @@ static int make_part(dg_store_t *s, int64_t lo, int64_t hi, char *err, size_t er
     s->parts[i] = (part_t){ .lo = lo, .hi = hi };
     snprintf(s->parts[i].name, sizeof s->parts[i].name, "%s", name);
     s->nparts++;
-    dg_info("postgres: created partition %s", name);
-    return 0;
+    return 1;
 }
 
 /* Premake partitions, apply retention. Failures are logged, not returned:
@@ -1119,12 +1076,18 @@ static void maintain(dg_store_t *s)
         if (load_parts(s, err, sizeof err)) { dg_warn("postgres: maintenance: %s", err); return; }
         int64_t iv = s->o.partition_ms;
         int64_t cur = floor_div(now, iv) * iv;
+        int made = 0;
         for (int k = -1; k <= s->o.premake; k++) {
-            if (make_part(s, cur + k * iv, cur + (k + 1) * iv, err, sizeof err) < 0) {
+            int r = make_part(s, cur + k * iv, cur + (k + 1) * iv, err, sizeof err);
+            if (r < 0) {
                 dg_warn("postgres: maintenance: %s (rows of that range go to telemetry_default)", err);
                 if (PQstatus(s->w) == CONNECTION_BAD) return;
             }
+            made += r > 0;
         }
+        if (made)
+            dg_info("postgres: created %d partition%s of telemetry (now up to %s)", made,
+                    made > 1 ? "s" : "", s->nparts ? s->parts[s->nparts - 1].name : "?");
     }
     if (s->o.retention_ms > 0 && s->kind != KIND_TIMESCALE) {
         int64_t cutoff = now - s->o.retention_ms;
@@ -1203,7 +1166,7 @@ static int write_staged(dg_store_t *s, const dg_record_t *recs, size_t n, int wh
     if (rows < 0) { set_err(err, errlen, "out of memory encoding %zu rows", n); return -ENOMEM; }
     if (rows == 0) return 0;
     int uv;
-    int e = copy_in(s, "dg_stage", TEL_COLS ", drone_ts", !s->o.text_copy, &uv, err, errlen);
+    int e = copy_in(s, "dg_stage", TEL_COLS ", drone_ts", &uv, err, errlen);
     if (!e) e = exec_prepared_ok(s, "from_stage", 0, NULL, NULL, NULL, err, errlen);
     return e;
 }
@@ -1225,7 +1188,7 @@ static int pg_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char
         long rows = encode(s, recs, n, 0, 0);
         if (rows < 0) { set_err(err, errlen, "out of memory encoding %zu rows", n); e = -ENOMEM; goto fail; }
         int uv;
-        e = copy_in(s, "telemetry", TEL_COLS, !s->o.text_copy, &uv, err, errlen);
+        e = copy_in(s, "telemetry", TEL_COLS, &uv, err, errlen);
         if (!e && staged) e = write_staged(s, recs, n, 1, err, errlen);
         if (!e && staged) e = exec_ok(s->w, "COMMIT", "commit", err, errlen);
         if (!e) return 0;
@@ -1278,7 +1241,7 @@ static int pg_update_drones(dg_store_t *s, const dg_record_t *last, size_t n, ch
     int uv;
     if (!(e = exec_ok(s->w, "BEGIN", NULL, err, errlen)))
         e = copy_in(s, "dg_drone_stage", "n, drone_id, seen, latitude, longitude, altitude, speed,"
-                    " heading, climb, battery, status, last_seq", 1, &uv, err, errlen);
+                    " heading, climb, battery, status, last_seq", &uv, err, errlen);
     if (!e) e = exec_prepared_ok(s, "drones_upsert", 0, NULL, NULL, NULL, err, errlen);
     if (!e) e = exec_ok(s->w, "COMMIT", "commit", err, errlen);
     if (e) {
@@ -1500,6 +1463,7 @@ static int pg_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
 
     s->w = PQconnectdb(s->conninfo);
     if (!s->w) { set_err(err, errlen, "out of memory"); e = -ENOMEM; goto fail; }
+    PQsetNoticeProcessor(s->w, on_notice, NULL);
     describe(s, s->w);
     if (PQstatus(s->w) != CONNECTION_OK) {
         char m[256];
@@ -1536,10 +1500,10 @@ static int pg_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     e = rd_ensure(s, rc, 1, merr, sizeof merr);
     rd_release(s, rc);
     if (e) { set_err(err, errlen, "%s", merr); goto fail; }
-    dg_info("postgres: %s, telemetry %s, write=%s copy=%s dedup=%s, retention %s",
+    dg_info("postgres: %s, telemetry %s, write=%s dedup=%s, retention %s",
             s->where, s->kind == KIND_NATIVE ? "partitioned by time" :
                       s->kind == KIND_TIMESCALE ? "a TimescaleDB hypertable" : "a plain table",
-            s->o.staging_only ? "staging" : "auto", s->o.text_copy ? "text" : "binary",
+            s->o.staging_only ? "staging" : "auto",
             s->o.strict ? "strict" : "ts", s->o.retention_ms ? "on" : "off");
     *out = s;
     return 0;

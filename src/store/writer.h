@@ -29,10 +29,13 @@ typedef struct dg_msg {
 typedef struct dg_batch {
     dg_msg_t    msg;       /* must be first: batches return through the inbox */
     int         worker;    /* owner */
-    int         status;    /* set by the writer: 0 durable, <0 not stored */
+    int         status;    /* set by the writer: 0 durable, <0 not stored, DG_BATCH_SPOOLED */
+    int         foreign;   /* allocated by the writer (acks of replayed records): free after use */
     size_t      n, cap;
     dg_record_t *recs;     /* cap records */
 } dg_batch_t;
+
+#define DG_BATCH_SPOOLED 1   /* written to the spool: buffer reusable, records not durable yet */
 
 dg_batch_t *dg_batch_new(int worker, size_t cap);
 void        dg_batch_free(dg_batch_t *b);
@@ -43,6 +46,10 @@ typedef struct dg_writer dg_writer_t;
  * (status 0) or abandoned at shutdown (status < 0). */
 dg_writer_t *dg_writer_new(const dg_store_ops_t *ops, dg_store_t *store,
                            void (*on_done)(dg_batch_t *b, void *ud), void *ud);
+/* Enable the on-disk spool in `dir` (created if missing) of at most
+ * max_bytes, used once more than spill_batches batches wait in memory while
+ * the store fails. A spool left by an earlier run is replayed. 0 or -errno. */
+int  dg_writer_set_spool(dg_writer_t *w, const char *dir, uint64_t max_bytes, size_t spill_batches);
 int  dg_writer_start(dg_writer_t *w);
 /* Any thread. Queue a batch for writing. */
 void dg_writer_submit(dg_writer_t *w, dg_batch_t *b);

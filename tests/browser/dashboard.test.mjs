@@ -34,7 +34,7 @@ const SHOT = path.resolve(ROOT, process.env.DG_SCREENSHOT || 'docs/dashboard.png
 const N_DRONES = 20, RATE = 5, N_LOAD = 1000;
 
 const procs = new Set();       // child processes still running
-let tmp, port, base, gateway, context, page;
+let tmp, port, base, gateway, context, page, simStarted;
 const problems = [];           // console errors, page errors, failed requests, HTTP >= 400
 const log = (...a) => console.log('#', ...a);
 
@@ -106,6 +106,7 @@ before(async () => {
     const r = await fetch(base + '/healthz').catch(() => null);
     return r && r.status === 200;
   }, { timeout: 15000, every: 100 });
+  simStarted = Date.now();
   start('sim', SIM, ['--url', `ws://127.0.0.1:${port}`, '--drones', String(N_DRONES), '--rate', String(RATE),
     '--duration', '170', '--quiet']);
 
@@ -287,8 +288,10 @@ test('the history track of a drone loads for a chosen time range', async () => {
   assert.equal(direct.status, 200);
   assert.ok(Math.abs(direct.body.features.length - pts) <= RATE * 2, `page ${pts}, direct ${direct.body.features.length}`);
 
-  // screenshot: the whole fleet with the selected drone, its track and the command
+  // screenshot: the fleet with the selected drone, its track and the command;
+  // trails grow once the drones leave their take-off climb, so let them fly a while
   await page.fill('#filter', '');
+  await sleep(Math.max(0, simStarted + 60000 - Date.now()));
   await page.evaluate(() => {
     const ds = window.__dg.drones().filter((d) => d.lat !== null);
     const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;

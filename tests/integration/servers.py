@@ -349,3 +349,47 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                     row.update(s.get("tags") or {})
                     out.append(row)
         return out
+
+
+# ---------------------------------------------------------------- shared
+
+_shared = {}
+
+
+def _close_shared():
+    for s in _shared.values():
+        try:
+            s.close()
+        except Exception:       # best effort at interpreter exit
+            pass
+    _shared.clear()
+
+
+def shared_postgres():
+    """One PostgreSQL for the whole pytest process (initdb costs seconds);
+    tests isolate themselves with a database each (pg.uri(unique name)).
+    Restarted if a test left it stopped."""
+    pg = _shared.get("pg")
+    if pg is None:
+        import atexit
+        if not _shared:
+            atexit.register(_close_shared)
+        pg = _shared["pg"] = Postgres()
+        pg.start()
+    elif not pg.running():
+        pg.start()
+    return pg
+
+
+def shared_influx():
+    """One influxd for the whole pytest process; a database per test."""
+    ix = _shared.get("influx")
+    if ix is None:
+        import atexit
+        if not _shared:
+            atexit.register(_close_shared)
+        ix = _shared["influx"] = Influx()
+        ix.start()
+    elif ix.proc.poll() is not None:
+        ix.start()
+    return ix
