@@ -10,7 +10,7 @@ CC       ?= cc
 CLANG    ?= clang
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -D_GNU_SOURCE -Isrc -Iinclude
-LDLIBS   := -lev -lsqlite3 -lhttp_parser -lcrypto -lm -lpthread
+LDLIBS   := -lev -lsqlite3 -lpq -lcurl -lhttp_parser -lcrypto -lm -lpthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B        := build

@@ -2,7 +2,7 @@
 # deps.sh - install the Debian 12 packages dronegate needs, only those missing.
 set -euo pipefail
 PKGS=(build-essential clang libclang-rt-14-dev pkg-config
-      libev-dev libsqlite3-dev sqlite3 libssl-dev libhttp-parser-dev libjsmn-dev
+      libev-dev libsqlite3-dev sqlite3 libssl-dev libhttp-parser-dev libjsmn-dev libpq-dev libcurl4-openssl-dev
       python3 python3-websockets python3-pytest)
 missing=()
 for p in "${PKGS[@]}"; do

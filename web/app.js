@@ -77,8 +77,9 @@ function api(path, opts) {
     return r.text().then(function (txt) {
       var body = null;
       try { body = txt ? JSON.parse(txt) : null; } catch (e) { body = { error: txt }; }
-      if (r.status === 401 || r.status === 403) {
-        showBanner('not authorised: open the dashboard as /?token=OPERATOR_TOKEN');
+      if (r.status === 401) {
+        showBanner(token ? 'the operator token was refused: open the dashboard as /?token=OPERATOR_TOKEN'
+                         : 'authentication is on: open the dashboard as /?token=OPERATOR_TOKEN');
       }
       return { status: r.status, body: body };
     });
@@ -379,7 +380,7 @@ function drawMarkers(ctx, b, m, zoom) {
   var k = m.getZoomScale(zoom, 0), o = m.getPixelOrigin();
   var ox = o.x, oy = o.y, cap = TRAIL_MAX;
   var x0 = b.min.x - 12, y0 = b.min.y - 12, x1 = b.max.x + 12, y1 = b.max.y + 12;
-  var R = zoom >= 12 ? 7 : 5.5;
+  var R = zoom >= 14 ? 7 : zoom >= 11 ? 5.5 : 4.5;
   var vis = [], sel = null;
   drones.forEach(function (d) {
     if (!d.hasPos) return;
@@ -691,7 +692,10 @@ function renderList() {
   for (var j = 0; j < pool.length; j++) {
     var row = pool[j], i = first + j;
     if (j >= count || i >= order.length) {
-      if (row._droneId !== null) { row.style.display = 'none'; row._droneId = null; }
+      if (row._droneId !== null) {
+        row.style.display = 'none'; row._droneId = null; row._top = -1;
+        row.removeAttribute('data-id');
+      }
       continue;
     }
     var d = drones.get(order[i]);

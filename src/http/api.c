@@ -211,14 +211,14 @@ static void get_history(dg_conn_t *c, const char *id, size_t idlen, const char *
     dg_query_t query = { .drone_id = idz, .from_ms = INT64_MIN, .to_ms = INT64_MAX, .limit = DG_DEFAULT_LIMIT };
     int rc;
     if ((rc = dg_http_query_param(q, qlen, "from", val, sizeof val)) != 0) {
-        plus_back(val);
+        if (rc > 0) plus_back(val);
         if (rc < 0 || dg_parse_time_param(val, strlen(val), &query.from_ms)) {
             dg_http_error(c, 400, "from must be an RFC 3339 time or epoch milliseconds");
             return;
         }
     }
     if ((rc = dg_http_query_param(q, qlen, "to", val, sizeof val)) != 0) {
-        plus_back(val);
+        if (rc > 0) plus_back(val);
         if (rc < 0 || dg_parse_time_param(val, strlen(val), &query.to_ms)) {
             dg_http_error(c, 400, "to must be an RFC 3339 time or epoch milliseconds");
             return;

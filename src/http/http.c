@@ -191,7 +191,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
     return dg_buf_append(&r->body, at, n) ? -1 : 0;
 }
 
-static void handle_request(dg_conn_t *c, dg_http_req_t *r);
+static void handle_request(dg_conn_t *c, dg_http_req_t *r, bool parser_upgrade);
 
 static int on_message_complete(http_parser *p)
 {
@@ -199,7 +199,7 @@ static int on_message_complete(http_parser *p)
     dg_http_req_t *r = c->u.http.req;
     r->complete = 1;
     if (!p->upgrade) {
-        handle_request(c, r);
+        handle_request(c, r, false);
         if (!c->dead && c->kind == DG_CONN_HTTP && c->u.http.req) {  /* not upgraded */
             dg_buf_free(&c->u.http.req->url);
             dg_buf_free(&c->u.http.req->body);
@@ -456,7 +456,10 @@ static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen
     dg_ingest_start(c, d);
 }
 
-static void handle_request(dg_conn_t *c, dg_http_req_t *r)
+/* `parser_upgrade`: http_parser itself saw an upgrade and stopped, so the
+ * connection may switch protocols. From inside a parser callback it may
+ * not: the parser state lives in the union the WebSocket state replaces. */
+static void handle_request(dg_conn_t *c, dg_http_req_t *r, bool parser_upgrade)
 {
     if (dg_buf_append(&r->url, "", 1)) { dg_conn_close(c, true); return; }
     r->url.len--;
@@ -465,6 +468,14 @@ static void handle_request(dg_conn_t *c, dg_http_req_t *r)
     size_t plen = qm ? (size_t)(qm - url) : r->url.len;
     const char *q = qm ? qm + 1 : "";
     size_t qlen = qm ? r->url.len - plen - 1 : 0;
+    bool ws_path = (plen > 4 && !memcmp(url, "/ws/", 4)) || (plen == 12 && !memcmp(url, "/api/v1/live", 12));
+    if (ws_path && !parser_upgrade && has_token(r->upgrade, "websocket")) {
+        /* upgrade headers the HTTP parser did not accept as an upgrade
+         * (e.g. odd whitespace in Connection) */
+        reject(c, 400, DG_CREJ_BAD_REQUEST, "malformed WebSocket upgrade request");
+        dg_conn_close(c, false);
+        return;
+    }
     if (plen > 4 && !memcmp(url, "/ws/", 4)) {
         if (c->w->draining) { dg_http_error(c, 503, "server is shutting down"); return; }
         upgrade(c, r, url + 4, plen - 4, q, qlen);
@@ -504,7 +515,7 @@ void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
     if (c->u.http.parser.upgrade && c->kind == DG_CONN_HTTP && c->u.http.req && c->u.http.req->complete) {
         /* an Upgrade request we did not accept (wrong path etc.) */
         dg_http_req_t *r = c->u.http.req;
-        handle_request(c, r);
+        handle_request(c, r, true);
         if (!c->dead && c->kind == DG_CONN_DRONE && done < n) dg_ingest_on_data(c, p + done, n - done);
         else if (!c->dead && c->kind == DG_CONN_LIVE && done < n) dg_live_on_data(c, p + done, n - done);
         else if (!c->dead && c->kind == DG_CONN_HTTP) dg_conn_close(c, false);

@@ -6,11 +6,14 @@
  * Data layout
  * -----------
  *
- *   measurement telemetry, tag drone_id, time = sample time (ms)
+ *   measurement telemetry, tag drone_id, time = sample time (ms; written in
+ *     ns: see below)
  *     fields: seq (integer, the uint64 bit pattern as int64, like sqlite.c),
  *     latitude, longitude, altitude, speed, heading, climb, battery (float;
  *     absent optional fields are simply not written), status (string),
  *     received_at (integer, ms)
+ *   measurement telemetry_seq, tag drone_id, field seq: one point per
+ *     message that came without a timestamp (see Duplicates)
  *   measurement drones, tag drone_id, time = 0: one point per drone that
  *     every update overwrites (a table row, in InfluxDB terms), fields
  *     last_seen (integer ms), the last position and state, last_seq
@@ -23,12 +26,17 @@
  * later write of the same drone and timestamp overwrites it. A redelivered
  * message carries the same timestamp, so it is stored once. Consequences
  * that differ from SQLite/PostgreSQL: two *different* samples of one drone
- * with the same timestamp (ms) keep only the last one written, whatever
- * their seq. A message without `timestamp` gets the receive time, which
- * differs between deliveries: for those, this backend remembers the highest
- * seq written per drone (seeded at open from the newest stored point of each
- * drone) and drops such a message when its seq is not above it — which also
- * drops a late, never stored message that arrives after a higher seq.
+ * with the same drone timestamp (ms) keep only the last one written,
+ * whatever their seq (messages without seq included).
+ * A message without `timestamp` gets the receive time, which differs between
+ * deliveries, and several such messages of one frame share a millisecond. So
+ * their points are written at receive ms + a sub-millisecond offset derived
+ * from the seq (1..999999 ns: never the ms itself, where drone-stamped points
+ * sit; reads are in ms, so the offset never shows), and each one also gets a
+ * telemetry_seq point. The backend keeps, per drone, the highest seq of such
+ * messages written (seeded at open from LAST(seq) of telemetry_seq) and
+ * drops a message without timestamp whose seq is not above it: a
+ * redelivery, or (contract: seq increases per drone) a late one.
  *
  * Threads: write_batch(), update_drones(), put_command() run on the writer
  * thread with its own curl handle (a kept-alive connection); query(),
@@ -104,11 +112,12 @@ struct dg_store {
     /* writer thread only */
     CURL           *w;
     dg_buf_t        lines, body;
-    char           *write_url, *write_url_ns;
+    char           *write_url;       /* /write?db=..&precision=ns */
+    uint32_t        noseq;            /* sub-ms offsets of rows without seq */
     wm_ent_t       *wm[WM_BUCKETS];
     wm_ent_t      **touched;
     size_t          ntouched, touched_cap;
-    uint32_t        gen;
+    uint32_t        gen;             /* batch generation, never 0 (fresh entries have 0) */
     int64_t         dropped, last_drop_log_ms;
     /* readers */
     pthread_mutex_t rd_mu;
@@ -255,8 +264,8 @@ static int lp_state(dg_buf_t *b, const dg_record_t *r)
     return e;
 }
 
-/* telemetry,drone_id=ID received_at=Ni,seq=Ni,latitude=..,... TS\n */
-static int lp_telemetry(dg_buf_t *b, const dg_record_t *r)
+/* telemetry,drone_id=ID received_at=Ni,seq=Ni,latitude=..,... TS_NS\n */
+static int lp_telemetry(dg_buf_t *b, const dg_record_t *r, int64_t ts_ns)
 {
     int e = dg_buf_puts(b, "telemetry,drone_id=");
     e |= dg_buf_append(b, r->drone_id, strnlen(r->drone_id, DG_DRONE_ID_MAX));
@@ -270,12 +279,21 @@ static int lp_telemetry(dg_buf_t *b, const dg_record_t *r)
     }
     e |= lp_state(b, r);
     e |= dg_buf_puts(b, " ");
-    e |= dg_jw_i64(b, r->ts_ms);
+    e |= dg_jw_i64(b, ts_ns);
     e |= dg_buf_puts(b, "\n");
+    if ((r->flags & DG_REC_HAS_SEQ) && !(r->flags & DG_REC_HAS_TS)) {
+        e |= dg_buf_puts(b, "telemetry_seq,drone_id=");
+        e |= dg_buf_append(b, r->drone_id, strnlen(r->drone_id, DG_DRONE_ID_MAX));
+        e |= dg_buf_puts(b, " seq=");
+        e |= dg_jw_i64(b, (int64_t)r->seq);
+        e |= dg_buf_puts(b, "i ");
+        e |= dg_jw_i64(b, ts_ns);
+        e |= dg_buf_puts(b, "\n");
+    }
     return e;
 }
 
-/* ---- seq watermarks (writer thread) -------------------------------------- */
+/* ---- seq watermarks of messages without timestamp (writer thread) ------- */
 
 static uint32_t id_hash(const char *s)
 {
@@ -338,13 +356,13 @@ static void wm_commit(dg_store_t *s)
         e->has = 1;
     }
     s->ntouched = 0;
-    s->gen++;
+    if (++s->gen == 0) s->gen = 1;
 }
 
 static void wm_abort(dg_store_t *s)
 {
     s->ntouched = 0;
-    s->gen++;
+    if (++s->gen == 0) s->gen = 1;
 }
 
 /* ---- writes ------------------------------------------------------------- */
@@ -378,15 +396,19 @@ static int ix_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char
             }
             continue;
         }
-        if (r->flags & DG_REC_HAS_SEQ) {
+        int64_t ts_ns = r->ts_ms * 1000000;
+        if (!(r->flags & DG_REC_HAS_TS) && (r->flags & DG_REC_HAS_SEQ)) {
             wm_ent_t *w = wm_get(s, r->drone_id, 1);
             if (!w) { e = -ENOMEM; break; }
             int has;
             uint64_t max = wm_effective(s, w, &has);
-            if (!(r->flags & DG_REC_HAS_TS) && has && r->seq <= max) continue;  /* redelivery */
+            if (has && r->seq <= max) continue;                  /* redelivery */
             if ((e = wm_note(s, w, r->seq))) break;
+            ts_ns += 1 + (int64_t)(r->seq % 999999u);
+        } else if (!(r->flags & DG_REC_HAS_TS)) {
+            ts_ns += 1 + (int64_t)(s->noseq++ % 999999u);
         }
-        if (lp_telemetry(b, r)) { e = -ENOMEM; break; }
+        if (lp_telemetry(b, r, ts_ns)) { e = -ENOMEM; break; }
         rows++;
     }
     if (e) {
@@ -418,7 +440,7 @@ static int ix_update_drones(dg_store_t *s, const dg_record_t *last, size_t n, ch
             e |= dg_buf_puts(b, "i");
         }
         e |= lp_state(b, r);
-        e |= dg_buf_puts(b, " 0\n");
+        e |= dg_buf_puts(b, " 0\n");     /* time 0: one point per drone, overwritten */
     }
     if (e) { set_err(err, errlen, "out of memory"); return -ENOMEM; }
     return n ? post_lines(s, s->write_url, err, errlen) : 0;
@@ -448,7 +470,7 @@ static int ix_put_command(dg_store_t *s, const dg_command_t *c, char *err, size_
     e |= dg_jw_i64(b, ms * 1000000 + (int64_t)(id_hash(c->id) % 1000000u));
     e |= dg_buf_puts(b, "\n");
     if (e) { set_err(err, errlen, "out of memory"); return -ENOMEM; }
-    return post_lines(s, s->write_url_ns, err, errlen);
+    return post_lines(s, s->write_url, err, errlen);
 }
 
 /* ---- reads: /query answers ---------------------------------------------- */
@@ -749,8 +771,8 @@ static int ix_query(dg_store_t *s, const dg_query_t *q, dg_record_cb cb, void *u
         return -EINVAL;
     }
     char sql[512];
-    int n = snprintf(sql, sizeof sql, "SELECT seq, latitude, longitude, altitude, speed, heading, climb,"
-                     " battery, status, received_at FROM telemetry WHERE drone_id = '%s'", q->drone_id);
+    int n = snprintf(sql, sizeof sql, "SELECT drone_id, seq, latitude, longitude, altitude, speed, heading,"
+                     " climb, battery, status, received_at FROM telemetry WHERE drone_id = '%s'", q->drone_id);
     if (q->from_ms > IX_MAX_MS || q->to_ms < IX_MIN_MS) return 0;   /* nothing can be there */
     if (q->from_ms > IX_MIN_MS)
         n += snprintf(sql + n, sizeof sql - (size_t)n, " AND time >= %" PRId64, q->from_ms * 1000000);
@@ -817,7 +839,6 @@ static void ix_close(dg_store_t *s)
     dg_buf_free(&s->lines);
     dg_buf_free(&s->body);
     free(s->write_url);
-    free(s->write_url_ns);
     pthread_cond_destroy(&s->rd_cv);
     pthread_mutex_destroy(&s->rd_mu);
     free(s);
@@ -907,7 +928,7 @@ bad:
     return -EINVAL;
 }
 
-/* Remember the newest point's seq of every drone (see "Duplicates"). */
+/* The watermarks: LAST(seq) of telemetry_seq per drone (see "Duplicates"). */
 static int seed_one(void *ud, const dg_record_t *r)
 {
     dg_store_t *s = ud;
@@ -928,6 +949,7 @@ static int ix_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     if (!s) { curl_global_cleanup(); set_err(err, errlen, "out of memory"); return -ENOMEM; }
     pthread_mutex_init(&s->rd_mu, NULL);
     pthread_cond_init(&s->rd_cv, NULL);
+    s->gen = 1;
     int e = parse_uri(s, uri, err, errlen);
     if (e) goto fail;
     if (cfg && cfg->fsync)
@@ -937,13 +959,12 @@ static int ix_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     char dbe[400], rpe[400];
     size_t ul = strlen(s->base) + 1024;
     if (urlenc(s->db, dbe, sizeof dbe) || urlenc(s->rp, rpe, sizeof rpe) ||
-        !(s->write_url = malloc(ul)) || !(s->write_url_ns = malloc(ul))) {
+        !(s->write_url = malloc(ul))) {
         set_err(err, errlen, "out of memory");
         e = -ENOMEM;
         goto fail;
     }
-    snprintf(s->write_url, ul, "%s/write?db=%s&precision=ms%s%s", s->base, dbe, s->rp[0] ? "&rp=" : "", rpe);
-    snprintf(s->write_url_ns, ul, "%s/write?db=%s&precision=ns%s%s", s->base, dbe, s->rp[0] ? "&rp=" : "", rpe);
+    snprintf(s->write_url, ul, "%s/write?db=%s&precision=ns%s%s", s->base, dbe, s->rp[0] ? "&rp=" : "", rpe);
     if (!(s->w = curl_easy_init()) || setup_handle(s, s->w, &s->body)) {
         set_err(err, errlen, "cannot create an HTTP client handle");
         e = -ENOMEM;
@@ -965,7 +986,10 @@ static int ix_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
                 "influxdb://127.0.0.1:8086/dronegate)", s->where, m);
         goto fail;
     }
-    if ((e = ix_latest(s, seed_one, s, m, sizeof m)) < 0) {
+    if ((e = run_query(s, s->w, &s->body, "SELECT LAST(seq) AS seq FROM telemetry_seq GROUP BY drone_id",
+                       0, m, sizeof m)) == 0)
+        e = walk_answer(s, &s->body, seed_one, s, m, sizeof m);
+    if (e < 0) {
         set_err(err, errlen, "cannot read %s: %s", s->where, m);
         goto fail;
     }

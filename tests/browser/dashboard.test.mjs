@@ -35,6 +35,7 @@ const N_DRONES = 20, RATE = 5, N_LOAD = 1000;
 
 const procs = new Set();       // child processes still running
 let tmp, port, base, gateway, context, page, simStarted;
+const allowedOrigins = new Set();  // the gateways started here
 const problems = [];           // console errors, page errors, failed requests, HTTP >= 400
 const log = (...a) => console.log('#', ...a);
 
@@ -125,7 +126,8 @@ before(async () => {
   page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
   page.on('response', (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`); });
   // Only the gateway: any other host would be a CDN or tile server.
-  await context.route((u) => !u.href.startsWith(base) && !u.href.startsWith('data:'), (route) => {
+  allowedOrigins.add(base);
+  await context.route((u) => u.protocol !== 'data:' && !allowedOrigins.has(u.origin), (route) => {
     problems.push(`external request: ${route.request().url()}`);
     return route.abort();
   });
@@ -186,6 +188,19 @@ test('simulated drones appear in the fleet list and their markers move', async (
     return m.length >= 3 && m.map((x) => x[0]);
   }, { timeout: 70000, every: 0 });
   log(`${moved.length} drones moved horizontally (first seen ${Date.now() - t0} ms into the wait)`);
+  // and the map really is redrawn: the map's pixels change as they fly
+  const shotA = await page.locator('#map').screenshot();
+  await sleep(1000);
+  const shotB = await page.locator('#map').screenshot();
+  assert.ok(!shotA.equals(shotB), 'the map looks the same 1 s later');
+  // a click on a marker selects that drone (centred first: clear of the map's controls)
+  await page.evaluate((id) => { const d = window.__dg.drone(id); window.__dg.map.setView([d.lat, d.lon], 13, { animate: false }); }, moved[0]);
+  const mp = await page.evaluate((id) => window.__dg.point(id), moved[0]);
+  const mbox = await page.locator('#map').boundingBox();
+  await page.mouse.click(mbox.x + mp.x, mbox.y + mp.y);
+  assert.equal(await page.evaluate(() => window.__dg.selected), moved[0]);
+  await waitFor('the detail panel', async () => (await page.textContent('#det-id')) === moved[0]);
+  assert.equal(await page.inputValue('#cmd-drone'), moved[0]);
   const trail = await page.evaluate((id) => window.__dg.drone(id).trail, moved[0]);
   assert.ok(trail >= 2, `trail of ${moved[0]} has ${trail} points`);
   // the list follows too: the row of a moving drone shows fresh data
@@ -212,8 +227,13 @@ test('a goto command sent from the form reaches the drone and its status turns d
   assert.deepEqual(unexpected, []);
 
   // an airborne drone (a landed one would take off first: too slow for a test)
+  // (the one nearest the middle of the fleet: it is in the screenshot below)
   const id = await waitFor('an airborne drone', () => page.evaluate(() => {
-    const d = window.__dg.drones().filter((x) => x.status === 'airborne' && x.battery > 40);
+    const all = window.__dg.drones().filter((x) => x.lat !== null);
+    const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+    const clat = mean(all.map((x) => x.lat)), clon = mean(all.map((x) => x.lon));
+    const d = all.filter((x) => x.status === 'airborne' && x.battery > 40)
+      .sort((a, b) => Math.hypot(a.lat - clat, a.lon - clon) - Math.hypot(b.lat - clat, b.lon - clon));
     return d.length ? d[0].id : null;
   }), { timeout: 30000 });
   // select it in the list, the way an operator does
@@ -295,7 +315,7 @@ test('the history track of a drone loads for a chosen time range', async () => {
   await page.evaluate(() => {
     const ds = window.__dg.drones().filter((d) => d.lat !== null);
     const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
-    window.__dg.map.setView([mean(ds.map((d) => d.lat)), mean(ds.map((d) => d.lon))], 12, { animate: false });
+    window.__dg.map.setView([mean(ds.map((d) => d.lat)), mean(ds.map((d) => d.lon))], 13, { animate: false });
   });
   await sleep(600);
   fs.mkdirSync(path.dirname(SHOT), { recursive: true });
@@ -355,10 +375,85 @@ test(`stays responsive with ${N_LOAD} more drones at 1 Hz`, async () => {
   log(`1k drones: ${JSON.stringify(r, (k, v) => typeof v === 'number' ? Math.round(v * 10) / 10 : v)}`);
   // generous bounds for a shared 2-core machine that also runs the gateway
   // and 1,020 simulated drones; the numbers above are the report
-  assert.ok(r.fps >= 20, `only ${r.fps.toFixed(1)} frames/s`);
+  // (typical here: 45-55 frames/s, redraws of 3-6 ms, long tasks under 150 ms;
+  // the bounds catch a page that stalls, e.g. one that rebuilds the DOM per message)
+  assert.ok(r.fps >= 12, `only ${r.fps.toFixed(1)} frames/s`);
   assert.ok(r.drawMsAvg < 30, `a fleet redraw takes ${r.drawMsAvg.toFixed(1)} ms on average`);
-  assert.ok(r.worstLongTaskMs < 500, `a long task of ${r.worstLongTaskMs.toFixed(0)} ms`);
+  assert.ok(r.worstLongTaskMs < 750, `a long task of ${r.worstLongTaskMs.toFixed(0)} ms`);
   assert.ok(r.events > N_LOAD * 3, `only ${r.events} live events in ${r.seconds.toFixed(1)} s`);
   await stop(load);
   assert.deepEqual(problems, []);
+});
+
+test('with auth on, the page uses the operator token from its URL, and reconnects', async () => {
+  const port2 = await freePort(), base2 = `http://127.0.0.1:${port2}`;
+  allowedOrigins.add(base2);
+  const gwArgs = ['--listen', `127.0.0.1:${port2}`, '--store', `sqlite:${tmp}/dg-auth.db`,
+    '--web-root', WEB, '--auth-secret', 'browser-test-secret', '--operator-token', 'op-token-1', '--operator-read-token', 'read-token-1'];
+  let gw2 = start('gateway-auth', BIN, gwArgs);
+  try {
+    await waitFor('the second gateway', async () => {
+      if (!procs.has(gw2)) throw new Error(`gateway exited:\n${tail('gateway-auth')}`);
+      const r = await fetch(base2 + '/healthz').catch(() => null);
+      return r && r.status === 200;
+    }, { timeout: 15000, every: 100 });
+    const sim2 = start('sim-auth', SIM, ['--url', `ws://127.0.0.1:${port2}`, '--drones', '3', '--rate', '2',
+      '--duration', '60', '--auth-secret', 'browser-test-secret', '--quiet']);
+    const seen = [];
+    const watch = (pg) => {
+      pg.on('console', (m) => { if (m.type() === 'error') seen.push(m.text()); });
+      pg.on('pageerror', (e) => seen.push(`page error: ${e.message}`));
+    };
+    // the operator token: REST and live work, the token leaves the address bar
+    const p1 = await context.newPage();
+    watch(p1);
+    await p1.goto(`${base2}/?token=op-token-1`);
+    await waitFor('3 drones, live', () => p1.evaluate(() => window.__dg.live && window.__dg.count >= 3), { timeout: 15000 });
+    assert.equal(new URL(p1.url()).search, '', 'the token stays out of the address bar');
+    assert.equal(await p1.evaluate(() => sessionStorage.getItem('dronegate.token')), 'op-token-1');
+    assert.equal(await p1.isHidden('#banner'), true);
+    assert.deepEqual(seen, []);
+
+    // the live stream drops (gateway restarted on the same port): the page
+    // says so, retries with backoff, and comes back live with its token
+    await stop(gw2);
+    await waitFor('the page to notice', async () => /offline|retry/.test(await p1.textContent('#conn')), { timeout: 10000 });
+    const t0 = Date.now();
+    gw2 = start('gateway-auth', BIN, gwArgs);
+    await waitFor('live again', () => p1.evaluate(() => window.__dg.live), { timeout: 20000 });
+    log(`live again ${Date.now() - t0} ms after the gateway restarted; stats ${JSON.stringify(await p1.evaluate(() => ({ reconnects: window.__dg.stats.reconnects, snapshots: window.__dg.stats.snapshots })))}`);
+    assert.equal((await p1.textContent('#conn')).trim(), 'live');
+    // while it was down: failed WebSocket handshakes and refused polls, nothing else
+    assert.ok(seen.every((x) => /WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(x)), seen.join('\n'));
+    seen.length = 0;
+    await p1.close();
+
+    // a read-only token: everything shows, a command is refused with the server's reason
+    const p2 = await context.newPage();
+    watch(p2);
+    await p2.goto(`${base2}/?token=read-token-1`);
+    await waitFor('3 drones, live (read token)', () => p2.evaluate(() => window.__dg.live && window.__dg.count >= 3), { timeout: 15000 });
+    await p2.fill('#cmd-drone', 'sim-0000');
+    await p2.selectOption('#cmd-name', 'land');
+    await p2.click('#cmd-send');
+    await waitFor('the 403 reason', async () => /read scope/.test(await p2.textContent('#cmd-error')));
+    assert.ok(seen.every((x) => /status of 403/.test(x)), seen.join('\n'));
+    seen.length = 0;
+    await p2.close();
+
+    // no token (a fresh tab: sessionStorage is per tab): refused, and the page says how to fix it
+    const p3 = await context.newPage();
+    watch(p3);
+    await p3.goto(`${base2}/`);
+    await waitFor('the banner', async () => /token/.test(await p3.textContent('#banner')) && !(await p3.isHidden('#banner')));
+    assert.equal(await p3.evaluate(() => window.__dg.live), false);
+    assert.equal(await p3.evaluate(() => window.__dg.count), 0);
+    assert.ok(seen.length > 0 && seen.every((x) => /401|WebSocket/.test(x)), seen.join('\n'));
+    await p3.close();
+    await stop(sim2);
+  } finally {
+    await stop(gw2);
+  }
+  // this gateway's 401/403 are expected above; the main page saw nothing wrong
+  assert.deepEqual(problems.filter((x) => !x.includes(base2)), []);
 });

@@ -368,7 +368,7 @@ def test_drones_and_commands_tables(server_factory, db):
         await d.send(telem(1, status="airborne"))
         await d.wait_ack(1)
         r = s.get(f"/api/v1/drones/{drone}/commands", method="POST",
-                  body=json.dumps({"name": "goto", "args": {"lat": 47.1, "lon": 8.2}}),
+                  body=json.dumps({"name": "goto", "args": {"lat": 47.1, "lon": 8.2, "alt": 500}}),
                   headers={"Content-Type": "application/json"})
         assert r.status == 202, r
         cid = r.json()["id"]
@@ -381,7 +381,7 @@ def test_drones_and_commands_tables(server_factory, db):
 
     cid = run(go())
     row = db.rows("SELECT drone_id, name, args::jsonb, created_at <= updated_at FROM commands WHERE id = %s", cid)
-    assert row == [(drone, "goto", {"lat": 47.1, "lon": 8.2}, True)], row
+    assert row == [(drone, "goto", {"lat": 47.1, "lon": 8.2, "alt": 500}, True)], row
     wait_until(lambda: db.rows("SELECT last_seq, status FROM drones WHERE drone_id = %s", drone) == [(1, "airborne")],
                T(10), "drones row")
     lat, seen = db.rows("SELECT latitude, last_seen FROM drones WHERE drone_id = %s", drone)[0]
