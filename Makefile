@@ -29,12 +29,17 @@ BENCHSRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCHSRC:bench/%.c=$(B)/bench/%)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps run test unit unit-asan fuzz fuzz-run integration integration-asan bench clean
+.PHONY: all deps web run test unit unit-asan fuzz fuzz-run integration integration-asan browser bench clean
 
 all: $(B)/dronegate $(B)/dronegate-sim $(B)/dronegate-asan $(BENCH_BIN)
 
 deps:
 	@scripts/deps.sh
+	@scripts/deps-stores.sh
+
+# The dashboard's JavaScript and basemap come from npm (web/package-lock.json).
+web:
+	@web/build.sh
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -80,9 +85,10 @@ $(B)/fuzz/%: fuzz/%.c $(LIBSRC)
 	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Isrc -Iinclude -fsanitize=fuzzer,address,undefined \
 	  -o $@ $< $(LIBSRC) $(LDLIBS)
 
-run: deps $(B)/dronegate
+run: deps $(B)/dronegate $(B)/dronegate-sim
+	@web/build.sh || echo "make run: the dashboard's npm packages could not be installed; the API works without them"
 	@mkdir -p data
-	./$(B)/dronegate $(ARGS)
+	./$(B)/dronegate --web-root ./web $(ARGS)
 
 unit: $(UNIT_BIN)
 	@scripts/run-unit.sh $(UNIT_BIN)
@@ -104,6 +110,9 @@ integration-asan: $(B)/dronegate-asan $(B)/dronegate-sim
 	  DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate-asan DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim \
 	  /usr/bin/python3 -m pytest -q tests/integration
 
+browser: $(B)/dronegate $(B)/dronegate-sim
+	@DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim tests/browser/run.sh
+
 test: deps
 	$(MAKE) all $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_BIN)
 	$(MAKE) unit
@@ -111,6 +120,7 @@ test: deps
 	$(MAKE) fuzz-run
 	$(MAKE) integration
 	$(MAKE) integration-asan
+	$(MAKE) browser
 
 bench: all
 	@echo "see bench/README.md"

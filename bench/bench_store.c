@@ -13,6 +13,10 @@
  *
  *   bench_store [rows [batch [path [fsync]]]]   (as bench_sqlite_raw)
  *
+ * Also prints bytes written and CPU microseconds per row (whole process, so
+ * the backend's checkpointer thread is included), which unlike rows/s do not
+ * follow the disk's mood.
+ *
  * Prints one `name value unit` line per figure. Single-threaded.
  */
 #include "store/store.h"
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +37,27 @@ static double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double written_bytes(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    double v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "wchar: %lf", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
+}
+
+typedef struct result { double rate, bytes_per_row, cpu_us_per_row; } result_t;
 
 /* Row i of the workload (same values as bench_sqlite_raw.c). */
 static void gen(dg_record_t *r, size_t i)
@@ -67,22 +93,22 @@ static void rm_db(const char *path)
     unlink(p);
 }
 
-/* rows/s, or a negative value on failure. */
-static double run(const char *path, const dg_record_t *recs, size_t n, size_t batch,
-                  int fsync, int drones)
+/* 0, or -1 on failure. */
+static int run(const char *path, const dg_record_t *recs, size_t n, size_t batch,
+               int fsync, int drones, result_t *res)
 {
     const dg_store_ops_t *ops = &dg_store_sqlite_ops;
     dg_store_config_t cfg = { .fsync = fsync != 0 };
     dg_store_t *s = NULL;
     char uri[4200], err[512];
-    double rate = -1;
+    int ret = -1;
     rm_db(path);
     snprintf(uri, sizeof uri, "sqlite:%s", path);
     if (ops->open(uri, &cfg, &s, err, sizeof err) != 0) {
         fprintf(stderr, "bench_store: %s\n", err);
         return -1;
     }
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s(), w0 = written_bytes();
     for (size_t i = 0; i < n; i += batch) {
         size_t m = n - i < batch ? n - i : batch;
         if (ops->write_batch(s, recs + i, m, err, sizeof err) != 0) {
@@ -99,16 +125,19 @@ static double run(const char *path, const dg_record_t *recs, size_t n, size_t ba
             }
         }
     }
-    rate = (double)n / (now_s() - t0);
+    res->rate = (double)n / (now_s() - t0);
+    res->cpu_us_per_row = (cpu_s() - c0) * 1e6 / (double)n;
+    res->bytes_per_row = (written_bytes() - w0) / (double)n;
+    ret = 0;
 out:
     ops->close(s);
     rm_db(path);
-    return rate;
+    return ret;
 }
 
 int main(int argc, char **argv)
 {
-    size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
+    size_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 500000;
     size_t batch = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
     const char *path = argc > 3 && argv[3][0] ? argv[3] : NULL;
     int fsync = argc > 4 ? atoi(argv[4]) != 0 : 0;
@@ -133,19 +162,20 @@ int main(int argc, char **argv)
     const char *mode = fsync ? "_full" : "";
     double best = 0;
     printf("store_sqlite_rows %zu rows\n", n);
-    for (size_t j = 0; j < nsizes; j++) {
-        double rate = run(path, recs, n, sizes[j], fsync, 0);
-        if (rate < 0) goto out;
-        printf("store_sqlite%s_b%zu %.0f rows/s\n", mode, sizes[j], rate);
-        fflush(stdout);
-        if (rate > best) best = rate;
-    }
-    printf("store_sqlite%s_best %.0f rows/s\n", mode, best);
-    for (size_t j = 0; j < nsizes; j++) {
-        double rate = run(path, recs, n, sizes[j], fsync, 1);
-        if (rate < 0) goto out;
-        printf("store_sqlite_drones%s_b%zu %.0f rows/s\n", mode, sizes[j], rate);
-        fflush(stdout);
+    for (int drones = 0; drones <= 1; drones++) {
+        const char *how = drones ? "_drones" : "";
+        for (size_t j = 0; j < nsizes; j++) {
+            result_t r;
+            if (run(path, recs, n, sizes[j], fsync, drones, &r) < 0) goto out;
+            printf("store_sqlite%s%s_b%zu %.0f rows/s\n", how, mode, sizes[j], r.rate);
+            printf("store_sqlite%s%s_b%zu_bytes_per_row %.0f B\n", how, mode, sizes[j],
+                   r.bytes_per_row);
+            printf("store_sqlite%s%s_b%zu_cpu_per_row %.2f us\n", how, mode, sizes[j],
+                   r.cpu_us_per_row);
+            fflush(stdout);
+            if (!drones && r.rate > best) best = r.rate;
+        }
+        if (!drones) printf("store_sqlite%s_best %.0f rows/s\n", mode, best);
     }
     ret = 0;
 out:

@@ -7,7 +7,7 @@
 # message per frame), nullbatch (null store, 100 per frame), sqlite (durable,
 # 1000 drones as fast as acks allow), sqlitehalf (half that rate: latency),
 # fleet10k (10,000 drones at 1 Hz), idle10k (server memory per idle
-# connection). Each prints one JSON line; results also go to bench/results/.
+# connection), live (fan-out latency, 10 watchers). Each prints one JSON line; results also go to bench/results/.
 # Loopback only; the simulator runs on the same 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ B=build
 DUR=${DUR:-15}
 OUT=bench/results
 mkdir -p "$OUT"
-make -s $B/dronegate $B/dronegate-sim $B/bench/bench_sqlite_raw >/dev/null
+make -s $B/dronegate $B/dronegate-sim $B/bench/bench_sqlite_raw $B/bench/bench_live >/dev/null
 
 free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
@@ -76,6 +76,17 @@ run_idle10k() {
   stop_server
 }
 
+run_live() {   # 10 watchers, 1000 drones at 10 Hz: fan-out latency (server receive -> watcher receive)
+  make -s $B/bench/bench_live >/dev/null
+  start_server "sqlite:@TMP@/dg.db"
+  $B/dronegate-sim --url ws://127.0.0.1:$PORT --quiet --drones 1000 --rate 10 --duration $((DUR + 5)) >/dev/null &
+  local spid=$!
+  sleep 3
+  $B/bench/bench_live $PORT 10 $DUR | sed 's/^{/{"scenario":"live",/' | tee -a "$OUT/results.jsonl"
+  wait $spid || true
+  stop_server
+}
+
 scen=("$@")
-[ ${#scen[@]} -eq 0 ] && scen=(raw null1 nullbatch sqlite fleet10k idle10k)
+[ ${#scen[@]} -eq 0 ] && scen=(raw null1 nullbatch sqlite fleet10k idle10k live)
 for s in "${scen[@]}"; do "run_$s"; done

@@ -184,11 +184,9 @@ function applyDroneList(list) {
 }
 
 function onEvent(m) {
-  stats.events++;
   switch (m.type) {
   case 'telemetry': {
     if (typeof m.drone_id !== 'string') return;
-    stats.telemetry++;
     var d = getDrone(m.drone_id);
     applyState(d, m, true);
     d.online = true;
@@ -556,9 +554,10 @@ function updateTip() {
   map.getContainer().style.cursor = 'pointer';
   tip.textContent = d.id + ' · ' + (d.online ? (d.status || 'online') : 'offline') +
     (d.battery !== null ? ' · ' + d.battery.toFixed(0) + '%' : '');
-  tip.style.left = (hoverPt.x + 12) + 'px';
-  tip.style.top = (hoverPt.y - 24) + 'px';
   tip.style.display = '';
+  var w = tip.offsetWidth, mw = map.getSize().x;
+  tip.style.left = (hoverPt.x + 12 + w > mw ? hoverPt.x - 12 - w : hoverPt.x + 12) + 'px';
+  tip.style.top = Math.max(0, hoverPt.y - 24) + 'px';
 }
 
 /* legend */
@@ -1005,7 +1004,7 @@ function sendCommand(ev) {
 $('cmd-form').addEventListener('submit', sendCommand);
 
 /* ------------------------------------------------------------------- live */
-var ws = null, wsAttempts = 0, wsTimer = 0, pollTimer = 0, liveOK = false;
+var pollTimer = 0, liveOK = false;
 
 function setConn(cls, text) {
   var c = $('conn');
@@ -1025,45 +1024,42 @@ function startPolling() {
 }
 function stopPolling() { clearInterval(pollTimer); pollTimer = 0; }
 
+/* The WebSocket lives in a worker (live-worker.js): it parses every event and
+ * hands over batches (newest telemetry per drone) at most every 50 ms. */
+var liveWorker = null;
 function connectLive() {
-  clearTimeout(wsTimer);
   var u = new URL('api/v1/live', document.baseURI);
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
   if (token) u.searchParams.set('token', token);
-  var sock;
-  try { sock = new WebSocket(u.toString()); } catch (e) { scheduleReconnect(); return; }
-  ws = sock;
-  setConn('conn-wait', wsAttempts ? 'reconnecting…' : 'connecting…');
-  sock.onopen = function () {
-    if (ws !== sock) return;
-    liveOK = true;
-    setConn('conn-live', 'live');
-    stopPolling();
+  setConn('conn-wait', 'connecting…');
+  liveWorker = new Worker(new URL('live-worker.js', document.baseURI).toString());
+  liveWorker.onmessage = function (e) {
+    var m = e.data;
+    switch (m.kind) {
+    case 'events':
+      stats.events += m.total;
+      stats.telemetry += m.telemetry;
+      for (var i = 0; i < m.events.length; i++) onEvent(m.events[i]);
+      break;
+    case 'open':
+      liveOK = true;
+      setConn('conn-live', 'live');
+      stopPolling();
+      break;
+    case 'closed':
+      liveOK = false;
+      stats.reconnects++;
+      setConn('conn-down', 'offline · retry in ' + Math.ceil(m.retryMs / 1000) + 's');
+      startPolling();
+      break;
+    }
   };
-  sock.onmessage = function (ev) {
-    if (ws !== sock || typeof ev.data !== 'string') return;
-    var m;
-    try { m = JSON.parse(ev.data); } catch (e) { return; }
-    if (m && m.type === 'snapshot') wsAttempts = 0;   // a healthy stream resets the backoff
-    if (m) onEvent(m);
-  };
-  sock.onclose = function () {
-    if (ws !== sock) return;
-    ws = null;
-    liveOK = false;
+  liveWorker.onerror = function (e) {
+    console.warn('dronegate: live worker failed:', e.message);
+    setConn('conn-down', 'live stream unavailable');
     startPolling();
-    scheduleReconnect();
   };
-  sock.onerror = function () { /* onclose follows */ };
-}
-
-function scheduleReconnect() {
-  var base = Math.min(15000, 500 * Math.pow(2, wsAttempts));
-  var delay = Math.round(base * (0.75 + Math.random() * 0.5));
-  wsAttempts++;
-  stats.reconnects++;
-  setConn('conn-down', 'offline · retry in ' + Math.ceil(delay / 1000) + 's');
-  wsTimer = setTimeout(connectLive, delay);
+  liveWorker.postMessage({ type: 'connect', url: u.toString() });
 }
 
 pollDrones();

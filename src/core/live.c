@@ -115,7 +115,7 @@ void dg_live_publish_record(dg_worker_t *w, const dg_record_t *r)
     dg_buf_puts(b, "{\"type\":\"telemetry\",\"drone_id\":");
     dg_jw_str(b, r->drone_id, r->drone_id_len);
     dg_api_record_members(b, &first, r);
-    dg_buf_puts(b, "}");
+    dg_buf_printf(b, ",\"received_us\":%lld}", (long long)r->recv_us);   /* for fan-out latency */
     add_event(w, EV_TELEMETRY, r->drone_id, r->drone_id_len, b);
 }
 
@@ -257,7 +257,8 @@ static void conflate(struct dg_live_watch *lw, const char *id, size_t idlen, con
 
 void dg_live_deliver(dg_worker_t *w, dg_live_chunk_t *ch)
 {
-    for (struct dg_live_watch *lw = w->watchers; lw; lw = lw->next) {
+    for (struct dg_live_watch *lw = w->watchers, *next; lw; lw = next) {
+        next = lw->next;            /* a failing write closes (and frees) lw */
         dg_conn_t *c = lw->conn;
         if (c->dead || c->closing) continue;
         uint8_t was = c->cork;

@@ -1336,9 +1336,9 @@ static int migrate(dg_store_t *s, char *err, size_t errlen)
         if (have >= v) { exec_ok(c, "COMMIT", NULL, NULL, 0); continue; }
         const char *desc = "";
         if (v == 1) {
-            enum kind k;
-            int use_ts = 0;
-            if (detect_kind(c, &k, err, errlen) == 0) {
+            enum kind k = KIND_NATIVE;
+            int use_ts = 0, exists = detect_kind(c, &k, err, errlen) == 0;
+            if (exists) {
                 use_ts = k == KIND_TIMESCALE;    /* keep what is there */
             } else if (s->o.timescale != 0 && timescale_available(c)) {
                 use_ts = 1;
@@ -1367,7 +1367,9 @@ static int migrate(dg_store_t *s, char *err, size_t errlen)
                     use_ts = 0;
                 }
             }
-            if (!use_ts && (e = exec_ok(c, sql_native_v1, "creating telemetry", err, errlen))) goto out;
+            /* a plain telemetry table made by hand: keep it, add the index */
+            const char *tel = exists && k == KIND_PLAIN ? TEL_INDEX : sql_native_v1;
+            if (!use_ts && (e = exec_ok(c, tel, "creating telemetry", err, errlen))) goto out;
             if ((e = exec_ok(c, sql_common_v1, "creating the tables", err, errlen))) goto out;
             desc = use_ts ? "telemetry (TimescaleDB hypertable), telemetry_seq, drones, commands"
                           : "telemetry (partitioned by time), telemetry_seq, drones, commands";

@@ -13,8 +13,14 @@
  *   |  up to RD_MAX     |      A connection is taken from the pool under
  *   |  read-only conns  |      rd_mu, used without any lock, and given back.
  *   +-------------------+      Readers are opened lazily (one at open()).
+ *   +-------------------+
+ *   | checkpointer      | <--  its own thread and connection: copies the WAL
+ *   |  (read/write)     |      back into the database file (see below).
+ *   +-------------------+
  *
  * Locking rules: rd_mu protects only rd[].busy and the opening slot choice;
+ * ck_mu the checkpointer's wake-up flags; ck_run_mu is held around every
+ * checkpoint call (thread's PASSIVE, writer's RESTART). No two are nested.
  * a connection marked busy belongs to exactly one thread until released.
  * Every connection is opened SQLITE_OPEN_NOMUTEX (SQLite "multi-thread"
  * mode): safe because no connection is ever used by two threads at once.
@@ -31,6 +37,35 @@
  * readers run alongside the writer; every read statement is reset as soon as
  * it is done so no read transaction pins the WAL (which would stop
  * checkpoints from recycling it).
+ *
+ * Write cost and checkpoints (measured with bench/bench_sqlite_raw.c)
+ * -------------------------------------------------------------------
+ * Both telemetry indexes lead with drone_id, so with 1000 drones sending at
+ * once a batch of B rows dirties about min(B, drones) leaf pages per index,
+ * and a WAL commit writes every dirty page whole. The write volume, not the
+ * CPU, is what limits ingest; two choices cut it:
+ *   page_size = 1024   bytes written per row (B = 1000, 1000 drones):
+ *                      4 KiB pages 9.5 KB, 1 KiB pages 3.9 KB; B = 5000:
+ *                      2.7 KB vs 1.5 KB. Costs ~10-30% more CPU per row.
+ *   checkpoints off the commit path. In WAL mode with synchronous=NORMAL the
+ *                      only fsyncs are in checkpoints, and SQLite's
+ *                      autocheckpoint runs them inside the writer's COMMIT
+ *                      (a stall of tens to hundreds of ms on a slow disk,
+ *                      seen by every pending ack). Here the writer's
+ *                      autocheckpoint is off; a wal hook counts WAL frames
+ *                      after each commit, and every CK_STEP_FRAMES of growth
+ *                      wakes the checkpointer thread, which runs a PASSIVE
+ *                      checkpoint (never blocks the writer or readers), and
+ *                      also every CK_IDLE_SEC. A PASSIVE checkpoint cannot
+ *                      restart the WAL while the writer keeps appending, so
+ *                      at CK_MAX_FRAMES the writer runs a RESTART checkpoint
+ *                      itself (cheap: the thread already copied all but the
+ *                      last step; it waits at most CK_RESTART_WAIT_MS for
+ *                      readers) and the next commit starts the WAL over.
+ *                      The WAL stays near CK_MAX_FRAMES pages at most
+ *                      (longer only while a reader holds an old snapshot).
+ * A database created with another page size keeps it (SQLite fixes it at
+ * creation); only the speed differs.
  *
  * Schema (version 1, PRAGMA user_version; migrations are idempotent)
  * ------------------------------------------------------------------
@@ -79,11 +114,17 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RD_MAX          4       /* reader connections (lazily opened) */
 #define BUSY_TIMEOUT_MS 5000    /* wait this long for another process's lock */
 #define SCHEMA_VERSION  1
+#define PAGE_SIZE       1024    /* new databases only; see above */
+#define CK_STEP_FRAMES  8192    /* wake the checkpointer every 8 MiB of WAL */
+#define CK_MAX_FRAMES   65536   /* writer restarts the WAL at 64 MiB */
+#define CK_IDLE_SEC     5       /* checkpoint at least this often when idle */
+#define CK_RESTART_WAIT_MS 100  /* the writer's RESTART waits this long for readers */
 
 /* Pragmas applied to the writer connection. cache_size: with ~1000 drones
  * every batch touches ~1000 leaf pages per index, so the cache must hold them
@@ -92,7 +133,9 @@
 #define WRITER_PRAGMAS \
     "PRAGMA cache_size = -65536;"        /* 64 MiB */ \
     "PRAGMA temp_store = MEMORY;" \
-    "PRAGMA journal_size_limit = 67108864;"
+    "PRAGMA journal_size_limit = 67108864;"  /* = CK_MAX_FRAMES of 1 KiB */
+#define DG__STR_(x) #x
+#define DG__STR(x) DG__STR_(x)
 #define READER_PRAGMAS "PRAGMA cache_size = -8192;" /* 8 MiB each */
 
 typedef struct rd_conn {
@@ -114,6 +157,25 @@ struct dg_store {
     pthread_mutex_t rd_mu;
     pthread_cond_t  rd_cv;   /* signalled when a reader is released */
     rd_conn_t       rd[RD_MAX];
+
+    /* checkpointing */
+    int             wal_frames;   /* frames in the WAL after the last commit
+                                     (wal hook; writer thread only) */
+    int             wal_kicked;   /* wal_frames at the last wake-up (writer only) */
+    int             restart_at;   /* next RESTART attempt at this many frames
+                                     (writer only; backs off while readers
+                                     hold old snapshots) */
+    int             ck_step, ck_max; /* CK_STEP_FRAMES, CK_MAX_FRAMES (tests lower them) */
+    sqlite3        *ck_db;        /* checkpointer connection (its thread only) */
+    pthread_t       ck_thread;
+    int             ck_started;   /* ck_thread exists */
+    pthread_mutex_t ck_mu;        /* protects ck_kick, ck_stop */
+    pthread_mutex_t ck_run_mu;    /* held while a checkpoint runs: SQLite
+                                     refuses a second one at once (BUSY,
+                                     no busy handler) */
+    pthread_cond_t  ck_cv;
+    int             ck_kick, ck_stop;
+    int             mu_init;      /* the mutexes/conds above are initialised */
 };
 
 /* ---- SQL ---------------------------------------------------------------- */
@@ -510,6 +572,113 @@ static void rd_release(dg_store_t *s, rd_conn_t *c)
     pthread_mutex_unlock(&s->rd_mu);
 }
 
+/* ---- checkpointer ------------------------------------------------------- */
+
+static void *ck_main(void *ud)
+{
+    dg_store_t *s = ud;
+    pthread_mutex_lock(&s->ck_mu);
+    while (!s->ck_stop) {
+        if (!s->ck_kick) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += CK_IDLE_SEC;
+            pthread_cond_timedwait(&s->ck_cv, &s->ck_mu, &until);
+            if (s->ck_stop) break;
+        }
+        s->ck_kick = 0;
+        pthread_mutex_unlock(&s->ck_mu);
+        /* Errors (disk full, I/O) are not fatal here: the WAL keeps the
+         * committed data, the writer's own write or RESTART reports them. */
+        pthread_mutex_lock(&s->ck_run_mu);
+        sqlite3_wal_checkpoint_v2(s->ck_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_unlock(&s->ck_run_mu);
+        pthread_mutex_lock(&s->ck_mu);
+    }
+    pthread_mutex_unlock(&s->ck_mu);
+    return NULL;
+}
+
+/* Writer thread, inside COMMIT: remember how big the WAL is. */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int frames)
+{
+    ((dg_store_t *)ud)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+/* Writer thread, after a successful COMMIT. */
+static void after_commit(dg_store_t *s)
+{
+    int frames = s->wal_frames;
+    if (frames < s->wal_kicked) {                          /* the WAL restarted */
+        s->wal_kicked = 0;
+        s->restart_at = 0;
+    }
+    if (frames >= s->ck_max && frames >= s->restart_at) {
+        /* Copy the rest and make the next commit restart the WAL. Waits for
+         * the checkpointer's pass in progress (it does most of the copying),
+         * then a little for readers on old frames. If they stay (a slow API
+         * client), try again only after another step of growth, so such a
+         * reader costs the writer one short wait per step, not per batch. */
+        pthread_mutex_lock(&s->ck_run_mu);
+        sqlite3_busy_timeout(s->w, CK_RESTART_WAIT_MS);
+        int rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+        sqlite3_busy_timeout(s->w, BUSY_TIMEOUT_MS);
+        pthread_mutex_unlock(&s->ck_run_mu);
+        s->wal_kicked = frames;
+        s->restart_at = rc == SQLITE_OK ? 0 : frames + s->ck_step;
+    } else if (frames - s->wal_kicked >= s->ck_step) {
+        s->wal_kicked = frames;
+        pthread_mutex_lock(&s->ck_mu);
+        s->ck_kick = 1;
+        pthread_cond_signal(&s->ck_cv);
+        pthread_mutex_unlock(&s->ck_mu);
+    }
+}
+
+/* Tests only (not in store.h): lower the checkpoint thresholds. */
+void dg__sqlite_set_wal_limits(dg_store_t *s, int step_frames, int max_frames);
+void dg__sqlite_set_wal_limits(dg_store_t *s, int step_frames, int max_frames)
+{
+    s->ck_step = step_frames;
+    s->ck_max = max_frames;
+}
+
+static int ck_start(dg_store_t *s, char *err, size_t errlen)
+{
+    int rc = sqlite3_open_v2(s->path, &s->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(s->ck_db, "PRAGMA cache_size = -1024", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int e = sq_errno(s->ck_db, rc);
+        set_err(err, errlen, "cannot open the checkpoint connection to SQLite database %s: "
+                "%s (%s)", s->path, s->ck_db ? sqlite3_errmsg(s->ck_db) : sqlite3_errstr(rc),
+                open_hint(rc));
+        return e ? e : -EIO;
+    }
+    int e = pthread_create(&s->ck_thread, NULL, ck_main, s);
+    if (e) {
+        set_err(err, errlen, "cannot start the SQLite checkpoint thread: %s", strerror(e));
+        return -e;
+    }
+    s->ck_started = 1;
+    return 0;
+}
+
+static void ck_stop(dg_store_t *s)
+{
+    if (s->ck_started) {
+        pthread_mutex_lock(&s->ck_mu);
+        s->ck_stop = 1;
+        pthread_cond_signal(&s->ck_cv);
+        pthread_mutex_unlock(&s->ck_mu);
+        pthread_join(s->ck_thread, NULL);
+        s->ck_started = 0;
+    }
+    sqlite3_close(s->ck_db);
+    s->ck_db = NULL;
+}
+
 /* ---- open / migrate / close --------------------------------------------- */
 
 static int migrate(dg_store_t *s, char *err, size_t errlen)
@@ -562,8 +731,9 @@ out:
 static void sq_close(dg_store_t *s)
 {
     if (!s) return;
-    /* Readers first: the last connection to close checkpoints the WAL and
-     * deletes it, and only the writer is allowed to. */
+    /* Checkpointer and readers first: the last connection to close
+     * checkpoints the WAL and deletes it; let that be the writer. */
+    ck_stop(s);
     for (int i = 0; i < RD_MAX; i++) rd_close(&s->rd[i]);
     sqlite3_finalize(s->w_begin);
     sqlite3_finalize(s->w_commit);
@@ -571,8 +741,13 @@ static void sq_close(dg_store_t *s)
     sqlite3_finalize(s->w_insert);
     sqlite3_finalize(s->w_upsert);
     sqlite3_close(s->w);
-    pthread_cond_destroy(&s->rd_cv);
-    pthread_mutex_destroy(&s->rd_mu);
+    if (s->mu_init) {
+        pthread_cond_destroy(&s->rd_cv);
+        pthread_mutex_destroy(&s->rd_mu);
+        pthread_cond_destroy(&s->ck_cv);
+        pthread_mutex_destroy(&s->ck_mu);
+        pthread_mutex_destroy(&s->ck_run_mu);
+    }
     free(s->path);
     free(s);
 }
@@ -630,11 +805,27 @@ static int sq_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     }
     pthread_mutex_init(&s->rd_mu, NULL);
     pthread_cond_init(&s->rd_cv, NULL);
+    pthread_mutex_init(&s->ck_mu, NULL);
+    pthread_mutex_init(&s->ck_run_mu, NULL);
+    {
+        pthread_condattr_t ca;          /* timed waits on the monotonic clock */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->ck_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    s->mu_init = 1;
+    s->ck_step = CK_STEP_FRAMES;
+    s->ck_max = CK_MAX_FRAMES;
 
     rc = sqlite3_open_v2(path, &s->w,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) goto sqlerr;
     rc = sqlite3_busy_timeout(s->w, BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK) goto sqlerr;
+
+    /* page_size only takes effect while the file is still empty. */
+    rc = sqlite3_exec(s->w, "PRAGMA page_size = " DG__STR(PAGE_SIZE), NULL, NULL, NULL);
     if (rc != SQLITE_OK) goto sqlerr;
 
     /* The first statement that reads the file: a non-database shows here. */
@@ -664,6 +855,7 @@ static int sq_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     if (rc != SQLITE_OK) goto sqlerr;
     rc = sqlite3_exec(s->w, WRITER_PRAGMAS, NULL, NULL, NULL);
     if (rc != SQLITE_OK) goto sqlerr;
+    sqlite3_wal_hook(s->w, on_wal_commit, s);   /* replaces autocheckpoint */
 
     e = migrate(s, err, errlen);
     if (e < 0) goto fail;
@@ -690,6 +882,8 @@ static int sq_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     e = rd_acquire(s, &c, err, errlen);
     if (e < 0) goto fail;
     rd_release(s, c);
+    e = ck_start(s, err, errlen);
+    if (e < 0) goto fail;
 
     *out = s;
     return 0;
@@ -743,6 +937,7 @@ static int sq_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n,
                 sqlite3_errmsg(s->w));
         goto fail;
     }
+    after_commit(s);
     return 0;
 
 fail: {
@@ -780,6 +975,7 @@ static int sq_update_drones(dg_store_t *s, const dg_record_t *last, size_t n,
                 n, sqlite3_errmsg(s->w));
         goto fail;
     }
+    after_commit(s);
     return 0;
 
 fail: {

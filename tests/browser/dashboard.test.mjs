@@ -63,8 +63,10 @@ function start(name, cmd, args) {
 
 async function stop(p, ms = 8000) {
   if (!p || !procs.has(p)) return p ? p.exited : undefined;
+  const t0 = Date.now();
   p.kill('SIGTERM');
   const r = await Promise.race([p.exited, sleep(ms).then(() => null)]);
+  if (process.env.DG_VERBOSE) log(`${p.name} stopped in ${Date.now() - t0} ms`);
   if (r) return r;
   log(`${p.name} did not stop within ${ms} ms: SIGKILL`);
   p.kill('SIGKILL');
@@ -311,7 +313,7 @@ test('the history track of a drone loads for a chosen time range', async () => {
   // screenshot: the fleet with the selected drone, its track and the command;
   // trails grow once the drones leave their take-off climb, so let them fly a while
   await page.fill('#filter', '');
-  await sleep(Math.max(0, simStarted + 60000 - Date.now()));
+  await sleep(Math.max(0, simStarted + 50000 - Date.now()));
   await page.evaluate(() => {
     const ds = window.__dg.drones().filter((d) => d.lat !== null);
     const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;

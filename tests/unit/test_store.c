@@ -17,9 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const dg_store_ops_t *SQ = &dg_store_sqlite_ops;
+
+/* src/store/sqlite.c, for tests only: lower the checkpoint thresholds. */
+void dg__sqlite_set_wal_limits(dg_store_t *s, int step_frames, int max_frames);
 
 /* ---- fixtures ----------------------------------------------------------- */
 
@@ -247,6 +251,7 @@ TEST(schema_present)
     ASSERT_EQ(sql_int("schema.db", "SELECT \"notnull\" FROM pragma_table_info('telemetry') "
                       "WHERE name='received_at'"), 1);
     ASSERT_EQ(sql_int("schema.db", "PRAGMA user_version"), 1);
+    ASSERT_EQ(sql_int("schema.db", "PRAGMA page_size"), 1024);
     /* WAL is persistent in the file. */
     ASSERT_EQ(sql_int("schema.db", "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 }
@@ -877,6 +882,101 @@ TEST(concurrent_readers_and_writer)
     ASSERT_EQ(sql_int("conc.db", "SELECT count(*) FROM telemetry"), CONC_BATCH * CONC_BATCHES);
 }
 
+static long long file_size(const char *name)
+{
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", tmproot, name);
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Many batches with low thresholds: the checkpointer and the writer's
+ * RESTART keep the WAL near the limit instead of letting it grow with the
+ * data, and the checkpoints reach the database file. */
+TEST(wal_stays_bounded)
+{
+    dg_store_t *s = open_ok("wal.db", false);
+    ASSERT(s != NULL);
+    enum { STEP = 128, MAX = 512, D = 50, BATCHES = 150 };
+    dg__sqlite_set_wal_limits(s, STEP, MAX);
+    long long db0 = file_size("wal.db");
+    long long wal_max = 0;
+    dg_record_t batch[D];
+    for (int b = 0; b < BATCHES; b++) {
+        for (int d = 0; d < D; d++) {
+            char id[24];
+            snprintf(id, sizeof id, "drone-%02d", d);
+            rec_full(&batch[d], id, (uint64_t)b, b * 100 + d);
+        }
+        ASSERT_EQ(write_ok(s, batch, D), 0);
+        long long w = file_size("wal.db-wal");
+        if (w > wal_max) wal_max = w;
+    }
+    /* One batch of 50 drones dirties ~100-150 1 KiB pages; unbounded, the
+     * WAL would reach BATCHES times that (~20 MB). */
+    ASSERT(wal_max > 0);
+    ASSERT(wal_max < (MAX + 400) * 1048LL);
+    ASSERT(file_size("wal.db") > db0 + 100 * 1024);
+    collect_t c;
+    ASSERT_EQ(q(s, "drone-07", INT64_MIN, INT64_MAX, 1, &c), 0);
+    ASSERT_EQ(c.n, 1);
+    SQ->close(s);
+    ASSERT_EQ(file_size("wal.db-wal"), -1);      /* clean close removes it */
+    ASSERT_EQ(sql_int("wal.db", "SELECT count(*) FROM telemetry"), D * BATCHES);
+}
+
+/* A reader that holds an old snapshot (a slow API client) must not stall
+ * the writer: its RESTART gives up after a short wait (100 ms) and is not
+ * retried at every batch, and the writes succeed. */
+enum { PIN_WRITES = 50 };
+typedef struct pin { dg_store_t *s; int writes_ok; int rows; double secs; } pin_t;
+
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int on_row_write(void *ud, const dg_record_t *rec)
+{
+    pin_t *p = ud;
+    p->rows++;
+    if (p->rows > 1) return 0;
+    dg_record_t b[20];
+    double t0 = mono_s();
+    for (int k = 0; k < PIN_WRITES; k++) {
+        for (int i = 0; i < 20; i++) rec_full(&b[i], "w", (uint64_t)(k * 20 + i), k * 20 + i);
+        char err[256];
+        if (dg_store_sqlite_ops.write_batch(p->s, b, 20, err, sizeof err) == 0) p->writes_ok++;
+    }
+    p->secs = mono_s() - t0;
+    return 0;
+}
+
+TEST(pinned_reader_does_not_block_writer)
+{
+    dg_store_t *s = open_ok("pin.db", false);
+    ASSERT(s != NULL);
+    /* Past the limit at once; a 20-row batch of one drone adds a handful of
+     * frames, so a step of 100 frames means a retry every ~20 batches. */
+    dg__sqlite_set_wal_limits(s, 100, 8);
+    dg_record_t a[3];
+    for (int i = 0; i < 3; i++) rec_full(&a[i], "r", (uint64_t)i, i);
+    ASSERT_EQ(write_ok(s, a, 3), 0);
+    pin_t p = { .s = s };
+    char err[256] = "";
+    dg_query_t qq = { .drone_id = "r", .from_ms = INT64_MIN, .to_ms = INT64_MAX, .limit = 10 };
+    ASSERT_EQ(SQ->query(s, &qq, on_row_write, &p, err, sizeof err), 0);
+    ASSERT_EQ(p.rows, 3);                 /* the snapshot: no "w" rows, all "r" */
+    ASSERT_EQ(p.writes_ok, PIN_WRITES);
+    ASSERT(p.secs < 2.0);                 /* retrying every batch: >= 5 s */
+    collect_t c;
+    ASSERT_EQ(q(s, "w", INT64_MIN, INT64_MAX, 1000, &c), 0);
+    ASSERT_EQ(c.n, PIN_WRITES * 20);
+    SQ->close(s);
+}
+
 int main(void)
 {
     make_tmpdir(tmproot, sizeof tmproot);
@@ -901,6 +1001,8 @@ int main(void)
     RUN(ping_notices_deleted_file);
     RUN(null_backend);
     RUN(concurrent_readers_and_writer);
+    RUN(wal_stays_bounded);
+    RUN(pinned_reader_does_not_block_writer);
     rm_rf(tmproot);
     return check_summary("store");
 }
