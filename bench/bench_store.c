@@ -17,7 +17,14 @@
  * the backend's checkpointer thread is included), which unlike rows/s do not
  * follow the disk's mood.
  *
- * Prints one `name value unit` line per figure. Single-threaded.
+ * Prints one `name value unit` line per figure. Single-threaded (plus the
+ * backend's checkpointer thread).
+ *
+ * Build by hand (sqlite.c names command statuses via core/commands.c):
+ *   cc -O2 -std=gnu11 -D_GNU_SOURCE -Isrc -o bench_store bench/bench_store.c \
+ *      src/store/store.c src/store/sqlite.c src/store/null.c src/core/buf.c \
+ *      src/core/commands.c src/core/timefmt.c src/codec/jsonw.c \
+ *      -lsqlite3 -lcrypto -lm -lpthread
  */
 #include "store/store.h"
 

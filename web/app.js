@@ -350,7 +350,7 @@ function drawTrails(ctx, b, m, zoom) {
  * headings in 5-degree steps + a dot for "no heading"). */
 var atlasCache = {};
 function atlas(color, r) {
-  var key = color + r, a = atlasCache[key];
+  var byR = atlasCache[r] || (atlasCache[r] = {}), a = byR[color];
   if (a) return a;
   var dpr = window.devicePixelRatio || 1, size = Math.ceil(r * 2.6 + 4), px = Math.ceil(size * dpr);
   var cv = document.createElement('canvas');
@@ -369,7 +369,7 @@ function atlas(color, r) {
     }
     c.fill(); c.stroke();
   }
-  a = atlasCache[key] = { canvas: cv, px: px, size: size };
+  a = byR[color] = { canvas: cv, px: px, size: size };
   return a;
 }
 
@@ -579,7 +579,7 @@ legend.onAdd = function () {
 legend.addTo(map);
 
 /* ------------------------------------------------------------- scheduling */
-var lastDraw = 0, lastTrailDraw = 0, lastList = 0, lastSeenTick = 0, frameReq = 0;
+var lastDraw = 0, lastDrawCost = 0, lastTrailDraw = 0, lastList = 0, lastSeenTick = 0, frameReq = 0;
 function frame(now) {
   frameReq = requestAnimationFrame(frame);
   if (!map._animatingZoom) {
@@ -588,9 +588,13 @@ function frame(now) {
       trails._redraw();        // L.Canvas: clears and calls _draw (above)
       fleetDirty = true;       // the markers' trail stretch starts where the trail now ends
     }
-    if (fleetDirty && now - lastDraw >= DRAW_MS) {
+    // markers: at most every DRAW_MS, and spend at most ~1/10 of the time drawing
+    // (a 1,000-drone redraw costs a few ms; on a slow machine it backs off to 5 Hz)
+    if (fleetDirty && now - lastDraw >= Math.min(200, Math.max(DRAW_MS, lastDrawCost * 10))) {
       lastDraw = now;
+      var t0 = performance.now();
       fleet._redraw();
+      lastDrawCost = performance.now() - t0;
     }
   }
   if (now - lastList >= LIST_MS) {

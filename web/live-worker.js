@@ -19,7 +19,7 @@ var FLUSH_MS = 50;
 var url = '', ws = null, attempts = 0, retryTimer = 0, flushTimer = 0;
 var latest = new Map();       // drone id -> newest telemetry event not yet handed over
 var queue = [];               // events to hand over, in order
-var nTelemetry = 0, nTotal = 0;
+var nTelemetry = 0, nTotal = 0, lastFlush = 0;
 
 self.onmessage = function (e) {
   if (e.data && e.data.type === 'connect') {
@@ -31,6 +31,7 @@ self.onmessage = function (e) {
 function flush() {
   clearTimeout(flushTimer);
   flushTimer = 0;
+  lastFlush = performance.now();
   moveTelemetry();
   if (!queue.length && !nTotal) return;
   self.postMessage({ kind: 'events', events: queue, telemetry: nTelemetry, total: nTotal });
@@ -66,7 +67,10 @@ function connect() {
       moveTelemetry();          // keep the order around non-telemetry events
       queue.push(m);
     }
-    if (!flushTimer) flushTimer = setTimeout(flush, FLUSH_MS);
+    // flush on time from here too: under a steady stream, timers can starve
+    var now = performance.now();
+    if (now - lastFlush >= FLUSH_MS) flush();
+    else if (!flushTimer) flushTimer = setTimeout(flush, FLUSH_MS);
   };
   sock.onclose = function () {
     if (ws !== sock) return;

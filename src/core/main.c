@@ -129,6 +129,13 @@ int main(int argc, char **argv)
     srv.nworkers = (int)cfg.workers;
     srv.workers = calloc((size_t)srv.nworkers, sizeof *srv.workers);
     int port = srv.port;
+    /* SO_REUSEPORT would let us share the port with another process (even
+     * another dronegate) and silently split the traffic: first make sure the
+     * port is free with a plain bind. */
+    if (port != 0) {
+        int probe = dg_listen_probe(srv.host, port, err, sizeof err);
+        if (probe < 0) { fprintf(stderr, "dronegate: %s\n", err); return 1; }
+    }
     for (int i = 0; i < srv.nworkers; i++) {
         int bound = 0;
         int fd = dg_listen(srv.host, port, &bound, err, sizeof err);

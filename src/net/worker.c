@@ -35,6 +35,30 @@
 
 /* ---- listening ---- */
 
+int dg_listen_probe(const char *host, int port, char *err, size_t errlen)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, ok = fd >= 0;
+    if (ok) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);   /* TIME_WAIT is fine */
+    if (ok && bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s (is another process using the port? choose one with --listen HOST:PORT)",
+                 host, port, strerror(errno));
+        ok = 0;
+    }
+    if (fd >= 0) close(fd);
+    freeaddrinfo(res);
+    return ok ? 0 : -1;
+}
+
 int dg_listen(const char *host, int port, int *bound, char *err, size_t errlen)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };

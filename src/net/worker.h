@@ -95,6 +95,9 @@ void  dg_worker_pause_conn(dg_worker_t *w, dg_conn_t *c);
 /* Set the connection's libev events (EV_READ unless paused/draining, EV_WRITE if output pending). */
 void  dg_conn_update_events(dg_conn_t *c);
 
+/* 0 when host:port can be bound without SO_REUSEPORT (nobody else listens
+ * there); -1 with a message in err otherwise. */
+int   dg_listen_probe(const char *host, int port, char *err, size_t errlen);
 /* Create a listening socket (SO_REUSEPORT) on host:port. Returns fd or -1
  * with a message in err. When port is 0, *bound gets the port chosen. */
 int   dg_listen(const char *host, int port, int *bound, char *err, size_t errlen);

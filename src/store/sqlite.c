@@ -5,9 +5,9 @@
  * -----------------------
  *
  *   +-------------------+      one connection, used only by the store writer
- *   | writer connection | <--  thread: write_batch(), update_drones(); holds
- *   |  (read/write)     |      the cached INSERT / upsert / BEGIN / COMMIT /
- *   +-------------------+      ROLLBACK statements.
+ *   | writer connection | <--  thread: write_batch(), update_drones(),
+ *   |  (read/write)     |      put_command(); holds the cached INSERT /
+ *   +-------------------+      upserts / BEGIN / COMMIT / ROLLBACK.
  *   +-------------------+
  *   | reader pool       | <--  any worker thread: query(), latest(), ping().
  *   |  up to RD_MAX     |      A connection is taken from the pool under
@@ -101,6 +101,7 @@
  * deleted or replaced under a running gateway, write_batch() does not.
  */
 #include "store.h"
+#include "../core/commands.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -126,10 +127,12 @@
 #define CK_IDLE_SEC     5       /* checkpoint at least this often when idle */
 #define CK_RESTART_WAIT_MS 100  /* the writer's RESTART waits this long for readers */
 
-/* Pragmas applied to the writer connection. cache_size: with ~1000 drones
- * every batch touches ~1000 leaf pages per index, so the cache must hold them
- * (measured: see bench/bench_store.c). journal_size_limit truncates the WAL
- * back to 64 MiB after a checkpoint instead of keeping its high-water size. */
+/* Pragmas applied to the writer connection. cache_size: with N drones
+ * every batch touches the last leaf page of each drone in both indexes (about
+ * 2 * N pages plus interior pages: ~3 MiB of 1 KiB pages for 1000 drones),
+ * which must stay cached; 64 MiB leaves room for tens of thousands of drones
+ * (not measured beyond 1000). journal_size_limit truncates the WAL back to
+ * 64 MiB after a restart instead of keeping its high-water size. */
 #define WRITER_PRAGMAS \
     "PRAGMA cache_size = -65536;"        /* 64 MiB */ \
     "PRAGMA temp_store = MEMORY;" \
@@ -154,6 +157,7 @@ struct dg_store {
     sqlite3_stmt   *w_begin, *w_commit, *w_rollback;
     sqlite3_stmt   *w_insert; /* telemetry INSERT ... DO NOTHING */
     sqlite3_stmt   *w_upsert; /* drones upsert */
+    sqlite3_stmt   *w_cmd;    /* commands upsert */
     pthread_mutex_t rd_mu;
     pthread_cond_t  rd_cv;   /* signalled when a reader is released */
     rd_conn_t       rd[RD_MAX];
@@ -246,6 +250,17 @@ static const char sql_upsert[] =
     "  speed = excluded.speed, heading = excluded.heading,"
     "  climb = excluded.climb, battery = excluded.battery,"
     "  status = excluded.status, last_seq = excluded.last_seq";
+
+/* A command row changes status over time (pending -> sent -> ...); an
+ * update older than the stored one (two threads queued transitions out of
+ * order) does not overwrite it. */
+static const char sql_cmd[] =
+    "INSERT INTO commands(id, drone_id, name, args, status, message, created_at, updated_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    " ON CONFLICT(id) DO UPDATE SET"
+    "  status = excluded.status, message = excluded.message,"
+    "  updated_at = excluded.updated_at"
+    " WHERE excluded.updated_at >= commands.updated_at";
 
 #define ROW_COLS "drone_id, timestamp, seq, latitude, longitude, altitude," \
                  " speed, heading, climb, battery, status, received_at"
@@ -740,6 +755,7 @@ static void sq_close(dg_store_t *s)
     sqlite3_finalize(s->w_rollback);
     sqlite3_finalize(s->w_insert);
     sqlite3_finalize(s->w_upsert);
+    sqlite3_finalize(s->w_cmd);
     sqlite3_close(s->w);
     if (s->mu_init) {
         pthread_cond_destroy(&s->rd_cv);
@@ -865,7 +881,8 @@ static int sq_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
         (rc = prepare(s->w, "COMMIT", &s->w_commit)) != SQLITE_OK ||
         (rc = prepare(s->w, "ROLLBACK", &s->w_rollback)) != SQLITE_OK ||
         (rc = prepare(s->w, sql_insert, &s->w_insert)) != SQLITE_OK ||
-        (rc = prepare(s->w, sql_upsert, &s->w_upsert)) != SQLITE_OK)
+        (rc = prepare(s->w, sql_upsert, &s->w_upsert)) != SQLITE_OK ||
+        (rc = prepare(s->w, sql_cmd, &s->w_cmd)) != SQLITE_OK)
         goto sqlerr;
 
     if (stat(path, &st) != 0) {
@@ -985,6 +1002,34 @@ fail: {
     }
 }
 
+/* One command row, in its own transaction (commands are rare). Status is
+ * stored by name ("pending", "sent", ...), an empty message as NULL. */
+static int sq_put_command(dg_store_t *s, const struct dg_command *c, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->w_cmd;
+    size_t msg_len = strnlen(c->message, DG_CMD_MSG_MAX);
+    sqlite3_bind_text(st, 1, c->id, (int)strnlen(c->id, DG_CMD_ID_LEN), SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->drone_id, (int)strnlen(c->drone_id, DG_DRONE_ID_MAX),
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, c->name, (int)strnlen(c->name, DG_CMD_NAME_MAX), SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, c->args, (int)strnlen(c->args, DG_CMD_ARGS_MAX), SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, dg_command_status_name(c->status), -1, SQLITE_STATIC);
+    if (msg_len) sqlite3_bind_text(st, 6, c->message, (int)msg_len, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 6);
+    sqlite3_bind_int64(st, 7, c->created_ms);
+    sqlite3_bind_int64(st, 8, c->updated_ms);
+    int rc = step_once(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        set_err(err, errlen, "SQLite %s: storing command %.32s failed: %s", s->path, c->id,
+                sqlite3_errmsg(s->w));
+        int e = sq_errno(s->w, rc);
+        return e ? e : -EIO;
+    }
+    after_commit(s);
+    return 0;
+}
+
 /* ---- readers ------------------------------------------------------------ */
 
 /* Step st to the end, one callback per row. The callback may stop early
@@ -1065,6 +1110,7 @@ const dg_store_ops_t dg_store_sqlite_ops = {
     .update_drones = sq_update_drones,
     .query         = sq_query,
     .latest        = sq_latest,
+    .put_command   = sq_put_command,
     .ping          = sq_ping,
     .close         = sq_close,
 };

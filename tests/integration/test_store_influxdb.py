@@ -167,6 +167,34 @@ def test_influx_down_then_back_loses_nothing_acked(server_factory, idb, ix):
     assert "writes succeed again" in s.stderr()
 
 
+def test_kill9_loses_nothing_acked(server_factory, idb):
+    s = server_factory(store=idb.uri())
+    drone = new_id("ixk9")
+    state = {}
+
+    async def stream():
+        d = await Drone.connect(s, drone)
+        seq = 0
+        try:
+            while not (d.acks and d.acks[-1] >= 400):
+                await d.send([telem(seq + i, timestamp=1795428000000 + (seq + i) * 10) for i in range(1, 21)])
+                seq += 20
+                await d.recv(0.001)
+                while d.acks and seq - d.acks[-1] > 200:
+                    await d.recv(T(5))
+        except Exception:
+            pass
+        state["acked"], state["sent"] = d.max_ack, seq
+        s.kill9()
+
+    run(stream())
+    seqs = [r["seq"] for r in idb.rows(f"SELECT seq FROM telemetry WHERE drone_id = '{drone}'")]
+    missing = set(range(1, state["acked"] + 1)) - set(seqs)
+    assert not missing, f"acked up to {state['acked']} but {sorted(missing)[:10]} missing"
+    s.restart()
+    assert s.get_json(f"/api/v1/drones/{drone}")["seq"] == max(seqs)     # registry from the newest points
+
+
 @pytest.mark.parametrize("uri,words", [
     ("influxdb://127.0.0.1:1/x", ["cannot use InfluxDB at 127.0.0.1:1/x"]),
     ("influxdb://127.0.0.1:8086", ["is not an InfluxDB URI"]),

@@ -6,6 +6,7 @@
  * interface does not show something (schema, NULL columns, row counts).
  */
 #include "check.h"
+#include "core/commands.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -882,6 +883,72 @@ TEST(concurrent_readers_and_writer)
     ASSERT_EQ(sql_int("conc.db", "SELECT count(*) FROM telemetry"), CONC_BATCH * CONC_BATCHES);
 }
 
+/* Direct SQL on the file: one text value into out ("" when NULL/error). */
+static void sql_text(const char *name, const char *sql, char *out, size_t n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmproot, name);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    out[0] = '\0';
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+TEST(put_command_upsert)
+{
+    dg_store_t *s = open_ok("cmd.db", false);
+    ASSERT(s != NULL);
+    ASSERT(SQ->put_command != NULL);
+    ASSERT(dg_store_null_ops.put_command == NULL);   /* "stores without commands" */
+    static dg_command_t c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.id, sizeof c.id, "0123456789abcdef0123456789abcdef");
+    snprintf(c.drone_id, sizeof c.drone_id, "drone-1");
+    snprintf(c.name, sizeof c.name, "return_to_home");
+    snprintf(c.args, sizeof c.args, "{\"alt\":50}");
+    c.status = DG_CMD_PENDING;
+    c.created_ms = c.updated_ms = 1000;
+    char err[256] = "";
+    ASSERT_EQ(SQ->put_command(s, &c, err, sizeof err), 0);
+
+    dg_command_t later = c;                       /* forward: accepted at 3000 */
+    later.status = DG_CMD_ACCEPTED;
+    snprintf(later.message, sizeof later.message, "on my way");
+    later.updated_ms = 3000;
+    ASSERT_EQ(SQ->put_command(s, &later, err, sizeof err), 0);
+
+    dg_command_t stale = c;                       /* queued late: sent at 2000 */
+    stale.status = DG_CMD_SENT;
+    stale.updated_ms = 2000;
+    ASSERT_EQ(SQ->put_command(s, &stale, err, sizeof err), 0);
+    SQ->close(s);
+
+    char v[256];
+    ASSERT_EQ(sql_int("cmd.db", "SELECT count(*) FROM commands"), 1);
+    sql_text("cmd.db", "SELECT status FROM commands", v, sizeof v);
+    ASSERT_STR_EQ(v, "accepted");
+    sql_text("cmd.db", "SELECT message FROM commands", v, sizeof v);
+    ASSERT_STR_EQ(v, "on my way");
+    sql_text("cmd.db", "SELECT drone_id || ' ' || name || ' ' || args FROM commands", v, sizeof v);
+    ASSERT_STR_EQ(v, "drone-1 return_to_home {\"alt\":50}");
+    ASSERT_EQ(sql_int("cmd.db", "SELECT created_at * 10000 + updated_at FROM commands"),
+              1000LL * 10000 + 3000);
+
+    /* A second command, empty message stored as NULL. */
+    s = open_ok("cmd.db", false);
+    ASSERT(s != NULL);
+    c.id[0] = 'f';
+    ASSERT_EQ(SQ->put_command(s, &c, err, sizeof err), 0);
+    SQ->close(s);
+    ASSERT_EQ(sql_int("cmd.db", "SELECT count(*) FROM commands WHERE message IS NULL "
+                      "AND status = 'pending'"), 1);
+}
+
 static long long file_size(const char *name)
 {
     char path[512];
@@ -1002,6 +1069,7 @@ int main(void)
     RUN(null_backend);
     RUN(concurrent_readers_and_writer);
     RUN(wal_stays_bounded);
+    RUN(put_command_upsert);
     RUN(pinned_reader_does_not_block_writer);
     rm_rf(tmproot);
     return check_summary("store");
