@@ -131,6 +131,8 @@ static void *ck_main(void *ud)
 
 static int on_wal(void *ud, sqlite3 *db, const char *name, int frames)
 {
+    (void)db;
+    (void)name;
     ((ck_t *)ud)->frames = frames;
     return SQLITE_OK;
 }

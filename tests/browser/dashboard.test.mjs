@@ -90,6 +90,23 @@ async function waitFor(what, fn, { timeout = 10000, every = 200 } = {}) {
   }
 }
 
+// Click a drone's row in the (virtual) fleet list; on failure, say what the list held.
+async function clickRow(id) {
+  const sel = `#fleet-scroll .row[data-id="${id}"]`;
+  try {
+    await waitFor(`the row of ${id}`, () => page.$eval(sel, (r) => r.style.display !== 'none' &&
+      r.getBoundingClientRect().height > 0).catch(() => false), { timeout: 5000, every: 100 });
+    await page.click(sel, { timeout: 5000 });
+  } catch (e) {
+    const state = await page.evaluate(() => {
+      const sc = document.getElementById('fleet-scroll');
+      return `filter="${document.getElementById('filter').value}" scrollTop=${sc.scrollTop} clientHeight=${sc.clientHeight} ` +
+        [...sc.querySelectorAll('.row')].map((r) => `${r.dataset.id || '-'}/${r.style.display || 'shown'}/${r.style.transform}/${Math.round(r.getBoundingClientRect().height)}`).join(' ');
+    });
+    throw new Error(`${e.message}\nfleet list: ${state}`);
+  }
+}
+
 async function getJSON(p) {
   const r = await fetch(base + p);
   return { status: r.status, body: await r.json() };
@@ -207,7 +224,7 @@ test('simulated drones appear in the fleet list and their markers move', async (
   assert.ok(trail >= 2, `trail of ${moved[0]} has ${trail} points`);
   // the list follows too: the row of a moving drone shows fresh data
   await page.fill('#filter', moved[0]);
-  await waitFor('the filtered row', () => page.$(`#fleet-scroll .row[data-id="${moved[0]}"]`));
+  await waitFor('the filtered row', () => page.$eval(`#fleet-scroll .row[data-id="${moved[0]}"]`, (r) => r.style.display !== 'none').catch(() => false));
   const row = await page.$eval(`#fleet-scroll .row[data-id="${moved[0]}"]`, (r) => [...r.children].map((c) => c.textContent));
   assert.ok(!['landed', 'offline'].includes(row[1]), `state column: ${row[1]}`);
   assert.ok(Number(row[4]) > 0, `speed column: ${row[4]}`);
@@ -240,7 +257,7 @@ test('a goto command sent from the form reaches the drone and its status turns d
   }), { timeout: 30000 });
   // select it in the list, the way an operator does
   await page.fill('#filter', id);
-  await page.click(`#fleet-scroll .row[data-id="${id}"]`);
+  await clickRow(id);
   assert.equal(await page.inputValue('#cmd-drone'), id);
   assert.equal(await page.evaluate(() => window.__dg.selected), id);
   await page.selectOption('#cmd-name', 'goto');
