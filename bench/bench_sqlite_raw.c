@@ -113,6 +113,9 @@ static void *ck_main(void *ud)
     ck_t *c = ud;
     sqlite3 *db = NULL;
     sqlite3_open(c->path, &db);
+    /* Until it has read the file, a connection does not know the database
+     * is in WAL mode and its checkpoints do nothing. */
+    sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         while (!c->kick && !c->stop) pthread_cond_wait(&c->cv, &c->mu);

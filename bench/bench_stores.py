@@ -149,10 +149,19 @@ def sim(gw, drones, rate, duration, window=2000, steady=None):
     return rep
 
 
-def timed(cmd, **kw):
+def timed(cmd, server_pids=None, **kw):
+    """Wall seconds of cmd; with server_pids (a callable), also (wall, server
+    CPU seconds, client CPU seconds)."""
+    import resource
+    s0 = cpu_seconds(server_pids()) if server_pids else 0
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
-    return time.monotonic() - t
+    wall = time.monotonic() - t
+    if not server_pids:
+        return wall
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, cpu_seconds(server_pids()) - s0, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 
 
 def run_gateway(store, db_cpu_pids, a, workdir, what, rate=0):
@@ -160,12 +169,16 @@ def run_gateway(store, db_cpu_pids, a, workdir, what, rate=0):
     c0, d0 = gw.cpu(), cpu_seconds(db_cpu_pids())
     rep = sim(gw, a.drones, rate, a.duration, steady=(min(5, a.duration / 4), a.duration - 1))
     c1, d1 = gw.cpu(), cpu_seconds(db_cpu_pids())
+    stored = stored_total(gw)
     gw.stop()
     rate = rep["steady_rows_per_s"]
     log(f"{what}: {rate:.0f} rows/s stored from {min(5, a.duration / 4):.0f} s to {a.duration - 1} s "
         f"({rep['acked']} acked in all), gateway {c1 - c0:.1f} CPU s, database {d1 - d0:.1f} CPU s")
+    log(f"  CPU per row: database {1e6 * (d1 - d0) / stored:.2f} us, gateway {1e6 * (c1 - c0) / stored:.2f} us "
+        f"({stored:.0f} rows stored during the run)")
     return {"acked": rep["acked"], "sent": rep["sent"], "duration_s": rep["duration_s"],
-            "rows_per_s": rate, "gateway_cpu_s": c1 - c0, "db_cpu_s": d1 - d0,
+            "rows_per_s": rate, "gateway_cpu_s": c1 - c0, "db_cpu_s": d1 - d0, "stored": stored,
+            "db_cpu_us_per_row": 1e6 * (d1 - d0) / stored, "gateway_cpu_us_per_row": 1e6 * (c1 - c0) / stored,
             "ack_latency_ms": rep["ack_latency_ms"]}
 
 
@@ -202,10 +215,13 @@ def bench_pg(a, workdir):
                 pg.psql("TRUNCATE telemetry, telemetry_seq; CHECKPOINT", db="bench")
                 t = timed([str(servers.PG_BIN / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
                            "-d", "bench", "-v", "ON_ERROR_STOP=1", "-c",
-                           f"\\copy telemetry ({COLS}) FROM '{f}' (FORMAT {fmt})"])
-                best = t if best is None else min(best, t)
-            limit[fmt] = {"rows": n, "seconds": best, "rows_per_s": n / best}
-            log(f"psql \\copy {fmt}: {n} rows in {best:.2f}s = {n / best:.0f}/s")
+                           f"\\copy telemetry ({COLS}) FROM '{f}' (FORMAT {fmt})"],
+                          server_pids=lambda: [pm] + children(pm))
+                best = t if best is None or t[0] < best[0] else best
+            limit[fmt] = {"rows": n, "seconds": best[0], "rows_per_s": n / best[0],
+                          "db_cpu_us_per_row": 1e6 * best[1] / n, "client_cpu_us_per_row": 1e6 * best[2] / n}
+            log(f"psql \\copy {fmt}: {n} rows in {best[0]:.2f}s = {n / best[0]:.0f}/s; CPU per row: database "
+                f"{1e6 * best[1] / n:.2f} us, psql {1e6 * best[2] / n:.2f} us")
             f.unlink()
         res["psql_copy"] = limit
         pg.psql("TRUNCATE telemetry, telemetry_seq, drones; CHECKPOINT", db="bench")
@@ -318,12 +334,13 @@ def bench_influx(a, workdir):
                     c.write(f'url = "http://127.0.0.1:{ix.port}{path.replace("db=rec", "db=" + db)}"\n'
                             f'data-binary = "@{f}"\nheader = "Expect:"\n'
                             f'header = "Content-Type: text/plain; charset=utf-8"\noutput = "/dev/null"\nsilent\n')
-            t = timed(["curl", "-K", str(cfg), "--fail-with-body"])
-            best = t if best is None else min(best, t)
+            t = timed(["curl", "-K", str(cfg), "--fail-with-body"], server_pids=lambda: [ix.proc.pid])
+            best = t if best is None or t[0] < best[0] else best
             ix.query(f'DROP DATABASE "{db}"')
-        res["curl_write"] = {"rows": points, "requests": len(rec), "seconds": best, "rows_per_s": points / best}
-        log(f"curl replay of the gateway's writes: {points} points in {len(rec)} requests, {best:.2f}s "
-            f"= {points / best:.0f}/s")
+        res["curl_write"] = {"rows": points, "requests": len(rec), "seconds": best[0], "rows_per_s": points / best[0],
+                             "db_cpu_us_per_row": 1e6 * best[1] / points}
+        log(f"curl replay of the gateway's writes: {points} points in {len(rec)} requests, {best[0]:.2f}s "
+            f"= {points / best[0]:.0f}/s; influxd CPU per point {1e6 * best[1] / points:.2f} us")
         for _, f in rec:
             f.unlink()
         res["half_rate"] = half_rate(uri, res["gateway"]["rows_per_s"], a, workdir)
@@ -354,7 +371,11 @@ def report(res, a):
                    f"{h['ack_latency_ms']['p50']} ms, p99 {h['ack_latency_ms']['p99']} ms")
         out.append(f"CPU during the gateway run: dronegate {r['gateway']['gateway_cpu_s']:.1f} s, "
                    f"PostgreSQL {r['gateway']['db_cpu_s']:.1f} s (of {2 * r['gateway']['duration_s']:.0f} "
-                   f"core-seconds)\n")
+                   f"core-seconds)")
+        out.append(f"PostgreSQL CPU per row: through dronegate {r['gateway']['db_cpu_us_per_row']:.2f} us; "
+                   + "; ".join(f"psql \\copy {k} {v['db_cpu_us_per_row']:.2f} us (psql itself "
+                               f"{v['client_cpu_us_per_row']:.2f} us)" for k, v in r["psql_copy"].items())
+                   + f"; dronegate itself {r['gateway']['gateway_cpu_us_per_row']:.2f} us\n")
         for k, v in r.get("micro", {}).items():
             out.append(f"- micro: {k}: {v:.0f} rows/s")
     if "influx" in res:
@@ -374,6 +395,9 @@ def report(res, a):
                    f"{h['ack_latency_ms']['p50']} ms, p99 {h['ack_latency_ms']['p99']} ms")
         out.append(f"CPU during the gateway run: dronegate {r['gateway']['gateway_cpu_s']:.1f} s, "
                    f"influxd {r['gateway']['db_cpu_s']:.1f} s")
+        out.append(f"influxd CPU per point: through dronegate {r['gateway']['db_cpu_us_per_row']:.2f} us, curl replay "
+                   f"{r['curl_write']['db_cpu_us_per_row']:.2f} us; dronegate itself "
+                   f"{r['gateway']['gateway_cpu_us_per_row']:.2f} us")
         if "micro_store" in r:
             out.append(f"- micro: influxdb write_batch (2000 points per request): {r['micro_store']:.0f} rows/s")
     print("\n".join(out))

@@ -6,12 +6,14 @@
  * drawn as a GeoJSON layer.
  *
  * Performance with ~1,000 drones at 1-10 Hz:
- *  - one live WebSocket; each event only updates a plain object (no DOM);
- *  - the whole fleet (markers + trails) is drawn by ONE canvas renderer
- *    (a subclass of L.Canvas, so panning and zoom animation behave like any
- *    Leaflet canvas layer), at most ~20 times a second for data and on every
- *    frame while the map moves; positions are kept in zoom-0 Web-Mercator
- *    pixels so drawing is a multiply-add per point;
+ *  - the live WebSocket lives in a worker (live-worker.js) that parses every
+ *    event and hands over batches (newest telemetry per drone) every 50 ms;
+ *    an event only updates a plain object here (no DOM);
+ *  - the whole fleet is drawn by two L.Canvas subclasses (so panning and
+ *    zoom animation behave like any Leaflet canvas layer) instead of one
+ *    Leaflet layer per drone: markers (pre-rendered sprites) at most ~20 times
+ *    a second, trails at most once a second; positions are kept in zoom-0
+ *    Web-Mercator pixels, so drawing is a multiply-add per point;
  *  - trails are ring buffers (at most TRAIL_MAX points, one per TRAIL_STEP_MS);
  *  - the fleet list is virtual: only visible rows exist, refreshed at most
  *    LIST_MS apart, and a cell is written only when its text changed.
@@ -22,7 +24,7 @@
 'use strict';
 
 var TRAIL_MAX = 120;        // points kept per drone
-var TRAIL_STEP_MS = 1000;   // one trail point per second (the head follows live)
+var TRAIL_STEP_MS = 1000;   // one trail point per second (the markers draw the rest)
 var DRAW_MS = 50;           // markers: data-driven redraws at most every 50 ms
 var TRAIL_DRAW_MS = 1000;   // trails: at most once a second (a point a second)
 var LIST_MS = 250;          // fleet list / detail refresh at most every 250 ms

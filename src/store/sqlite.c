@@ -18,10 +18,10 @@
  *   |  (read/write)     |      back into the database file (see below).
  *   +-------------------+
  *
- * Locking rules: rd_mu protects only rd[].busy and the opening slot choice;
- * ck_mu the checkpointer's wake-up flags; ck_run_mu is held around every
- * checkpoint call (thread's PASSIVE, writer's RESTART). No two are nested.
- * a connection marked busy belongs to exactly one thread until released.
+ * Locking rules: rd_mu protects only rd[].busy (a connection marked busy
+ * belongs to exactly one thread until released); ck_mu the checkpointer's
+ * wake-up flags; ck_run_mu is held around every checkpoint call (the
+ * thread's PASSIVE, the writer's RESTART). No two are ever nested.
  * Every connection is opened SQLITE_OPEN_NOMUTEX (SQLite "multi-thread"
  * mode): safe because no connection is ever used by two threads at once.
  * A query callback runs while its reader is held; it must not call back into
@@ -42,12 +42,17 @@
  * -------------------------------------------------------------------
  * Both telemetry indexes lead with drone_id, so with 1000 drones sending at
  * once a batch of B rows dirties about min(B, drones) leaf pages per index,
- * and a WAL commit writes every dirty page whole. The write volume, not the
- * CPU, is what limits ingest; two choices cut it:
- *   page_size = 1024   bytes written per row (B = 1000, 1000 drones):
- *                      4 KiB pages 9.5 KB, 1 KiB pages 3.9 KB; B = 5000:
- *                      2.7 KB vs 1.5 KB. Costs ~10-30% more CPU per row.
- *   checkpoints off the commit path. In WAL mode with synchronous=NORMAL the
+ * and a WAL commit writes every dirty page whole. The write volume and the
+ * fsyncs, more than the CPU, limit ingest; two choices help:
+ *   page_size = 1024   bytes written per row (1000 drones, checkpoint every
+ *                      64 MiB): B = 1000: 4 KiB pages 9.5 KB, 1 KiB pages
+ *                      3.9 KB; B = 5000: 2.7 KB vs 1.5 KB (with SQLite's
+ *                      default 4 MiB checkpoints: 15.8 KB vs 5.5 KB at
+ *                      B = 1000). Costs ~10-30% more CPU per row.
+ *   checkpoints off the commit path (same bytes written, fsyncs moved off
+ *                      the writer; B = 5000 on the 2-core dev VM: median
+ *                      47k vs 30k rows/s over 4 interleaved runs, B = 1000:
+ *                      no clear difference). In WAL mode with synchronous=NORMAL the
  *                      only fsyncs are in checkpoints, and SQLite's
  *                      autocheckpoint runs them inside the writer's COMMIT
  *                      (a stall of tens to hundreds of ms on a slow disk,
@@ -64,6 +69,9 @@
  *                      readers) and the next commit starts the WAL over.
  *                      The WAL stays near CK_MAX_FRAMES pages at most
  *                      (longer only while a reader holds an old snapshot).
+ *                      The checkpointer's connection must have read the
+ *                      file once, else its checkpoints silently do nothing
+ *                      (tests/unit/test_store.c checks that they copy).
  * A database created with another page size keeps it (SQLite fixes it at
  * creation); only the speed differs.
  *
@@ -664,6 +672,10 @@ static int ck_start(dg_store_t *s, char *err, size_t errlen)
     int rc = sqlite3_open_v2(s->path, &s->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(s->ck_db, "PRAGMA cache_size = -1024", NULL, NULL, NULL);
+    /* Read the file once: until a connection has read it, it does not know
+     * the database is in WAL mode and its checkpoints are silent no-ops. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->ck_db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         int e = sq_errno(s->ck_db, rc);
         set_err(err, errlen, "cannot open the checkpoint connection to SQLite database %s: "

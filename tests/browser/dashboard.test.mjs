@@ -6,13 +6,17 @@
 // SQLite store and --web-root web/, starts build/dronegate-sim (env
 // DRONEGATE_SIM) with 20 drones at 5 Hz, drives Debian's /usr/bin/chromium
 // (env CHROMIUM) headless through playwright-core, and checks what an operator
-// does: the page loads cleanly, drones appear and move, a goto command sent
-// from the form reaches the drone and turns `done`, a history track loads.
-// Saves a 1280x800 screenshot (env DG_SCREENSHOT, default docs/dashboard.png)
-// and measures frame rate and long tasks with 1,000 more drones at 1 Hz.
+// does: the page loads cleanly (no console errors, no failed or external
+// requests), drones appear and move, a goto command sent from the form reaches
+// the drone and turns `done`, a history track loads; saves a 1280x800
+// screenshot (env DG_SCREENSHOT, default docs/dashboard.png); measures frame
+// rate and long tasks with 1,000 more drones at 1 Hz; and, on a second gateway
+// with auth on, checks the operator token from the URL (full and read-only
+// scope, none) and the live stream's reconnect after a gateway restart.
 //
 // Every process started here is stopped in after() (and on exit). The file
-// takes about a minute; each step has its own timeout.
+// takes 80-100 s (drones climb for ~25 s before they fly); each step has its
+// own timeout. Set DG_VERBOSE=1 for more timings, DG_KEEP_TMP=1 to keep logs.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -90,21 +94,28 @@ async function waitFor(what, fn, { timeout = 10000, every = 200 } = {}) {
   }
 }
 
-// Click a drone's row in the (virtual) fleet list; on failure, say what the list held.
+// Click a drone's row in the (virtual) fleet list, where it is on screen, as a
+// person does: the row must be shown and be what is under the pointer there.
 async function clickRow(id) {
   const sel = `#fleet-scroll .row[data-id="${id}"]`;
-  try {
-    await waitFor(`the row of ${id}`, () => page.$eval(sel, (r) => r.style.display !== 'none' &&
-      r.getBoundingClientRect().height > 0).catch(() => false), { timeout: 5000, every: 100 });
-    await page.click(sel, { timeout: 5000 });
-  } catch (e) {
+  const at = await waitFor(`the row of ${id} on screen`, () => page.evaluate((sel) => {
+    const r = document.querySelector(sel);
+    if (!r || r.style.display === 'none') return null;
+    const b = r.getBoundingClientRect(), x = b.left + b.width / 2, y = b.top + b.height / 2;
+    const hit = document.elementFromPoint(x, y);
+    return b.width > 0 && b.height > 0 && hit && r.contains(hit) ? { x, y } : null;
+  }, sel), { timeout: 5000, every: 100 }).catch(async (e) => {
     const state = await page.evaluate(() => {
       const sc = document.getElementById('fleet-scroll');
       return `filter="${document.getElementById('filter').value}" scrollTop=${sc.scrollTop} clientHeight=${sc.clientHeight} ` +
-        [...sc.querySelectorAll('.row')].map((r) => `${r.dataset.id || '-'}/${r.style.display || 'shown'}/${r.style.transform}/${Math.round(r.getBoundingClientRect().height)}`).join(' ');
+        [...sc.querySelectorAll('.row')].filter((r) => r.style.display !== 'none').map((r) => {
+          const b = r.getBoundingClientRect();
+          return `${r.dataset.id || '-'}/${r.style.transform}/${Math.round(b.left)},${Math.round(b.top)},${Math.round(b.width)}x${Math.round(b.height)}/checkVisibility=${r.checkVisibility()}`;
+        }).join(' ');
     });
     throw new Error(`${e.message}\nfleet list: ${state}`);
-  }
+  });
+  await page.mouse.click(at.x, at.y);
 }
 
 async function getJSON(p) {

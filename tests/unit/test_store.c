@@ -949,6 +949,13 @@ TEST(put_command_upsert)
                       "AND status = 'pending'"), 1);
 }
 
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static long long file_size(const char *name)
 {
     char path[512];
@@ -992,18 +999,37 @@ TEST(wal_stays_bounded)
     ASSERT_EQ(sql_int("wal.db", "SELECT count(*) FROM telemetry"), D * BATCHES);
 }
 
+/* The checkpointer thread alone (the writer's RESTART out of reach) copies
+ * the WAL into the database file. Polls the file with a deadline. */
+TEST(checkpointer_thread_copies)
+{
+    dg_store_t *s = open_ok("ckpt.db", false);
+    ASSERT(s != NULL);
+    dg__sqlite_set_wal_limits(s, 64, 1 << 30);
+    long long db0 = file_size("ckpt.db");
+    dg_record_t batch[50];
+    for (int b = 0; b < 20; b++) {
+        for (int d = 0; d < 50; d++) {
+            char id[24];
+            snprintf(id, sizeof id, "drone-%02d", d);
+            rec_full(&batch[d], id, (uint64_t)b, b * 100 + d);
+        }
+        ASSERT_EQ(write_ok(s, batch, 50), 0);
+    }
+    double deadline = mono_s() + 10.0;
+    while (file_size("ckpt.db") <= db0 + 50 * 1024 && mono_s() < deadline) {
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    ASSERT(file_size("ckpt.db") > db0 + 50 * 1024);
+    SQ->close(s);
+}
+
 /* A reader that holds an old snapshot (a slow API client) must not stall
  * the writer: its RESTART gives up after a short wait (100 ms) and is not
  * retried at every batch, and the writes succeed. */
 enum { PIN_WRITES = 50 };
 typedef struct pin { dg_store_t *s; int writes_ok; int rows; double secs; } pin_t;
-
-static double mono_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static int on_row_write(void *ud, const dg_record_t *rec)
 {
@@ -1069,6 +1095,7 @@ int main(void)
     RUN(null_backend);
     RUN(concurrent_readers_and_writer);
     RUN(wal_stays_bounded);
+    RUN(checkpointer_thread_copies);
     RUN(put_command_upsert);
     RUN(pinned_reader_does_not_block_writer);
     rm_rf(tmproot);
