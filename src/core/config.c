@@ -25,7 +25,7 @@ typedef struct opt {
 
 static const opt_t opts[] = {
     { "listen",            S(listen),            "HOST:PORT for HTTP, WebSocket, REST and /metrics (default 0.0.0.0:8080)" },
-    { "store",             S(store),             "store URI: sqlite:PATH | null: (default sqlite:./data/dronegate.db)" },
+    { "store",             S(store),             "store URI: sqlite:PATH | postgresql://... | influxdb://HOST:PORT/DB | null: (default sqlite:./data/dronegate.db)" },
     { "grpc-listen",       S(grpc_listen),       "HOST:PORT for gRPC (not available in this build)" },
     { "mavlink-listen",    S(mavlink_listen),    "HOST:PORT for MAVLink/UDP (not available in this build)" },
     { "queue",             S(queue),             "queue URI kafka://... | amqp://... (not available in this build)" },
@@ -42,6 +42,7 @@ static const opt_t opts[] = {
     { "idle-timeout",      L(idle_timeout_ms, 10, 86400000), "ms without any frame before a drone is closed with 1001 (default 60000)" },
     { "ping-interval",     L(ping_interval_ms, 10, 86400000), "ms of silence before the server pings (default 20000)" },
     { "ack-interval",      L(ack_interval_ms, 0, 60000), "ms between acks to one drone (coalescing, default 50)" },
+    { "commit-interval",   L(commit_interval_ms, 0, 10000), "ms a small store transaction waits to grow (group commit, default 20; 0 = commit at once)" },
     { "max-msg-rate",      L(max_msg_rate, 0, 100000000), "messages/s per drone before close 1008; 0 = unlimited (default 10000)" },
     { "shutdown-timeout",  L(shutdown_timeout_ms, 100, 3600000), "ms allowed for the drain on SIGTERM (default 10000)" },
     { "batch-records",     L(batch_records, 16, 1000000), "records per store batch (default 2048)" },
@@ -69,6 +70,7 @@ static void defaults(dg_config_t *c)
     c->idle_timeout_ms = 60000;
     c->ping_interval_ms = 20000;
     c->ack_interval_ms = 50;
+    c->commit_interval_ms = 20;
     c->max_msg_rate = 10000;
     c->shutdown_timeout_ms = 10000;
     c->batch_records = 2048;

@@ -29,6 +29,7 @@ typedef struct dg_config {
     long   idle_timeout_ms;      /* no frame from a drone -> close 1001 */
     long   ping_interval_ms;     /* server ping after this much silence */
     long   ack_interval_ms;      /* acks coalesced per drone */
+    long   commit_interval_ms;   /* min time between store transactions under light load */
     long   max_msg_rate;         /* messages/s per drone; 0 = unlimited */
     long   shutdown_timeout_ms;  /* drain deadline */
     long   batch_records;        /* records per store batch */

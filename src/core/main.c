@@ -33,6 +33,21 @@ static int restore_one(void *ud, const dg_record_t *r)
     return 0;
 }
 
+/* The store URI for logs: passwords (user:PASS@ and password=...) hidden. */
+static void redact_uri(const char *uri, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", uri);
+    char *scheme = strstr(out, "://");
+    if (scheme) {
+        char *user = scheme + 3, *at = strchr(user, '@'), *colon = strchr(user, ':');
+        if (at && colon && colon < at) memmove(colon + 4, at, strlen(at) + 1), memcpy(colon, ":***", 4);
+    }
+    for (char *p = strstr(out, "password="); p; p = strstr(p + 1, "password=")) {
+        char *v = p + 9, *end = v + strcspn(v, " &");
+        if (end - v >= 3) { memcpy(v, "***", 3); memmove(v + 3, end, strlen(end) + 1); }
+    }
+}
+
 static int cmd_token(int argc, char **argv)
 {
     if (argc < 3) {
@@ -103,7 +118,8 @@ int main(int argc, char **argv)
     }
     srv.store_ops = dg_store_lookup(cfg.store);
     if (!srv.store_ops) {
-        fprintf(stderr, "dronegate: unknown store URI '%s': use sqlite:PATH or null:\n", cfg.store);
+        fprintf(stderr, "dronegate: unknown store URI scheme in --store: use sqlite:PATH, postgresql://..., "
+                        "influxdb://HOST:PORT/DB or null:\n");
         return 2;
     }
     dg_metrics.store_name = srv.store_ops->scheme;
@@ -153,9 +169,11 @@ int main(int argc, char **argv)
         dg_warn("operator tokens are set but --auth-secret is not: auth is OFF, the tokens are not checked");
     if (!srv.store_ops->durable)
         dg_warn("*** null store: telemetry is validated and acked but NOT stored (benchmark mode) ***");
+    char shown_store[1100];
+    redact_uri(cfg.store, shown_store, sizeof shown_store);
     dg_info("listening on %s:%d (HTTP, WebSocket /ws/{drone_id}, REST /api/v1, /metrics), %d workers, store %s%s, "
             "%zu drones known",
-            srv.host, srv.port, srv.nworkers, cfg.store, cfg.fsync ? " (fsync before ack)" : "",
+            srv.host, srv.port, srv.nworkers, shown_store, cfg.fsync ? " (fsync before ack)" : "",
             dg_registry_count(srv.registry));
 
     srv.writer = dg_writer_new(srv.store_ops, srv.store, on_batch_done, &srv);
@@ -181,6 +199,7 @@ int main(int argc, char **argv)
     } else if (srv.writer) {
         dg_writer_set_spool(srv.writer, NULL, 0, (size_t)(cfg.batch_pool / 2));
     }
+    if (srv.writer) dg_writer_set_commit_interval(srv.writer, srv.store_ops->durable ? cfg.commit_interval_ms : 0);
     if (!srv.writer || dg_writer_start(srv.writer)) { fprintf(stderr, "dronegate: cannot start the store writer\n"); return 1; }
     for (int i = 0; i < srv.nworkers; i++)
         if (dg_worker_start(srv.workers[i])) { fprintf(stderr, "dronegate: cannot start worker %d\n", i); return 1; }

@@ -14,6 +14,8 @@
 static const dg_store_ops_t *const backends[] = {
     &dg_store_sqlite_ops,
     &dg_store_null_ops,
+    &dg_store_postgresql_ops, &dg_store_postgres_ops,   /* postgres.c: libpq accepts both schemes */
+    &dg_store_influxdb_ops,
 };
 #define N_BACKENDS (sizeof backends / sizeof backends[0])
 

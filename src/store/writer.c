@@ -41,6 +41,7 @@
 #include "../core/timefmt.h"
 
 #define LAST_BUCKETS 4096u
+#define COMMIT_EARLY_RECORDS 16384   /* commit at once when this much waits */
 
 typedef struct cmd_node {
     struct cmd_node *next;
@@ -86,6 +87,9 @@ struct dg_writer {
     dg_record_t    *upd;
     size_t          upd_cap;
     int64_t         last_flush_ms;
+    int64_t         last_commit_ms;   /* when the last transaction's batches were taken */
+    long            commit_interval_ms;
+    size_t          queued_records;   /* in head..tail (under mu) */
 };
 
 dg_batch_t *dg_batch_new(int worker, size_t cap)
@@ -128,6 +132,7 @@ void dg_writer_submit(dg_writer_t *w, dg_batch_t *b)
     pthread_mutex_lock(&w->mu);
     if (w->tail) w->tail->next = &b->msg; else w->head = &b->msg;
     w->tail = &b->msg;
+    w->queued_records += b->n;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -325,6 +330,8 @@ static int spool_open(dg_writer_t *w)
     return 0;
 }
 
+void dg_writer_set_commit_interval(dg_writer_t *w, long ms) { w->commit_interval_ms = ms; }
+
 int dg_writer_set_spool(dg_writer_t *w, const char *dir, uint64_t max_bytes, size_t spill_batches)
 {
     w->spill_at = spill_batches ? spill_batches : 1;
@@ -460,8 +467,22 @@ static void *writer_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&w->mu);
         for (;;) {
-            if (w->head || w->cmd_head) break;
             int64_t now = dg_mono_ms();
+            if (w->head && !w->pend_head && !w->stopping && w->commit_interval_ms > 0 &&
+                now - w->last_commit_ms < w->commit_interval_ms && w->queued_records < COMMIT_EARLY_RECORDS) {
+                /* Small transactions cost nearly as much as big ones (each
+                 * rewrites an index page per drone): collect for up to
+                 * --commit-interval since the last commit, unless plenty is
+                 * queued already. */
+                int64_t wait_ms = w->commit_interval_ms - (now - w->last_commit_ms);
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += wait_ms * 1000000L;
+                while (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+                pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+                continue;
+            }
+            if (w->head || w->cmd_head) break;
             bool backlog = w->pend_head || (w->spool_fd >= 0 && w->spool_rd < w->spool_wr);
             if (backlog && now >= w->next_try_ms) break;
             if (w->stopping && (!backlog || now >= w->deadline_ms)) break;
@@ -476,6 +497,8 @@ static void *writer_main(void *arg)
         }
         dg_msg_t *batches = w->head;
         w->head = w->tail = NULL;
+        w->queued_records = 0;
+        if (batches) w->last_commit_ms = dg_mono_ms();
         cmd_node_t *cmds = w->cmd_head;
         w->cmd_head = w->cmd_tail = NULL;
         int stopping = w->stopping;

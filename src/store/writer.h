@@ -50,6 +50,9 @@ dg_writer_t *dg_writer_new(const dg_store_ops_t *ops, dg_store_t *store,
  * max_bytes, used once more than spill_batches batches wait in memory while
  * the store fails. A spool left by an earlier run is replayed. 0 or -errno. */
 int  dg_writer_set_spool(dg_writer_t *w, const char *dir, uint64_t max_bytes, size_t spill_batches);
+/* Minimum time between the starts of two transactions while little is
+ * queued (bigger transactions, fewer index page writes per row). */
+void dg_writer_set_commit_interval(dg_writer_t *w, long ms);
 int  dg_writer_start(dg_writer_t *w);
 /* Any thread. Queue a batch for writing. */
 void dg_writer_submit(dg_writer_t *w, dg_batch_t *b);
