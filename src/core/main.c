@@ -118,8 +118,8 @@ int main(int argc, char **argv)
     }
     srv.store_ops = dg_store_lookup(cfg.store);
     if (!srv.store_ops) {
-        fprintf(stderr, "dronegate: unknown store URI scheme in --store: use sqlite:PATH, postgresql://..., "
-                        "influxdb://HOST:PORT/DB or null:\n");
+        fprintf(stderr, "dronegate: unknown store URI scheme '%.*s' in --store: use sqlite:PATH, postgresql://..., "
+                        "influxdb://HOST:PORT/DB or null:\n", (int)strcspn(cfg.store, ":"), cfg.store);
         return 2;
     }
     dg_metrics.store_name = srv.store_ops->scheme;

@@ -185,7 +185,7 @@ void dg_conn_flush(dg_conn_t *c)
              * closes, so the peer sees our last bytes (a close frame, an
              * error response) instead of a reset caused by unread input. */
             c->lingering = 1;
-            c->deadline_ms = dg_mono_ms() + 2000;
+            c->deadline_ms = dg_mono_ms() + 5000;
             if (shutdown(c->fd, SHUT_WR) < 0) { dg_conn_close(c, true); return; }
         }
     }
@@ -529,7 +529,12 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
     for (dg_conn_t *c = w->conns, *n; c; c = n) {
         n = c->next;
         if (c->lingering) {
-            if (now >= c->deadline_ms) dg_conn_close(c, true);
+            if (now >= c->deadline_ms) {
+                /* read what is pending first: close() with unread input
+                 * sends a reset, which can discard our close frame */
+                while (read(c->fd, w->rbuf, w->rbuf_cap) > 0) {}
+                dg_conn_close(c, true);
+            }
         } else if (c->kind == DG_CONN_HTTP) {
             if (now >= c->deadline_ms) {
                 if (!c->served) dg_inc(&dg_metrics.conn_rejected[DG_CREJ_HANDSHAKE_TIMEOUT], 1);

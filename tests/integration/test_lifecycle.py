@@ -135,7 +135,7 @@ def test_sigterm_idle_server_exits_0_quickly(server_factory):
 # ---------------------------------------------------------------- kill -9
 
 def test_kill9_acked_data_survives(server_factory):
-    s = server_factory()
+    s = server_factory(args=["--max-msg-rate", "0"])   # it streams as fast as it can
     drone = new_id("k9")
     state = {}
 
