@@ -111,7 +111,7 @@ integration-asan: $(B)/dronegate-asan $(B)/dronegate-sim
 	  /usr/bin/python3 -m pytest -q tests/integration
 
 browser: $(B)/dronegate $(B)/dronegate-sim
-	@DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim tests/browser/run.sh
+	@DG_SCREENSHOT=$(CURDIR)/$(B)/dashboard.png DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim tests/browser/run.sh
 
 test: deps
 	$(MAKE) all $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_BIN)
