@@ -29,6 +29,13 @@ static const char *names[DG_CMD__N] = { "pending", "sent", "accepted", "rejected
 
 const char *dg_command_status_name(int s) { return s >= 0 && s < DG_CMD__N ? names[s] : "unknown"; }
 
+int dg_command_status_from_name(const char *s)
+{
+    for (int i = 0; i < DG_CMD__N; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
 int dg_command_status_parse(const char *s, size_t n)
 {
     if (n == 8 && !memcmp(s, "accepted", 8)) return DG_CMD_ACCEPTED;

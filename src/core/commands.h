@@ -40,6 +40,8 @@ dg_commands_t *dg_commands_new(long timeout_ms);
 void           dg_commands_free(dg_commands_t *t);
 
 const char *dg_command_status_name(int status);
+/* Any status by name; -1 when unknown. */
+int         dg_command_status_from_name(const char *s);
 /* -1 when not a drone-reportable status (accepted|rejected|done). */
 int         dg_command_status_parse(const char *s, size_t n);
 

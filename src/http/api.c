@@ -437,7 +437,19 @@ static void post_command(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t 
 static void get_command(dg_conn_t *c, const char *id, size_t idlen)
 {
     dg_command_t cmd;
-    if (dg_commands_get(c->w->srv->commands, id, idlen, &cmd)) { dg_http_error(c, 404, "unknown command"); return; }
+    dg_server_t *srv = c->w->srv;
+    if (dg_commands_get(srv->commands, id, idlen, &cmd)) {
+        /* not in memory (an earlier run, or forgotten): the commands table */
+        char idz[DG_CMD_ID_LEN + 1], err[256];
+        int rc = 1;
+        if (idlen == DG_CMD_ID_LEN && srv->store_ops->get_command) {
+            memcpy(idz, id, idlen);
+            idz[idlen] = '\0';
+            rc = srv->store_ops->get_command(srv->store, idz, &cmd, err, sizeof err);
+        }
+        if (rc < 0) { dg_warn("reading a command from the store failed: %s", err); dg_http_error(c, 503, "store unavailable"); return; }
+        if (rc > 0) { dg_http_error(c, 404, "unknown command"); return; }
+    }
     dg_buf_t b = { 0 };
     dg_command_json(&b, &cmd);
     send_buf(c, 200, "application/json", &b);

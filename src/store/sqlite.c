@@ -1096,6 +1096,54 @@ static int sq_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return e;
 }
 
+static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(out, t, n);
+    out[n] = '\0';
+}
+
+/* Rare (a GET of a command the process does not remember): prepared per call. */
+static int sq_get_command(dg_store_t *s, const char *id, struct dg_command *out, char *err, size_t errlen)
+{
+    rd_conn_t *c;
+    int e = rd_acquire(s, &c, err, errlen);
+    if (e < 0) return e;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "SELECT id, drone_id, name, args, status, message, created_at, updated_at "
+                                       "FROM commands WHERE id = ?", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    if (rc == SQLITE_ROW) {
+        char status[16];
+        memset(out, 0, sizeof *out);
+        copy_col(st, 0, out->id, sizeof out->id);
+        copy_col(st, 1, out->drone_id, sizeof out->drone_id);
+        copy_col(st, 2, out->name, sizeof out->name);
+        copy_col(st, 3, out->args, sizeof out->args);
+        if (!out->args[0]) snprintf(out->args, sizeof out->args, "{}");
+        copy_col(st, 4, status, sizeof status);
+        out->status = dg_command_status_from_name(status);
+        if (out->status < 0) out->status = DG_CMD_PENDING;
+        copy_col(st, 5, out->message, sizeof out->message);
+        out->created_ms = sqlite3_column_int64(st, 6);
+        out->updated_ms = sqlite3_column_int64(st, 7);
+        e = 0;
+    } else if (rc == SQLITE_DONE) {
+        e = 1;
+    } else {
+        set_err(err, errlen, "SQLite %s: reading command %.32s failed: %s", s->path, id, sqlite3_errmsg(c->db));
+        e = -EIO;
+    }
+    sqlite3_finalize(st);
+    rd_release(s, c);
+    return e;
+}
+
 /* The database answers a read, and the file at the path is still the one
  * we opened (a deleted or replaced file would take writes into the void). */
 static int sq_ping(dg_store_t *s)
@@ -1123,6 +1171,7 @@ const dg_store_ops_t dg_store_sqlite_ops = {
     .query         = sq_query,
     .latest        = sq_latest,
     .put_command   = sq_put_command,
+    .get_command   = sq_get_command,
     .ping          = sq_ping,
     .close         = sq_close,
 };

@@ -142,3 +142,27 @@ def test_sim_drone_obeys_goto_and_reports_done(server_factory):
     finally:
         sim.terminate()
         sim.wait(timeout=T(15))
+
+
+def test_command_readable_after_restart(server_factory):
+    s = server_factory()
+    drone = new_id("persist")
+
+    async def go():
+        d = await Drone.connect(s, drone)
+        await d.send(minimal(1))
+        await d.wait_ack(1)
+        cid = post(s, drone, {"name": "goto", "args": {"lat": 1.5, "lon": 2.5, "alt": 30}}).json()["id"]
+        await d.wait(lambda: any(m.get("type") == "command" for m in d.other), T(5), "command frame")
+        await d.send({"type": "command_ack", "id": cid, "status": "done", "message": "there"})
+        wait_until(lambda: s.get_json(f"/api/v1/commands/{cid}")["status"] == "done", T(5), "done")
+        await d.close()
+        return cid
+
+    cid = run(go())
+    s.stop()
+    s.start()
+    c = s.get_json(f"/api/v1/commands/{cid}")
+    assert c["status"] == "done" and c["message"] == "there" and c["drone_id"] == drone, c
+    assert c["args"] == {"lat": 1.5, "lon": 2.5, "alt": 30}, c
+    assert s.get("/api/v1/commands/" + "f" * 32).status == 404
