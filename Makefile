@@ -114,7 +114,7 @@ browser: $(B)/dronegate $(B)/dronegate-sim
 	@DG_SCREENSHOT=$(CURDIR)/$(B)/dashboard.png DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim tests/browser/run.sh
 
 test: deps
-	$(MAKE) all $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_BIN)
+	$(MAKE) -j$(shell nproc) all $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_BIN)
 	$(MAKE) unit
 	$(MAKE) unit-asan
 	$(MAKE) fuzz-run
