@@ -271,7 +271,7 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
     }
     if (!(revents & EV_READ) || c->paused || c->closing) return;
     if (c->kind == DG_CONN_DRONE && w->paused) {
-        if (dg_writer_failing(w->srv->writer))
+        if (dg_writer_backlog_full(w->srv->writer))
             /* memory and spool are full while the store is down: say so */
             dg_ingest_close(c, DG_WS_CLOSE_POLICY, "backlog full: the store is unavailable, retry later");
         else
@@ -562,7 +562,7 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
             dg_conn_close(c, true);   /* close handshake never completed */
         }
     }
-    if (w->paused && w->paused_list && dg_writer_failing(w->srv->writer)) {
+    if (w->paused && w->paused_list && dg_writer_backlog_full(w->srv->writer)) {
         /* the store is down and the backlog is full: tell the waiting drones */
         while (w->paused_list) {
             dg_conn_t *c = w->paused_list;

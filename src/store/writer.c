@@ -68,6 +68,7 @@ struct dg_writer {
     int             stopping;
     int64_t         deadline_ms;
     atomic_int      failing;
+    atomic_int      spool_full;     /* a spill found no room (or there is no spool) */
     /* writer-thread only: backlog while the store fails */
     dg_msg_t       *pend_head, *pend_tail;  /* batches waiting for a successful write (FIFO) */
     size_t          pend_batches;
@@ -258,6 +259,7 @@ static int write_all(dg_writer_t *w, dg_msg_t *batches)
 
 static void store_ok(dg_writer_t *w)
 {
+    atomic_store(&w->spool_full, 0);
     if (atomic_exchange(&w->failing, 0)) dg_info("store: writes succeed again");
     w->backoff_ms = 0;
     w->next_try_ms = 0;
@@ -353,6 +355,7 @@ static void spill(dg_writer_t *w, bool all)
         dg_batch_t *b = (dg_batch_t *)w->pend_head;
         size_t bytes = b->n * sizeof(dg_record_t);
         if (w->spool_wr + bytes > w->spool_max) {
+            atomic_store(&w->spool_full, 1);
             static int64_t last_warn;
             if (dg_mono_ms() - last_warn > 5000) {
                 last_warn = dg_mono_ms();
@@ -367,6 +370,7 @@ static void spill(dg_writer_t *w, bool all)
             return;
         }
         w->spool_wr += bytes;
+        atomic_store(&w->spool_full, 0);
         dg_gauge_add(&dg_metrics.spool_bytes, (int64_t)bytes);
         w->pend_head = b->msg.next;
         if (!w->pend_head) w->pend_tail = NULL;
@@ -564,6 +568,11 @@ void dg_writer_stop(dg_writer_t *w, int64_t deadline_ms)
 }
 
 int dg_writer_failing(dg_writer_t *w) { return atomic_load(&w->failing); }
+
+int dg_writer_backlog_full(dg_writer_t *w)
+{
+    return atomic_load(&w->failing) && (w->spool_fd < 0 || atomic_load(&w->spool_full));
+}
 
 void dg_writer_free(dg_writer_t *w)
 {

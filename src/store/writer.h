@@ -63,6 +63,9 @@ void dg_writer_free(dg_writer_t *w);
 /* Any thread: persist a command row (asynchronously, in order). */
 struct dg_command;
 void dg_writer_put_command(dg_writer_t *w, const struct dg_command *c);
+/* True while the store fails and no more can be spooled (no spool, or the
+ * spool is at --spool-max-mb): drones must be told, not stalled. */
+int  dg_writer_backlog_full(dg_writer_t *w);
 /* True while the last store operation failed (for /readyz). */
 int  dg_writer_failing(dg_writer_t *w);
 
