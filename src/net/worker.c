@@ -250,6 +250,8 @@ static int slot_alloc(dg_worker_t *w, uint32_t *slot)
     return 0;
 }
 
+static void conn_read(dg_conn_t *c, int rounds);
+
 static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
 {
     dg_conn_t *c = (dg_conn_t *)io;
@@ -278,7 +280,14 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
             dg_worker_pause_conn(w, c);   /* the store is just slower: TCP backpressure */
         return;
     }
-    for (int round = 0; round < 4 && !c->dead && !c->closing && !c->paused; round++) {
+    conn_read(c, 4);
+}
+
+/* Read and process up to `rounds` buffers of input (until EAGAIN). */
+static void conn_read(dg_conn_t *c, int rounds)
+{
+    dg_worker_t *w = c->w;
+    for (int round = 0; round < rounds && !c->dead && !c->closing && !c->paused; round++) {
         ssize_t n = read(c->fd, w->rbuf, w->rbuf_cap);
         if (n == 0) { dg_conn_close(c, true); return; }
         if (n < 0) {
@@ -482,6 +491,12 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
                 w->draining = true;
                 w->drain_deadline_ms = dg_mono_ms() + w->srv->cfg->shutdown_timeout_ms;
                 if (w->lfd >= 0) { ev_io_stop(loop, &w->lio); close(w->lfd); w->lfd = -1; }
+                /* "what was received": take in what the kernel already holds
+                 * for each drone (bounded), then stop reading */
+                for (dg_conn_t *c = w->conns, *n; c; c = n) {
+                    n = c->next;
+                    if (c->kind == DG_CONN_DRONE && !c->paused) conn_read(c, 16);
+                }
                 for (dg_conn_t *c = w->conns; c; c = c->next) dg_conn_update_events(c);
             }
             break;
