@@ -128,17 +128,7 @@ struct dg_store {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#define set_err dg__store_err   /* store.h */
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {

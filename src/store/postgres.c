@@ -197,17 +197,7 @@ struct dg_store {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);   /* a truncated message is still useful */
-    va_end(ap);
-}
+#define set_err dg__store_err   /* store.h */
 
 /* libpq messages end with a newline (and may span lines): first line only. */
 static const char *one_line(const char *msg, char *buf, size_t cap)

@@ -300,17 +300,7 @@ static const char sql_latest[] =
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);   /* a truncated message is still useful */
-    va_end(ap);
-}
+#define set_err dg__store_err   /* store.h */
 
 /* SQLite result code -> negative errno (the store's convention). */
 static int sq_errno(sqlite3 *db, int rc)

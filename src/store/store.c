@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -56,4 +57,13 @@ int dg_store_open(const char *uri, const dg_store_config_t *cfg,
     int rc = o->open(uri, cfg ? cfg : &defaults, out, err, errlen);
     if (rc == 0) *ops = o;
     return rc;
+}
+
+void dg__store_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -74,6 +74,10 @@ typedef struct dg_store_ops {
 /* The --store default (contract). */
 #define DG_STORE_DEFAULT_URI "sqlite:./data/dronegate.db"
 
+/* Backends: write a one-sentence error into err (may be NULL); a truncated
+ * message is still useful. */
+void dg__store_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Pick the backend for a URI by its scheme ("sqlite:", "null:", ...; the
  * scheme is matched case-insensitively). NULL when unknown. */
 const dg_store_ops_t *dg_store_lookup(const char *uri);
