@@ -17,15 +17,4 @@
 # TimescaleDB is not packaged in Debian 12: the hypertable code path of
 # postgres.c is used only where the extension was installed by other means.
 set -euo pipefail
-PKGS=(postgresql libpq-dev influxdb libcurl4-openssl-dev python3-psycopg curl)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "deps-stores: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  # policy-rc.d-less containers: the packages' service start may fail harmlessly
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
-fi
+exec "$(dirname "$0")/deps.sh" postgresql libpq-dev influxdb libcurl4-openssl-dev python3-psycopg curl

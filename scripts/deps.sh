@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# deps.sh - install the Debian 12 packages dronegate needs, only those missing.
+# deps.sh [PKG...] - install Debian 12 packages, only those missing.
+# Without arguments: what dronegate needs to build and test.
 set -euo pipefail
 PKGS=(build-essential clang libclang-rt-14-dev pkg-config
       libev-dev libsqlite3-dev sqlite3 libssl-dev libhttp-parser-dev libjsmn-dev libpq-dev libcurl4-openssl-dev
       python3 python3-websockets python3-pytest)
+[ $# -gt 0 ] && PKGS=("$@")
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
