@@ -326,7 +326,7 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
             c = dg_worker_conn(w, last_slot, last_gen);
             if (c && c->kind != DG_CONN_DRONE) c = NULL;
         }
-        if (!c) continue;
+        if (!c || c->closing || c->u.drone.ws.closed) continue;   /* closed: no more acks */
         if (!c->u.drone.has_pending || r->seq > c->u.drone.ack_pending) {
             c->u.drone.ack_pending = r->seq;
             c->u.drone.has_pending = true;

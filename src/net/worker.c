@@ -194,7 +194,10 @@ void dg_conn_flush(dg_conn_t *c)
 
 int dg_conn_send(dg_conn_t *c, const void *p, size_t n)
 {
-    if (c->dead) return -1;
+    /* Nothing more once closing: our last bytes (a close frame) are queued
+     * or sent, and a write after shutdown(SHUT_WR) would fail and close the
+     * socket with unread input (a reset that can destroy that close frame). */
+    if (c->dead || c->closing) return -1;
     if (!c->cork && c->out.len == 0) {
         ssize_t k = write(c->fd, p, n);
         if (k == (ssize_t)n) return 0;
