@@ -32,6 +32,7 @@
 
 #define DG_RBUF_SIZE (256 * 1024)
 #define DG_OUT_MAX   (8 * 1024 * 1024)
+#define DG_OUT_MAX_HTTP (256 * 1024 * 1024)
 
 /* ---- listening ---- */
 
@@ -211,8 +212,12 @@ int dg_conn_send(dg_conn_t *c, const void *p, size_t n)
         p = (const uint8_t *)p + k;
         n -= (size_t)k;
     }
-    if (c->out.len + n > DG_OUT_MAX) {
-        dg_warn("connection fd %d does not read its output (over %d bytes pending): closing", c->fd, DG_OUT_MAX);
+    /* A streaming peer (drone, watcher) that stops reading is cut off; an
+     * HTTP response is written whole (its size is bounded by the API's
+     * limits: history at most 100,000 rows). */
+    size_t cap = c->kind == DG_CONN_HTTP ? DG_OUT_MAX_HTTP : DG_OUT_MAX;
+    if (c->out.len + n > cap) {
+        dg_warn("connection fd %d does not read its output (over %zu bytes pending): closing", c->fd, cap);
         c->out.len = 0;
         dg_conn_close(c, true);
         return -1;
