@@ -1517,16 +1517,3 @@ const dg_store_ops_t dg_store_postgresql_ops = {
     .close         = pg_close,
 };
 
-/* The same backend under libpq's other URI scheme. */
-const dg_store_ops_t dg_store_postgres_ops = {
-    .scheme        = "postgres",
-    .durable       = true,
-    .open          = pg_open,
-    .write_batch   = pg_write_batch,
-    .update_drones = pg_update_drones,
-    .query         = pg_query,
-    .latest        = pg_latest,
-    .put_command   = pg_put_command,
-    .ping          = pg_ping,
-    .close         = pg_close,
-};

@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,20 +16,30 @@
 static const dg_store_ops_t *const backends[] = {
     &dg_store_sqlite_ops,
     &dg_store_null_ops,
-    &dg_store_postgresql_ops, &dg_store_postgres_ops,   /* postgres.c: libpq accepts both schemes */
+    &dg_store_postgresql_ops,
     &dg_store_influxdb_ops,
 };
 #define N_BACKENDS (sizeof backends / sizeof backends[0])
 
+/* Other spellings of a scheme: libpq accepts postgres:// too. */
+static const struct { const char *scheme; const dg_store_ops_t *ops; } aliases[] = {
+    { "postgres", &dg_store_postgresql_ops },
+};
+
+static bool scheme_is(const char *uri, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    /* URI schemes are case-insensitive (RFC 3986 3.1). */
+    return strncasecmp(uri, scheme, n) == 0 && uri[n] == ':';
+}
+
 const dg_store_ops_t *dg_store_lookup(const char *uri)
 {
     if (!uri) return NULL;
-    for (size_t i = 0; i < N_BACKENDS; i++) {
-        const char *scheme = backends[i]->scheme;
-        size_t n = strlen(scheme);
-        /* URI schemes are case-insensitive (RFC 3986 3.1). */
-        if (strncasecmp(uri, scheme, n) == 0 && uri[n] == ':') return backends[i];
-    }
+    for (size_t i = 0; i < N_BACKENDS; i++)
+        if (scheme_is(uri, backends[i]->scheme)) return backends[i];
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (scheme_is(uri, aliases[i].scheme)) return aliases[i].ops;
     return NULL;
 }
 

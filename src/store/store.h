@@ -90,6 +90,6 @@ int dg_store_open(const char *uri, const dg_store_config_t *cfg,
 
 extern const dg_store_ops_t dg_store_sqlite_ops;
 extern const dg_store_ops_t dg_store_null_ops;
-extern const dg_store_ops_t dg_store_postgresql_ops, dg_store_postgres_ops, dg_store_influxdb_ops;
+extern const dg_store_ops_t dg_store_postgresql_ops, dg_store_influxdb_ops;
 
 #endif
