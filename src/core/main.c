@@ -33,7 +33,7 @@ static int restore_one(void *ud, const dg_record_t *r)
     return 0;
 }
 
-/* The store URI for logs: passwords (user:PASS@ and password=...) hidden. */
+/* The store URI for logs: secrets (user:PASS@, password=..., token=...) hidden. */
 static void redact_uri(const char *uri, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s", uri);
@@ -42,9 +42,14 @@ static void redact_uri(const char *uri, char *out, size_t outlen)
         char *user = scheme + 3, *at = strchr(user, '@'), *colon = strchr(user, ':');
         if (at && colon && colon < at) memmove(colon + 4, at, strlen(at) + 1), memcpy(colon, ":***", 4);
     }
-    for (char *p = strstr(out, "password="); p; p = strstr(p + 1, "password=")) {
-        char *v = p + 9, *end = v + strcspn(v, " &");
-        if (end - v >= 3) { memcpy(v, "***", 3); memmove(v + 3, end, strlen(end) + 1); }
+    static const char *const keys[] = { "password=", "token=" };
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        size_t kl = strlen(keys[k]);
+        for (char *p = strstr(out, keys[k]); p; p = strstr(p + 1, keys[k])) {
+            char *v = p + kl, *end = v + strcspn(v, " &");
+            if (end - v >= 3) { memcpy(v, "***", 3); memmove(v + 3, end, strlen(end) + 1); }
+            else memset(v, '*', (size_t)(end - v));
+        }
     }
 }
 

@@ -1,7 +1,16 @@
 /* influxdb.c - the InfluxDB 1.x backend: `--store influxdb://[USER:PASS@]HOST:PORT/DB`
  * (optional query parameters: rp=NAME retention policy, timeout=10s per
- * request). Talks to the HTTP API with libcurl; the database is created at
- * open (CREATE DATABASE, a no-op when it exists).
+ * request, token=T; each also from the environment as DRONEGATE_INFLUX_RP,
+ * _TIMEOUT, _TOKEN, the URI winning). Talks to the HTTP API with libcurl;
+ * the database is created at open (CREATE DATABASE, a no-op when it exists;
+ * when it is refused - a 1.x user without admin rights, or InfluxDB 2.x,
+ * whose 1.x compatibility API has no CREATE DATABASE - the database only has
+ * to be readable).
+ *
+ * Authentication: USER:PASS@ (HTTP basic), or token=T, sent as
+ * `Authorization: Token T` on every request (InfluxDB 2.x through its 1.x
+ * compatibility API and a DBRP mapping; 1.x accepts it from 1.8 on). Not
+ * both. The token and the password never appear in a message or log line.
  *
  * Data layout
  * -----------
@@ -40,9 +49,9 @@
  *
  * Threads: write_batch(), update_drones(), put_command() run on the writer
  * thread with its own curl handle (a kept-alive connection); query(),
- * latest() and ping() take a handle from a small mutex-protected pool. The
- * seq watermarks belong to the writer thread (filled at open, before it
- * starts).
+ * latest(), get_command() and ping() take a handle from a small
+ * mutex-protected pool. The seq watermarks belong to the writer thread
+ * (filled at open, before it starts).
  *
  * Why libcurl rather than a hand-written HTTP/1.1 client: /query answers
  * with chunked transfer encoding, connections must be kept alive and
@@ -84,6 +93,7 @@
 #define WM_BUCKETS      4096u
 #define PING_RETRY_MS   1000
 #define CHUNK_ROWS      10000
+#define TOKEN_MAX       512
 /* InfluxDB's time range: int64 ns, minus the two reserved values */
 #define IX_MIN_MS       (INT64_C(-9223372036854775806) / 1000000 + 1)
 #define IX_MAX_MS       (INT64_C(9223372036854775806) / 1000000 - 1)
@@ -108,6 +118,7 @@ struct dg_store {
     char            db[128], rp[128];
     char            where[400];     /* "InfluxDB at host:port/db" */
     char            userpwd[256];
+    char            authz[TOKEN_MAX + 32];  /* "Authorization: Token T" or "" */
     long            timeout_ms;
     /* writer thread only */
     CURL           *w;
@@ -152,6 +163,15 @@ static int setup_handle(dg_store_t *s, CURL *h, dg_buf_t *body)
     return rc == CURLE_OK ? 0 : -EINVAL;
 }
 
+/* Append one header line; the list is kept (not lost) on failure. */
+static int add_hdr(struct curl_slist **l, const char *line)
+{
+    struct curl_slist *n = curl_slist_append(*l, line);
+    if (!n) return -1;
+    *l = n;
+    return 0;
+}
+
 /* One request. post: body bytes (NULL for GET). Returns the HTTP status
  * (0 when no response) and fills body; err gets a sentence on failure. */
 static long http(dg_store_t *s, CURL *h, dg_buf_t *body, const char *url, const char *post,
@@ -160,11 +180,15 @@ static long http(dg_store_t *s, CURL *h, dg_buf_t *body, const char *url, const 
     struct curl_slist *hdr = NULL;
     body->len = 0;
     curl_easy_setopt(h, CURLOPT_URL, url);
+    char ct[96];
+    if (post) snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+    if ((s->authz[0] && add_hdr(&hdr, s->authz)) ||
+        (post && (add_hdr(&hdr, ct) || add_hdr(&hdr, "Expect:")))) {   /* Expect: no 100-continue round trip */
+        curl_slist_free_all(hdr);
+        set_err(err, errlen, "out of memory building a request to %s", s->where);
+        return 0;
+    }
     if (post) {
-        char ct[96];
-        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
-        hdr = curl_slist_append(hdr, ct);
-        hdr = curl_slist_append(hdr, "Expect:");   /* no 100-continue round trip */
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)postlen);
@@ -194,6 +218,8 @@ static const char *answer_text(dg_buf_t *b)
     b->data[n] = '\0';
     return b->data;
 }
+
+static void answer_reason(dg_buf_t *b, char *out, size_t cap);
 
 /* URL-encode s into out (always NUL-terminated; -1 when too long). */
 static int urlenc(const char *s, char *out, size_t cap)
@@ -363,8 +389,10 @@ static int post_lines(dg_store_t *s, const char *url, char *err, size_t errlen)
                      "text/plain; charset=utf-8", err, errlen);
     if (code == 204 || code == 200) return 0;
     if (code == 0) return -ENOTCONN;
-    set_err(err, errlen, "%s: write refused (HTTP %ld): %s", s->where, code, answer_text(&s->body));
-    return code >= 500 ? -EIO : -EINVAL;
+    char why[300];
+    answer_reason(&s->body, why, sizeof why);
+    set_err(err, errlen, "%s: write refused (HTTP %ld: %s)", s->where, code, why);
+    return code == 401 ? -EACCES : code >= 500 ? -EIO : -EINVAL;
 }
 
 static int ix_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
@@ -630,9 +658,14 @@ static int series_rows(const char *js, const jsmntok_t *t, int n, int i, dg_reco
     return end;
 }
 
-/* Walk every newline-separated JSON document of a (chunked) /query answer.
- * 0, 1 when the callback stopped, or -errno with err. */
-static int walk_answer(dg_store_t *s, dg_buf_t *body, dg_record_cb cb, void *ud, char *err, size_t errlen)
+/* One series (object at token i) of an answer: returns the index after it,
+ * or -1 to stop the walk. */
+typedef int (*series_fn)(const char *js, const jsmntok_t *t, int n, int i, void *ud);
+
+/* Walk every newline-separated JSON document of a (chunked) /query answer,
+ * fn on each series (fn may be NULL: errors only). 0, 1 when fn stopped, or
+ * -errno with err. */
+static int walk_series(dg_store_t *s, dg_buf_t *body, series_fn fn, void *ud, char *err, size_t errlen)
 {
     jsmntok_t *tok = NULL;
     size_t tcap = 0;
@@ -675,9 +708,9 @@ static int walk_answer(dg_store_t *s, dg_buf_t *body, dg_record_cb cb, void *ud,
                             json_str(doc, &tok[q + 1], m, sizeof m);
                             set_err(err, errlen, "%s: query failed: %s", s->where, m);
                             rc = -EIO;
-                        } else if (tok_eq(doc, &tok[q], "series") && tok[q + 1].type == JSMN_ARRAY && cb) {
+                        } else if (tok_eq(doc, &tok[q], "series") && tok[q + 1].type == JSMN_ARRAY && fn) {
                             for (int se = q + 2; se < skip(tok, n, q + 1); ) {
-                                int nx = series_rows(doc, tok, n, se, cb, ud);
+                                int nx = fn(doc, tok, n, se, ud);
                                 if (nx < 0) { rc = 1; break; }
                                 se = nx;
                             }
@@ -690,6 +723,24 @@ static int walk_answer(dg_store_t *s, dg_buf_t *body, dg_record_cb cb, void *ud,
     }
     free(tok);
     return rc;
+}
+
+typedef struct rec_walk {
+    dg_record_cb cb;
+    void        *ud;
+} rec_walk_t;
+
+static int rec_series(const char *js, const jsmntok_t *t, int n, int i, void *ud)
+{
+    rec_walk_t *w = ud;
+    return series_rows(js, t, n, i, w->cb, w->ud);
+}
+
+/* walk_series() with one record per row (cb may be NULL: errors only). */
+static int walk_answer(dg_store_t *s, dg_buf_t *body, dg_record_cb cb, void *ud, char *err, size_t errlen)
+{
+    rec_walk_t w = { cb, ud };
+    return walk_series(s, body, cb ? rec_series : NULL, &w, err, errlen);
 }
 
 static rd_handle_t *rd_acquire(dg_store_t *s)
@@ -740,8 +791,10 @@ static int run_query(dg_store_t *s, CURL *h, dg_buf_t *body, const char *q, int 
     long code = http(s, h, body, url, post ? "" : NULL, 0, "application/x-www-form-urlencoded", err, errlen);
     if (code == 0) { e = -ENOTCONN; goto out; }
     if (code != 200) {
-        set_err(err, errlen, "%s: query refused (HTTP %ld): %s", s->where, code, answer_text(body));
-        e = code >= 500 ? -EIO : -EINVAL;
+        char why[300];
+        answer_reason(body, why, sizeof why);
+        set_err(err, errlen, "%s: query refused (HTTP %ld: %s)", s->where, code, why);
+        e = code == 401 ? -EACCES : code >= 500 ? -EIO : -EINVAL;
     }
 out:
     free(qe);
@@ -794,6 +847,132 @@ static int ix_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return e < 0 ? e : 0;
 }
 
+/* ---- commands read back ------------------------------------------------ */
+
+enum ccol { CC_TIME, CC_ID, CC_DRONE, CC_NAME, CC_ARGS, CC_STATUS, CC_MESSAGE, CC_UPDATED, CC_OTHER };
+static const char *const ccol_names[] = { "time", "id", "drone_id", "name", "args", "status", "message",
+                                          "updated_at", NULL };
+
+typedef struct cmd_walk {
+    const char   *id;       /* the wanted id */
+    dg_command_t *out;
+    int           found;
+    dg_command_t  row;      /* scratch */
+} cmd_walk_t;
+
+/* args come back as stored by put_command (a JSON object, validated by the
+ * API); anything else - data written by something else - reads as "{}", so
+ * the REST answer stays valid JSON. */
+static int args_plausible(const char *a)
+{
+    size_t n = strlen(a);
+    while (n && (a[n - 1] == ' ' || a[n - 1] == '\n' || a[n - 1] == '\r' || a[n - 1] == '\t')) n--;
+    size_t i = strspn(a, " \n\r\t");
+    if (i >= n || a[i] != '{' || a[n - 1] != '}') return 0;
+    jsmn_parser p;
+    jsmn_init(&p);
+    return jsmn_parse(&p, a + i, n - i, NULL, 0) >= 1;
+}
+
+/* Rows of the commands measurement: keep the row of the wanted id with the
+ * newest updated_at (there is one point per command; a second one could only
+ * come from something else writing there). */
+static int cmd_series(const char *js, const jsmntok_t *t, int n, int i, void *ud)
+{
+    cmd_walk_t *w = ud;
+    int end = skip(t, n, i);
+    int cols[32], ncols = 0, values = -1;
+    char tag_id[DG_DRONE_ID_MAX + 1] = "";
+    for (int k = i + 1; k < end; ) {
+        int v = k + 1;
+        if (v >= end) break;
+        if (tok_eq(js, &t[k], "columns") && t[v].type == JSMN_ARRAY) {
+            for (int c = v + 1; c < skip(t, n, v) && ncols < 32; c = skip(t, n, c)) {
+                int id = CC_OTHER;
+                for (int j = 0; ccol_names[j]; j++) if (tok_eq(js, &t[c], ccol_names[j])) { id = j; break; }
+                cols[ncols++] = id;
+            }
+        } else if (tok_eq(js, &t[k], "values") && t[v].type == JSMN_ARRAY) {
+            values = v;
+        } else if (tok_eq(js, &t[k], "tags") && t[v].type == JSMN_OBJECT) {
+            for (int c = v + 1; c + 1 < skip(t, n, v); c = skip(t, n, c + 1))
+                if (tok_eq(js, &t[c], "drone_id") && t[c + 1].type == JSMN_STRING)
+                    json_str(js, &t[c + 1], tag_id, sizeof tag_id);
+        }
+        k = skip(t, n, v);
+    }
+    if (values < 0) return end;
+    dg_command_t *r = &w->row;
+    for (int row = values + 1; row < skip(t, n, values); row = skip(t, n, row)) {
+        if (t[row].type != JSMN_ARRAY) continue;
+        char status[16] = "";
+        memset(r, 0, sizeof *r);
+        snprintf(r->drone_id, sizeof r->drone_id, "%s", tag_id);
+        int c = 0;
+        for (int cell = row + 1; cell < skip(t, n, row) && c < ncols; cell = skip(t, n, cell), c++) {
+            const jsmntok_t *x = &t[cell];
+            int64_t iv;
+            int str = x->type == JSMN_STRING;
+            switch (cols[c]) {
+            case CC_TIME:    if (prim_num(js, x, NULL, &iv)) r->created_ms = iv; break;
+            case CC_ID:      if (str) json_str(js, x, r->id, sizeof r->id); break;
+            case CC_DRONE:   if (str) json_str(js, x, r->drone_id, sizeof r->drone_id); break;
+            case CC_NAME:    if (str) json_str(js, x, r->name, sizeof r->name); break;
+            case CC_ARGS:    if (str) json_str(js, x, r->args, sizeof r->args); break;
+            case CC_STATUS:  if (str) json_str(js, x, status, sizeof status); break;
+            case CC_MESSAGE: if (str) json_str(js, x, r->message, sizeof r->message); break;
+            case CC_UPDATED: if (prim_num(js, x, NULL, &iv)) r->updated_ms = iv; break;
+            default: break;
+            }
+        }
+        if (strcmp(r->id, w->id) != 0) continue;
+        if (!args_plausible(r->args)) snprintf(r->args, sizeof r->args, "{}");
+        r->status = dg_command_status_from_name(status);
+        if (r->status < 0) r->status = DG_CMD_PENDING;          /* as sqlite.c */
+        if (!w->found || r->updated_ms >= w->out->updated_ms) *w->out = *r;
+        w->found = 1;
+    }
+    return end;
+}
+
+/* One command by id (a GET of a command this process does not remember).
+ * Same contract as sqlite.c: 0 and *out, 1 when there is no such command,
+ * <0 with err when InfluxDB cannot answer. */
+static int ix_get_command(dg_store_t *s, const char *id, dg_command_t *out, char *err, size_t errlen)
+{
+    /* ids are DG_CMD_ID_LEN lowercase hex (commands.c): anything else was
+     * never stored, and is never put into a query */
+    size_t idlen = id ? strnlen(id, DG_CMD_ID_LEN + 1) : 0;
+    if (idlen != DG_CMD_ID_LEN) return 1;
+    for (size_t i = 0; i < idlen; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) return 1;
+    /* an InfluxQL string literal: ' and \ escaped (none can be left after
+     * the check above; kept so that the quoting never depends on it) */
+    char q[256];
+    size_t o = (size_t)snprintf(q, sizeof q, "SELECT \"id\", \"drone_id\", \"name\", \"args\", \"status\", "
+                                "\"message\", \"updated_at\" FROM \"commands\" WHERE \"id\" = '");
+    for (size_t i = 0; i < idlen && o + 4 < sizeof q; i++) {
+        if (id[i] == '\'' || id[i] == '\\') q[o++] = '\\';
+        q[o++] = id[i];
+    }
+    snprintf(q + o, sizeof q - o, "'");
+    cmd_walk_t *w = malloc(sizeof *w);      /* ~5 KB: not on a worker's stack */
+    if (!w) { set_err(err, errlen, "out of memory reading a command"); return -ENOMEM; }
+    w->id = id;
+    w->out = out;
+    w->found = 0;
+    rd_handle_t *h = rd_acquire(s);
+    int e;
+    if (!h->h) { set_err(err, errlen, "cannot create an HTTP client handle"); e = -ENOMEM; }
+    else if ((e = run_query(s, h->h, &h->body, q, 0, err, errlen)) == 0)
+        e = walk_series(s, &h->body, cmd_series, w, err, errlen);
+    rd_release(s, h);
+    int found = w->found;
+    free(w);
+    if (e < 0) return e;
+    return found ? 0 : 1;
+}
+
 static int ix_ping(dg_store_t *s)
 {
     int64_t now = dg_mono_ms();
@@ -831,6 +1010,8 @@ static void ix_close(dg_store_t *s)
     free(s->write_url);
     pthread_cond_destroy(&s->rd_cv);
     pthread_mutex_destroy(&s->rd_mu);
+    explicit_bzero(s->userpwd, sizeof s->userpwd);
+    explicit_bzero(s->authz, sizeof s->authz);
     free(s);
     curl_global_cleanup();
 }
@@ -854,8 +1035,89 @@ static int pct_decode(const char *src, size_t n, char *out, size_t cap)
     return 0;
 }
 
+/* The URI for messages: no password, no query string (token=). */
+static void uri_shown(const char *uri, char *out, size_t cap)
+{
+    size_t n = strcspn(uri, "?");
+    const char *sch = strstr(uri, "://");
+    const char *auth = sch && (size_t)(sch - uri) < n ? sch + 3 : NULL;
+    const char *at = auth ? memchr(auth, '@', (size_t)(uri + n - auth)) : NULL;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (at && strcspn(auth, "/") < (size_t)(at - auth)) at = colon = NULL;   /* an '@' in the path */
+    if (colon)
+        snprintf(out, cap, "%.*s:***%.*s%s", (int)(colon - uri), uri, (int)(uri + n - at), at, uri[n] ? "?..." : "");
+    else
+        snprintf(out, cap, "%.*s%s", (int)n, uri, uri[n] ? "?..." : "");
+}
+
+/* One option (rp, timeout, token) from the URI (src "", value percent-
+ * encoded) or the environment (src "(env DRONEGATE_INFLUX_...) ", raw).
+ * 0, 1 when the key is not an option, -EINVAL with err. */
+static int apply_opt(dg_store_t *s, const char *k, size_t kl, const char *v, size_t vl, int decode,
+                     const char *src, char *err, size_t errlen)
+{
+#define KEY(name) (kl == sizeof(name) - 1 && !strncmp(k, name, kl))
+    if (!KEY("rp") && !KEY("timeout") && !KEY("token")) return 1;
+    char tmp[TOKEN_MAX + 2];
+    if (vl >= sizeof tmp) goto toolong;
+    if (decode) {
+        if (pct_decode(v, vl, tmp, sizeof tmp)) goto toolong;
+    } else {
+        memcpy(tmp, v, vl);
+        tmp[vl] = '\0';
+    }
+    if (KEY("rp")) {
+        size_t n = strlen(tmp);
+        if (n >= sizeof s->rp) goto toolong;
+        memcpy(s->rp, tmp, n + 1);
+    } else if (KEY("timeout")) {
+        int64_t ms = 0;
+        char *end;
+        long long num = strtoll(tmp, &end, 10);
+        if (!tmp[0] || end == tmp || num <= 0 || num > 3600000) goto badtime;
+        if (!strcmp(end, "ms")) ms = num;
+        else if (!strcmp(end, "s") || !*end) ms = num * 1000;
+        else if (!strcmp(end, "m")) ms = num * 60000;
+        else goto badtime;
+        if (ms > 3600000) goto badtime;
+        s->timeout_ms = (long)ms;
+    } else if (KEY("token")) {
+        size_t n = strlen(tmp);
+        int ok = n > 0 && n <= TOKEN_MAX;
+        for (size_t i = 0; i < n && ok; i++) ok = tmp[i] > ' ' && tmp[i] < 0x7f;   /* nothing to break the header */
+        if (!ok) {
+            explicit_bzero(tmp, sizeof tmp);
+            set_err(err, errlen, "InfluxDB store option %stoken must be 1-%d printable ASCII characters "
+                    "without spaces", src, TOKEN_MAX);
+            return -EINVAL;
+        }
+        snprintf(s->authz, sizeof s->authz, "Authorization: Token %s", tmp);
+    }
+    explicit_bzero(tmp, sizeof tmp);
+    return 0;
+toolong:
+    explicit_bzero(tmp, sizeof tmp);
+    set_err(err, errlen, "InfluxDB store option %s%.*s is too long", src, (int)kl, k);
+    return -EINVAL;
+badtime:
+    set_err(err, errlen, "InfluxDB store option %stimeout must be like 10s, 500ms or 2m (at most 1h)", src);
+    return -EINVAL;
+#undef KEY
+}
+
 static int parse_uri(dg_store_t *s, const char *uri, char *err, size_t errlen)
 {
+    s->timeout_ms = 10000;
+    /* environment first (an empty variable is unset), the URI overrides */
+    static const char *const env_opts[][2] = { { "rp", "DRONEGATE_INFLUX_RP" },
+        { "timeout", "DRONEGATE_INFLUX_TIMEOUT" }, { "token", "DRONEGATE_INFLUX_TOKEN" } };
+    for (size_t i = 0; i < sizeof env_opts / sizeof env_opts[0]; i++) {
+        const char *v = getenv(env_opts[i][1]);
+        char src[64];
+        snprintf(src, sizeof src, "(env %s) ", env_opts[i][1]);
+        if (v && *v && apply_opt(s, env_opts[i][0], strlen(env_opts[i][0]), v, strlen(v), 0, src, err, errlen))
+            return -EINVAL;
+    }
     const char *p = strchr(uri, ':');
     if (!p || strncmp(p, "://", 3) != 0) goto bad;
     p += 3;
@@ -876,7 +1138,6 @@ static int parse_uri(dg_store_t *s, const char *uri, char *err, size_t errlen)
     size_t dl = strcspn(dbs, "?");
     if (dl == 0 || pct_decode(dbs, dl, s->db, sizeof s->db)) goto bad;
     snprintf(s->where, sizeof s->where, "InfluxDB at %.*s/%s", (int)hl, p, s->db);
-    s->timeout_ms = 10000;
     const char *q = dbs[dl] == '?' ? dbs + dl + 1 : NULL;
     while (q && *q) {
         size_t len = strcspn(q, "&");
@@ -884,38 +1145,70 @@ static int parse_uri(dg_store_t *s, const char *uri, char *err, size_t errlen)
         size_t kl = eq ? (size_t)(eq - q) : len;
         const char *v = eq ? eq + 1 : q + len;
         size_t vl = eq ? len - kl - 1 : 0;
-        if (kl == 2 && !strncmp(q, "rp", 2)) {
-            if (pct_decode(v, vl, s->rp, sizeof s->rp)) goto bad;
-        } else if (kl == 7 && !strncmp(q, "timeout", 7)) {
-            char tmp[32];
-            int64_t ms = 0;
-            if (vl == 0 || vl >= sizeof tmp) goto badopt;
-            memcpy(tmp, v, vl);
-            tmp[vl] = '\0';
-            char *end;
-            long long num = strtoll(tmp, &end, 10);
-            if (end == tmp || num <= 0) goto badopt;
-            if (!strcmp(end, "ms")) ms = num;
-            else if (!strcmp(end, "s") || !*end) ms = num * 1000;
-            else if (!strcmp(end, "m")) ms = num * 60000;
-            else goto badopt;
-            if (ms > 3600000) goto badopt;
-            s->timeout_ms = (long)ms;
-        } else if (len) {
-            set_err(err, errlen, "unknown InfluxDB store option '%.*s' (known: rp=NAME, timeout=10s)", (int)kl, q);
+        int r = len ? apply_opt(s, q, kl, v, vl, 1, "", err, errlen) : 0;
+        if (r < 0) return r;
+        if (r > 0) {
+            set_err(err, errlen, "unknown InfluxDB store option '%.*s' (known: rp=NAME, timeout=10s, token=T)",
+                    (int)kl, q);
             return -EINVAL;
         }
         q += len;
         if (*q == '&') q++;
     }
+    if (s->userpwd[0] && s->authz[0]) {
+        set_err(err, errlen, "InfluxDB store: give either USER:PASS@ in the URI or a token (token= or "
+                "DRONEGATE_INFLUX_TOKEN), not both");
+        return -EINVAL;
+    }
     return 0;
-badopt:
-    set_err(err, errlen, "InfluxDB store option timeout must be like 10s, 500ms or 2m (at most 1h)");
-    return -EINVAL;
-bad:
-    set_err(err, errlen, "store URI '%s' is not an InfluxDB URI: use influxdb://HOST:PORT/DB "
-            "(e.g. influxdb://127.0.0.1:8086/dronegate)", uri);
-    return -EINVAL;
+bad: {
+        char shown[300];
+        uri_shown(uri, shown, sizeof shown);
+        set_err(err, errlen, "store URI '%s' is not an InfluxDB URI: use influxdb://HOST:PORT/DB "
+                "(e.g. influxdb://127.0.0.1:8086/dronegate)", shown);
+        return -EINVAL;
+    }
+}
+
+/* m without a leading "InfluxDB at host:port/db: " (messages that add it themselves). */
+static const char *unprefixed(const dg_store_t *s, const char *m)
+{
+    size_t n = strlen(s->where);
+    return !strncmp(m, s->where, n) && m[n] == ':' && m[n + 1] == ' ' ? m + n + 2 : m;
+}
+
+/* The reason in an error answer, for a one-line message: its "error" (1.x)
+ * or "message" (2.x) string, else the answer's first line; control
+ * characters become spaces. */
+static void answer_reason(dg_buf_t *b, char *out, size_t cap)
+{
+    const char *txt = answer_text(b);       /* NUL-terminated first line */
+    jsmntok_t tok[16];
+    jsmn_parser p;
+    jsmn_init(&p);
+    int n = jsmn_parse(&p, txt, strlen(txt), tok, 16), found = 0;
+    for (int k = 1; n > 0 && tok[0].type == JSMN_OBJECT && k + 1 < n && !found; k = skip(tok, n, k + 1)) {
+        if ((tok_eq(txt, &tok[k], "error") || tok_eq(txt, &tok[k], "message")) && tok[k + 1].type == JSMN_STRING) {
+            json_str(txt, &tok[k + 1], out, cap);
+            found = 1;
+        }
+    }
+    if (!found) snprintf(out, cap, "%s", txt[0] ? txt : "no details given");
+    for (char *c = out; *c; c++) if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
+}
+
+/* HTTP 401 at open: one sentence saying which credentials to check (never
+ * their values). The server's answer is in s->body. */
+static void auth_failed(dg_store_t *s, char *err, size_t errlen)
+{
+    char why[200];
+    answer_reason(&s->body, why, sizeof why);
+    const char *what = s->userpwd[0] ? "check the user name and password (USER:PASS@ in the store URI)"
+                     : s->authz[0]   ? "check the token (token= or DRONEGATE_INFLUX_TOKEN; InfluxDB 1.x "
+                                       "accepts tokens only from 1.8 on, use USER:PASS@ before that)"
+                                     : "it needs credentials: USER:PASS@ in the store URI, or token=T "
+                                       "(InfluxDB 2.x)";
+    set_err(err, errlen, "cannot use %s: authentication failed (HTTP 401: %s): %s", s->where, why, what);
 }
 
 /* The watermarks: LAST(seq) of telemetry_seq per drone (see "Duplicates"). */
@@ -968,21 +1261,35 @@ static int ix_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
         q[o++] = *c;
     }
     snprintf(q + o, sizeof q - o, "\"");
-    char m[400];
-    if ((e = run_query(s, s->w, &s->body, q, 1, m, sizeof m)) == 0)
-        e = walk_answer(s, &s->body, NULL, NULL, m, sizeof m);
-    if (e < 0) {
+    char m[400], cm[400] = "";
+    int ce = run_query(s, s->w, &s->body, q, 1, m, sizeof m);
+    if (ce == 0) ce = walk_answer(s, &s->body, NULL, NULL, m, sizeof m);
+    if (ce == -ENOTCONN) {
         set_err(err, errlen, "cannot use %s: %s (is influxd running there? e.g. "
-                "influxdb://127.0.0.1:8086/dronegate)", s->where, m);
+                "influxdb://127.0.0.1:8086/dronegate)", s->where, unprefixed(s, m));
+        e = ce;
         goto fail;
     }
+    if (ce == -EACCES) { auth_failed(s, err, errlen); e = ce; goto fail; }
+    /* refused otherwise (a 1.x user without admin rights; InfluxDB 2.x has no
+     * CREATE DATABASE): fine if the database can be read */
+    if (ce < 0) snprintf(cm, sizeof cm, "%s", unprefixed(s, m));
     if ((e = run_query(s, s->w, &s->body, "SELECT LAST(seq) AS seq FROM telemetry_seq GROUP BY drone_id",
                        0, m, sizeof m)) == 0)
         e = walk_answer(s, &s->body, seed_one, s, m, sizeof m);
-    if (e < 0) {
-        set_err(err, errlen, "cannot read %s: %s", s->where, m);
+    if (e == -EACCES) { auth_failed(s, err, errlen); goto fail; }
+    if (e < 0 && ce < 0) {
+        set_err(err, errlen, "cannot use %s: CREATE DATABASE was refused (%s) and the database cannot be "
+                "read (%s)", s->where, cm, unprefixed(s, m));
         goto fail;
     }
+    if (e < 0) {
+        set_err(err, errlen, "cannot read %s: %s", s->where, unprefixed(s, m));
+        goto fail;
+    }
+    if (ce < 0)
+        dg_info("influxdb: %s: CREATE DATABASE was refused (%s); the database can be read, so it exists "
+                "(expected with a user without admin rights, or InfluxDB 2.x with a DBRP mapping)", s->where, cm);
     dg_info("influxdb: %s, measurement telemetry (one point per drone and ms: a redelivery overwrites)",
             s->where);
     *out = s;
@@ -1001,6 +1308,7 @@ const dg_store_ops_t dg_store_influxdb_ops = {
     .query         = ix_query,
     .latest        = ix_latest,
     .put_command   = ix_put_command,
+    .get_command   = ix_get_command,
     .ping          = ix_ping,
     .close         = ix_close,
 };

@@ -133,6 +133,8 @@
 #include "../core/timefmt.h"
 
 #define RD_MAX          16
+#define WR_MAX          8
+#define PART_MIN_ROWS   256     /* a batch is split only into parts at least this big */
 #define SCHEMA_VERSION  1
 #define MAINT_EVERY_MS  (10 * 60 * 1000)
 #define RD_RETRY_MS     1000
@@ -161,6 +163,7 @@ typedef struct pg_opts {
     int     staging_only;       /* write=staging */
     int     strict;             /* dedup=strict */
     int     readers;
+    int     writers;
     int64_t query_timeout_ms;
 } pg_opts_t;
 
@@ -170,6 +173,28 @@ typedef struct rd_conn {
     int      busy;              /* under rd_mu */
     int64_t  next_try_ms;       /* no reconnect attempt before (mono) */
 } rd_conn_t;
+
+/* One writer connection. wc[0] is used by the writer thread itself; each
+ * other one by its own helper thread, which waits for a part of a batch. */
+typedef struct w_conn {
+    PGconn         *c;
+    int             ready;      /* session set up, statements prepared */
+    dg_buf_t        enc;        /* COPY data */
+    int             idx;
+    struct dg_store *s;
+    /* helper threads only: one job at a time, under mu */
+    pthread_t       th;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    int             state;      /* W_IDLE, W_JOB, W_DONE, W_QUIT */
+    const dg_record_t *recs;
+    size_t          n;
+    int             nparts;
+    int             rc;
+    char            err[512];
+} w_conn_t;
+
+enum { W_IDLE, W_JOB, W_DONE, W_QUIT };
 
 typedef struct part {           /* one partition: [lo, hi) in ms, its name */
     int64_t lo, hi;
@@ -182,10 +207,12 @@ struct dg_store {
     pg_opts_t       o;
     bool            fsync;
     enum kind       kind;
-    /* writer thread only */
-    PGconn         *w;
-    int             w_ready;
-    dg_buf_t        enc;        /* COPY data */
+    /* writer connections: wc[0] belongs to the writer thread (and does
+     * everything but telemetry parts too); wc[1..] to their helper threads */
+    w_conn_t        wc[WR_MAX];
+    int             nhelpers;   /* helper threads started */
+    uint8_t        *sel;        /* per row of the current batch: its part */
+    size_t          sel_cap;
     int64_t         next_maint_ms;  /* mono */
     part_t         *parts;
     size_t          nparts, parts_cap;
@@ -378,6 +405,8 @@ static int apply_opt(pg_opts_t *o, const char *k, size_t kl, const char *v, size
         o->strict = i;
     } else if (KEY("readers")) {
         if (parse_int(v, vl, 1, RD_MAX, &o->readers)) goto bad;
+    } else if (KEY("writers")) {
+        if (parse_int(v, vl, 1, WR_MAX, &o->writers)) goto bad;
     } else if (KEY("query_timeout")) {
         if (parse_interval(v, vl, &o->query_timeout_ms)) goto bad;
     } else {
@@ -388,22 +417,22 @@ bad:
     set_err(err, errlen, "PostgreSQL store option %s%.*s=%.*s is not valid (partition: "
             "an interval >= 1h like 1d or 6h; premake: 0-1000; retention, compress_after, "
             "query_timeout: an interval like 30d or 0; timescaledb: auto|on|off; write: "
-            "auto|staging; dedup: ts|strict; readers: 1-%d)",
-            src, (int)kl, k, (int)vl, v, RD_MAX);
+            "auto|staging; dedup: ts|strict; readers: 1-%d; writers: 1-%d)",
+            src, (int)kl, k, (int)vl, v, RD_MAX, WR_MAX);
     return -1;
 #undef KEY
 }
 
 static const char *const env_opts[] = {
     "partition", "premake", "retention", "compress_after", "timescaledb", "write",
-    "dedup", "readers", "query_timeout", NULL,
+    "dedup", "readers", "writers", "query_timeout", NULL,
 };
 
 /* Split uri into our options and the libpq URI (*conninfo, malloc'ed). */
 static int parse_uri(const char *uri, pg_opts_t *o, char **conninfo, char *err, size_t errlen)
 {
     *o = (pg_opts_t){ .partition_ms = 86400000, .premake = 7, .timescale = -1,
-                      .readers = 4, .query_timeout_ms = 30000 };
+                      .readers = 4, .writers = 2, .query_timeout_ms = 30000 };
     /* environment first, the URI overrides */
     for (int i = 0; env_opts[i]; i++) {
         char name[64], up[32];
@@ -568,6 +597,9 @@ static const char sql_put_command[] =
     "  args = excluded.args, status = excluded.status, message = excluded.message,"
     "  updated_at = excluded.updated_at";
 
+static const char sql_get_command[] =
+    "SELECT id, drone_id, name, args, status, message, created_at, updated_at FROM commands WHERE id = $1";
+
 /* seq NULLS FIRST ascending / NULLS LAST descending: the order SQLite gives,
  * and the order of the unique index (no sort step). */
 static const char sql_hist[] =
@@ -663,6 +695,8 @@ static int rd_setup(dg_store_t *s, rd_conn_t *rc, char *err, size_t errlen)
     int e = session_setup(rc->c, extra, err, errlen);
     if (!e) e = prepare(rc->c, "hist", sql_hist, 4, hist_types, err, errlen);
     if (!e) e = prepare(rc->c, "latest", sql_latest, 0, NULL, err, errlen);
+    static const Oid cmd_types[1] = { OID_TEXT };
+    if (!e) e = prepare(rc->c, "get_command", sql_get_command, 1, cmd_types, err, errlen);
     if (!e) rc->ready = 1;
     return e;
 }
@@ -834,6 +868,43 @@ static int pg_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return 0;
 }
 
+static void col_text(const PGresult *r, int col, char *dst, size_t cap)
+{
+    size_t n = PQgetisnull(r, 0, col) ? 0 : (size_t)PQgetlength(r, 0, col);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, PQgetvalue(r, 0, col), n);
+    dst[n] = 0;
+}
+
+/* A command by id (after a restart the in-memory table no longer has it):
+ * 0 and *out, 1 when there is none, or -errno. */
+static int pg_get_command(dg_store_t *s, const char *id, dg_command_t *out, char *err, size_t errlen)
+{
+    rd_conn_t *rc = rd_acquire(s);
+    const char *vals[1] = { id };
+    int e;
+    PGresult *r = rd_exec(s, rc, "get_command", 1, vals, NULL, NULL, &e, err, errlen);
+    rd_release(s, rc);
+    if (!r) return e ? e : -EIO;
+    if (PQntuples(r) == 0) { PQclear(r); return 1; }
+    char status[16];
+    int64_t us;
+    memset(out, 0, sizeof *out);
+    col_text(r, 0, out->id, sizeof out->id);
+    col_text(r, 1, out->drone_id, sizeof out->drone_id);
+    col_text(r, 2, out->name, sizeof out->name);
+    col_text(r, 3, out->args, sizeof out->args);
+    if (!out->args[0]) snprintf(out->args, sizeof out->args, "{}");
+    col_text(r, 4, status, sizeof status);
+    out->status = dg_command_status_from_name(status);
+    if (out->status < 0) out->status = DG_CMD_PENDING;
+    col_text(r, 5, out->message, sizeof out->message);
+    if (col_i8(r, 0, 6, &us)) out->created_ms = pg_to_ms(us);
+    if (col_i8(r, 0, 7, &us)) out->updated_ms = pg_to_ms(us);
+    PQclear(r);
+    return 0;
+}
+
 static int pg_ping(dg_store_t *s)
 {
     char err[256];
@@ -911,11 +982,23 @@ static char *enc_bin(char *p, const dg_store_t *s, const dg_record_t *r, int sta
     return p;
 }
 
-/* Encode the records selected by `which` (0 fast rows, 1 staged rows, 2 all)
- * into s->enc. Returns the number of rows encoded, or -ENOMEM. */
-static long encode(dg_store_t *s, const dg_record_t *recs, size_t n, int which, int stage)
+/* The part (0..nparts-1) a drone's rows go to when a batch is split over
+ * several writer connections: all rows of one drone on one connection, so
+ * a redelivered row always meets its original on the same connection. */
+static unsigned drone_part(const char *id, int nparts)
 {
-    dg_buf_t *b = &s->enc;
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (size_t i = 0; i < DG_DRONE_ID_MAX && id[i]; i++) h = (h ^ (uint8_t)id[i]) * 16777619u;
+    return h % (unsigned)nparts;
+}
+
+/* Encode the records selected by `which` (0 fast rows, 1 staged rows, 2 all)
+ * and by part (sel NULL: every row; else the rows with sel[i] == part) into
+ * w->enc. Returns the number of rows encoded, or -ENOMEM. */
+static long encode(dg_store_t *s, w_conn_t *w, const dg_record_t *recs, size_t n, int which,
+                   int stage, const uint8_t *sel, int part)
+{
+    dg_buf_t *b = &w->enc;
     b->len = 0;
     long rows = 0;
     if (dg_buf_reserve(b, COPY_HDR_LEN + n * ROW_MAX + 2)) return -ENOMEM;
@@ -923,6 +1006,7 @@ static long encode(dg_store_t *s, const dg_record_t *recs, size_t n, int which, 
     char *p = b->data + COPY_HDR_LEN;
     for (size_t i = 0; i < n; i++) {
         const dg_record_t *r = &recs[i];
+        if (sel && sel[i] != part) continue;
         if (which != 2 && server_stamped(s, r) != (which == 1)) continue;
         p = enc_bin(p, s, r, stage);
         rows++;
@@ -932,13 +1016,13 @@ static long encode(dg_store_t *s, const dg_record_t *recs, size_t n, int which, 
     return rows;
 }
 
-/* COPY s->enc into table; 0, or -errno (*unique_violation is set when the
+/* COPY w->enc into table; 0, or -errno (*unique_violation is set when the
  * failure was one: SQLSTATE 23505). */
-static int copy_in(dg_store_t *s, const char *table, const char *cols,
+static int copy_in(dg_store_t *s, w_conn_t *w, const char *table, const char *cols,
                    int *unique_violation, char *err, size_t errlen)
 {
     char sql[256], m[256];
-    PGconn *c = s->w;
+    PGconn *c = w->c;
     *unique_violation = 0;
     snprintf(sql, sizeof sql, "COPY %s (%s) FROM STDIN (FORMAT binary)", table, cols);
     PGresult *r = PQexec(c, sql);
@@ -949,7 +1033,7 @@ static int copy_in(dg_store_t *s, const char *table, const char *cols,
         return e;
     }
     PQclear(r);
-    int ok = PQputCopyData(c, s->enc.data, (int)s->enc.len) == 1;
+    int ok = PQputCopyData(c, w->enc.data, (int)w->enc.len) == 1;
     ok = PQputCopyEnd(c, ok ? NULL : "client failed to send the data") == 1 && ok;
     int e = 0;
     while ((r = PQgetResult(c)) != NULL) {
@@ -973,12 +1057,12 @@ static int copy_in(dg_store_t *s, const char *table, const char *cols,
 
 static int load_parts(dg_store_t *s, char *err, size_t errlen)
 {
-    PGresult *r = PQexec(s->w, sql_parts);
+    PGresult *r = PQexec(s->wc[0].c, sql_parts);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         char m[256];
-        int e = pg_errno(s->w, r);
+        int e = pg_errno(s->wc[0].c, r);
         set_err(err, errlen, "%s: cannot list the partitions of telemetry: %s", s->where,
-                pg_msg(s->w, r, m, sizeof m));
+                pg_msg(s->wc[0].c, r, m, sizeof m));
         PQclear(r);
         return e;
     }
@@ -1037,8 +1121,8 @@ static int make_part(dg_store_t *s, int64_t lo, int64_t hi, char *err, size_t er
     if (n < 0 || (size_t)n >= sizeof sql) { set_err(err, errlen, "partition SQL too long"); return -EOVERFLOW; }
     char what[96];
     snprintf(what, sizeof what, "creating partition %s", name);
-    int e = exec_ok(s->w, sql, what, err, errlen);
-    abort_txn(s->w);
+    int e = exec_ok(s->wc[0].c, sql, what, err, errlen);
+    abort_txn(s->wc[0].c);
     if (e) return e;
     /* keep the cached list sorted */
     if (s->nparts == s->parts_cap) {
@@ -1071,7 +1155,7 @@ static void maintain(dg_store_t *s)
             int r = make_part(s, cur + k * iv, cur + (k + 1) * iv, err, sizeof err);
             if (r < 0) {
                 dg_warn("postgres: maintenance: %s (rows of that range go to telemetry_default)", err);
-                if (PQstatus(s->w) == CONNECTION_BAD) return;
+                if (PQstatus(s->wc[0].c) == CONNECTION_BAD) return;
             }
             made += r > 0;
         }
@@ -1087,120 +1171,200 @@ static void maintain(dg_store_t *s)
             char sql[160];
             snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = '5s'; DROP TABLE %s; COMMIT",
                      s->parts[i].name);
-            if (exec_ok(s->w, sql, "dropping an expired partition", err, sizeof err) < 0)
+            if (exec_ok(s->wc[0].c, sql, "dropping an expired partition", err, sizeof err) < 0)
                 dg_warn("postgres: retention: %s", err);
             else
                 dg_info("postgres: retention: dropped partition %s", s->parts[i].name);
-            abort_txn(s->w);
+            abort_txn(s->wc[0].c);
         }
         char sql[512];
         snprintf(sql, sizeof sql,
                  "DELETE FROM %s WHERE \"timestamp\" < to_timestamp(%" PRId64 " / 1000.0);"
                  "DELETE FROM telemetry_seq WHERE \"timestamp\" < to_timestamp(%" PRId64 " / 1000.0);",
                  s->kind == KIND_NATIVE ? "telemetry_default" : "telemetry", cutoff, cutoff);
-        if (exec_ok(s->w, sql, "deleting expired rows", err, sizeof err) < 0)
+        if (exec_ok(s->wc[0].c, sql, "deleting expired rows", err, sizeof err) < 0)
             dg_warn("postgres: retention: %s", err);
         if (s->kind == KIND_NATIVE) load_parts(s, err, sizeof err);
     } else if (s->o.retention_ms > 0) {
         char sql[256];
         snprintf(sql, sizeof sql, "DELETE FROM telemetry_seq WHERE \"timestamp\" < to_timestamp(%" PRId64 " / 1000.0)",
                  now - s->o.retention_ms);
-        if (exec_ok(s->w, sql, "deleting expired dedup rows", err, sizeof err) < 0)
+        if (exec_ok(s->wc[0].c, sql, "deleting expired dedup rows", err, sizeof err) < 0)
             dg_warn("postgres: retention: %s", err);
     }
     s->next_maint_ms = dg_mono_ms() + MAINT_EVERY_MS;
 }
 
-/* ---- writer connection -------------------------------------------------- */
+/* ---- writer connections ------------------------------------------------- */
 
-static int w_ensure(dg_store_t *s, char *err, size_t errlen)
+static int w_ensure(dg_store_t *s, w_conn_t *w, char *err, size_t errlen)
 {
-    if (s->w && PQstatus(s->w) == CONNECTION_OK && s->w_ready) {
-        abort_txn(s->w);
+    if (w->c && PQstatus(w->c) == CONNECTION_OK && w->ready) {
+        abort_txn(w->c);
         return 0;
     }
-    s->w_ready = 0;
-    int e = pg_connect(s, &s->w, err, errlen);
+    w->ready = 0;
+    int e = pg_connect(s, &w->c, err, errlen);
     if (e) return e;
-    e = session_setup(s->w, s->fsync ? "SET synchronous_commit = on;" : NULL, err, errlen);
-    if (!e) e = exec_ok(s->w, sql_stage, "creating the staging tables", err, errlen);
+    e = session_setup(w->c, s->fsync ? "SET synchronous_commit = on;" : NULL, err, errlen);
+    if (!e) e = exec_ok(w->c, sql_stage, "creating the staging tables", err, errlen);
     static const Oid cmd_types[8] = { OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT,
                                       OID_TIMESTAMPTZ, OID_TIMESTAMPTZ };
-    if (!e) e = prepare(s->w, "from_stage", sql_from_stage, 0, NULL, err, errlen);
-    if (!e) e = prepare(s->w, "drones_upsert", sql_drones_upsert, 0, NULL, err, errlen);
-    if (!e) e = prepare(s->w, "put_command", sql_put_command, 8, cmd_types, err, errlen);
+    if (!e) e = prepare(w->c, "from_stage", sql_from_stage, 0, NULL, err, errlen);
+    if (!e && w->idx == 0) e = prepare(w->c, "drones_upsert", sql_drones_upsert, 0, NULL, err, errlen);
+    if (!e && w->idx == 0) e = prepare(w->c, "put_command", sql_put_command, 8, cmd_types, err, errlen);
     if (e) return e;
-    s->w_ready = 1;
+    w->ready = 1;
     return 0;
 }
 
-static int exec_prepared_ok(dg_store_t *s, const char *stmt, int n, const char *const *vals,
+static void w_failed(w_conn_t *w)
+{
+    abort_txn(w->c);
+    if (PQstatus(w->c) == CONNECTION_BAD) w->ready = 0;
+}
+
+static int exec_prepared_ok(dg_store_t *s, w_conn_t *w, const char *stmt, int n, const char *const *vals,
                             const int *lens, const int *fmts, char *err, size_t errlen)
 {
-    PGresult *r = PQexecPrepared(s->w, stmt, n, vals, lens, fmts, 0);
+    PGresult *r = PQexecPrepared(w->c, stmt, n, vals, lens, fmts, 0);
     int e = 0;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         char m[256];
-        e = pg_errno(s->w, r);
-        set_err(err, errlen, "%s: %s failed: %s", s->where, stmt, pg_msg(s->w, r, m, sizeof m));
+        e = pg_errno(w->c, r);
+        set_err(err, errlen, "%s: %s failed: %s", s->where, stmt, pg_msg(w->c, r, m, sizeof m));
     }
     PQclear(r);
     return e;
 }
 
 /* Staging path for the rows selected by `which` (1 staged rows, 2 all). */
-static int write_staged(dg_store_t *s, const dg_record_t *recs, size_t n, int which,
-                        char *err, size_t errlen)
+static int write_staged(dg_store_t *s, w_conn_t *w, const dg_record_t *recs, size_t n, int which,
+                        const uint8_t *sel, int part, char *err, size_t errlen)
 {
-    long rows = encode(s, recs, n, which, 1);
+    long rows = encode(s, w, recs, n, which, 1, sel, part);
     if (rows < 0) { set_err(err, errlen, "out of memory encoding %zu rows", n); return -ENOMEM; }
     if (rows == 0) return 0;
     int uv;
-    int e = copy_in(s, "dg_stage", TEL_COLS ", drone_ts", &uv, err, errlen);
-    if (!e) e = exec_prepared_ok(s, "from_stage", 0, NULL, NULL, NULL, err, errlen);
+    int e = copy_in(s, w, "dg_stage", TEL_COLS ", drone_ts", &uv, err, errlen);
+    if (!e) e = exec_prepared_ok(s, w, "from_stage", 0, NULL, NULL, NULL, err, errlen);
     return e;
 }
 
+/* Write (and commit) the rows of one part of a batch on connection w. */
+static int write_part(dg_store_t *s, w_conn_t *w, const dg_record_t *recs, size_t n,
+                      const uint8_t *sel, int part, char *err, size_t errlen)
+{
+    int e = w_ensure(s, w, err, errlen);
+    if (e) return e;
+    size_t mine = 0, staged = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sel && sel[i] != part) continue;
+        mine++;
+        staged += server_stamped(s, &recs[i]);
+    }
+    if (mine == 0) return 0;
+
+    if (!s->o.staging_only && staged < mine) {
+        /* fast path: COPY the rows with a drone timestamp straight into
+         * telemetry (one implicit transaction when nothing is staged) */
+        if (staged && (e = exec_ok(w->c, "BEGIN", NULL, err, errlen))) goto fail;
+        long rows = encode(s, w, recs, n, 0, 0, sel, part);
+        if (rows < 0) { set_err(err, errlen, "out of memory encoding %zu rows", n); e = -ENOMEM; goto fail; }
+        int uv;
+        e = copy_in(s, w, "telemetry", TEL_COLS, &uv, err, errlen);
+        if (!e && staged) e = write_staged(s, w, recs, n, 1, sel, part, err, errlen);
+        if (!e && staged) e = exec_ok(w->c, "COMMIT", "commit", err, errlen);
+        if (!e) return 0;
+        if (!uv) goto fail;
+        abort_txn(w->c);   /* a redelivered row: write the whole part again, deduplicating */
+    }
+    if ((e = exec_ok(w->c, "BEGIN", NULL, err, errlen))) goto fail;
+    if ((e = write_staged(s, w, recs, n, 2, sel, part, err, errlen))) goto fail;
+    if ((e = exec_ok(w->c, "COMMIT", "commit", err, errlen))) goto fail;
+    return 0;
+fail:
+    w_failed(w);
+    return e ? e : -EIO;
+}
+
+/* Helper thread of writer connection w (idx >= 1): one part per job. */
+static void *w_helper(void *arg)
+{
+    w_conn_t *w = arg;
+    dg_store_t *s = w->s;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->state == W_IDLE || w->state == W_DONE) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->state == W_QUIT) break;
+        pthread_mutex_unlock(&w->mu);
+        w->err[0] = 0;
+        int rc = write_part(s, w, w->recs, w->n, s->sel, w->idx, w->err, sizeof w->err);
+        pthread_mutex_lock(&w->mu);
+        w->rc = rc;
+        w->state = W_DONE;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* A batch big enough is split by drone over `writers` connections, written
+ * in parallel (one transaction each) and returns after every part
+ * committed. If one part fails, the batch fails and is retried whole by the
+ * writer thread: the parts that did commit are then redeliveries, which the
+ * unique index turns into a staging-path write of that part (nothing is
+ * stored twice). */
 static int pg_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
 {
     if (n == 0) return 0;
-    int e = w_ensure(s, err, errlen);
+    w_conn_t *w0 = &s->wc[0];
+    int e = w_ensure(s, w0, err, errlen);
     if (e) return e;
     if (dg_mono_ms() >= s->next_maint_ms) maintain(s);
 
-    size_t staged = 0;
-    for (size_t i = 0; i < n; i++) staged += server_stamped(s, &recs[i]);
+    size_t np = n / PART_MIN_ROWS;
+    if (np > (size_t)s->nhelpers + 1) np = (size_t)s->nhelpers + 1;
+    if (np <= 1) return write_part(s, w0, recs, n, NULL, 0, err, errlen);
 
-    if (!s->o.staging_only && staged < n) {
-        /* fast path: COPY the rows with a drone timestamp straight into
-         * telemetry (one implicit transaction when nothing is staged) */
-        if (staged && (e = exec_ok(s->w, "BEGIN", NULL, err, errlen))) goto fail;
-        long rows = encode(s, recs, n, 0, 0);
-        if (rows < 0) { set_err(err, errlen, "out of memory encoding %zu rows", n); e = -ENOMEM; goto fail; }
-        int uv;
-        e = copy_in(s, "telemetry", TEL_COLS, &uv, err, errlen);
-        if (!e && staged) e = write_staged(s, recs, n, 1, err, errlen);
-        if (!e && staged) e = exec_ok(s->w, "COMMIT", "commit", err, errlen);
-        if (!e) return 0;
-        if (!uv) goto fail;
-        abort_txn(s->w);   /* a redelivered row: write the whole batch again, deduplicating */
+    if (n > s->sel_cap) {
+        uint8_t *p = realloc(s->sel, n);
+        if (!p) { set_err(err, errlen, "out of memory splitting %zu rows", n); return -ENOMEM; }
+        s->sel = p;
+        s->sel_cap = n;
     }
-    if ((e = exec_ok(s->w, "BEGIN", NULL, err, errlen))) goto fail;
-    if ((e = write_staged(s, recs, n, 2, err, errlen))) goto fail;
-    if ((e = exec_ok(s->w, "COMMIT", "commit", err, errlen))) goto fail;
-    return 0;
-fail:
-    abort_txn(s->w);
-    if (PQstatus(s->w) == CONNECTION_BAD) s->w_ready = 0;
-    return e ? e : -EIO;
+    for (size_t i = 0; i < n; i++) s->sel[i] = (uint8_t)drone_part(recs[i].drone_id, (int)np);
+    for (size_t k = 1; k < np; k++) {
+        w_conn_t *w = &s->wc[k];
+        pthread_mutex_lock(&w->mu);
+        w->recs = recs;
+        w->n = n;
+        w->state = W_JOB;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    e = write_part(s, w0, recs, n, s->sel, 0, err, errlen);
+    for (size_t k = 1; k < np; k++) {
+        w_conn_t *w = &s->wc[k];
+        pthread_mutex_lock(&w->mu);
+        while (w->state != W_DONE) pthread_cond_wait(&w->cv, &w->mu);
+        w->state = W_IDLE;
+        if (w->rc && !e) {
+            e = w->rc;
+            set_err(err, errlen, "%s (writer connection %zu)", w->err, k + 1);
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    return e;
 }
 
 static int pg_update_drones(dg_store_t *s, const dg_record_t *last, size_t n, char *err, size_t errlen)
 {
     if (n == 0) return 0;
-    int e = w_ensure(s, err, errlen);
+    w_conn_t *w = &s->wc[0];
+    int e = w_ensure(s, w, err, errlen);
     if (e) return e;
-    dg_buf_t *b = &s->enc;
+    dg_buf_t *b = &w->enc;
     b->len = 0;
     if (dg_buf_reserve(b, COPY_HDR_LEN + n * (ROW_MAX + 8) + 2)) {
         set_err(err, errlen, "out of memory");
@@ -1229,21 +1393,19 @@ static int pg_update_drones(dg_store_t *s, const dg_record_t *last, size_t n, ch
     p = put16(p, 0xFFFF);
     b->len = (size_t)(p - b->data);
     int uv;
-    if (!(e = exec_ok(s->w, "BEGIN", NULL, err, errlen)))
-        e = copy_in(s, "dg_drone_stage", "n, drone_id, seen, latitude, longitude, altitude, speed,"
+    if (!(e = exec_ok(w->c, "BEGIN", NULL, err, errlen)))
+        e = copy_in(s, w, "dg_drone_stage", "n, drone_id, seen, latitude, longitude, altitude, speed,"
                     " heading, climb, battery, status, last_seq", &uv, err, errlen);
-    if (!e) e = exec_prepared_ok(s, "drones_upsert", 0, NULL, NULL, NULL, err, errlen);
-    if (!e) e = exec_ok(s->w, "COMMIT", "commit", err, errlen);
-    if (e) {
-        abort_txn(s->w);
-        if (PQstatus(s->w) == CONNECTION_BAD) s->w_ready = 0;
-    }
+    if (!e) e = exec_prepared_ok(s, w, "drones_upsert", 0, NULL, NULL, NULL, err, errlen);
+    if (!e) e = exec_ok(w->c, "COMMIT", "commit", err, errlen);
+    if (e) w_failed(w);
     return e;
 }
 
 static int pg_put_command(dg_store_t *s, const dg_command_t *c, char *err, size_t errlen)
 {
-    int e = w_ensure(s, err, errlen);
+    w_conn_t *w = &s->wc[0];
+    int e = w_ensure(s, w, err, errlen);
     if (e) return e;
     char created[8], updated[8];
     put64(created, (uint64_t)ms_to_pg(c->created_ms));
@@ -1252,8 +1414,8 @@ static int pg_put_command(dg_store_t *s, const dg_command_t *c, char *err, size_
                             c->message[0] ? c->message : NULL, created, updated };
     int lens[8] = { 0, 0, 0, 0, 0, 0, 8, 8 };
     int fmts[8] = { 0, 0, 0, 0, 0, 0, 1, 1 };
-    e = exec_prepared_ok(s, "put_command", 8, vals, lens, fmts, err, errlen);
-    if (e && PQstatus(s->w) == CONNECTION_BAD) s->w_ready = 0;
+    e = exec_prepared_ok(s, w, "put_command", 8, vals, lens, fmts, err, errlen);
+    if (e && PQstatus(w->c) == CONNECTION_BAD) w->ready = 0;
     return e;
 }
 
@@ -1297,7 +1459,7 @@ static int timescale_available(PGconn *c)
 
 static int migrate(dg_store_t *s, char *err, size_t errlen)
 {
-    PGconn *c = s->w;
+    PGconn *c = s->wc[0].c;
     char m[256];
     int e = exec_ok(c, "BEGIN; SELECT pg_advisory_xact_lock(" ADVISORY_KEY ");"
                     "CREATE TABLE IF NOT EXISTS dronegate_schema ("
@@ -1407,15 +1569,29 @@ static int timescale_policies(dg_store_t *s, char *err, size_t errlen)
                       "SELECT add_compression_policy('telemetry', INTERVAL '%" PRId64 " milliseconds');",
                       s->o.compress_after_ms);
     if (n < 0 || (size_t)n >= sizeof sql) { set_err(err, errlen, "policy SQL too long"); return -EOVERFLOW; }
-    return exec_ok(s->w, sql, "setting the TimescaleDB policies", err, errlen);
+    return exec_ok(s->wc[0].c, sql, "setting the TimescaleDB policies", err, errlen);
 }
 
 static void pg_close(dg_store_t *s)
 {
     if (!s) return;
     for (int i = 0; i < RD_MAX; i++) if (s->rd[i].c) PQfinish(s->rd[i].c);
-    if (s->w) PQfinish(s->w);
-    dg_buf_free(&s->enc);
+    for (int i = 1; i <= s->nhelpers; i++) {
+        w_conn_t *w = &s->wc[i];
+        pthread_mutex_lock(&w->mu);
+        w->state = W_QUIT;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL);
+    }
+    for (int i = 0; i < WR_MAX; i++) {
+        w_conn_t *w = &s->wc[i];
+        if (w->c) PQfinish(w->c);
+        dg_buf_free(&w->enc);
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+    }
+    free(s->sel);
     free(s->parts);
     free(s->conninfo);
     pthread_cond_destroy(&s->rd_cv);
@@ -1435,6 +1611,12 @@ static int pg_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     if (!s) { set_err(err, errlen, "out of memory"); return -ENOMEM; }
     pthread_mutex_init(&s->rd_mu, NULL);
     pthread_cond_init(&s->rd_cv, NULL);
+    for (int i = 0; i < WR_MAX; i++) {
+        s->wc[i].idx = i;
+        s->wc[i].s = s;
+        pthread_mutex_init(&s->wc[i].mu, NULL);
+        pthread_cond_init(&s->wc[i].cv, NULL);
+    }
     s->fsync = cfg && cfg->fsync;
     snprintf(s->where, sizeof s->where, "PostgreSQL");
     int e = parse_uri(uri, &s->o, &s->conninfo, err, errlen);
@@ -1453,24 +1635,24 @@ static int pg_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     }
     PQconninfoFree(ci);
 
-    s->w = PQconnectdb(s->conninfo);
-    if (!s->w) { set_err(err, errlen, "out of memory"); e = -ENOMEM; goto fail; }
-    PQsetNoticeProcessor(s->w, on_notice, NULL);
-    describe(s, s->w);
-    if (PQstatus(s->w) != CONNECTION_OK) {
+    s->wc[0].c = PQconnectdb(s->conninfo);   /* wc[0] */
+    if (!s->wc[0].c) { set_err(err, errlen, "out of memory"); e = -ENOMEM; goto fail; }
+    PQsetNoticeProcessor(s->wc[0].c, on_notice, NULL);
+    describe(s, s->wc[0].c);
+    if (PQstatus(s->wc[0].c) != CONNECTION_OK) {
         char m[256];
         set_err(err, errlen, "cannot connect to %s: %s (is the server running and the URI right? "
-                "e.g. postgresql://user:password@host:5432/dbname)", s->where, pg_msg(s->w, NULL, m, sizeof m));
+                "e.g. postgresql://user:password@host:5432/dbname)", s->where, pg_msg(s->wc[0].c, NULL, m, sizeof m));
         e = -ECONNREFUSED;
         goto fail;
     }
-    if ((e = session_setup(s->w, NULL, err, errlen))) goto fail;
+    if ((e = session_setup(s->wc[0].c, NULL, err, errlen))) goto fail;
     char merr[400];
     if ((e = migrate(s, merr, sizeof merr))) {
         set_err(err, errlen, "cannot set up the schema in %s: %s", s->where, merr);
         goto fail;
     }
-    if (detect_kind(s->w, &s->kind, err, errlen) != 0) {
+    if (detect_kind(s->wc[0].c, &s->kind, err, errlen) != 0) {
         set_err(err, errlen, "%s: table telemetry is missing after the migration", s->where);
         e = -EIO;
         goto fail;
@@ -1482,9 +1664,18 @@ static int pg_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
         set_err(err, errlen, "%s: %s", s->where, merr);
         goto fail;
     }
-    if ((e = w_ensure(s, merr, sizeof merr))) {
-        set_err(err, errlen, "%s: %s", s->where, merr);
-        goto fail;
+    for (int i = 0; i < s->o.writers; i++) {
+        if ((e = w_ensure(s, &s->wc[i], merr, sizeof merr))) {
+            set_err(err, errlen, "%s: writer connection %d: %s", s->where, i + 1, merr);
+            goto fail;
+        }
+    }
+    for (int i = 1; i < s->o.writers; i++) {
+        if ((e = -pthread_create(&s->wc[i].th, NULL, w_helper, &s->wc[i]))) {
+            set_err(err, errlen, "cannot start a PostgreSQL writer thread: %s", strerror(-e));
+            goto fail;
+        }
+        s->nhelpers = i;
     }
     maintain(s);
     /* one reader now, so a read problem shows at start */
@@ -1492,10 +1683,10 @@ static int pg_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     e = rd_ensure(s, rc, 1, merr, sizeof merr);
     rd_release(s, rc);
     if (e) { set_err(err, errlen, "%s", merr); goto fail; }
-    dg_info("postgres: %s, telemetry %s, write=%s dedup=%s, retention %s",
+    dg_info("postgres: %s, telemetry %s, %d writer connection%s, write=%s dedup=%s, retention %s",
             s->where, s->kind == KIND_NATIVE ? "partitioned by time" :
                       s->kind == KIND_TIMESCALE ? "a TimescaleDB hypertable" : "a plain table",
-            s->o.staging_only ? "staging" : "auto",
+            s->o.writers, s->o.writers > 1 ? "s" : "", s->o.staging_only ? "staging" : "auto",
             s->o.strict ? "strict" : "ts", s->o.retention_ms ? "on" : "off");
     *out = s;
     return 0;
@@ -1513,6 +1704,7 @@ const dg_store_ops_t dg_store_postgresql_ops = {
     .query         = pg_query,
     .latest        = pg_latest,
     .put_command   = pg_put_command,
+    .get_command   = pg_get_command,
     .ping          = pg_ping,
     .close         = pg_close,
 };

@@ -63,8 +63,7 @@ typedef struct dg_store_ops {
     int  (*put_command)(dg_store_t *s, const struct dg_command *c, char *err, size_t errlen);
     /* Read one command row back (commands older than the process). 0 and
      * *out filled, 1 when there is no such row, <0 on error. May be NULL
-     * (store without a commands table, or not implemented: PostgreSQL and
-     * InfluxDB in this build). Any thread. */
+     * (store without a commands table: null:). Any thread. */
     int  (*get_command)(dg_store_t *s, const char *id, struct dg_command *out, char *err, size_t errlen);
     /* 0 when the store is reachable. */
     int  (*ping)(dg_store_t *s);

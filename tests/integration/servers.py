@@ -6,6 +6,9 @@ integration tests and the store benchmarks.
         pg.stop(); ...; pg.start()          # same port, same data directory
     with servers.Influx() as ix:            # influxd -config generated.toml
         uri = ix.uri("t1")                  # influxdb://127.0.0.1:PORT/t1
+    with servers.Influx(auth=True) as ix:   # [http] auth-enabled = true; an admin
+        ix.create_user("bob", "pw")         # user ix.admin is created at start
+        uri = ix.uri("t1", user="bob", password="pw")
 
 Both live in a fresh directory from tempfile.mkdtemp() (not pytest's tmp_path:
 that one is mode 0700 under /tmp/pytest-of-root, which the `postgres` user
@@ -15,7 +18,8 @@ on a port found free just before the start (retried if lost to a race).
 PostgreSQL refuses to run as root, so as root every server command runs as
 the `postgres` system user (runuser -u postgres --) and the directory is
 chowned to it; as another user, commands run directly. Authentication is
-`trust` (loopback, throw-away cluster). `durable=False` (the default for tests)
+`trust` (loopback, throw-away cluster). InfluxDB runs without
+authentication unless Influx(auth=True). `durable=False` (the default for tests)
 turns fsync off; the benchmarks pass durable=True so COPY and dronegate are
 measured with the stock commit path.
 
@@ -193,9 +197,17 @@ class Postgres:
 
 
 class Influx:
-    """influxd 1.x with a generated config; HTTP API on 127.0.0.1:port."""
+    """influxd 1.x with a generated config; HTTP API on 127.0.0.1:port.
 
-    def __init__(self):
+    auth=True: `[http] auth-enabled = true`; start() creates the admin user
+    (self.admin, self.admin_password) with the unauthenticated
+    `CREATE USER ... WITH ALL PRIVILEGES` that InfluxDB 1.x allows while no
+    user exists, and query()/write() authenticate as that admin."""
+
+    def __init__(self, auth=False):
+        self.auth = auth
+        self.admin, self.admin_password = "dgadmin", "adm-" + os.urandom(8).hex()
+        self._admin_made = False
         self.root = Path(tempfile.mkdtemp(prefix="dg-influx-"))
         self.conf = self.root / "influxd.conf"
         self.log = self.root / "influxd.log"
@@ -230,7 +242,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 [http]
   enabled = true
   bind-address = "127.0.0.1:{self.port}"
-  auth-enabled = false
+  auth-enabled = {"true" if self.auth else "false"}
   log-enabled = false
   max-body-size = 0
 
@@ -249,6 +261,10 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                                              stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                              start_new_session=True)
             if self._wait_ping(timeout):
+                if self.auth and not self._admin_made:
+                    self.query(f"CREATE USER {self.admin} WITH PASSWORD '{self.admin_password}' "
+                               "WITH ALL PRIVILEGES", creds=False)
+                    self._admin_made = True
                 return self
             rc = self.proc.poll()
             if rc is None:
@@ -303,15 +319,27 @@ bind-address = "127.0.0.1:{self.rpc_port}"
     def __exit__(self, *exc):
         self.close()
 
-    def uri(self, db):
-        return f"influxdb://127.0.0.1:{self.port}/{db}"
+    def uri(self, db, user=None, password=None):
+        cred = ""
+        if user is not None:
+            cred = urllib.parse.quote(user, safe="") + ":" + urllib.parse.quote(password or "", safe="") + "@"
+        return f"influxdb://{cred}127.0.0.1:{self.port}/{db}"
 
-    def query(self, q, db=None, epoch="ms"):
-        """InfluxQL over GET /query; returns the decoded JSON."""
+    def create_user(self, user, password, admin=False):
+        self.query(f"CREATE USER \"{user}\" WITH PASSWORD '{password}'" + (" WITH ALL PRIVILEGES" if admin else ""))
+
+    def _auth_params(self, params, creds):
+        if self.auth and creds:
+            params.update(u=self.admin, p=self.admin_password)
+        return params
+
+    def query(self, q, db=None, epoch="ms", creds=True):
+        """InfluxQL over POST /query; returns the decoded JSON."""
         import json
         params = {"q": q, "epoch": epoch}
         if db:
             params["db"] = db
+        self._auth_params(params, creds)
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             c.request("POST", "/query?" + urllib.parse.urlencode(params))
@@ -327,7 +355,8 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             body = lines if isinstance(lines, bytes) else lines.encode()
-            c.request("POST", f"/write?db={urllib.parse.quote(db)}&precision={precision}", body=body)
+            params = self._auth_params({"db": db, "precision": precision}, True)
+            c.request("POST", "/write?" + urllib.parse.urlencode(params), body=body)
             r = c.getresponse()
             data = r.read()
             if r.status != 204:
