@@ -58,13 +58,19 @@ def env():
     return {k: v for k, v in os.environ.items() if not k.startswith("DRONEGATE_")}
 
 
-def cpu_seconds(pids):
+def cpu_seconds(pids, reaped=()):
+    """CPU seconds (user + system) of pids; for those also in `reaped`, plus
+    what their exited and reaped children used (PostgreSQL's postmaster
+    reaps the backend of a psql that has exited: without this, the CPU of
+    a finished COPY would be lost)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in pids:
         try:
             f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
             total += (int(f[11]) + int(f[12])) / tick
+            if pid in reaped:
+                total += (int(f[13]) + int(f[14])) / tick
         except (FileNotFoundError, ProcessLookupError, IndexError):
             pass
     return total
@@ -150,10 +156,11 @@ def sim(gw, drones, rate, duration, window=2000, steady=None):
 
 
 def timed(cmd, server_pids=None, **kw):
-    """Wall seconds of cmd; with server_pids (a callable), also (wall, server
+    """Wall seconds of cmd; with server_pids (a callable giving the server's
+    CPU seconds so far), also (wall, server
     CPU seconds, client CPU seconds)."""
     import resource
-    s0 = cpu_seconds(server_pids()) if server_pids else 0
+    s0 = server_pids() if server_pids else 0
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
@@ -161,14 +168,14 @@ def timed(cmd, server_pids=None, **kw):
     if not server_pids:
         return wall
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, cpu_seconds(server_pids()) - s0, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    return wall, server_pids() - s0, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 
 
-def run_gateway(store, db_cpu_pids, a, workdir, what, rate=0):
+def run_gateway(store, db_cpu, a, workdir, what, rate=0):
     gw = Gateway(store, workdir)
-    c0, d0 = gw.cpu(), cpu_seconds(db_cpu_pids())
+    c0, d0 = gw.cpu(), db_cpu()
     rep = sim(gw, a.drones, rate, a.duration, steady=(min(5, a.duration / 4), a.duration - 1))
-    c1, d1 = gw.cpu(), cpu_seconds(db_cpu_pids())
+    c1, d1 = gw.cpu(), db_cpu()
     stored = stored_total(gw)
     gw.stop()
     rate = rep["steady_rows_per_s"]
@@ -201,10 +208,13 @@ def bench_pg(a, workdir):
     pg.start()
     try:
         pm = int(open(pg.data / "postmaster.pid").read().split()[0])
+
+        def pg_cpu():
+            return cpu_seconds([pm] + children(pm), reaped=(pm,))
         params = dict(kv.split("=", 1) for kv in a.pg_params.split("&") if kv) if a.pg_params else {}
         uri = pg.uri("bench", **params)
         res["store_uri_params"] = params
-        res["gateway"] = run_gateway(uri, lambda: [pm] + children(pm), a, workdir, "postgresql gateway")
+        res["gateway"] = run_gateway(uri, pg_cpu, a, workdir, "postgresql gateway")
         n = int(pg.psql("SELECT count(*) FROM telemetry", db="bench"))
         res["rows_stored"] = n
         # the limit: the same rows, same table, same index, COPY by psql
@@ -218,7 +228,7 @@ def bench_pg(a, workdir):
                 t = timed([str(servers.PG_BIN / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
                            "-d", "bench", "-v", "ON_ERROR_STOP=1", "-c",
                            f"\\copy telemetry ({COLS}) FROM '{f}' (FORMAT {fmt})"],
-                          server_pids=lambda: [pm] + children(pm))
+                          server_pids=pg_cpu)
                 best = t if best is None or t[0] < best[0] else best
             limit[fmt] = {"rows": n, "seconds": best[0], "rows_per_s": n / best[0],
                           "db_cpu_us_per_row": 1e6 * best[1] / n, "client_cpu_us_per_row": 1e6 * best[2] / n}
@@ -237,7 +247,7 @@ def bench_pg(a, workdir):
             best = None
             for _ in range(a.repeat):
                 pg.psql("TRUNCATE telemetry, telemetry_seq; CHECKPOINT", db="bench")
-                s0 = cpu_seconds([pm] + children(pm))
+                s0 = pg_cpu()
                 t0 = time.monotonic()
                 ps = [subprocess.Popen([str(servers.PG_BIN / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p",
                                         str(pg.port), "-U", "postgres", "-d", "bench", "-v", "ON_ERROR_STOP=1",
@@ -247,7 +257,7 @@ def bench_pg(a, workdir):
                     if p.wait() != 0:
                         raise RuntimeError("parallel psql \\copy failed")
                 wall = time.monotonic() - t0
-                dcpu = cpu_seconds([pm] + children(pm)) - s0
+                dcpu = pg_cpu() - s0
                 if best is None or wall < best[0]:
                     best = (wall, dcpu)
             limit[f"binary x{k}"] = {"rows": n, "seconds": best[0], "rows_per_s": n / best[0],
@@ -337,13 +347,13 @@ def bench_influx(a, workdir):
         uri = ix.uri("bench")
         # --rate 0 (as for PostgreSQL): the sim stamps a whole burst of a
         # drone with one ms, and InfluxDB keeps one point per drone and ms
-        res["gateway_rate0"] = run_gateway(uri, lambda: [ix.proc.pid], a, workdir, "influxdb gateway, rate 0")
+        res["gateway_rate0"] = run_gateway(uri, lambda: cpu_seconds([ix.proc.pid]), a, workdir, "influxdb gateway, rate 0")
         res["points_retained_rate0"] = ix.rows("SELECT count(latitude) FROM telemetry", "bench")[0]["count"]
         log(f"points retained: {res['points_retained_rate0']} of {res['gateway_rate0']['acked']} written")
         ix.query('DROP DATABASE "bench"')
         # saturating load with distinct timestamps: --rate INFLUX_RATE per drone
         # (far above what is acked; the window of 2000 bounds what is in flight)
-        res["gateway"] = run_gateway(uri, lambda: [ix.proc.pid], a, workdir,
+        res["gateway"] = run_gateway(uri, lambda: cpu_seconds([ix.proc.pid]), a, workdir,
                                      f"influxdb gateway, rate {a.influx_rate}", rate=a.influx_rate)
         res["points_retained"] = ix.rows("SELECT count(latitude) FROM telemetry", "bench")[0]["count"]
         log(f"points retained: {res['points_retained']} of {res['gateway']['acked']} written")
@@ -367,7 +377,7 @@ def bench_influx(a, workdir):
                     c.write(f'url = "http://127.0.0.1:{ix.port}{path.replace("db=rec", "db=" + db)}"\n'
                             f'data-binary = "@{f}"\nheader = "Expect:"\n'
                             f'header = "Content-Type: text/plain; charset=utf-8"\noutput = "/dev/null"\nsilent\n')
-            t = timed(["curl", "-K", str(cfg), "--fail-with-body"], server_pids=lambda: [ix.proc.pid])
+            t = timed(["curl", "-K", str(cfg), "--fail-with-body"], server_pids=lambda: cpu_seconds([ix.proc.pid]))
             best = t if best is None or t[0] < best[0] else best
             ix.query(f'DROP DATABASE "{db}"')
         res["curl_write"] = {"rows": points, "requests": len(rec), "seconds": best[0], "rows_per_s": points / best[0],

@@ -6,10 +6,19 @@
  * -----------------------
  *
  *   +--------------------+     writer thread only: write_batch(),
- *   | writer connection  | <-- update_drones(), put_command(), partition
+ *   | writer connection 1| <-- update_drones(), put_command(), partition
  *   |  temp dg_stage,    |     maintenance. Session-local temp tables and
  *   |  dg_drone_stage    |     prepared statements, re-created after every
  *   +--------------------+     reconnect.
+ *   +--------------------+
+ *   | writer conns 2..N  | <-- one helper thread each (writers=N, default
+ *   |  temp dg_stage     |     2): a batch of >= 2 * PART_MIN_ROWS rows is
+ *   +--------------------+     split by drone; each part is COPYed and
+ *                              committed on its own connection in parallel,
+ *                              write_batch() returns when all committed. A
+ *                              failed part fails the batch; the writer's
+ *                              retry of the whole batch finds the committed
+ *                              parts as redeliveries (staging path below).
  *   +--------------------+
  *   | reader pool        | <-- any worker thread: query(), latest(), ping().
  *   |  readers=N (4)     |     Taken under rd_mu, used without a lock, given
@@ -101,6 +110,7 @@
  *   write=auto     auto (optimistic COPY) | staging (always staging table)
  *   dedup=ts       ts | strict (see above)
  *   readers=4      reader connections
+ *   writers=2      writer connections (parallel COPY of big batches)
  *   query_timeout=30s  statement_timeout of reader connections
  * Added unless given: application_name=dronegate, connect_timeout=5.
  *
@@ -109,8 +119,7 @@
  * synchronous_commit = on for its session in case the server default is off.
  *
  * Known limits: TimescaleDB is not packaged in Debian 12, so its code path
- * is untested here; one writer connection (measured enough, see the
- * doc); partition maintenance needs writes to happen.
+ * is untested here; partition maintenance needs writes to happen.
  */
 #include "store.h"
 
@@ -134,7 +143,7 @@
 
 #define RD_MAX          16
 #define WR_MAX          8
-#define PART_MIN_ROWS   256     /* a batch is split only into parts at least this big */
+#define PART_MIN_ROWS   4096    /* a batch is split only into parts at least this big (measured: docs/benchmarks-stores.md) */
 #define SCHEMA_VERSION  1
 #define MAINT_EVERY_MS  (10 * 60 * 1000)
 #define RD_RETRY_MS     1000

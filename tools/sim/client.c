@@ -129,7 +129,7 @@ static int ring_reserve(sim_drone_t *d)
 }
 
 /* Take one sample of the current flight state. false when the window is full. */
-static bool generate(sim_worker_t *w, sim_drone_t *d, int64_t wall_ms)
+static bool generate(sim_worker_t *w, sim_drone_t *d, int64_t wall_ms, int64_t due_us)
 {
     if (d->gen_seq - d->acked_seq >= w->cfg->window) {
         sim_add(&w->st.window_stalls, 1);
@@ -141,6 +141,7 @@ static bool generate(sim_worker_t *w, sim_drone_t *d, int64_t wall_ms)
     }
     uint64_t seq = ++d->gen_seq;
     sim_sample_from_mission(ring_at(d, seq), &d->m, wall_ms, d->ts_rfc3339);
+    ring_at(d, seq)->due_us = due_us;
     sim_add(&w->st.generated, 1);
     return true;
 }
@@ -170,7 +171,10 @@ static void transmit(sim_worker_t *w, sim_drone_t *d, bool force)
             sim_sample_t *s = ring_at(d, seq);
             if (i) *p++ = ',';
             p = sim_fmt_sample(p, s, seq, &w->tsc);
-            s->send_us = w->now;
+            /* latency of a first send counts from when the sample was due
+             * (timer lateness and --tick coalescing included); of a resend,
+             * from the resend */
+            s->send_us = seq > d->hi_sent && w->cfg->rate > 0 ? s->due_us : w->now;
             if (seq > d->hi_sent) { d->hi_sent = seq; fresh++; }
             else again++;
         }
@@ -204,7 +208,7 @@ void sim_fill(sim_worker_t *w, sim_drone_t *d)
     const uint32_t K = w->cfg->batch;
     while (out_pending(d) < w->cfg->out_hwm) {
         uint32_t k = 0;
-        while (k < K && generate(w, d, w->wall_ms)) k++;
+        while (k < K && generate(w, d, w->wall_ms, w->now)) k++;
         if (!k) break;
         transmit(w, d, true);
         if (k < K) break;
@@ -216,16 +220,23 @@ void sim_sample_timer(sim_worker_t *w, sim_drone_t *d)
     if (w->phase != SIM_RUN || d->state == SIM_D_DONE) return;
     int64_t period = (int64_t)(1e6 / w->cfg->rate);
     if (period < 1) period = 1;
-    int64_t at = d->t_sample.at;
+    int64_t at = d->t_sample_due;
     if (w->now - at > 1000000) at = w->now;   /* more than 1 s behind: skip, don't burst */
     for (int n = 0; at <= w->now && n < 4096; n++) {
         sim_mission_step(&d->m, at);
-        generate(w, d, w->wall_ms - (w->now - at) / 1000);
+        generate(w, d, w->wall_ms - (w->now - at) / 1000, at);
         at += period;
     }
     sim_proto_check_cmd(w, d);
     transmit(w, d, false);
-    sim_timer_set(w, &d->t_sample, at);
+    d->t_sample_due = at;
+    int64_t fire = at;
+    int64_t tk = w->cfg->tick_us;
+    if (tk > period) {   /* the next tick boundary (this drone's phase) at or after `at` */
+        int64_t k = (at - d->tick_phase + tk - 1) / tk;
+        fire = d->tick_phase + k * tk;
+    }
+    sim_timer_set(w, &d->t_sample, fire);
 }
 
 void sim_flush_partial_batch(sim_worker_t *w, sim_drone_t *d)
@@ -589,7 +600,10 @@ static void on_open(sim_worker_t *w, sim_drone_t *d)
             int64_t period = (int64_t)(1e6 / cfg->rate);
             if (period < 1) period = 1;
             sim_mission_step(&d->m, w->now);
-            sim_timer_set(w, &d->t_sample, w->now + (int64_t)(sim_rand(&w->rng) % (uint64_t)period));
+            int64_t first = w->now + (int64_t)(sim_rand(&w->rng) % (uint64_t)period);
+            d->t_sample_due = first;
+            if (cfg->tick_us > period) d->tick_phase = w->now + (int64_t)(sim_rand(&w->rng) % (uint64_t)cfg->tick_us);
+            sim_timer_set(w, &d->t_sample, first);
         }
     }
     d->tx_seq = d->acked_seq;

@@ -51,6 +51,7 @@ typedef struct sim_config {
     socklen_t dst_len;
     uint32_t drones;
     double   rate;              /* messages per second per drone; 0 = window-bound */
+    int64_t  tick_us;           /* rate mode: write due messages every tick (0: each at once) */
     uint32_t batch;             /* messages per frame */
     uint32_t window;            /* max unacked messages per drone */
     double   duration;          /* seconds; 0 = until a signal */
@@ -189,7 +190,9 @@ int  sim_mission_command(sim_mission_t *m, int cmd, double lat, double lon,
 
 /* One telemetry sample, quantised so that a resend is byte-identical. */
 typedef struct sim_sample {
-    int64_t  send_us;           /* monotonic time of the last transmission */
+    int64_t  send_us;           /* monotonic time of the last transmission (first
+                                 * one, rate mode: the time the sample was due) */
+    int64_t  due_us;            /* monotonic time the sample was due (taken) */
     int64_t  ts_ms;             /* sample time, epoch ms */
     int32_t  lat_e7, lon_e7;    /* degrees * 1e7 */
     int32_t  alt_cm;
@@ -276,6 +279,8 @@ typedef struct sim_drone {
     uint8_t  msg_op;
     sim_timer_t t_conn;         /* connect/handshake/close timeout, reconnect */
     sim_timer_t t_sample;       /* next sample (rate mode) */
+    int64_t  tick_phase;        /* --tick: this drone's offset in the tick */
+    int64_t  t_sample_due;      /* when the next sample is due (the timer may fire later: --tick) */
     /* telemetry: seqs (acked_seq, gen_seq] are kept in ring[seq & (cap-1)] */
     sim_sample_t *ring;
     uint32_t ring_cap;
