@@ -7,6 +7,8 @@
 #   bench/bench_pg.sh                     # both stores, 1000 drones, 20 s runs
 #   bench/bench_pg.sh --only pg --micro   # + the backend's write paths side by side
 #   bench/bench_pg.sh --json out.json     # every figure as JSON too
+#   bench/bench_pg.sh --latency 40,100,136 --duration 15   # ack latency at fixed rates only
+#   bench/bench_pg.sh --only influx --latency 30,60 --gw-args "--workers 1"
 #
 # Needs: make build/dronegate build/dronegate-sim (and build/bench/bench_pg_write
 # for --micro), scripts/deps-stores.sh. Starts its own throw-away servers on

@@ -46,6 +46,7 @@ import servers  # noqa: E402
 BIN = os.environ.get("DRONEGATE_BIN") or str(REPO / "build" / "dronegate")
 SIM = os.environ.get("DRONEGATE_SIM") or str(REPO / "build" / "dronegate-sim")
 MICRO = os.environ.get("BENCH_PG_WRITE") or str(REPO / "build" / "bench" / "bench_pg_write")
+GW_ARGS = []        # --gw-args
 COLS = ("drone_id, \"timestamp\", seq, latitude, longitude, altitude, speed, heading, climb, battery, "
         "status, received_at")
 
@@ -93,7 +94,7 @@ class Gateway:
         self.port = servers.free_port()
         self.log = open(Path(workdir) / f"dronegate-{self.port}.log", "wb")
         self.p = subprocess.Popen([BIN, "--listen", f"127.0.0.1:{self.port}", "--store", store,
-                                   "--max-msg-rate", "0"], stdout=self.log, stderr=self.log, env=env(),
+                                   "--max-msg-rate", "0"] + GW_ARGS, stdout=self.log, stderr=self.log, env=env(),
                                   stdin=subprocess.DEVNULL)
         import http.client
         deadline = time.monotonic() + 30
@@ -119,15 +120,65 @@ class Gateway:
         self.log.close()
 
 
-def stored_total(gw):
-    """dronegate_messages_stored_total from /metrics."""
+def metric_sum(gw, name):
+    """Sum of the samples of one metric from /metrics."""
     import http.client
     c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
     c.request("GET", "/metrics")
     text = c.getresponse().read().decode()
     c.close()
     return sum(float(line.rsplit(None, 1)[1]) for line in text.splitlines()
-               if line.startswith("dronegate_messages_stored_total"))
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def latency_sweep(a, workdir):
+    """--latency R1,R2,..: the ack latency at fixed per-drone rates (each on
+    a fresh database), with the share of the time the store writer was busy
+    and the CPU of dronegate and of the database."""
+    out = []
+    if a.only == "influx":
+        srv = servers.Influx()
+        srv.start()
+
+        def uri(i):
+            return srv.uri(f"lat{i}")
+
+        def db_cpu():
+            return cpu_seconds([srv.proc.pid])
+    else:
+        srv = servers.Postgres(durable=True)
+        srv.start()
+        pm = int(open(srv.data / "postmaster.pid").read().split()[0])
+        params = dict(kv.split("=", 1) for kv in a.pg_params.split("&") if kv) if a.pg_params else {}
+
+        def uri(i):
+            return srv.uri(f"lat{i}", **params)
+
+        def db_cpu():
+            return cpu_seconds([pm] + children(pm), reaped=(pm,))
+    try:
+        for i, per in enumerate(float(x) for x in a.latency.split(",")):
+            gw = Gateway(uri(i), workdir)
+            c0, d0, b0, t0 = gw.cpu(), db_cpu(), metric_sum(gw, "dronegate_store_batch_seconds_sum"), time.monotonic()
+            rep = sim(gw, a.drones, per, a.duration)
+            c1, d1, b1, t1 = gw.cpu(), db_cpu(), metric_sum(gw, "dronegate_store_batch_seconds_sum"), time.monotonic()
+            gw.stop()
+            L = rep["ack_latency_ms"]
+            r = {"rate_hz_per_drone": per, "offered_per_s": per * a.drones, "acked": rep["acked"],
+                 "sent": rep["sent"], "ack_latency_ms": L, "writer_busy": (b1 - b0) / (t1 - t0),
+                 "gateway_cores": (c1 - c0) / (t1 - t0), "db_cores": (d1 - d0) / (t1 - t0)}
+            log(f"{per * a.drones:.0f}/s ({per:g} Hz x {a.drones}): p50 {L['p50']} ms, p99 {L['p99']} ms, "
+                f"acked {rep['acked']}/{rep['sent']}; writer busy {100 * r['writer_busy']:.0f}%, "
+                f"dronegate {r['gateway_cores']:.2f} cores, database {r['db_cores']:.2f} cores")
+            out.append(r)
+    finally:
+        srv.close()
+    return out
+
+
+def stored_total(gw):
+    """dronegate_messages_stored_total from /metrics."""
+    return metric_sum(gw, "dronegate_messages_stored_total")
 
 
 def sim(gw, drones, rate, duration, window=2000, steady=None):
@@ -458,6 +509,9 @@ def main():
     ap.add_argument("--pg-params", default="", help="dronegate's PostgreSQL store options, e.g. 'writers=1'")
     ap.add_argument("--parallel-copy", type=int, default=2,
                     help="also time N psql \\copy binary at once (0/1: skip)")
+    ap.add_argument("--latency", metavar="HZ,HZ,..",
+                    help="only the ack latency at these per-drone rates (PostgreSQL, or InfluxDB with --only influx)")
+    ap.add_argument("--gw-args", default="", help="extra dronegate flags, e.g. '--workers 1'")
     ap.add_argument("--micro", action="store_true", help="also run bench_pg_write")
     ap.add_argument("--micro-rows", type=int, default=300000)
     ap.add_argument("--json", help="write every figure to this file")
@@ -467,7 +521,17 @@ def main():
             sys.exit(f"{b} is not built (make build/dronegate build/dronegate-sim)")
     workdir = tempfile.mkdtemp(prefix="dg-bench-")
     os.chmod(workdir, 0o755)
-    res = {"loadavg": open("/proc/loadavg").read().split()[:3], "drones": a.drones, "duration": a.duration}
+    GW_ARGS.extend(a.gw_args.split())
+    res = {"loadavg": open("/proc/loadavg").read().split()[:3], "drones": a.drones, "duration": a.duration,
+           "gw_args": a.gw_args}
+    if a.latency:
+        try:
+            res["latency"] = latency_sweep(a, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=2))
+        return
     try:
         if a.only in (None, "pg"):
             res["pg"] = bench_pg(a, workdir)
