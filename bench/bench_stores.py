@@ -141,7 +141,7 @@ def latency_sweep(a, workdir):
         srv.start()
 
         def uri(i):
-            return srv.uri(f"lat{i}")
+            return srv.uri(f"lat{i}") + ("?" + a.pg_params if a.pg_params else "")
 
         def db_cpu():
             return cpu_seconds([srv.proc.pid])
@@ -506,7 +506,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=2, help="raw runs, best kept")
     ap.add_argument("--influx-rate", type=int, default=1000,
                     help="per-drone rate of the saturating InfluxDB run (distinct ms timestamps)")
-    ap.add_argument("--pg-params", default="", help="dronegate's PostgreSQL store options, e.g. 'writers=1'")
+    ap.add_argument("--store-params", "--pg-params", dest="pg_params", default="",
+                    help="dronegate's store URI options, e.g. 'writers=1'")
     ap.add_argument("--parallel-copy", type=int, default=2,
                     help="also time N psql \\copy binary at once (0/1: skip)")
     ap.add_argument("--latency", metavar="HZ,HZ,..",

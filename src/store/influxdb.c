@@ -1,7 +1,8 @@
 /* influxdb.c - the InfluxDB 1.x backend: `--store influxdb://[USER:PASS@]HOST:PORT/DB`
  * (optional query parameters: rp=NAME retention policy, timeout=10s per
- * request, token=T; each also from the environment as DRONEGATE_INFLUX_RP,
- * _TIMEOUT, _TOKEN, the URI winning). Talks to the HTTP API with libcurl;
+ * request, token=T, writers=2 parallel write requests; each also from the
+ * environment as DRONEGATE_INFLUX_RP, _TIMEOUT, _TOKEN, _WRITERS, the URI
+ * winning). Talks to the HTTP API with libcurl;
  * the database is created at open (CREATE DATABASE, a no-op when it exists;
  * when it is refused - a 1.x user without admin rights, or InfluxDB 2.x,
  * whose 1.x compatibility API has no CREATE DATABASE - the database only has
@@ -48,7 +49,14 @@
  * redelivery, or (contract: seq increases per drone) a late one.
  *
  * Threads: write_batch(), update_drones(), put_command() run on the writer
- * thread with its own curl handle (a kept-alive connection); query(),
+ * thread with its own curl handle (a kept-alive connection). A batch of at
+ * least 2 * PART_MIN_POINTS points is split by drone into up to `writers`
+ * (default 2) requests sent at once through a curl multi handle (its own
+ * kept-alive connections): influxd parses one request on one core, so at a
+ * fixed rate one request at a time kept the writer busy ~90% with p99 ack
+ * latency of seconds (docs/benchmarks-stores.md). A failed part fails the
+ * batch; the retry rewrites the parts that succeeded (same points: an
+ * overwrite). query(),
  * latest(), get_command() and ping() take a handle from a small
  * mutex-protected pool. The seq watermarks belong to the writer thread
  * (filled at open, before it starts).
@@ -94,6 +102,8 @@
 #define PING_RETRY_MS   1000
 #define CHUNK_ROWS      10000
 #define TOKEN_MAX       512
+#define WR_MAX          8
+#define PART_MIN_POINTS 2048    /* a batch is split only into parts at least this big */
 /* InfluxDB's time range: int64 ns, minus the two reserved values */
 #define IX_MIN_MS       (INT64_C(-9223372036854775806) / 1000000 + 1)
 #define IX_MAX_MS       (INT64_C(9223372036854775806) / 1000000 - 1)
@@ -106,6 +116,11 @@ typedef struct wm_ent {         /* highest seq written, per drone */
     int            has;         /* max is valid */
     char           id[DG_DRONE_ID_MAX + 1];
 } wm_ent_t;
+
+typedef struct w_part {         /* one of the parallel write requests */
+    CURL    *h;
+    dg_buf_t lines, body;
+} w_part_t;
 
 typedef struct rd_handle {
     CURL    *h;
@@ -124,6 +139,9 @@ struct dg_store {
     CURL           *w;
     dg_buf_t        lines, body;
     char           *write_url;       /* /write?db=..&precision=ns */
+    int             writers;         /* writers=N: parallel requests for big batches */
+    CURLM          *multi;           /* runs the parts of a split batch */
+    w_part_t        part[WR_MAX];
     uint32_t        noseq;            /* sub-ms offsets of rows without seq */
     wm_ent_t       *wm[WM_BUCKETS];
     wm_ent_t      **touched;
@@ -395,14 +413,93 @@ static int post_lines(dg_store_t *s, const char *url, char *err, size_t errlen)
     return code == 401 ? -EACCES : code >= 500 ? -EIO : -EINVAL;
 }
 
+/* The parts of a split batch as parallel requests on s->multi; 0 when
+ * every one was accepted, else the first failure (the batch is retried
+ * whole by the writer: points already written are overwritten by the same
+ * points, so a partial success is harmless). */
+static int post_parts(dg_store_t *s, int np, char *err, size_t errlen)
+{
+    struct curl_slist *hdr = NULL;
+    if ((s->authz[0] && add_hdr(&hdr, s->authz)) ||
+        add_hdr(&hdr, "Content-Type: text/plain; charset=utf-8") || add_hdr(&hdr, "Expect:")) {
+        curl_slist_free_all(hdr);
+        set_err(err, errlen, "out of memory building a request to %s", s->where);
+        return -ENOMEM;
+    }
+    int added = 0, e = 0;
+    for (int k = 0; k < np; k++) {
+        w_part_t *p = &s->part[k];
+        if (!p->lines.len) continue;
+        p->body.len = 0;
+        curl_easy_setopt(p->h, CURLOPT_URL, s->write_url);
+        curl_easy_setopt(p->h, CURLOPT_POST, 1L);
+        curl_easy_setopt(p->h, CURLOPT_POSTFIELDS, p->lines.data);
+        curl_easy_setopt(p->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->lines.len);
+        curl_easy_setopt(p->h, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(p->h, CURLOPT_PRIVATE, p);
+        if (curl_multi_add_handle(s->multi, p->h) != CURLM_OK) {
+            set_err(err, errlen, "%s: cannot start a write request", s->where);
+            e = -ENOMEM;
+            break;
+        }
+        added++;
+    }
+    int running = added;
+    while (!e && running > 0) {
+        CURLMcode mc = curl_multi_perform(s->multi, &running);
+        if (mc == CURLM_OK && running > 0) mc = curl_multi_poll(s->multi, NULL, 0, 1000, NULL);
+        if (mc != CURLM_OK) {
+            set_err(err, errlen, "%s: %s", s->where, curl_multi_strerror(mc));
+            e = -EIO;
+        }
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        w_part_t *p = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&p);
+        if (e || !p) continue;
+        if (msg->data.result != CURLE_OK) {
+            set_err(err, errlen, "%s: %s", s->where, curl_easy_strerror(msg->data.result));
+            e = -ENOTCONN;
+            continue;
+        }
+        long code = 0;
+        curl_easy_getinfo(p->h, CURLINFO_RESPONSE_CODE, &code);
+        if (code != 204 && code != 200) {
+            char why[300];
+            answer_reason(&p->body, why, sizeof why);
+            set_err(err, errlen, "%s: write refused (HTTP %ld: %s)", s->where, code, why);
+            e = code == 401 ? -EACCES : code >= 500 ? -EIO : -EINVAL;
+        }
+    }
+    for (int k = 0; k < np; k++) {
+        w_part_t *p = &s->part[k];
+        if (!p->lines.len) continue;
+        curl_multi_remove_handle(s->multi, p->h);
+        curl_easy_setopt(p->h, CURLOPT_HTTPHEADER, NULL);
+    }
+    curl_slist_free_all(hdr);
+    return e;
+}
+
 static int ix_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
 {
+    /* big batches: split by drone over `writers` parallel requests */
+    int np = 1;
+    if (s->writers > 1 && n >= 2 * PART_MIN_POINTS) {
+        np = (int)(n / PART_MIN_POINTS);
+        if (np > s->writers) np = s->writers;
+        for (int k = 0; k < np; k++) s->part[k].lines.len = 0;
+    }
     dg_buf_t *b = &s->lines;
     b->len = 0;
     size_t rows = 0;
     int e = 0;
     for (size_t i = 0; i < n; i++) {
         const dg_record_t *r = &recs[i];
+        if (np > 1) b = &s->part[id_hash(r->drone_id) % (uint32_t)np].lines;
         if (r->ts_ms < IX_MIN_MS || r->ts_ms > IX_MAX_MS) {
             s->dropped++;
             int64_t now = dg_mono_ms();
@@ -435,7 +532,8 @@ static int ix_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char
         return e;
     }
     if (rows == 0) { wm_abort(s); return 0; }
-    e = post_lines(s, s->write_url, err, errlen);
+    if (np > 1) dg_debug("influxdb: %zu points as %d parallel write requests", rows, np);
+    e = np > 1 ? post_parts(s, np, err, errlen) : post_lines(s, s->write_url, err, errlen);
     if (e) wm_abort(s); else wm_commit(s);
     return e;
 }
@@ -1002,6 +1100,12 @@ static void ix_close(dg_store_t *s)
         dg_buf_free(&s->rd[i].body);
     }
     if (s->w) curl_easy_cleanup(s->w);
+    for (int k = 0; k < WR_MAX; k++) {
+        if (s->part[k].h) curl_easy_cleanup(s->part[k].h);
+        dg_buf_free(&s->part[k].lines);
+        dg_buf_free(&s->part[k].body);
+    }
+    if (s->multi) curl_multi_cleanup(s->multi);
     for (unsigned b = 0; b < WM_BUCKETS; b++)
         for (wm_ent_t *e = s->wm[b], *nx; e; e = nx) { nx = e->next; free(e); }
     free(s->touched);
@@ -1057,7 +1161,7 @@ static int apply_opt(dg_store_t *s, const char *k, size_t kl, const char *v, siz
                      const char *src, char *err, size_t errlen)
 {
 #define KEY(name) (kl == sizeof(name) - 1 && !strncmp(k, name, kl))
-    if (!KEY("rp") && !KEY("timeout") && !KEY("token")) return 1;
+    if (!KEY("rp") && !KEY("timeout") && !KEY("token") && !KEY("writers")) return 1;
     char tmp[TOKEN_MAX + 2];
     if (vl >= sizeof tmp) goto toolong;
     if (decode) {
@@ -1081,6 +1185,14 @@ static int apply_opt(dg_store_t *s, const char *k, size_t kl, const char *v, siz
         else goto badtime;
         if (ms > 3600000) goto badtime;
         s->timeout_ms = (long)ms;
+    } else if (KEY("writers")) {
+        char *end;
+        long w = strtol(tmp, &end, 10);
+        if (!tmp[0] || *end || w < 1 || w > WR_MAX) {
+            set_err(err, errlen, "InfluxDB store option %swriters must be 1-%d", src, WR_MAX);
+            return -EINVAL;
+        }
+        s->writers = (int)w;
     } else if (KEY("token")) {
         size_t n = strlen(tmp);
         int ok = n > 0 && n <= TOKEN_MAX;
@@ -1108,9 +1220,11 @@ badtime:
 static int parse_uri(dg_store_t *s, const char *uri, char *err, size_t errlen)
 {
     s->timeout_ms = 10000;
+    s->writers = 2;
     /* environment first (an empty variable is unset), the URI overrides */
     static const char *const env_opts[][2] = { { "rp", "DRONEGATE_INFLUX_RP" },
-        { "timeout", "DRONEGATE_INFLUX_TIMEOUT" }, { "token", "DRONEGATE_INFLUX_TOKEN" } };
+        { "timeout", "DRONEGATE_INFLUX_TIMEOUT" }, { "token", "DRONEGATE_INFLUX_TOKEN" },
+        { "writers", "DRONEGATE_INFLUX_WRITERS" } };
     for (size_t i = 0; i < sizeof env_opts / sizeof env_opts[0]; i++) {
         const char *v = getenv(env_opts[i][1]);
         char src[64];
@@ -1253,6 +1367,18 @@ static int ix_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
         e = -ENOMEM;
         goto fail;
     }
+    if (s->writers > 1 && !(s->multi = curl_multi_init())) {
+        set_err(err, errlen, "cannot create an HTTP client handle");
+        e = -ENOMEM;
+        goto fail;
+    }
+    for (int k = 0; k < s->writers && s->writers > 1; k++) {
+        if (!(s->part[k].h = curl_easy_init()) || setup_handle(s, s->part[k].h, &s->part[k].body)) {
+            set_err(err, errlen, "cannot create an HTTP client handle");
+            e = -ENOMEM;
+            goto fail;
+        }
+    }
     /* CREATE DATABASE: identifiers in double quotes, " and \ escaped */
     char q[400];
     size_t o = (size_t)snprintf(q, sizeof q, "CREATE DATABASE \"");
@@ -1290,8 +1416,8 @@ static int ix_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     if (ce < 0)
         dg_info("influxdb: %s: CREATE DATABASE was refused (%s); the database can be read, so it exists "
                 "(expected with a user without admin rights, or InfluxDB 2.x with a DBRP mapping)", s->where, cm);
-    dg_info("influxdb: %s, measurement telemetry (one point per drone and ms: a redelivery overwrites)",
-            s->where);
+    dg_info("influxdb: %s, measurement telemetry (one point per drone and ms: a redelivery overwrites), %d parallel write request%s for big batches",
+            s->where, s->writers, s->writers > 1 ? "s" : "");
     *out = s;
     return 0;
 fail:

@@ -12,9 +12,11 @@ that names what to check and never the secret; a user without admin rights
 works on an existing database. The token= option (InfluxDB 2.x) is parsed,
 sent and never logged, but no 2.x server is available to accept it here.
 """
+import asyncio
 import csv
 import io
 import json
+import re
 import sqlite3
 import time
 import uuid
@@ -476,3 +478,52 @@ def test_same_answers_on_sqlite_postgresql_influxdb(server_factory, idb, tmp_pat
 def ms_rfc(ms):
     t = time.gmtime(ms // 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms % 1000:03d}Z"
+
+
+# ---------------------------------------------------------------- parallel writes
+
+@pytest.mark.parametrize("writers", [1, 3])
+def test_big_batches_split_over_parallel_write_requests(server_factory, idb, ix, writers):
+    """writers=N: a batch of 2 x 2048+ points goes out as up to N requests at
+    once (split by drone); writers=1: one request. Every point is stored
+    either way, and influxd going away mid-stream loses nothing acked."""
+    s = server_factory(store=idb.uri(writers=writers), args=["--commit-interval", "300", "--log-level", "debug"])
+    drones = [new_id(f"ixpar{k}") for k in range(12)]
+
+    async def burst(lo, hi):
+        ds = [await Drone.connect(s, d) for d in drones]
+        await asyncio.gather(*(d.send([telem(i) for i in range(lo, hi)]) for d in ds))
+        for d in ds:
+            await d.wait_ack(hi - 1, T(30))
+            await d.close()
+
+    run(burst(1, 1001))
+    run(burst(1001, 2001))
+    split = re.findall(r"influxdb: (\d+) points as (\d+) parallel write requests", s.stderr())
+    if writers == 1:
+        assert not split, split
+    else:
+        assert split and all(int(k) <= 3 and int(n) >= 2 * 2048 for n, k in split), split
+    # influxd stopped while a burst waits for its acks, started again
+    state = {}
+
+    async def outage():
+        ds = [await Drone.connect(s, d) for d in drones]
+        ix.stop()
+        try:
+            await asyncio.gather(*(d.send([telem(i) for i in range(2001, 3001)]) for d in ds))
+            await asyncio.sleep(1)
+            state["early"] = [d.max_ack for d in ds]
+        finally:
+            ix.start()
+        for d in ds:
+            await d.wait_ack(3000, T(60))
+            await d.close()
+
+    run(outage())
+    assert all(a is None or a <= 2000 for a in state["early"]), state
+    assert "writes succeed again" in s.stderr(), s.tail()
+    for d in drones:
+        seqs = [r["seq"] for r in s.history(d, limit=5000)]
+        assert seqs == list(range(1, 3001)), (d, len(seqs), seqs[:5])
+    s.check_alive()
