@@ -17,9 +17,12 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "reads.h"
 #include "server.h"
 #include "timefmt.h"
 #include "../net/worker.h"
+
+#define DG_READ_THREADS 4   /* store reads in flight at once (history, commands) */
 
 static void on_batch_done(dg_batch_t *b, void *ud)
 {
@@ -206,6 +209,7 @@ int main(int argc, char **argv)
     }
     if (srv.writer) dg_writer_set_commit_interval(srv.writer, srv.store_ops->durable ? cfg.commit_interval_ms : 0);
     if (!srv.writer || dg_writer_start(srv.writer)) { fprintf(stderr, "dronegate: cannot start the store writer\n"); return 1; }
+    if (!(srv.reads = dg_reads_start(&srv, DG_READ_THREADS))) { fprintf(stderr, "dronegate: cannot start the store read threads\n"); return 1; }
     for (int i = 0; i < srv.nworkers; i++)
         if (dg_worker_start(srv.workers[i])) { fprintf(stderr, "dronegate: cannot start worker %d\n", i); return 1; }
 
@@ -219,6 +223,8 @@ int main(int argc, char **argv)
         if (m) { m->type = DG_MSG_DRAIN; dg_worker_post(srv.workers[i], m); }
     }
     for (int i = 0; i < srv.nworkers; i++) dg_worker_join(srv.workers[i]);
+    dg_reads_stop(srv.reads);   /* replies to the joined workers are freed with them */
+    srv.reads = NULL;
     dg_writer_stop(srv.writer, dg_mono_ms() + 1000);
     /* batches handed back after the workers left are freed with the workers */
     for (int i = 0; i < srv.nworkers; i++) dg_worker_free(srv.workers[i]);

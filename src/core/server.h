@@ -30,6 +30,8 @@ typedef struct dg_server {
     atomic_long           nconns;         /* open connections, all workers */
     atomic_int            live_watchers;  /* live stream watchers, all workers */
     struct dg_commands   *commands;
+    struct dg_reads      *reads;          /* store reads off the event loops (reads.h) */
+    atomic_int            store_ok;       /* last health check of the store answered */
     int64_t               started_ms;
 } dg_server_t;
 

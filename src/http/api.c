@@ -1,9 +1,10 @@
 /* api.c - operator REST API, health and metrics endpoints.
  *
- * Runs on the worker thread of the HTTP connection. History queries call the
- * store synchronously (SQLite reads run beside the writer thanks to WAL);
- * a long query therefore delays the other connections of that worker: the
- * limit parameter is capped (DG_MAX_LIMIT) to bound that.
+ * Runs on the worker thread of the HTTP connection, except what reads the
+ * store: a history query and a command of an earlier run are run by the
+ * read pool (reads.h) and answered when done, so a slow or unreachable
+ * database never holds up a worker's drones; /readyz reads the health
+ * check's last result. The history limit is capped (DG_MAX_LIMIT).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "../core/ingest.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
+#include "../core/reads.h"
 #include "../core/server.h"
 #include "../core/timefmt.h"
 #include "../net/worker.h"
@@ -195,6 +197,50 @@ static int hist_row(void *ud, const dg_record_t *r)
     return 0;
 }
 
+/* Read pool thread: the history of j->id as the whole response body. */
+static void run_history(dg_server_t *srv, dg_read_job_t *j)
+{
+    dg_buf_t *b = &j->body;
+    hist_ctx_t h = { b, (enum fmt)j->fmt, 0 };
+    if (h.fmt == FMT_CSV) dg_buf_puts(b, "drone_id,timestamp,seq,latitude,longitude,altitude,speed,heading,climb,battery,status,received_at\r\n");
+    else if (h.fmt == FMT_JSON) {
+        dg_buf_puts(b, "{\"drone_id\":");
+        dg_jw_str(b, j->id, strlen(j->id));
+        dg_buf_puts(b, ",\"telemetry\":[");
+    } else dg_buf_puts(b, "{\"type\":\"FeatureCollection\",\"features\":[");
+    char err[256] = "";
+    if (srv->store_ops->query(srv->store, &j->q, hist_row, &h, err, sizeof err) < 0) {
+        dg_warn("history query failed: %s", err);
+        j->status = 503;
+        snprintf(j->err, sizeof j->err, "store unavailable");
+        return;
+    }
+    if (h.fmt != FMT_CSV) dg_buf_puts(b, "]}");
+    static const char *ct[] = { "application/json", "text/csv; charset=utf-8", "application/geo+json" };
+    j->status = 200;
+    j->ctype = ct[h.fmt];
+}
+
+/* Hand a store read to the pool; the connection waits for its reply. No
+ * pool (or a full queue): run it here, or refuse with 503. */
+static void submit(dg_conn_t *c, dg_read_job_t *j)
+{
+    dg_server_t *srv = c->w->srv;
+    j->w = c->w;
+    j->slot = c->slot;
+    j->gen = c->gen;
+    if (srv->reads) {
+        if (dg_reads_submit(srv->reads, j) == 0) { dg_http_await(c); return; }
+        dg_read_job_free(j);
+        dg_http_error(c, 503, "too many store reads waiting; retry shortly");
+        return;
+    }
+    j->run(srv, j);
+    if (j->status >= 400) dg_http_error(c, j->status, j->err);
+    else dg_http_respond(c, j->status, j->ctype, j->body.data, j->body.len, NULL);
+    dg_read_job_free(j);
+}
+
 /* An unencoded '+' of a UTC offset arrives as ' ' after query decoding;
  * RFC 3339 has no spaces there, so take it back. */
 static void plus_back(char *s)
@@ -243,25 +289,14 @@ static void get_history(dg_conn_t *c, const char *id, size_t idlen, const char *
     if (query.from_ms > query.to_ms) { dg_http_error(c, 400, "from is after to"); return; }
     if (!dg_registry_get(srv->registry, id, idlen, false)) { dg_http_error(c, 404, "unknown drone"); return; }
 
-    dg_buf_t b = { 0 };
-    hist_ctx_t h = { &b, f, 0 };
-    if (f == FMT_CSV) dg_buf_puts(&b, "drone_id,timestamp,seq,latitude,longitude,altitude,speed,heading,climb,battery,status,received_at\r\n");
-    else if (f == FMT_JSON) {
-        dg_buf_puts(&b, "{\"drone_id\":");
-        dg_jw_str(&b, id, idlen);
-        dg_buf_puts(&b, ",\"telemetry\":[");
-    } else dg_buf_puts(&b, "{\"type\":\"FeatureCollection\",\"features\":[");
-    char err[256] = "";
-    if (srv->store_ops->query(srv->store, &query, hist_row, &h, err, sizeof err) < 0) {
-        dg_buf_free(&b);
-        dg_warn("history query failed: %s", err);
-        dg_http_error(c, 503, "store unavailable");
-        return;
-    }
-    if (f != FMT_CSV) dg_buf_puts(&b, "]}");
-    static const char *ct[] = { "application/json", "text/csv; charset=utf-8", "application/geo+json" };
-    send_buf(c, 200, ct[f], &b);
-    dg_buf_free(&b);
+    dg_read_job_t *j = calloc(1, sizeof *j);
+    if (!j) { dg_http_error(c, 503, "out of memory"); return; }
+    memcpy(j->id, idz, idlen + 1);
+    j->q = query;
+    j->q.drone_id = j->id;
+    j->fmt = f;
+    j->run = run_history;
+    submit(c, j);
 }
 
 /* ---- health, metrics ---- */
@@ -270,7 +305,8 @@ static void get_readyz(dg_conn_t *c)
 {
     dg_server_t *srv = c->w->srv;
     if (atomic_load(&srv->draining)) { dg_http_respond(c, 503, "text/plain", "draining\n", 9, NULL); return; }
-    if (srv->store_ops->ping(srv->store) != 0 || dg_writer_failing(srv->writer)) {
+    bool ok = srv->reads ? atomic_load(&srv->store_ok) : srv->store_ops->ping(srv->store) == 0;
+    if (!ok || dg_writer_failing(srv->writer)) {
         dg_http_respond(c, 503, "text/plain", "store unreachable\n", 18, NULL);
         return;
     }
@@ -434,21 +470,40 @@ static void post_command(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t 
     dg_buf_free(&b);
 }
 
+/* Read pool thread: a command from the commands table. */
+static void run_command(dg_server_t *srv, dg_read_job_t *j)
+{
+    dg_command_t cmd;
+    char err[256];
+    int rc = srv->store_ops->get_command(srv->store, j->cmd_id, &cmd, err, sizeof err);
+    if (rc < 0) {
+        dg_warn("reading a command from the store failed: %s", err);
+        j->status = 503;
+        snprintf(j->err, sizeof j->err, "store unavailable");
+    } else if (rc > 0) {
+        j->status = 404;
+        snprintf(j->err, sizeof j->err, "unknown command");
+    } else {
+        dg_command_json(&j->body, &cmd);
+        j->status = 200;
+        j->ctype = "application/json";
+    }
+}
+
 static void get_command(dg_conn_t *c, const char *id, size_t idlen)
 {
     dg_command_t cmd;
     dg_server_t *srv = c->w->srv;
     if (dg_commands_get(srv->commands, id, idlen, &cmd)) {
         /* not in memory (an earlier run, or forgotten): the commands table */
-        char idz[DG_CMD_ID_LEN + 1], err[256];
-        int rc = 1;
-        if (idlen == DG_CMD_ID_LEN && srv->store_ops->get_command) {
-            memcpy(idz, id, idlen);
-            idz[idlen] = '\0';
-            rc = srv->store_ops->get_command(srv->store, idz, &cmd, err, sizeof err);
-        }
-        if (rc < 0) { dg_warn("reading a command from the store failed: %s", err); dg_http_error(c, 503, "store unavailable"); return; }
-        if (rc > 0) { dg_http_error(c, 404, "unknown command"); return; }
+        if (idlen != DG_CMD_ID_LEN || !srv->store_ops->get_command) { dg_http_error(c, 404, "unknown command"); return; }
+        dg_read_job_t *j = calloc(1, sizeof *j);
+        if (!j) { dg_http_error(c, 503, "out of memory"); return; }
+        memcpy(j->cmd_id, id, idlen);
+        j->cmd_id[idlen] = '\0';
+        j->run = run_command;
+        submit(c, j);
+        return;
     }
     dg_buf_t b = { 0 };
     dg_command_json(&b, &cmd);

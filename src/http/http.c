@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 #include "../core/log.h"
 #include "../core/metrics.h"
+#include "../core/reads.h"
 #include "../core/server.h"
 #include "../core/timefmt.h"
 #include "../net/worker.h"
@@ -200,6 +201,12 @@ static int on_message_complete(http_parser *p)
     r->complete = 1;
     if (!p->upgrade) {
         handle_request(c, r, false);
+        if (!c->dead && c->kind == DG_CONN_HTTP && c->u.http.awaiting) {
+            /* answered later (dg_http_read_done): keep the request, parse
+             * nothing after it until then (replies stay in order) */
+            http_parser_pause(p, 1);
+            return 0;
+        }
         if (!c->dead && c->kind == DG_CONN_HTTP && c->u.http.req) {  /* not upgraded */
             dg_buf_free(&c->u.http.req->url);
             dg_buf_free(&c->u.http.req->body);
@@ -232,6 +239,8 @@ void dg_http_init(dg_conn_t *c)
 
 void dg_http_free(dg_conn_t *c)
 {
+    dg_buf_free(&c->u.http.stash);
+    c->u.http.awaiting = 0;
     dg_http_req_t *r = c->u.http.req;
     if (!r) return;
     dg_buf_free(&r->url);
@@ -239,6 +248,44 @@ void dg_http_free(dg_conn_t *c)
     dg_buf_free(&r->hval);
     free(r);
     c->u.http.req = NULL;
+}
+
+void dg_http_await(dg_conn_t *c)
+{
+    c->u.http.awaiting = 1;
+    c->deadline_ms = INT64_MAX;   /* the read has its own timeouts */
+}
+
+void dg_http_read_done(dg_worker_t *w, struct dg_read_job *j)
+{
+    dg_conn_t *c = dg_worker_conn(w, j->slot, j->gen);
+    if (!c || c->dead || c->closing || c->kind != DG_CONN_HTTP || !c->u.http.awaiting) {
+        dg_read_job_free(j);   /* the client went away meanwhile */
+        return;
+    }
+    if (j->status >= 400) dg_http_error(c, j->status, j->err);
+    else dg_http_respond(c, j->status, j->ctype, j->body.data, j->body.len, NULL);
+    dg_read_job_free(j);
+    c->u.http.awaiting = 0;
+    if (c->dead) return;
+    dg_http_req_t *r = c->u.http.req;
+    if (r) {
+        dg_buf_free(&r->url);
+        dg_buf_free(&r->body);
+        dg_buf_free(&r->hval);
+        free(r);
+        c->u.http.req = NULL;
+    }
+    c->deadline_ms = dg_mono_ms() + w->srv->cfg->idle_timeout_ms;
+    dg_buf_t st = c->u.http.stash;
+    c->u.http.stash = (dg_buf_t){ 0 };
+    if (!c->closing) {
+        http_parser_pause(&c->u.http.parser, 0);
+        c->paused = 0;
+        if (st.len) dg_http_on_data(c, (uint8_t *)st.data, st.len);
+        if (!c->dead) dg_conn_update_events(c);
+    }
+    dg_buf_free(&st);
 }
 
 /* ---- query strings ---- */
@@ -502,6 +549,14 @@ void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
     }
     if (c->closing) return;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->u.http.parser);
+    if (e == HPE_PAUSED && c->u.http.awaiting) {
+        /* keep what follows the awaited request; read nothing more until
+         * its reply is out (at most one read's worth is kept) */
+        if (done < n && dg_buf_append(&c->u.http.stash, p + done, n - done)) { dg_conn_close(c, true); return; }
+        c->paused = 1;
+        dg_conn_update_events(c);
+        return;
+    }
     if (e != HPE_OK) {
         dg_http_req_t *r = c->u.http.req;
         int too_big = r ? r->too_big : 0;

@@ -46,6 +46,15 @@ void dg_http_init(dg_conn_t *c);
 /* Release HTTP state (request buffers). */
 void dg_http_free(dg_conn_t *c);
 
+struct dg_read_job;
+/* The request being handled is answered later (its store read went to the
+ * read pool, reads.h): the parser pauses after it and reading stops until
+ * dg_http_read_done() delivers the reply. Call from a request handler. */
+void dg_http_await(dg_conn_t *c);
+/* Worker thread, from its inbox: send a read job's reply to its connection
+ * (if still there) and go on with the requests after it. Frees j. */
+void dg_http_read_done(dg_worker_t *w, struct dg_read_job *j);
+
 /* Send a complete response. `extra` is additional header lines, each ending
  * in \r\n (may be NULL). Closes after sending unless keep-alive. */
 void dg_http_respond(dg_conn_t *c, int status, const char *ctype, const void *body, size_t len,

@@ -50,6 +50,9 @@ typedef struct dg_conn {
         struct {                  /* DG_CONN_HTTP */
             http_parser    parser;
             dg_http_req_t *req;   /* allocated while a request is being parsed */
+            uint8_t        awaiting;  /* a store read is running for req: parser
+                                       * paused, reads stopped (reads.h) */
+            dg_buf_t       stash;     /* input after the awaited request */
         } http;
         struct {                  /* DG_CONN_DRONE */
             dg_ws_session_t ws;

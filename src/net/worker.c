@@ -26,6 +26,7 @@
 #include "../core/ingest.h"
 #include "../core/live.h"
 #include "../core/log.h"
+#include "../core/reads.h"
 #include "../core/metrics.h"
 #include "../core/timefmt.h"
 #include "../http/http.h"
@@ -493,6 +494,9 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
             free(cm);
             break;
         }
+        case DG_MSG_READ:
+            dg_http_read_done(w, (dg_read_job_t *)m);
+            break;
         case DG_MSG_DRAIN:
             free(m);
             if (!w->draining) {
@@ -699,6 +703,7 @@ void dg_worker_free(dg_worker_t *w)
         n = m->next;
         if (m->type == DG_MSG_BATCH) dg_batch_free((dg_batch_t *)m);
         else if (m->type == DG_MSG_LIVE) dg_live_on_msg(w, m, false);
+        else if (m->type == DG_MSG_READ) dg_read_job_free((dg_read_job_t *)m);
         else free(m);
     }
     if (w->lfd >= 0) close(w->lfd);

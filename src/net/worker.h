@@ -20,7 +20,7 @@
 #include "../core/server.h"
 #include "../store/writer.h"
 
-enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5 };
+enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5, DG_MSG_READ = 6 };
 
 /* Deliver a command frame to a drone connection owned by another worker. */
 typedef struct dg_command_msg {

@@ -704,8 +704,6 @@ static int rd_setup(dg_store_t *s, rd_conn_t *rc, char *err, size_t errlen)
     int e = session_setup(rc->c, extra, err, errlen);
     if (!e) e = prepare(rc->c, "hist", sql_hist, 4, hist_types, err, errlen);
     if (!e) e = prepare(rc->c, "latest", sql_latest, 0, NULL, err, errlen);
-    static const Oid cmd_types[1] = { OID_TEXT };
-    if (!e) e = prepare(rc->c, "get_command", sql_get_command, 1, cmd_types, err, errlen);
     if (!e) rc->ready = 1;
     return e;
 }
@@ -889,10 +887,25 @@ static void col_text(const PGresult *r, int col, char *dst, size_t cap)
  * 0 and *out, 1 when there is none, or -errno. */
 static int pg_get_command(dg_store_t *s, const char *id, dg_command_t *out, char *err, size_t errlen)
 {
-    rd_conn_t *rc = rd_acquire(s);
+    /* not a prepared statement: preparing it with the others at connection
+     * set-up would make every new reader wait while `commands` is locked */
+    static const Oid types[1] = { OID_TEXT };
     const char *vals[1] = { id };
-    int e;
-    PGresult *r = rd_exec(s, rc, "get_command", 1, vals, NULL, NULL, &e, err, errlen);
+    rd_conn_t *rc = rd_acquire(s);
+    PGresult *r = NULL;
+    int e = 0;
+    for (int attempt = 0; attempt < 2 && !r; attempt++) {
+        if ((e = rd_ensure(s, rc, attempt > 0, err, errlen))) break;
+        r = PQexecParams(rc->c, sql_get_command, 1, types, vals, NULL, NULL, 1);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) break;
+        char m[256];
+        e = pg_errno(rc->c, r);
+        set_err(err, errlen, "%s: reading command %.32s failed: %s", s->where, id, pg_msg(rc->c, r, m, sizeof m));
+        PQclear(r);
+        r = NULL;
+        if (PQstatus(rc->c) != CONNECTION_BAD) { abort_txn(rc->c); break; }
+        rc->ready = 0;   /* the server went away: reconnect once and retry */
+    }
     rd_release(s, rc);
     if (!r) return e ? e : -EIO;
     if (PQntuples(r) == 0) { PQclear(r); return 1; }
