@@ -875,14 +875,6 @@ static int pg_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return 0;
 }
 
-static void col_text(const PGresult *r, int col, char *dst, size_t cap)
-{
-    size_t n = PQgetisnull(r, 0, col) ? 0 : (size_t)PQgetlength(r, 0, col);
-    if (n >= cap) n = cap - 1;
-    memcpy(dst, PQgetvalue(r, 0, col), n);
-    dst[n] = 0;
-}
-
 /* A command by id (after a restart the in-memory table no longer has it):
  * 0 and *out, 1 when there is none, or -errno. */
 static int pg_get_command(dg_store_t *s, const char *id, dg_command_t *out, char *err, size_t errlen)
@@ -909,20 +901,16 @@ static int pg_get_command(dg_store_t *s, const char *id, dg_command_t *out, char
     rd_release(s, rc);
     if (!r) return e ? e : -EIO;
     if (PQntuples(r) == 0) { PQclear(r); return 1; }
-    char status[16];
-    int64_t us;
-    memset(out, 0, sizeof *out);
-    col_text(r, 0, out->id, sizeof out->id);
-    col_text(r, 1, out->drone_id, sizeof out->drone_id);
-    col_text(r, 2, out->name, sizeof out->name);
-    col_text(r, 3, out->args, sizeof out->args);
-    if (!out->args[0]) snprintf(out->args, sizeof out->args, "{}");
-    col_text(r, 4, status, sizeof status);
-    out->status = dg_command_status_from_name(status);
-    if (out->status < 0) out->status = DG_CMD_PENDING;
-    col_text(r, 5, out->message, sizeof out->message);
-    if (col_i8(r, 0, 6, &us)) out->created_ms = pg_to_ms(us);
-    if (col_i8(r, 0, 7, &us)) out->updated_ms = pg_to_ms(us);
+    const char *col[6];
+    size_t n[6];
+    for (int i = 0; i < 6; i++) {
+        col[i] = PQgetisnull(r, 0, i) ? NULL : PQgetvalue(r, 0, i);
+        n[i] = col[i] ? (size_t)PQgetlength(r, 0, i) : 0;
+    }
+    int64_t cr = 0, up = 0;
+    if (col_i8(r, 0, 6, &cr)) cr = pg_to_ms(cr);
+    if (col_i8(r, 0, 7, &up)) up = pg_to_ms(up);
+    dg__command_from_row(out, col, n, cr, up);
     PQclear(r);
     return 0;
 }

@@ -1086,15 +1086,6 @@ static int sq_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return e;
 }
 
-static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
-    if (n >= cap) n = cap - 1;
-    if (n) memcpy(out, t, n);
-    out[n] = '\0';
-}
-
 /* Rare (a GET of a command the process does not remember): prepared per call. */
 static int sq_get_command(dg_store_t *s, const char *id, struct dg_command *out, char *err, size_t errlen)
 {
@@ -1109,19 +1100,13 @@ static int sq_get_command(dg_store_t *s, const char *id, struct dg_command *out,
         rc = sqlite3_step(st);
     }
     if (rc == SQLITE_ROW) {
-        char status[16];
-        memset(out, 0, sizeof *out);
-        copy_col(st, 0, out->id, sizeof out->id);
-        copy_col(st, 1, out->drone_id, sizeof out->drone_id);
-        copy_col(st, 2, out->name, sizeof out->name);
-        copy_col(st, 3, out->args, sizeof out->args);
-        if (!out->args[0]) snprintf(out->args, sizeof out->args, "{}");
-        copy_col(st, 4, status, sizeof status);
-        out->status = dg_command_status_from_name(status);
-        if (out->status < 0) out->status = DG_CMD_PENDING;
-        copy_col(st, 5, out->message, sizeof out->message);
-        out->created_ms = sqlite3_column_int64(st, 6);
-        out->updated_ms = sqlite3_column_int64(st, 7);
+        const char *col[6];
+        size_t n[6];
+        for (int i = 0; i < 6; i++) {
+            col[i] = (const char *)sqlite3_column_text(st, i);
+            n[i] = col[i] ? (size_t)sqlite3_column_bytes(st, i) : 0;
+        }
+        dg__command_from_row(out, col, n, sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7));
         e = 0;
     } else if (rc == SQLITE_DONE) {
         e = 1;

@@ -5,6 +5,7 @@
  * backend here. Stateless, callable from any thread.
  */
 #include "store.h"
+#include "../core/commands.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -68,6 +69,32 @@ int dg_store_open(const char *uri, const dg_store_config_t *cfg,
     int rc = o->open(uri, cfg ? cfg : &defaults, out, err, errlen);
     if (rc == 0) *ops = o;
     return rc;
+}
+
+static void copy_text(char *dst, size_t cap, const char *src, size_t n)
+{
+    if (!src) n = 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void dg__command_from_row(struct dg_command *out, const char *const col[6], const size_t n[6],
+                          int64_t created_ms, int64_t updated_ms)
+{
+    char status[16];
+    memset(out, 0, sizeof *out);
+    copy_text(out->id, sizeof out->id, col[0], n[0]);
+    copy_text(out->drone_id, sizeof out->drone_id, col[1], n[1]);
+    copy_text(out->name, sizeof out->name, col[2], n[2]);
+    copy_text(out->args, sizeof out->args, col[3], n[3]);
+    if (!out->args[0]) snprintf(out->args, sizeof out->args, "{}");
+    copy_text(status, sizeof status, col[4], n[4]);
+    out->status = dg_command_status_from_name(status);
+    if (out->status < 0) out->status = DG_CMD_PENDING;
+    copy_text(out->message, sizeof out->message, col[5], n[5]);
+    out->created_ms = created_ms;
+    out->updated_ms = updated_ms;
 }
 
 void dg__store_err(char *err, size_t errlen, const char *fmt, ...)

@@ -77,6 +77,12 @@ typedef struct dg_store_ops {
  * message is still useful. */
 void dg__store_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Backends' get_command: fill *out from the text columns of a commands row
+ * (id, drone_id, name, args, status, message; NULL = SQL NULL, n[i] bytes
+ * each) and its times. Empty args read as {}, an unknown status as pending. */
+void dg__command_from_row(struct dg_command *out, const char *const col[6], const size_t n[6],
+                          int64_t created_ms, int64_t updated_ms);
+
 /* Pick the backend for a URI by its scheme ("sqlite:", "null:", ...; the
  * scheme is matched case-insensitively). NULL when unknown. */
 const dg_store_ops_t *dg_store_lookup(const char *uri);
