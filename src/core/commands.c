@@ -99,6 +99,24 @@ static node_t *find(dg_commands_t *t, const char *id, size_t len)
     return NULL;
 }
 
+int dg_commands_restore(dg_commands_t *t, const dg_command_t *c)
+{
+    if (strnlen(c->id, sizeof c->id) != DG_CMD_ID_LEN) return 1;
+    node_t *n = calloc(1, sizeof *n);
+    if (!n) return -ENOMEM;
+    n->c = *c;
+    pthread_mutex_lock(&t->mu);
+    if (find(t, c->id, DG_CMD_ID_LEN)) {
+        pthread_mutex_unlock(&t->mu);
+        free(n);
+        return 1;
+    }
+    if (t->tail) t->tail->next = n; else t->head = n;
+    t->tail = n;
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
 int dg_commands_get(dg_commands_t *t, const char *id, size_t id_len, dg_command_t *out)
 {
     pthread_mutex_lock(&t->mu);

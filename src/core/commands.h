@@ -48,6 +48,10 @@ int         dg_command_status_parse(const char *s, size_t n);
 /* Create a pending command; *out receives a copy (with its new id). 0 or -ENOMEM. */
 int  dg_commands_create(dg_commands_t *t, const char *drone_id, const char *name,
                         const char *args, size_t args_len, int64_t now_ms, dg_command_t *out);
+/* Take back a command of an earlier run (read from the store at start):
+ * kept as it is (status, times). 0, 1 when the id is known already, or
+ * -ENOMEM. Commands must come oldest first. */
+int  dg_commands_restore(dg_commands_t *t, const dg_command_t *c);
 /* Copy of a command by id: 0, or -1 when unknown. */
 int  dg_commands_get(dg_commands_t *t, const char *id, size_t id_len, dg_command_t *out);
 /* Apply a transition. When drone_id is not NULL the command must belong to

@@ -30,6 +30,15 @@ static void on_batch_done(dg_batch_t *b, void *ud)
     dg_worker_post(srv->workers[b->worker], &b->msg);
 }
 
+typedef struct restored { dg_commands_t *t; size_t n; } restored_t;
+
+static int restore_command(void *ud, const dg_command_t *c)
+{
+    restored_t *rs = ud;
+    if (dg_commands_restore(rs->t, c) == 0) rs->n++;
+    return 0;
+}
+
 static int restore_one(void *ud, const dg_record_t *r)
 {
     dg_registry_restore(ud, r);
@@ -141,6 +150,17 @@ int main(int argc, char **argv)
     if (!srv.registry) { fprintf(stderr, "dronegate: out of memory\n"); return 1; }
     if (srv.store_ops->latest(srv.store, restore_one, srv.registry, err, sizeof err) < 0)
         dg_warn("could not restore the drone registry from the store: %s", err);
+    if (srv.commands && srv.store_ops->open_commands) {
+        /* commands of an earlier run that did not finish and have not timed
+         * out: pending ones go to their drone when it (re)connects, acks of
+         * sent/accepted ones are taken, expiry goes on */
+        restored_t rs = { srv.commands, 0 };
+        if (srv.store_ops->open_commands(srv.store, dg_now_ms() - cfg.command_timeout_ms, restore_command, &rs,
+                                         err, sizeof err) < 0)
+            dg_warn("could not take back the open commands from the store: %s", err);
+        else if (rs.n)
+            dg_info("took back %zu open command%s of an earlier run", rs.n, rs.n > 1 ? "s" : "");
+    }
 
     /* Signals: handled synchronously by main; workers never see them. */
     signal(SIGPIPE, SIG_IGN);

@@ -952,9 +952,12 @@ static const char *const ccol_names[] = { "time", "id", "drone_id", "name", "arg
                                           "updated_at", NULL };
 
 typedef struct cmd_walk {
-    const char   *id;       /* the wanted id */
+    const char   *id;       /* the wanted id; NULL: every open command to cb */
     dg_command_t *out;
     int           found;
+    int         (*cb)(void *ud, const dg_command_t *c);
+    void         *ud;
+    int           stop;
     dg_command_t  row;      /* scratch */
 } cmd_walk_t;
 
@@ -1023,10 +1026,16 @@ static int cmd_series(const char *js, const jsmntok_t *t, int n, int i, void *ud
             default: break;
             }
         }
-        if (strcmp(r->id, w->id) != 0) continue;
+        if (w->id && strcmp(r->id, w->id) != 0) continue;
         if (!args_plausible(r->args)) snprintf(r->args, sizeof r->args, "{}");
         r->status = dg_command_status_from_name(status);
         if (r->status < 0) r->status = DG_CMD_PENDING;          /* as sqlite.c */
+        if (!w->id) {
+            if (w->stop || strnlen(r->id, sizeof r->id) != DG_CMD_ID_LEN) continue;
+            if (r->status == DG_CMD_PENDING || r->status == DG_CMD_SENT || r->status == DG_CMD_ACCEPTED)
+                w->stop = w->cb(w->ud, r);
+            continue;
+        }
         if (!w->found || r->updated_ms >= w->out->updated_ms) *w->out = *r;
         w->found = 1;
     }
@@ -1069,6 +1078,29 @@ static int ix_get_command(dg_store_t *s, const char *id, dg_command_t *out, char
     free(w);
     if (e < 0) return e;
     return found ? 0 : 1;
+}
+
+/* The open commands created since since_ms (one point per command, its
+ * latest status: put_command overwrites it), oldest first. */
+static int ix_open_commands(dg_store_t *s, int64_t since_ms, int (*cb)(void *ud, const dg_command_t *c),
+                            void *ud, char *err, size_t errlen)
+{
+    char q[256];
+    if (since_ms < IX_MIN_MS) since_ms = IX_MIN_MS;
+    snprintf(q, sizeof q, "SELECT \"id\", \"drone_id\", \"name\", \"args\", \"status\", \"message\", "
+             "\"updated_at\" FROM \"commands\" WHERE time >= %" PRId64, since_ms * 1000000);
+    cmd_walk_t *w = calloc(1, sizeof *w);
+    if (!w) { set_err(err, errlen, "out of memory reading the open commands"); return -ENOMEM; }
+    w->cb = cb;
+    w->ud = ud;
+    rd_handle_t *h = rd_acquire(s);
+    int e;
+    if (!h->h) { set_err(err, errlen, "cannot create an HTTP client handle"); e = -ENOMEM; }
+    else if ((e = run_query(s, h->h, &h->body, q, 0, err, errlen)) == 0)
+        e = walk_series(s, &h->body, cmd_series, w, err, errlen);
+    rd_release(s, h);
+    free(w);
+    return e < 0 ? e : 0;
 }
 
 static int ix_ping(dg_store_t *s)
@@ -1435,6 +1467,7 @@ const dg_store_ops_t dg_store_influxdb_ops = {
     .latest        = ix_latest,
     .put_command   = ix_put_command,
     .get_command   = ix_get_command,
+    .open_commands = ix_open_commands,
     .ping          = ix_ping,
     .close         = ix_close,
 };

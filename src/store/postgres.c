@@ -875,6 +875,56 @@ static int pg_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return 0;
 }
 
+/* Row `row` of a commands SELECT (sql_get_command's columns, binary). */
+static void cmd_row(const PGresult *r, int row, dg_command_t *out)
+{
+    const char *col[6];
+    size_t n[6];
+    for (int i = 0; i < 6; i++) {
+        col[i] = PQgetisnull(r, row, i) ? NULL : PQgetvalue(r, row, i);
+        n[i] = col[i] ? (size_t)PQgetlength(r, row, i) : 0;
+    }
+    int64_t cr = 0, up = 0;
+    if (col_i8(r, row, 6, &cr)) cr = pg_to_ms(cr);
+    if (col_i8(r, row, 7, &up)) up = pg_to_ms(up);
+    dg__command_from_row(out, col, n, cr, up);
+}
+
+static int pg_open_commands(dg_store_t *s, int64_t since_ms, int (*cb)(void *ud, const dg_command_t *c),
+                            void *ud, char *err, size_t errlen)
+{
+    static const Oid types[1] = { OID_TIMESTAMPTZ };
+    char since[8];
+    put64(since, (uint64_t)ms_to_pg(since_ms));
+    const char *vals[1] = { since };
+    int lens[1] = { 8 }, fmts[1] = { 1 };
+    rd_conn_t *rc = rd_acquire(s);
+    int e = rd_ensure(s, rc, 1, err, errlen);
+    PGresult *r = NULL;
+    if (!e) {
+        r = PQexecParams(rc->c, "SELECT id, drone_id, name, args, status, message, created_at, updated_at"
+                         " FROM commands WHERE status IN ('pending', 'sent', 'accepted') AND created_at >= $1"
+                         " ORDER BY created_at, id", 1, types, vals, lens, fmts, 1);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            char m[256];
+            e = pg_errno(rc->c, r);
+            if (!e) e = -EIO;
+            set_err(err, errlen, "%s: reading the open commands failed: %s", s->where, pg_msg(rc->c, r, m, sizeof m));
+            abort_txn(rc->c);
+        }
+    }
+    rd_release(s, rc);
+    dg_command_t *cmd = e ? NULL : malloc(sizeof *cmd);
+    if (!e && !cmd) { set_err(err, errlen, "out of memory"); e = -ENOMEM; }
+    for (int i = 0; !e && i < PQntuples(r); i++) {
+        cmd_row(r, i, cmd);
+        if (cb(ud, cmd)) break;
+    }
+    free(cmd);
+    PQclear(r);
+    return e;
+}
+
 /* A command by id (after a restart the in-memory table no longer has it):
  * 0 and *out, 1 when there is none, or -errno. */
 static int pg_get_command(dg_store_t *s, const char *id, dg_command_t *out, char *err, size_t errlen)
@@ -901,16 +951,7 @@ static int pg_get_command(dg_store_t *s, const char *id, dg_command_t *out, char
     rd_release(s, rc);
     if (!r) return e ? e : -EIO;
     if (PQntuples(r) == 0) { PQclear(r); return 1; }
-    const char *col[6];
-    size_t n[6];
-    for (int i = 0; i < 6; i++) {
-        col[i] = PQgetisnull(r, 0, i) ? NULL : PQgetvalue(r, 0, i);
-        n[i] = col[i] ? (size_t)PQgetlength(r, 0, i) : 0;
-    }
-    int64_t cr = 0, up = 0;
-    if (col_i8(r, 0, 6, &cr)) cr = pg_to_ms(cr);
-    if (col_i8(r, 0, 7, &up)) up = pg_to_ms(up);
-    dg__command_from_row(out, col, n, cr, up);
+    cmd_row(r, 0, out);
     PQclear(r);
     return 0;
 }
@@ -1715,6 +1756,7 @@ const dg_store_ops_t dg_store_postgresql_ops = {
     .latest        = pg_latest,
     .put_command   = pg_put_command,
     .get_command   = pg_get_command,
+    .open_commands = pg_open_commands,
     .ping          = pg_ping,
     .close         = pg_close,
 };

@@ -1119,6 +1119,40 @@ static int sq_get_command(dg_store_t *s, const char *id, struct dg_command *out,
     return e;
 }
 
+static int sq_open_commands(dg_store_t *s, int64_t since_ms, int (*cb)(void *ud, const struct dg_command *c),
+                            void *ud, char *err, size_t errlen)
+{
+    rd_conn_t *c;
+    int e = rd_acquire(s, &c, err, errlen);
+    if (e < 0) return e;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "SELECT id, drone_id, name, args, status, message, created_at, updated_at "
+                                       "FROM commands WHERE status IN ('pending', 'sent', 'accepted') "
+                                       "AND created_at >= ? ORDER BY created_at, id", -1, &st, NULL);
+    if (rc == SQLITE_OK) sqlite3_bind_int64(st, 1, since_ms);
+    dg_command_t *cmd = rc == SQLITE_OK ? malloc(sizeof *cmd) : NULL;
+    e = 0;
+    while (cmd && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *col[6];
+        size_t n[6];
+        for (int i = 0; i < 6; i++) {
+            col[i] = (const char *)sqlite3_column_text(st, i);
+            n[i] = col[i] ? (size_t)sqlite3_column_bytes(st, i) : 0;
+        }
+        dg__command_from_row(cmd, col, n, sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7));
+        if (cb(ud, cmd)) break;
+    }
+    if (!cmd || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+        set_err(err, errlen, "SQLite %s: reading the open commands failed: %s", s->path,
+                cmd ? sqlite3_errmsg(c->db) : "out of memory");
+        e = -EIO;
+    }
+    free(cmd);
+    sqlite3_finalize(st);
+    rd_release(s, c);
+    return e;
+}
+
 /* The database answers a read, and the file at the path is still the one
  * we opened (a deleted or replaced file would take writes into the void). */
 static int sq_ping(dg_store_t *s)
@@ -1147,6 +1181,7 @@ const dg_store_ops_t dg_store_sqlite_ops = {
     .latest        = sq_latest,
     .put_command   = sq_put_command,
     .get_command   = sq_get_command,
+    .open_commands = sq_open_commands,
     .ping          = sq_ping,
     .close         = sq_close,
 };

@@ -65,6 +65,12 @@ typedef struct dg_store_ops {
      * *out filled, 1 when there is no such row, <0 on error. May be NULL
      * (store without a commands table: null:). Any thread. */
     int  (*get_command)(dg_store_t *s, const char *id, struct dg_command *out, char *err, size_t errlen);
+    /* The commands created at or after since_ms that are not final
+     * (pending, sent, accepted), oldest first, to cb (commands of an earlier
+     * run, taken back at start). 0, or <0 with err. May be NULL. */
+    int  (*open_commands)(dg_store_t *s, int64_t since_ms,
+                          int (*cb)(void *ud, const struct dg_command *c), void *ud,
+                          char *err, size_t errlen);
     /* 0 when the store is reachable. */
     int  (*ping)(dg_store_t *s);
     void (*close)(dg_store_t *s);

@@ -527,3 +527,53 @@ def test_big_batches_split_over_parallel_write_requests(server_factory, idb, ix,
         seqs = [r["seq"] for r in s.history(d, limit=5000)]
         assert seqs == list(range(1, 3001)), (d, len(seqs), seqs[:5])
     s.check_alive()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "influxdb", "postgresql"])
+def test_open_commands_are_taken_back_after_restart(server_factory, idb, store):
+    """A command that was sent (or accepted) when the gateway stopped is
+    taken back from the store at the next start: the drone's later
+    command_ack is applied (stored, live, GET) instead of being unknown."""
+    args = ["--command-timeout", "600000"]
+    pgdb = DB(servers.shared_postgres()) if store == "postgresql" else None
+    s = server_factory(args=args, store=idb.uri() if store == "influxdb" else
+                       pgdb.uri() if pgdb else None)
+    uri = s.store
+    drone = new_id("opencmd")
+    ids = {}
+
+    async def before():
+        d = await Drone.connect(s, drone)
+        await d.send(telem(1))
+        await d.wait_ack(1)
+        ids["a"] = post_command(s, drone, {"name": "land"})
+        ids["b"] = post_command(s, drone, {"name": "return_to_home"})
+        await d.wait(lambda: len([m for m in d.other if m.get("type") == "command"]) == 2, T(10), "2 commands")
+        await d.send({"type": "command_ack", "id": ids["a"], "status": "accepted", "message": "on it"})
+        wait_until(lambda: stored_status(store, s.db, idb, ids["a"], pgdb) == "accepted", T(10), "a accepted, stored")
+        wait_until(lambda: stored_status(store, s.db, idb, ids["b"], pgdb) == "sent", T(10), "b sent, stored")
+        await d.close()
+
+    run(before())
+    s.stop()
+    s2 = server_factory(args=args, store=uri)
+    assert "took back 2 open commands of an earlier run" in s2.stderr(), s2.tail()
+    assert s2.get_json(f"/api/v1/commands/{ids['a']}")["status"] == "accepted"
+    assert s2.get_json(f"/api/v1/commands/{ids['b']}")["status"] == "sent"
+
+    async def after():
+        d = await Drone.connect(s2, drone)
+        await d.send({"type": "command_ack", "id": ids["a"], "status": "done", "message": "landed"})
+        await d.send({"type": "command_ack", "id": ids["b"], "status": "rejected", "message": "no"})
+        await d.send(telem(2))
+        await d.wait_ack(2)
+        await d.close()
+        assert not d.errors, d.errors
+
+    run(after())
+    wait_until(lambda: s2.get_json(f"/api/v1/commands/{ids['a']}")["status"] == "done", T(10), "a done")
+    b = s2.get_json(f"/api/v1/commands/{ids['b']}")
+    assert (b["status"], b["message"]) == ("rejected", "no"), b
+    wait_until(lambda: stored_status(store, s.db, idb, ids["a"], pgdb) == "done", T(10), "a done, stored")
+    wait_until(lambda: stored_status(store, s.db, idb, ids["b"], pgdb) == "rejected", T(10), "b rejected, stored")
+    s2.check_alive()
