@@ -868,6 +868,7 @@ static void rd_release(dg_store_t *s, rd_handle_t *h)
     pthread_mutex_unlock(&s->rd_mu);
 }
 
+
 /* Run an InfluxQL statement on handle h (GET, or POST for statements that
  * change things); the answer is left in h's body. */
 static int run_query(dg_store_t *s, CURL *h, dg_buf_t *body, const char *q, int post,
@@ -900,6 +901,19 @@ out:
     return e;
 }
 
+/* An InfluxQL read on a pooled handle, its series walked by fn (NULL: the
+ * answer is only checked). 0, or <0 with err. */
+static int read_series(dg_store_t *s, const char *q, series_fn fn, void *ud, char *err, size_t errlen)
+{
+    rd_handle_t *h = rd_acquire(s);
+    int e;
+    if (!h->h) { set_err(err, errlen, "cannot create an HTTP client handle"); e = -ENOMEM; }
+    else if ((e = run_query(s, h->h, &h->body, q, 0, err, errlen)) == 0)
+        e = walk_series(s, &h->body, fn, ud, err, errlen);
+    rd_release(s, h);
+    return e < 0 ? e : 0;
+}
+
 static int ix_query(dg_store_t *s, const dg_query_t *q, dg_record_cb cb, void *ud, char *err, size_t errlen)
 {
     if (!q || !q->drone_id || !cb || q->limit == 0) {
@@ -920,13 +934,8 @@ static int ix_query(dg_store_t *s, const dg_query_t *q, dg_record_cb cb, void *u
     if (q->to_ms < IX_MAX_MS)
         n += snprintf(sql + n, sizeof sql - (size_t)n, " AND time <= %" PRId64, q->to_ms * 1000000 + 999999);
     snprintf(sql + n, sizeof sql - (size_t)n, " ORDER BY time ASC LIMIT %zu", q->limit);
-    rd_handle_t *h = rd_acquire(s);
-    int e;
-    if (!h->h) { set_err(err, errlen, "cannot create an HTTP client handle"); e = -ENOMEM; }
-    else if ((e = run_query(s, h->h, &h->body, sql, 0, err, errlen)) == 0)
-        e = walk_answer(s, &h->body, cb, ud, err, errlen);
-    rd_release(s, h);
-    return e < 0 ? e : 0;
+    rec_walk_t w = { cb, ud };
+    return read_series(s, sql, cb ? rec_series : NULL, &w, err, errlen);
 }
 
 /* The newest point of every drone: one series per drone_id tag. */
@@ -936,13 +945,8 @@ static const char sql_latest[] =
 
 static int ix_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t errlen)
 {
-    rd_handle_t *h = rd_acquire(s);
-    int e;
-    if (!h->h) { set_err(err, errlen, "cannot create an HTTP client handle"); e = -ENOMEM; }
-    else if ((e = run_query(s, h->h, &h->body, sql_latest, 0, err, errlen)) == 0)
-        e = walk_answer(s, &h->body, cb, ud, err, errlen);
-    rd_release(s, h);
-    return e < 0 ? e : 0;
+    rec_walk_t w = { cb, ud };
+    return read_series(s, sql_latest, cb ? rec_series : NULL, &w, err, errlen);
 }
 
 /* ---- commands read back ------------------------------------------------ */
@@ -1068,12 +1072,7 @@ static int ix_get_command(dg_store_t *s, const char *id, dg_command_t *out, char
     w->id = id;
     w->out = out;
     w->found = 0;
-    rd_handle_t *h = rd_acquire(s);
-    int e;
-    if (!h->h) { set_err(err, errlen, "cannot create an HTTP client handle"); e = -ENOMEM; }
-    else if ((e = run_query(s, h->h, &h->body, q, 0, err, errlen)) == 0)
-        e = walk_series(s, &h->body, cmd_series, w, err, errlen);
-    rd_release(s, h);
+    int e = read_series(s, q, cmd_series, w, err, errlen);
     int found = w->found;
     free(w);
     if (e < 0) return e;
@@ -1093,14 +1092,9 @@ static int ix_open_commands(dg_store_t *s, int64_t since_ms, int (*cb)(void *ud,
     if (!w) { set_err(err, errlen, "out of memory reading the open commands"); return -ENOMEM; }
     w->cb = cb;
     w->ud = ud;
-    rd_handle_t *h = rd_acquire(s);
-    int e;
-    if (!h->h) { set_err(err, errlen, "cannot create an HTTP client handle"); e = -ENOMEM; }
-    else if ((e = run_query(s, h->h, &h->body, q, 0, err, errlen)) == 0)
-        e = walk_series(s, &h->body, cmd_series, w, err, errlen);
-    rd_release(s, h);
+    int e = read_series(s, q, cmd_series, w, err, errlen);
     free(w);
-    return e < 0 ? e : 0;
+    return e;
 }
 
 static int ix_ping(dg_store_t *s)
