@@ -38,6 +38,7 @@ static const opt_t opts[] = {
     { "workers",           L(workers, 0, 256),   "event-loop threads (default: number of cores)" },
     { "max-message",       L(max_message, 64, 1L << 30), "max WebSocket message size in bytes (default 1048576)" },
     { "max-connections",   L(max_connections, 0, 10000000), "max concurrent connections; 0 = the open-file limit less 128 (default 0)" },
+    { "registry-max-offline", L(registry_max_offline, 0, 100000000), "offline drones kept in memory; beyond, the longest offline leave it (never the store) (default 200000)" },
     { "handshake-timeout", L(handshake_timeout_ms, 10, 3600000), "ms to complete the HTTP request/upgrade (default 10000)" },
     { "idle-timeout",      L(idle_timeout_ms, 10, 86400000), "ms without any frame before a drone is closed with 1001 (default 60000)" },
     { "ping-interval",     L(ping_interval_ms, 10, 86400000), "ms of silence before the server pings (default 20000)" },
@@ -66,6 +67,7 @@ static void defaults(dg_config_t *c)
     c->workers = 0;
     c->max_message = 1048576;
     c->max_connections = 0;
+    c->registry_max_offline = 200000;
     c->handshake_timeout_ms = 10000;
     c->idle_timeout_ms = 60000;
     c->ping_interval_ms = 20000;

@@ -25,6 +25,7 @@ typedef struct dg_config {
     long   workers;              /* event-loop threads; 0 = number of cores */
     long   max_message;          /* bytes, per WebSocket message */
     long   max_connections;      /* total, all workers */
+    long   registry_max_offline; /* offline drones kept in memory (the store keeps all) */
     long   handshake_timeout_ms; /* TCP accept -> complete HTTP request */
     long   idle_timeout_ms;      /* no frame from a drone -> close 1001 */
     long   ping_interval_ms;     /* server ping after this much silence */

@@ -89,6 +89,7 @@ void dg_ingest_on_close(dg_conn_t *c)
     dg_conn_ref_t ref = { w->id, c->slot, c->gen };
     if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms()))
         dg_live_publish_presence(w, dg_drone_id(c->u.drone.drone, NULL), false, dg_now_ms());
+    dg_registry_release(w->srv->registry, c->u.drone.drone);   /* the pin of dg_registry_get(create) */
     /* unlink from the ack and pause lists */
     if (c->ack_dirty) {
         for (dg_conn_t **pp = &w->ack_list; *pp; pp = &(*pp)->ack_next)
@@ -175,7 +176,7 @@ static void on_record(void *ud, const dg_record_t *rec)
     r.origin_gen = c->gen;
     dg_worker_append(c->w, &r);
     if (dg_live_active(c->w)) dg_live_publish_record(c->w, &r);
-    if (!f->have_last || r.ts_ms > f->last.ts_ms || (r.ts_ms == f->last.ts_ms && r.seq >= f->last.seq)) {
+    if (!f->have_last || dg_registry_supersedes(&r, &f->last)) {
         f->last = r;
         f->have_last = 1;
     }
@@ -248,9 +249,8 @@ void dg_ingest_send_command(dg_conn_t *c, const char *id, const char *json, size
 
 int dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd)
 {
-    dg_drone_t *d = dg_registry_get(w->srv->registry, cmd->drone_id, strlen(cmd->drone_id), false);
     dg_conn_ref_t ref;
-    if (!d || !dg_registry_conn(w->srv->registry, d, &ref)) return -1;
+    if (!dg_registry_find_conn(w->srv->registry, cmd->drone_id, strlen(cmd->drone_id), &ref)) return -1;
     dg_buf_t b = { 0 };
     if (command_frame(&b, cmd)) { dg_buf_free(&b); return -1; }
     if (ref.worker == w->id) {

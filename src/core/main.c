@@ -148,6 +148,7 @@ int main(int argc, char **argv)
     srv.commands = dg_commands_new(cfg.command_timeout_ms);
     srv.registry = dg_registry_new();
     if (!srv.registry) { fprintf(stderr, "dronegate: out of memory\n"); return 1; }
+    dg_registry_set_max_offline(srv.registry, (size_t)cfg.registry_max_offline);
     if (srv.store_ops->latest(srv.store, restore_one, srv.registry, err, sizeof err) < 0)
         dg_warn("could not restore the drone registry from the store: %s", err);
     if (srv.commands && srv.store_ops->open_commands) {

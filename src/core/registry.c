@@ -1,8 +1,21 @@
 /* registry.c - see registry.h.
  *
- * Hash: FNV-1a over the id, 2^16 buckets, chaining. Stripe = bucket & 63.
- * The table does not grow: at 1M drones chains average 16, which is still
- * cheap next to the network work per message; documented as a known limit.
+ * Layout: hash = FNV-1a over the id. Stripe = hash & 63; inside a stripe,
+ * bucket = (hash >> 6) & (nb - 1), chaining. A stripe's table starts at 256
+ * buckets and doubles (rehash under that stripe's lock only) when its entries
+ * pass its bucket count, so chains stay ~1 long at any fleet size and one
+ * growth step moves 1/64 of the drones (~1.5 ms at 200k: measured by
+ * tests/unit/test_registry.c).
+ *
+ * Eviction: entries that are offline and unpinned sit on one list in the order
+ * they became so (an LRU by "offline since"); beyond max_offline the head is
+ * freed. Taking an entry off the list to free it marks it `evicting`; the
+ * evictor then takes its stripe lock and frees it only if it is still
+ * offline and unpinned (else it just clears the mark: whoever pinned it will
+ * put it back on the list when it becomes evictable again). Only the evictor
+ * that unlinked an entry may free it, so an entry is freed exactly once.
+ *
+ * Threads: any. Locks: see registry.h (one stripe at a time; `ev_lock` leaf).
  */
 #include "registry.h"
 
@@ -11,26 +24,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBUCKETS (1u << 16)
-#define NSTRIPES 64u
+#define NSTRIPES   64u
+#define STRIPE_SHIFT 6
+#define MIN_BUCKETS 256u
 
 struct dg_drone {
-    struct dg_drone *next;          /* bucket chain */
+    struct dg_drone *next;          /* bucket chain (stripe lock) */
+    struct dg_drone *ev_prev, *ev_next; /* eviction list (ev_lock) */
     uint32_t      hash;
-    char          id[DG_DRONE_ID_MAX + 1];
     uint8_t       id_len;
+    uint8_t       on_list;          /* on the eviction list (ev_lock) */
+    uint8_t       evicting;         /* taken off the list by an evictor (ev_lock) */
+    char          id[DG_DRONE_ID_MAX + 1];
     /* guarded by the stripe lock: */
     bool          online;
     bool          has_last;
+    uint32_t      pins;             /* connections holding a pointer */
     int64_t       last_seen_ms;
     dg_conn_ref_t conn;
     dg_record_t   last;
 };
 
+typedef struct stripe {
+    pthread_mutex_t lock;
+    dg_drone_t    **bucket;         /* nb buckets */
+    size_t          nb, n;
+} stripe_t;
+
 struct dg_registry {
-    pthread_mutex_t  lock[NSTRIPES];
-    dg_drone_t      *bucket[NBUCKETS];
+    stripe_t         s[NSTRIPES];
     _Atomic size_t   count;
+    _Atomic size_t   max_offline;
+    pthread_mutex_t  ev_lock;       /* leaf lock: the eviction list */
+    dg_drone_t      *ev_head, *ev_tail;
+    size_t           ev_n;
 };
 
 static uint32_t fnv1a(const char *s, size_t n)
@@ -40,38 +67,138 @@ static uint32_t fnv1a(const char *s, size_t n)
     return h;
 }
 
-static pthread_mutex_t *lock_of(dg_registry_t *r, uint32_t hash)
-{
-    return &r->lock[(hash & (NBUCKETS - 1)) & (NSTRIPES - 1)];
-}
+static stripe_t *stripe_of(dg_registry_t *r, uint32_t hash) { return &r->s[hash & (NSTRIPES - 1)]; }
+static size_t bucket_of(const stripe_t *s, uint32_t hash) { return (hash >> STRIPE_SHIFT) & (s->nb - 1); }
 
 dg_registry_t *dg_registry_new(void)
 {
     dg_registry_t *r = calloc(1, sizeof *r);
     if (!r) return NULL;
-    for (unsigned i = 0; i < NSTRIPES; i++) pthread_mutex_init(&r->lock[i], NULL);
+    for (unsigned i = 0; i < NSTRIPES; i++) {
+        stripe_t *s = &r->s[i];
+        if (!(s->bucket = calloc(MIN_BUCKETS, sizeof *s->bucket))) {
+            while (i--) { free(r->s[i].bucket); pthread_mutex_destroy(&r->s[i].lock); }
+            free(r);
+            return NULL;
+        }
+        s->nb = MIN_BUCKETS;
+        pthread_mutex_init(&s->lock, NULL);
+    }
+    pthread_mutex_init(&r->ev_lock, NULL);
+    atomic_init(&r->max_offline, DG_REGISTRY_MAX_OFFLINE_DEFAULT);
     return r;
 }
 
 void dg_registry_free(dg_registry_t *r)
 {
     if (!r) return;
-    for (unsigned b = 0; b < NBUCKETS; b++) {
-        dg_drone_t *d = r->bucket[b];
-        while (d) { dg_drone_t *n = d->next; free(d); d = n; }
+    for (unsigned i = 0; i < NSTRIPES; i++) {
+        stripe_t *s = &r->s[i];
+        for (size_t b = 0; b < s->nb; b++) {
+            dg_drone_t *d = s->bucket[b];
+            while (d) { dg_drone_t *n = d->next; free(d); d = n; }
+        }
+        free(s->bucket);
+        pthread_mutex_destroy(&s->lock);
     }
-    for (unsigned i = 0; i < NSTRIPES; i++) pthread_mutex_destroy(&r->lock[i]);
+    pthread_mutex_destroy(&r->ev_lock);
     free(r);
 }
 
-dg_drone_t *dg_registry_get(dg_registry_t *r, const char *id, size_t len, bool create)
+void dg_registry_set_max_offline(dg_registry_t *r, size_t n) { atomic_store(&r->max_offline, n); }
+
+/* ---- eviction list (callers hold d's stripe lock) ---- */
+
+static void ev_unlink(dg_registry_t *r, dg_drone_t *d)
+{
+    if (d->ev_prev) d->ev_prev->ev_next = d->ev_next; else r->ev_head = d->ev_next;
+    if (d->ev_next) d->ev_next->ev_prev = d->ev_prev; else r->ev_tail = d->ev_prev;
+    d->ev_prev = d->ev_next = NULL;
+    d->on_list = 0;
+    r->ev_n--;
+}
+
+/* After any change of online/pins: keep list membership == evictable. */
+static void settle(dg_registry_t *r, dg_drone_t *d)
+{
+    bool evictable = !d->online && d->pins == 0;
+    pthread_mutex_lock(&r->ev_lock);
+    if (evictable && !d->on_list && !d->evicting) {
+        d->ev_prev = r->ev_tail;
+        d->ev_next = NULL;
+        if (r->ev_tail) r->ev_tail->ev_next = d; else r->ev_head = d;
+        r->ev_tail = d;
+        d->on_list = 1;
+        r->ev_n++;
+    } else if (!evictable && d->on_list) {
+        ev_unlink(r, d);
+    }
+    pthread_mutex_unlock(&r->ev_lock);
+}
+
+/* Free the oldest evictable entries beyond the bound. No lock held on entry. */
+static void evict(dg_registry_t *r)
+{
+    for (;;) {
+        pthread_mutex_lock(&r->ev_lock);
+        dg_drone_t *d = r->ev_n > atomic_load(&r->max_offline) ? r->ev_head : NULL;
+        if (d) { ev_unlink(r, d); d->evicting = 1; }
+        pthread_mutex_unlock(&r->ev_lock);
+        if (!d) return;
+        stripe_t *s = stripe_of(r, d->hash);   /* hash is immutable; d cannot be freed by anyone else */
+        pthread_mutex_lock(&s->lock);
+        bool gone = !d->online && d->pins == 0;
+        if (gone) {
+            dg_drone_t **pp = &s->bucket[bucket_of(s, d->hash)];
+            while (*pp != d) pp = &(*pp)->next;
+            *pp = d->next;
+            s->n--;
+            atomic_fetch_sub(&r->count, 1);
+        }
+        pthread_mutex_lock(&r->ev_lock);
+        d->evicting = 0;
+        if (d->on_list) ev_unlink(r, d);      /* cannot happen while evicting; kept for safety */
+        pthread_mutex_unlock(&r->ev_lock);
+        pthread_mutex_unlock(&s->lock);
+        if (gone) free(d);
+    }
+}
+
+/* Double a stripe's table (its lock held). On ENOMEM it stays as it is. */
+static void grow(stripe_t *s)
+{
+    size_t nb = s->nb * 2;
+    dg_drone_t **nt = calloc(nb, sizeof *nt);
+    if (!nt) return;
+    for (size_t b = 0; b < s->nb; b++) {
+        for (dg_drone_t *d = s->bucket[b], *next; d; d = next) {
+            next = d->next;
+            size_t j = (d->hash >> STRIPE_SHIFT) & (nb - 1);
+            d->next = nt[j];
+            nt[j] = d;
+        }
+    }
+    free(s->bucket);
+    s->bucket = nt;
+    s->nb = nb;
+}
+
+static dg_drone_t *lookup(stripe_t *s, uint32_t h, const char *id, size_t len)
+{
+    dg_drone_t *d = s->bucket[bucket_of(s, h)];
+    while (d && !(d->hash == h && d->id_len == len && !memcmp(d->id, id, len))) d = d->next;
+    return d;
+}
+
+/* Find or create; pin when asked. *created tells whether it was made. */
+static dg_drone_t *get(dg_registry_t *r, const char *id, size_t len, bool create, bool pin, bool *created)
 {
     if (len > DG_DRONE_ID_MAX) return NULL;
     uint32_t h = fnv1a(id, len);
-    pthread_mutex_t *lk = lock_of(r, h);
-    pthread_mutex_lock(lk);
-    dg_drone_t **slot = &r->bucket[h & (NBUCKETS - 1)], *d = *slot;
-    while (d && !(d->hash == h && d->id_len == len && !memcmp(d->id, id, len))) d = d->next;
+    stripe_t *s = stripe_of(r, h);
+    *created = false;
+    pthread_mutex_lock(&s->lock);
+    dg_drone_t *d = lookup(s, h, id, len);
     if (!d && create && (d = calloc(1, sizeof *d))) {
         d->hash = h;
         memcpy(d->id, id, len);
@@ -79,12 +206,38 @@ dg_drone_t *dg_registry_get(dg_registry_t *r, const char *id, size_t len, bool c
         d->id_len = (uint8_t)len;
         d->conn.worker = -1;
         dg_record_init(&d->last);
-        d->next = *slot;
-        *slot = d;
+        size_t b = bucket_of(s, h);
+        d->next = s->bucket[b];
+        s->bucket[b] = d;
+        if (++s->n > s->nb) grow(s);
         atomic_fetch_add(&r->count, 1);
+        *created = true;
     }
-    pthread_mutex_unlock(lk);
+    if (d && create) {
+        if (pin) d->pins++;
+        settle(r, d);
+    }
+    pthread_mutex_unlock(&s->lock);
     return d;
+}
+
+dg_drone_t *dg_registry_get(dg_registry_t *r, const char *id, size_t len, bool create)
+{
+    bool created;
+    dg_drone_t *d = get(r, id, len, create, create, &created);
+    if (created) evict(r);
+    return d;
+}
+
+void dg_registry_release(dg_registry_t *r, dg_drone_t *d)
+{
+    if (!d) return;
+    stripe_t *s = stripe_of(r, d->hash);
+    pthread_mutex_lock(&s->lock);
+    if (d->pins) d->pins--;
+    settle(r, d);
+    pthread_mutex_unlock(&s->lock);
+    evict(r);
 }
 
 const char *dg_drone_id(const dg_drone_t *d, size_t *len)
@@ -95,77 +248,124 @@ const char *dg_drone_id(const dg_drone_t *d, size_t *len)
 
 int dg_registry_attach(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t ref, dg_conn_ref_t *old, int64_t now_ms)
 {
-    pthread_mutex_t *lk = lock_of(r, d->hash);
-    pthread_mutex_lock(lk);
+    stripe_t *s = stripe_of(r, d->hash);
+    pthread_mutex_lock(&s->lock);
     int replaced = 0;
     if (d->online && d->conn.worker >= 0) { *old = d->conn; replaced = 1; }
     d->conn = ref;
     d->online = true;
     d->last_seen_ms = now_ms;
-    pthread_mutex_unlock(lk);
+    settle(r, d);
+    pthread_mutex_unlock(&s->lock);
     return replaced;
 }
 
 bool dg_registry_detach(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t ref, int64_t now_ms)
 {
-    pthread_mutex_t *lk = lock_of(r, d->hash);
+    stripe_t *s = stripe_of(r, d->hash);
     bool went = false;
-    pthread_mutex_lock(lk);
+    pthread_mutex_lock(&s->lock);
     if (d->online && d->conn.worker == ref.worker && d->conn.slot == ref.slot && d->conn.gen == ref.gen) {
         d->online = false;
         d->conn.worker = -1;
         d->last_seen_ms = now_ms;
         went = true;
+        settle(r, d);
     }
-    pthread_mutex_unlock(lk);
+    pthread_mutex_unlock(&s->lock);
+    if (went) evict(r);
     return went;
 }
 
 bool dg_registry_conn(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t *out)
 {
-    pthread_mutex_t *lk = lock_of(r, d->hash);
-    pthread_mutex_lock(lk);
+    stripe_t *s = stripe_of(r, d->hash);
+    pthread_mutex_lock(&s->lock);
     bool on = d->online && d->conn.worker >= 0;
     if (on) *out = d->conn;
-    pthread_mutex_unlock(lk);
+    pthread_mutex_unlock(&s->lock);
     return on;
 }
 
-static bool newer(const dg_record_t *a, const dg_record_t *b)
+bool dg_registry_supersedes(const dg_record_t *rec, const dg_record_t *cur)
 {
-    if (a->ts_ms != b->ts_ms) return a->ts_ms > b->ts_ms;
-    return a->seq >= b->seq;
+    if ((rec->flags & DG_REC_HAS_SEQ) && (cur->flags & DG_REC_HAS_SEQ)) return rec->seq > cur->seq;
+    return true;
 }
 
-void dg_registry_update(dg_registry_t *r, dg_drone_t *d, const dg_record_t *rec)
+static void update_locked(dg_drone_t *d, const dg_record_t *rec)
 {
-    pthread_mutex_t *lk = lock_of(r, d->hash);
-    pthread_mutex_lock(lk);
-    if (!d->has_last || newer(rec, &d->last)) {
+    if (!d->has_last || dg_registry_supersedes(rec, &d->last)) {
         d->last = *rec;
         d->has_last = true;
     }
     int64_t seen = rec->recv_us / 1000;
     if (seen > d->last_seen_ms) d->last_seen_ms = seen;
-    pthread_mutex_unlock(lk);
+}
+
+void dg_registry_update(dg_registry_t *r, dg_drone_t *d, const dg_record_t *rec)
+{
+    stripe_t *s = stripe_of(r, d->hash);
+    pthread_mutex_lock(&s->lock);
+    update_locked(d, rec);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void dg_registry_restore(dg_registry_t *r, const dg_record_t *rec)
 {
-    dg_drone_t *d = dg_registry_get(r, rec->drone_id, rec->drone_id_len, true);
-    if (d) dg_registry_update(r, d, rec);
+    bool created;
+    dg_drone_t *d = get(r, rec->drone_id, rec->drone_id_len, true, false, &created);
+    if (!d) return;
+    /* update under the lock of a lookup: an unpinned entry may be evicted
+     * by another thread as soon as the lock is dropped */
+    uint32_t h = fnv1a(rec->drone_id, rec->drone_id_len);
+    stripe_t *s = stripe_of(r, h);
+    pthread_mutex_lock(&s->lock);
+    if ((d = lookup(s, h, rec->drone_id, rec->drone_id_len))) update_locked(d, rec);
+    pthread_mutex_unlock(&s->lock);
+    if (created) evict(r);
+}
+
+static void copy_state(const dg_drone_t *d, dg_drone_state_t *o)
+{
+    memcpy(o->id, d->id, (size_t)d->id_len + 1);
+    o->online = d->online;
+    o->last_seen_ms = d->last_seen_ms;
+    o->has_last = d->has_last;
+    o->last = d->last;
 }
 
 void dg_registry_state(dg_registry_t *r, dg_drone_t *d, dg_drone_state_t *out)
 {
-    pthread_mutex_t *lk = lock_of(r, d->hash);
-    pthread_mutex_lock(lk);
-    memcpy(out->id, d->id, (size_t)d->id_len + 1);
-    out->online = d->online;
-    out->last_seen_ms = d->last_seen_ms;
-    out->has_last = d->has_last;
-    out->last = d->last;
-    pthread_mutex_unlock(lk);
+    stripe_t *s = stripe_of(r, d->hash);
+    pthread_mutex_lock(&s->lock);
+    copy_state(d, out);
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool dg_registry_find_state(dg_registry_t *r, const char *id, size_t len, dg_drone_state_t *out)
+{
+    if (len > DG_DRONE_ID_MAX) return false;
+    uint32_t h = fnv1a(id, len);
+    stripe_t *s = stripe_of(r, h);
+    pthread_mutex_lock(&s->lock);
+    dg_drone_t *d = lookup(s, h, id, len);
+    if (d) copy_state(d, out);
+    pthread_mutex_unlock(&s->lock);
+    return d != NULL;
+}
+
+bool dg_registry_find_conn(dg_registry_t *r, const char *id, size_t len, dg_conn_ref_t *out)
+{
+    if (len > DG_DRONE_ID_MAX) return false;
+    uint32_t h = fnv1a(id, len);
+    stripe_t *s = stripe_of(r, h);
+    pthread_mutex_lock(&s->lock);
+    dg_drone_t *d = lookup(s, h, id, len);
+    bool on = d && d->online && d->conn.worker >= 0;
+    if (on) *out = d->conn;
+    pthread_mutex_unlock(&s->lock);
+    return on;
 }
 
 static int by_id(const void *a, const void *b)
@@ -178,29 +378,93 @@ long dg_registry_snapshot(dg_registry_t *r, dg_drone_state_t **out)
     size_t cap = atomic_load(&r->count) + 16, n = 0;
     dg_drone_state_t *v = malloc(cap * sizeof *v);
     if (!v) return -1;
-    for (unsigned s = 0; s < NSTRIPES; s++) {
-        pthread_mutex_lock(&r->lock[s]);
-        for (unsigned b = s; b < NBUCKETS; b += NSTRIPES) {
-            for (dg_drone_t *d = r->bucket[b]; d; d = d->next) {
+    for (unsigned i = 0; i < NSTRIPES; i++) {
+        stripe_t *s = &r->s[i];
+        pthread_mutex_lock(&s->lock);
+        for (size_t b = 0; b < s->nb; b++) {
+            for (dg_drone_t *d = s->bucket[b]; d; d = d->next) {
                 if (n == cap) {
                     dg_drone_state_t *nv = realloc(v, 2 * cap * sizeof *v);
-                    if (!nv) { pthread_mutex_unlock(&r->lock[s]); free(v); return -1; }
+                    if (!nv) { pthread_mutex_unlock(&s->lock); free(v); return -1; }
                     v = nv;
                     cap *= 2;
                 }
-                dg_drone_state_t *o = &v[n++];
-                memcpy(o->id, d->id, (size_t)d->id_len + 1);
-                o->online = d->online;
-                o->last_seen_ms = d->last_seen_ms;
-                o->has_last = d->has_last;
-                o->last = d->last;
+                copy_state(d, &v[n++]);
             }
         }
-        pthread_mutex_unlock(&r->lock[s]);
+        pthread_mutex_unlock(&s->lock);
     }
     qsort(v, n, sizeof *v, by_id);
     *out = v;
     return (long)n;
 }
 
+/* ---- pages: a max-heap (by id) of indexes into the caller's array ---- */
+
+static void heap_down(uint32_t *h, size_t n, size_t i, const dg_drone_state_t *v)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && strcmp(v[h[l]].id, v[h[m]].id) > 0) m = l;
+        if (l + 1 < n && strcmp(v[h[l + 1]].id, v[h[m]].id) > 0) m = l + 1;
+        if (m == i) return;
+        uint32_t t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+
+static void heap_up(uint32_t *h, size_t i, const dg_drone_state_t *v)
+{
+    while (i) {
+        size_t p = (i - 1) / 2;
+        if (strcmp(v[h[i]].id, v[h[p]].id) <= 0) return;
+        uint32_t t = h[i]; h[i] = h[p]; h[p] = t;
+        i = p;
+    }
+}
+
+long dg_registry_page(dg_registry_t *r, const char *after, size_t limit,
+                      bool (*want)(void *ud, const char *id), void *ud,
+                      dg_drone_state_t *out, bool *more)
+{
+    *more = false;
+    if (!limit) return 0;
+    if (!after) after = "";
+    uint32_t *h = malloc(limit * sizeof *h);
+    if (!h) return -1;
+    size_t n = 0;
+    for (unsigned i = 0; i < NSTRIPES; i++) {
+        stripe_t *s = &r->s[i];
+        pthread_mutex_lock(&s->lock);
+        for (size_t b = 0; b < s->nb; b++) {
+            for (dg_drone_t *d = s->bucket[b]; d; d = d->next) {
+                if (strcmp(d->id, after) <= 0) continue;
+                if (want && !want(ud, d->id)) continue;
+                if (n == limit && strcmp(d->id, out[h[0]].id) >= 0) { *more = true; continue; }
+                if (n < limit) {
+                    h[n] = (uint32_t)n;
+                    copy_state(d, &out[n]);
+                    heap_up(h, n++, out);
+                } else {
+                    *more = true;                 /* the old top drops out of the page */
+                    copy_state(d, &out[h[0]]);
+                    heap_down(h, n, 0, out);
+                }
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    free(h);
+    qsort(out, n, sizeof *out, by_id);
+    return (long)n;
+}
+
 size_t dg_registry_count(dg_registry_t *r) { return atomic_load(&r->count); }
+
+size_t dg_registry_offline(dg_registry_t *r)
+{
+    pthread_mutex_lock(&r->ev_lock);
+    size_t n = r->ev_n;
+    pthread_mutex_unlock(&r->ev_lock);
+    return n;
+}

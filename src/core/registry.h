@@ -1,11 +1,26 @@
 /* registry.h - every known drone and its latest state, in memory.
  *
- * Shared by all worker threads: a fixed hash table whose buckets are guarded
- * by 64 striped mutexes (an entry is guarded by the stripe of its bucket).
- * Entries are never freed while the registry lives, so a connection may keep
- * a pointer to its drone's entry. The registry also knows which connection
- * currently owns a drone (worker, slot, generation), which is how a second
- * connection of the same drone finds the first one to replace it (4409).
+ * Shared by all worker threads. 64 stripes, each a hash table of its own
+ * guarded by its own mutex (an entry lives in the stripe of its hash); a
+ * stripe's table doubles under its lock when it fills, so growth never stops
+ * more than 1/64 of the registry and never takes two locks.
+ *
+ * Lifetime: an entry is evictable when its drone is offline and nobody pins
+ * it. dg_registry_get(..., create=true) returns a pinned entry: a connection
+ * holds that pin for its whole life and gives it back with
+ * dg_registry_release() when it closes. Beyond --registry-max-offline
+ * evictable entries, the one that became evictable first (offline longest)
+ * is freed: memory is bounded by online drones + the bound. The store keeps
+ * every drone; an evicted drone is only forgotten by the in-memory views
+ * (drones list, latest state, live snapshot) until it sends again.
+ * Online (or pinned) entries are never evicted.
+ *
+ * Locking rule: a thread holds at most one stripe lock; the eviction list
+ * lock is a leaf (taken under a stripe lock or alone, nothing under it).
+ *
+ * The registry also knows which connection currently owns a drone (worker,
+ * slot, generation), which is how a second connection of the same drone finds
+ * the first one to replace it (4409).
  */
 #ifndef DG_REGISTRY_H
 #define DG_REGISTRY_H
@@ -18,6 +33,8 @@
 
 typedef struct dg_registry dg_registry_t;
 typedef struct dg_drone dg_drone_t;
+
+#define DG_REGISTRY_MAX_OFFLINE_DEFAULT 200000
 
 typedef struct dg_conn_ref {
     int      worker;   /* -1 = none */
@@ -35,10 +52,18 @@ typedef struct dg_drone_state {
 
 dg_registry_t *dg_registry_new(void);
 void           dg_registry_free(dg_registry_t *r);
+/* Evictable (offline, unpinned) entries kept at most (0 = none kept). Any
+ * thread; takes effect at the next insertion. */
+void           dg_registry_set_max_offline(dg_registry_t *r, size_t n);
 
-/* Find the drone (id must be valid); create it when `create`. NULL when not
- * found (or out of memory). */
+/* Find the drone (id must be valid). With `create`, make it when missing and
+ * return it PINNED (the caller owns one pin: dg_registry_release() it).
+ * Without `create`, the pointer is only an existence answer: dereference it
+ * only while the drone is known to be pinned; prefer dg_registry_find_*().
+ * NULL when not found (or out of memory). */
 dg_drone_t *dg_registry_get(dg_registry_t *r, const char *id, size_t len, bool create);
+/* Give back a pin taken by dg_registry_get(create). */
+void        dg_registry_release(dg_registry_t *r, dg_drone_t *d);
 
 /* The drone's id (NUL-terminated; immutable) and its length. */
 const char *dg_drone_id(const dg_drone_t *d, size_t *len);
@@ -52,16 +77,39 @@ int  dg_registry_attach(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t ref, dg_c
 bool dg_registry_detach(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t ref, int64_t now_ms);
 /* The drone's current connection: true (and *out) when online. */
 bool dg_registry_conn(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t *out);
-/* Latest record of the drone (keeps the newest by timestamp, then seq). */
+
+/* Latest-state rule (what the drone sent last, never what it claims is
+ * newest): `rec` replaces `cur` unless both carry a seq and rec's is not
+ * higher. So the last message in arrival order wins, a redelivered or
+ * reused seq (which the store ignores or rejects as seq_reused) never shows,
+ * and a timestamp far in the future cannot freeze the state. */
+bool dg_registry_supersedes(const dg_record_t *rec, const dg_record_t *cur);
+/* Apply rec to the drone's latest state (by dg_registry_supersedes). */
 void dg_registry_update(dg_registry_t *r, dg_drone_t *d, const dg_record_t *rec);
-/* Restore a stored record (at start); the drone is offline. */
+/* Restore a stored record (at start); the drone is offline and evictable. */
 void dg_registry_restore(dg_registry_t *r, const dg_record_t *rec);
 
-/* Copy one drone's state. */
+/* Copy one drone's state (d pinned). */
 void dg_registry_state(dg_registry_t *r, dg_drone_t *d, dg_drone_state_t *out);
+/* Look up by id and copy under one lock (no pointer escapes): true when known. */
+bool dg_registry_find_state(dg_registry_t *r, const char *id, size_t len, dg_drone_state_t *out);
+/* Look up by id: true (and *out) when known and online. */
+bool dg_registry_find_conn(dg_registry_t *r, const char *id, size_t len, dg_conn_ref_t *out);
+
 /* Copies of all drones, sorted by id. *out is malloc'd (caller frees).
- * Returns the count, or -1 on ENOMEM. */
+ * Returns the count, or -1 on ENOMEM. O(n) memory: for small fleets/tests. */
 long dg_registry_snapshot(dg_registry_t *r, dg_drone_state_t **out);
+/* One page in id order: up to `limit` drones whose id is > `after` ("" or
+ * NULL = from the start) and, when `want` is set, for which want(ud, id) is
+ * true, copied into out[0..limit) sorted by id. *more is set when drones
+ * beyond the page exist. Returns the count or -1 (ENOMEM). Cost: one pass
+ * over the registry with a bounded heap, O(n log limit), limit states of
+ * memory; no lock held for more than one stripe. */
+long dg_registry_page(dg_registry_t *r, const char *after, size_t limit,
+                      bool (*want)(void *ud, const char *id), void *ud,
+                      dg_drone_state_t *out, bool *more);
 size_t dg_registry_count(dg_registry_t *r);
+/* Entries currently evictable (offline, unpinned). */
+size_t dg_registry_offline(dg_registry_t *r);
 
 #endif
