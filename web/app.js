@@ -1018,10 +1018,14 @@ function setConn(cls, text) {
   c.textContent = text;
 }
 
-function pollDrones() {
-  // used at start and while the live stream is down
-  return api('api/v1/drones').then(function (r) {
-    if (r.status === 200 && r.body && Array.isArray(r.body.drones)) applyDroneList(r.body.drones);
+function pollDrones(cursor) {
+  // used at start and while the live stream is down; pages via next_cursor
+  var q = 'api/v1/drones?limit=5000' + (typeof cursor === 'string' ? '&cursor=' + encodeURIComponent(cursor) : '');
+  return api(q).then(function (r) {
+    if (r.status === 200 && r.body && Array.isArray(r.body.drones)) {
+      applyDroneList(r.body.drones);
+      if (typeof r.body.next_cursor === 'string') return pollDrones(r.body.next_cursor);
+    }
   }).catch(function () {});
 }
 function startPolling() {

@@ -11,7 +11,15 @@
  * Worker -> page: {kind: "open"}, {kind: "closed", retryMs},
  *                 {kind: "events", events: [...], telemetry: N, total: N}.
  * Reconnects with exponential backoff: 0.5 s doubling to 15 s, +-25 % jitter;
- * a snapshot (a healthy stream) resets it.
+ * a complete snapshot (a healthy stream) resets it.
+ *
+ * The snapshot comes in chunks, in drone-id order: {"type":"snapshot",
+ * "drones":[<= 1000],"final":false} ... {"final":true}; live events are
+ * interleaved between chunks. Each chunk is handed over in order as a
+ * snapshot event (the page merges drone lists, so a chunk needs nothing of
+ * the others); an entry is newer than any telemetry delivered before its
+ * chunk, so order alone keeps the newest state. `snapshotDone` turns true
+ * at the final chunk (an older gateway sends one message without "final").
  */
 'use strict';
 
@@ -20,6 +28,7 @@ var url = '', ws = null, attempts = 0, retryTimer = 0, flushTimer = 0;
 var latest = new Map();       // drone id -> newest telemetry event not yet handed over
 var queue = [];               // events to hand over, in order
 var nTelemetry = 0, nTotal = 0, lastFlush = 0;
+var snapshotDone = false;     // the final snapshot chunk of this connection arrived
 
 self.onmessage = function (e) {
   if (e.data && e.data.type === 'connect') {
@@ -50,6 +59,7 @@ function connect() {
   var sock;
   try { sock = new WebSocket(url); } catch (e) { retry(); return; }
   ws = sock;
+  snapshotDone = false;
   sock.onopen = function () {
     if (ws === sock) self.postMessage({ kind: 'open' });
   };
@@ -63,7 +73,10 @@ function connect() {
       nTelemetry++;
       latest.set(m.drone_id, m);
     } else {
-      if (m.type === 'snapshot') attempts = 0;
+      if (m.type === 'snapshot' && m.final !== false) {
+        attempts = 0;
+        snapshotDone = true;
+      }
       moveTelemetry();          // keep the order around non-telemetry events
       queue.push(m);
     }

@@ -57,6 +57,10 @@ struct dg_live_watch {
     size_t     cf_cap, cf_used;
     uint32_t  *dirty;               /* indexes into cf, in arrival order */
     size_t     ndirty, dirty_cap;
+    /* the initial snapshot, sent in chunks as the output drains */
+    bool       snap_active;         /* chunks left to send */
+    bool       pumping;             /* in dg_live_on_drained (no recursion) */
+    char       snap_after[DG_DRONE_ID_MAX + 1];  /* last id sent ("" = none yet) */
 };
 
 static int ws_send(void *ud, const void *p, size_t n) { return dg_conn_send(ud, p, n); }
@@ -278,20 +282,58 @@ void dg_live_deliver(dg_worker_t *w, dg_live_chunk_t *ch)
     }
 }
 
+static bool want_cb(void *ud, const char *id) { return wants(ud, id); }
+
+/* Append the next snapshot chunk to c's output: {"type":"snapshot",
+ * "drones":[up to DG_LIVE_SNAPSHOT_CHUNK, in id order],"final":bool}. One
+ * pass over the registry per chunk (see dg_registry_page); memory: one chunk. */
+static void snapshot_chunk(dg_conn_t *c, struct dg_live_watch *lw)
+{
+    dg_drone_state_t *v = malloc(DG_LIVE_SNAPSHOT_CHUNK * sizeof *v);
+    bool more = false;
+    long n = v ? dg_registry_page(c->w->srv->registry, lw->snap_after, DG_LIVE_SNAPSHOT_CHUNK,
+                                  lw->ids ? want_cb : NULL, lw, v, &more) : -1;
+    if (n < 0) {                    /* ENOMEM: try again at the next drain */
+        free(v);
+        return;
+    }
+    dg_buf_t b = { 0 };
+    dg_buf_puts(&b, "{\"type\":\"snapshot\",\"drones\":[");
+    for (long i = 0; i < n; i++) {
+        if (i) dg_buf_puts(&b, ",");
+        dg_api_drone_json(&b, &v[i]);
+    }
+    dg_buf_puts(&b, more ? "],\"final\":false}" : "],\"final\":true}");
+    if (n > 0) memcpy(lw->snap_after, v[n - 1].id, strlen(v[n - 1].id) + 1);
+    if (!more) lw->snap_active = false;
+    free(v);
+    dg_ws_send(DG_WS_OP_TEXT, b.data, b.len, &ws_cb, c);
+    dg_buf_free(&b);
+}
+
 void dg_live_on_drained(dg_conn_t *c)
 {
     struct dg_live_watch *lw = c->u.live.lw;
-    if (!lw || !lw->ndirty || c->dead || c->closing) return;
-    uint8_t was = c->cork;
-    c->cork = 1;
-    for (size_t k = 0; k < lw->ndirty; k++) {
-        cf_ent_t *e = &lw->cf[lw->dirty[k]];
-        e->dirty = 0;
-        dg_conn_send(c, e->frame.data, e->frame.len);
+    if (!lw || lw->pumping || (!lw->ndirty && !lw->snap_active) || c->dead || c->closing) return;
+    lw->pumping = true;
+    for (;;) {
+        uint8_t was = c->cork;
+        c->cork = 1;
+        for (size_t k = 0; k < lw->ndirty; k++) {
+            cf_ent_t *e = &lw->cf[lw->dirty[k]];
+            e->dirty = 0;
+            dg_conn_send(c, e->frame.data, e->frame.len);
+        }
+        lw->ndirty = 0;
+        if (lw->snap_active && c->out.len < DG_LIVE_LOW && !c->dead) snapshot_chunk(c, lw);
+        c->cork = was;
+        if (c->dead) return;        /* lw is gone with the connection */
+        if (was) break;             /* the caller flushes; its flush calls us again */
+        dg_conn_flush(c);           /* the nested call returns at once (pumping) */
+        if (c->dead) return;
+        if (c->closing || !lw->snap_active || c->out.len >= DG_LIVE_LOW) break;
     }
-    lw->ndirty = 0;
-    c->cork = was;
-    if (!was) dg_conn_flush(c);
+    lw->pumping = false;
 }
 
 static void parse_filter(struct dg_live_watch *lw, const char *filter)
@@ -326,24 +368,10 @@ void dg_live_start(dg_conn_t *c, const char *filter)
     atomic_fetch_add(&w->nwatchers, 1);
     atomic_fetch_add(&w->srv->live_watchers, 1);
 
-    /* initial snapshot of the latest state of each (wanted) drone */
-    dg_drone_state_t *v = NULL;
-    long n = dg_registry_snapshot(w->srv->registry, &v);
-    dg_buf_t b = { 0 };
-    dg_buf_puts(&b, "{\"type\":\"snapshot\",\"drones\":[");
-    int k = 0;
-    for (long i = 0; i < n; i++) {
-        if (!wants(lw, v[i].id)) continue;
-        if (k++) dg_buf_puts(&b, ",");
-        dg_api_drone_json(&b, &v[i]);
-    }
-    dg_buf_puts(&b, "]}");
-    free(v);
-    uint8_t was = c->cork;
-    c->cork = 1;
-    dg_ws_send(DG_WS_OP_TEXT, b.data, b.len, &ws_cb, c);
-    c->cork = was;
-    dg_buf_free(&b);
+    /* initial snapshot of the latest state of each (wanted) drone: in
+     * chunks, each one sent when the output has drained (dg_live_on_drained) */
+    lw->snap_active = true;
+    dg_live_on_drained(c);
 }
 
 void dg_live_on_data(dg_conn_t *c, uint8_t *p, size_t n)

@@ -27,6 +27,11 @@
 
 #define DG_LIVE_HIGH (512 * 1024)
 #define DG_LIVE_LOW  (64 * 1024)
+/* Drones per snapshot message: the snapshot of a watcher is sent as
+ * {"type":"snapshot","drones":[...],"final":false} ... "final":true, in
+ * drone-id order, the next chunk when the output has drained below
+ * DG_LIVE_LOW: memory per watcher stays bounded at any fleet size. */
+#define DG_LIVE_SNAPSHOT_CHUNK 1000
 
 typedef struct dg_live_chunk dg_live_chunk_t;
 
@@ -50,7 +55,8 @@ void dg_live_close(dg_conn_t *c, uint16_t code, const char *reason);
 void dg_live_start(dg_conn_t *c, const char *filter);
 void dg_live_on_data(dg_conn_t *c, uint8_t *p, size_t n);
 void dg_live_on_close(dg_conn_t *c);
-/* Output drained below DG_LIVE_LOW: send conflated states. */
+/* Output drained below DG_LIVE_LOW: send conflated states and the next
+ * snapshot chunk. */
 void dg_live_on_drained(dg_conn_t *c);
 
 #endif

@@ -453,7 +453,14 @@ class Server:
         return parse_metrics(r.text)
 
     def drones(self):
-        return self.get_json("/api/v1/drones")["drones"]
+        """Every drone: walks the pages of GET /api/v1/drones (next_cursor)."""
+        out, cursor = [], None
+        while True:
+            doc = self.get_json("/api/v1/drones?limit=10000" + (f"&cursor={cursor}" if cursor else ""))
+            out += doc["drones"]
+            cursor = doc.get("next_cursor")
+            if not cursor:
+                return out
 
     def history(self, drone_id, **params):
         params.setdefault("limit", 100000)
