@@ -283,9 +283,11 @@ static const char sql_hist[] =
 
 /* Latest row of every drone, O(drones * log rows) instead of a scan: the
  * recursive CTE walks the distinct drone ids with one index seek each (a
- * "loose index scan"), then one descending seek per drone finds its newest
- * row. Reads telemetry, not drones, so it is right after a kill -9 that
- * happened before update_drones() ran. */
+ * "loose index scan"), then one descending seek per drone finds its latest
+ * row: the highest seq (what the drone sent last, never the newest claimed
+ * timestamp: see registry.h), or for a drone without seqs the last received
+ * (a scan of that drone's rows). Reads telemetry, not drones, so it is
+ * right after a kill -9 that happened before update_drones() ran. */
 static const char sql_latest[] =
     "WITH RECURSIVE ids(id) AS ("
     "  SELECT (SELECT drone_id FROM telemetry ORDER BY drone_id LIMIT 1)"
@@ -294,8 +296,10 @@ static const char sql_latest[] =
     "          ORDER BY drone_id LIMIT 1)"
     "  FROM ids WHERE ids.id IS NOT NULL)"
     " SELECT " ROW_COLS " FROM ids JOIN telemetry ON telemetry.rowid ="
-    "  (SELECT rowid FROM telemetry WHERE drone_id = ids.id"
-    "   ORDER BY timestamp DESC, seq DESC LIMIT 1)"
+    "  COALESCE((SELECT rowid FROM telemetry WHERE drone_id = ids.id AND seq IS NOT NULL"
+    "            ORDER BY seq DESC LIMIT 1),"     /* what the drone sent last (registry.h) */
+    "           (SELECT rowid FROM telemetry WHERE drone_id = ids.id"
+    "            ORDER BY received_at DESC, rowid DESC LIMIT 1))"   /* no seq: last received */
     " WHERE ids.id IS NOT NULL";
 
 /* ---- helpers ------------------------------------------------------------ */

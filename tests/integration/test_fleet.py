@@ -156,3 +156,49 @@ def test_live_snapshot_filter_in_chunks(server_factory):
         assert len(drones) == 2500 and len(chunks) == 3
         await w.close()
     run(go())
+
+
+def test_latest_state_follows_what_was_sent_last_live_and_after_restart(server_factory):
+    """§1.8: one record dated in the far future must not freeze the latest
+    state (live or after a restart), and a reused seq with other content
+    (which the store does not keep) must never show in the API."""
+    s = server_factory()
+    a, b = new_id("skew"), new_id("noseq")
+    future = "2199-01-01T00:00:00Z"
+
+    def state(i):
+        return s.get_json(f"/api/v1/drones/{i}")
+
+    async def go():
+        d = await Drone.connect(s, a)
+        await d.send(minimal(1, timestamp=future, latitude=11.0))
+        await d.send(minimal(2, timestamp="2026-01-01T00:00:00Z", latitude=22.0))
+        await d.wait_ack(2)
+        st = state(a)
+        assert st["seq"] == 2 and st["latitude"] == 22.0, st
+        # the same seq again with other content: never the latest state
+        await d.send(minimal(2, timestamp="2026-01-01T00:00:05Z", latitude=33.0))
+        await d.send(minimal(99, latitude=1000.0))      # invalid: its error marks the frames above as done
+        await d.wait(lambda: any(e.get("seq") == 99 for e in d.errors), T(10), "error for seq 99")
+        st = state(a)
+        assert st["seq"] == 2 and st["latitude"] == 22.0, st
+        stored = {r["seq"]: r["latitude"] for r in s.history(a)}
+        assert stored[2] == st["latitude"], (stored, st)   # the API and the store agree
+        await d.close()
+
+        # without seq: the last received wins
+        e = await Drone.connect(s, b)
+        await e.send(minimal(None, timestamp=future, latitude=44.0))
+        await e.send(minimal(None, timestamp="2026-01-01T00:00:00Z", latitude=55.0))
+        await e.send(minimal(98, latitude=1000.0))
+        await e.wait(lambda: any(x.get("seq") == 98 for x in e.errors), T(10), "error for seq 98")
+        assert state(b)["latitude"] == 55.0, state(b)
+        await e.close()
+    run(go())
+    wait_until(lambda: len(s.history(b)) == 2, T(10), "both rows of the no-seq drone stored")
+    s.stop()
+    s.restart()
+    st = s.get_json(f"/api/v1/drones/{a}")
+    assert st["seq"] == 2 and st["latitude"] == 22.0, f"after restart: {st}"
+    st = s.get_json(f"/api/v1/drones/{b}")
+    assert st["latitude"] == 55.0, f"after restart: {st}"
