@@ -60,7 +60,7 @@ struct dg_live_watch {
     /* the initial snapshot, sent in chunks as the output drains */
     bool       snap_active;         /* chunks left to send */
     bool       pumping;             /* in dg_live_on_drained (no recursion) */
-    char       snap_after[DG_DRONE_ID_MAX + 1];  /* last id sent ("" = none yet) */
+    dg_registry_pos_t snap_pos;     /* where the next chunk starts */
 };
 
 static int ws_send(void *ud, const void *p, size_t n) { return dg_conn_send(ud, p, n); }
@@ -285,27 +285,24 @@ void dg_live_deliver(dg_worker_t *w, dg_live_chunk_t *ch)
 static bool want_cb(void *ud, const char *id) { return wants(ud, id); }
 
 /* Append the next snapshot chunk to c's output: {"type":"snapshot",
- * "drones":[up to DG_LIVE_SNAPSHOT_CHUNK, in id order],"final":bool}. One
- * pass over the registry per chunk (see dg_registry_page); memory: one chunk. */
+ * "drones":[about DG_LIVE_SNAPSHOT_CHUNK],"final":bool}, in registry table
+ * order (dg_registry_scan: O(chunk), no sort, no full copy). Memory: one
+ * chunk. */
 static void snapshot_chunk(dg_conn_t *c, struct dg_live_watch *lw)
 {
-    dg_drone_state_t *v = malloc(DG_LIVE_SNAPSHOT_CHUNK * sizeof *v);
-    bool more = false;
-    long n = v ? dg_registry_page(c->w->srv->registry, lw->snap_after, DG_LIVE_SNAPSHOT_CHUNK,
-                                  lw->ids ? want_cb : NULL, lw, v, &more) : -1;
-    if (n < 0) {                    /* ENOMEM: try again at the next drain */
-        free(v);
-        return;
-    }
+    dg_drone_state_t *v = malloc((DG_LIVE_SNAPSHOT_CHUNK + DG_REGISTRY_SCAN_SLACK) * sizeof *v);
+    bool done = false;
+    long n = v ? dg_registry_scan(c->w->srv->registry, &lw->snap_pos, DG_LIVE_SNAPSHOT_CHUNK,
+                                  lw->ids ? want_cb : NULL, lw, v, &done) : -1;
+    if (n < 0) return;              /* ENOMEM: try again at the next drain */
     dg_buf_t b = { 0 };
     dg_buf_puts(&b, "{\"type\":\"snapshot\",\"drones\":[");
     for (long i = 0; i < n; i++) {
         if (i) dg_buf_puts(&b, ",");
         dg_api_drone_json(&b, &v[i]);
     }
-    dg_buf_puts(&b, more ? "],\"final\":false}" : "],\"final\":true}");
-    if (n > 0) memcpy(lw->snap_after, v[n - 1].id, strlen(v[n - 1].id) + 1);
-    if (!more) lw->snap_active = false;
+    dg_buf_puts(&b, done ? "],\"final\":true}" : "],\"final\":false}");
+    if (done) lw->snap_active = false;
     free(v);
     dg_ws_send(DG_WS_OP_TEXT, b.data, b.len, &ws_cb, c);
     dg_buf_free(&b);

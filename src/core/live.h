@@ -27,10 +27,12 @@
 
 #define DG_LIVE_HIGH (512 * 1024)
 #define DG_LIVE_LOW  (64 * 1024)
-/* Drones per snapshot message: the snapshot of a watcher is sent as
- * {"type":"snapshot","drones":[...],"final":false} ... "final":true, in
- * drone-id order, the next chunk when the output has drained below
- * DG_LIVE_LOW: memory per watcher stays bounded at any fleet size. */
+/* Drones per snapshot message (about: a hash bucket is never split): the
+ * snapshot of a watcher is sent as {"type":"snapshot","drones":[...],
+ * "final":false} ... "final":true, in no particular order (a drone added
+ * meanwhile may come twice), the next chunk when the output has drained
+ * below DG_LIVE_LOW: memory per watcher stays bounded at any fleet size,
+ * and each chunk costs O(chunk). */
 #define DG_LIVE_SNAPSHOT_CHUNK 1000
 
 typedef struct dg_live_chunk dg_live_chunk_t;

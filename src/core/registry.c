@@ -459,6 +459,31 @@ long dg_registry_page(dg_registry_t *r, const char *after, size_t limit,
     return (long)n;
 }
 
+long dg_registry_scan(dg_registry_t *r, dg_registry_pos_t *pos, size_t limit,
+                      bool (*want)(void *ud, const char *id), void *ud,
+                      dg_drone_state_t *out, bool *done)
+{
+    size_t n = 0;
+    *done = false;
+    while (pos->stripe < NSTRIPES) {
+        stripe_t *s = &r->s[pos->stripe];
+        pthread_mutex_lock(&s->lock);
+        for (; pos->bucket < s->nb; pos->bucket++) {
+            size_t chain = 0;
+            for (dg_drone_t *d = s->bucket[pos->bucket]; d; d = d->next) chain++;
+            if (n && n + chain > limit) { pthread_mutex_unlock(&s->lock); return (long)n; }
+            size_t k = 0;
+            for (dg_drone_t *d = s->bucket[pos->bucket]; d && k < limit + DG_REGISTRY_SCAN_SLACK; d = d->next, k++)
+                if (!want || want(ud, d->id)) copy_state(d, &out[n++]);
+        }
+        pthread_mutex_unlock(&s->lock);
+        pos->stripe++;
+        pos->bucket = 0;
+    }
+    *done = true;
+    return (long)n;
+}
+
 size_t dg_registry_count(dg_registry_t *r) { return atomic_load(&r->count); }
 
 size_t dg_registry_offline(dg_registry_t *r)

@@ -108,6 +108,20 @@ long dg_registry_snapshot(dg_registry_t *r, dg_drone_state_t **out);
 long dg_registry_page(dg_registry_t *r, const char *after, size_t limit,
                       bool (*want)(void *ud, const char *id), void *ud,
                       dg_drone_state_t *out, bool *more);
+/* Walk the whole registry in table order, one bounded batch per call (the
+ * live snapshot): copies up to about `limit` drones (a bucket is never split:
+ * a batch may stop early, or pass limit by one bucket chain when it would
+ * otherwise be empty; out needs limit + DG_REGISTRY_SCAN_SLACK slots) from
+ * *pos on, advances *pos; *done when the walk is over. Cost O(batch): no
+ * sort, one stripe lock at a time. Every drone present for the whole walk is
+ * returned at least once; one whose stripe grew meanwhile may come twice
+ * (a table only doubles: a bucket's entries move to the same or a later
+ * bucket). Start with a zeroed pos. */
+#define DG_REGISTRY_SCAN_SLACK 64
+typedef struct dg_registry_pos { uint32_t stripe; size_t bucket; } dg_registry_pos_t;
+long dg_registry_scan(dg_registry_t *r, dg_registry_pos_t *pos, size_t limit,
+                      bool (*want)(void *ud, const char *id), void *ud,
+                      dg_drone_state_t *out, bool *done);
 size_t dg_registry_count(dg_registry_t *r);
 /* Entries currently evictable (offline, unpinned). */
 size_t dg_registry_offline(dg_registry_t *r);
