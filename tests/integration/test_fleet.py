@@ -204,3 +204,41 @@ def test_latest_state_follows_what_was_sent_last_live_and_after_restart(server_f
     assert st["seq"] == 2 and st["latitude"] == 22.0, f"after restart: {st}"
     st = s.get_json(f"/api/v1/drones/{b}")
     assert st["latitude"] == 55.0, f"after restart: {st}"
+
+
+def test_many_drones_then_offline_bound_keeps_online_ones(server_factory):
+    """5,000 simulated drones each send and leave: beyond --registry-max-offline
+    the longest offline leave memory (the store keeps their data); an online
+    drone never does; the live snapshot and the list agree with that."""
+    import test_sim
+    bound = 1000
+    s = server_factory(args=["--registry-max-offline", str(bound), "--max-msg-rate", "0"])
+    keeper = new_id("keeper")
+
+    async def go():
+        k = await Drone.connect(s, keeper)
+        await k.send(minimal(1, latitude=1.5))
+        await k.wait_ack(1)
+        rep = test_sim.run_sim(s, "--drones", 5000, "--rate", 1, "--duration", 4, "--ramp", 5000,
+                               "--prefix", "many-", timeout=T(120))
+        assert rep["sent"] >= 5000 and rep["acked"] == rep["sent"] and rep["errors"] == 0, rep
+        # every simulated drone went offline: only the last `bound` stay in memory
+        wait_until(lambda: len(s.drones()) == bound + 1, T(30), f"{bound} offline drones + the online one")
+        listed = s.drones()
+        assert any(d["id"] == keeper and d["online"] for d in listed)
+        assert sum(1 for d in listed if d["id"].startswith("many-")) == bound
+        w = await live(s)
+        drones, _, _ = await read_snapshot(w, T(30))
+        assert len(drones) == bound + 1 and keeper in {d["id"] for d in drones}
+        await w.close()
+        # an evicted drone's data is still in the store
+        gone = {f"many-{i:04d}" for i in range(5000)} - {d["id"] for d in listed}
+        assert len(gone) == 5000 - bound
+        db = sqlite3.connect(s.db)
+        stored = {r[0] for r in db.execute("SELECT DISTINCT drone_id FROM telemetry WHERE drone_id LIKE 'many-%'")}
+        db.close()
+        assert len(gone & stored) >= 5000 - bound - 100, len(gone & stored)   # evicted from memory, not the store
+        some = sorted(gone & stored)[0]
+        assert s.get(f"/api/v1/drones/{some}").status == 404
+        await k.close()
+    run(go(), T(200))
