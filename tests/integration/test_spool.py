@@ -103,3 +103,18 @@ def test_replayed_spool_of_a_crashed_run_acks_nobody(server_factory, first_worke
     replayed = [(i, q) for (i, q) in rows if i in old and q > 1]
     assert replayed, "nothing of the crashed run's spool was stored"
     assert s.alive()
+
+
+def test_spool_of_another_format_stops_the_start_with_a_sentence(server_factory):
+    s = server_factory(start=False)
+    spool_dir = s.dir / "dg.db.spool"
+    spool_dir.mkdir(parents=True)
+    # the raw-struct spool of earlier builds: never overwritten, never misread
+    old = b"dronegate-spool-1 208".ljust(64, b"\0") + b"\x01" * 400
+    (spool_dir / "backlog.spool").write_bytes(old)
+    s.spawn()
+    rc = s.wait_exit()
+    assert rc != 0
+    err = s.stderr()
+    assert "is not a dronegate spool of format version 1" in err, err
+    assert (spool_dir / "backlog.spool").read_bytes() == old
