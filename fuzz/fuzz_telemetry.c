@@ -128,7 +128,7 @@ static void on_record(void *ud, const dg_record_t *r)
     if (!(r->flags & DG_REC_HAS_STATUS)) FZ_ASSERT(r->status_len == 0);
     FZ_ASSERT(r->status_len <= DG_STATUS_MAX && r->status[r->status_len] == '\0');
     FZ_ASSERT(r->drone_id_len == 0 && r->drone_id[0] == '\0');
-    FZ_ASSERT(r->origin_slot == 0 && r->origin_gen == 0 && r->origin_worker == 0);
+    FZ_ASSERT(r->origin == 0);
     mix(x, &r->seq, sizeof r->seq);
     mix(x, &r->ts_ms, sizeof r->ts_ms);
     mix(x, &r->lat, 3 * sizeof(double));

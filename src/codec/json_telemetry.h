@@ -33,7 +33,7 @@ typedef struct dg_command_ack {
 } dg_command_ack_t;
 
 typedef struct dg_decode_sink {
-    /* A valid telemetry record. drone_id/origin_* are NOT set by the decoder
+    /* A valid telemetry record. drone_id/origin are NOT set by the decoder
      * (the caller knows them). `rec` is valid only during the call. */
     void (*on_record)(void *ud, const dg_record_t *rec);
     /* One rejected message (or the whole frame, for invalid_json). */

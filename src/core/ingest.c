@@ -171,9 +171,7 @@ static void on_record(void *ud, const dg_record_t *rec)
     const char *id = dg_drone_id(c->u.drone.drone, &idlen);
     memcpy(r.drone_id, id, idlen + 1);
     r.drone_id_len = (uint8_t)idlen;
-    r.origin_worker = (uint8_t)c->w->id;
-    r.origin_slot = c->slot;
-    r.origin_gen = c->gen;
+    r.origin = dg_origin_pack((unsigned)c->w->id, c->slot, c->gen);
     dg_worker_append(c->w, &r);
     if (dg_live_active(c->w)) dg_live_publish_record(c->w, &r);
     if (!f->have_last || dg_registry_supersedes(&r, &f->last)) {
@@ -320,9 +318,9 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
     for (size_t i = 0; i < b->n; i++) {
         const dg_record_t *r = &b->recs[i];
         if (!(r->flags & DG_REC_HAS_SEQ)) continue;
-        if (r->origin_slot != last_slot || r->origin_gen != last_gen) {
-            last_slot = r->origin_slot;
-            last_gen = r->origin_gen;
+        if (dg_origin_slot(r->origin) != last_slot || dg_origin_gen(r->origin) != last_gen) {
+            last_slot = dg_origin_slot(r->origin);
+            last_gen = dg_origin_gen(r->origin);
             c = dg_worker_conn(w, last_slot, last_gen);
             if (c && c->kind != DG_CONN_DRONE) c = NULL;
         }

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "../net/conn.h"
-#include "../store/writer.h"
+#include "../pipeline/writer.h"
 #include "commands.h"
 
 /* The connection has been upgraded (101 sent): it becomes drone `d`'s

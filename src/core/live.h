@@ -23,7 +23,7 @@
 #include "commands.h"
 #include "record.h"
 #include "../net/conn.h"
-#include "../store/writer.h"
+#include "../pipeline/writer.h"
 
 #define DG_LIVE_HIGH (512 * 1024)
 #define DG_LIVE_LOW  (64 * 1024)

@@ -22,7 +22,7 @@
 #include "buf.h"
 #include "server.h"
 #include "../store/store.h"
-#include "../store/writer.h"
+#include "../pipeline/writer.h"
 
 typedef struct dg_reads dg_reads_t;
 typedef struct dg_read_job dg_read_job_t;

@@ -32,9 +32,8 @@ typedef struct dg_record {
     double   lat, lon, alt;             /* degrees, degrees, metres AMSL */
     double   speed, heading, climb, battery; /* NAN when absent */
     uint32_t flags;        /* DG_REC_HAS_* */
-    uint32_t origin_slot;  /* connection that sent it (worker-local slot) ... */
-    uint32_t origin_gen;   /* ... and its generation, so a late ack finds no stale conn */
-    uint8_t  origin_worker;
+    uint64_t origin;       /* who to ack when durable: opaque below the pipeline
+                              (packed by pipeline/batch.h dg_origin_pack) */
     uint8_t  drone_id_len;
     uint8_t  status_len;
     char     drone_id[DG_DRONE_ID_MAX + 1]; /* NUL-terminated */
@@ -47,7 +46,7 @@ static inline void dg_record_init(dg_record_t *r)
     r->seq = 0; r->ts_ms = 0; r->recv_us = 0;
     r->lat = r->lon = r->alt = 0.0;
     r->speed = r->heading = r->climb = r->battery = NAN;
-    r->flags = 0; r->origin_slot = 0; r->origin_gen = 0; r->origin_worker = 0;
+    r->flags = 0; r->origin = 0;
     r->drone_id_len = 0; r->status_len = 0;
     r->drone_id[0] = '\0'; r->status[0] = '\0';
 }

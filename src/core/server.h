@@ -12,7 +12,7 @@
 #include "config.h"
 #include "registry.h"
 #include "../store/store.h"
-#include "../store/writer.h"
+#include "../pipeline/writer.h"
 
 typedef struct dg_worker dg_worker_t;
 

@@ -18,7 +18,7 @@
 #include "conn.h"
 #include "../codec/json_telemetry.h"
 #include "../core/server.h"
-#include "../store/writer.h"
+#include "../pipeline/writer.h"
 
 enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5, DG_MSG_READ = 6 };
 

@@ -1,8 +1,12 @@
-/* store.h - the storage interface every backend implements (sqlite:, null:,
- * and later postgresql:, influxdb:).
+/* store.h - the storage interface every backend implements (sqlite:,
+ * postgresql:, influxdb:, null:).
  *
- * Threads: write_batch() and update_drones() are called only from the
- * store writer thread (src/store/writer.c), one call at a time. query(),
+ * The store layer knows records, not connections: a record's `origin` is an
+ * opaque token of the pipeline (src/pipeline/batch.h); a backend neither
+ * reads nor stores it.
+ *
+ * Threads: write_batch(), update_drones() and put_command() are called only
+ * from the store writer thread (src/pipeline/writer.c), one call at a time. query(),
  * latest() and ping() may be called from any worker thread, concurrently with
  * the writer and with each other; a backend that needs it serialises
  * internally (for example a mutex-protected read connection pool).

@@ -467,9 +467,7 @@ TEST(decode_full_object)
     /* left as dg_record_init leaves them */
     ASSERT_EQ(r->drone_id_len, 0);
     ASSERT_STR_EQ(r->drone_id, "");
-    ASSERT_EQ(r->origin_slot, 0);
-    ASSERT_EQ(r->origin_gen, 0);
-    ASSERT_EQ(r->origin_worker, 0);
+    ASSERT_U64_EQ(r->origin, 0);
 }
 
 TEST(decode_minimal_object)

@@ -8,13 +8,25 @@
  * Outage: when a write fails, the batches stay with the writer (the memory
  * backlog) and are retried with backoff (50 ms doubling to 2 s) while new
  * batches keep arriving. Past half of the workers' batch pools, the oldest
- * batches are appended to an on-disk spool (--spool-dir, at most
- * --spool-max-bytes) and their buffers go back to the workers, so drones
- * keep being served. Order is kept: the spool is replayed (and acked) before
+ * batches are appended to an on-disk spool (spool.c: --spool-dir, at most
+ * --spool-max-mb) and their buffers go back to the workers, so drones keep
+ * being served. Order is kept: the spool is replayed (and acked) before
  * anything newer is written. Nothing is acked before its transaction
- * commits. A spool left by a crash is replayed at start (without acks: the
- * connections are gone). When memory and spool are full, workers run out of
- * batches and close drones with 1008 (see worker.c).
+ * commits. A spool left by a crash (records of an earlier run) is replayed
+ * at start and stored but never acked: its origin tokens name connections
+ * of the dead process, and slots and generations restart at 1, so acking
+ * them would ack a seq to a drone that never sent it. Acks of this run's
+ * replayed records only go to workers that submitted batches in this run.
+ * When memory and spool are full, workers run out of batches and close
+ * drones with 1008 (see worker.c).
+ *
+ * Group commit, precisely: there is no fixed delay when the store is idle
+ * or busy, except --commit-interval (durable stores only): while little is
+ * queued (< COMMIT_EARLY_RECORDS records) and the last transaction started
+ * less than that long ago, the writer waits for more before it starts the
+ * next one. 0 turns the wait off (one transaction as soon as anything is
+ * queued; under load the queue still groups everything that arrived during
+ * the previous commit).
  *
  * The writer also keeps the last record of every drone it has committed and
  * upserts the `drones` table once a second (only drones that changed), so the
@@ -23,6 +35,7 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <sys/random.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -39,6 +52,7 @@
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/timefmt.h"
+#include "spool.h"
 
 #define LAST_BUCKETS 4096u
 #define COMMIT_EARLY_RECORDS 16384   /* commit at once when this much waits */
@@ -75,10 +89,8 @@ struct dg_writer {
     size_t          spill_at;               /* pend_batches that trigger spooling */
     int             backoff_ms;
     int64_t         next_try_ms;            /* monotonic; 0 = now */
-    int             spool_fd;               /* -1 = no spool */
-    char            spool_path[1100];
-    uint64_t        spool_rd, spool_wr;     /* byte offsets (after the header) */
-    uint64_t        spool_max;
+    dg_spool_t     *spool;                  /* NULL = no spool */
+    uint64_t        spool_gauge;            /* spool bytes counted in the metric */
     dg_record_t    *replay;
     /* writer-thread only */
     dg_record_t    *merge;          /* contiguous copy when several batches go in one transaction */
@@ -91,33 +103,21 @@ struct dg_writer {
     int64_t         last_commit_ms;   /* when the last transaction's batches were taken */
     long            commit_interval_ms;
     size_t          queued_records;   /* in head..tail (under mu) */
+    uint64_t        run_id;           /* random; names this run in the spool */
+    atomic_int      workers_seen;     /* 1 + the highest batch owner submitted in this run */
 };
-
-dg_batch_t *dg_batch_new(int worker, size_t cap)
-{
-    dg_batch_t *b = calloc(1, sizeof *b);
-    if (!b) return NULL;
-    b->recs = malloc(cap * sizeof *b->recs);
-    if (!b->recs) { free(b); return NULL; }
-    b->worker = worker;
-    b->cap = cap;
-    return b;
-}
-
-void dg_batch_free(dg_batch_t *b)
-{
-    if (!b) return;
-    free(b->recs);
-    free(b);
-}
 
 dg_writer_t *dg_writer_new(const dg_store_ops_t *ops, dg_store_t *store,
                            void (*on_done)(dg_batch_t *b, void *ud), void *ud)
 {
     dg_writer_t *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    w->spool_fd = -1;
     w->spill_at = 16;
+    if (getrandom(&w->run_id, sizeof w->run_id, 0) != (ssize_t)sizeof w->run_id) {
+        struct timespec ts;   /* no entropy source: time and address still differ between runs */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        w->run_id = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^ (uint64_t)(uintptr_t)w << 17;
+    }
     w->ops = ops;
     w->store = store;
     w->on_done = on_done;
@@ -130,6 +130,8 @@ dg_writer_t *dg_writer_new(const dg_store_ops_t *ops, dg_store_t *store,
 void dg_writer_submit(dg_writer_t *w, dg_batch_t *b)
 {
     b->msg.next = NULL;
+    int seen = atomic_load(&w->workers_seen);
+    while (b->worker >= seen && !atomic_compare_exchange_weak(&w->workers_seen, &seen, b->worker + 1)) {}
     pthread_mutex_lock(&w->mu);
     if (w->tail) w->tail->next = &b->msg; else w->head = &b->msg;
     w->tail = &b->msg;
@@ -297,39 +299,21 @@ static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
     if (stored) dg_inc(&dg_metrics.stored, stored);
 }
 
-/* ---- spool: a file of raw dg_record_t, appended at spool_wr, replayed from spool_rd ---- */
+/* ---- spool (spool.c): appended by spill(), replayed by replay() ---- */
 
-#define SPOOL_MAGIC "dronegate-spool-1"
-#define SPOOL_HDR   64
 #define REPLAY_MAX  4096
 
-static int spool_open(dg_writer_t *w)
+static bool spool_pending(const dg_writer_t *w)
 {
-    int fd = open(w->spool_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return -1;
-    char hdr[SPOOL_HDR] = { 0 };
-    snprintf(hdr, sizeof hdr, "%s %zu", SPOOL_MAGIC, sizeof(dg_record_t));
-    struct stat st;
-    if (fstat(fd, &st) < 0) { close(fd); return -1; }
-    char have[SPOOL_HDR] = { 0 };
-    if (st.st_size >= SPOOL_HDR && pread(fd, have, SPOOL_HDR, 0) == SPOOL_HDR && !memcmp(have, hdr, SPOOL_HDR)) {
-        uint64_t data = (uint64_t)st.st_size - SPOOL_HDR;
-        w->spool_wr = data - data % sizeof(dg_record_t);
-        w->spool_rd = 0;
-        if (w->spool_wr) {
-            dg_warn("store: %" PRIu64 " records found in the spool %s (not acked before a crash or stop): "
-                    "replaying them", w->spool_wr / sizeof(dg_record_t), w->spool_path);
-            dg_gauge_add(&dg_metrics.backlog_records, (int64_t)(w->spool_wr / sizeof(dg_record_t)));
-            dg_gauge_add(&dg_metrics.queue_depth, (int64_t)(w->spool_wr / sizeof(dg_record_t)));
-            dg_gauge_add(&dg_metrics.spool_bytes, (int64_t)w->spool_wr);
-        }
-        w->spool_fd = fd;
-        return 0;
-    }
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, hdr, SPOOL_HDR, 0) != SPOOL_HDR) { close(fd); return -1; }
-    w->spool_fd = fd;
-    w->spool_rd = w->spool_wr = 0;
-    return 0;
+    return w->spool && dg_spool_pending_records(w->spool) > 0;
+}
+
+/* Keep the spool_bytes metric equal to the bytes waiting in the spool. */
+static void spool_metric(dg_writer_t *w)
+{
+    uint64_t now = w->spool ? dg_spool_pending_bytes(w->spool) : 0;
+    dg_gauge_add(&dg_metrics.spool_bytes, (int64_t)now - (int64_t)w->spool_gauge);
+    w->spool_gauge = now;
 }
 
 void dg_writer_set_commit_interval(dg_writer_t *w, long ms) { w->commit_interval_ms = ms; }
@@ -339,39 +323,53 @@ int dg_writer_set_spool(dg_writer_t *w, const char *dir, uint64_t max_bytes, siz
     w->spill_at = spill_batches ? spill_batches : 1;
     if (!dir || !dir[0] || !max_bytes) return 0;
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) return -errno;
-    if ((size_t)snprintf(w->spool_path, sizeof w->spool_path, "%s/backlog.spool", dir) >= sizeof w->spool_path)
-        return -ENAMETOOLONG;
-    w->spool_max = max_bytes;
-    if (spool_open(w) < 0) return -errno;
+    char path[1100], err[512] = "", note[512] = "";
+    if ((size_t)snprintf(path, sizeof path, "%s/backlog.spool", dir) >= sizeof path) return -ENAMETOOLONG;
+    int rc = dg_spool_open(path, max_bytes, w->run_id, &w->spool, err, sizeof err, note, sizeof note);
+    if (rc < 0) {
+        dg_error("store: %s", err);
+        return rc;
+    }
+    if (note[0]) dg_warn("store: %s", note);
+    uint64_t n = dg_spool_pending_records(w->spool);
+    if (n) {
+        dg_warn("store: %" PRIu64 " records found in the spool %s, left by an earlier run (%016" PRIx64
+                ") that crashed or stopped while the store failed: storing them, without acks (the "
+                "drones resend what they did not get acked; the store ignores duplicates)",
+                n, path, dg_spool_file_run(w->spool));
+        dg_gauge_add(&dg_metrics.backlog_records, (int64_t)n);
+        dg_gauge_add(&dg_metrics.queue_depth, (int64_t)n);
+        spool_metric(w);
+    }
     return 0;
 }
+
+uint64_t dg_writer_run_id(const dg_writer_t *w) { return w->run_id; }
 
 /* Append the oldest pending batches to the spool while memory is over the
  * spill mark (or always, when `all`); their buffers go back unacked. */
 static void spill(dg_writer_t *w, bool all)
 {
-    if (w->spool_fd < 0) return;
+    if (!w->spool) return;
     while (w->pend_head && (all || w->pend_batches > w->spill_at)) {
         dg_batch_t *b = (dg_batch_t *)w->pend_head;
-        size_t bytes = b->n * sizeof(dg_record_t);
-        if (w->spool_wr + bytes > w->spool_max) {
+        int rc = dg_spool_append(w->spool, b->recs, b->n);
+        if (rc == -ENOSPC) {
             atomic_store(&w->spool_full, 1);
             static int64_t last_warn;
             if (dg_mono_ms() - last_warn > 5000) {
                 last_warn = dg_mono_ms();
-                dg_error("store: spool %s is full (%" PRIu64 " bytes, --spool-max-bytes): drones are told to retry later (1008)",
-                         w->spool_path, w->spool_wr);
+                dg_error("store: spool %s is full (%" PRIu64 " bytes, --spool-max-mb): drones are told to retry later (1008)",
+                         dg_spool_path(w->spool), dg_spool_pending_bytes(w->spool));
             }
             return;
         }
-        ssize_t n = pwrite(w->spool_fd, b->recs, bytes, (off_t)(SPOOL_HDR + w->spool_wr));
-        if (n != (ssize_t)bytes) {
-            dg_error("store: cannot write the spool %s: %s", w->spool_path, strerror(errno));
+        if (rc < 0) {
+            dg_error("store: cannot write the spool %s: %s", dg_spool_path(w->spool), strerror(-rc));
             return;
         }
-        w->spool_wr += bytes;
         atomic_store(&w->spool_full, 0);
-        dg_gauge_add(&dg_metrics.spool_bytes, (int64_t)bytes);
+        spool_metric(w);
         w->pend_head = b->msg.next;
         if (!w->pend_head) w->pend_tail = NULL;
         w->pend_batches--;
@@ -381,20 +379,23 @@ static void spill(dg_writer_t *w, bool all)
     }
 }
 
-/* Acks for replayed records: one foreign batch per origin worker. */
+/* Acks for replayed records of this run: one foreign batch per origin
+ * worker. Only workers that submitted in this run exist for sure (a token
+ * never names another: records of earlier runs are not passed here). */
 static void ack_replayed(dg_writer_t *w, const dg_record_t *r, size_t n)
 {
-    for (int wk = 0; wk < 256; wk++) {
+    unsigned nworkers = (unsigned)atomic_load(&w->workers_seen);
+    for (unsigned wk = 0; wk < nworkers; wk++) {
         size_t cnt = 0;
         for (size_t i = 0; i < n; i++)
-            if (r[i].origin_worker == wk && (r[i].flags & DG_REC_HAS_SEQ)) cnt++;
+            if (dg_origin_worker(r[i].origin) == wk && (r[i].flags & DG_REC_HAS_SEQ)) cnt++;
         if (!cnt) continue;
-        dg_batch_t *b = dg_batch_new(wk, cnt);
-        if (!b) continue;
+        dg_batch_t *b = dg_batch_new((int)wk, cnt);
+        if (!b) continue;   /* no memory: no acks, the drones resend */
         b->msg.type = 1;   /* DG_MSG_BATCH */
         b->foreign = 1;
         for (size_t i = 0; i < n; i++)
-            if (r[i].origin_worker == wk && (r[i].flags & DG_REC_HAS_SEQ)) b->recs[b->n++] = r[i];
+            if (dg_origin_worker(r[i].origin) == wk && (r[i].flags & DG_REC_HAS_SEQ)) b->recs[b->n++] = r[i];
         b->status = 0;
         w->on_done(b, w->ud);
     }
@@ -403,39 +404,40 @@ static void ack_replayed(dg_writer_t *w, const dg_record_t *r, size_t n)
 /* Replay the spool in order. Returns 0 when it is empty, -1 on a store error. */
 static int replay(dg_writer_t *w)
 {
-    while (w->spool_fd >= 0 && w->spool_rd < w->spool_wr) {
+    while (spool_pending(w)) {
         if (!w->replay && !(w->replay = malloc(REPLAY_MAX * sizeof *w->replay))) return -1;
-        uint64_t left = (w->spool_wr - w->spool_rd) / sizeof(dg_record_t);
-        size_t n = left < REPLAY_MAX ? (size_t)left : REPLAY_MAX;
-        ssize_t got = pread(w->spool_fd, w->replay, n * sizeof(dg_record_t), (off_t)(SPOOL_HDR + w->spool_rd));
-        if (got != (ssize_t)(n * sizeof(dg_record_t))) {
-            dg_error("store: cannot read the spool %s: %s", w->spool_path, strerror(errno));
-            return -1;
-        }
         char err[512] = "";
-        if (w->ops->write_batch(w->store, w->replay, n, err, sizeof err) < 0) {
+        size_t earlier = 0;
+        uint64_t before = dg_spool_pending_records(w->spool);
+        long n = dg_spool_read(w->spool, w->replay, REPLAY_MAX, &earlier, err, sizeof err);
+        if (n < 0) { dg_error("store: %s", err); return -1; }
+        if (err[0]) {   /* a damaged block ended the spool: the records after it are lost (never acked) */
+            dg_error("store: %s", err);
+            int64_t lost = (int64_t)(before - dg_spool_pending_records(w->spool));
+            dg_gauge_add(&dg_metrics.backlog_records, -lost);
+            dg_gauge_add(&dg_metrics.queue_depth, -lost);
+            spool_metric(w);
+        }
+        if (n == 0) break;
+        if (w->ops->write_batch(w->store, w->replay, (size_t)n, err, sizeof err) < 0) {
             dg_inc(&dg_metrics.store_errors, 1);
             return -1;
         }
         int64_t now_us = dg_now_us();
-        for (size_t i = 0; i < n; i++) {
+        for (long i = 0; i < n; i++) {
             int64_t lat = now_us - w->replay[i].recv_us;
             dg_hist_observe(&dg_metrics.ingest_latency, lat > 0 ? (uint64_t)lat * 1000u : 0);
             note_last(w, &w->replay[i]);
         }
-        dg_inc(&dg_metrics.stored, n);
+        dg_inc(&dg_metrics.stored, (uint64_t)n);
         dg_gauge_add(&dg_metrics.queue_depth, -(int64_t)n);
         dg_gauge_add(&dg_metrics.backlog_records, -(int64_t)n);
-        dg_gauge_add(&dg_metrics.spool_bytes, -(int64_t)(n * sizeof(dg_record_t)));
-        ack_replayed(w, w->replay, n);
-        w->spool_rd += n * sizeof(dg_record_t);
-    }
-    if (w->spool_fd >= 0 && w->spool_wr) {
-        /* drained: start the file over */
-        if (ftruncate(w->spool_fd, SPOOL_HDR) == 0) {
-            w->spool_rd = w->spool_wr = 0;
-            dg_info("store: spool replayed completely");
-        }
+        /* records of an earlier run come first and are never acked */
+        ack_replayed(w, w->replay + earlier, (size_t)n - earlier);
+        int rc = dg_spool_consume(w->spool);
+        if (rc < 0) dg_warn("store: cannot start the spool %s over: %s", dg_spool_path(w->spool), strerror(-rc));
+        spool_metric(w);
+        if (!spool_pending(w)) dg_info("store: spool replayed completely");
     }
     return 0;
 }
@@ -487,7 +489,7 @@ static void *writer_main(void *arg)
                 continue;
             }
             if (w->head || w->cmd_head) break;
-            bool backlog = w->pend_head || (w->spool_fd >= 0 && w->spool_rd < w->spool_wr);
+            bool backlog = w->pend_head || spool_pending(w);
             if (backlog && now >= w->next_try_ms) break;
             if (w->stopping && (!backlog || now >= w->deadline_ms)) break;
             int64_t wait_ms = 1000;
@@ -518,7 +520,7 @@ static void *writer_main(void *arg)
             w->pend_tail = m;
             w->pend_batches++;
         }
-        if (w->pend_head || (w->spool_fd >= 0 && w->spool_rd < w->spool_wr)) process(w, stopping);
+        if (w->pend_head || spool_pending(w)) process(w, stopping);
 
         int64_t now = dg_mono_ms();
         if (!atomic_load(&w->failing) && (now - w->last_flush_ms >= 1000 || stopping)) {
@@ -534,13 +536,13 @@ static void *writer_main(void *arg)
                 w->pend_head = w->pend_tail = NULL;
                 w->pend_batches = 0;
                 if (left) dg_error("store: still failing at shutdown; unacked records stay with the drones "
-                                   "(they resend)%s", w->spool_fd >= 0 ? ", spooled ones are replayed at next start" : "");
+                                   "(they resend)%s", w->spool ? ", spooled ones are replayed at next start" : "");
                 complete(w, left, -1);
             }
             pthread_mutex_lock(&w->mu);
             int empty = w->head == NULL && w->cmd_head == NULL;
             pthread_mutex_unlock(&w->mu);
-            if (empty && !w->pend_head && (failing || w->spool_fd < 0 || w->spool_rd >= w->spool_wr)) {
+            if (empty && !w->pend_head && (failing || !spool_pending(w))) {
                 if (!failing || now >= deadline) break;
             }
         }
@@ -571,7 +573,7 @@ int dg_writer_failing(dg_writer_t *w) { return atomic_load(&w->failing); }
 
 int dg_writer_backlog_full(dg_writer_t *w)
 {
-    return atomic_load(&w->failing) && (w->spool_fd < 0 || atomic_load(&w->spool_full));
+    return atomic_load(&w->failing) && (!w->spool || atomic_load(&w->spool_full));
 }
 
 void dg_writer_free(dg_writer_t *w)
@@ -580,7 +582,7 @@ void dg_writer_free(dg_writer_t *w)
     for (unsigned b = 0; b < LAST_BUCKETS; b++)
         for (last_ent_t *e = w->last[b], *n; e; e = n) { n = e->next; free(e); }
     for (cmd_node_t *n = w->cmd_head, *x; n; n = x) { x = n->next; free(n); }
-    if (w->spool_fd >= 0) close(w->spool_fd);
+    dg_spool_close(w->spool);
     free(w->replay);
     free(w->merge);
     free(w->upd);
@@ -588,3 +590,22 @@ void dg_writer_free(dg_writer_t *w)
     pthread_cond_destroy(&w->cv);
     free(w);
 }
+
+/* ---- the writer as a sink (sink.h) ---- */
+
+static int  sink_start(void *s)                 { return dg_writer_start(s); }
+static void sink_submit(void *s, dg_batch_t *b) { dg_writer_submit(s, b); }
+static int  sink_backlog_full(void *s)          { return dg_writer_backlog_full(s); }
+static int  sink_failing(void *s)               { return dg_writer_failing(s); }
+static void sink_stop(void *s, int64_t dl)      { dg_writer_stop(s, dl); }
+static void sink_free(void *s)                  { dg_writer_free(s); }
+
+const dg_sink_ops_t dg_writer_sink_ops = {
+    .name = "store",
+    .start = sink_start,
+    .submit = sink_submit,
+    .backlog_full = sink_backlog_full,
+    .failing = sink_failing,
+    .stop = sink_stop,
+    .free = sink_free,
+};

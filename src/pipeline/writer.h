@@ -1,4 +1,5 @@
-/* writer.h - the store writer thread and the batches that travel to it.
+/* writer.h - the store writer thread: the first implementation of the
+ * pipeline's output interface (sink.h), writing batches to a store backend.
  *
  *   worker thread                       writer thread
  *   ------------                        -------------
@@ -9,8 +10,11 @@
  *   on_done(batch): ack, reuse  <-----  hand each batch back to its owner
  *
  * Batches are owned by one worker (a fixed pool per worker, so memory is
- * bounded) and travel by pointer: no copy, no allocation per message. The
- * writer is the only thread that calls the backend's write functions.
+ * bounded) and travel by pointer: no copy, no allocation per message (see
+ * batch.h). The writer is the only thread that calls the backend's write
+ * functions. It keeps the contract of sink.h (on_done once per batch, status
+ * 0 only once durable, in order); dg_writer_sink_ops is the same writer
+ * behind that interface.
  */
 #ifndef DG_WRITER_H
 #define DG_WRITER_H
@@ -18,38 +22,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
-
-/* Header of anything that travels through a worker's inbox (see worker.h). */
-typedef struct dg_msg {
-    struct dg_msg *next;
-    int            type;   /* DG_MSG_* in worker.h */
-} dg_msg_t;
-
-typedef struct dg_batch {
-    dg_msg_t    msg;       /* must be first: batches return through the inbox */
-    int         worker;    /* owner */
-    int         status;    /* set by the writer: 0 durable, <0 not stored, DG_BATCH_SPOOLED */
-    int         foreign;   /* allocated by the writer (acks of replayed records): free after use */
-    size_t      n, cap;
-    dg_record_t *recs;     /* cap records */
-} dg_batch_t;
-
-#define DG_BATCH_SPOOLED 1   /* written to the spool: buffer reusable, records not durable yet */
-
-dg_batch_t *dg_batch_new(int worker, size_t cap);
-void        dg_batch_free(dg_batch_t *b);
+#include "batch.h"
+#include "sink.h"
+#include "../store/store.h"
 
 typedef struct dg_writer dg_writer_t;
 
 /* on_done is called on the writer thread for every batch once it is durable
- * (status 0) or abandoned at shutdown (status < 0). */
+ * (status 0), spooled (DG_BATCH_SPOOLED: buffer free, no ack yet) or
+ * abandoned at shutdown (status < 0); see sink.h. */
 dg_writer_t *dg_writer_new(const dg_store_ops_t *ops, dg_store_t *store,
                            void (*on_done)(dg_batch_t *b, void *ud), void *ud);
-/* Enable the on-disk spool in `dir` (created if missing) of at most
- * max_bytes, used once more than spill_batches batches wait in memory while
- * the store fails. A spool left by an earlier run is replayed. 0 or -errno. */
+/* Enable the on-disk spool `dir`/backlog.spool (dir created if missing) of
+ * at most max_bytes (--spool-max-mb), used once more than spill_batches
+ * batches wait in memory while the store fails. A spool left by an earlier
+ * run is replayed first, without acks (spool.h). 0, or -errno (-EPROTO: the
+ * file is not a spool this version reads); the reason is logged as one
+ * sentence. */
 int  dg_writer_set_spool(dg_writer_t *w, const char *dir, uint64_t max_bytes, size_t spill_batches);
+/* This process's run id (random, 64 bits; written in the spool header). */
+uint64_t dg_writer_run_id(const dg_writer_t *w);
 /* Minimum time between the starts of two transactions while little is
  * queued (bigger transactions, fewer index page writes per row). */
 void dg_writer_set_commit_interval(dg_writer_t *w, long ms);
