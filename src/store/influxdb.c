@@ -949,6 +949,42 @@ static int ix_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return read_series(s, sql_latest, cb ? rec_series : NULL, &w, err, errlen);
 }
 
+/* last_seq: the seq of the one row MAX() answers with. */
+typedef struct seq_walk {
+    uint64_t seq;
+    int      has;
+} seq_walk_t;
+
+static int on_max_seq(void *ud, const dg_record_t *r)
+{
+    seq_walk_t *w = ud;
+    if (r->flags & DG_REC_HAS_SEQ) { w->seq = r->seq; w->has = 1; }
+    return 0;
+}
+
+/* MAX(seq) of the drone's points, compared as uint64: seqs >= 2^63 are the
+ * negative int64s, so those are asked first. Reads every seq of the drone
+ * (a field, not indexed): one call per drone connection. */
+static int ix_last_seq(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen)
+{
+    if (!dg_drone_id_valid(drone_id, strnlen(drone_id, DG_DRONE_ID_MAX + 1))) {
+        set_err(err, errlen, "invalid drone id");
+        return -EINVAL;
+    }
+    static const char *const cond[2] = { "seq < 0", "seq >= 0" };
+    for (int k = 0; k < 2; k++) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT MAX(seq) AS seq FROM telemetry WHERE drone_id = '%s' AND %s",
+                 drone_id, cond[k]);
+        seq_walk_t w = { 0, 0 };
+        rec_walk_t rw = { on_max_seq, &w };
+        int e = read_series(s, sql, rec_series, &rw, err, errlen);
+        if (e < 0) return e;
+        if (w.has) { *seq = w.seq; return 0; }
+    }
+    return 1;
+}
+
 /* ---- commands read back ------------------------------------------------ */
 
 enum ccol { CC_TIME, CC_ID, CC_DRONE, CC_NAME, CC_ARGS, CC_STATUS, CC_MESSAGE, CC_UPDATED, CC_OTHER };
@@ -1462,6 +1498,7 @@ const dg_store_ops_t dg_store_influxdb_ops = {
     .put_command   = ix_put_command,
     .get_command   = ix_get_command,
     .open_commands = ix_open_commands,
+    .last_seq      = ix_last_seq,
     .ping          = ix_ping,
     .close         = ix_close,
 };

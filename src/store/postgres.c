@@ -629,6 +629,12 @@ static const char sql_latest[] =
     "  ORDER BY \"timestamp\" DESC, seq DESC NULLS LAST LIMIT 1) r"
     " WHERE ids.id IS NOT NULL";
 
+/* The highest seq of one drone as uint64 (seqs >= 2^63 are stored
+ * negative: the largest negative one wins when there is any). */
+static const char sql_last_seq[] =
+    "SELECT max(seq) FILTER (WHERE seq < 0), max(seq) FILTER (WHERE seq >= 0)"
+    " FROM telemetry WHERE drone_id = $1";
+
 /* Partitions of telemetry and their bounds, in Unix ms (TimeZone is UTC in
  * every session, so pg_get_expr prints bounds that cast back exactly). */
 static const char sql_parts[] =
@@ -704,6 +710,7 @@ static int rd_setup(dg_store_t *s, rd_conn_t *rc, char *err, size_t errlen)
     int e = session_setup(rc->c, extra, err, errlen);
     if (!e) e = prepare(rc->c, "hist", sql_hist, 4, hist_types, err, errlen);
     if (!e) e = prepare(rc->c, "latest", sql_latest, 0, NULL, err, errlen);
+    if (!e) e = prepare(rc->c, "last_seq", sql_last_seq, 1, hist_types, err, errlen);
     if (!e) rc->ready = 1;
     return e;
 }
@@ -873,6 +880,25 @@ static int pg_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     each_row(r, cb, ud);
     PQclear(r);
     return 0;
+}
+
+static int pg_last_seq(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen)
+{
+    const char *vals[1] = { drone_id };
+    int lens[1] = { (int)strnlen(drone_id, DG_DRONE_ID_MAX) }, fmts[1] = { 1 };
+    int e;
+    rd_conn_t *rc = rd_acquire(s);
+    PGresult *r = rd_exec(s, rc, "last_seq", 1, vals, lens, fmts, &e, err, errlen);
+    rd_release(s, rc);
+    if (!r) return e ? e : -EIO;
+    int64_t v;
+    e = 1;
+    if (PQntuples(r) == 1 && (col_i8(r, 0, 0, &v) || col_i8(r, 0, 1, &v))) {
+        *seq = (uint64_t)v;
+        e = 0;
+    }
+    PQclear(r);
+    return e;
 }
 
 /* Row `row` of a commands SELECT (sql_get_command's columns, binary). */
@@ -1757,6 +1783,7 @@ const dg_store_ops_t dg_store_postgresql_ops = {
     .put_command   = pg_put_command,
     .get_command   = pg_get_command,
     .open_commands = pg_open_commands,
+    .last_seq      = pg_last_seq,
     .ping          = pg_ping,
     .close         = pg_close,
 };

@@ -154,6 +154,7 @@ typedef struct rd_conn {
     sqlite3_stmt *hist;      /* one drone's history */
     sqlite3_stmt *latest;    /* latest row of every drone */
     sqlite3_stmt *ping;      /* PRAGMA user_version */
+    sqlite3_stmt *last_seq;  /* highest seq of one drone */
     int           busy;      /* taken by a thread (under rd_mu) */
 } rd_conn_t;
 
@@ -297,6 +298,13 @@ static const char sql_latest[] =
     "  (SELECT rowid FROM telemetry WHERE drone_id = ids.id"
     "   ORDER BY timestamp DESC, seq DESC LIMIT 1)"
     " WHERE ids.id IS NOT NULL";
+
+/* The highest seq of one drone as uint64: seqs >= 2^63 are stored
+ * negative, so the largest negative one wins when there is any. Two seeks
+ * on telemetry_drone_seq (min/max optimisation), no scan. */
+static const char sql_last_seq[] =
+    "SELECT (SELECT max(seq) FROM telemetry WHERE drone_id = ?1 AND seq < 0),"
+    "       (SELECT max(seq) FROM telemetry WHERE drone_id = ?1 AND seq >= 0)";
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -523,8 +531,9 @@ static void rd_close(rd_conn_t *c)
     sqlite3_finalize(c->hist);
     sqlite3_finalize(c->latest);
     sqlite3_finalize(c->ping);
+    sqlite3_finalize(c->last_seq);
     sqlite3_close(c->db);
-    c->hist = c->latest = c->ping = NULL;
+    c->hist = c->latest = c->ping = c->last_seq = NULL;
     c->db = NULL;
 }
 
@@ -536,6 +545,7 @@ static int rd_open(dg_store_t *s, rd_conn_t *c, char *err, size_t errlen)
     if (rc == SQLITE_OK) rc = prepare(c->db, sql_hist, &c->hist);
     if (rc == SQLITE_OK) rc = prepare(c->db, sql_latest, &c->latest);
     if (rc == SQLITE_OK) rc = prepare(c->db, "PRAGMA user_version", &c->ping);
+    if (rc == SQLITE_OK) rc = prepare(c->db, sql_last_seq, &c->last_seq);
     if (rc == SQLITE_OK) return 0;
     int e = sq_errno(c->db, rc);
     set_err(err, errlen, "cannot open a read connection to SQLite database %s: %s (%s)",
@@ -1086,6 +1096,34 @@ static int sq_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return e;
 }
 
+static int sq_last_seq(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen)
+{
+    rd_conn_t *c;
+    int e = rd_acquire(s, &c, err, errlen);
+    if (e < 0) return e;
+    sqlite3_stmt *st = c->last_seq;
+    sqlite3_bind_text(st, 1, drone_id, (int)strnlen(drone_id, DG_DRONE_ID_MAX + 1), SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int col = sqlite3_column_type(st, 0) != SQLITE_NULL ? 0 : 1;
+        if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+            e = 1;
+        } else {
+            *seq = (uint64_t)sqlite3_column_int64(st, col);
+            e = 0;
+        }
+    } else {
+        e = sq_errno(c->db, rc);
+        if (!e) e = -EIO;
+        set_err(err, errlen, "SQLite %s: reading the last seq of drone %.64s failed: %s", s->path,
+                drone_id, sqlite3_errmsg(c->db));
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    rd_release(s, c);
+    return e;
+}
+
 /* Rare (a GET of a command the process does not remember): prepared per call. */
 static int sq_get_command(dg_store_t *s, const char *id, struct dg_command *out, char *err, size_t errlen)
 {
@@ -1182,6 +1220,7 @@ const dg_store_ops_t dg_store_sqlite_ops = {
     .put_command   = sq_put_command,
     .get_command   = sq_get_command,
     .open_commands = sq_open_commands,
+    .last_seq      = sq_last_seq,
     .ping          = sq_ping,
     .close         = sq_close,
 };

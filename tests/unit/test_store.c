@@ -796,6 +796,8 @@ TEST(null_backend)
     ASSERT_EQ(N->latest(s, on_row, &c, err, sizeof err), 0);
     ASSERT_EQ(c.n, 0);
     ASSERT_EQ(N->ping(s), 0);
+    uint64_t seq = 7;
+    ASSERT_EQ(N->last_seq(s, "d", &seq, err, sizeof err), 1);   /* nothing is stored */
     ASSERT(!N->durable);
     N->close(s);
 
@@ -1070,6 +1072,37 @@ TEST(pinned_reader_does_not_block_writer)
     SQ->close(s);
 }
 
+/* last_seq: the highest seq of one drone compared as uint64 (seqs >= 2^63
+ * are stored negative), 1 for a drone without seq rows or no rows at all. */
+TEST(last_seq_per_drone)
+{
+    dg_store_t *s = open_ok("last_seq.db", false);
+    ASSERT(s != NULL);
+    char err[256] = "";
+    uint64_t seq = 42;
+    ASSERT_EQ(SQ->last_seq(s, "a", &seq, err, sizeof err), 1);
+    ASSERT_EQ(seq, 42);                               /* untouched when none */
+    dg_record_t r[6];
+    rec_full(&r[0], "a", 5, 1000);
+    rec_full(&r[1], "a", 17, 900);                    /* older sample, higher seq */
+    rec_full(&r[2], "a", 3, 2000);
+    rec_full(&r[3], "b", 1, 1000);
+    rec_full(&r[4], "big", 2, 1000);
+    rec_full(&r[5], "big", UINT64_MAX - 1, 1001);     /* stored as -2 */
+    ASSERT_EQ(write_ok(s, r, 6), 0);
+    rec_min(&r[0], "noseq", 1000);
+    ASSERT_EQ(write_ok(s, r, 1), 0);
+    ASSERT_EQ(SQ->last_seq(s, "a", &seq, err, sizeof err), 0);
+    ASSERT_EQ(seq, 17);
+    ASSERT_EQ(SQ->last_seq(s, "b", &seq, err, sizeof err), 0);
+    ASSERT_EQ(seq, 1);
+    ASSERT_EQ(SQ->last_seq(s, "big", &seq, err, sizeof err), 0);
+    ASSERT(seq == UINT64_MAX - 1);
+    ASSERT_EQ(SQ->last_seq(s, "noseq", &seq, err, sizeof err), 1);
+    ASSERT_EQ(SQ->last_seq(s, "zzz", &seq, err, sizeof err), 1);
+    SQ->close(s);
+}
+
 int main(void)
 {
     make_tmpdir(tmproot, sizeof tmproot);
@@ -1093,6 +1126,7 @@ int main(void)
     RUN(open_errors_are_clear);
     RUN(ping_notices_deleted_file);
     RUN(null_backend);
+    RUN(last_seq_per_drone);
     RUN(concurrent_readers_and_writer);
     RUN(wal_stays_bounded);
     RUN(checkpointer_thread_copies);
