@@ -484,7 +484,7 @@ static int post_parts(dg_store_t *s, int np, char *err, size_t errlen)
     return e;
 }
 
-static int ix_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
+static int ix_write_batch(dg_store_t *s, dg_record_t *recs, size_t n, char *err, size_t errlen)
 {
     /* big batches: split by drone over `writers` parallel requests */
     int np = 1;

@@ -25,7 +25,7 @@ static int null_open(const char *uri, const dg_store_config_t *cfg, dg_store_t *
     return 0;
 }
 
-static int null_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n,
+static int null_write_batch(dg_store_t *s, dg_record_t *recs, size_t n,
                             char *err, size_t errlen)
 {
     return 0;

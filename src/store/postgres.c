@@ -1392,7 +1392,7 @@ static void *w_helper(void *arg)
  * writer thread: the parts that did commit are then redeliveries, which the
  * unique index turns into a staging-path write of that part (nothing is
  * stored twice). */
-static int pg_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
+static int pg_write_batch(dg_store_t *s, dg_record_t *recs, size_t n, char *err, size_t errlen)
 {
     if (n == 0) return 0;
     w_conn_t *w0 = &s->wc[0];

@@ -98,7 +98,12 @@
  * reading the file directly).
  *
  * Duplicates: the INSERT is `ON CONFLICT(drone_id, seq) DO NOTHING` rather
- * than `INSERT OR IGNORE`: the same idempotent redelivery, but OR IGNORE
+ * than `INSERT OR IGNORE`. When it inserted nothing (sqlite3_changes() is 0)
+ * the stored row's timestamp is read back: the same one is a redelivery
+ * (stored once, acked again), another one a reused seq (flagged
+ * DG_REC_REJECTED_REUSED: not stored, not acked; store.h). The read-back
+ * runs in the batch's transaction, so a reused seq within one batch is
+ * caught the same way. OR IGNORE
  * would also silently drop a row violating NOT NULL (a NaN coordinate binds
  * as NULL); here such a row fails the batch loudly. Validation upstream
  * makes that impossible, so a failure means a bug, not a drone.
@@ -165,6 +170,7 @@ struct dg_store {
     sqlite3        *w;       /* writer connection (writer thread only) */
     sqlite3_stmt   *w_begin, *w_commit, *w_rollback;
     sqlite3_stmt   *w_insert; /* telemetry INSERT ... DO NOTHING */
+    sqlite3_stmt   *w_seq_ts; /* timestamp of a stored (drone_id, seq) */
     sqlite3_stmt   *w_upsert; /* drones upsert */
     sqlite3_stmt   *w_cmd;    /* commands upsert */
     pthread_mutex_t rd_mu;
@@ -245,6 +251,11 @@ static const char sql_insert[] =
     " altitude, speed, heading, climb, battery, status, received_at)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     " ON CONFLICT(drone_id, seq) DO NOTHING";
+
+/* After a conflict: the stored timestamp of (drone_id, seq), one seek on
+ * telemetry_drone_seq (a redelivery or a reused seq: rare). */
+static const char sql_seq_ts[] =
+    "SELECT timestamp FROM telemetry WHERE drone_id = ?1 AND seq = ?2";
 
 /* Last call wins: the writer hands states over in arrival order. No guard on
  * last_seen or last_seq: a clock step back or a drone that reboots and starts
@@ -766,6 +777,7 @@ static void sq_close(dg_store_t *s)
     sqlite3_finalize(s->w_commit);
     sqlite3_finalize(s->w_rollback);
     sqlite3_finalize(s->w_insert);
+    sqlite3_finalize(s->w_seq_ts);
     sqlite3_finalize(s->w_upsert);
     sqlite3_finalize(s->w_cmd);
     sqlite3_close(s->w);
@@ -893,6 +905,7 @@ static int sq_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
         (rc = prepare(s->w, "COMMIT", &s->w_commit)) != SQLITE_OK ||
         (rc = prepare(s->w, "ROLLBACK", &s->w_rollback)) != SQLITE_OK ||
         (rc = prepare(s->w, sql_insert, &s->w_insert)) != SQLITE_OK ||
+        (rc = prepare(s->w, sql_seq_ts, &s->w_seq_ts)) != SQLITE_OK ||
         (rc = prepare(s->w, sql_upsert, &s->w_upsert)) != SQLITE_OK ||
         (rc = prepare(s->w, sql_cmd, &s->w_cmd)) != SQLITE_OK)
         goto sqlerr;
@@ -935,7 +948,24 @@ static void rollback(dg_store_t *s)
     if (!sqlite3_get_autocommit(s->w)) step_once(s->w_rollback);
 }
 
-static int sq_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n,
+/* After an INSERT that did nothing (the (drone_id, seq) is taken, by an
+ * earlier batch or earlier in this one: the same transaction sees it): a
+ * reused seq when the stored timestamp differs and r's came from the drone.
+ * 1 reused, 0 a redelivery, or a SQLite error code < 0. */
+static int seq_reused(dg_store_t *s, const dg_record_t *r)
+{
+    if (!(r->flags & DG_REC_HAS_TS)) return 0;
+    sqlite3_stmt *st = s->w_seq_ts;
+    sqlite3_bind_text(st, 1, r->drone_id, id_len(r), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)r->seq);
+    int rc = sqlite3_step(st);
+    int out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) != r->ts_ms
+            : rc == SQLITE_DONE ? 0 : -rc;
+    sqlite3_reset(st);
+    return out;
+}
+
+static int sq_write_batch(dg_store_t *s, dg_record_t *recs, size_t n,
                           char *err, size_t errlen)
 {
     if (n == 0) return 0;
@@ -947,7 +977,8 @@ static int sq_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n,
     }
     sqlite3_stmt *st = s->w_insert;
     for (size_t i = 0; i < n; i++) {
-        const dg_record_t *r = &recs[i];
+        dg_record_t *r = &recs[i];
+        r->flags &= ~DG_REC_REJECTED_REUSED;
         bind_telemetry(st, r);
         rc = sqlite3_step(st);
         if (rc != SQLITE_DONE) {
@@ -959,6 +990,16 @@ static int sq_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n,
             goto fail;
         }
         sqlite3_reset(st);
+        if ((r->flags & DG_REC_HAS_SEQ) && sqlite3_changes(s->w) == 0) {
+            int k = seq_reused(s, r);
+            if (k < 0) {
+                rc = -k;
+                set_err(err, errlen, "SQLite %s: reading back drone %.64s seq %" PRIu64
+                        " failed: %s", s->path, r->drone_id, r->seq, sqlite3_errmsg(s->w));
+                goto fail;
+            }
+            if (k) r->flags |= DG_REC_REJECTED_REUSED;
+        }
     }
     rc = step_once(s->w_commit);
     if (rc != SQLITE_DONE) {

@@ -77,3 +77,67 @@ def test_last_seq(store_uri):
     assert probe(store_uri, "last_seq", big) == [f"found {2**64 - 2}"]   # uint64 order
     assert probe(store_uri, "last_seq", noseq) == ["none"]
     assert probe(store_uri, "last_seq", new_drone("nobody")) == ["none"]
+
+
+T0 = 1_767_225_600_000
+REUSE_STORES = ["sqlite"]
+
+
+@pytest.mark.parametrize("store_uri", REUSE_STORES, indirect=True)
+def test_reused_seq_flagged_and_not_stored(store_uri):
+    d, other = new_drone("ru"), new_drone("ru2")
+    assert write(store_uri, [(d, 1, T0 + 1, 1.0), (d, 2, T0 + 2, 2.0), (d, 3, T0 + 3, 3.0)]) == ["stored"] * 3
+    batch = [(d, 1, T0 + 1, 1.0),        # redelivery
+             (d, 2, T0 + 20, 9.0),       # reused: another timestamp
+             (d, 4, T0 + 4, 4.0),        # new
+             (d, 4, T0 + 40, 9.0),       # reused within the batch
+             (d, 4, T0 + 4, 4.0),        # redelivery within the batch
+             (d, 3, None, 9.0),          # no drone timestamp: a redelivery
+             (other, 2, T0 + 20, 5.0),   # another drone: new
+             (d, 5, T0 + 5, 5.0)]        # new
+    want = ["stored", "seq_reused", "stored", "seq_reused", "stored", "stored", "stored", "stored"]
+    assert write(store_uri, batch) == want
+    assert write(store_uri, batch) == want                       # a retry: the same verdicts
+    assert history(store_uri, d) == [(k, T0 + k, float(k)) for k in (1, 2, 3, 4, 5)]
+    assert history(store_uri, other) == [(2, T0 + 20, 5.0)]
+    assert probe(store_uri, "last_seq", d) == ["found 5"]
+
+
+@pytest.fixture(params=REUSE_STORES)
+def gw_store(request, tmp_path):
+    if request.param == "sqlite":
+        return None             # the server's default: SQLite in its work dir
+    if request.param == "postgresql":
+        return DB(servers.shared_postgres()).uri()
+    return IDB(servers.shared_influx()).uri()
+
+
+def test_gateway_reports_seq_reused_and_acks_the_rest(server_factory, gw_store):
+    """End to end: the drone gets `seq_reused` for each reused seq and no
+    ack covers only rejected ones; the REST history keeps the first samples."""
+    from dg import Drone, minimal, run
+    s = server_factory(store=gw_store) if gw_store else server_factory()
+    d = new_drone("gw")
+
+    async def go():
+        a = await Drone.connect(s, d)
+        await a.send([minimal(k, timestamp=T0 + k, latitude=float(k)) for k in (1, 2, 3)])
+        await a.wait_ack(3)
+        assert not a.errors, a.errors
+        await a.close()
+        b = await Drone.connect(s, d)     # "rebooted": seq 2 and 4 come again with other samples
+        await b.send([minimal(1, timestamp=T0 + 1, latitude=1.0),
+                      minimal(2, timestamp=T0 + 20, latitude=9.0),
+                      minimal(4, timestamp=T0 + 4, latitude=4.0),
+                      minimal(4, timestamp=T0 + 40, latitude=9.0),
+                      minimal(5, timestamp=T0 + 5, latitude=5.0)])
+        await b.wait_ack(5)
+        errs = await b.wait_errors(2)
+        await b.close()
+        return b, errs
+
+    b, errs = run(go())
+    assert sorted((e["seq"], e["code"]) for e in errs) == [(2, "seq_reused"), (4, "seq_reused")], errs
+    assert len(b.errors) == 2, b.errors
+    rows = [(r["seq"], r["latitude"]) for r in s.history(d)]
+    assert rows == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0)], rows

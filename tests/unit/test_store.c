@@ -125,7 +125,7 @@ static dg_store_t *open_ok(const char *name, bool fsync)
     return rc ? NULL : s;
 }
 
-static int write_ok(dg_store_t *s, const dg_record_t *r, size_t n)
+static int write_ok(dg_store_t *s, dg_record_t *r, size_t n)
 {
     char err[512] = "";
     int rc = SQ->write_batch(s, r, n, err, sizeof err);
@@ -1103,6 +1103,51 @@ TEST(last_seq_per_drone)
     SQ->close(s);
 }
 
+/* A reused seq (the same (drone_id, seq), another drone timestamp) is
+ * flagged and not stored, also within one batch; a redelivery (same
+ * timestamp, or no drone timestamp) is stored once and not flagged; a
+ * retried batch gets the same verdicts (stale flags are cleared). */
+TEST(reused_seq_flagged_not_stored)
+{
+    dg_store_t *s = open_ok("reused.db", false);
+    ASSERT(s != NULL);
+    dg_record_t r[8];
+    rec_full(&r[0], "a", 1, 100);
+    rec_full(&r[1], "a", 2, 200);
+    ASSERT_EQ(write_ok(s, r, 2), 0);
+    ASSERT_EQ(r[0].flags & DG_REC_REJECTED_REUSED, 0);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rec_full(&r[0], "a", 1, 100);                 /* redelivery */
+        rec_full(&r[1], "a", 2, 999);                 /* reused */
+        rec_full(&r[2], "a", 3, 300);                 /* new */
+        rec_full(&r[3], "a", 3, 301);                 /* reused within the batch */
+        rec_full(&r[4], "a", 3, 300);                 /* redelivery within the batch */
+        rec_full(&r[5], "a", 1, 555);
+        r[5].flags &= ~DG_REC_HAS_TS;                 /* no drone timestamp: a redelivery */
+        rec_full(&r[6], "b", 2, 999);                 /* another drone: new */
+        rec_min(&r[7], "a", 100);                     /* no seq: never a reuse */
+        if (attempt) r[0].flags |= DG_REC_REJECTED_REUSED;   /* stale flag from an earlier try */
+        ASSERT_EQ(write_ok(s, r, 8), 0);
+        static const int want[8] = { 0, 1, 0, 1, 0, 0, 0, 0 };
+        for (int i = 0; i < 8; i++)
+            ASSERT_EQ(!!(r[i].flags & DG_REC_REJECTED_REUSED), want[i]);
+    }
+    collect_t c;
+    ASSERT_EQ(q(s, "a", INT64_MIN, INT64_MAX, 100, &c), 0);
+    ASSERT_EQ(c.n, 5);                                /* 100/no seq twice, 1@100, 2@200, 3@300 */
+    int seen[4] = { 0 };
+    for (size_t i = 0; i < c.n; i++) {
+        if (!(c.recs[i].flags & DG_REC_HAS_SEQ)) continue;
+        ASSERT(c.recs[i].seq >= 1 && c.recs[i].seq <= 3);
+        ASSERT_EQ(c.recs[i].ts_ms, (int64_t)c.recs[i].seq * 100);
+        seen[c.recs[i].seq]++;
+    }
+    ASSERT(seen[1] == 1 && seen[2] == 1 && seen[3] == 1);
+    ASSERT_EQ(q(s, "b", INT64_MIN, INT64_MAX, 100, &c), 0);
+    ASSERT_EQ(c.n, 1);
+    SQ->close(s);
+}
+
 int main(void)
 {
     make_tmpdir(tmproot, sizeof tmproot);
@@ -1127,6 +1172,7 @@ int main(void)
     RUN(ping_notices_deleted_file);
     RUN(null_backend);
     RUN(last_seq_per_drone);
+    RUN(reused_seq_flagged_not_stored);
     RUN(concurrent_readers_and_writer);
     RUN(wal_stays_bounded);
     RUN(checkpointer_thread_copies);
