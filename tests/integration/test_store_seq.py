@@ -80,7 +80,7 @@ def test_last_seq(store_uri):
 
 
 T0 = 1_767_225_600_000
-REUSE_STORES = ["sqlite"]
+REUSE_STORES = ["sqlite", "postgresql"]
 
 
 @pytest.mark.parametrize("store_uri", REUSE_STORES, indirect=True)
@@ -141,3 +141,19 @@ def test_gateway_reports_seq_reused_and_acks_the_rest(server_factory, gw_store):
     assert len(b.errors) == 2, b.errors
     rows = [(r["seq"], r["latitude"]) for r in s.history(d)]
     assert rows == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0)], rows
+
+
+def test_postgres_v1_database_upgraded_then_reuse_detected():
+    """A database of schema version 1 had in telemetry_seq only the rows
+    without a drone timestamp; version 2 fills it from telemetry, so a reused
+    seq of a row written before the upgrade is caught too."""
+    db = DB(servers.shared_postgres())
+    uri = db.uri()
+    d = new_drone("v1")
+    assert write(uri, [(d, 1, T0 + 1, 1.0), (d, 2, T0 + 2, 2.0)]) == ["stored", "stored"]
+    db.exec("DELETE FROM telemetry_seq")                    # as version 1 left it
+    db.exec("DELETE FROM dronegate_schema WHERE version = 2")
+    assert probe(uri, "last_seq", d) == ["found 2"]         # migrated at open
+    assert db.one("SELECT count(*) FROM telemetry_seq WHERE drone_id = %s", d) == 2
+    assert write(uri, [(d, 2, T0 + 20, 9.0), (d, 3, T0 + 3, 3.0)]) == ["seq_reused", "stored"]
+    assert history(uri, d) == [(1, T0 + 1, 1.0), (2, T0 + 2, 2.0), (3, T0 + 3, 3.0)]
