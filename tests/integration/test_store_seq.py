@@ -80,7 +80,7 @@ def test_last_seq(store_uri):
 
 
 T0 = 1_767_225_600_000
-REUSE_STORES = ["sqlite", "postgresql"]
+REUSE_STORES = STORES
 
 
 @pytest.mark.parametrize("store_uri", REUSE_STORES, indirect=True)
