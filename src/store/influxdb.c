@@ -112,9 +112,12 @@
 #define TOKEN_MAX       512
 #define WR_MAX          8
 #define PART_MIN_POINTS 2048    /* a batch is split only into parts at least this big */
-/* InfluxDB's time range: int64 ns, minus the two reserved values */
-#define IX_MIN_MS       (INT64_C(-9223372036854775806) / 1000000 + 1)
-#define IX_MAX_MS       (INT64_C(9223372036854775806) / 1000000 - 1)
+/* InfluxDB's time range: int64 ns minus the two reserved values, in whole
+ * ms: 1677-09-21T00:12:43.146Z..2262-04-11T23:47:16.854Z (the contract's
+ * range, 1677-09-22..2262-04-11T23:47:16.854Z, lies inside). A point with a
+ * sub-ms offset (below) needs one ms less at the top. */
+#define IX_MIN_MS       (INT64_C(-9223372036854775806) / 1000000)
+#define IX_MAX_MS       (INT64_C(9223372036854775806) / 1000000)
 
 typedef struct wm_ent {         /* highest seq written, per drone */
     struct wm_ent *next;
@@ -646,8 +649,8 @@ static int ix_write_batch(dg_store_t *s, dg_record_t *recs, size_t n, char *err,
         if (r->flags & DG_REC_HAS_SEQ) {
             wm_ent_t *w = wm_get(s, r->drone_id, 1);
             if (!w || wm_note(s, w, r->seq)) { e = -ENOMEM; break; }
-            if (!(r->flags & DG_REC_HAS_TS)) ts_ns += 1 + (int64_t)(r->seq % 999999u);
-        } else if (!(r->flags & DG_REC_HAS_TS)) {
+            if (!(r->flags & DG_REC_HAS_TS) && r->ts_ms < IX_MAX_MS) ts_ns += 1 + (int64_t)(r->seq % 999999u);
+        } else if (!(r->flags & DG_REC_HAS_TS) && r->ts_ms < IX_MAX_MS) {
             ts_ns += 1 + (int64_t)(s->noseq++ % 999999u);
         }
         if (lp_telemetry(b, r, ts_ns)) { e = -ENOMEM; break; }
@@ -716,7 +719,7 @@ static int ix_put_command(dg_store_t *s, const dg_command_t *c, char *err, size_
     e |= dg_buf_puts(b, ",updated_at=");
     e |= dg_jw_i64(b, c->updated_ms);
     e |= dg_buf_puts(b, "i ");
-    int64_t ms = c->created_ms < IX_MIN_MS ? IX_MIN_MS : c->created_ms > IX_MAX_MS ? IX_MAX_MS : c->created_ms;
+    int64_t ms = c->created_ms < IX_MIN_MS ? IX_MIN_MS : c->created_ms > IX_MAX_MS - 1 ? IX_MAX_MS - 1 : c->created_ms;
     e |= dg_jw_i64(b, ms * 1000000 + (int64_t)(id_hash(c->id) % 1000000u));
     e |= dg_buf_puts(b, "\n");
     if (e) { set_err(err, errlen, "out of memory"); return -ENOMEM; }

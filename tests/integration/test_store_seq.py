@@ -157,3 +157,45 @@ def test_postgres_v1_database_upgraded_then_reuse_detected():
     assert db.one("SELECT count(*) FROM telemetry_seq WHERE drone_id = %s", d) == 2
     assert write(uri, [(d, 2, T0 + 20, 9.0), (d, 3, T0 + 3, 3.0)]) == ["seq_reused", "stored"]
     assert history(uri, d) == [(1, T0 + 1, 1.0), (2, T0 + 2, 2.0), (3, T0 + 3, 3.0)]
+
+
+# ---------------------------------------------------------------- timestamp edges
+
+TS_MIN, TS_MAX = "1677-09-22T00:00:00.000Z", "2262-04-11T23:47:16.854Z"   # contract: what every store holds
+TS_MIN_MS, TS_MAX_MS = -9_223_286_400_000, 9_223_372_036_854
+
+
+def test_timestamp_edges_round_trip_through_the_gateway(server_factory, gw_store):
+    """The extreme timestamps the decoder accepts are stored, acked and read
+    back exactly via REST on every store (InfluxDB holds int64 ns only)."""
+    from dg import Drone, minimal, run
+    from storetest import to_ms
+    assert to_ms(TS_MIN) == TS_MIN_MS and to_ms(TS_MAX) == TS_MAX_MS
+    s = server_factory(store=gw_store) if gw_store else server_factory()
+    d = new_drone("edge")
+
+    async def go():
+        a = await Drone.connect(s, d)
+        await a.send([minimal(1, timestamp=TS_MIN, latitude=1.0),
+                      minimal(2, timestamp=TS_MAX, latitude=2.0),
+                      minimal(3, timestamp=TS_MIN_MS + 1, latitude=3.0),     # epoch ms form
+                      minimal(4, timestamp=TS_MAX_MS - 1, latitude=4.0)])
+        await a.wait_ack(4)
+        assert not a.errors, a.errors
+        await a.close()
+
+    run(go())
+    rows = [(r["seq"], to_ms(r["timestamp"]), r["latitude"]) for r in s.history(d)]
+    assert rows == [(1, TS_MIN_MS, 1.0), (3, TS_MIN_MS + 1, 3.0), (4, TS_MAX_MS - 1, 4.0),
+                    (2, TS_MAX_MS, 2.0)], rows
+    # range queries at the edges
+    got = [r["seq"] for r in s.history(d, **{"from": TS_MAX, "to": TS_MAX})]
+    assert got == [2], got
+    got = [r["seq"] for r in s.history(d, **{"from": TS_MIN, "to": TS_MIN})]
+    assert got == [1], got
+
+
+def test_timestamp_edges_round_trip_in_the_store(store_uri):
+    d = new_drone("edge")
+    assert write(store_uri, [(d, 1, TS_MIN_MS, 1.0), (d, 2, TS_MAX_MS, 2.0)]) == ["stored"] * 2
+    assert history(store_uri, d) == [(1, TS_MIN_MS, 1.0), (2, TS_MAX_MS, 2.0)]
