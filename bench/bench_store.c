@@ -101,7 +101,7 @@ static void rm_db(const char *path)
 }
 
 /* 0, or -1 on failure. */
-static int run(const char *path, const dg_record_t *recs, size_t n, size_t batch,
+static int run(const char *path, dg_record_t *recs, size_t n, size_t batch,
                int fsync, int drones, result_t *res)
 {
     const dg_store_ops_t *ops = &dg_store_sqlite_ops;

@@ -325,6 +325,14 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
             if (c && c->kind != DG_CONN_DRONE) c = NULL;
         }
         if (!c || c->closing || c->u.drone.ws.closed) continue;   /* closed: no more acks */
+        if (r->flags & DG_REC_REJECTED_REUSED) {   /* not stored (store.h): never acked, reported */
+            char msg[256];
+            int len = snprintf(msg, sizeof msg, "{\"type\":\"error\",\"seq\":%" PRIu64 ",\"code\":\"seq_reused\","
+                               "\"message\":\"seq %" PRIu64 " is already stored with another timestamp: not stored; "
+                               "continue after the last stored seq\"}", r->seq, r->seq);
+            if (len > 0 && (size_t)len < sizeof msg) send_msg(c, DG_WS_OP_TEXT, msg, (size_t)len);
+            continue;
+        }
         if (!c->u.drone.has_pending || r->seq > c->u.drone.ack_pending) {
             c->u.drone.ack_pending = r->seq;
             c->u.drone.has_pending = true;

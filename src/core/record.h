@@ -24,6 +24,10 @@
 #define DG_REC_HAS_BATTERY (1u << 4)
 #define DG_REC_HAS_STATUS  (1u << 5)
 #define DG_REC_HAS_TS      (1u << 6)  /* timestamp came from the drone */
+/* Set by a store's write_batch(): this record's (drone_id, seq) is already
+ * stored with another timestamp (a reused seq): not stored, never acked,
+ * reported to the drone as seq_reused. */
+#define DG_REC_REJECTED_REUSED (1u << 7)
 
 typedef struct dg_record {
     uint64_t seq;          /* valid when DG_REC_HAS_SEQ */

@@ -220,7 +220,7 @@ static int write_all(dg_writer_t *w, dg_msg_t *batches)
     size_t total = 0, nb = 0;
     for (dg_msg_t *m = batches; m; m = m->next) { total += ((dg_batch_t *)m)->n; nb++; }
     if (total == 0) return 0;
-    const dg_record_t *recs = NULL;
+    dg_record_t *recs = NULL;
     if (nb == 1) {
         recs = ((dg_batch_t *)batches)->recs;
     } else {
@@ -247,6 +247,14 @@ static int write_all(dg_writer_t *w, dg_msg_t *batches)
         for (dg_msg_t *m = batches; m && rc == 0; m = m->next)
             rc = w->ops->write_batch(w->store, ((dg_batch_t *)m)->recs, ((dg_batch_t *)m)->n, err, sizeof err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc == 0 && recs && recs == w->merge) {   /* the store's per-record verdicts (flags) back to the batches */
+        size_t off = 0;
+        for (dg_msg_t *m = batches; m; m = m->next) {
+            dg_batch_t *b = (dg_batch_t *)m;
+            for (size_t i = 0; i < b->n; i++) b->recs[i].flags = recs[off + i].flags;
+            off += b->n;
+        }
+    }
     if (rc == 0) {
         dg_hist_observe(&dg_metrics.store_batch,
                         (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec)));
@@ -287,7 +295,7 @@ static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
             for (size_t i = 0; i < b->n; i++) {
                 int64_t lat = now_us - b->recs[i].recv_us;
                 dg_hist_observe(&dg_metrics.ingest_latency, lat > 0 ? (uint64_t)lat * 1000u : 0);
-                note_last(w, &b->recs[i]);
+                if (!(b->recs[i].flags & DG_REC_REJECTED_REUSED)) note_last(w, &b->recs[i]);
             }
             stored += b->n;
         }

@@ -22,8 +22,8 @@
  *     latitude, longitude, altitude, speed, heading, climb, battery (float;
  *     absent optional fields are simply not written), status (string),
  *     received_at (integer, ms)
- *   measurement telemetry_seq, tag drone_id, field seq: one point per
- *     message that came without a timestamp (see Duplicates)
+ *   measurement telemetry_seq: written by earlier versions (no longer
+ *     written nor read)
  *   measurement drones, tag drone_id, time = 0: one point per drone that
  *     every update overwrites (a table row, in InfluxDB terms), fields
  *     last_seen (integer ms), the last position and state, last_seq
@@ -32,21 +32,29 @@
  *     change overwrites that command's point); fields id, name, args (JSON
  *     text), status, message, updated_at (integer ms)
  *
- * Duplicates: InfluxDB keeps one point per series (drone) and timestamp; a
- * later write of the same drone and timestamp overwrites it. A redelivered
- * message carries the same timestamp, so it is stored once. Consequences
- * that differ from SQLite/PostgreSQL: two *different* samples of one drone
- * with the same drone timestamp (ms) keep only the last one written,
- * whatever their seq (messages without seq included).
- * A message without `timestamp` gets the receive time, which differs between
- * deliveries, and several such messages of one frame share a millisecond. So
- * their points are written at receive ms + a sub-millisecond offset derived
- * from the seq (1..999999 ns: never the ms itself, where drone-stamped points
- * sit; reads are in ms, so the offset never shows), and each one also gets a
- * telemetry_seq point. The backend keeps, per drone, the highest seq of such
- * messages written (seeded at open from LAST(seq) of telemetry_seq) and
- * drops a message without timestamp whose seq is not above it: a
- * redelivery, or (contract: seq increases per drone) a late one.
+ * Duplicates and reused seqs: InfluxDB keeps one point per series (drone)
+ * and timestamp; a later write of the same drone and timestamp overwrites
+ * it, and nothing there is unique on seq. So the backend judges every
+ * (drone_id, seq) itself (store.h): it keeps, per drone, the highest seq
+ * written (a watermark, seeded at open from MAX(seq) of telemetry per drone,
+ * uint64 order). A record whose seq is above its drone's watermark is new;
+ * for the others (a redelivery after a reconnect, or a reused seq after a
+ * drone reboot: rare) one query per batch asks which of those
+ * (drone_id, seq) are stored and at which time (seq is a field, not
+ * indexed: the drones' series are scanned). Then, in batch order, the first
+ * record of a (drone_id, seq) that is not stored is written; another one
+ * with the same timestamp, or without a drone timestamp, is a redelivery
+ * (not written again); one with another drone timestamp is a reused seq:
+ * flagged DG_REC_REJECTED_REUSED, not written (so no overwrite and no second
+ * point). Limits: the watermarks are this process's: two gateways writing
+ * the same drones into one database do not see each other's seqs; two
+ * *different* samples of one drone with the same drone timestamp (ms) and
+ * different seqs still keep only the last one written (one point per time).
+ * A message without `timestamp` gets the receive time, and several such
+ * messages of one frame share a millisecond. So their points are written at
+ * receive ms + a sub-millisecond offset derived from the seq (1..999999 ns:
+ * never the ms itself, where drone-stamped points sit; reads are in ms, so
+ * the offset never shows).
  *
  * Threads: write_batch(), update_drones(), put_command() run on the writer
  * thread with its own curl handle (a kept-alive connection). A batch of at
@@ -57,9 +65,9 @@
  * latency of seconds (docs/benchmarks-stores.md). A failed part fails the
  * batch; the retry rewrites the parts that succeeded (same points: an
  * overwrite). query(),
- * latest(), get_command() and ping() take a handle from a small
- * mutex-protected pool. The seq watermarks belong to the writer thread
- * (filled at open, before it starts).
+ * latest(), get_command(), last_seq() and ping() take a handle from a small
+ * mutex-protected pool. The seq watermarks and the batch's seq table belong
+ * to the writer thread (filled at open, before it starts).
  *
  * Why libcurl rather than a hand-written HTTP/1.1 client: /query answers
  * with chunked transfer encoding, connections must be kept alive and
@@ -104,9 +112,12 @@
 #define TOKEN_MAX       512
 #define WR_MAX          8
 #define PART_MIN_POINTS 2048    /* a batch is split only into parts at least this big */
-/* InfluxDB's time range: int64 ns, minus the two reserved values */
-#define IX_MIN_MS       (INT64_C(-9223372036854775806) / 1000000 + 1)
-#define IX_MAX_MS       (INT64_C(9223372036854775806) / 1000000 - 1)
+/* InfluxDB's time range: int64 ns minus the two reserved values, in whole
+ * ms: 1677-09-21T00:12:43.146Z..2262-04-11T23:47:16.854Z (the contract's
+ * range, 1677-09-22..2262-04-11T23:47:16.854Z, lies inside). A point with a
+ * sub-ms offset (below) needs one ms less at the top. */
+#define IX_MIN_MS       (INT64_C(-9223372036854775806) / 1000000)
+#define IX_MAX_MS       (INT64_C(9223372036854775806) / 1000000)
 
 typedef struct wm_ent {         /* highest seq written, per drone */
     struct wm_ent *next;
@@ -116,6 +127,16 @@ typedef struct wm_ent {         /* highest seq written, per drone */
     int            has;         /* max is valid */
     char           id[DG_DRONE_ID_MAX + 1];
 } wm_ent_t;
+
+/* One (drone_id, seq) of the batch being written (open addressing). */
+typedef struct bh_ent {
+    const char *id;             /* NULL: free slot; else a record's drone_id */
+    uint64_t    seq;
+    int64_t     ts_ms;          /* the stored (or first written) timestamp */
+    int         state;          /* BH_ASK, BH_STORED, BH_BATCH */
+} bh_ent_t;
+
+enum { BH_ASK = 1, BH_STORED, BH_BATCH };
 
 typedef struct w_part {         /* one of the parallel write requests */
     CURL    *h;
@@ -148,6 +169,9 @@ struct dg_store {
     size_t          ntouched, touched_cap;
     uint32_t        gen;             /* batch generation, never 0 (fresh entries have 0) */
     int64_t         dropped, last_drop_log_ms;
+    bh_ent_t       *bh;              /* (drone_id, seq) of the batch being written */
+    size_t          bh_cap;          /* power of 2 */
+    dg_buf_t        q;               /* lookup query text */
     /* readers */
     pthread_mutex_t rd_mu;
     pthread_cond_t  rd_cv;
@@ -315,15 +339,6 @@ static int lp_telemetry(dg_buf_t *b, const dg_record_t *r, int64_t ts_ns)
     e |= dg_buf_puts(b, " ");
     e |= dg_jw_i64(b, ts_ns);
     e |= dg_buf_puts(b, "\n");
-    if ((r->flags & DG_REC_HAS_SEQ) && !(r->flags & DG_REC_HAS_TS)) {
-        e |= dg_buf_puts(b, "telemetry_seq,drone_id=");
-        e |= dg_buf_append(b, r->drone_id, strnlen(r->drone_id, DG_DRONE_ID_MAX));
-        e |= dg_buf_puts(b, " seq=");
-        e |= dg_jw_i64(b, (int64_t)r->seq);
-        e |= dg_buf_puts(b, "i ");
-        e |= dg_jw_i64(b, ts_ns);
-        e |= dg_buf_puts(b, "\n");
-    }
     return e;
 }
 
@@ -368,17 +383,6 @@ static int wm_note(dg_store_t *s, wm_ent_t *e, uint64_t seq)
         e->pend = seq;
     }
     return 0;
-}
-
-static uint64_t wm_effective(const dg_store_t *s, const wm_ent_t *e, int *has)
-{
-    uint64_t m = e->has ? e->max : 0;
-    *has = e->has;
-    if (e->pend_gen == s->gen) {
-        if (!*has || e->pend > m) m = e->pend;
-        *has = 1;
-    }
-    return m;
 }
 
 /* After a successful write: the batch's seqs become the watermarks. */
@@ -484,7 +488,128 @@ static int post_parts(dg_store_t *s, int np, char *err, size_t errlen)
     return e;
 }
 
-static int ix_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
+/* ---- reused seqs (writer thread) -------------------------------------- */
+
+static int run_query(dg_store_t *s, CURL *h, dg_buf_t *body, const char *q, int post,
+                     char *err, size_t errlen);
+static int walk_answer(dg_store_t *s, dg_buf_t *body, dg_record_cb cb, void *ud, char *err, size_t errlen);
+
+static bh_ent_t *bh_find(dg_store_t *s, const char *id, uint64_t seq, int create)
+{
+    size_t mask = s->bh_cap - 1;
+    size_t i = (id_hash(id) ^ (uint32_t)(seq * 2654435761u) ^ (uint32_t)(seq >> 32)) & mask;
+    for (;; i = (i + 1) & mask) {
+        bh_ent_t *e = &s->bh[i];
+        if (!e->id) {
+            if (!create) return NULL;
+            e->id = id;
+            e->seq = seq;
+            e->state = 0;
+            return e;
+        }
+        if (e->seq == seq && !strcmp(e->id, id)) return e;
+    }
+}
+
+static int on_stored_seq(void *ud, const dg_record_t *r)
+{
+    dg_store_t *s = ud;
+    if (!(r->flags & DG_REC_HAS_SEQ)) return 0;
+    bh_ent_t *e = bh_find(s, r->drone_id, r->seq, 0);
+    if (e && e->state == BH_ASK) { e->state = BH_STORED; e->ts_ms = r->ts_ms; }
+    return 0;
+}
+
+/* Ask InfluxDB which of the BH_ASK entries are stored, and at which time
+ * (one query per LOOKUP_MAX of them, drones OR-ed, GROUP BY drone_id). seq
+ * is a field, not indexed: the drones' series are scanned, which is why only
+ * seqs at or below a drone's watermark are asked (redeliveries, reused seqs). */
+#define LOOKUP_MAX 400
+static int lookup_stored(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
+{
+    size_t i = 0;
+    while (i < n) {
+        dg_buf_t *q = &s->q;
+        q->len = 0;
+        int e = dg_buf_puts(q, "SELECT seq FROM telemetry WHERE ");
+        size_t k = 0;
+        const char *cur = NULL;
+        for (; i < n && k < LOOKUP_MAX; i++) {
+            const dg_record_t *r = &recs[i];
+            if (!(r->flags & DG_REC_HAS_SEQ)) continue;
+            bh_ent_t *b = bh_find(s, r->drone_id, r->seq, 0);
+            if (!b || b->state != BH_ASK || b->ts_ms == INT64_MIN) continue;
+            b->ts_ms = INT64_MIN;                   /* asked (once per entry) */
+            if (!cur || strcmp(cur, r->drone_id)) {
+                if (cur) e |= dg_buf_puts(q, ")) OR ");
+                e |= dg_buf_puts(q, "(drone_id = '");
+                e |= dg_buf_puts(q, r->drone_id);   /* validated: [A-Za-z0-9._-] */
+                e |= dg_buf_puts(q, "' AND (");
+                cur = r->drone_id;
+            } else {
+                e |= dg_buf_puts(q, " OR ");
+            }
+            e |= dg_buf_puts(q, "seq = ");
+            e |= dg_jw_i64(q, (int64_t)r->seq);
+            k++;
+        }
+        if (!k) break;
+        e |= dg_buf_puts(q, ")) GROUP BY drone_id");
+        e |= dg_buf_append(q, "", 1);
+        if (e) { set_err(err, errlen, "out of memory building a seq lookup"); return -ENOMEM; }
+        if ((e = run_query(s, s->w, &s->body, q->data, 0, err, errlen)) ||
+            (e = walk_answer(s, &s->body, on_stored_seq, s, err, errlen)) < 0)
+            return e < 0 ? e : -EIO;
+    }
+    return 0;
+}
+
+/* Judge every record with a seq (store.h): writes *skip[i] = 1 for records
+ * not to be written (redeliveries, reused seqs: those also get the flag). */
+static int judge_seqs(dg_store_t *s, dg_record_t *recs, size_t n, uint8_t *skip, char *err, size_t errlen)
+{
+    size_t cap = 16;
+    while (cap < 2 * n + 2) cap *= 2;
+    if (cap > s->bh_cap) {
+        bh_ent_t *p = realloc(s->bh, cap * sizeof *p);
+        if (!p) { set_err(err, errlen, "out of memory judging %zu seqs", n); return -ENOMEM; }
+        s->bh = p;
+        s->bh_cap = cap;
+    }
+    memset(s->bh, 0, s->bh_cap * sizeof *s->bh);
+    /* 1: seqs at or below the drone's watermark may be stored: ask */
+    size_t ask = 0;
+    for (size_t i = 0; i < n; i++) {
+        dg_record_t *r = &recs[i];
+        if (!(r->flags & DG_REC_HAS_SEQ)) continue;
+        wm_ent_t *w = wm_get(s, r->drone_id, 0);
+        if (!w || !w->has || r->seq > w->max) continue;
+        bh_ent_t *b = bh_find(s, r->drone_id, r->seq, 1);
+        if (!b->state) { b->state = BH_ASK; b->ts_ms = 0; ask++; }
+    }
+    if (ask) {
+        int e = lookup_stored(s, recs, n, err, errlen);
+        if (e < 0) return e;
+    }
+    /* 2: in order: the first of a (drone_id, seq) not stored is written;
+     * any other is a redelivery (same timestamp, or none from the drone) or
+     * a reused seq */
+    for (size_t i = 0; i < n; i++) {
+        dg_record_t *r = &recs[i];
+        if (!(r->flags & DG_REC_HAS_SEQ)) continue;
+        bh_ent_t *b = bh_find(s, r->drone_id, r->seq, 1);
+        if (b->state == 0 || b->state == BH_ASK) {
+            b->state = BH_BATCH;
+            b->ts_ms = r->ts_ms;
+            continue;
+        }
+        skip[i] = 1;
+        if ((r->flags & DG_REC_HAS_TS) && r->ts_ms != b->ts_ms) r->flags |= DG_REC_REJECTED_REUSED;
+    }
+    return 0;
+}
+
+static int ix_write_batch(dg_store_t *s, dg_record_t *recs, size_t n, char *err, size_t errlen)
 {
     /* big batches: split by drone over `writers` parallel requests */
     int np = 1;
@@ -493,12 +618,21 @@ static int ix_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char
         if (np > s->writers) np = s->writers;
         for (int k = 0; k < np; k++) s->part[k].lines.len = 0;
     }
+    uint8_t *skip = calloc(n ? n : 1, 1);
+    if (!skip) { set_err(err, errlen, "out of memory building %zu InfluxDB points", n); return -ENOMEM; }
+    for (size_t i = 0; i < n; i++) recs[i].flags &= ~DG_REC_REJECTED_REUSED;
+    int e = judge_seqs(s, recs, n, skip, err, errlen);
+    if (e) {
+        for (size_t i = 0; i < n; i++) recs[i].flags &= ~DG_REC_REJECTED_REUSED;
+        free(skip);
+        return e;
+    }
     dg_buf_t *b = &s->lines;
     b->len = 0;
     size_t rows = 0;
-    int e = 0;
     for (size_t i = 0; i < n; i++) {
         const dg_record_t *r = &recs[i];
+        if (skip[i]) continue;
         if (np > 1) b = &s->part[id_hash(r->drone_id) % (uint32_t)np].lines;
         if (r->ts_ms < IX_MIN_MS || r->ts_ms > IX_MAX_MS) {
             s->dropped++;
@@ -512,29 +646,32 @@ static int ix_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char
             continue;
         }
         int64_t ts_ns = r->ts_ms * 1000000;
-        if (!(r->flags & DG_REC_HAS_TS) && (r->flags & DG_REC_HAS_SEQ)) {
+        if (r->flags & DG_REC_HAS_SEQ) {
             wm_ent_t *w = wm_get(s, r->drone_id, 1);
-            if (!w) { e = -ENOMEM; break; }
-            int has;
-            uint64_t max = wm_effective(s, w, &has);
-            if (has && r->seq <= max) continue;                  /* redelivery */
-            if ((e = wm_note(s, w, r->seq))) break;
-            ts_ns += 1 + (int64_t)(r->seq % 999999u);
-        } else if (!(r->flags & DG_REC_HAS_TS)) {
+            if (!w || wm_note(s, w, r->seq)) { e = -ENOMEM; break; }
+            if (!(r->flags & DG_REC_HAS_TS) && r->ts_ms < IX_MAX_MS) ts_ns += 1 + (int64_t)(r->seq % 999999u);
+        } else if (!(r->flags & DG_REC_HAS_TS) && r->ts_ms < IX_MAX_MS) {
             ts_ns += 1 + (int64_t)(s->noseq++ % 999999u);
         }
         if (lp_telemetry(b, r, ts_ns)) { e = -ENOMEM; break; }
         rows++;
     }
+    free(skip);
     if (e) {
         wm_abort(s);
+        for (size_t i = 0; i < n; i++) recs[i].flags &= ~DG_REC_REJECTED_REUSED;
         set_err(err, errlen, "out of memory building %zu InfluxDB points", n);
         return e;
     }
     if (rows == 0) { wm_abort(s); return 0; }
     if (np > 1) dg_debug("influxdb: %zu points as %d parallel write requests", rows, np);
     e = np > 1 ? post_parts(s, np, err, errlen) : post_lines(s, s->write_url, err, errlen);
-    if (e) wm_abort(s); else wm_commit(s);
+    if (e) {
+        wm_abort(s);
+        for (size_t i = 0; i < n; i++) recs[i].flags &= ~DG_REC_REJECTED_REUSED;
+    } else {
+        wm_commit(s);
+    }
     return e;
 }
 
@@ -582,7 +719,7 @@ static int ix_put_command(dg_store_t *s, const dg_command_t *c, char *err, size_
     e |= dg_buf_puts(b, ",updated_at=");
     e |= dg_jw_i64(b, c->updated_ms);
     e |= dg_buf_puts(b, "i ");
-    int64_t ms = c->created_ms < IX_MIN_MS ? IX_MIN_MS : c->created_ms > IX_MAX_MS ? IX_MAX_MS : c->created_ms;
+    int64_t ms = c->created_ms < IX_MIN_MS ? IX_MIN_MS : c->created_ms > IX_MAX_MS - 1 ? IX_MAX_MS - 1 : c->created_ms;
     e |= dg_jw_i64(b, ms * 1000000 + (int64_t)(id_hash(c->id) % 1000000u));
     e |= dg_buf_puts(b, "\n");
     if (e) { set_err(err, errlen, "out of memory"); return -ENOMEM; }
@@ -949,6 +1086,42 @@ static int ix_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return read_series(s, sql_latest, cb ? rec_series : NULL, &w, err, errlen);
 }
 
+/* last_seq: the seq of the one row MAX() answers with. */
+typedef struct seq_walk {
+    uint64_t seq;
+    int      has;
+} seq_walk_t;
+
+static int on_max_seq(void *ud, const dg_record_t *r)
+{
+    seq_walk_t *w = ud;
+    if (r->flags & DG_REC_HAS_SEQ) { w->seq = r->seq; w->has = 1; }
+    return 0;
+}
+
+/* MAX(seq) of the drone's points, compared as uint64: seqs >= 2^63 are the
+ * negative int64s, so those are asked first. Reads every seq of the drone
+ * (a field, not indexed): one call per drone connection. */
+static int ix_last_seq(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen)
+{
+    if (!dg_drone_id_valid(drone_id, strnlen(drone_id, DG_DRONE_ID_MAX + 1))) {
+        set_err(err, errlen, "invalid drone id");
+        return -EINVAL;
+    }
+    static const char *const cond[2] = { "seq < 0", "seq >= 0" };
+    for (int k = 0; k < 2; k++) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT MAX(seq) AS seq FROM telemetry WHERE drone_id = '%s' AND %s",
+                 drone_id, cond[k]);
+        seq_walk_t w = { 0, 0 };
+        rec_walk_t rw = { on_max_seq, &w };
+        int e = read_series(s, sql, rec_series, &rw, err, errlen);
+        if (e < 0) return e;
+        if (w.has) { *seq = w.seq; return 0; }
+    }
+    return 1;
+}
+
 /* ---- commands read back ------------------------------------------------ */
 
 enum ccol { CC_TIME, CC_ID, CC_DRONE, CC_NAME, CC_ARGS, CC_STATUS, CC_MESSAGE, CC_UPDATED, CC_OTHER };
@@ -1135,6 +1308,8 @@ static void ix_close(dg_store_t *s)
     for (unsigned b = 0; b < WM_BUCKETS; b++)
         for (wm_ent_t *e = s->wm[b], *nx; e; e = nx) { nx = e->next; free(e); }
     free(s->touched);
+    free(s->bh);
+    dg_buf_free(&s->q);
     dg_buf_free(&s->lines);
     dg_buf_free(&s->body);
     free(s->write_url);
@@ -1351,7 +1526,7 @@ static void auth_failed(dg_store_t *s, char *err, size_t errlen)
     set_err(err, errlen, "cannot use %s: authentication failed (HTTP 401: %s): %s", s->where, why, what);
 }
 
-/* The watermarks: LAST(seq) of telemetry_seq per drone (see "Duplicates"). */
+/* The watermarks: MAX(seq) of telemetry per drone, as uint64 (see "Duplicates"). */
 static int seed_one(void *ud, const dg_record_t *r)
 {
     dg_store_t *s = ud;
@@ -1426,9 +1601,15 @@ static int ix_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     /* refused otherwise (a 1.x user without admin rights; InfluxDB 2.x has no
      * CREATE DATABASE): fine if the database can be read */
     if (ce < 0) snprintf(cm, sizeof cm, "%s", unprefixed(s, m));
-    if ((e = run_query(s, s->w, &s->body, "SELECT LAST(seq) AS seq FROM telemetry_seq GROUP BY drone_id",
-                       0, m, sizeof m)) == 0)
-        e = walk_answer(s, &s->body, seed_one, s, m, sizeof m);
+    static const char *const seed_q[2] = {
+        "SELECT MAX(seq) AS seq FROM telemetry WHERE seq >= 0 GROUP BY drone_id",
+        "SELECT MAX(seq) AS seq FROM telemetry WHERE seq < 0 GROUP BY drone_id",   /* >= 2^63 */
+    };
+    for (int k = 0; k < 2; k++) {
+        if ((e = run_query(s, s->w, &s->body, seed_q[k], 0, m, sizeof m)) == 0)
+            e = walk_answer(s, &s->body, seed_one, s, m, sizeof m);
+        if (e) break;
+    }
     if (e == -EACCES) { auth_failed(s, err, errlen); goto fail; }
     if (e < 0 && ce < 0) {
         set_err(err, errlen, "cannot use %s: CREATE DATABASE was refused (%s) and the database cannot be "
@@ -1462,6 +1643,7 @@ const dg_store_ops_t dg_store_influxdb_ops = {
     .put_command   = ix_put_command,
     .get_command   = ix_get_command,
     .open_commands = ix_open_commands,
+    .last_seq      = ix_last_seq,
     .ping          = ix_ping,
     .close         = ix_close,
 };

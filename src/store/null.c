@@ -25,7 +25,7 @@ static int null_open(const char *uri, const dg_store_config_t *cfg, dg_store_t *
     return 0;
 }
 
-static int null_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n,
+static int null_write_batch(dg_store_t *s, dg_record_t *recs, size_t n,
                             char *err, size_t errlen)
 {
     return 0;
@@ -48,6 +48,11 @@ static int null_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size
     return 0;
 }
 
+static int null_last_seq(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen)
+{
+    return 1;   /* nothing is ever stored */
+}
+
 static int null_ping(dg_store_t *s)
 {
     return 0;
@@ -66,6 +71,7 @@ const dg_store_ops_t dg_store_null_ops = {
     .update_drones = null_update_drones,
     .query         = null_query,
     .latest        = null_latest,
+    .last_seq      = null_last_seq,
     .ping          = null_ping,
     .close         = null_close,
 };

@@ -35,40 +35,40 @@
  * Write path (measured: docs/store-postgres.md)
  * ---------------------------------------------
  *
- *   batch ---> rows with a drone timestamp -+-> COPY telemetry FROM STDIN
- *          |   (or without seq)             |   (FORMAT binary)   "fast"
- *          |                                |     | unique violation (23505):
- *          |                                |     v a redelivery in the batch
- *          +-> rows whose timestamp the ----+-> COPY dg_stage (temp table)
- *              server filled in                 INSERT INTO telemetry SELECT
- *                                               ... ON CONFLICT DO NOTHING
- *                                               (+ telemetry_seq, see below)
+ *   batch --> BEGIN; COPY telemetry_seq (drone_id, seq, timestamp) of the
+ *             rows with a seq; COPY telemetry (every row); COMMIT   "fast"
+ *               | unique violation (23505): a (drone_id, seq) seen before
+ *               v (a redelivery, or a reused seq), nothing written
+ *             BEGIN; COPY dg_stage (temp table); INSERT INTO telemetry_seq
+ *             ... ON CONFLICT DO NOTHING; INSERT INTO telemetry SELECT the
+ *             rows that match telemetry_seq ... ON CONFLICT DO NOTHING;
+ *             SELECT the reused rows; COMMIT                      "staging"
  *
- * The fast path is a plain binary COPY into the partitioned table: as fast
- * as COPY can be; a batch holding a redelivered row fails it with a unique
- * violation (nothing is written), and the batch is written again through the
- * staging table with ON CONFLICT DO NOTHING. Redeliveries are rare (after a
- * reconnect), so almost every batch takes the fast path. `write=staging`
- * sends every batch through the staging path.
+ * The fast path is two binary COPYs; a batch holding a seq seen before fails
+ * it with a unique violation (nothing is written), and the batch is written
+ * again through the staging table. Redeliveries and reused seqs are rare
+ * (after a reconnect, after a drone reboot), so almost every batch takes the
+ * fast path. `write=staging` sends every batch through the staging path.
  *
- * Dedup on (drone_id, seq) across partitions
- * ------------------------------------------
+ * Dedup and reused seqs on (drone_id, seq) across partitions
+ * ----------------------------------------------------------
  * A partitioned table can only enforce unique keys that contain the
- * partition key, so the unique index is (drone_id, "timestamp", seq). A
- * redelivered message carries the same timestamp as the original (the drone
- * sends the same sample again), so that index catches every redelivery of a
- * message that had a `timestamp`. A message without one gets the server's
- * receive time, which differs between deliveries: for those rows
- * (drone_id, seq) is also inserted into `telemetry_seq` (unpartitioned,
- * primary key (drone_id, seq)) and the row is stored only when that insert
- * did not conflict. Net effect: (drone_id, seq) is stored at most once,
- * except for two *different* samples that share a seq and carry different
- * drone timestamps (a drone that restarted its seq counter): SQLite keeps the
- * first and drops the second, PostgreSQL keeps both. `dedup=strict` routes
- * every row through telemetry_seq and gives the SQLite semantics at the cost
- * measured in docs/store-postgres.md. Rows without seq are never deduplicated
- * (as in SQLite). The same unique index serves per-drone time-range queries,
- * so there is exactly one index on telemetry.
+ * partition key, so telemetry's unique index is (drone_id, "timestamp",
+ * seq): it would let a reused seq (same (drone_id, seq), another timestamp)
+ * in. So every (drone_id, seq) also goes into `telemetry_seq`
+ * (unpartitioned, primary key (drone_id, seq), with the stored row's
+ * timestamp): it is the exact check. In the staging path a row is stored
+ * only when its timestamp is the one telemetry_seq holds (the first
+ * delivery; within a batch, the first row of that seq), and the rows with a
+ * drone timestamp that differs from it are reused seqs: flagged
+ * DG_REC_REJECTED_REUSED (store.h), not stored, not acked. A row without a
+ * drone timestamp whose (drone_id, seq) is there is a redelivery (its
+ * receive time differs between deliveries). Rows without seq are never
+ * deduplicated (as in SQLite). The same unique index serves per-drone
+ * time-range queries, so there is exactly one index on telemetry.
+ * Cost: one more unique-index insert per row on the fast path (measured in
+ * docs/stores-notes.md). `dedup=strict|ts` is accepted for compatibility
+ * and changes nothing (every row is checked exactly now).
  *
  * Schema (dronegate_schema holds the applied versions; each migration runs
  * in one transaction under an advisory lock, written idempotently)
@@ -83,7 +83,9 @@
  *     telemetry_drone_time_seq  UNIQUE (drone_id, timestamp, seq NULLS FIRST)
  *     telemetry_default         DEFAULT partition: rows outside every
  *                               premade partition (clock far off, backfill)
- *   telemetry_seq  drone_id, seq PRIMARY KEY, timestamp (see dedup above)
+ *   telemetry_seq  drone_id, seq PRIMARY KEY, timestamp (see dedup above;
+ *               version 2 filled it from telemetry: it had only the rows
+ *               without a drone timestamp before)
  *   drones      drone_id PRIMARY KEY | first_seen, last_seen timestamptz |
  *               last position and state | last_seq
  *   commands    id PRIMARY KEY | drone_id, name, args (JSON text), status,
@@ -108,7 +110,7 @@
  *   compress_after=0  TimescaleDB only: compression policy age (0 = off)
  *   timescaledb=auto  auto | on | off: use TimescaleDB when available
  *   write=auto     auto (optimistic COPY) | staging (always staging table)
- *   dedup=ts       ts | strict (see above)
+ *   dedup=ts       ts | strict: no effect any more (see above)
  *   readers=4      reader connections
  *   writers=2      writer connections (parallel COPY of big batches)
  *   query_timeout=30s  statement_timeout of reader connections
@@ -144,7 +146,7 @@
 #define RD_MAX          16
 #define WR_MAX          8
 #define PART_MIN_ROWS   4096    /* a batch is split only into parts at least this big (measured: docs/benchmarks-stores.md) */
-#define SCHEMA_VERSION  1
+#define SCHEMA_VERSION  2
 #define MAINT_EVERY_MS  (10 * 60 * 1000)
 #define RD_RETRY_MS     1000
 #define ADVISORY_KEY    "7215043861962917000"   /* pg_advisory_xact_lock key: "dronegate" */
@@ -196,7 +198,7 @@ typedef struct w_conn {
     pthread_mutex_t mu;
     pthread_cond_t  cv;
     int             state;      /* W_IDLE, W_JOB, W_DONE, W_QUIT */
-    const dg_record_t *recs;
+    dg_record_t    *recs;
     size_t          n;
     int             nparts;
     int             rc;
@@ -565,26 +567,43 @@ static const char sql_stage[] =
     "  drone_id text NOT NULL, \"timestamp\" timestamptz NOT NULL, seq bigint,"
     "  latitude float8 NOT NULL, longitude float8 NOT NULL, altitude float8 NOT NULL,"
     "  speed float8, heading float8, climb float8, battery float8, status text,"
-    "  received_at timestamptz NOT NULL, drone_ts boolean NOT NULL) ON COMMIT DELETE ROWS;"
+    "  received_at timestamptz NOT NULL, drone_ts boolean NOT NULL, n int NOT NULL) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS dg_drone_stage ("
     "  n int NOT NULL, drone_id text NOT NULL, seen timestamptz NOT NULL,"
     "  latitude float8, longitude float8, altitude float8, speed float8, heading float8,"
     "  climb float8, battery float8, status text, last_seq bigint) ON COMMIT DELETE ROWS;";
 
-/* Staging -> telemetry. Rows whose timestamp the server filled in (or every
- * row with dedup=strict: drone_ts is then false for all) are stored only if
- * their (drone_id, seq) was new in telemetry_seq; DISTINCT ON keeps one per
- * (drone_id, seq) when a batch holds two deliveries of the same message. */
+/* Staging -> telemetry_seq -> telemetry (see "Reused seqs" above). First
+ * the (drone_id, seq) of the batch not stored yet go into telemetry_seq with
+ * the timestamp of their first row in the batch (DISTINCT ON ... n); then a
+ * row is stored when it has no seq, or when its timestamp is the one in
+ * telemetry_seq (the original; ON CONFLICT drops a redelivery), or when it is
+ * a redelivery without a drone timestamp (dropped the same way: its
+ * (drone_id, seq) already has a row). Then reused: the batch rows (n) with
+ * a drone timestamp that differs from telemetry_seq's. */
+static const char sql_stage_seq[] =
+    "INSERT INTO telemetry_seq (drone_id, seq, \"timestamp\")"
+    " SELECT DISTINCT ON (drone_id, seq) drone_id, seq, \"timestamp\" FROM dg_stage"
+    " WHERE seq IS NOT NULL ORDER BY drone_id, seq, n"
+    " ON CONFLICT DO NOTHING";
+
 static const char sql_from_stage[] =
-    "WITH fresh AS ("
-    "  INSERT INTO telemetry_seq (drone_id, seq, \"timestamp\")"
-    "  SELECT DISTINCT ON (drone_id, seq) drone_id, seq, \"timestamp\" FROM dg_stage"
-    "  WHERE NOT drone_ts AND seq IS NOT NULL ORDER BY drone_id, seq, \"timestamp\""
-    "  ON CONFLICT DO NOTHING RETURNING drone_id, seq, \"timestamp\")"
-    " INSERT INTO telemetry (" TEL_COLS ")"
+    "INSERT INTO telemetry (" TEL_COLS ")"
     " SELECT " TEL_COLS " FROM dg_stage s"
-    " WHERE s.drone_ts OR s.seq IS NULL OR EXISTS (SELECT 1 FROM fresh f"
-    "  WHERE f.drone_id = s.drone_id AND f.seq = s.seq AND f.\"timestamp\" = s.\"timestamp\")"
+    " WHERE s.seq IS NULL OR EXISTS (SELECT 1 FROM telemetry_seq t"
+    "  WHERE t.drone_id = s.drone_id AND t.seq = s.seq AND t.\"timestamp\" = s.\"timestamp\")"
+    " ON CONFLICT DO NOTHING";
+
+static const char sql_stage_reused[] =
+    "SELECT s.n FROM dg_stage s JOIN telemetry_seq t ON t.drone_id = s.drone_id AND t.seq = s.seq"
+    " WHERE s.drone_ts AND t.\"timestamp\" <> s.\"timestamp\"";
+
+/* Version 2: every (drone_id, seq) goes into telemetry_seq (version 1 had
+ * only the rows without a drone timestamp there): fill it from telemetry. */
+static const char sql_v2[] =
+    "INSERT INTO telemetry_seq (drone_id, seq, \"timestamp\")"
+    " SELECT DISTINCT ON (drone_id, seq) drone_id, seq, \"timestamp\" FROM telemetry"
+    " WHERE seq IS NOT NULL ORDER BY drone_id, seq, \"timestamp\""
     " ON CONFLICT DO NOTHING";
 
 static const char sql_drones_upsert[] =
@@ -628,6 +647,13 @@ static const char sql_latest[] =
     "  SELECT " TEL_COLS " FROM telemetry t WHERE t.drone_id = ids.id"
     "  ORDER BY \"timestamp\" DESC, seq DESC NULLS LAST LIMIT 1) r"
     " WHERE ids.id IS NOT NULL";
+
+/* The highest seq of one drone as uint64 (seqs >= 2^63 are stored
+ * negative: the largest negative one wins when there is any); two seeks on
+ * telemetry_seq's primary key, which holds every (drone_id, seq). */
+static const char sql_last_seq[] =
+    "SELECT (SELECT max(seq) FROM telemetry_seq WHERE drone_id = $1 AND seq < 0),"
+    "       (SELECT max(seq) FROM telemetry_seq WHERE drone_id = $1 AND seq >= 0)";
 
 /* Partitions of telemetry and their bounds, in Unix ms (TimeZone is UTC in
  * every session, so pg_get_expr prints bounds that cast back exactly). */
@@ -704,6 +730,7 @@ static int rd_setup(dg_store_t *s, rd_conn_t *rc, char *err, size_t errlen)
     int e = session_setup(rc->c, extra, err, errlen);
     if (!e) e = prepare(rc->c, "hist", sql_hist, 4, hist_types, err, errlen);
     if (!e) e = prepare(rc->c, "latest", sql_latest, 0, NULL, err, errlen);
+    if (!e) e = prepare(rc->c, "last_seq", sql_last_seq, 1, hist_types, err, errlen);
     if (!e) rc->ready = 1;
     return e;
 }
@@ -875,6 +902,25 @@ static int pg_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return 0;
 }
 
+static int pg_last_seq(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen)
+{
+    const char *vals[1] = { drone_id };
+    int lens[1] = { (int)strnlen(drone_id, DG_DRONE_ID_MAX) }, fmts[1] = { 1 };
+    int e;
+    rd_conn_t *rc = rd_acquire(s);
+    PGresult *r = rd_exec(s, rc, "last_seq", 1, vals, lens, fmts, &e, err, errlen);
+    rd_release(s, rc);
+    if (!r) return e ? e : -EIO;
+    int64_t v;
+    e = 1;
+    if (PQntuples(r) == 1 && (col_i8(r, 0, 0, &v) || col_i8(r, 0, 1, &v))) {
+        *seq = (uint64_t)v;
+        e = 0;
+    }
+    PQclear(r);
+    return e;
+}
+
 /* Row `row` of a commands SELECT (sql_get_command's columns, binary). */
 static void cmd_row(const PGresult *r, int row, dg_command_t *out)
 {
@@ -1000,20 +1046,15 @@ static inline char *f_text(char *p, const char *s, size_t n)
     return p + n;
 }
 
-/* Worst case bytes of one binary row: field count, 13 length words, 10
+/* Worst case bytes of one binary row: field count, 14 length words, 10
  * eight-byte values (timestamp, seq, 7 doubles, received_at), the drone_ts
- * bool, the longest id and status. */
-#define ROW_MAX (2 + 13 * 4 + 10 * 8 + 1 + DG_DRONE_ID_MAX + DG_STATUS_MAX)
+ * bool, n, the longest id and status. */
+#define ROW_MAX (2 + 14 * 4 + 10 * 8 + 1 + 4 + DG_DRONE_ID_MAX + DG_STATUS_MAX)
 
-static inline bool server_stamped(const dg_store_t *s, const dg_record_t *r)
+/* One record as a binary COPY tuple of telemetry (stage: + drone_ts, n). */
+static char *enc_bin(char *p, const dg_record_t *r, int stage, size_t n)
 {
-    return (r->flags & DG_REC_HAS_SEQ) && (s->o.strict || !(r->flags & DG_REC_HAS_TS));
-}
-
-/* One record as a binary COPY tuple of telemetry (stage: + drone_ts). */
-static char *enc_bin(char *p, const dg_store_t *s, const dg_record_t *r, int stage)
-{
-    p = put16(p, stage ? 13 : 12);
+    p = put16(p, stage ? 14 : 12);
     p = f_text(p, r->drone_id, strnlen(r->drone_id, DG_DRONE_ID_MAX));
     p = f_i8(p, ms_to_pg(r->ts_ms));
     p = (r->flags & DG_REC_HAS_SEQ) ? f_i8(p, (int64_t)r->seq) : f_null(p);
@@ -1028,9 +1069,20 @@ static char *enc_bin(char *p, const dg_store_t *s, const dg_record_t *r, int sta
     p = f_i8(p, ms_to_pg(r->recv_us / 1000));
     if (stage) {
         p = put32(p, 1);
-        *p++ = server_stamped(s, r) ? 0 : 1;
+        *p++ = (r->flags & DG_REC_HAS_TS) ? 1 : 0;
+        p = put32(p, 4);
+        p = put32(p, (uint32_t)n);
     }
     return p;
+}
+
+/* One record's (drone_id, seq, timestamp) as a COPY tuple of telemetry_seq. */
+static char *enc_seq(char *p, const dg_record_t *r)
+{
+    p = put16(p, 3);
+    p = f_text(p, r->drone_id, strnlen(r->drone_id, DG_DRONE_ID_MAX));
+    p = f_i8(p, (int64_t)r->seq);
+    return f_i8(p, ms_to_pg(r->ts_ms));
 }
 
 /* The part (0..nparts-1) a drone's rows go to when a batch is split over
@@ -1043,11 +1095,12 @@ static unsigned drone_part(const char *id, int nparts)
     return h % (unsigned)nparts;
 }
 
-/* Encode the records selected by `which` (0 fast rows, 1 staged rows, 2 all)
- * and by part (sel NULL: every row; else the rows with sel[i] == part) into
- * w->enc. Returns the number of rows encoded, or -ENOMEM. */
-static long encode(dg_store_t *s, w_conn_t *w, const dg_record_t *recs, size_t n, int which,
-                   int stage, const uint8_t *sel, int part)
+/* Encode the records of one part (sel NULL: every row; else the rows with
+ * sel[i] == part) into w->enc: what 0 telemetry rows, 1 staging rows,
+ * 2 telemetry_seq rows (records with a seq only). Returns the number of rows
+ * encoded, or -ENOMEM. */
+static long encode(w_conn_t *w, const dg_record_t *recs, size_t n, int what,
+                   const uint8_t *sel, int part)
 {
     dg_buf_t *b = &w->enc;
     b->len = 0;
@@ -1058,8 +1111,12 @@ static long encode(dg_store_t *s, w_conn_t *w, const dg_record_t *recs, size_t n
     for (size_t i = 0; i < n; i++) {
         const dg_record_t *r = &recs[i];
         if (sel && sel[i] != part) continue;
-        if (which != 2 && server_stamped(s, r) != (which == 1)) continue;
-        p = enc_bin(p, s, r, stage);
+        if (what == 2) {
+            if (!(r->flags & DG_REC_HAS_SEQ)) continue;
+            p = enc_seq(p, r);
+        } else {
+            p = enc_bin(p, r, what == 1, i);
+        }
         rows++;
     }
     p = put16(p, 0xFFFF);   /* trailer */
@@ -1261,7 +1318,9 @@ static int w_ensure(dg_store_t *s, w_conn_t *w, char *err, size_t errlen)
     if (!e) e = exec_ok(w->c, sql_stage, "creating the staging tables", err, errlen);
     static const Oid cmd_types[8] = { OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT,
                                       OID_TIMESTAMPTZ, OID_TIMESTAMPTZ };
+    if (!e) e = prepare(w->c, "stage_seq", sql_stage_seq, 0, NULL, err, errlen);
     if (!e) e = prepare(w->c, "from_stage", sql_from_stage, 0, NULL, err, errlen);
+    if (!e) e = prepare(w->c, "stage_reused", sql_stage_reused, 0, NULL, err, errlen);
     if (!e && w->idx == 0) e = prepare(w->c, "drones_upsert", sql_drones_upsert, 0, NULL, err, errlen);
     if (!e && w->idx == 0) e = prepare(w->c, "put_command", sql_put_command, 8, cmd_types, err, errlen);
     if (e) return e;
@@ -1289,53 +1348,78 @@ static int exec_prepared_ok(dg_store_t *s, w_conn_t *w, const char *stmt, int n,
     return e;
 }
 
-/* Staging path for the rows selected by `which` (1 staged rows, 2 all). */
-static int write_staged(dg_store_t *s, w_conn_t *w, const dg_record_t *recs, size_t n, int which,
+/* Staging path for the rows of one part, inside the caller's transaction:
+ * sets DG_REC_REJECTED_REUSED on the reused ones (rows of this part only,
+ * so helper threads never touch the same record). */
+static int write_staged(dg_store_t *s, w_conn_t *w, dg_record_t *recs, size_t n,
                         const uint8_t *sel, int part, char *err, size_t errlen)
 {
-    long rows = encode(s, w, recs, n, which, 1, sel, part);
+    long rows = encode(w, recs, n, 1, sel, part);
     if (rows < 0) { set_err(err, errlen, "out of memory encoding %zu rows", n); return -ENOMEM; }
     if (rows == 0) return 0;
     int uv;
-    int e = copy_in(s, w, "dg_stage", TEL_COLS ", drone_ts", &uv, err, errlen);
+    int e = copy_in(s, w, "dg_stage", TEL_COLS ", drone_ts, n", &uv, err, errlen);
+    if (!e) e = exec_prepared_ok(s, w, "stage_seq", 0, NULL, NULL, NULL, err, errlen);
     if (!e) e = exec_prepared_ok(s, w, "from_stage", 0, NULL, NULL, NULL, err, errlen);
-    return e;
+    if (e) return e;
+    PGresult *r = PQexecPrepared(w->c, "stage_reused", 0, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char m[256];
+        e = pg_errno(w->c, r);
+        set_err(err, errlen, "%s: stage_reused failed: %s", s->where, pg_msg(w->c, r, m, sizeof m));
+        PQclear(r);
+        return e ? e : -EIO;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        long k = strtol(PQgetvalue(r, i, 0), NULL, 10);
+        if (k >= 0 && (size_t)k < n) recs[k].flags |= DG_REC_REJECTED_REUSED;
+    }
+    PQclear(r);
+    return 0;
 }
 
 /* Write (and commit) the rows of one part of a batch on connection w. */
-static int write_part(dg_store_t *s, w_conn_t *w, const dg_record_t *recs, size_t n,
+static int write_part(dg_store_t *s, w_conn_t *w, dg_record_t *recs, size_t n,
                       const uint8_t *sel, int part, char *err, size_t errlen)
 {
     int e = w_ensure(s, w, err, errlen);
     if (e) return e;
-    size_t mine = 0, staged = 0;
+    size_t mine = 0, seqs = 0;
     for (size_t i = 0; i < n; i++) {
         if (sel && sel[i] != part) continue;
+        recs[i].flags &= ~DG_REC_REJECTED_REUSED;
         mine++;
-        staged += server_stamped(s, &recs[i]);
+        seqs += (recs[i].flags & DG_REC_HAS_SEQ) != 0;
     }
     if (mine == 0) return 0;
 
-    if (!s->o.staging_only && staged < mine) {
-        /* fast path: COPY the rows with a drone timestamp straight into
-         * telemetry (one implicit transaction when nothing is staged) */
-        if (staged && (e = exec_ok(w->c, "BEGIN", NULL, err, errlen))) goto fail;
-        long rows = encode(s, w, recs, n, 0, 0, sel, part);
+    if (!s->o.staging_only) {
+        /* fast path: every (drone_id, seq) is new (telemetry_seq's primary
+         * key says so, else a unique violation), then the rows straight into
+         * telemetry; one transaction */
+        int uv = 0;
+        if ((e = exec_ok(w->c, "BEGIN", NULL, err, errlen))) goto fail;
+        long rows = seqs ? encode(w, recs, n, 2, sel, part) : 0;
         if (rows < 0) { set_err(err, errlen, "out of memory encoding %zu rows", n); e = -ENOMEM; goto fail; }
-        int uv;
-        e = copy_in(s, w, "telemetry", TEL_COLS, &uv, err, errlen);
-        if (!e && staged) e = write_staged(s, w, recs, n, 1, sel, part, err, errlen);
-        if (!e && staged) e = exec_ok(w->c, "COMMIT", "commit", err, errlen);
+        if (rows > 0) e = copy_in(s, w, "telemetry_seq", "drone_id, seq, \"timestamp\"", &uv, err, errlen);
+        if (!e) {
+            rows = encode(w, recs, n, 0, sel, part);
+            if (rows < 0) { set_err(err, errlen, "out of memory encoding %zu rows", n); e = -ENOMEM; goto fail; }
+            e = copy_in(s, w, "telemetry", TEL_COLS, &uv, err, errlen);
+        }
+        if (!e) e = exec_ok(w->c, "COMMIT", "commit", err, errlen);
         if (!e) return 0;
         if (!uv) goto fail;
-        abort_txn(w->c);   /* a redelivered row: write the whole part again, deduplicating */
+        abort_txn(w->c);   /* a seq seen before: write the part again, judging each row */
     }
     if ((e = exec_ok(w->c, "BEGIN", NULL, err, errlen))) goto fail;
-    if ((e = write_staged(s, w, recs, n, 2, sel, part, err, errlen))) goto fail;
+    if ((e = write_staged(s, w, recs, n, sel, part, err, errlen))) goto fail;
     if ((e = exec_ok(w->c, "COMMIT", "commit", err, errlen))) goto fail;
     return 0;
 fail:
     w_failed(w);
+    for (size_t i = 0; i < n; i++)
+        if (!sel || sel[i] == part) recs[i].flags &= ~DG_REC_REJECTED_REUSED;
     return e ? e : -EIO;
 }
 
@@ -1366,7 +1450,7 @@ static void *w_helper(void *arg)
  * writer thread: the parts that did commit are then redeliveries, which the
  * unique index turns into a staging-path write of that part (nothing is
  * stored twice). */
-static int pg_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
+static int pg_write_batch(dg_store_t *s, dg_record_t *recs, size_t n, char *err, size_t errlen)
 {
     if (n == 0) return 0;
     w_conn_t *w0 = &s->wc[0];
@@ -1577,6 +1661,10 @@ static int migrate(dg_store_t *s, char *err, size_t errlen)
             desc = use_ts ? "telemetry (TimescaleDB hypertable), telemetry_seq, drones, commands"
                           : "telemetry (partitioned by time), telemetry_seq, drones, commands";
         }
+        if (v == 2) {
+            if ((e = exec_ok(c, sql_v2, "filling telemetry_seq", err, errlen))) goto out;
+            desc = "telemetry_seq holds every (drone_id, seq): reused seqs are rejected";
+        }
         const char *vals[2];
         char vs[16];
         snprintf(vs, sizeof vs, "%d", v);
@@ -1757,6 +1845,7 @@ const dg_store_ops_t dg_store_postgresql_ops = {
     .put_command   = pg_put_command,
     .get_command   = pg_get_command,
     .open_commands = pg_open_commands,
+    .last_seq      = pg_last_seq,
     .ping          = pg_ping,
     .close         = pg_close,
 };

@@ -98,7 +98,12 @@
  * reading the file directly).
  *
  * Duplicates: the INSERT is `ON CONFLICT(drone_id, seq) DO NOTHING` rather
- * than `INSERT OR IGNORE`: the same idempotent redelivery, but OR IGNORE
+ * than `INSERT OR IGNORE`. When it inserted nothing (sqlite3_changes() is 0)
+ * the stored row's timestamp is read back: the same one is a redelivery
+ * (stored once, acked again), another one a reused seq (flagged
+ * DG_REC_REJECTED_REUSED: not stored, not acked; store.h). The read-back
+ * runs in the batch's transaction, so a reused seq within one batch is
+ * caught the same way. OR IGNORE
  * would also silently drop a row violating NOT NULL (a NaN coordinate binds
  * as NULL); here such a row fails the batch loudly. Validation upstream
  * makes that impossible, so a failure means a bug, not a drone.
@@ -154,6 +159,7 @@ typedef struct rd_conn {
     sqlite3_stmt *hist;      /* one drone's history */
     sqlite3_stmt *latest;    /* latest row of every drone */
     sqlite3_stmt *ping;      /* PRAGMA user_version */
+    sqlite3_stmt *last_seq;  /* highest seq of one drone */
     int           busy;      /* taken by a thread (under rd_mu) */
 } rd_conn_t;
 
@@ -164,6 +170,7 @@ struct dg_store {
     sqlite3        *w;       /* writer connection (writer thread only) */
     sqlite3_stmt   *w_begin, *w_commit, *w_rollback;
     sqlite3_stmt   *w_insert; /* telemetry INSERT ... DO NOTHING */
+    sqlite3_stmt   *w_seq_ts; /* timestamp of a stored (drone_id, seq) */
     sqlite3_stmt   *w_upsert; /* drones upsert */
     sqlite3_stmt   *w_cmd;    /* commands upsert */
     pthread_mutex_t rd_mu;
@@ -245,6 +252,11 @@ static const char sql_insert[] =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     " ON CONFLICT(drone_id, seq) DO NOTHING";
 
+/* After a conflict: the stored timestamp of (drone_id, seq), one seek on
+ * telemetry_drone_seq (a redelivery or a reused seq: rare). */
+static const char sql_seq_ts[] =
+    "SELECT timestamp FROM telemetry WHERE drone_id = ?1 AND seq = ?2";
+
 /* Last call wins: the writer hands states over in arrival order. No guard on
  * last_seen or last_seq: a clock step back or a drone that reboots and starts
  * its seq again must still update the registry. */
@@ -301,6 +313,13 @@ static const char sql_latest[] =
     "           (SELECT rowid FROM telemetry WHERE drone_id = ids.id"
     "            ORDER BY received_at DESC, rowid DESC LIMIT 1))"   /* no seq: last received */
     " WHERE ids.id IS NOT NULL";
+
+/* The highest seq of one drone as uint64: seqs >= 2^63 are stored
+ * negative, so the largest negative one wins when there is any. Two seeks
+ * on telemetry_drone_seq (min/max optimisation), no scan. */
+static const char sql_last_seq[] =
+    "SELECT (SELECT max(seq) FROM telemetry WHERE drone_id = ?1 AND seq < 0),"
+    "       (SELECT max(seq) FROM telemetry WHERE drone_id = ?1 AND seq >= 0)";
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -527,8 +546,9 @@ static void rd_close(rd_conn_t *c)
     sqlite3_finalize(c->hist);
     sqlite3_finalize(c->latest);
     sqlite3_finalize(c->ping);
+    sqlite3_finalize(c->last_seq);
     sqlite3_close(c->db);
-    c->hist = c->latest = c->ping = NULL;
+    c->hist = c->latest = c->ping = c->last_seq = NULL;
     c->db = NULL;
 }
 
@@ -540,6 +560,7 @@ static int rd_open(dg_store_t *s, rd_conn_t *c, char *err, size_t errlen)
     if (rc == SQLITE_OK) rc = prepare(c->db, sql_hist, &c->hist);
     if (rc == SQLITE_OK) rc = prepare(c->db, sql_latest, &c->latest);
     if (rc == SQLITE_OK) rc = prepare(c->db, "PRAGMA user_version", &c->ping);
+    if (rc == SQLITE_OK) rc = prepare(c->db, sql_last_seq, &c->last_seq);
     if (rc == SQLITE_OK) return 0;
     int e = sq_errno(c->db, rc);
     set_err(err, errlen, "cannot open a read connection to SQLite database %s: %s (%s)",
@@ -760,6 +781,7 @@ static void sq_close(dg_store_t *s)
     sqlite3_finalize(s->w_commit);
     sqlite3_finalize(s->w_rollback);
     sqlite3_finalize(s->w_insert);
+    sqlite3_finalize(s->w_seq_ts);
     sqlite3_finalize(s->w_upsert);
     sqlite3_finalize(s->w_cmd);
     sqlite3_close(s->w);
@@ -887,6 +909,7 @@ static int sq_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
         (rc = prepare(s->w, "COMMIT", &s->w_commit)) != SQLITE_OK ||
         (rc = prepare(s->w, "ROLLBACK", &s->w_rollback)) != SQLITE_OK ||
         (rc = prepare(s->w, sql_insert, &s->w_insert)) != SQLITE_OK ||
+        (rc = prepare(s->w, sql_seq_ts, &s->w_seq_ts)) != SQLITE_OK ||
         (rc = prepare(s->w, sql_upsert, &s->w_upsert)) != SQLITE_OK ||
         (rc = prepare(s->w, sql_cmd, &s->w_cmd)) != SQLITE_OK)
         goto sqlerr;
@@ -929,7 +952,24 @@ static void rollback(dg_store_t *s)
     if (!sqlite3_get_autocommit(s->w)) step_once(s->w_rollback);
 }
 
-static int sq_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n,
+/* After an INSERT that did nothing (the (drone_id, seq) is taken, by an
+ * earlier batch or earlier in this one: the same transaction sees it): a
+ * reused seq when the stored timestamp differs and r's came from the drone.
+ * 1 reused, 0 a redelivery, or a SQLite error code < 0. */
+static int seq_reused(dg_store_t *s, const dg_record_t *r)
+{
+    if (!(r->flags & DG_REC_HAS_TS)) return 0;
+    sqlite3_stmt *st = s->w_seq_ts;
+    sqlite3_bind_text(st, 1, r->drone_id, id_len(r), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)r->seq);
+    int rc = sqlite3_step(st);
+    int out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) != r->ts_ms
+            : rc == SQLITE_DONE ? 0 : -rc;
+    sqlite3_reset(st);
+    return out;
+}
+
+static int sq_write_batch(dg_store_t *s, dg_record_t *recs, size_t n,
                           char *err, size_t errlen)
 {
     if (n == 0) return 0;
@@ -941,7 +981,8 @@ static int sq_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n,
     }
     sqlite3_stmt *st = s->w_insert;
     for (size_t i = 0; i < n; i++) {
-        const dg_record_t *r = &recs[i];
+        dg_record_t *r = &recs[i];
+        r->flags &= ~DG_REC_REJECTED_REUSED;
         bind_telemetry(st, r);
         rc = sqlite3_step(st);
         if (rc != SQLITE_DONE) {
@@ -953,6 +994,16 @@ static int sq_write_batch(dg_store_t *s, const dg_record_t *recs, size_t n,
             goto fail;
         }
         sqlite3_reset(st);
+        if ((r->flags & DG_REC_HAS_SEQ) && sqlite3_changes(s->w) == 0) {
+            int k = seq_reused(s, r);
+            if (k < 0) {
+                rc = -k;
+                set_err(err, errlen, "SQLite %s: reading back drone %.64s seq %" PRIu64
+                        " failed: %s", s->path, r->drone_id, r->seq, sqlite3_errmsg(s->w));
+                goto fail;
+            }
+            if (k) r->flags |= DG_REC_REJECTED_REUSED;
+        }
     }
     rc = step_once(s->w_commit);
     if (rc != SQLITE_DONE) {
@@ -1090,6 +1141,34 @@ static int sq_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return e;
 }
 
+static int sq_last_seq(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen)
+{
+    rd_conn_t *c;
+    int e = rd_acquire(s, &c, err, errlen);
+    if (e < 0) return e;
+    sqlite3_stmt *st = c->last_seq;
+    sqlite3_bind_text(st, 1, drone_id, (int)strnlen(drone_id, DG_DRONE_ID_MAX + 1), SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int col = sqlite3_column_type(st, 0) != SQLITE_NULL ? 0 : 1;
+        if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+            e = 1;
+        } else {
+            *seq = (uint64_t)sqlite3_column_int64(st, col);
+            e = 0;
+        }
+    } else {
+        e = sq_errno(c->db, rc);
+        if (!e) e = -EIO;
+        set_err(err, errlen, "SQLite %s: reading the last seq of drone %.64s failed: %s", s->path,
+                drone_id, sqlite3_errmsg(c->db));
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    rd_release(s, c);
+    return e;
+}
+
 /* Rare (a GET of a command the process does not remember): prepared per call. */
 static int sq_get_command(dg_store_t *s, const char *id, struct dg_command *out, char *err, size_t errlen)
 {
@@ -1186,6 +1265,7 @@ const dg_store_ops_t dg_store_sqlite_ops = {
     .put_command   = sq_put_command,
     .get_command   = sq_get_command,
     .open_commands = sq_open_commands,
+    .last_seq      = sq_last_seq,
     .ping          = sq_ping,
     .close         = sq_close,
 };

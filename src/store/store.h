@@ -12,9 +12,20 @@
  * internally (for example a mutex-protected read connection pool).
  *
  * Durability: write_batch() returns 0 only when every record is durable
- * (committed), including records that were already stored before (duplicate
- * (drone_id, seq) pairs are ignored, not errors: redelivery is idempotent).
+ * (committed), including records that were already stored before (a
+ * redelivery - the same (drone_id, seq) with the same timestamp - is stored
+ * once, not an error), except the records it flags DG_REC_REJECTED_REUSED.
  * Only then does the gateway acknowledge them.
+ *
+ * Reused seqs (contract): a record whose (drone_id, seq) is already stored,
+ * or comes earlier in the same batch, with a *different* timestamp is not
+ * stored; write_batch() sets DG_REC_REJECTED_REUSED in its flags (and clears
+ * it on every other record, so a retried batch is judged afresh) and still
+ * returns 0 when the rest is durable. The ack path skips such records and
+ * tells the drone `seq_reused`. A record without a drone timestamp
+ * (DG_REC_HAS_TS clear: the receive time, which differs between deliveries)
+ * whose (drone_id, seq) is stored is a redelivery, whatever the timestamps.
+ * Every backend behaves the same.
  */
 #ifndef DG_STORE_H
 #define DG_STORE_H
@@ -49,9 +60,10 @@ typedef struct dg_store_ops {
      * clear sentence on failure. */
     int  (*open)(const char *uri, const dg_store_config_t *cfg, dg_store_t **out,
                  char *err, size_t errlen);
-    /* Store n records in one transaction. 0 when durable, <0 on failure
-     * (nothing of the batch may be considered stored; the writer retries). */
-    int  (*write_batch)(dg_store_t *s, const dg_record_t *recs, size_t n,
+    /* Store n records in one transaction. 0 when durable (records flagged
+     * DG_REC_REJECTED_REUSED excepted, see above), <0 on failure (nothing of
+     * the batch may be considered stored; the writer retries). */
+    int  (*write_batch)(dg_store_t *s, dg_record_t *recs, size_t n,
                         char *err, size_t errlen);
     /* Upsert the `drones` registry rows (last state per drone). */
     int  (*update_drones)(dg_store_t *s, const dg_record_t *last, size_t n,
@@ -75,6 +87,10 @@ typedef struct dg_store_ops {
     int  (*open_commands)(dg_store_t *s, int64_t since_ms,
                           int (*cb)(void *ud, const struct dg_command *c), void *ud,
                           char *err, size_t errlen);
+    /* The highest seq stored for drone_id (compared as uint64), for the
+     * session message a drone gets first: 0 and *seq, 1 when the drone has
+     * no stored seq, <0 with err. */
+    int (*last_seq)(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen); /* 0 found, 1 none, <0 error; any thread */
     /* 0 when the store is reachable. */
     int  (*ping)(dg_store_t *s);
     void (*close)(dg_store_t *s);

@@ -125,7 +125,7 @@ static dg_store_t *open_ok(const char *name, bool fsync)
     return rc ? NULL : s;
 }
 
-static int write_ok(dg_store_t *s, const dg_record_t *r, size_t n)
+static int write_ok(dg_store_t *s, dg_record_t *r, size_t n)
 {
     char err[512] = "";
     int rc = SQ->write_batch(s, r, n, err, sizeof err);
@@ -796,6 +796,8 @@ TEST(null_backend)
     ASSERT_EQ(N->latest(s, on_row, &c, err, sizeof err), 0);
     ASSERT_EQ(c.n, 0);
     ASSERT_EQ(N->ping(s), 0);
+    uint64_t seq = 7;
+    ASSERT_EQ(N->last_seq(s, "d", &seq, err, sizeof err), 1);   /* nothing is stored */
     ASSERT(!N->durable);
     N->close(s);
 
@@ -1070,6 +1072,82 @@ TEST(pinned_reader_does_not_block_writer)
     SQ->close(s);
 }
 
+/* last_seq: the highest seq of one drone compared as uint64 (seqs >= 2^63
+ * are stored negative), 1 for a drone without seq rows or no rows at all. */
+TEST(last_seq_per_drone)
+{
+    dg_store_t *s = open_ok("last_seq.db", false);
+    ASSERT(s != NULL);
+    char err[256] = "";
+    uint64_t seq = 42;
+    ASSERT_EQ(SQ->last_seq(s, "a", &seq, err, sizeof err), 1);
+    ASSERT_EQ(seq, 42);                               /* untouched when none */
+    dg_record_t r[6];
+    rec_full(&r[0], "a", 5, 1000);
+    rec_full(&r[1], "a", 17, 900);                    /* older sample, higher seq */
+    rec_full(&r[2], "a", 3, 2000);
+    rec_full(&r[3], "b", 1, 1000);
+    rec_full(&r[4], "big", 2, 1000);
+    rec_full(&r[5], "big", UINT64_MAX - 1, 1001);     /* stored as -2 */
+    ASSERT_EQ(write_ok(s, r, 6), 0);
+    rec_min(&r[0], "noseq", 1000);
+    ASSERT_EQ(write_ok(s, r, 1), 0);
+    ASSERT_EQ(SQ->last_seq(s, "a", &seq, err, sizeof err), 0);
+    ASSERT_EQ(seq, 17);
+    ASSERT_EQ(SQ->last_seq(s, "b", &seq, err, sizeof err), 0);
+    ASSERT_EQ(seq, 1);
+    ASSERT_EQ(SQ->last_seq(s, "big", &seq, err, sizeof err), 0);
+    ASSERT(seq == UINT64_MAX - 1);
+    ASSERT_EQ(SQ->last_seq(s, "noseq", &seq, err, sizeof err), 1);
+    ASSERT_EQ(SQ->last_seq(s, "zzz", &seq, err, sizeof err), 1);
+    SQ->close(s);
+}
+
+/* A reused seq (the same (drone_id, seq), another drone timestamp) is
+ * flagged and not stored, also within one batch; a redelivery (same
+ * timestamp, or no drone timestamp) is stored once and not flagged; a
+ * retried batch gets the same verdicts (stale flags are cleared). */
+TEST(reused_seq_flagged_not_stored)
+{
+    dg_store_t *s = open_ok("reused.db", false);
+    ASSERT(s != NULL);
+    dg_record_t r[8];
+    rec_full(&r[0], "a", 1, 100);
+    rec_full(&r[1], "a", 2, 200);
+    ASSERT_EQ(write_ok(s, r, 2), 0);
+    ASSERT_EQ(r[0].flags & DG_REC_REJECTED_REUSED, 0);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rec_full(&r[0], "a", 1, 100);                 /* redelivery */
+        rec_full(&r[1], "a", 2, 999);                 /* reused */
+        rec_full(&r[2], "a", 3, 300);                 /* new */
+        rec_full(&r[3], "a", 3, 301);                 /* reused within the batch */
+        rec_full(&r[4], "a", 3, 300);                 /* redelivery within the batch */
+        rec_full(&r[5], "a", 1, 555);
+        r[5].flags &= ~DG_REC_HAS_TS;                 /* no drone timestamp: a redelivery */
+        rec_full(&r[6], "b", 2, 999);                 /* another drone: new */
+        rec_min(&r[7], "a", 100);                     /* no seq: never a reuse */
+        if (attempt) r[0].flags |= DG_REC_REJECTED_REUSED;   /* stale flag from an earlier try */
+        ASSERT_EQ(write_ok(s, r, 8), 0);
+        static const int want[8] = { 0, 1, 0, 1, 0, 0, 0, 0 };
+        for (int i = 0; i < 8; i++)
+            ASSERT_EQ(!!(r[i].flags & DG_REC_REJECTED_REUSED), want[i]);
+    }
+    collect_t c;
+    ASSERT_EQ(q(s, "a", INT64_MIN, INT64_MAX, 100, &c), 0);
+    ASSERT_EQ(c.n, 5);                                /* 100/no seq twice, 1@100, 2@200, 3@300 */
+    int seen[4] = { 0 };
+    for (size_t i = 0; i < c.n; i++) {
+        if (!(c.recs[i].flags & DG_REC_HAS_SEQ)) continue;
+        ASSERT(c.recs[i].seq >= 1 && c.recs[i].seq <= 3);
+        ASSERT_EQ(c.recs[i].ts_ms, (int64_t)c.recs[i].seq * 100);
+        seen[c.recs[i].seq]++;
+    }
+    ASSERT(seen[1] == 1 && seen[2] == 1 && seen[3] == 1);
+    ASSERT_EQ(q(s, "b", INT64_MIN, INT64_MAX, 100, &c), 0);
+    ASSERT_EQ(c.n, 1);
+    SQ->close(s);
+}
+
 int main(void)
 {
     make_tmpdir(tmproot, sizeof tmproot);
@@ -1093,6 +1171,8 @@ int main(void)
     RUN(open_errors_are_clear);
     RUN(ping_notices_deleted_file);
     RUN(null_backend);
+    RUN(last_seq_per_drone);
+    RUN(reused_seq_flagged_not_stored);
     RUN(concurrent_readers_and_writer);
     RUN(wal_stays_bounded);
     RUN(checkpointer_thread_copies);
