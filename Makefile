@@ -82,7 +82,7 @@ $(B)/tests-asan/%: tests/unit/%.c tests/unit/check.h $(B)/libdronegate-core-asan
 # libFuzzer targets: clang, with ASan+UBSan, linked against sources directly.
 $(B)/fuzz/%: fuzz/%.c $(LIBSRC)
 	@mkdir -p $(dir $@)
-	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Isrc -Iinclude -fsanitize=fuzzer,address,undefined \
+	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Isrc -Iinclude -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -o $@ $< $(LIBSRC) $(LDLIBS)
 
 run: deps $(B)/dronegate $(B)/dronegate-sim

@@ -566,6 +566,17 @@ class Drone:
         await self.wait(lambda: self.acks and self.acks[-1] >= seq, timeout or T(10), f"ack >= {seq}")
         return self.acks[-1]
 
+    async def sync(self, timeout=None):
+        """Read everything the server sent before now: send an invalid message
+        (no seq) and read until its error reply. Acks queued earlier on this
+        connection are written before that reply, so after sync() self.acks
+        holds them (with --ack-interval 0 an ack is flushed as soon as its
+        batch is back on the worker). Returns the marker's error."""
+        n = len(self.errors)
+        await self.send({"latitude": 1000.0, "longitude": 0.0, "altitude": 0.0})
+        await self.wait_errors(n + 1, timeout)
+        return self.errors[-1]
+
     async def wait_errors(self, n, timeout=None):
         await self.wait(lambda: len(self.errors) >= n, timeout or T(10), f"{n} error(s)")
         return self.errors

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from rawws import Closed, RawWS
-from dg import BIN, RST_HINT, T, Drone, minimal, new_id, run, run_cli
+from dg import BIN, RST_HINT, T, Drone, metric, minimal, new_id, run, run_cli, wait_until
 
 
 async def reader(d):
@@ -91,40 +91,75 @@ def test_drain_acks_everything_then_1001(server_factory, sig):
 
 
 def test_drain_refuses_new_connections_and_readyz(server_factory):
-    s = server_factory()
+    """While a drain waits for a commit (the database is locked by another
+    connection, so the drone's last message cannot be stored), the server is
+    alive and draining: /readyz says so (503 "draining", not the store's
+    503), the listener is closed, an upgrade on a connection opened before
+    the signal gets 503, and only when the store is back is the message
+    acked and the drone closed with 1001."""
+    s = server_factory(args=["--shutdown-timeout", "60000", "--ack-interval", "0"])
     c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=T(5))
-    c.request("GET", "/readyz")
-    r = c.getresponse()
-    r.read()
-    assert r.status == 200
+
+    def readyz():
+        c.request("GET", "/readyz")
+        r = c.getresponse()
+        return r.status, r.read()
+
+    assert readyz() == (200, b"ready\n")
+    early = RawWS(s.port, timeout=T(10))       # an HTTP keep-alive connection from before the drain
+    early.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert early.read_http_response().status == 200
+    state = {}
 
     async def go():
         d = await Drone.connect(s, new_id("dr"))
         await d.send(minimal(1))
         await d.wait_ack(1)
-        s.send_signal(signal.SIGTERM)
-        code = await d.wait_closed(T(10))
+        con = lock_db(s.db)
+        try:
+            await d.send(minimal(2))
+            wait_until(lambda: metric(s.metrics(), "dronegate_store_errors_total") >= 1, T(15),
+                       "the commit of seq 2 failing")
+            s.send_signal(signal.SIGTERM)
+            # the drain started and is busy (seq 2 in flight): /readyz says draining
+            st = wait_until(lambda: (lambda r: r if r[0] == 503 and r[1] == b"draining\n" else None)(readyz()),
+                            T(10), "/readyz 503 draining")
+            state["readyz"] = st
+            assert s.alive(), "the server exited while seq 2 was not stored"
+            # no new connection: the listener is closed ...
+            wait_until(lambda: refused(s.port), T(10), "the listener closed during the drain")
+            # ... and an upgrade on a connection accepted before gets 503
+            r = early.handshake(f"/ws/{new_id('late')}", ["dronegate.json.v1"])
+            assert r.status == 503, f"upgrade during the drain answered {r.status}"
+            assert s.alive()
+            assert d.max_ack == 1
+        finally:
+            con.rollback()
+            con.close()
+        code = await d.wait_closed(T(20))
+        assert d.max_ack == 2, f"seq 2 stored after the drain waited, but acked {d.max_ack}"
         assert code == 1001, code
-    run(go())
-    # no new drone gets in any more (listener closed, or the process is gone)
     try:
-        with RawWS(s.port, timeout=T(5)) as ws:
-            r = ws.handshake(f"/ws/{new_id('late')}", ["dronegate.json.v1"])
-            assert r.status != 101, "a new drone connection was accepted during the drain"
-    except (OSError, Closed):
-        pass
-    # the server is draining or gone: /readyz on the old keep-alive connection is not 200
-    try:
-        c.request("GET", "/readyz")
-        r = c.getresponse()
-        r.read()
-        assert r.status == 503, f"/readyz answered {r.status} during the drain"
-    except (OSError, http.client.HTTPException):
-        pass
+        run(go(), T(60))
     finally:
         c.close()
+        early.shutdown()
     assert s.wait_exit() == 0
     s.check_clean(whole=True)
+
+
+def refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=T(2)).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+def lock_db(path):
+    con = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")
+    return con
 
 
 def test_sigterm_idle_server_exits_0_quickly(server_factory):

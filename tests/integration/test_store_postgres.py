@@ -242,18 +242,16 @@ def test_kill9_loses_nothing_acked(server_factory, db):
     async def stream():
         d = await Drone.connect(s, drone)
         seq = 0
-        try:
-            while True:
-                frame = [telem(seq + i) for i in range(1, 21)]
-                seq += 20
-                await d.send(frame)
-                await d.recv(0.001)
-                while d.acks and seq - d.acks[-1] > 200:
-                    await d.recv(T(5))
-                if d.acks and d.acks[-1] >= 400:
-                    break
-        except Exception:
-            pass
+        while True:
+            frame = [telem(seq + i) for i in range(1, 21)]
+            seq += 20
+            await d.send(frame)
+            await d.recv(0.001)
+            while d.acks and seq - d.acks[-1] > 200:
+                await d.wait_ack(d.acks[-1] + 1, T(10))
+            if d.acks and d.acks[-1] >= 400:
+                break
+        assert not d.errors, d.errors[:3]
         state["acked"] = d.max_ack
         state["sent"] = seq
         s.kill9()

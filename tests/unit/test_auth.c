@@ -1,0 +1,81 @@
+/* test_auth.c - unit tests of src/core/auth.c: drone tokens are lowercase hex
+ * HMAC-SHA256(secret, drone_id) (RFC 4231 vector), and dg_auth_check accepts
+ * exactly that token: no prefix, no extension, no other case, no change in
+ * any position, nothing empty.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/auth.h"
+
+#define ID "drone-1"
+#define TOK "2885e794ad6c97accd75a34bfba51eb1069a786ee8a4fe20334f6cd2b700637c"  /* k3y, drone-1 */
+
+static bool check(const char *secret, const char *id, const char *tok, size_t len)
+{
+    return dg_auth_check(secret, id, strlen(id), tok, len);
+}
+
+TEST(token_known_vectors)
+{
+    char out[DG_TOKEN_LEN + 1];
+    /* RFC 4231 test case 2 */
+    const char *msg = "what do ya want for nothing?";
+    ASSERT_EQ(dg_auth_token("Jefe", msg, strlen(msg), out), 0);
+    ASSERT_STR_EQ(out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    ASSERT_EQ(dg_auth_token("k3y", ID, strlen(ID), out), 0);
+    ASSERT_STR_EQ(out, TOK);
+    ASSERT_EQ(strlen(out), DG_TOKEN_LEN);
+    /* only id_len bytes of the id count */
+    ASSERT_EQ(dg_auth_token("k3y", ID "xyz", strlen(ID), out), 0);
+    ASSERT_STR_EQ(out, TOK);
+}
+
+TEST(check_accepts_exactly_the_token)
+{
+    ASSERT(check("k3y", ID, TOK, strlen(TOK)));
+    /* other secret, other drone */
+    ASSERT(!check("k3Y", ID, TOK, strlen(TOK)));
+    ASSERT(!check("k3y", "drone-2", TOK, strlen(TOK)));
+    ASSERT(!check("", ID, TOK, strlen(TOK)));
+}
+
+TEST(check_rejects_length_changes)
+{
+    char buf[256];
+    /* appended characters (the valid token as a prefix) */
+    snprintf(buf, sizeof buf, "%sa", TOK);
+    ASSERT(!check("k3y", ID, buf, strlen(buf)));
+    snprintf(buf, sizeof buf, "%s%s", TOK, TOK);
+    ASSERT(!check("k3y", ID, buf, strlen(buf)));
+    /* truncated, empty, over-long */
+    ASSERT(!check("k3y", ID, TOK, DG_TOKEN_LEN - 1));
+    ASSERT(!check("k3y", ID, TOK, 1));
+    ASSERT(!check("k3y", ID, "", 0));
+    memset(buf, 'a', sizeof buf);
+    ASSERT(!check("k3y", ID, buf, sizeof buf));
+}
+
+TEST(check_rejects_any_changed_character)
+{
+    char buf[DG_TOKEN_LEN + 1];
+    for (size_t i = 0; i < DG_TOKEN_LEN; i++) {
+        memcpy(buf, TOK, sizeof buf);
+        buf[i] = buf[i] == '0' ? '1' : '0';
+        if (check("k3y", ID, buf, DG_TOKEN_LEN)) CHECK__FAIL("token changed at %zu accepted", i);
+    }
+    /* upper-case hex is another string */
+    memcpy(buf, TOK, sizeof buf);
+    for (size_t i = 0; i < DG_TOKEN_LEN; i++) if (buf[i] >= 'a') buf[i] = (char)(buf[i] - 32);
+    ASSERT(!check("k3y", ID, buf, DG_TOKEN_LEN));
+}
+
+int main(void)
+{
+    RUN(token_known_vectors);
+    RUN(check_accepts_exactly_the_token);
+    RUN(check_rejects_length_changes);
+    RUN(check_rejects_any_changed_character);
+    return check_summary("auth");
+}
