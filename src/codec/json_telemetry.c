@@ -1,11 +1,23 @@
 /* json_telemetry.c - decode drone -> server JSON text frames (see json_telemetry.h).
  *
- * Three steps per frame, none of which allocates once the token array fits:
+ * Four steps per frame, none of which allocates once the token array fits:
  *
+ *   0. pre-scan   one linear pass (a byte-class table, strings skipped with a
+ *                 SWAR fast path) that measures the bracket depth outside
+ *                 strings and counts an upper bound on the tokens. A frame
+ *                 nested deeper than DG_JSON_MAX_DEPTH, or with more tokens
+ *                 than max_tokens, is refused here, before jsmn sees it:
+ *                 jsmn with parent links walks up the parent chain at every
+ *                 '}' / ']', which is quadratic in depth (a 200 KB frame of
+ *                 nested arrays held a worker for 12 s). With the depth
+ *                 bounded, each close costs <= DG_JSON_MAX_DEPTH + 1 steps, so
+ *                 the decode is linear in the frame size for every input.
  *   1. tokenize   jsmn (Debian's header-only jsmn.h, strict mode, parent
- *                 links) fills the decoder's token array. On JSMN_ERROR_NOMEM
- *                 the array doubles (up to max_tokens) and the frame is
- *                 tokenized again; the array is kept for later frames.
+ *                 links) fills the decoder's token array, sized from the
+ *                 pre-scan's count so one pass suffices. Should jsmn still
+ *                 return JSMN_ERROR_NOMEM (the count is a bound for valid
+ *                 JSON only) the array doubles (up to max_tokens) and the
+ *                 frame is tokenized again; the array is kept for later frames.
  *   2. validate   jsmn is a tokenizer, not a validator: even in strict mode it
  *                 accepts "tru", "01", "[1 2]", "[1,]", "{,}", ":{}", raw
  *                 control characters and lone surrogates in strings, and stops
@@ -97,6 +109,7 @@
 
 struct dg_json_decoder {
     jsmntok_t *tok;          /* token array, grown geometrically, kept */
+    uint64_t   work;         /* work units of the last decode (dg_json_decoder_work) */
     unsigned   cap;          /* tokens allocated */
     unsigned   max;          /* never grow beyond */
     char      *scratch;      /* unescaped command_ack message */
@@ -122,6 +135,78 @@ void dg_json_decoder_free(dg_json_decoder_t *d)
     free(d->tok);
     free(d->scratch);
     free(d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Step 0: linear pre-scan                                                  */
+
+enum { PS_PRIM = 0, PS_WS, PS_OPEN, PS_CLOSE, PS_SEP, PS_QUOTE };
+
+/* Byte classes outside strings. PS_PRIM: may be part of a primitive. */
+static const unsigned char dg__ps_class[256] = {
+    ['\t'] = PS_WS, ['\n'] = PS_WS, ['\r'] = PS_WS, [' '] = PS_WS,
+    ['{'] = PS_OPEN, ['['] = PS_OPEN, ['}'] = PS_CLOSE, [']'] = PS_CLOSE,
+    [','] = PS_SEP, [':'] = PS_SEP, ['"'] = PS_QUOTE,
+};
+
+typedef struct prescan {
+    size_t   tokens;     /* upper bound on jsmn's tokens for valid JSON */
+    unsigned max_depth;  /* deepest bracket nesting outside strings */
+    size_t   deep_at;    /* offset of the first '{' / '[' beyond limit, or SIZE_MAX */
+    size_t   scanned;    /* bytes looked at */
+} prescan_t;
+
+/* One pass over js[from..len). Stops at the first bracket that opens level
+ * limit + 1 (deep_at), so a deep frame costs no more than its prefix. */
+static void prescan(const char *js, size_t len, size_t from, unsigned limit, prescan_t *ps)
+{
+    const unsigned char *s = (const unsigned char *)js;
+    size_t i = from, tokens = 0;
+    unsigned depth = 0, max_depth = 0;
+    int prev = PS_WS;
+    ps->deep_at = SIZE_MAX;
+    while (i < len) {
+        int c = dg__ps_class[s[i]];
+        switch (c) {
+        case PS_PRIM:
+            tokens += prev != PS_PRIM;
+            break;
+        case PS_OPEN:
+            tokens++;
+            if (++depth > max_depth) {
+                max_depth = depth;
+                if (depth > limit) { ps->deep_at = i; goto out; }
+            }
+            break;
+        case PS_CLOSE:
+            if (depth) depth--;
+            break;
+        case PS_QUOTE:
+            tokens++;
+            for (i++; i < len; i++) {            /* skip the string */
+                while (len - i >= 8) {           /* 8 bytes without '"' or '\\' */
+                    uint64_t x;
+                    memcpy(&x, s + i, 8);
+                    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+                    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+                    if (((q - ones) & ~q & high) | ((b - ones) & ~b & high)) break;
+                    i += 8;
+                }
+                if (i >= len) break;
+                if (s[i] == '"') break;
+                if (s[i] == '\\') i++;
+            }
+            break;
+        default:
+            break;
+        }
+        prev = c;
+        i++;
+    }
+out:
+    ps->tokens = tokens;
+    ps->max_depth = max_depth;
+    ps->scanned = (i < len ? i + 1 : len) - from;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -718,9 +803,15 @@ static int frame_error(const dg_decode_sink_t *sink, const char *fmt, ...)
     return -1;
 }
 
+uint64_t dg_json_decoder_work(const dg_json_decoder_t *d)
+{
+    return d->work;
+}
+
 int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
                    int64_t now_ms, int64_t recv_us, const dg_decode_sink_t *sink)
 {
+    d->work = 0;
     if (len >= INT_MAX) return frame_error(sink, "frame too large to decode");
 
     size_t first = 0;
@@ -731,12 +822,34 @@ int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
     if (json[first] != '{' && json[first] != '[')
         return frame_error(sink, "frame must be a JSON object or an array of objects");
 
+    /* 0. pre-scan: bound depth and tokens before jsmn runs */
+    prescan_t ps;
+    prescan(json, len, first, DG_JSON_MAX_DEPTH, &ps);
+    d->work = ps.scanned;
+    if (ps.deep_at != SIZE_MAX)
+        return frame_error(sink, "invalid JSON near byte %zu: nested too deeply (more than %d levels)",
+                           ps.deep_at, DG_JSON_MAX_DEPTH);
+    if (ps.tokens > d->max)
+        return frame_error(sink, "frame has more than %u JSON tokens", d->max);
+    if (ps.tokens > d->cap) {
+        unsigned cap = d->cap;
+        while (cap < ps.tokens) cap = cap > d->max / 2 ? d->max : cap * 2;
+        jsmntok_t *t = malloc((size_t)cap * sizeof *t);   /* contents are scratch: no realloc copy */
+        if (!t) return frame_error(sink, "out of memory decoding frame");
+        free(d->tok);
+        d->tok = t;
+        d->cap = cap;
+    }
+
     /* 1. tokenize */
     jsmn_parser p;
     int r;
     for (;;) {
         jsmn_init(&p);
         r = jsmn_parse(&p, json, len, d->tok, d->cap);
+        /* a bound on jsmn's work: every byte, and at each close at most one
+         * parent-link step per level of nesting */
+        d->work += len + (uint64_t)p.toknext * (ps.max_depth + 1);
         if (r != JSMN_ERROR_NOMEM) break;
         if (d->cap >= d->max)
             return frame_error(sink, "frame has more than %u JSON tokens", d->max);
@@ -775,6 +888,7 @@ int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
                        w.why ? ": " : "", w.why ? w.why : "");
 
 valid:;
+    d->work += (uint64_t)w.ntok;
     /* 3. decode */
     dctx_t c = { .d = d, .js = json, .tok = d->tok, .ntok = w.ntok, .now_ms = now_ms,
                  .recv_us = recv_us, .sink = sink, .records = 0 };
