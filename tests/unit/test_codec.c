@@ -402,9 +402,9 @@ TEST(validate_ranges)
     VO(battery, DG_REC_HAS_BATTERY, 100.5, "battery"); VO(battery, DG_REC_HAS_BATTERY, -1.0, "battery");
     /* absent optional fields are not checked */
     V(speed, -5.0, "ok"); V(heading, 999.0, "ok");
-    V(ts_ms, INT64_C(-62167219200000), "ok"); V(ts_ms, INT64_C(253402300799999), "ok");
-    V(ts_ms, INT64_C(-62167219200001), "timestamp"); V(ts_ms, INT64_C(253402300800000), "timestamp");
-    V(ts_ms, INT64_MIN, "timestamp");
+    V(ts_ms, INT64_C(-9223286400000), "ok"); V(ts_ms, INT64_C(9223372036854), "ok");
+    V(ts_ms, INT64_C(-9223286400001), "timestamp"); V(ts_ms, INT64_C(9223372036855), "timestamp");
+    V(ts_ms, INT64_MIN, "timestamp"); V(ts_ms, INT64_MAX, "timestamp");
 #undef V
 #undef VO
     /* order: first failing field in the documented order */
@@ -790,6 +790,38 @@ TEST(decode_timestamp)
     /* out of the representable range: refused by dg_record_validate */
     ASSERT_STR_EQ(err_field("{\"timestamp\":253402300800000," LATLONALT "}"), "timestamp");
     ASSERT_STR_EQ(err_field("{\"timestamp\":-9223372036854775808," LATLONALT "}"), "timestamp");
+
+    /* contract: 1677-09-22 .. 2262-04-11 (int64 ns, what every store holds);
+     * edges just inside are records, just outside invalid_field "timestamp" */
+    static const struct { const char *ts; int64_t ms; } inside[] = {
+        { "\"1677-09-22T00:00:00Z\"", INT64_C(-9223286400000) },
+        { "\"1677-09-22T00:00:00.000+00:00\"", INT64_C(-9223286400000) },
+        { "\"1677-09-22T01:00:00+01:00\"", INT64_C(-9223286400000) },
+        { "-9223286400000", INT64_C(-9223286400000) },
+        { "\"2262-04-11T23:47:16.854Z\"", INT64_C(9223372036854) },
+        { "\"2262-04-11T23:47:16.854999999Z\"", INT64_C(9223372036854) },
+        { "9223372036854", INT64_C(9223372036854) },
+        { "\"2262-04-11T00:00:00Z\"", INT64_C(9223286400000) },
+    };
+    for (size_t i = 0; i < sizeof inside / sizeof *inside; i++) {
+        snprintf(f, sizeof f, "{\"timestamp\":%s," LATLONALT "}", inside[i].ts);
+        if (decode(f) != 1) { CHECK__FAIL("timestamp %s refused", inside[i].ts); continue; }
+        ASSERT_EQ(col->rec[0].ts_ms, inside[i].ms);
+    }
+    static const char *outside[] = {
+        "\"1677-09-21T23:59:59.999Z\"", "\"1677-09-22T00:00:00.000+00:01\"", "-9223286400001",
+        "\"2262-04-11T23:47:16.855Z\"", "\"2262-04-11T23:47:16.854-00:01\"", "9223372036855",
+        "\"2262-04-12T00:00:00Z\"", "\"0000-01-01T00:00:00Z\"", "\"9999-12-31T23:59:59.999Z\"",
+        "253402300799999", "-62167219200000",
+    };
+    for (size_t i = 0; i < sizeof outside / sizeof *outside; i++) {
+        snprintf(f, sizeof f, "{\"seq\":7,\"timestamp\":%s," LATLONALT "}", outside[i]);
+        int rc = decode(f);
+        if (rc != 0 || col->nerr != 1 || strcmp(col->err[0].field, "timestamp") ||
+            strcmp(col->err[0].code, "invalid_field") || !col->err[0].e.has_seq)
+            CHECK__FAIL("timestamp %s not refused as invalid_field timestamp", outside[i]);
+    }
+    ASSERT(strstr(col->err[0].e.message, "1677-09-22") != NULL);
 }
 
 TEST(decode_type_and_command_ack)
@@ -1008,7 +1040,7 @@ TEST(decode_roundtrip_jsonw)
         r.alt = (double)(int64_t)(rnd() % 1000000) / 10.0 - 1000.0;
         r.seq = rnd();
         r.flags = DG_REC_HAS_SEQ | DG_REC_HAS_TS;
-        r.ts_ms = (int64_t)(rnd() % INT64_C(253402300799999));
+        r.ts_ms = (int64_t)(rnd() % INT64_C(9223372036854));
         if (rnd() & 1) { r.speed = (double)(rnd() % 100000) / 1000.0; r.flags |= DG_REC_HAS_SPEED; }
         if (rnd() & 1) { r.heading = (double)(rnd() % 3600) / 10.0; r.flags |= DG_REC_HAS_HEADING; }
         if (rnd() & 1) { r.climb = ((double)(rnd() >> 11) - 4503599627370496.0) / 1e12; r.flags |= DG_REC_HAS_CLIMB; }
