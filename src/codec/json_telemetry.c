@@ -96,6 +96,7 @@
 #include <jsmn.h>
 
 #include "../core/timefmt.h"
+#include "jsonstr.h"
 #include "number.h"
 #include "validate.h"
 
@@ -212,109 +213,6 @@ out:
 /* ------------------------------------------------------------------------ */
 /* Step 2: strict validation                                                */
 
-/* Bytes allowed verbatim inside a string: >= 0x20, ASCII, not '"' or '\\'.
- * 0 = needs a closer look (control, quote, backslash, non-ASCII). */
-static const unsigned char dg__str_plain[256] = {
-#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
-    R16(0), R16(0),
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* '"' */
-    R16(1), R16(1),
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,   /* '\\' */
-    R16(1), R16(1),
-    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0),
-#undef R16
-};
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-/* Four hex digits at s -> *u. 0 or -1. */
-static int hex4(const unsigned char *s, unsigned *u)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
-        if (h < 0) return -1;
-        v = v << 4 | (unsigned)h;
-    }
-    *u = v;
-    return 0;
-}
-
-/* Check JSON string content s[0..n) (between the quotes).
- * Returns 0 (no escapes), 1 (has escapes) or -1 (invalid; *bad = offset). */
-static int check_string(const unsigned char *s, size_t n, size_t *bad)
-{
-    int esc = 0;
-    size_t i = 0;
-    while (i < n) {
-        /* ASCII fast path, 8 bytes at a time (SWAR) while none needs a look:
-         * no byte < 0x20, no '"', no '\\', no byte >= 0x80 */
-        while (n - i >= 8) {
-            uint64_t x;
-            memcpy(&x, s + i, 8);
-            const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-            uint64_t special = ((x - ones * 0x20) | (q - ones) | (b - ones) | x) & high;
-            if (special) break;
-            i += 8;
-        }
-        if (i >= n) break;
-        unsigned char c = s[i];
-        if (dg__str_plain[c]) { i++; continue; }
-        if (c == '\\') {
-            esc = 1;
-            if (i + 1 >= n) goto bad;
-            switch (s[i + 1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                i += 2;
-                continue;
-            case 'u': {
-                unsigned u, lo;
-                if (n - i < 6 || hex4(s + i + 2, &u)) goto bad;
-                if (u >= 0xDC00 && u <= 0xDFFF) goto bad;          /* lone low surrogate */
-                if (u >= 0xD800 && u <= 0xDBFF) {                   /* needs a low one next */
-                    if (n - i < 12 || s[i + 6] != '\\' || s[i + 7] != 'u' ||
-                        hex4(s + i + 8, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                        goto bad;
-                    i += 12;
-                } else {
-                    i += 6;
-                }
-                continue;
-            }
-            default:
-                goto bad;
-            }
-        }
-        if (c < 0x80) goto bad;          /* control character or raw '"' */
-        /* UTF-8 (RFC 3629): no overlongs, no surrogates, <= U+10FFFF */
-        unsigned char lo = 0x80, hi = 0xBF;
-        size_t len;
-        if (c >= 0xC2 && c <= 0xDF)      len = 2;
-        else if (c == 0xE0)              { len = 3; lo = 0xA0; }
-        else if (c == 0xED)              { len = 3; hi = 0x9F; }
-        else if (c >= 0xE1 && c <= 0xEF) len = 3;
-        else if (c == 0xF0)              { len = 4; lo = 0x90; }
-        else if (c == 0xF4)              { len = 4; hi = 0x8F; }
-        else if (c >= 0xF1 && c <= 0xF3) len = 4;
-        else goto bad;
-        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) goto bad;
-        for (size_t k = 2; k < len; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF) goto bad;
-        i += len;
-    }
-    return esc;
-bad:
-    *bad = i;
-    return -1;
-}
-
 typedef struct walk {
     const char *js;
     size_t      len;
@@ -351,7 +249,7 @@ static int walk_string(walk_t *w, int want_size)
     if ((size_t)t->start != w->pos + 1 || w->js[w->pos] != '"') return -1;
     if (t->end < t->start || (size_t)t->end >= w->len || w->js[t->end] != '"') return -1;
     size_t bad;
-    int esc = check_string((const unsigned char *)w->js + t->start, (size_t)(t->end - t->start), &bad);
+    int esc = dg_json_str_check((const unsigned char *)w->js + t->start, (size_t)(t->end - t->start), &bad);
     if (esc < 0) {
         w->pos = (size_t)t->start + bad;
         w->why = "invalid string (bad escape, control character, invalid UTF-8 or lone surrogate)";
@@ -449,60 +347,6 @@ static int match_key(const char *k, size_t n)
     return -1;
 }
 
-/* Unescape validated string content s[0..n) into out[0..cap).
- * Returns the length, or -1 when it does not fit. */
-static long unescape(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0, i = 0;
-    while (i < n) {
-        const char *bs = memchr(s + i, '\\', n - i);
-        size_t run = bs ? (size_t)(bs - (s + i)) : n - i;
-        if (run > cap - o) return -1;
-        memcpy(out + o, s + i, run);
-        o += run;
-        i += run;
-        if (i >= n) break;
-        char c = s[i + 1];
-        i += 2;
-        switch (c) {
-        case 'b': c = '\b'; break;
-        case 'f': c = '\f'; break;
-        case 'n': c = '\n'; break;
-        case 'r': c = '\r'; break;
-        case 't': c = '\t'; break;
-        case 'u': {
-            unsigned cp = 0, lo = 0xDC00;
-            hex4((const unsigned char *)s + i, &cp);
-            i += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {         /* validated: a low surrogate follows */
-                hex4((const unsigned char *)s + i + 2, &lo);
-                i += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            char u8[4];
-            size_t k;
-            if (cp < 0x80)       { u8[0] = (char)cp; k = 1; }
-            else if (cp < 0x800) { u8[0] = (char)(0xC0 | cp >> 6); u8[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
-            else if (cp < 0x10000) {
-                u8[0] = (char)(0xE0 | cp >> 12); u8[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-                u8[2] = (char)(0x80 | (cp & 0x3F)); k = 3;
-            } else {
-                u8[0] = (char)(0xF0 | cp >> 18); u8[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-                u8[2] = (char)(0x80 | (cp >> 6 & 0x3F)); u8[3] = (char)(0x80 | (cp & 0x3F)); k = 4;
-            }
-            if (k > cap - o) return -1;
-            memcpy(out + o, u8, k);
-            o += k;
-            continue;
-        }
-        default: break;                                  /* '"', '\\', '/' */
-        }
-        if (o >= cap) return -1;
-        out[o++] = c;
-    }
-    return (long)o;
-}
-
 typedef struct dctx {
     dg_json_decoder_t      *d;
     const char             *js;
@@ -560,7 +404,7 @@ static long get_string(const dctx_t *c, int i, char *out, size_t cap)
     if (c->tok[i].type != JSMN_STRING) return -1;
     size_t n;
     const char *s = tstr(c, i, &n);
-    if (c->tok[i].size) return unescape(s, n, out, cap);     /* has escapes (step 2) */
+    if (c->tok[i].size) return dg_json_str_unescape(s, n, out, cap);     /* has escapes (step 2) */
     if (n > cap) return -1;
     memcpy(out, s, n);
     return (long)n;
@@ -632,7 +476,7 @@ static void decode_command_ack(dctx_t *c, const int *slot, int has_seq, uint64_t
                 d->scratch = p;
                 d->scratch_cap = cap;
             }
-            long m = unescape(msg, msgn, d->scratch, d->scratch_cap);   /* fits: never longer */
+            long m = dg_json_str_unescape(msg, msgn, d->scratch, d->scratch_cap);   /* fits: never longer */
             msg = d->scratch;
             msgn = (size_t)m;
         }
@@ -674,7 +518,7 @@ static void decode_telemetry(dctx_t *c, const int *slot, int has_seq, uint64_t s
             size_t n;
             const char *s = tstr(c, ti, &n);
             if (c->tok[ti].size) {
-                long m = unescape(s, n, buf, sizeof buf);
+                long m = dg_json_str_unescape(s, n, buf, sizeof buf);
                 s = buf;
                 n = m < 0 ? 0 : (size_t)m;
             }
@@ -746,7 +590,7 @@ static int decode_object(dctx_t *c, int i)
             f = match_key(ks, kn);
         } else {                                   /* escaped key, e.g. "lat\u0069tude" */
             char buf[16];
-            long m = unescape(ks, kn, buf, sizeof buf);
+            long m = dg_json_str_unescape(ks, kn, buf, sizeof buf);
             f = m < 0 ? -1 : match_key(buf, (size_t)m);
         }
         if (f >= 0) slot[f] = j + 1;               /* duplicates: last one wins */

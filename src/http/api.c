@@ -17,6 +17,7 @@
 
 #include "http.h"
 #include "../codec/jsonw.h"
+#include "../codec/command_body.h"
 #include "../codec/number.h"
 #include "../core/commands.h"
 #include "../core/ingest.h"
@@ -325,116 +326,14 @@ static void get_metrics(dg_conn_t *c)
 
 /* ---- commands ---- */
 
-#define JSMN_STATIC
-#define JSMN_STRICT
-#include <jsmn.h>
-
-static bool tok_is(const char *js, const jsmntok_t *t, const char *s)
-{
-    size_t n = strlen(s);
-    return t->type == JSMN_STRING && (size_t)(t->end - t->start) == n && !memcmp(js + t->start, s, n);
-}
-
-/* Index after the token i and all its children. */
-static int skip(const jsmntok_t *t, int n, int i)
-{
-    int end = t[i].end;
-    i++;
-    while (i < n && t[i].start < end) i++;
-    return i;
-}
-
-/* Every primitive must be a JSON literal or number (jsmn is lax there). */
-static bool primitives_ok(const char *js, const jsmntok_t *t, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (t[i].type != JSMN_PRIMITIVE) continue;
-        const char *p = js + t[i].start;
-        size_t l = (size_t)(t[i].end - t[i].start);
-        double d;
-        if ((l == 4 && !memcmp(p, "true", 4)) || (l == 5 && !memcmp(p, "false", 5)) ||
-            (l == 4 && !memcmp(p, "null", 4)) || dg_parse_double(p, l, &d) == 0)
-            continue;
-        return false;
-    }
-    return true;
-}
-
-/* Number member `key` of the object token at index obj; 1 found, 0 absent, -1 wrong type. */
-static int obj_num(const char *js, const jsmntok_t *t, int n, int obj, const char *key, double *out)
-{
-    int i = obj + 1;
-    for (int k = 0; k < t[obj].size && i < n; k++) {
-        if (tok_is(js, &t[i], key)) {
-            const jsmntok_t *v = &t[i + 1];
-            if (v->type != JSMN_PRIMITIVE) return -1;
-            return dg_parse_double(js + v->start, (size_t)(v->end - v->start), out) == 0 ? 1 : -1;
-        }
-        i = skip(t, n, i + 1);
-    }
-    return 0;
-}
-
 static void post_command(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen)
 {
     dg_server_t *srv = c->w->srv;
-    const char *js = r->body.data ? r->body.data : "";
-    size_t len = r->body.len;
-    jsmntok_t t[256];
-    jsmn_parser p;
-    jsmn_init(&p);
-    int n = jsmn_parse(&p, js, len, t, 256);
-    if (n < 1 || t[0].type != JSMN_OBJECT || (size_t)t[0].end != len || !primitives_ok(js, t, n)) {
-        /* allow trailing whitespace after the object */
-        size_t e = n >= 1 ? (size_t)t[0].end : 0;
-        while (e < len && (js[e] == ' ' || js[e] == '\n' || js[e] == '\r' || js[e] == '\t')) e++;
-        if (n < 1 || t[0].type != JSMN_OBJECT || e != len || !primitives_ok(js, t, n)) {
-            dg_http_error(c, 400, "body must be a JSON object {\"name\":\"...\",\"args\":{...}}");
-            return;
-        }
-    }
-    char name[DG_CMD_NAME_MAX + 1] = "";
-    int args_tok = -1;
-    int i = 1;
-    for (int k = 0; k < t[0].size && i < n; k++) {
-        if (tok_is(js, &t[i], "name")) {
-            const jsmntok_t *v = &t[i + 1];
-            size_t l = (size_t)(v->end - v->start);
-            if (v->type != JSMN_STRING || l < 1 || l > DG_CMD_NAME_MAX) {
-                dg_http_error(c, 400, "name must be a string of 1-32 characters [a-z0-9_]");
-                return;
-            }
-            for (size_t q = 0; q < l; q++) {
-                char ch = js[v->start + q];
-                if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) {
-                    dg_http_error(c, 400, "name must be a string of 1-32 characters [a-z0-9_]");
-                    return;
-                }
-            }
-            memcpy(name, js + v->start, l);
-            name[l] = '\0';
-        } else if (tok_is(js, &t[i], "args")) {
-            if (t[i + 1].type != JSMN_OBJECT) { dg_http_error(c, 400, "args must be a JSON object"); return; }
-            args_tok = i + 1;
-        }
-        i = skip(t, n, i + 1);
-    }
-    if (!name[0]) { dg_http_error(c, 400, "missing name"); return; }
-    const char *args = "{}";
-    size_t args_len = 2;
-    if (args_tok >= 0) {
-        args = js + t[args_tok].start;
-        args_len = (size_t)(t[args_tok].end - t[args_tok].start);
-        if (args_len > DG_CMD_ARGS_MAX) { dg_http_error(c, 400, "args too large (at most 4096 bytes)"); return; }
-    }
-    if (!strcmp(name, "goto")) {
-        double lat, lon, alt;
-        if (args_tok < 0 || obj_num(js, t, n, args_tok, "lat", &lat) != 1 || lat < -90 || lat > 90 ||
-            obj_num(js, t, n, args_tok, "lon", &lon) != 1 || lon < -180 || lon > 180 ||
-            obj_num(js, t, n, args_tok, "alt", &alt) != 1 || alt < -1000 || alt > 100000) {
-            dg_http_error(c, 400, "goto needs args {\"lat\": [-90,90], \"lon\": [-180,180], \"alt\": [-1000,100000]}");
-            return;
-        }
+    dg_command_body_t body;         /* name, and args re-serialised as valid UTF-8 JSON */
+    char err[160];
+    if (dg_command_body_parse(r->body.data, r->body.len, &body, err, sizeof err)) {
+        dg_http_error(c, 400, err);
+        return;
     }
     char idz[DG_DRONE_ID_MAX + 1];
     memcpy(idz, id, idlen);
@@ -446,8 +345,15 @@ static void post_command(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t 
         return;
     }
     dg_command_t cmd;
-    if (dg_commands_create(srv->commands, idz, name, args, args_len, dg_now_ms(), &cmd)) {
-        dg_http_error(c, 500, "could not create the command");
+    int crc = dg_commands_create(srv->commands, idz, body.name, body.args, body.args_len, dg_now_ms(), &cmd);
+    if (crc) {
+        if (crc == -EAGAIN)
+            dg_http_error(c, 429, "too many open commands for this drone (at most 64 pending, sent or "
+                                  "accepted): wait for answers or expiry");
+        else if (crc == -ENOSPC)
+            dg_http_error(c, 503, "too many open commands in total (at most 100000): try again later");
+        else
+            dg_http_error(c, 500, "could not create the command");
         return;
     }
     dg_ingest_command_changed(c->w, &cmd);   /* pending: persisted, published */
