@@ -19,6 +19,7 @@
 #include "../codec/jsonw.h"
 #include "../codec/command_body.h"
 #include "../codec/number.h"
+#include "../codec/views.h"
 #include "../core/commands.h"
 #include "../core/ingest.h"
 #include "../core/log.h"
@@ -36,51 +37,15 @@ static void send_buf(dg_conn_t *c, int status, const char *ctype, dg_buf_t *b)
     dg_http_respond(c, status, ctype, b->data, b->len, NULL);
 }
 
-static void w_time(dg_buf_t *b, int64_t ms)
-{
-    char ts[32];
-    size_t n = dg_format_rfc3339(ms, ts);
-    dg_jw_str(b, ts, n);
-}
-
-/* The optional fields of a record as JSON members. */
-static void w_fields(dg_buf_t *b, int *first, const dg_record_t *r)
-{
-    dg_jw_key(b, first, "latitude");  dg_jw_double(b, r->lat);
-    dg_jw_key(b, first, "longitude"); dg_jw_double(b, r->lon);
-    dg_jw_key(b, first, "altitude");  dg_jw_double(b, r->alt);
-    if (r->flags & DG_REC_HAS_SPEED)   { dg_jw_key(b, first, "speed");   dg_jw_double(b, r->speed); }
-    if (r->flags & DG_REC_HAS_HEADING) { dg_jw_key(b, first, "heading"); dg_jw_double(b, r->heading); }
-    if (r->flags & DG_REC_HAS_CLIMB)   { dg_jw_key(b, first, "climb");   dg_jw_double(b, r->climb); }
-    if (r->flags & DG_REC_HAS_BATTERY) { dg_jw_key(b, first, "battery"); dg_jw_double(b, r->battery); }
-    if (r->flags & DG_REC_HAS_STATUS)  { dg_jw_key(b, first, "status");  dg_jw_str(b, r->status, r->status_len); }
-}
-
+/* The views live in codec/views.c; these names stay for http.h's users. */
 void dg_api_record_members(dg_buf_t *b, int *first, const dg_record_t *r)
 {
-    if (r->flags & DG_REC_HAS_SEQ) { dg_jw_key(b, first, "seq"); dg_jw_u64(b, r->seq); }
-    dg_jw_key(b, first, "timestamp");
-    w_time(b, r->ts_ms);
-    w_fields(b, first, r);
+    dg_view_record_members(b, first, r);
 }
 
 void dg_api_drone_json(dg_buf_t *b, const dg_drone_state_t *s)
 {
-    int first = 1;
-    dg_buf_puts(b, "{");
-    dg_jw_key(b, &first, "id");
-    dg_jw_str(b, s->id, strlen(s->id));
-    dg_jw_key(b, &first, "online");
-    dg_buf_puts(b, s->online ? "true" : "false");
-    dg_jw_key(b, &first, "last_seen");
-    if (s->last_seen_ms) w_time(b, s->last_seen_ms); else dg_buf_puts(b, "null");
-    if (s->has_last) {
-        if (s->last.flags & DG_REC_HAS_SEQ) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, s->last.seq); }
-        dg_jw_key(b, &first, "timestamp");
-        w_time(b, s->last.ts_ms);
-        w_fields(b, &first, &s->last);
-    }
-    dg_buf_puts(b, "}");
+    dg_view_drone_json(b, s);
 }
 
 static void get_drones(dg_conn_t *c)
@@ -114,112 +79,26 @@ static void get_drone(dg_conn_t *c, const char *id, size_t idlen)
 
 /* ---- history ---- */
 
-enum fmt { FMT_JSON, FMT_CSV, FMT_GEOJSON };
-
-typedef struct hist_ctx {
-    dg_buf_t *b;
-    enum fmt  fmt;
-    size_t    n;
-} hist_ctx_t;
-
-static void csv_num(dg_buf_t *b, bool has, double v)
-{
-    if (has) dg_jw_double(b, v);
-    dg_buf_puts(b, ",");
-}
-
-static int hist_row(void *ud, const dg_record_t *r)
-{
-    hist_ctx_t *h = ud;
-    dg_buf_t *b = h->b;
-    if (h->fmt == FMT_CSV) {
-        char ts[32];
-        dg_buf_append(b, r->drone_id, r->drone_id_len);
-        dg_buf_puts(b, ",");
-        dg_buf_append(b, ts, dg_format_rfc3339(r->ts_ms, ts));
-        dg_buf_puts(b, ",");
-        if (r->flags & DG_REC_HAS_SEQ) dg_jw_u64(b, r->seq);
-        dg_buf_puts(b, ",");
-        csv_num(b, true, r->lat);
-        csv_num(b, true, r->lon);
-        csv_num(b, true, r->alt);
-        csv_num(b, r->flags & DG_REC_HAS_SPEED, r->speed);
-        csv_num(b, r->flags & DG_REC_HAS_HEADING, r->heading);
-        csv_num(b, r->flags & DG_REC_HAS_CLIMB, r->climb);
-        csv_num(b, r->flags & DG_REC_HAS_BATTERY, r->battery);
-        if (r->flags & DG_REC_HAS_STATUS) {
-            /* RFC 4180 quoting: status may hold commas or quotes */
-            dg_buf_puts(b, "\"");
-            for (size_t i = 0; i < r->status_len; i++) {
-                if (r->status[i] == '"') dg_buf_puts(b, "\"");
-                dg_buf_append(b, &r->status[i], 1);
-            }
-            dg_buf_puts(b, "\"");
-        }
-        dg_buf_puts(b, ",");
-        dg_buf_append(b, ts, dg_format_rfc3339(r->recv_us / 1000, ts));
-        dg_buf_puts(b, "\r\n");
-    } else if (h->fmt == FMT_JSON) {
-        int first = 1;
-        if (h->n) dg_buf_puts(b, ",");
-        dg_buf_puts(b, "{");
-        if (r->flags & DG_REC_HAS_SEQ) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, r->seq); }
-        dg_jw_key(b, &first, "timestamp");
-        w_time(b, r->ts_ms);
-        w_fields(b, &first, r);
-        dg_jw_key(b, &first, "received_at");
-        w_time(b, r->recv_us / 1000);
-        dg_buf_puts(b, "}");
-    } else {
-        int first = 1;
-        if (h->n) dg_buf_puts(b, ",");
-        dg_buf_puts(b, "{\"type\":\"Feature\",\"geometry\":{\"type\":\"Point\",\"coordinates\":[");
-        dg_jw_double(b, r->lon);
-        dg_buf_puts(b, ",");
-        dg_jw_double(b, r->lat);
-        dg_buf_puts(b, ",");
-        dg_jw_double(b, r->alt);
-        dg_buf_puts(b, "]},\"properties\":{");
-        dg_jw_key(b, &first, "drone_id");
-        dg_jw_str(b, r->drone_id, r->drone_id_len);
-        if (r->flags & DG_REC_HAS_SEQ) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, r->seq); }
-        dg_jw_key(b, &first, "timestamp");
-        w_time(b, r->ts_ms);
-        if (r->flags & DG_REC_HAS_SPEED)   { dg_jw_key(b, &first, "speed");   dg_jw_double(b, r->speed); }
-        if (r->flags & DG_REC_HAS_HEADING) { dg_jw_key(b, &first, "heading"); dg_jw_double(b, r->heading); }
-        if (r->flags & DG_REC_HAS_CLIMB)   { dg_jw_key(b, &first, "climb");   dg_jw_double(b, r->climb); }
-        if (r->flags & DG_REC_HAS_BATTERY) { dg_jw_key(b, &first, "battery"); dg_jw_double(b, r->battery); }
-        if (r->flags & DG_REC_HAS_STATUS)  { dg_jw_key(b, &first, "status");  dg_jw_str(b, r->status, r->status_len); }
-        dg_jw_key(b, &first, "received_at");
-        w_time(b, r->recv_us / 1000);
-        dg_buf_puts(b, "}}");
-    }
-    h->n++;
-    return 0;
-}
-
-/* Read pool thread: the history of j->id as the whole response body. */
+/* Read pool thread: the history of j->id as the whole response body
+ * (codec/views.c writes every format). */
 static void run_history(dg_server_t *srv, dg_read_job_t *j)
 {
-    dg_buf_t *b = &j->body;
-    hist_ctx_t h = { b, (enum fmt)j->fmt, 0 };
-    if (h.fmt == FMT_CSV) dg_buf_puts(b, "drone_id,timestamp,seq,latitude,longitude,altitude,speed,heading,climb,battery,status,received_at\r\n");
-    else if (h.fmt == FMT_JSON) {
-        dg_buf_puts(b, "{\"drone_id\":");
-        dg_jw_str(b, j->id, strlen(j->id));
-        dg_buf_puts(b, ",\"telemetry\":[");
-    } else dg_buf_puts(b, "{\"type\":\"FeatureCollection\",\"features\":[");
+    dg_view_hist_t h;
+    dg_view_hist_begin(&h, &j->body, j->fmt, j->id);
     char err[256] = "";
-    if (srv->store_ops->query(srv->store, &j->q, hist_row, &h, err, sizeof err) < 0) {
+    if (srv->store_ops->query(srv->store, &j->q, dg_view_hist_row, &h, err, sizeof err) < 0) {
         dg_warn("history query failed: %s", err);
         j->status = 503;
         snprintf(j->err, sizeof j->err, "store unavailable");
         return;
     }
-    if (h.fmt != FMT_CSV) dg_buf_puts(b, "]}");
-    static const char *ct[] = { "application/json", "text/csv; charset=utf-8", "application/geo+json" };
+    if (dg_view_hist_end(&h)) {
+        j->status = 500;
+        snprintf(j->err, sizeof j->err, "out of memory");
+        return;
+    }
     j->status = 200;
-    j->ctype = ct[h.fmt];
+    j->ctype = dg_view_fmt_ctype(h.fmt);
 }
 
 /* Hand a store read to the pool; the connection waits for its reply. No
@@ -280,12 +159,12 @@ static void get_history(dg_conn_t *c, const char *id, size_t idlen, const char *
         }
         query.limit = (size_t)l;
     }
-    enum fmt f = FMT_JSON;
+    int f = DG_VIEW_JSON;
     if ((rc = dg_http_query_param(q, qlen, "format", val, sizeof val)) != 0) {
-        if (rc > 0 && !strcmp(val, "json")) f = FMT_JSON;
-        else if (rc > 0 && !strcmp(val, "csv")) f = FMT_CSV;
-        else if (rc > 0 && !strcmp(val, "geojson")) f = FMT_GEOJSON;
-        else { dg_http_error(c, 400, "format must be json, csv or geojson"); return; }
+        if (rc < 0 || (f = dg_view_fmt_parse(val)) < 0) {
+            dg_http_error(c, 400, "format must be json, csv, geojson, kml or gpx");
+            return;
+        }
     }
     if (query.from_ms > query.to_ms) { dg_http_error(c, 400, "from is after to"); return; }
     if (!dg_registry_get(srv->registry, id, idlen, false)) { dg_http_error(c, 404, "unknown drone"); return; }
@@ -476,7 +355,7 @@ static const char index_html[] =
     "<!doctype html><html><head><meta charset=utf-8><title>dronegate</title></head><body>"
     "<h1>dronegate</h1><p>Telemetry gateway. Endpoints:</p><ul>"
     "<li><a href=\"/api/v1/drones\">/api/v1/drones</a></li>"
-    "<li>/api/v1/drones/{id}/telemetry?from=&amp;to=&amp;limit=&amp;format=json|csv|geojson</li>"
+    "<li>/api/v1/drones/{id}/telemetry?from=&amp;to=&amp;limit=&amp;format=json|csv|geojson|kml|gpx</li>"
     "<li><a href=\"/metrics\">/metrics</a>, <a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a></li>"
     "<li>WebSocket uplink: /ws/{drone_id}</li></ul></body></html>\n";
 
