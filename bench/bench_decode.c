@@ -8,6 +8,15 @@
  *   single    one full telemetry object per frame (the contract's example)
  *   batch100  an array of 100 full objects per frame (varying values)
  *   minimal   one object with only seq + the required fields
+ * Worst cases (issue 8 1.2: decode cost must be linear in the frame size for
+ * every input), 1 MiB frames each, printed as ns/byte (thread CPU time) and
+ * the decoder's work units per byte (dg_json_decoder_work):
+ *   deep          [[[[...]]]] (refused by the pre-scan at level 65)
+ *   deep-limit    arrays nested 63 deep, repeated (the most parent-link steps)
+ *   tiny-tokens   [0,0,0,...] (~500,000 tokens; elements are not objects)
+ *   escapes       one string of \u00e9\n escapes
+ *   huge-number   a 1 MB number in an unknown field
+ *   invalid-objs  ~95,000 objects with a bad seq (one error each)
  * Prints msgs/s and MB/s of JSON input, by wall clock and by the thread's CPU
  * time (the latter is steadier on a shared machine: time spent descheduled
  * is not counted, cache and SMT interference still is). Targets (see docs): >= 1,000,000
@@ -67,6 +76,87 @@ static int run(const char *name, dg_json_decoder_t *d, const char *frame, size_t
     return st.errors ? -1 : 0;
 }
 
+static void on_error_quiet(void *ud, const dg_decode_error_t *e)
+{
+    stats_t *s = ud;
+    (void)e;
+    s->errors++;
+}
+
+#define WORST_SIZE (1u << 20)
+
+/* Worst case `kind` into buf (WORST_SIZE bytes); returns the length. */
+static size_t worst_frame(int kind, char *buf)
+{
+    static const char lla[] = "\"latitude\":47.397742,\"longitude\":8.545594,\"altitude\":488.2";
+    size_t n = 0, cap = WORST_SIZE;
+    switch (kind) {
+    case 0:
+        memset(buf, '[', cap / 2);
+        memset(buf + cap / 2, ']', cap / 2);
+        return cap;
+    case 1:
+        buf[n++] = '[';
+        while (n + 200 < cap) {
+            if (n > 1) buf[n++] = ',';
+            for (int k = 0; k < 63; k++) buf[n++] = '[';
+            for (int k = 0; k < 63; k++) buf[n++] = ']';
+        }
+        buf[n++] = ']';
+        return n;
+    case 2:
+        buf[n++] = '[';
+        while (n + 4 < cap) { buf[n++] = '0'; buf[n++] = ','; }
+        buf[n++] = '0';
+        buf[n++] = ']';
+        return n;
+    case 3:
+        n += (size_t)snprintf(buf, cap, "{%s,\"x\":\"", lla);
+        while (n + 16 < cap) { memcpy(buf + n, "\\u00e9\\n", 8); n += 8; }
+        buf[n++] = '"';
+        buf[n++] = '}';
+        return n;
+    case 4:
+        n += (size_t)snprintf(buf, cap, "{%s,\"x\":1", lla);
+        memset(buf + n, '7', cap - n - 1);
+        n = cap - 1;
+        buf[n++] = '}';
+        return n;
+    default:
+        buf[n++] = '[';
+        while (n + 16 < cap) {
+            if (n > 1) buf[n++] = ',';
+            memcpy(buf + n, "{\"seq\":-1}", 10);
+            n += 10;
+        }
+        buf[n++] = ']';
+        return n;
+    }
+}
+
+static void run_worst(dg_json_decoder_t *d, long msgs)
+{
+    static const char *name[] = { "deep", "deep-limit", "tiny-tokens", "escapes", "huge-number",
+                                  "invalid-objs" };
+    char *buf = malloc(WORST_SIZE);
+    if (!buf) return;
+    long reps = msgs / 20000;               /* 2,000,000 -> 100 frames of 1 MiB per case */
+    if (reps < 3) reps = 3;
+    for (int kind = 0; kind < 6; kind++) {
+        size_t n = worst_frame(kind, buf);
+        stats_t st = { 0, 0, 0 };
+        dg_decode_sink_t sink = { on_record, on_error_quiet, NULL, &st };
+        dg_json_decode(d, buf, n, 0, 0, &sink);          /* warm up */
+        double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+        for (long i = 0; i < reps; i++) dg_json_decode(d, buf, n, 1795514400000, 0, &sink);
+        double ct = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+        printf("worst %-12s %7zu B  %7.2f ns/byte  %5.2f work/byte  %8.2f ms/frame  (%ld frames)\n",
+               name[kind], n, ct / (double)reps / (double)n * 1e9,
+               (double)dg_json_decoder_work(d) / (double)n, ct / (double)reps * 1e3, reps);
+    }
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     long msgs = argc > 1 ? atol(argv[1]) : 2000000;
@@ -101,6 +191,10 @@ int main(int argc, char **argv)
     rc |= run("single", d, single, strlen(single), 1, msgs);
     rc |= run("batch100", d, batch, n, 100, msgs);
     rc |= run("minimal", d, minimal, strlen(minimal), 1, msgs);
+    dg_json_decoder_free(d);
+    d = dg_json_decoder_new(0);             /* the server's default token limit */
+    if (!d) return 1;
+    run_worst(d, msgs);
     dg_json_decoder_free(d);
     free(batch);
     return rc ? 1 : 0;

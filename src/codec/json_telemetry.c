@@ -1,11 +1,23 @@
 /* json_telemetry.c - decode drone -> server JSON text frames (see json_telemetry.h).
  *
- * Three steps per frame, none of which allocates once the token array fits:
+ * Four steps per frame, none of which allocates once the token array fits:
  *
+ *   0. pre-scan   one linear pass (a byte-class table, strings skipped with a
+ *                 SWAR fast path) that measures the bracket depth outside
+ *                 strings and counts an upper bound on the tokens. A frame
+ *                 nested deeper than DG_JSON_MAX_DEPTH, or with more tokens
+ *                 than max_tokens, is refused here, before jsmn sees it:
+ *                 jsmn with parent links walks up the parent chain at every
+ *                 '}' / ']', which is quadratic in depth (a 200 KB frame of
+ *                 nested arrays held a worker for 12 s). With the depth
+ *                 bounded, each close costs <= DG_JSON_MAX_DEPTH + 1 steps, so
+ *                 the decode is linear in the frame size for every input.
  *   1. tokenize   jsmn (Debian's header-only jsmn.h, strict mode, parent
- *                 links) fills the decoder's token array. On JSMN_ERROR_NOMEM
- *                 the array doubles (up to max_tokens) and the frame is
- *                 tokenized again; the array is kept for later frames.
+ *                 links) fills the decoder's token array, sized from the
+ *                 pre-scan's count so one pass suffices. Should jsmn still
+ *                 return JSMN_ERROR_NOMEM (the count is a bound for valid
+ *                 JSON only) the array doubles (up to max_tokens) and the
+ *                 frame is tokenized again; the array is kept for later frames.
  *   2. validate   jsmn is a tokenizer, not a validator: even in strict mode it
  *                 accepts "tru", "01", "[1 2]", "[1,]", "{,}", ":{}", raw
  *                 control characters and lone surrogates in strings, and stops
@@ -84,6 +96,7 @@
 #include <jsmn.h>
 
 #include "../core/timefmt.h"
+#include "jsonstr.h"
 #include "number.h"
 #include "validate.h"
 
@@ -97,6 +110,7 @@
 
 struct dg_json_decoder {
     jsmntok_t *tok;          /* token array, grown geometrically, kept */
+    uint64_t   work;         /* work units of the last decode (dg_json_decoder_work) */
     unsigned   cap;          /* tokens allocated */
     unsigned   max;          /* never grow beyond */
     char      *scratch;      /* unescaped command_ack message */
@@ -125,110 +139,79 @@ void dg_json_decoder_free(dg_json_decoder_t *d)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Step 2: strict validation                                                */
+/* Step 0: linear pre-scan                                                  */
 
-/* Bytes allowed verbatim inside a string: >= 0x20, ASCII, not '"' or '\\'.
- * 0 = needs a closer look (control, quote, backslash, non-ASCII). */
-static const unsigned char dg__str_plain[256] = {
-#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
-    R16(0), R16(0),
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* '"' */
-    R16(1), R16(1),
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,   /* '\\' */
-    R16(1), R16(1),
-    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0),
-#undef R16
+enum { PS_PRIM = 0, PS_WS, PS_OPEN, PS_CLOSE, PS_SEP, PS_QUOTE };
+
+/* Byte classes outside strings. PS_PRIM: may be part of a primitive. */
+static const unsigned char dg__ps_class[256] = {
+    ['\t'] = PS_WS, ['\n'] = PS_WS, ['\r'] = PS_WS, [' '] = PS_WS,
+    ['{'] = PS_OPEN, ['['] = PS_OPEN, ['}'] = PS_CLOSE, [']'] = PS_CLOSE,
+    [','] = PS_SEP, [':'] = PS_SEP, ['"'] = PS_QUOTE,
 };
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
+typedef struct prescan {
+    size_t   tokens;     /* upper bound on jsmn's tokens for valid JSON */
+    unsigned max_depth;  /* deepest bracket nesting outside strings */
+    size_t   deep_at;    /* offset of the first '{' / '[' beyond limit, or SIZE_MAX */
+    size_t   scanned;    /* bytes looked at */
+} prescan_t;
 
-/* Four hex digits at s -> *u. 0 or -1. */
-static int hex4(const unsigned char *s, unsigned *u)
+/* One pass over js[from..len). Stops at the first bracket that opens level
+ * limit + 1 (deep_at), so a deep frame costs no more than its prefix. */
+static void prescan(const char *js, size_t len, size_t from, unsigned limit, prescan_t *ps)
 {
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
-        if (h < 0) return -1;
-        v = v << 4 | (unsigned)h;
-    }
-    *u = v;
-    return 0;
-}
-
-/* Check JSON string content s[0..n) (between the quotes).
- * Returns 0 (no escapes), 1 (has escapes) or -1 (invalid; *bad = offset). */
-static int check_string(const unsigned char *s, size_t n, size_t *bad)
-{
-    int esc = 0;
-    size_t i = 0;
-    while (i < n) {
-        /* ASCII fast path, 8 bytes at a time (SWAR) while none needs a look:
-         * no byte < 0x20, no '"', no '\\', no byte >= 0x80 */
-        while (n - i >= 8) {
-            uint64_t x;
-            memcpy(&x, s + i, 8);
-            const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-            uint64_t special = ((x - ones * 0x20) | (q - ones) | (b - ones) | x) & high;
-            if (special) break;
-            i += 8;
-        }
-        if (i >= n) break;
-        unsigned char c = s[i];
-        if (dg__str_plain[c]) { i++; continue; }
-        if (c == '\\') {
-            esc = 1;
-            if (i + 1 >= n) goto bad;
-            switch (s[i + 1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                i += 2;
-                continue;
-            case 'u': {
-                unsigned u, lo;
-                if (n - i < 6 || hex4(s + i + 2, &u)) goto bad;
-                if (u >= 0xDC00 && u <= 0xDFFF) goto bad;          /* lone low surrogate */
-                if (u >= 0xD800 && u <= 0xDBFF) {                   /* needs a low one next */
-                    if (n - i < 12 || s[i + 6] != '\\' || s[i + 7] != 'u' ||
-                        hex4(s + i + 8, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                        goto bad;
-                    i += 12;
-                } else {
-                    i += 6;
+    const unsigned char *s = (const unsigned char *)js;
+    size_t i = from, tokens = 0;
+    unsigned depth = 0, max_depth = 0;
+    int prev = PS_WS;
+    ps->deep_at = SIZE_MAX;
+    while (i < len) {
+        int c = dg__ps_class[s[i]];
+        switch (c) {
+        case PS_PRIM:
+            tokens += prev != PS_PRIM;
+            break;
+        case PS_OPEN:
+            tokens++;
+            if (++depth > max_depth) {
+                max_depth = depth;
+                if (depth > limit) { ps->deep_at = i; goto out; }
+            }
+            break;
+        case PS_CLOSE:
+            if (depth) depth--;
+            break;
+        case PS_QUOTE:
+            tokens++;
+            for (i++; i < len; i++) {            /* skip the string */
+                while (len - i >= 8) {           /* 8 bytes without '"' or '\\' */
+                    uint64_t x;
+                    memcpy(&x, s + i, 8);
+                    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+                    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+                    if (((q - ones) & ~q & high) | ((b - ones) & ~b & high)) break;
+                    i += 8;
                 }
-                continue;
+                if (i >= len) break;
+                if (s[i] == '"') break;
+                if (s[i] == '\\') i++;
             }
-            default:
-                goto bad;
-            }
+            break;
+        default:
+            break;
         }
-        if (c < 0x80) goto bad;          /* control character or raw '"' */
-        /* UTF-8 (RFC 3629): no overlongs, no surrogates, <= U+10FFFF */
-        unsigned char lo = 0x80, hi = 0xBF;
-        size_t len;
-        if (c >= 0xC2 && c <= 0xDF)      len = 2;
-        else if (c == 0xE0)              { len = 3; lo = 0xA0; }
-        else if (c == 0xED)              { len = 3; hi = 0x9F; }
-        else if (c >= 0xE1 && c <= 0xEF) len = 3;
-        else if (c == 0xF0)              { len = 4; lo = 0x90; }
-        else if (c == 0xF4)              { len = 4; hi = 0x8F; }
-        else if (c >= 0xF1 && c <= 0xF3) len = 4;
-        else goto bad;
-        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) goto bad;
-        for (size_t k = 2; k < len; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF) goto bad;
-        i += len;
+        prev = c;
+        i++;
     }
-    return esc;
-bad:
-    *bad = i;
-    return -1;
+out:
+    ps->tokens = tokens;
+    ps->max_depth = max_depth;
+    ps->scanned = (i < len ? i + 1 : len) - from;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Step 2: strict validation                                                */
 
 typedef struct walk {
     const char *js;
@@ -266,7 +249,7 @@ static int walk_string(walk_t *w, int want_size)
     if ((size_t)t->start != w->pos + 1 || w->js[w->pos] != '"') return -1;
     if (t->end < t->start || (size_t)t->end >= w->len || w->js[t->end] != '"') return -1;
     size_t bad;
-    int esc = check_string((const unsigned char *)w->js + t->start, (size_t)(t->end - t->start), &bad);
+    int esc = dg_json_str_check((const unsigned char *)w->js + t->start, (size_t)(t->end - t->start), &bad);
     if (esc < 0) {
         w->pos = (size_t)t->start + bad;
         w->why = "invalid string (bad escape, control character, invalid UTF-8 or lone surrogate)";
@@ -364,60 +347,6 @@ static int match_key(const char *k, size_t n)
     return -1;
 }
 
-/* Unescape validated string content s[0..n) into out[0..cap).
- * Returns the length, or -1 when it does not fit. */
-static long unescape(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0, i = 0;
-    while (i < n) {
-        const char *bs = memchr(s + i, '\\', n - i);
-        size_t run = bs ? (size_t)(bs - (s + i)) : n - i;
-        if (run > cap - o) return -1;
-        memcpy(out + o, s + i, run);
-        o += run;
-        i += run;
-        if (i >= n) break;
-        char c = s[i + 1];
-        i += 2;
-        switch (c) {
-        case 'b': c = '\b'; break;
-        case 'f': c = '\f'; break;
-        case 'n': c = '\n'; break;
-        case 'r': c = '\r'; break;
-        case 't': c = '\t'; break;
-        case 'u': {
-            unsigned cp = 0, lo = 0xDC00;
-            hex4((const unsigned char *)s + i, &cp);
-            i += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {         /* validated: a low surrogate follows */
-                hex4((const unsigned char *)s + i + 2, &lo);
-                i += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            char u8[4];
-            size_t k;
-            if (cp < 0x80)       { u8[0] = (char)cp; k = 1; }
-            else if (cp < 0x800) { u8[0] = (char)(0xC0 | cp >> 6); u8[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
-            else if (cp < 0x10000) {
-                u8[0] = (char)(0xE0 | cp >> 12); u8[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-                u8[2] = (char)(0x80 | (cp & 0x3F)); k = 3;
-            } else {
-                u8[0] = (char)(0xF0 | cp >> 18); u8[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-                u8[2] = (char)(0x80 | (cp >> 6 & 0x3F)); u8[3] = (char)(0x80 | (cp & 0x3F)); k = 4;
-            }
-            if (k > cap - o) return -1;
-            memcpy(out + o, u8, k);
-            o += k;
-            continue;
-        }
-        default: break;                                  /* '"', '\\', '/' */
-        }
-        if (o >= cap) return -1;
-        out[o++] = c;
-    }
-    return (long)o;
-}
-
 typedef struct dctx {
     dg_json_decoder_t      *d;
     const char             *js;
@@ -475,7 +404,7 @@ static long get_string(const dctx_t *c, int i, char *out, size_t cap)
     if (c->tok[i].type != JSMN_STRING) return -1;
     size_t n;
     const char *s = tstr(c, i, &n);
-    if (c->tok[i].size) return unescape(s, n, out, cap);     /* has escapes (step 2) */
+    if (c->tok[i].size) return dg_json_str_unescape(s, n, out, cap);     /* has escapes (step 2) */
     if (n > cap) return -1;
     memcpy(out, s, n);
     return (long)n;
@@ -547,7 +476,7 @@ static void decode_command_ack(dctx_t *c, const int *slot, int has_seq, uint64_t
                 d->scratch = p;
                 d->scratch_cap = cap;
             }
-            long m = unescape(msg, msgn, d->scratch, d->scratch_cap);   /* fits: never longer */
+            long m = dg_json_str_unescape(msg, msgn, d->scratch, d->scratch_cap);   /* fits: never longer */
             msg = d->scratch;
             msgn = (size_t)m;
         }
@@ -589,7 +518,7 @@ static void decode_telemetry(dctx_t *c, const int *slot, int has_seq, uint64_t s
             size_t n;
             const char *s = tstr(c, ti, &n);
             if (c->tok[ti].size) {
-                long m = unescape(s, n, buf, sizeof buf);
+                long m = dg_json_str_unescape(s, n, buf, sizeof buf);
                 s = buf;
                 n = m < 0 ? 0 : (size_t)m;
             }
@@ -661,7 +590,7 @@ static int decode_object(dctx_t *c, int i)
             f = match_key(ks, kn);
         } else {                                   /* escaped key, e.g. "lat\u0069tude" */
             char buf[16];
-            long m = unescape(ks, kn, buf, sizeof buf);
+            long m = dg_json_str_unescape(ks, kn, buf, sizeof buf);
             f = m < 0 ? -1 : match_key(buf, (size_t)m);
         }
         if (f >= 0) slot[f] = j + 1;               /* duplicates: last one wins */
@@ -718,9 +647,15 @@ static int frame_error(const dg_decode_sink_t *sink, const char *fmt, ...)
     return -1;
 }
 
+uint64_t dg_json_decoder_work(const dg_json_decoder_t *d)
+{
+    return d->work;
+}
+
 int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
                    int64_t now_ms, int64_t recv_us, const dg_decode_sink_t *sink)
 {
+    d->work = 0;
     if (len >= INT_MAX) return frame_error(sink, "frame too large to decode");
 
     size_t first = 0;
@@ -731,12 +666,34 @@ int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
     if (json[first] != '{' && json[first] != '[')
         return frame_error(sink, "frame must be a JSON object or an array of objects");
 
+    /* 0. pre-scan: bound depth and tokens before jsmn runs */
+    prescan_t ps;
+    prescan(json, len, first, DG_JSON_MAX_DEPTH, &ps);
+    d->work = ps.scanned;
+    if (ps.deep_at != SIZE_MAX)
+        return frame_error(sink, "invalid JSON near byte %zu: nested too deeply (more than %d levels)",
+                           ps.deep_at, DG_JSON_MAX_DEPTH);
+    if (ps.tokens > d->max)
+        return frame_error(sink, "frame has more than %u JSON tokens", d->max);
+    if (ps.tokens > d->cap) {
+        unsigned cap = d->cap;
+        while (cap < ps.tokens) cap = cap > d->max / 2 ? d->max : cap * 2;
+        jsmntok_t *t = malloc((size_t)cap * sizeof *t);   /* contents are scratch: no realloc copy */
+        if (!t) return frame_error(sink, "out of memory decoding frame");
+        free(d->tok);
+        d->tok = t;
+        d->cap = cap;
+    }
+
     /* 1. tokenize */
     jsmn_parser p;
     int r;
     for (;;) {
         jsmn_init(&p);
         r = jsmn_parse(&p, json, len, d->tok, d->cap);
+        /* a bound on jsmn's work: every byte, and at each close at most one
+         * parent-link step per level of nesting */
+        d->work += len + (uint64_t)p.toknext * (ps.max_depth + 1);
         if (r != JSMN_ERROR_NOMEM) break;
         if (d->cap >= d->max)
             return frame_error(sink, "frame has more than %u JSON tokens", d->max);
@@ -775,6 +732,7 @@ int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
                        w.why ? ": " : "", w.why ? w.why : "");
 
 valid:;
+    d->work += (uint64_t)w.ntok;
     /* 3. decode */
     dctx_t c = { .d = d, .js = json, .tok = d->tok, .ntok = w.ntok, .now_ms = now_ms,
                  .recv_us = recv_us, .sink = sink, .records = 0 };

@@ -58,4 +58,11 @@ void dg_json_decoder_free(dg_json_decoder_t *d);
 int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
                    int64_t now_ms, int64_t recv_us, const dg_decode_sink_t *sink);
 
+/* Work units spent by the last dg_json_decode() on d: bytes looked at by the
+ * pre-scan and by each tokenizer pass, plus a bound on the tokenizer's
+ * parent-link steps (tokens x (nesting depth + 1)), plus tokens validated.
+ * Deterministic (no clock): tests and benchmarks use it to check that the
+ * cost stays linear in the frame size. */
+uint64_t dg_json_decoder_work(const dg_json_decoder_t *d);
+
 #endif

@@ -6,10 +6,13 @@
  * status, timestamp. Optional fields are checked only when their
  * DG_REC_HAS_* flag is set.
  *
- * Beyond the contract's ranges it refuses two things a store would choke on:
- * a status that is not valid UTF-8 or contains NUL (PostgreSQL text, C
- * strings), and a timestamp outside years 0000-9999 (not representable in
- * RFC 3339, see timefmt.c). Decoders map a wrong JSON type to NAN, so the
+ * Beyond the contract's ranges it refuses a status that is not valid UTF-8
+ * or contains NUL (PostgreSQL text, C strings). Timestamps (contract): from
+ * 1677-09-22T00:00:00.000Z to 2262-04-11T23:47:16.854Z inclusive, the range
+ * every store can hold: InfluxDB keeps int64 nanoseconds since the epoch,
+ * which end at 1677-09-21T00:12:43.145Z and 2262-04-11T23:47:16.854Z; the
+ * lower edge is the first whole day inside, the upper one the last whole
+ * millisecond. Outside -> invalid_field "timestamp", never acked. Decoders map a wrong JSON type to NAN, so the
  * "must be a number ..." messages below double as type errors.
  *
  * Pure function, thread-safe.
@@ -21,9 +24,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z */
-#define DG__TS_MIN INT64_C(-62167219200000)
-#define DG__TS_MAX INT64_C(253402300799999)
+/* 1677-09-22T00:00:00.000Z and 2262-04-11T23:47:16.854Z (INT64_MAX ns, in ms) */
+#define DG__TS_MIN INT64_C(-9223286400000)
+#define DG__TS_MAX INT64_C(9223372036854)
 
 static bool utf8_valid_no_nul(const unsigned char *s, size_t n)
 {
@@ -86,6 +89,7 @@ int dg_record_validate(const dg_record_t *r, const char **field, char *msg, size
     }
     if (r->ts_ms < DG__TS_MIN || r->ts_ms > DG__TS_MAX)
         return fail(field, "timestamp", msg, msglen,
-                    "timestamp must be between 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z");
+                    "timestamp must be between 1677-09-22T00:00:00Z and 2262-04-11T23:47:16.854Z"
+                    " (what every store can hold)");
     return 0;
 }

@@ -1,7 +1,8 @@
 /* commands.h - operator commands to drones: creation, status transitions,
  * expiry. An in-memory table shared by all threads (one mutex: commands are
- * rare next to telemetry); every change is also persisted through the store
- * writer and published on the live stream by the caller.
+ * rare next to telemetry; lookups by id and by drone are hashed); every
+ * change is also persisted through the store writer and published on the
+ * live stream by the caller.
  *
  * Status machine:
  *   pending -> sent -> accepted -> done
@@ -23,6 +24,8 @@
 #define DG_CMD_NAME_MAX  32
 #define DG_CMD_MSG_MAX   255
 #define DG_CMD_ARGS_MAX  4096
+#define DG_CMD_MAX_OPEN_PER_DRONE 64       /* open = pending, sent or accepted */
+#define DG_CMD_MAX_OPEN_TOTAL     100000
 
 typedef struct dg_command {
     char     id[DG_CMD_ID_LEN + 1];
@@ -45,7 +48,16 @@ int         dg_command_status_from_name(const char *s);
 /* -1 when not a drone-reportable status (accepted|rejected|done). */
 int         dg_command_status_parse(const char *s, size_t n);
 
-/* Create a pending command; *out receives a copy (with its new id). 0 or -ENOMEM. */
+/* Caps on open (not final) commands, per drone and in total (defaults
+ * DG_CMD_MAX_OPEN_PER_DRONE, DG_CMD_MAX_OPEN_TOTAL). */
+void dg_commands_set_limits(dg_commands_t *t, size_t per_drone, size_t total);
+/* Open commands of drone_id, or of all drones when drone_id is NULL. */
+size_t dg_commands_open(dg_commands_t *t, const char *drone_id);
+
+/* Create a pending command; *out receives a copy (with its new id). 0,
+ * -EAGAIN (the drone has its maximum of open commands: HTTP 429), -ENOSPC
+ * (the table has its maximum in total: HTTP 503), -ENOMEM or -EIO. args must
+ * be a JSON object text that is valid UTF-8 (dg_command_body_parse makes it). */
 int  dg_commands_create(dg_commands_t *t, const char *drone_id, const char *name,
                         const char *args, size_t args_len, int64_t now_ms, dg_command_t *out);
 /* Take back a command of an earlier run (read from the store at start):
@@ -62,7 +74,8 @@ int  dg_commands_set(dg_commands_t *t, const char *id, size_t id_len, const char
 /* Pending commands of a drone (oldest first), copied into out[0..max).
  * Returns the count. */
 size_t dg_commands_pending(dg_commands_t *t, const char *drone_id, dg_command_t *out, size_t max);
-/* Expire commands not final after the timeout; calls cb for each. Also
+/* Expire every command not final after the timeout (counted from its
+ * creation); calls cb for each, after releasing the lock. Also
  * forgets final commands older than 10 timeouts (memory bound; they stay
  * in the store). */
 void dg_commands_expire(dg_commands_t *t, int64_t now_ms, void (*cb)(void *ud, const dg_command_t *c), void *ud);

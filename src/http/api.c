@@ -17,7 +17,9 @@
 
 #include "http.h"
 #include "../codec/jsonw.h"
+#include "../codec/command_body.h"
 #include "../codec/number.h"
+#include "../codec/views.h"
 #include "../core/commands.h"
 #include "../core/ingest.h"
 #include "../core/log.h"
@@ -35,51 +37,15 @@ static void send_buf(dg_conn_t *c, int status, const char *ctype, dg_buf_t *b)
     dg_http_respond(c, status, ctype, b->data, b->len, NULL);
 }
 
-static void w_time(dg_buf_t *b, int64_t ms)
-{
-    char ts[32];
-    size_t n = dg_format_rfc3339(ms, ts);
-    dg_jw_str(b, ts, n);
-}
-
-/* The optional fields of a record as JSON members. */
-static void w_fields(dg_buf_t *b, int *first, const dg_record_t *r)
-{
-    dg_jw_key(b, first, "latitude");  dg_jw_double(b, r->lat);
-    dg_jw_key(b, first, "longitude"); dg_jw_double(b, r->lon);
-    dg_jw_key(b, first, "altitude");  dg_jw_double(b, r->alt);
-    if (r->flags & DG_REC_HAS_SPEED)   { dg_jw_key(b, first, "speed");   dg_jw_double(b, r->speed); }
-    if (r->flags & DG_REC_HAS_HEADING) { dg_jw_key(b, first, "heading"); dg_jw_double(b, r->heading); }
-    if (r->flags & DG_REC_HAS_CLIMB)   { dg_jw_key(b, first, "climb");   dg_jw_double(b, r->climb); }
-    if (r->flags & DG_REC_HAS_BATTERY) { dg_jw_key(b, first, "battery"); dg_jw_double(b, r->battery); }
-    if (r->flags & DG_REC_HAS_STATUS)  { dg_jw_key(b, first, "status");  dg_jw_str(b, r->status, r->status_len); }
-}
-
+/* The views live in codec/views.c; these names stay for http.h's users. */
 void dg_api_record_members(dg_buf_t *b, int *first, const dg_record_t *r)
 {
-    if (r->flags & DG_REC_HAS_SEQ) { dg_jw_key(b, first, "seq"); dg_jw_u64(b, r->seq); }
-    dg_jw_key(b, first, "timestamp");
-    w_time(b, r->ts_ms);
-    w_fields(b, first, r);
+    dg_view_record_members(b, first, r);
 }
 
 void dg_api_drone_json(dg_buf_t *b, const dg_drone_state_t *s)
 {
-    int first = 1;
-    dg_buf_puts(b, "{");
-    dg_jw_key(b, &first, "id");
-    dg_jw_str(b, s->id, strlen(s->id));
-    dg_jw_key(b, &first, "online");
-    dg_buf_puts(b, s->online ? "true" : "false");
-    dg_jw_key(b, &first, "last_seen");
-    if (s->last_seen_ms) w_time(b, s->last_seen_ms); else dg_buf_puts(b, "null");
-    if (s->has_last) {
-        if (s->last.flags & DG_REC_HAS_SEQ) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, s->last.seq); }
-        dg_jw_key(b, &first, "timestamp");
-        w_time(b, s->last.ts_ms);
-        w_fields(b, &first, &s->last);
-    }
-    dg_buf_puts(b, "}");
+    dg_view_drone_json(b, s);
 }
 
 /* GET /api/v1/drones?limit=N&cursor=C: one page in drone-id order.
@@ -142,112 +108,26 @@ static void get_drone(dg_conn_t *c, const char *id, size_t idlen)
 
 /* ---- history ---- */
 
-enum fmt { FMT_JSON, FMT_CSV, FMT_GEOJSON };
-
-typedef struct hist_ctx {
-    dg_buf_t *b;
-    enum fmt  fmt;
-    size_t    n;
-} hist_ctx_t;
-
-static void csv_num(dg_buf_t *b, bool has, double v)
-{
-    if (has) dg_jw_double(b, v);
-    dg_buf_puts(b, ",");
-}
-
-static int hist_row(void *ud, const dg_record_t *r)
-{
-    hist_ctx_t *h = ud;
-    dg_buf_t *b = h->b;
-    if (h->fmt == FMT_CSV) {
-        char ts[32];
-        dg_buf_append(b, r->drone_id, r->drone_id_len);
-        dg_buf_puts(b, ",");
-        dg_buf_append(b, ts, dg_format_rfc3339(r->ts_ms, ts));
-        dg_buf_puts(b, ",");
-        if (r->flags & DG_REC_HAS_SEQ) dg_jw_u64(b, r->seq);
-        dg_buf_puts(b, ",");
-        csv_num(b, true, r->lat);
-        csv_num(b, true, r->lon);
-        csv_num(b, true, r->alt);
-        csv_num(b, r->flags & DG_REC_HAS_SPEED, r->speed);
-        csv_num(b, r->flags & DG_REC_HAS_HEADING, r->heading);
-        csv_num(b, r->flags & DG_REC_HAS_CLIMB, r->climb);
-        csv_num(b, r->flags & DG_REC_HAS_BATTERY, r->battery);
-        if (r->flags & DG_REC_HAS_STATUS) {
-            /* RFC 4180 quoting: status may hold commas or quotes */
-            dg_buf_puts(b, "\"");
-            for (size_t i = 0; i < r->status_len; i++) {
-                if (r->status[i] == '"') dg_buf_puts(b, "\"");
-                dg_buf_append(b, &r->status[i], 1);
-            }
-            dg_buf_puts(b, "\"");
-        }
-        dg_buf_puts(b, ",");
-        dg_buf_append(b, ts, dg_format_rfc3339(r->recv_us / 1000, ts));
-        dg_buf_puts(b, "\r\n");
-    } else if (h->fmt == FMT_JSON) {
-        int first = 1;
-        if (h->n) dg_buf_puts(b, ",");
-        dg_buf_puts(b, "{");
-        if (r->flags & DG_REC_HAS_SEQ) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, r->seq); }
-        dg_jw_key(b, &first, "timestamp");
-        w_time(b, r->ts_ms);
-        w_fields(b, &first, r);
-        dg_jw_key(b, &first, "received_at");
-        w_time(b, r->recv_us / 1000);
-        dg_buf_puts(b, "}");
-    } else {
-        int first = 1;
-        if (h->n) dg_buf_puts(b, ",");
-        dg_buf_puts(b, "{\"type\":\"Feature\",\"geometry\":{\"type\":\"Point\",\"coordinates\":[");
-        dg_jw_double(b, r->lon);
-        dg_buf_puts(b, ",");
-        dg_jw_double(b, r->lat);
-        dg_buf_puts(b, ",");
-        dg_jw_double(b, r->alt);
-        dg_buf_puts(b, "]},\"properties\":{");
-        dg_jw_key(b, &first, "drone_id");
-        dg_jw_str(b, r->drone_id, r->drone_id_len);
-        if (r->flags & DG_REC_HAS_SEQ) { dg_jw_key(b, &first, "seq"); dg_jw_u64(b, r->seq); }
-        dg_jw_key(b, &first, "timestamp");
-        w_time(b, r->ts_ms);
-        if (r->flags & DG_REC_HAS_SPEED)   { dg_jw_key(b, &first, "speed");   dg_jw_double(b, r->speed); }
-        if (r->flags & DG_REC_HAS_HEADING) { dg_jw_key(b, &first, "heading"); dg_jw_double(b, r->heading); }
-        if (r->flags & DG_REC_HAS_CLIMB)   { dg_jw_key(b, &first, "climb");   dg_jw_double(b, r->climb); }
-        if (r->flags & DG_REC_HAS_BATTERY) { dg_jw_key(b, &first, "battery"); dg_jw_double(b, r->battery); }
-        if (r->flags & DG_REC_HAS_STATUS)  { dg_jw_key(b, &first, "status");  dg_jw_str(b, r->status, r->status_len); }
-        dg_jw_key(b, &first, "received_at");
-        w_time(b, r->recv_us / 1000);
-        dg_buf_puts(b, "}}");
-    }
-    h->n++;
-    return 0;
-}
-
-/* Read pool thread: the history of j->id as the whole response body. */
+/* Read pool thread: the history of j->id as the whole response body
+ * (codec/views.c writes every format). */
 static void run_history(dg_server_t *srv, dg_read_job_t *j)
 {
-    dg_buf_t *b = &j->body;
-    hist_ctx_t h = { b, (enum fmt)j->fmt, 0 };
-    if (h.fmt == FMT_CSV) dg_buf_puts(b, "drone_id,timestamp,seq,latitude,longitude,altitude,speed,heading,climb,battery,status,received_at\r\n");
-    else if (h.fmt == FMT_JSON) {
-        dg_buf_puts(b, "{\"drone_id\":");
-        dg_jw_str(b, j->id, strlen(j->id));
-        dg_buf_puts(b, ",\"telemetry\":[");
-    } else dg_buf_puts(b, "{\"type\":\"FeatureCollection\",\"features\":[");
+    dg_view_hist_t h;
+    dg_view_hist_begin(&h, &j->body, j->fmt, j->id);
     char err[256] = "";
-    if (srv->store_ops->query(srv->store, &j->q, hist_row, &h, err, sizeof err) < 0) {
+    if (srv->store_ops->query(srv->store, &j->q, dg_view_hist_row, &h, err, sizeof err) < 0) {
         dg_warn("history query failed: %s", err);
         j->status = 503;
         snprintf(j->err, sizeof j->err, "store unavailable");
         return;
     }
-    if (h.fmt != FMT_CSV) dg_buf_puts(b, "]}");
-    static const char *ct[] = { "application/json", "text/csv; charset=utf-8", "application/geo+json" };
+    if (dg_view_hist_end(&h)) {
+        j->status = 500;
+        snprintf(j->err, sizeof j->err, "out of memory");
+        return;
+    }
     j->status = 200;
-    j->ctype = ct[h.fmt];
+    j->ctype = dg_view_fmt_ctype(h.fmt);
 }
 
 /* Hand a store read to the pool; the connection waits for its reply. No
@@ -308,12 +188,12 @@ static void get_history(dg_conn_t *c, const char *id, size_t idlen, const char *
         }
         query.limit = (size_t)l;
     }
-    enum fmt f = FMT_JSON;
+    int f = DG_VIEW_JSON;
     if ((rc = dg_http_query_param(q, qlen, "format", val, sizeof val)) != 0) {
-        if (rc > 0 && !strcmp(val, "json")) f = FMT_JSON;
-        else if (rc > 0 && !strcmp(val, "csv")) f = FMT_CSV;
-        else if (rc > 0 && !strcmp(val, "geojson")) f = FMT_GEOJSON;
-        else { dg_http_error(c, 400, "format must be json, csv or geojson"); return; }
+        if (rc < 0 || (f = dg_view_fmt_parse(val)) < 0) {
+            dg_http_error(c, 400, "format must be json, csv, geojson, kml or gpx");
+            return;
+        }
     }
     if (query.from_ms > query.to_ms) { dg_http_error(c, 400, "from is after to"); return; }
     if (!dg_registry_get(srv->registry, id, idlen, false)) { dg_http_error(c, 404, "unknown drone"); return; }
@@ -354,116 +234,14 @@ static void get_metrics(dg_conn_t *c)
 
 /* ---- commands ---- */
 
-#define JSMN_STATIC
-#define JSMN_STRICT
-#include <jsmn.h>
-
-static bool tok_is(const char *js, const jsmntok_t *t, const char *s)
-{
-    size_t n = strlen(s);
-    return t->type == JSMN_STRING && (size_t)(t->end - t->start) == n && !memcmp(js + t->start, s, n);
-}
-
-/* Index after the token i and all its children. */
-static int skip(const jsmntok_t *t, int n, int i)
-{
-    int end = t[i].end;
-    i++;
-    while (i < n && t[i].start < end) i++;
-    return i;
-}
-
-/* Every primitive must be a JSON literal or number (jsmn is lax there). */
-static bool primitives_ok(const char *js, const jsmntok_t *t, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (t[i].type != JSMN_PRIMITIVE) continue;
-        const char *p = js + t[i].start;
-        size_t l = (size_t)(t[i].end - t[i].start);
-        double d;
-        if ((l == 4 && !memcmp(p, "true", 4)) || (l == 5 && !memcmp(p, "false", 5)) ||
-            (l == 4 && !memcmp(p, "null", 4)) || dg_parse_double(p, l, &d) == 0)
-            continue;
-        return false;
-    }
-    return true;
-}
-
-/* Number member `key` of the object token at index obj; 1 found, 0 absent, -1 wrong type. */
-static int obj_num(const char *js, const jsmntok_t *t, int n, int obj, const char *key, double *out)
-{
-    int i = obj + 1;
-    for (int k = 0; k < t[obj].size && i < n; k++) {
-        if (tok_is(js, &t[i], key)) {
-            const jsmntok_t *v = &t[i + 1];
-            if (v->type != JSMN_PRIMITIVE) return -1;
-            return dg_parse_double(js + v->start, (size_t)(v->end - v->start), out) == 0 ? 1 : -1;
-        }
-        i = skip(t, n, i + 1);
-    }
-    return 0;
-}
-
 static void post_command(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen)
 {
     dg_server_t *srv = c->w->srv;
-    const char *js = r->body.data ? r->body.data : "";
-    size_t len = r->body.len;
-    jsmntok_t t[256];
-    jsmn_parser p;
-    jsmn_init(&p);
-    int n = jsmn_parse(&p, js, len, t, 256);
-    if (n < 1 || t[0].type != JSMN_OBJECT || (size_t)t[0].end != len || !primitives_ok(js, t, n)) {
-        /* allow trailing whitespace after the object */
-        size_t e = n >= 1 ? (size_t)t[0].end : 0;
-        while (e < len && (js[e] == ' ' || js[e] == '\n' || js[e] == '\r' || js[e] == '\t')) e++;
-        if (n < 1 || t[0].type != JSMN_OBJECT || e != len || !primitives_ok(js, t, n)) {
-            dg_http_error(c, 400, "body must be a JSON object {\"name\":\"...\",\"args\":{...}}");
-            return;
-        }
-    }
-    char name[DG_CMD_NAME_MAX + 1] = "";
-    int args_tok = -1;
-    int i = 1;
-    for (int k = 0; k < t[0].size && i < n; k++) {
-        if (tok_is(js, &t[i], "name")) {
-            const jsmntok_t *v = &t[i + 1];
-            size_t l = (size_t)(v->end - v->start);
-            if (v->type != JSMN_STRING || l < 1 || l > DG_CMD_NAME_MAX) {
-                dg_http_error(c, 400, "name must be a string of 1-32 characters [a-z0-9_]");
-                return;
-            }
-            for (size_t q = 0; q < l; q++) {
-                char ch = js[v->start + q];
-                if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) {
-                    dg_http_error(c, 400, "name must be a string of 1-32 characters [a-z0-9_]");
-                    return;
-                }
-            }
-            memcpy(name, js + v->start, l);
-            name[l] = '\0';
-        } else if (tok_is(js, &t[i], "args")) {
-            if (t[i + 1].type != JSMN_OBJECT) { dg_http_error(c, 400, "args must be a JSON object"); return; }
-            args_tok = i + 1;
-        }
-        i = skip(t, n, i + 1);
-    }
-    if (!name[0]) { dg_http_error(c, 400, "missing name"); return; }
-    const char *args = "{}";
-    size_t args_len = 2;
-    if (args_tok >= 0) {
-        args = js + t[args_tok].start;
-        args_len = (size_t)(t[args_tok].end - t[args_tok].start);
-        if (args_len > DG_CMD_ARGS_MAX) { dg_http_error(c, 400, "args too large (at most 4096 bytes)"); return; }
-    }
-    if (!strcmp(name, "goto")) {
-        double lat, lon, alt;
-        if (args_tok < 0 || obj_num(js, t, n, args_tok, "lat", &lat) != 1 || lat < -90 || lat > 90 ||
-            obj_num(js, t, n, args_tok, "lon", &lon) != 1 || lon < -180 || lon > 180 ||
-            obj_num(js, t, n, args_tok, "alt", &alt) != 1 || alt < -1000 || alt > 100000) {
-            dg_http_error(c, 400, "goto needs args {\"lat\": [-90,90], \"lon\": [-180,180], \"alt\": [-1000,100000]}");
-            return;
-        }
+    dg_command_body_t body;         /* name, and args re-serialised as valid UTF-8 JSON */
+    char err[160];
+    if (dg_command_body_parse(r->body.data, r->body.len, &body, err, sizeof err)) {
+        dg_http_error(c, 400, err);
+        return;
     }
     char idz[DG_DRONE_ID_MAX + 1];
     memcpy(idz, id, idlen);
@@ -475,8 +253,15 @@ static void post_command(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t 
         return;
     }
     dg_command_t cmd;
-    if (dg_commands_create(srv->commands, idz, name, args, args_len, dg_now_ms(), &cmd)) {
-        dg_http_error(c, 500, "could not create the command");
+    int crc = dg_commands_create(srv->commands, idz, body.name, body.args, body.args_len, dg_now_ms(), &cmd);
+    if (crc) {
+        if (crc == -EAGAIN)
+            dg_http_error(c, 429, "too many open commands for this drone (at most 64 pending, sent or "
+                                  "accepted): wait for answers or expiry");
+        else if (crc == -ENOSPC)
+            dg_http_error(c, 503, "too many open commands in total (at most 100000): try again later");
+        else
+            dg_http_error(c, 500, "could not create the command");
         return;
     }
     dg_ingest_command_changed(c->w, &cmd);   /* pending: persisted, published */
@@ -599,7 +384,7 @@ static const char index_html[] =
     "<!doctype html><html><head><meta charset=utf-8><title>dronegate</title></head><body>"
     "<h1>dronegate</h1><p>Telemetry gateway. Endpoints:</p><ul>"
     "<li><a href=\"/api/v1/drones\">/api/v1/drones</a></li>"
-    "<li>/api/v1/drones/{id}/telemetry?from=&amp;to=&amp;limit=&amp;format=json|csv|geojson</li>"
+    "<li>/api/v1/drones/{id}/telemetry?from=&amp;to=&amp;limit=&amp;format=json|csv|geojson|kml|gpx</li>"
     "<li><a href=\"/metrics\">/metrics</a>, <a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a></li>"
     "<li>WebSocket uplink: /ws/{drone_id}</li></ul></body></html>\n";
 

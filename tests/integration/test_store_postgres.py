@@ -43,8 +43,8 @@ def test_every_field_round_trips(server_factory, db, variant):
         minimal(2, timestamp=now),                                  # only the required ones, epoch ms
         telem(3, timestamp=now + 1, status='q"uote \\ tab\t nl\n ünï €', speed=0.0,
               heading=359.999, climb=-12.25, battery=0.0),
-        minimal(4, latitude=-90.0, longitude=180.0, altitude=-1000.0, timestamp="0000-01-01T00:00:00Z"),
-        minimal(5, latitude=90.0, longitude=-180.0, altitude=100000.0, timestamp="9999-12-31T23:59:59.999Z"),
+        minimal(4, latitude=-90.0, longitude=180.0, altitude=-1000.0, timestamp="1677-09-22T00:00:00Z"),
+        minimal(5, latitude=90.0, longitude=-180.0, altitude=100000.0, timestamp="2262-04-11T23:47:16.854Z"),
         minimal(None, timestamp=now + 2, latitude=0.1, longitude=0.2, altitude=0.3),   # no seq
         minimal(7, latitude=1.0000000000000002, longitude=-179.99999999999997, altitude=5e-324,
                 timestamp="2026-11-24T12:00:00.123456+02:00"),      # offset, sub-ms fraction
@@ -77,7 +77,7 @@ def test_every_field_round_trips(server_factory, db, variant):
                      "heading": "double precision", "climb": "double precision",
                      "battery": "double precision", "status": "text",
                      "received_at": "timestamp with time zone"}
-    # the years 0000 and 9999 are outside every premade partition: default partition
+    # the years 1677 and 2262 are outside every premade partition: default partition
     assert db.one("SELECT count(*) FROM telemetry_default WHERE drone_id = %s", drone) >= 3
 
 

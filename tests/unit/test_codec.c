@@ -402,9 +402,9 @@ TEST(validate_ranges)
     VO(battery, DG_REC_HAS_BATTERY, 100.5, "battery"); VO(battery, DG_REC_HAS_BATTERY, -1.0, "battery");
     /* absent optional fields are not checked */
     V(speed, -5.0, "ok"); V(heading, 999.0, "ok");
-    V(ts_ms, INT64_C(-62167219200000), "ok"); V(ts_ms, INT64_C(253402300799999), "ok");
-    V(ts_ms, INT64_C(-62167219200001), "timestamp"); V(ts_ms, INT64_C(253402300800000), "timestamp");
-    V(ts_ms, INT64_MIN, "timestamp");
+    V(ts_ms, INT64_C(-9223286400000), "ok"); V(ts_ms, INT64_C(9223372036854), "ok");
+    V(ts_ms, INT64_C(-9223286400001), "timestamp"); V(ts_ms, INT64_C(9223372036855), "timestamp");
+    V(ts_ms, INT64_MIN, "timestamp"); V(ts_ms, INT64_MAX, "timestamp");
 #undef V
 #undef VO
     /* order: first failing field in the documented order */
@@ -788,6 +788,38 @@ TEST(decode_timestamp)
     /* out of the representable range: refused by dg_record_validate */
     ASSERT_STR_EQ(err_field("{\"timestamp\":253402300800000," LATLONALT "}"), "timestamp");
     ASSERT_STR_EQ(err_field("{\"timestamp\":-9223372036854775808," LATLONALT "}"), "timestamp");
+
+    /* contract: 1677-09-22 .. 2262-04-11 (int64 ns, what every store holds);
+     * edges just inside are records, just outside invalid_field "timestamp" */
+    static const struct { const char *ts; int64_t ms; } inside[] = {
+        { "\"1677-09-22T00:00:00Z\"", INT64_C(-9223286400000) },
+        { "\"1677-09-22T00:00:00.000+00:00\"", INT64_C(-9223286400000) },
+        { "\"1677-09-22T01:00:00+01:00\"", INT64_C(-9223286400000) },
+        { "-9223286400000", INT64_C(-9223286400000) },
+        { "\"2262-04-11T23:47:16.854Z\"", INT64_C(9223372036854) },
+        { "\"2262-04-11T23:47:16.854999999Z\"", INT64_C(9223372036854) },
+        { "9223372036854", INT64_C(9223372036854) },
+        { "\"2262-04-11T00:00:00Z\"", INT64_C(9223286400000) },
+    };
+    for (size_t i = 0; i < sizeof inside / sizeof *inside; i++) {
+        snprintf(f, sizeof f, "{\"timestamp\":%s," LATLONALT "}", inside[i].ts);
+        if (decode(f) != 1) { CHECK__FAIL("timestamp %s refused", inside[i].ts); continue; }
+        ASSERT_EQ(col->rec[0].ts_ms, inside[i].ms);
+    }
+    static const char *outside[] = {
+        "\"1677-09-21T23:59:59.999Z\"", "\"1677-09-22T00:00:00.000+00:01\"", "-9223286400001",
+        "\"2262-04-11T23:47:16.855Z\"", "\"2262-04-11T23:47:16.854-00:01\"", "9223372036855",
+        "\"2262-04-12T00:00:00Z\"", "\"0000-01-01T00:00:00Z\"", "\"9999-12-31T23:59:59.999Z\"",
+        "253402300799999", "-62167219200000",
+    };
+    for (size_t i = 0; i < sizeof outside / sizeof *outside; i++) {
+        snprintf(f, sizeof f, "{\"seq\":7,\"timestamp\":%s," LATLONALT "}", outside[i]);
+        int rc = decode(f);
+        if (rc != 0 || col->nerr != 1 || strcmp(col->err[0].field, "timestamp") ||
+            strcmp(col->err[0].code, "invalid_field") || !col->err[0].e.has_seq)
+            CHECK__FAIL("timestamp %s not refused as invalid_field timestamp", outside[i]);
+    }
+    ASSERT(strstr(col->err[0].e.message, "1677-09-22") != NULL);
 }
 
 TEST(decode_type_and_command_ack)
@@ -894,6 +926,106 @@ TEST(decode_token_limit)
     dg_json_decoder_free(d);
 }
 
+/* Decode cost is linear in the frame size for every input (issue 8 1.2):
+ * jsmn with parent links is quadratic in nesting depth, so depth must be
+ * bounded before jsmn runs. Checked with the decoder's deterministic work
+ * counter (bytes scanned + a bound on the tokenizer's parent-link steps +
+ * tokens validated), never with a clock. */
+static long lw_rec, lw_err;
+static void lw_on_record(void *ud, const dg_record_t *r) { (void)ud; (void)r; lw_rec++; }
+static void lw_on_error(void *ud, const dg_decode_error_t *e) { (void)ud; (void)e; lw_err++; }
+
+#define LW_SIZE (1u << 20)
+
+/* Fills buf (LW_SIZE + 1 bytes) with worst case `kind`; returns the length. */
+static size_t lw_frame(int kind, char *buf)
+{
+    size_t n = 0, cap = LW_SIZE;
+    switch (kind) {
+    case 0:                                           /* 1 MB of nesting: [[[[...]]]] */
+        memset(buf, '[', cap / 2);
+        memset(buf + cap / 2, ']', cap / 2);
+        return cap;
+    case 1:                                           /* nesting at the limit, repeated */
+        buf[n++] = '[';
+        while (n + 200 < cap) {
+            if (n > 1) buf[n++] = ',';
+            for (int k = 0; k < 63; k++) buf[n++] = '[';
+            for (int k = 0; k < 63; k++) buf[n++] = ']';
+        }
+        buf[n++] = ']';
+        return n;
+    case 2:                                           /* many tiny tokens: [0,0,0,...] */
+        buf[n++] = '[';
+        while (n + 4 < cap) { buf[n++] = '0'; buf[n++] = ','; }
+        buf[n++] = '0';
+        buf[n++] = ']';
+        return n;
+    case 3:                                           /* a long string of escapes */
+        n += (size_t)snprintf(buf, cap, "{" LATLONALT ",\"x\":\"");
+        while (n + 16 < cap) { memcpy(buf + n, "\\u00e9\\n", 8); n += 8; }
+        buf[n++] = '"';
+        buf[n++] = '}';
+        return n;
+    case 4:                                           /* a huge number in an unknown field */
+        n += (size_t)snprintf(buf, cap, "{" LATLONALT ",\"x\":1");
+        memset(buf + n, '7', cap - n - 1);
+        n = cap - 1;
+        buf[n++] = '}';
+        return n;
+    default:                                          /* ~95,000 objects that fail validation */
+        buf[n++] = '[';
+        while (n + 16 < cap) {
+            if (n > 1) buf[n++] = ',';
+            memcpy(buf + n, "{\"seq\":-1}", 10);
+            n += 10;
+        }
+        buf[n++] = ']';
+        return n;
+    }
+}
+
+TEST(decode_work_is_linear)
+{
+    static const char *name[] = { "deep", "deep-at-limit", "tiny-tokens", "escapes", "huge-number",
+                                  "invalid-objects" };
+    char *buf = malloc(LW_SIZE + 1);
+    ASSERT(buf != NULL);
+    dg_json_decoder_t *d = dg_json_decoder_new(0);
+    ASSERT(d != NULL);
+    dg_decode_sink_t sink = { lw_on_record, lw_on_error, NULL, NULL };
+    for (int kind = 0; kind < 6 && buf && d; kind++) {
+        size_t n = lw_frame(kind, buf);
+        lw_rec = lw_err = 0;
+        int rc = dg_json_decode(d, buf, n, NOW_MS, RECV_US, &sink);
+        uint64_t work = dg_json_decoder_work(d);
+        /* the at-limit case is the worst one: <= 63 parent-link steps per
+         * 2 bytes of "[]"; everything else is a few units per byte */
+        if (work > 64 * (uint64_t)n)
+            CHECK__FAIL("%s: %llu work units for %zu bytes", name[kind], (unsigned long long)work, n);
+        switch (kind) {
+        case 0:                      /* refused at the 65th '[', not after 1 MB */
+            ASSERT_EQ(rc, -1);
+            ASSERT_EQ(lw_err, 1);
+            ASSERT(work <= 100);
+            break;
+        case 3: case 4:
+            ASSERT_EQ(rc, 1);
+            break;
+        case 5:
+            ASSERT_EQ(rc, 0);
+            ASSERT(lw_err > 90000);
+            break;
+        default:                     /* batch elements that are not objects */
+            ASSERT_EQ(rc, 0);
+            ASSERT(lw_err > 1000);
+            break;
+        }
+    }
+    dg_json_decoder_free(d);
+    free(buf);
+}
+
 /* Round trip: records written with jsonw decode to the same record. */
 TEST(decode_roundtrip_jsonw)
 {
@@ -906,7 +1038,7 @@ TEST(decode_roundtrip_jsonw)
         r.alt = (double)(int64_t)(rnd() % 1000000) / 10.0 - 1000.0;
         r.seq = rnd();
         r.flags = DG_REC_HAS_SEQ | DG_REC_HAS_TS;
-        r.ts_ms = (int64_t)(rnd() % INT64_C(253402300799999));
+        r.ts_ms = (int64_t)(rnd() % INT64_C(9223372036854));
         if (rnd() & 1) { r.speed = (double)(rnd() % 100000) / 1000.0; r.flags |= DG_REC_HAS_SPEED; }
         if (rnd() & 1) { r.heading = (double)(rnd() % 3600) / 10.0; r.flags |= DG_REC_HAS_HEADING; }
         if (rnd() & 1) { r.climb = ((double)(rnd() >> 11) - 4503599627370496.0) / 1e12; r.flags |= DG_REC_HAS_CLIMB; }
@@ -980,6 +1112,7 @@ int main(void)
     RUN(decode_timestamp);
     RUN(decode_type_and_command_ack);
     RUN(decode_token_limit);
+    RUN(decode_work_is_linear);
     RUN(decode_roundtrip_jsonw);
 
     dg_json_decoder_free(dec);

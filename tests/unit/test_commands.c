@@ -1,10 +1,14 @@
-/* test_commands.c - the command table's restore path and the SQLite store's
- * open_commands (commands of an earlier run taken back at start). */
+/* test_commands.c - the command table (restore, caps, expiry of every overdue
+ * command, hashed lookups, forgetting), the command body parser (args
+ * re-serialised as valid UTF-8 JSON) and the SQLite store's open_commands
+ * (commands of an earlier run taken back at start). */
 #include "check.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "codec/command_body.h"
 #include "core/commands.h"
 #include "store/store.h"
 
@@ -99,9 +103,185 @@ TEST(sqlite_open_commands_filters_status_and_age)
     ASSERT_EQ(system(cmdline), 0);
 }
 
+TEST(caps_per_drone_and_total)
+{
+    dg_commands_t *t = dg_commands_new(60000);
+    dg_command_t c, first, out;
+    for (int i = 0; i < DG_CMD_MAX_OPEN_PER_DRONE; i++) {
+        ASSERT_EQ(dg_commands_create(t, "d1", "land", NULL, 0, 1000, &c), 0);
+        if (i == 0) first = c;
+    }
+    ASSERT_EQ(dg_commands_open(t, "d1"), DG_CMD_MAX_OPEN_PER_DRONE);
+    ASSERT_EQ(dg_commands_create(t, "d1", "land", NULL, 0, 1000, &c), -EAGAIN);   /* 65th: 429 */
+    ASSERT_EQ(dg_commands_create(t, "d2", "land", NULL, 0, 1000, &c), 0);         /* another drone */
+    /* sent and accepted still count as open; a final answer frees a place */
+    ASSERT_EQ(dg_commands_set(t, first.id, DG_CMD_ID_LEN, "d1", DG_CMD_SENT, NULL, 0, 1001, &out), 0);
+    ASSERT_EQ(dg_commands_create(t, "d1", "land", NULL, 0, 1000, &c), -EAGAIN);
+    ASSERT_EQ(dg_commands_set(t, first.id, DG_CMD_ID_LEN, "d1", DG_CMD_DONE, NULL, 0, 1002, &out), 0);
+    ASSERT_EQ(dg_commands_open(t, "d1"), DG_CMD_MAX_OPEN_PER_DRONE - 1);
+    ASSERT_EQ(dg_commands_create(t, "d1", "land", NULL, 0, 1000, &c), 0);
+    ASSERT_EQ(dg_commands_open(t, NULL), DG_CMD_MAX_OPEN_PER_DRONE + 1);
+    /* total cap: 503 */
+    dg_commands_set_limits(t, 1000, DG_CMD_MAX_OPEN_PER_DRONE + 3);
+    ASSERT_EQ(dg_commands_create(t, "d3", "land", NULL, 0, 1000, &c), 0);
+    ASSERT_EQ(dg_commands_create(t, "d4", "land", NULL, 0, 1000, &c), 0);
+    ASSERT_EQ(dg_commands_create(t, "d5", "land", NULL, 0, 1000, &c), -ENOSPC);
+    ASSERT_EQ(dg_commands_pending(t, "d5", &out, 1), 0);
+    /* a refused drone leaves nothing behind; restore is not capped (already stored) */
+    dg_command_t r = cmd("77", DG_CMD_PENDING, 900);
+    ASSERT_EQ(dg_commands_restore(t, &r), 0);
+    ASSERT_EQ(dg_commands_open(t, NULL), DG_CMD_MAX_OPEN_PER_DRONE + 4);
+    dg_commands_free(t);
+}
+
+TEST(expire_handles_every_overdue_command)
+{
+    enum { N = 5000 };
+    dg_commands_t *t = dg_commands_new(1000);
+    dg_commands_set_limits(t, N, N);
+    static dg_command_t made[N];
+    for (int i = 0; i < N; i++) {
+        char drone[16];
+        snprintf(drone, sizeof drone, "d%d", i % 7);
+        ASSERT_EQ(dg_commands_create(t, drone, "land", "{}", 2, 1000 + (i < N / 2 ? 0 : 500), &made[i]), 0);
+    }
+    /* hashed lookups find every one */
+    dg_command_t out;
+    for (int i = 0; i < N; i++) {
+        if (dg_commands_get(t, made[i].id, DG_CMD_ID_LEN, &out) || strcmp(out.id, made[i].id)) {
+            CHECK__FAIL("command %d not found by id", i);
+            break;
+        }
+    }
+    ASSERT_EQ(dg_commands_get(t, "0123456789abcdef0123456789abcdef", DG_CMD_ID_LEN, &out), -1);
+    ASSERT_EQ(dg_commands_get(t, made[0].id, 31, &out), -1);
+    /* one sweep: all of the first half (created at 1000), none of the second */
+    expired_calls = 0;
+    dg_commands_expire(t, 2000, on_expired, NULL);
+    ASSERT_EQ(expired_calls, N / 2);
+    ASSERT_EQ(dg_commands_open(t, NULL), N - N / 2);
+    ASSERT_EQ(dg_commands_get(t, made[0].id, DG_CMD_ID_LEN, &out), 0);
+    ASSERT_EQ(out.status, DG_CMD_EXPIRED);
+    ASSERT_EQ(dg_commands_get(t, made[N - 1].id, DG_CMD_ID_LEN, &out), 0);
+    ASSERT_EQ(out.status, DG_CMD_PENDING);
+    expired_calls = 0;
+    dg_commands_expire(t, 2500, on_expired, NULL);
+    ASSERT_EQ(expired_calls, N - N / 2);
+    ASSERT_EQ(dg_commands_open(t, NULL), 0);
+    dg_command_t pend[4];
+    ASSERT_EQ(dg_commands_pending(t, "d3", pend, 4), 0);
+    /* final commands are forgotten 10 timeouts after their last change */
+    dg_commands_expire(t, 2000 + 10 * 1000, on_expired, NULL);
+    ASSERT_EQ(dg_commands_get(t, made[0].id, DG_CMD_ID_LEN, &out), -1);
+    ASSERT_EQ(dg_commands_get(t, made[N - 1].id, DG_CMD_ID_LEN, &out), 0);
+    dg_commands_expire(t, 2500 + 10 * 1000, on_expired, NULL);
+    ASSERT_EQ(dg_commands_get(t, made[N - 1].id, DG_CMD_ID_LEN, &out), -1);
+    /* the table still works once emptied */
+    ASSERT_EQ(dg_commands_create(t, "d3", "land", NULL, 0, 20000, &out), 0);
+    ASSERT_EQ(dg_commands_pending(t, "d3", pend, 4), 1);
+    ASSERT_STR_EQ(pend[0].id, out.id);
+    dg_commands_free(t);
+}
+
+TEST(pending_in_order_per_drone)
+{
+    dg_commands_t *t = dg_commands_new(60000);
+    dg_command_t a, b, c, x, out, pend[8];
+    ASSERT_EQ(dg_commands_create(t, "d1", "one", NULL, 0, 1, &a), 0);
+    ASSERT_EQ(dg_commands_create(t, "d2", "other", NULL, 0, 2, &x), 0);
+    ASSERT_EQ(dg_commands_create(t, "d1", "two", NULL, 0, 3, &b), 0);
+    ASSERT_EQ(dg_commands_create(t, "d1", "three", NULL, 0, 4, &c), 0);
+    ASSERT_EQ(dg_commands_set(t, b.id, DG_CMD_ID_LEN, "d1", DG_CMD_SENT, NULL, 0, 5, &out), 0);
+    ASSERT_EQ(dg_commands_set(t, b.id, DG_CMD_ID_LEN, "d2", DG_CMD_DONE, NULL, 0, 5, &out), -1);  /* not its own */
+    ASSERT_EQ(dg_commands_pending(t, "d1", pend, 8), 2);
+    ASSERT_STR_EQ(pend[0].name, "one");
+    ASSERT_STR_EQ(pend[1].name, "three");
+    ASSERT_EQ(dg_commands_pending(t, "d1", pend, 1), 1);
+    ASSERT_EQ(dg_commands_pending(t, "d2", pend, 8), 1);
+    ASSERT_EQ(dg_commands_pending(t, "nobody", pend, 8), 0);
+    dg_commands_free(t);
+}
+
+static int body(const char *js, dg_command_body_t *b, char *err)
+{
+    return dg_command_body_parse(js, strlen(js), b, err, 160);
+}
+
+TEST(command_body_reserialises_args)
+{
+    dg_command_body_t b;
+    char err[160];
+    ASSERT_EQ(body("{\"name\":\"land\"}", &b, err), 0);
+    ASSERT_STR_EQ(b.name, "land");
+    ASSERT_STR_EQ(b.args, "{}");
+    ASSERT_EQ(body(" {\"name\" : \"x_1\" , \"args\" : { \"a\" : \"\\u00e9\\/\\n\" , \"b\" : [ 1 , true , null , -2.5e3 ] ,"
+                   " \"c\" : { } , \"\\u0064\" : \"\\ud83d\\ude00\" } } \n", &b, err), 0);
+    ASSERT_STR_EQ(b.name, "x_1");
+    ASSERT_STR_EQ(b.args, "{\"a\":\"\xc3\xa9/\\n\",\"b\":[1,true,null,-2.5e3],\"c\":{},\"d\":\"\xf0\x9f\x98\x80\"}");
+    ASSERT_EQ(b.args_len, strlen(b.args));
+    ASSERT_EQ(body("{\"name\":\"goto\",\"args\":{\"lat\":47.5,\"lon\":8.5,\"alt\":500}}", &b, err), 0);
+    ASSERT_STR_EQ(b.args, "{\"lat\":47.5,\"lon\":8.5,\"alt\":500}");
+    /* an escaped NUL stays escaped */
+    ASSERT_EQ(body("{\"name\":\"x\",\"args\":{\"a\":\"\\u0000\"}}", &b, err), 0);
+    ASSERT_STR_EQ(b.args, "{\"a\":\"\\u0000\"}");
+}
+
+TEST(command_body_rejects_what_peers_cannot_read)
+{
+    static const char *bad[] = {
+        /* invalid UTF-8 (a drone's or dashboard's WebSocket would fail with 1007) */
+        "{\"name\":\"x\",\"args\":{\"a\":\"\xff\"}}",
+        "{\"name\":\"x\",\"args\":{\"a\":\"\xc3\"}}",
+        "{\"name\":\"x\",\"args\":{\"a\":\"\xed\xa0\x80\"}}",          /* UTF-8 encoded surrogate */
+        "{\"name\":\"x\",\"args\":{\"a\":\"\xc0\xaf\"}}",              /* overlong */
+        "{\"name\":\"x\",\"args\":{\"\xfe\":1}}",                      /* in a key */
+        "{\"name\":\"x\",\"args\":{\"a\":[\"\xf5\x80\x80\x80\"]}}",   /* nested, > U+10FFFF */
+        /* not JSON the peer can parse */
+        "{\"name\":\"x\",\"args\":{\"a\":\"\x01\"}}",                  /* raw control character */
+        "{\"name\":\"x\",\"args\":{\"a\":\"tab\there\"}}",
+        "{\"name\":\"x\",\"args\":{\"a\":\"\\ud800\"}}",                /* lone surrogate */
+        "{\"name\":\"x\",\"args\":{\"a\":\"\\udc00\\ud800\"}}",
+        "{\"name\":\"x\",\"args\":{\"a\":\"\\x41\"}}",                  /* bad escape */
+        "{\"name\":\"x\",\"args\":{\"a\":tru}}", "{\"name\":\"x\",\"args\":{\"a\":01}}",
+        "{\"name\":\"x\",\"args\":{\"a\":NaN}}",
+        /* shape */
+        "", "not json", "[]", "{\"args\":{}}", "{\"name\":\"\"}", "{\"name\":\"Land!\"}", "{\"name\":\"x\",\"args\":5}",
+        "{\"name\":\"goto\",\"args\":{\"lat\":95,\"lon\":1,\"alt\":10}}", "{\"name\":\"goto\",\"args\":{\"lat\":1}}",
+        "{\"name\":\"goto\"}", "{\"name\":\"x\"} x", "{\"name\":\"\xff\"}",
+    };
+    dg_command_body_t b;
+    char err[160];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = '\0';
+        if (body(bad[i], &b, err) != -1) CHECK__FAIL("accepted bad body #%zu: %s", i, bad[i]);
+        else if (!err[0]) CHECK__FAIL("no reason for bad body #%zu", i);
+    }
+    /* NUL inside the body, and a NULL body */
+    ASSERT_EQ(dg_command_body_parse("{\"name\":\"x\"}\0", 13, &b, err, sizeof err), -1);
+    ASSERT_EQ(dg_command_body_parse(NULL, 0, &b, err, sizeof err), -1);
+    /* args larger than DG_CMD_ARGS_MAX once re-serialised */
+    static char big[DG_CMD_ARGS_MAX + 100];
+    int n = snprintf(big, sizeof big, "{\"name\":\"x\",\"args\":{\"a\":\"");
+    memset(big + n, 'y', DG_CMD_ARGS_MAX);
+    snprintf(big + n + DG_CMD_ARGS_MAX, sizeof big - (size_t)n - DG_CMD_ARGS_MAX, "\"}}");
+    ASSERT_EQ(body(big, &b, err), -1);
+    ASSERT(strstr(err, "too large") != NULL);
+    /* just fits */
+    n = snprintf(big, sizeof big, "{\"name\":\"x\",\"args\":{\"a\":\"");
+    memset(big + n, 'y', DG_CMD_ARGS_MAX - 8);
+    snprintf(big + n + DG_CMD_ARGS_MAX - 8, sizeof big - (size_t)n - DG_CMD_ARGS_MAX + 8, "\"}}");
+    ASSERT_EQ(body(big, &b, err), 0);
+    ASSERT_EQ(b.args_len, DG_CMD_ARGS_MAX);
+}
+
 int main(void)
 {
     RUN(restore_keeps_status_and_refuses_duplicates);
     RUN(sqlite_open_commands_filters_status_and_age);
+    RUN(caps_per_drone_and_total);
+    RUN(expire_handles_every_overdue_command);
+    RUN(pending_in_order_per_drone);
+    RUN(command_body_reserialises_args);
+    RUN(command_body_rejects_what_peers_cannot_read);
     return check_summary("commands");
 }
