@@ -5,6 +5,7 @@ that a well-behaved client library would not (not reading, pipelining,
 one huge frame of bad messages).
 """
 import json
+import os
 import socket
 import time
 
@@ -81,3 +82,4 @@ def test_frame_of_invalid_messages_does_not_crash(srv):
             assert m["seq"] == 1
             break
     srv.check_alive()
+
