@@ -741,6 +741,7 @@ valid:;
     } else {
         int n = d->tok[0].size, j = 1;
         for (int k = 0; k < n; k++) {
+            if (sink->stop && sink->stop(sink->ud)) break;
             if (d->tok[j].type == JSMN_OBJECT) {
                 j = decode_object(&c, j);
             } else {

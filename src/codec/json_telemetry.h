@@ -41,6 +41,9 @@ typedef struct dg_decode_sink {
     /* A command_ack from the drone. May be NULL (then ignored). */
     void (*on_command_ack)(void *ud, const dg_command_ack_t *ack);
     void *ud;
+    /* Checked before each message of a batch; true stops decoding (e.g. the
+     * connection is closing). May be NULL. */
+    bool (*stop)(void *ud);
 } dg_decode_sink_t;
 
 typedef struct dg_json_decoder dg_json_decoder_t;

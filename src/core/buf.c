@@ -1,4 +1,4 @@
-/* buf.c - growable byte buffer (see buf.h). */
+/* buf.c - growable byte buffer (see buf.h). Any thread (the owner's). */
 #include "buf.h"
 
 #include <errno.h>
@@ -6,9 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Move the live bytes back to the start of the allocation. */
+static void compact(dg_buf_t *b)
+{
+    if (!b->head) return;
+    char *base = b->data - b->head;
+    if (b->len) memmove(base, b->data, b->len);
+    b->data = base;
+    b->cap += b->head;
+    b->head = 0;
+}
+
 int dg_buf_reserve(dg_buf_t *b, size_t extra)
 {
     if (b->cap - b->len >= extra) return 0;
+    /* cheap compaction: the live part is no bigger than the dead prefix */
+    if (b->head && b->len <= b->head && b->cap + b->head - b->len >= extra) {
+        compact(b);
+        return 0;
+    }
+    compact(b);
     size_t need = b->len + extra;
     if (need < b->len) return -ENOMEM;
     size_t cap = b->cap ? b->cap : 256;
@@ -50,14 +67,21 @@ int dg_buf_printf(dg_buf_t *b, const char *fmt, ...)
 
 void dg_buf_consume(dg_buf_t *b, size_t n)
 {
-    if (n >= b->len) { b->len = 0; return; }
-    memmove(b->data, b->data + n, b->len - n);
+    if (n >= b->len) n = b->len;
+    b->data += n;
     b->len -= n;
+    b->cap -= n;
+    b->head += n;
+    if (b->len == 0) {   /* empty: back to the start, O(1) */
+        b->data -= b->head;
+        b->cap += b->head;
+        b->head = 0;
+    }
 }
 
 void dg_buf_free(dg_buf_t *b)
 {
-    free(b->data);
+    free(b->data ? b->data - b->head : NULL);
     b->data = NULL;
-    b->len = b->cap = 0;
+    b->len = b->cap = b->head = 0;
 }

@@ -132,13 +132,29 @@ void dg_ingest_ping(dg_conn_t *c)
 
 /* ---- decoding ---- */
 
+/* Error replies per frame: the first DG_FRAME_MAX_ERRORS rejected messages
+ * of one WebSocket message are reported one by one, the rest are counted and
+ * reported once ({"type":"error","code":"too_many_errors","suppressed":N}).
+ * So a 1 MiB frame of tiny invalid messages costs at most ~15 KB of replies
+ * instead of ~10 MB (which used to hit the output cap mid-decode). */
+#define DG_FRAME_MAX_ERRORS 100
+
 typedef struct frame_ctx {
     dg_conn_t   *c;
     dg_record_t  last;      /* newest record of this frame, for the registry */
     int          have_last;
     uint16_t     fail;      /* close code to fail with (rate limit) */
+    uint32_t     errors;    /* error replies sent for this frame */
+    uint64_t     suppressed;/* errors over DG_FRAME_MAX_ERRORS, not sent */
     dg_buf_t    *out;
 } frame_ctx_t;
+
+/* Decoding stops once the connection is going away or the frame failed. */
+static bool frame_stop(void *ud)
+{
+    frame_ctx_t *f = ud;
+    return f->fail || f->c->dead || f->c->closing;
+}
 
 static bool rate_ok(dg_conn_t *c)
 {
@@ -186,6 +202,11 @@ static void on_error(void *ud, const dg_decode_error_t *err)
     dg_conn_t *c = f->c;
     int json = !strcmp(err->code, "invalid_json");
     dg_inc(&dg_metrics.rejected[json ? DG_REJ_INVALID_JSON : DG_REJ_INVALID_FIELD], 1);
+    if (f->errors >= DG_FRAME_MAX_ERRORS) {
+        f->suppressed++;
+        return;
+    }
+    f->errors++;
     dg_buf_t *b = f->out;
     b->len = 0;
     int first = 1;
@@ -287,12 +308,21 @@ static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
         dg_inc(&dg_metrics.rejected[DG_REJ_BINARY], 1);
         return DG_WS_CLOSE_UNSUPPORTED;
     }
+    if (c->dead || c->closing) return 0;   /* going away: nothing more is taken in */
     frame_ctx_t f = { .c = c, .out = &c->w->scratch };
-    dg_decode_sink_t sink = { on_record, on_error, on_command_ack, &f };
+    dg_decode_sink_t sink = { on_record, on_error, on_command_ack, &f, frame_stop };
     int64_t now_us = dg_now_us();
     int n = dg_json_decode(c->w->dec, (const char *)data, len, now_us / 1000, now_us, &sink);
     if (n > 0) dg_inc(&dg_metrics.received_json, (uint64_t)n);
     if (f.have_last) dg_registry_update(c->w->srv->registry, c->u.drone.drone, &f.last);
+    if (f.suppressed && !c->dead && !c->closing) {
+        char msg[192];
+        int k = snprintf(msg, sizeof msg,
+                         "{\"type\":\"error\",\"code\":\"too_many_errors\",\"suppressed\":%" PRIu64
+                         ",\"message\":\"%" PRIu64 " more rejected messages in this frame were not reported\"}",
+                         f.suppressed, f.suppressed);
+        if (k > 0 && (size_t)k < sizeof msg) send_msg(c, DG_WS_OP_TEXT, msg, (size_t)k);
+    }
     if (f.fail) return f.fail;
     return 0;
 }

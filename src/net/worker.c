@@ -125,6 +125,13 @@ void dg_conn_update_events(dg_conn_t *c)
 
 static void conn_destroy_now(dg_conn_t *c);
 
+/* Closing is two-phase (libuv's uv_close): dg_conn_close(c, true) only takes
+ * the connection out of service (dead: no more events, lookups by slot miss,
+ * sends fail) and queues it on w->dead. The protocol teardown (which frees
+ * session buffers and the HTTP request), close(fd) and free() run in
+ * conn_destroy_now() from the loop's prepare step, after every callback that
+ * may still hold pointers into the connection (a decoder walking the
+ * reassembled message, http_parser in a callback) has returned. */
 void dg_conn_close(dg_conn_t *c, bool now)
 {
     if (c->dead) return;
@@ -136,13 +143,9 @@ void dg_conn_close(dg_conn_t *c, bool now)
     }
     dg_worker_t *w = c->w;
     c->dead = 1;
+    c->closing = 1;
     ev_io_stop(w->loop, &c->io);
-    if (c->kind == DG_CONN_DRONE) dg_ingest_on_close(c);
-    else if (c->kind == DG_CONN_LIVE) dg_live_on_close(c);
-    else dg_http_free(c);
-    close(c->fd);
-    c->fd = -1;
-    /* unlink from the worker's list; the struct is freed in prep */
+    /* unlink from the worker's list; torn down and freed in prep */
     if (c->prev) c->prev->next = c->next; else w->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     w->slots[c->slot] = NULL;
@@ -154,8 +157,13 @@ void dg_conn_close(dg_conn_t *c, bool now)
     w->dead = c;
 }
 
+/* Second phase of a close: no callback of c is running any more. */
 static void conn_destroy_now(dg_conn_t *c)
 {
+    if (c->kind == DG_CONN_DRONE) dg_ingest_on_close(c);
+    else if (c->kind == DG_CONN_LIVE) dg_live_on_close(c);
+    else dg_http_free(c);
+    if (c->fd >= 0) close(c->fd);
     dg_buf_free(&c->out);
     free(c);
 }
