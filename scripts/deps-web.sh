@@ -8,4 +8,4 @@ set -euo pipefail
 if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
   exit 0
 fi
-exec "$(dirname "$0")/deps.sh" nodejs npm
+exec "$(dirname "$0")/deps.sh" nodejs npm ca-certificates
