@@ -77,7 +77,7 @@ web:
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -92,14 +92,14 @@ $(B)/libdronegate-core-asan.a: $(ASAN_OBJ)
 	ar rcs $@ $^
 
 $(B)/dronegate: $(B)/obj/$(MAIN:.c=.o) $(B)/libdronegate-core.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/dronegate-asan: $(B)/asan/$(MAIN:.c=.o) $(B)/libdronegate-core-asan.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(B)/dronegate-sim: $(SIMSRC) $(wildcard tools/sim/*.h) $(B)/libdronegate-core.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $(SIMSRC) $(B)/libdronegate-core.a $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(SIMSRC) $(B)/libdronegate-core.a $(LDLIBS)
 
 $(B)/bench/%: bench/%.c $(B)/libdronegate-core.a
 	@mkdir -p $(dir $@)
@@ -132,19 +132,25 @@ demo: deps-run
 $(B)/dronegate.8: $(B)/dronegate scripts/gen-man.sh
 	scripts/gen-man.sh $(B)/dronegate > $@.tmp && mv $@.tmp $@
 
+$(B)/dronegate-sim.1: $(B)/dronegate-sim $(B)/dronegate scripts/gen-man.sh
+	scripts/gen-man.sh --sim $(B)/dronegate-sim $(B)/dronegate > $@.tmp && mv $@.tmp $@
+
 # PREFIX (default /usr/local) and DESTDIR as usual. The unit's paths follow
-# BINDIR and DATADIR. web/vendor/ must be there (web/build.sh, needs npm).
-install: $(B)/dronegate $(B)/dronegate-sim $(B)/dronegate.8
+# BINDIR and DATADIR; UNITDIR= (empty) skips the unit (debian/ installs it).
+# web/vendor/ must be there (web/build.sh, needs npm).
+install: $(B)/dronegate $(B)/dronegate-sim $(B)/dronegate.8 $(B)/dronegate-sim.1
 	@test -f web/vendor/leaflet/leaflet.js || web/build.sh
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/web $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/web $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(B)/dronegate $(B)/dronegate-sim $(DESTDIR)$(BINDIR)/
 	cd web && install -m 644 $(WEBFILES) $(DESTDIR)$(DATADIR)/web/
 	cd web && find vendor -type f | while read -r f; do \
 	    install -D -m 644 "$$f" "$(DESTDIR)$(DATADIR)/web/$$f" || exit 1; done
 	install -m 644 $(B)/dronegate.8 $(DESTDIR)$(MANDIR)/man8/dronegate.8
-	sed -e 's|/usr/bin/|$(BINDIR)/|g' -e 's|/usr/share/dronegate|$(DATADIR)|g' \
+	install -m 644 $(B)/dronegate-sim.1 $(DESTDIR)$(MANDIR)/man1/dronegate-sim.1
+	test -z "$(UNITDIR)" || install -d $(DESTDIR)$(UNITDIR)
+	test -z "$(UNITDIR)" || sed -e 's|/usr/bin/|$(BINDIR)/|g' -e 's|/usr/share/dronegate|$(DATADIR)|g' \
 	    deploy/systemd/dronegate.service > $(DESTDIR)$(UNITDIR)/dronegate.service
-	chmod 644 $(DESTDIR)$(UNITDIR)/dronegate.service
+	test -z "$(UNITDIR)" || chmod 644 $(DESTDIR)$(UNITDIR)/dronegate.service
 
 unit: $(UNIT_BIN)
 	@scripts/run-unit.sh $(UNIT_BIN)

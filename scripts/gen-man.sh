@@ -2,8 +2,37 @@
 # gen-man.sh DRONEGATE_BINARY - write the dronegate(8) man page to stdout,
 # with the OPTIONS section generated from `dronegate --help` (so it lists
 # every flag of that binary) and the version from `dronegate --version`.
-# Called by `make install` (build/dronegate.8) and the Debian package.
+# gen-man.sh --sim SIM_BINARY DRONEGATE_BINARY - dronegate-sim(1): its
+# --help text as the OPTIONS section.
+# Called by `make install` (build/dronegate.8, build/dronegate-sim.1).
 set -eu
+if [ "$1" = "--sim" ]; then
+    sim=$2
+    ver=$($3 --version | sed -n 's/^dronegate \([^ ]*\).*/\1/p')
+    cat <<HEAD
+.TH DRONEGATE\-SIM 1 "" "dronegate $ver" "User Commands"
+.SH NAME
+dronegate\-sim \- simulated drones and load generator for dronegate
+.SH SYNOPSIS
+.B dronegate\-sim
+.RI [ FLAGS ]
+.SH DESCRIPTION
+.B dronegate\-sim
+connects simulated drones to a dronegate gateway over WebSocket, flies them
+on missions, sends their telemetry, answers commands and reports the
+acknowledgement latency. Each flag is also an environment variable
+\fBDRONEGATE_SIM_\fINAME\fR.
+.SH OPTIONS
+.nf
+HEAD
+    $sim --help | sed -e '1d' -e 's/\\/\\e/g' -e 's/-/\\-/g' -e 's/^\./\\\&./'
+    cat <<'TAIL'
+.fi
+.SH SEE ALSO
+.BR dronegate (8)
+TAIL
+    exit 0
+fi
 bin=$1
 ver=$($bin --version | sed -n 's/^dronegate \([^ ]*\).*/\1/p')
 cat <<HEAD

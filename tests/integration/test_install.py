@@ -82,7 +82,7 @@ def prefix(tmp_path_factory):
 
 
 def test_install_layout(prefix):
-    for rel in ("bin/dronegate", "bin/dronegate-sim", "share/man/man8/dronegate.8",
+    for rel in ("bin/dronegate", "bin/dronegate-sim", "share/man/man8/dronegate.8", "share/man/man1/dronegate-sim.1",
                 "lib/systemd/system/dronegate.service", "share/dronegate/web/index.html",
                 "share/dronegate/web/app.js", "share/dronegate/web/live-worker.js",
                 "share/dronegate/web/vendor/leaflet/leaflet.js"):
