@@ -1,6 +1,10 @@
 # dronegate - build, run, test.
 #
-#   make run    install missing Debian packages, build, start the gateway (SQLite)
+#   make run    install missing Debian packages (nodejs/npm too), build, fill
+#               web/vendor/, start the gateway (SQLite); prints the dashboard URL
+#   make demo   the same, with 36 simulated drones flying (DRONES=N)
+#   make install  PREFIX=/usr/local DESTDIR= : binaries, dashboard, man page,
+#               systemd unit (see deploy/)
 #   make test   install, build, run unit tests (plain and ASan+UBSan), fuzzers
 #               briefly, and the integration tests against the real binary
 #
@@ -9,7 +13,7 @@
 CC       ?= cc
 CLANG    ?= clang
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -D_GNU_SOURCE -Isrc -Iinclude
+CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -D_GNU_SOURCE -Isrc -Iinclude -I$(B)/gen
 LDLIBS   := -lev -lsqlite3 -lpq -lcurl -lhttp_parser -lcrypto -lm -lpthread
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -29,13 +33,43 @@ BENCHSRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCHSRC:bench/%.c=$(B)/bench/%)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps web run test unit unit-asan fuzz fuzz-run integration integration-asan browser bench clean
+# Version: a v* git tag (git describe), else BASE_VERSION; the commit from git.
+BASE_VERSION := 0.1.0
+VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//')
+ifeq ($(strip $(VERSION)),)
+VERSION  := $(BASE_VERSION)
+endif
+COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+DATADIR  ?= $(PREFIX)/share/dronegate
+MANDIR   ?= $(PREFIX)/share/man
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+WEBFILES := index.html app.js app.css live-worker.js
+DRONES   ?= 36
+
+.PHONY: all deps deps-run web run demo install FORCE test unit unit-asan fuzz fuzz-run integration integration-asan browser bench clean
 
 all: $(B)/dronegate $(B)/dronegate-sim $(B)/dronegate-asan $(BENCH_BIN)
 
 deps:
 	@scripts/deps.sh
 	@scripts/deps-stores.sh
+	@scripts/deps-web.sh
+
+# What `make run` needs: the build packages and nodejs/npm (not the store servers).
+deps-run:
+	@scripts/deps.sh
+	@scripts/deps-web.sh
+
+# Rewritten only when the version or commit changed (config.c, metrics.c).
+$(B)/gen/dg_version.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define DG_VERSION "%s"\n#define DG_COMMIT "%s"\n' '$(VERSION)' '$(COMMIT)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(B)/obj/src/core/config.o $(B)/asan/src/core/config.o $(B)/obj/src/core/metrics.o $(B)/asan/src/core/metrics.o: $(B)/gen/dg_version.h
 
 # The dashboard's JavaScript and basemap come from npm (web/package-lock.json).
 web:
@@ -43,7 +77,7 @@ web:
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -58,14 +92,14 @@ $(B)/libdronegate-core-asan.a: $(ASAN_OBJ)
 	ar rcs $@ $^
 
 $(B)/dronegate: $(B)/obj/$(MAIN:.c=.o) $(B)/libdronegate-core.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/dronegate-asan: $(B)/asan/$(MAIN:.c=.o) $(B)/libdronegate-core-asan.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 $(B)/dronegate-sim: $(SIMSRC) $(wildcard tools/sim/*.h) $(B)/libdronegate-core.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $(SIMSRC) $(B)/libdronegate-core.a $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(SIMSRC) $(B)/libdronegate-core.a $(LDLIBS)
 
 $(B)/bench/%: bench/%.c $(B)/libdronegate-core.a
 	@mkdir -p $(dir $@)
@@ -80,15 +114,43 @@ $(B)/tests-asan/%: tests/unit/%.c tests/unit/check.h $(B)/libdronegate-core-asan
 	$(CC) -O1 -g $(filter-out -O2 -g,$(CFLAGS)) $(SAN) -Itests/unit -o $@ $< $(B)/libdronegate-core-asan.a $(LDLIBS)
 
 # libFuzzer targets: clang, with ASan+UBSan, linked against sources directly.
-$(B)/fuzz/%: fuzz/%.c $(LIBSRC)
+$(B)/fuzz/%: fuzz/%.c $(LIBSRC) $(B)/gen/dg_version.h
 	@mkdir -p $(dir $@)
-	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Isrc -Iinclude -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Isrc -Iinclude -I$(B)/gen -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -o $@ $< $(LIBSRC) $(LDLIBS)
 
-run: deps $(B)/dronegate $(B)/dronegate-sim
-	@web/build.sh || echo "make run: the dashboard's npm packages could not be installed; the API works without them"
-	@mkdir -p data
-	./$(B)/dronegate --web-root ./web $(ARGS)
+# scripts/run.sh: web/build.sh, start the gateway, wait for /healthz, then
+# print the dashboard URL and the command that starts simulated drones.
+run: deps-run
+	@$(MAKE) --no-print-directory $(B)/dronegate $(B)/dronegate-sim
+	@scripts/run.sh -- $(ARGS)
+
+demo: deps-run
+	@$(MAKE) --no-print-directory $(B)/dronegate $(B)/dronegate-sim
+	@scripts/run.sh --demo $(DRONES) -- $(ARGS)
+
+$(B)/dronegate.8: $(B)/dronegate scripts/gen-man.sh
+	scripts/gen-man.sh $(B)/dronegate > $@.tmp && mv $@.tmp $@
+
+$(B)/dronegate-sim.1: $(B)/dronegate-sim $(B)/dronegate scripts/gen-man.sh
+	scripts/gen-man.sh --sim $(B)/dronegate-sim $(B)/dronegate > $@.tmp && mv $@.tmp $@
+
+# PREFIX (default /usr/local) and DESTDIR as usual. The unit's paths follow
+# BINDIR and DATADIR; UNITDIR= (empty) skips the unit (debian/ installs it).
+# web/vendor/ must be there (web/build.sh, needs npm).
+install: $(B)/dronegate $(B)/dronegate-sim $(B)/dronegate.8 $(B)/dronegate-sim.1
+	@test -f web/vendor/leaflet/leaflet.js || web/build.sh
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/web $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(B)/dronegate $(B)/dronegate-sim $(DESTDIR)$(BINDIR)/
+	cd web && install -m 644 $(WEBFILES) $(DESTDIR)$(DATADIR)/web/
+	cd web && find vendor -type f | while read -r f; do \
+	    install -D -m 644 "$$f" "$(DESTDIR)$(DATADIR)/web/$$f" || exit 1; done
+	install -m 644 $(B)/dronegate.8 $(DESTDIR)$(MANDIR)/man8/dronegate.8
+	install -m 644 $(B)/dronegate-sim.1 $(DESTDIR)$(MANDIR)/man1/dronegate-sim.1
+	test -z "$(UNITDIR)" || install -d $(DESTDIR)$(UNITDIR)
+	test -z "$(UNITDIR)" || sed -e 's|/usr/bin/|$(BINDIR)/|g' -e 's|/usr/share/dronegate|$(DATADIR)|g' \
+	    deploy/systemd/dronegate.service > $(DESTDIR)$(UNITDIR)/dronegate.service
+	test -z "$(UNITDIR)" || chmod 644 $(DESTDIR)$(UNITDIR)/dronegate.service
 
 unit: $(UNIT_BIN)
 	@scripts/run-unit.sh $(UNIT_BIN)
@@ -112,6 +174,8 @@ integration-asan: $(B)/dronegate-asan $(B)/dronegate-sim
 
 browser: $(B)/dronegate $(B)/dronegate-sim
 	@DG_SCREENSHOT=$(CURDIR)/$(B)/dashboard.png DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim tests/browser/run.sh
+
+FORCE:
 
 test: deps
 	$(MAKE) -j$(shell nproc) all $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_BIN)

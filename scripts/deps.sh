@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential clang libclang-rt-14-dev pkg-config
       libev-dev libsqlite3-dev sqlite3 libssl-dev libhttp-parser-dev libjsmn-dev libpq-dev libcurl4-openssl-dev
-      python3 python3-websockets python3-pytest python3-gpxpy gdal-bin)
+      python3 python3-websockets python3-pytest python3-gpxpy gdal-bin curl)
 [ $# -gt 0 ] && PKGS=("$@")
 missing=()
 for p in "${PKGS[@]}"; do

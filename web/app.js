@@ -42,6 +42,25 @@ var COLOR_OFFLINE = '#8a939e', COLOR_LOW = '#dc2626', COLOR_WARN = '#ea8a00', CO
 
 function $(id) { return document.getElementById(id); }
 
+/* Without Leaflet (web/vendor/ not built: no npm, no network) there is no
+ * map: say so in words, in the map's place, instead of a blank area. */
+if (typeof L === 'undefined') {
+  var box = $('map');
+  box.classList.add('map-missing');
+  box.setAttribute('role', 'alert');
+  box.innerHTML = '<div><h2>The map cannot be shown</h2>' +
+    '<p>Its library, <code>vendor/leaflet/leaflet.js</code>, is missing from this gateway\'s web root.</p>' +
+    '<p>On the gateway machine, run <code>make run</code> (or <code>web/build.sh</code>: it needs ' +
+    '<code>npm</code>, e.g. <code>apt-get install nodejs npm</code>, and access to registry.npmjs.org), ' +
+    'then reload this page.</p>' +
+    '<p>The REST API works without it: <a href="api/v1/drones">api/v1/drones</a>, ' +
+    '<a href="metrics">metrics</a>.</p></div>';
+  $('conn').textContent = 'map library missing';
+  $('conn').className = 'conn conn-down';
+  window.__dg = { version: 1, mapMissing: true };
+  return;
+}
+
 /* ------------------------------------------------------------------ token */
 var token = '';
 (function () {
@@ -235,18 +254,55 @@ map.getPane('base').style.pointerEvents = 'none';
 var baseRenderer = L.canvas({ pane: 'base', padding: 0.5 });
 var trackRenderer = L.canvas({ padding: 0.5 });
 
-/* Basemap: world outline from world-atlas (TopoJSON -> GeoJSON). */
+/* Basemap: world outline from world-atlas (TopoJSON -> GeoJSON), offline.
+ * A note on the map says so when it cannot be loaded. */
+var outline = L.layerGroup().addTo(map);
+var mapNote = L.control({ position: 'topright' });
+mapNote.onAdd = function () { return L.DomUtil.create('div', 'map-note'); };
+function noteOnMap(text) {
+  if (!mapNote._map) mapNote.addTo(map);
+  mapNote.getContainer().textContent = text;
+}
 fetch(apiURL('vendor/world-atlas/countries-50m.json')).then(function (r) {
-  if (!r.ok) throw new Error('basemap: HTTP ' + r.status);
+  if (!r.ok) throw new Error('HTTP ' + r.status);
+  if (typeof topojson === 'undefined') throw new Error('vendor/topojson-client is missing');
   return r.json();
 }).then(function (topo) {
   var land = topojson.feature(topo, topo.objects.countries);
   L.geoJSON(land, {
     renderer: baseRenderer, interactive: false, pane: 'base',
     style: { color: '#8795a1', weight: 0.8, fillColor: '#eeeadf', fillOpacity: 1 }
-  }).addTo(map);
+  }).addTo(outline);
 }).catch(function (e) {
-  console.warn('dronegate: basemap not loaded (run web/build.sh):', e.message);
+  console.warn('dronegate: world outline not loaded (run web/build.sh):', e.message);
+  noteOnMap('World outline not available (' + e.message + '): run web/build.sh on the gateway.');
+});
+
+/* Optional raster tiles (--map-tiles, GET /api/v1/config): the default base
+ * layer when set, with a switch back to the offline outline. */
+var tileLayer = null, baseName = 'outline';
+function escapeHTML(t) {
+  return String(t).replace(/[&<>"']/g, function (c) {
+    return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
+  });
+}
+var configLoaded = api('api/v1/config').then(function (r) {
+  var cfg = r.status === 200 && r.body ? r.body : {};
+  if (!cfg.map_tiles) return cfg;
+  tileLayer = L.tileLayer(cfg.map_tiles, {
+    maxZoom: 19, attribution: escapeHTML(cfg.map_attribution || '')
+  });
+  tileLayer.on('tileerror', function () { noteOnMap('Some map tiles failed to load (--map-tiles).'); });
+  var bases = { 'Map tiles': tileLayer, 'World outline (offline)': outline };
+  L.control.layers(bases, null, { position: 'topright', collapsed: false }).addTo(map);
+  map.on('baselayerchange', function (e) {
+    baseName = e.layer === tileLayer ? 'tiles' : 'outline';
+    trails._redraw();
+  });
+  map.removeLayer(outline);
+  tileLayer.addTo(map);
+  baseName = 'tiles';
+  return cfg;
 });
 
 function colorOf(d) {
@@ -308,7 +364,7 @@ function drawTrails(ctx, b, m, zoom) {
   if (!b) return;
   var k = m.getZoomScale(zoom, 0), o = m.getPixelOrigin(), ox = o.x, oy = o.y;
   var x0 = b.min.x - 2, y0 = b.min.y - 2, x1 = b.max.x + 2, y1 = b.max.y + 2;
-  if (zoom >= 6) drawGrid(ctx, m, b, k, ox, oy);
+  if (zoom >= 6 && baseName === 'outline') drawGrid(ctx, m, b, k, ox, oy);
 
   var groups = {}, keys = [];
   drones.forEach(function (d) {
@@ -1111,6 +1167,8 @@ window.__dg = {
   },
   select: select,
   loadHistory: loadHistory,
+  get baseLayer() { return baseName; },
+  configLoaded: configLoaded,
   get trackPoints() { return trackLayer ? trackLayer.getLayers()[0].getLatLngs().length : 0; }
 };
 })();

@@ -1,5 +1,8 @@
-/* config.c - table-driven flags and DRONEGATE_* environment variables. */
+/* config.c - table-driven flags and DRONEGATE_* environment variables.
+ * Parsed once on the main thread before any other thread starts. */
 #include "config.h"
+#include "version.h"
+#include "../codec/jsonw.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -53,6 +56,8 @@ static const opt_t opts[] = {
     { "spool-max-mb",      L(spool_max_mb, 0, 1L << 30), "spool size limit in MiB; 0 = no spool (default 1024)" },
     { "fsync",             B(fsync),             "fsync before ack: acked data survives power loss (default off: survives a crash)" },
     { "log-level",         S(log_level),         "debug | info | warn | error (default info)" },
+    { "map-tiles",         S(map_tiles),         "dashboard raster tile layer, URL template with {z} {x} {y} (and optional {s}), e.g. https://tile.example.org/{z}/{x}/{y}.png; empty = the offline world outline only (default)" },
+    { "map-attribution",   S(map_attribution),   "attribution text shown with --map-tiles (e.g. (c) OpenStreetMap contributors)" },
 };
 
 static void defaults(dg_config_t *c)
@@ -132,7 +137,9 @@ void dg_config_usage(FILE *out)
 {
     fprintf(out,
             "usage: dronegate [FLAGS]            run the gateway\n"
-            "       dronegate token DRONE_ID     print the drone's token for --auth-secret\n\n"
+            "       dronegate token DRONE_ID     print the drone's token for --auth-secret\n"
+            "       dronegate --version          print the version and git commit\n"
+            "       dronegate --help             this text\n\n"
             "Every flag is also an environment variable: --max-message <=> DRONEGATE_MAX_MESSAGE.\n\n");
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         char env[64];
@@ -156,6 +163,7 @@ int dg_config_load(dg_config_t *c, int argc, char **argv, int first, char *err, 
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { dg_config_usage(stdout); return 1; }
+        if (!strcmp(a, "--version")) { printf("dronegate %s (commit %s)\n", DG_VERSION, DG_COMMIT); return 1; }
         if (strncmp(a, "--", 2)) {
             snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
             return -1;
@@ -178,6 +186,14 @@ int dg_config_load(dg_config_t *c, int argc, char **argv, int first, char *err, 
             return -1;
         }
         if (set_opt(c, o, val, "flag", err, errlen)) return -1;
+    }
+    if (c->map_tiles[0] && (!strstr(c->map_tiles, "{z}") || !strstr(c->map_tiles, "{x}") ||
+                            !strstr(c->map_tiles, "{y}") ||
+                            (strncmp(c->map_tiles, "https://", 8) && strncmp(c->map_tiles, "http://", 7) &&
+                             c->map_tiles[0] != '/'))) {
+        snprintf(err, errlen, "--map-tiles %s: expected an http(s):// or /path URL template with {z}, {x} and {y}",
+                 c->map_tiles);
+        return -1;
     }
     if (c->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -212,4 +228,20 @@ int dg_split_hostport(const char *s, char *host, size_t hostlen, int *port)
     if (hl == 0) snprintf(host, hostlen, "0.0.0.0");
     *port = (int)p;
     return 0;
+}
+
+int dg_config_web_json(const dg_config_t *c, struct dg_buf *b)
+{
+    int first = 1, rc = 0;
+    rc |= dg_buf_puts(b, "{");
+    rc |= dg_jw_key(b, &first, "version");
+    rc |= dg_jw_str(b, DG_VERSION, strlen(DG_VERSION));
+    rc |= dg_jw_key(b, &first, "commit");
+    rc |= dg_jw_str(b, DG_COMMIT, strlen(DG_COMMIT));
+    rc |= dg_jw_key(b, &first, "map_tiles");
+    rc |= dg_jw_str(b, c->map_tiles, strlen(c->map_tiles));
+    rc |= dg_jw_key(b, &first, "map_attribution");
+    rc |= dg_jw_str(b, c->map_attribution, strlen(c->map_attribution));
+    rc |= dg_buf_puts(b, "}\n");
+    return rc ? -12 : 0;
 }

@@ -40,12 +40,19 @@ typedef struct dg_config {
     long   spool_max_mb;         /* spool size limit */
     bool   fsync;                /* ack only after fsync */
     char   log_level[16];
+    char   map_tiles[1024];      /* dashboard raster tiles URL template ({z}/{x}/{y}); "" = outline only */
+    char   map_attribution[512]; /* shown under the tile layer */
 } dg_config_t;
 
 /* Fill defaults, then the environment, then argv[first..argc). 0 on success,
- * 1 when --help was printed, -1 on error (message in err). */
+ * 1 when --help or --version was printed, -1 on error (message in err). */
 int  dg_config_load(dg_config_t *c, int argc, char **argv, int first, char *err, size_t errlen);
 void dg_config_usage(FILE *out);
+
+/* The dashboard's settings as a JSON object (GET /api/v1/config):
+ * {"version","commit","map_tiles","map_attribution"}. 0 or -ENOMEM. */
+struct dg_buf;
+int  dg_config_web_json(const dg_config_t *c, struct dg_buf *b);
 
 /* Split "HOST:PORT" ("[::1]:80" too). 0 or -1. */
 int  dg_split_hostport(const char *s, char *host, size_t hostlen, int *port);

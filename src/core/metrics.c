@@ -1,5 +1,6 @@
 /* metrics.c - see metrics.h. */
 #include "metrics.h"
+#include "version.h"
 
 #include <inttypes.h>
 
@@ -105,5 +106,7 @@ int dg_metrics_render(dg_buf_t *o)
     rc |= dg_buf_printf(o, "dronegate_pipeline_paused_total %" PRIu64 "\n", ld(&m->pipeline_paused));
     rc |= dg_buf_puts(o, "# HELP dronegate_live_skipped_total Live telemetry events replaced by a newer one for a slow watcher (conflation).\n# TYPE dronegate_live_skipped_total counter\n");
     rc |= dg_buf_printf(o, "dronegate_live_skipped_total %" PRIu64 "\n", ld(&m->live_skipped));
+    rc |= dg_buf_puts(o, "# HELP dronegate_build_info The running build (always 1).\n# TYPE dronegate_build_info gauge\n");
+    rc |= dg_buf_printf(o, "dronegate_build_info{version=\"%s\",commit=\"%s\"} 1\n", DG_VERSION, DG_COMMIT);
     return rc ? -12 : 0;
 }

@@ -433,6 +433,14 @@ int dg_api_handle(dg_conn_t *c, dg_http_req_t *r, const char *path, size_t plen,
         get_command(c, path + sizeof cpre - 1, plen - (sizeof cpre - 1));
         return 1;
     }
+    if (path_is(path, plen, "/api/v1/config")) {    /* the dashboard's settings (config.c) */
+        if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
+        dg_buf_t b = { 0 };
+        if (dg_config_web_json(c->w->srv->cfg, &b)) { dg_buf_free(&b); dg_http_error(c, 500, "out of memory"); return 1; }
+        send_buf(c, 200, "application/json", &b);
+        dg_buf_free(&b);
+        return 1;
+    }
     if (path_is(path, plen, "/api/v1/drones")) {
         if (!get) { dg_http_error(c, 405, "method not allowed"); return 1; }
         get_drones(c, q, qlen);
