@@ -60,9 +60,10 @@ void dg_http_respond(dg_conn_t *c, int status, const char *ctype, const void *bo
                      const char *extra)
 {
     int ka = keep_alive_of(c);
-    char head[512];
+    char head[1024];
     int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "X-Content-Type-Options: nosniff\r\n%s%s\r\n",
                      status, reason_of(status), ctype, len, ka ? "" : "Connection: close\r\n",
                      extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof head) n = 0;
