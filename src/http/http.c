@@ -480,7 +480,7 @@ static bool host_is_ours(const dg_config_t *cfg, const dg_http_req_t *r)
     int lport;
     if (!dg_split_hostport(cfg->listen, lhost, sizeof lhost, &lport) && !strcasecmp(name, lhost)) return true;
     if (!strcmp(cfg->allowed_hosts, "*")) return true;
-    return has_token(cfg->allowed_hosts, name);
+    return has_token(cfg->allowed_hosts, name) || has_token(cfg->allowed_hosts, h);   /* "name" or "name:port" */
 }
 
 static void misdirected(dg_conn_t *c, dg_http_req_t *r)

@@ -124,6 +124,16 @@ def test_static_web_root_itself_may_be_a_symlink(server_factory, webroot, tmp_pa
     assert s.get("/sub/inner.js").status == 200
 
 
+def test_static_fifo_does_not_block_a_worker(server_factory, webroot):
+    """open() of a FIFO without O_NONBLOCK waits for a writer: one request
+    held the worker (and every drone on it) forever."""
+    os.mkfifo(webroot / "pipe.txt")
+    s = server_factory(args=["--web-root", str(webroot)], workers=1)
+    r = s.get("/pipe.txt", timeout=T(5))
+    assert r.status == 404
+    assert s.get("/healthz", timeout=T(5)).status == 200
+
+
 @pytest.mark.parametrize("path", [
     "/../secret/secret.txt", "/sub/../../secret/secret.txt", "/%2e%2e/secret/secret.txt",
     "/%2E%2E/secret/secret.txt", "/sub/%2e%2e/%2e%2e/secret/secret.txt", "/..%2fsecret%2fsecret.txt",
@@ -169,11 +179,15 @@ def test_same_origin_with_a_host_that_names_the_gateway(server_factory, host):
 
 
 def test_allowed_hosts_and_allowed_origins(server_factory):
-    s = server_factory(args=["--allowed-hosts", "gw.example.com, ops.example.net",
+    s = server_factory(args=["--allowed-hosts", "gw.example.com, ops.example.net,pinned.example:8443",
                              "--allowed-origins", "https://dash.example.org"])
     for h in (f"gw.example.com:{s.port}", "OPS.example.net"):
         st, _, body = raw(s.port, upgrade_req("/api/v1/live", h, origin=f"http://{h}"))
         assert st == 101, f"--allowed-hosts {h}: {st} {body!r}"
+    st, _, _ = raw(s.port, upgrade_req("/api/v1/live", "pinned.example:8443", origin="https://pinned.example:8443"))
+    assert st == 101                                  # an entry with a port matches that port only
+    st, _, _ = raw(s.port, upgrade_req("/api/v1/live", "pinned.example:9", origin="https://pinned.example:9"))
+    assert st == 421
     # an allowed origin needs no allowed host (a dashboard served elsewhere)
     st, _, body = raw(s.port, upgrade_req("/api/v1/live", f"api.example.org:{s.port}",
                                           origin="https://dash.example.org"))
