@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "csp.h"
 #include "../codec/jsonw.h"
 #include "../codec/number.h"
 #include "../core/commands.h"
@@ -513,22 +514,14 @@ static void get_command(dg_conn_t *c, const char *id, size_t idlen)
 
 /* ---- static files (the dashboard) ---- */
 
-/* Headers of every dashboard response (files and the built-in page), after
- * the nosniff that dg_http_respond adds to every response. The policy is
- * what web/ needs: scripts, styles, the world outline and fetches from the
- * gateway itself ('self' covers ws:/wss: to the same host in CSP 3, which is
- * how the live worker connects), Leaflet's images and the favicon as data:
- * URLs, the live stream in a Web Worker. No inline script or style
- * attribute, no framing (clickjacking), no Referer leaking ?token=.
- * A raster tile server (--map-tiles, when the build has it) must be added to
- * img-src. */
-#define DG_PAGE_HEADERS \
-    "Cache-Control: no-cache\r\n" \
-    "Content-Security-Policy: default-src 'self'; img-src 'self' data:; worker-src 'self'; " \
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " \
-    "frame-ancestors 'none'\r\n" \
-    "Referrer-Policy: no-referrer\r\n" \
-    "X-Frame-Options: DENY\r\n"
+/* Security headers of every dashboard response (csp.h). The tile server of
+ * --map-tiles belongs in img-src: pass cfg->map_tiles here once that flag is
+ * in this build (engineer "ops", branch h/ops). */
+static void page_headers(dg_conn_t *c, char out[DG_CSP_HEADERS_MAX])
+{
+    (void)c;
+    dg_csp_page_headers(out, DG_CSP_HEADERS_MAX, NULL);
+}
 
 static const char *ctype_of(const char *path)
 {
@@ -605,7 +598,9 @@ static int serve_static(dg_conn_t *c, const char *path, size_t plen)
         b.len += (size_t)n;
     }
     close(fd);
-    dg_http_respond(c, 200, ctype_of(rel), b.data, b.len, DG_PAGE_HEADERS);
+    char hdrs[DG_CSP_HEADERS_MAX];
+    page_headers(c, hdrs);
+    dg_http_respond(c, 200, ctype_of(rel), b.data, b.len, hdrs);
     dg_buf_free(&b);
     return 1;
 }
@@ -649,7 +644,9 @@ int dg_api_handle(dg_conn_t *c, dg_http_req_t *r, const char *path, size_t plen,
         if (!get) return 0;
         if (serve_static(c, path, plen)) return 1;
         if (path_is(path, plen, "/")) {
-            dg_http_respond(c, 200, "text/html; charset=utf-8", index_html, sizeof index_html - 1, DG_PAGE_HEADERS);
+            char hdrs[DG_CSP_HEADERS_MAX];
+            page_headers(c, hdrs);
+            dg_http_respond(c, 200, "text/html; charset=utf-8", index_html, sizeof index_html - 1, hdrs);
             return 1;
         }
         return 0;
