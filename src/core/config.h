@@ -17,9 +17,10 @@ typedef struct dg_config {
     char   mavlink_listen[256];  /* not in this build: refused when set */
     char   queue[1024];          /* not in this build: refused when set */
     char   auth_secret[512];     /* empty = auth off */
-    char   operator_token[512];  /* REST + live + commands (command scope) */
-    char   operator_read_token[512]; /* REST reads + live only (read scope) */
+    char   operator_token[1025]; /* REST + live + commands (command scope); DG_OPERATOR_TOKEN_MAX chars */
+    char   operator_read_token[1025]; /* REST reads + live only (read scope) */
     char   allowed_origins[1024];/* comma list of Origins allowed besides same-origin */
+    char   allowed_hosts[1024];  /* comma list of Host names of the gateway (DNS-rebinding check) */
     char   web_root[1024];       /* dashboard files */
     long   command_timeout_ms;   /* pending/sent/accepted -> expired */
     long   workers;              /* event-loop threads; 0 = number of cores */

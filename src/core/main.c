@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     if (cfg.auth_secret[0] && !cfg.operator_token[0] && !cfg.operator_read_token[0])
         dg_warn("auth is on but no --operator-token is set: the REST API and the live stream refuse every request");
     if (!cfg.auth_secret[0] && (cfg.operator_token[0] || cfg.operator_read_token[0]))
-        dg_warn("operator tokens are set but --auth-secret is not: auth is OFF, the tokens are not checked");
+        dg_info("operator tokens are set: the REST API and the live stream require them (drones are not authenticated)");
     if (!srv.store_ops->durable)
         dg_warn("*** null store: telemetry is validated and acked but NOT stored (benchmark mode) ***");
     char shown_store[1100];

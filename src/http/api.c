@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "csp.h"
 #include "../codec/jsonw.h"
 #include "../codec/command_body.h"
 #include "../codec/number.h"
@@ -327,6 +328,15 @@ static void get_command(dg_conn_t *c, const char *id, size_t idlen)
 
 /* ---- static files (the dashboard) ---- */
 
+/* Security headers of every dashboard response (csp.h). The tile server of
+ * --map-tiles belongs in img-src: pass cfg->map_tiles here once that flag is
+ * in this build (engineer "ops", branch h/ops). */
+static void page_headers(dg_conn_t *c, char out[DG_CSP_HEADERS_MAX])
+{
+    (void)c;
+    dg_csp_page_headers(out, DG_CSP_HEADERS_MAX, NULL);
+}
+
 static const char *ctype_of(const char *path)
 {
     const char *dot = strrchr(path, '.');
@@ -340,6 +350,35 @@ static const char *ctype_of(const char *path)
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(dot, map[i].ext)) return map[i].type;
     return "application/octet-stream";
+}
+
+/* Open `rel` (checked by serve_static: components of a safe alphabet, none
+ * starting with '.') below the web root without following a symlink below
+ * it: every directory is opened with O_NOFOLLOW|O_DIRECTORY relative to the
+ * one before, the file with O_NOFOLLOW, so what is served is a file whose
+ * real path is inside the real web root, whatever is renamed or linked
+ * meanwhile. The root itself may be a symlink (a packaged /usr/share path).
+ * O_NONBLOCK: a FIFO in the tree must not block the worker in open(). An
+ * fd or -1. */
+static int open_below(const char *root, const char *rel)
+{
+    int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return -1;
+    const char *p = rel;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        char comp[256];
+        if (n == 0 || n >= sizeof comp) { close(dfd); return -1; }   /* "//", trailing '/', too long */
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        int fd = openat(dfd, comp, slash ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+                                         : O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        close(dfd);
+        if (fd < 0 || !slash) return fd;
+        dfd = fd;
+        p = slash + 1;
+    }
 }
 
 /* 1 served, 0 not found (caller decides), response sent on error. */
@@ -361,9 +400,7 @@ static int serve_static(dg_conn_t *c, const char *path, size_t plen)
             return 0;
         if ((p == rel || p[-1] == '/') && ch == '.') return 0;
     }
-    char full[1600];
-    if ((size_t)snprintf(full, sizeof full, "%s/%s", root, rel) >= sizeof full) return 0;
-    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open_below(root, rel);
     if (fd < 0) return 0;
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > 64 * 1024 * 1024) { close(fd); return 0; }
@@ -375,7 +412,9 @@ static int serve_static(dg_conn_t *c, const char *path, size_t plen)
         b.len += (size_t)n;
     }
     close(fd);
-    dg_http_respond(c, 200, ctype_of(rel), b.data, b.len, "Cache-Control: no-cache\r\n");
+    char hdrs[DG_CSP_HEADERS_MAX];
+    page_headers(c, hdrs);
+    dg_http_respond(c, 200, ctype_of(rel), b.data, b.len, hdrs);
     dg_buf_free(&b);
     return 1;
 }
@@ -419,7 +458,9 @@ int dg_api_handle(dg_conn_t *c, dg_http_req_t *r, const char *path, size_t plen,
         if (!get) return 0;
         if (serve_static(c, path, plen)) return 1;
         if (path_is(path, plen, "/")) {
-            dg_http_respond(c, 200, "text/html; charset=utf-8", index_html, sizeof index_html - 1, NULL);
+            char hdrs[DG_CSP_HEADERS_MAX];
+            page_headers(c, hdrs);
+            dg_http_respond(c, 200, "text/html; charset=utf-8", index_html, sizeof index_html - 1, hdrs);
             return 1;
         }
         return 0;

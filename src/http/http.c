@@ -9,6 +9,7 @@
  */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,6 @@
 #include "../core/auth.h"
 #include "../core/ingest.h"
 #include "../core/live.h"
-#include <openssl/crypto.h>
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/reads.h"
@@ -41,6 +41,7 @@ static const char *reason_of(int status)
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 421: return "Misdirected Request";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
@@ -60,9 +61,10 @@ void dg_http_respond(dg_conn_t *c, int status, const char *ctype, const void *bo
                      const char *extra)
 {
     int ka = keep_alive_of(c);
-    char head[512];
+    char head[1024];
     int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "X-Content-Type-Options: nosniff\r\n%s%s\r\n",
                      status, reason_of(status), ctype, len, ka ? "" : "Connection: close\r\n",
                      extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof head) n = 0;
@@ -113,6 +115,19 @@ static void copy_hdr(char *dst, size_t cap, const dg_buf_t *v)
     dst[n] = '\0';
 }
 
+/* Headers that are compared (credentials, Origin, Host) are never truncated:
+ * one that does not fit is left empty and marked overlong. A repeated one is
+ * overlong too (which of two Hosts or tokens would count?). */
+static void copy_whole(dg_http_req_t *r, uint8_t bit, char *dst, size_t cap)
+{
+    if (r->hval.len >= cap || dst[0] || (r->hval.len && memchr(r->hval.data, '\0', r->hval.len))) {
+        r->overlong |= bit;
+        dst[0] = '\0';
+        return;
+    }
+    copy_hdr(dst, cap, &r->hval);
+}
+
 static void header_done(dg_http_req_t *r)
 {
     if (!r->hname_len) return;
@@ -127,9 +142,10 @@ static void header_done(dg_http_req_t *r)
         size_t cur = strlen(r->ws_protocol);
         if (cur && cur + 2 < sizeof r->ws_protocol) { r->ws_protocol[cur++] = ','; r->ws_protocol[cur] = '\0'; }
         copy_hdr(r->ws_protocol + cur, sizeof r->ws_protocol - cur, &r->hval);
-    } else if (!strcmp(h, "authorization")) copy_hdr(r->authorization, sizeof r->authorization, &r->hval);
-    else if (!strcmp(h, "origin")) copy_hdr(r->origin, sizeof r->origin, &r->hval);
-    else if (!strcmp(h, "host")) copy_hdr(r->host, sizeof r->host, &r->hval);
+    } else if (!strcmp(h, "authorization")) copy_whole(r, DG_HDR_AUTHORIZATION, r->authorization, sizeof r->authorization);
+    else if (!strcmp(h, "origin")) copy_whole(r, DG_HDR_ORIGIN, r->origin, sizeof r->origin);
+    else if (!strcmp(h, "host")) copy_whole(r, DG_HDR_HOST, r->host, sizeof r->host);
+    else if (!strcmp(h, "sec-fetch-site") || !strcmp(h, "sec-fetch-mode")) r->browser = 1;
     else if (!strcmp(h, "content-type")) copy_hdr(r->content_type, sizeof r->content_type, &r->hval);
     r->hname_len = 0;
     r->hval.len = 0;
@@ -319,6 +335,7 @@ int dg_http_query_param(const char *q, size_t qlen, const char *key, char *out, 
                     ch = h * 16 + l;
                     k += 2;
                 }
+                if (ch < 0x20 || ch == 0x7f) return -1;   /* NUL, CR, LF, ...: never a valid value */
                 if (o + 1 >= outlen) return -1;
                 out[o++] = (char)ch;
             }
@@ -402,34 +419,95 @@ static void send_101(dg_conn_t *c, const char *accept, const char *proto)
     dg_inc(&dg_metrics.http_requests, 1);
 }
 
-static const char *bearer_or_query(dg_http_req_t *r, const char *q, size_t qlen, char *tok, size_t toklen)
+/* The credential of a request: the Authorization Bearer token, else
+ * ?token=. 1 found (*t, *tl; may be empty), 0 none, -1 unusable (a header
+ * too long to hold a token, an over-long or malformed ?token=): never a match. */
+static int bearer_or_query(dg_http_req_t *r, const char *q, size_t qlen, char *tok, size_t toklen,
+                           const char **t, size_t *tl)
 {
+    if (r->overlong & DG_HDR_AUTHORIZATION) return -1;
     if (!strncasecmp(r->authorization, "Bearer ", 7)) {
-        const char *t = r->authorization + 7;
-        while (*t == ' ') t++;
-        return t;
+        const char *b = r->authorization + 7, *e = b + strlen(b);
+        while (*b == ' ' || *b == '\t') b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        *t = b;
+        *tl = (size_t)(e - b);
+        return 1;
     }
-    if (dg_http_query_param(q, qlen, "token", tok, toklen) == 1) return tok;
-    return NULL;
+    int rc = dg_http_query_param(q, qlen, "token", tok, toklen);
+    if (rc == 1) { *t = tok; *tl = strlen(tok); }
+    return rc;
 }
 
-static bool token_eq(const char *a, const char *b)
+static bool token_eq(const char *t, size_t tl, const char *want)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    return la == lb && la > 0 && CRYPTO_memcmp(a, b, la) == 0;
+    return dg_auth_token_eq(t, tl, want, strlen(want));
+}
+
+/* Does the Host header name this gateway? IP literals cannot be rebound
+ * (the page's origin is then the gateway's own address); localhost is
+ * resolved by the browser itself; names must be the --listen host or in
+ * --allowed-hosts ("*" = any). The port is not compared: behind a proxy it
+ * is the proxy's. No Host at all: not a browser, nothing to rebind. */
+static bool host_is_ours(const dg_config_t *cfg, const dg_http_req_t *r)
+{
+    if (r->overlong & DG_HDR_HOST) return false;
+    const char *h = r->host;
+    if (!h[0]) return true;
+    char name[256];
+    size_t n;
+    if (h[0] == '[') {
+        const char *rb = strchr(h, ']');
+        if (!rb || (rb[1] && rb[1] != ':')) return false;
+        n = (size_t)(rb - h - 1);
+        if (n >= sizeof name) return false;
+        memcpy(name, h + 1, n);
+        name[n] = '\0';
+        unsigned char a6[16];
+        return inet_pton(AF_INET6, name, a6) == 1;
+    }
+    const char *colon = strchr(h, ':');
+    n = colon ? (size_t)(colon - h) : strlen(h);
+    if (n == 0 || n >= sizeof name) return false;
+    if (colon) {
+        for (const char *p = colon + 1; *p; p++) if (*p < '0' || *p > '9') return false;
+    }
+    memcpy(name, h, n);
+    name[n] = '\0';
+    unsigned char a4[4];
+    if (inet_pton(AF_INET, name, a4) == 1) return true;
+    if (!strcasecmp(name, "localhost")) return true;
+    char lhost[256];
+    int lport;
+    if (!dg_split_hostport(cfg->listen, lhost, sizeof lhost, &lport) && !strcasecmp(name, lhost)) return true;
+    if (!strcmp(cfg->allowed_hosts, "*")) return true;
+    return has_token(cfg->allowed_hosts, name) || has_token(cfg->allowed_hosts, h);   /* "name" or "name:port" */
+}
+
+static void misdirected(dg_conn_t *c, dg_http_req_t *r)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg, "Host %.200s is not a name of this gateway (DNS rebinding protection): "
+             "add it to --allowed-hosts", (r->overlong & DG_HDR_HOST) ? "(too long)" : r->host);
+    reject(c, 421, DG_CREJ_AUTH, msg);
 }
 
 bool dg_http_operator_ok(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen, bool command_scope)
 {
     const dg_config_t *cfg = c->w->srv->cfg;
-    if (!cfg->auth_secret[0]) return true;
-    char tok[600];
-    const char *t = bearer_or_query(r, q, qlen, tok, sizeof tok);
-    if (t && token_eq(t, cfg->operator_token)) return true;
-    if (t && !command_scope && token_eq(t, cfg->operator_read_token)) return true;
-    if (t && command_scope && token_eq(t, cfg->operator_read_token)) {
-        reject(c, 403, DG_CREJ_AUTH, "this operator token has read scope only");
-        return false;
+    if (r->browser && !host_is_ours(cfg, r)) { misdirected(c, r); return false; }
+    /* operator tokens given => the API is protected, with or without drone auth */
+    if (!cfg->auth_secret[0] && !cfg->operator_token[0] && !cfg->operator_read_token[0]) return true;
+    char tok[DG_OPERATOR_TOKEN_MAX + 1];
+    const char *t = NULL;
+    size_t tl = 0;
+    if (bearer_or_query(r, q, qlen, tok, sizeof tok, &t, &tl) == 1) {
+        if (token_eq(t, tl, cfg->operator_token)) return true;
+        if (token_eq(t, tl, cfg->operator_read_token)) {
+            if (!command_scope) return true;
+            reject(c, 403, DG_CREJ_AUTH, "this operator token has read scope only");
+            return false;
+        }
     }
     reject(c, 401, DG_CREJ_AUTH, "operator token required (Authorization: Bearer TOKEN or ?token=TOKEN)");
     return false;
@@ -437,11 +515,17 @@ bool dg_http_operator_ok(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t q
 
 bool dg_http_origin_ok(dg_conn_t *c, dg_http_req_t *r)
 {
-    if (!r->origin[0]) return true;   /* not a browser request */
+    const dg_config_t *cfg = c->w->srv->cfg;
+    if (!r->origin[0] && !(r->overlong & DG_HDR_ORIGIN)) return true;   /* not a browser request */
     const char *o = r->origin;
+    if (o[0] && has_token(cfg->allowed_origins, o)) return true;
     const char *hostpart = strstr(o, "://");
-    if (hostpart && r->host[0] && !strcasecmp(hostpart + 3, r->host)) return true;
-    if (has_token(c->w->srv->cfg->allowed_origins, o)) return true;
+    if (hostpart && r->host[0] && !strcasecmp(hostpart + 3, r->host)) {
+        /* same origin, if the Host is really ours and not the attacker's name */
+        if (host_is_ours(cfg, r)) return true;
+        misdirected(c, r);
+        return false;
+    }
     reject(c, 403, DG_CREJ_AUTH, "Origin not allowed (add it to --allowed-origins)");
     return false;
 }
@@ -471,18 +555,11 @@ static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen
     char accept[29];
     if (!ws_handshake_ok(c, r, accept)) return;
     if (cfg->auth_secret[0]) {
-        char tok[DG_TOKEN_LEN + 8];
+        char tok[DG_TOKEN_LEN + 1];
         const char *t = NULL;
         size_t tl = 0;
-        if (!strncasecmp(r->authorization, "Bearer ", 7)) {
-            t = r->authorization + 7;
-            while (*t == ' ') t++;
-            tl = strlen(t);
-        } else if (dg_http_query_param(q, qlen, "token", tok, sizeof tok) == 1) {
-            t = tok;
-            tl = strlen(tok);
-        }
-        if (!t || !dg_auth_check(cfg->auth_secret, id, idlen, t, tl)) {
+        if (bearer_or_query(r, q, qlen, tok, sizeof tok, &t, &tl) != 1 ||
+            !dg_auth_check(cfg->auth_secret, id, idlen, t, tl)) {
             reject(c, 401, DG_CREJ_AUTH, "missing or invalid token for this drone");
             return;
         }

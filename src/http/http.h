@@ -14,6 +14,9 @@
 #include "../net/conn.h"
 
 #define DG_HTTP_MAX_HEADERS_BYTES 16384
+#define DG_HDR_AUTHORIZATION 1
+#define DG_HDR_ORIGIN        2
+#define DG_HDR_HOST          4
 
 struct dg_http_req {
     int      method;            /* enum http_method */
@@ -30,9 +33,11 @@ struct dg_http_req {
     char     ws_key[64];
     char     ws_version[8];
     char     ws_protocol[256];
-    char     authorization[256];
+    char     authorization[1100];   /* "Bearer " + a DG_OPERATOR_TOKEN_MAX token + spaces */
     char     origin[256];
     char     host[256];
+    uint8_t  overlong;          /* DG_HDR_* bits: that header did not fit its copy (never compared) */
+    uint8_t  browser;           /* Sec-Fetch-Site/-Mode seen: the request comes from a browser */
     char     content_type[128];
     int      complete;
     int      too_big;
@@ -64,16 +69,24 @@ void dg_http_error(dg_conn_t *c, int status, const char *msg);
 
 /* A parsed query string parameter: find `key` in the query part of url;
  * copies the percent-decoded value into out (NUL-terminated). 1 found, 0 not,
- * -1 too long / malformed. */
+ * -1 too long / malformed / holding a control character (NUL, %00-%1f, %7f,
+ * raw or encoded): callers answer 400 (401 for a token). */
 int  dg_http_query_param(const char *query, size_t qlen, const char *key, char *out, size_t outlen);
 
-/* Operator access for /api/ requests and the live stream: true when auth is
- * off, or the request carries an operator token of the needed scope
- * (Authorization: Bearer T or ?token=T). Otherwise answers 401 and returns
- * false. */
+/* Operator access for /api/ requests and the live stream. A browser request
+ * (Sec-Fetch-Site/-Mode) whose Host is not a name of the gateway is refused
+ * with 421 (DNS rebinding, see dg_http_origin_ok). Operator auth is on when
+ * --auth-secret, --operator-token or --operator-read-token is set; then the
+ * request must carry an operator token of the needed scope (Authorization:
+ * Bearer T or ?token=T): 401 otherwise, 403 for a read token on a command.
+ * Returns false when a response was sent. */
 bool dg_http_operator_ok(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen, bool command_scope);
-/* Browser requests: an Origin header, when present, must be the gateway's
- * own (same host) or in --allowed-origins. Otherwise answers 403. */
+/* Browser requests (POSTs, the live stream): an Origin header, when present,
+ * must be in --allowed-origins, or equal the Host header while that Host
+ * names the gateway: an IP address, localhost, the --listen host or a name
+ * in --allowed-hosts. A page whose DNS name was rebound to the gateway sends
+ * a matching Origin and Host of its own name: 421. Any other Origin: 403.
+ * Returns false when a response was sent. */
 bool dg_http_origin_ok(dg_conn_t *c, dg_http_req_t *r);
 /* GET /api/v1/live: WebSocket upgrade to a live watcher. */
 void dg_http_upgrade_live(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen);
