@@ -16,7 +16,7 @@ import time
 
 import websockets
 
-from dg import T, Drone, minimal, new_id, run, wait_until
+from dg import ASAN, T, Drone, minimal, new_id, run, wait_until
 
 N_FLEET = 100_000
 
@@ -270,8 +270,9 @@ def test_watchers_that_do_not_read_hold_one_chunk_not_the_fleet(server_factory):
         first = [json.loads(await asyncio.wait_for(w.recv(), T(10))) for w in ws]
         assert all(m["type"] == "snapshot" and m["final"] is False for m in first)
         grown = _rss_kb(s.proc.pid) - before
-        # whole snapshots would be ~19 MB of JSON per watcher (and dropped at the 8 MiB cap)
-        assert grown < 24 * 1024, f"gateway RSS grew by {grown} KiB for 4 stalled watchers"
+        # whole snapshots would be ~19 MB of JSON per watcher (and dropped at the 8 MiB cap);
+        # a sanitizer build keeps freed memory in quarantine: RSS says nothing there
+        assert ASAN or grown < 24 * 1024, f"gateway RSS grew by {grown} KiB for 4 stalled watchers"
         for w, m in zip(ws, first):
             drones, _, _ = await read_snapshot(w, T(120))
             got = {d["id"] for d in m["drones"]} | {d["id"] for d in drones}
