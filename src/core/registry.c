@@ -56,6 +56,7 @@ struct dg_registry {
     stripe_t         s[NSTRIPES];
     _Atomic size_t   count;
     _Atomic size_t   max_offline;
+    _Atomic uint64_t evicted;
     pthread_mutex_t  ev_lock;       /* leaf lock: the eviction list */
     dg_drone_t      *ev_head, *ev_tail;
     size_t           ev_n;
@@ -161,7 +162,10 @@ static void evict(dg_registry_t *r)
         if (d->on_list) ev_unlink(r, d);      /* cannot happen while evicting; kept for safety */
         pthread_mutex_unlock(&r->ev_lock);
         pthread_mutex_unlock(&s->lock);
-        if (gone) free(d);
+        if (gone) {
+            free(d);
+            atomic_fetch_add_explicit(&r->evicted, 1, memory_order_relaxed);
+        }
     }
 }
 
@@ -494,3 +498,5 @@ size_t dg_registry_offline(dg_registry_t *r)
     pthread_mutex_unlock(&r->ev_lock);
     return n;
 }
+
+uint64_t dg_registry_evicted(dg_registry_t *r) { return atomic_load_explicit(&r->evicted, memory_order_relaxed); }

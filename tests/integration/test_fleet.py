@@ -16,7 +16,7 @@ import time
 
 import websockets
 
-from dg import ASAN, T, Drone, minimal, new_id, run, wait_until
+from dg import ASAN, T, Drone, metric, minimal, new_id, run, wait_until
 
 N_FLEET = 100_000
 
@@ -226,6 +226,9 @@ def test_many_drones_then_offline_bound_keeps_online_ones(server_factory):
         wait_until(lambda: len(s.drones()) == bound + 1, T(30), f"{bound} offline drones + the online one")
         listed = s.drones()
         assert any(d["id"] == keeper and d["online"] for d in listed)
+        m = s.metrics()
+        assert metric(m, "dronegate_registry_offline") == bound
+        assert metric(m, "dronegate_registry_evicted_total") == 5000 - bound
         assert sum(1 for d in listed if d["id"].startswith("many-")) == bound
         w = await live(s)
         drones, _, _ = await read_snapshot(w, T(30))

@@ -190,6 +190,7 @@ TEST(eviction_keeps_online_and_pinned)
     }
     ASSERT_EQ(dg_registry_offline(r), 100);
     ASSERT_EQ(dg_registry_count(r), 50 + 1 + 100);
+    ASSERT_EQ(dg_registry_evicted(r), 10000 - 100);
     for (long i = 0; i < 50; i++) {
         size_t n = idf(id, sizeof id, "on", i);
         dg_conn_ref_t got;
