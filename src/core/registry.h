@@ -125,5 +125,7 @@ long dg_registry_scan(dg_registry_t *r, dg_registry_pos_t *pos, size_t limit,
 size_t dg_registry_count(dg_registry_t *r);
 /* Entries currently evictable (offline, unpinned). */
 size_t dg_registry_offline(dg_registry_t *r);
+/* Entries evicted so far. */
+uint64_t dg_registry_evicted(dg_registry_t *r);
 
 #endif

@@ -229,6 +229,12 @@ static void get_metrics(dg_conn_t *c)
     if (dg_metrics_render(&b)) { dg_buf_free(&b); dg_http_error(c, 500, "out of memory"); return; }
     dg_buf_printf(&b, "# HELP dronegate_drones_known Drones in the registry.\n# TYPE dronegate_drones_known gauge\n"
                       "dronegate_drones_known %zu\n", dg_registry_count(c->w->srv->registry));
+    dg_buf_printf(&b, "# HELP dronegate_registry_offline Offline drones kept in memory (bounded by --registry-max-offline).\n"
+                      "# TYPE dronegate_registry_offline gauge\ndronegate_registry_offline %zu\n"
+                      "# HELP dronegate_registry_evicted_total Offline drones that left memory (not the store).\n"
+                      "# TYPE dronegate_registry_evicted_total counter\ndronegate_registry_evicted_total %llu\n",
+                  dg_registry_offline(c->w->srv->registry),
+                  (unsigned long long)dg_registry_evicted(c->w->srv->registry));
     send_buf(c, 200, "text/plain; version=0.0.4", &b);
     dg_buf_free(&b);
 }

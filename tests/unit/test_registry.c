@@ -77,6 +77,8 @@ TEST(growth_200k_and_lookups)
     dg_registry_free(r);
 }
 
+static bool want_hundredth(void *ud, const char *id) { return atol(id + 1) % 100 == 0; }
+
 TEST(pages_walk_everything_once_in_order)
 {
     dg_registry_t *r = dg_registry_new();
@@ -101,6 +103,18 @@ TEST(pages_walk_everything_once_in_order)
         memcpy(cursor, v[n - 1].id, strlen(v[n - 1].id) + 1);
     }
     ASSERT_EQ(seen, total);
+    /* a filter: every 100th drone, pages of 10 */
+    long want_seen = 0;
+    memset(cursor, 0, sizeof cursor);
+    more = true;
+    while (more) {
+        long n = dg_registry_page(r, cursor, 10, want_hundredth, NULL, v, &more);
+        ASSERT(n >= 0 && n <= 10);
+        for (long i = 0; i < n; i++) ASSERT_EQ(atol(v[i].id + 1) % 100, 0);
+        want_seen += n;
+        if (n) memcpy(cursor, v[n - 1].id, strlen(v[n - 1].id) + 1);
+    }
+    ASSERT_EQ(want_seen, (total + 99) / 100);
     /* exactly one page: no "more" */
     long n = dg_registry_page(r, "p0002245", 100, NULL, NULL, v, &more);
     ASSERT_EQ(n, 99);
@@ -176,6 +190,7 @@ TEST(eviction_keeps_online_and_pinned)
     }
     ASSERT_EQ(dg_registry_offline(r), 100);
     ASSERT_EQ(dg_registry_count(r), 50 + 1 + 100);
+    ASSERT_EQ(dg_registry_evicted(r), 10000 - 100);
     for (long i = 0; i < 50; i++) {
         size_t n = idf(id, sizeof id, "on", i);
         dg_conn_ref_t got;
