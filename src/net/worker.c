@@ -376,20 +376,11 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 
 static dg_batch_t *batch_get(dg_worker_t *w)
 {
-    dg_batch_t *b = w->free_batches;
-    if (b) {
-        w->free_batches = (dg_batch_t *)b->msg.next;
-        b->msg.next = NULL;
-        b->n = 0;
-        return b;
-    }
-    /* Pool exhausted: allocate one over budget (bounded by what one read
-     * can carry) and stop reading drones until batches come back. */
-    b = dg_batch_new(w->id, (size_t)w->srv->cfg->batch_records);
-    if (!b) return NULL;
-    b->msg.type = DG_MSG_BATCH;
-    w->nbatches++;
-    if (w->nbatches > w->srv->cfg->batch_pool && !w->paused) {
+    /* Pool exhausted: it allocates one over budget (bounded by what one
+     * read can carry) and we stop reading drones until batches come back. */
+    bool over;
+    dg_batch_t *b = dg_batch_pool_get(&w->pool, &over);
+    if (over && !w->paused) {
         w->paused = true;
         dg_inc(&dg_metrics.pipeline_paused, 1);
     }
@@ -447,15 +438,7 @@ static void batch_returned(dg_worker_t *w, dg_batch_t *b)
         return;
     }
     w->inflight--;
-    if (w->nbatches > w->srv->cfg->batch_pool) {
-        dg_batch_free(b);
-        w->nbatches--;
-    } else {
-        b->n = 0;
-        b->msg.next = (dg_msg_t *)w->free_batches;   /* msg is the first member */
-        w->free_batches = b;
-    }
-    if (w->paused && w->nbatches <= w->srv->cfg->batch_pool && w->free_batches) resume_all(w);
+    if (dg_batch_pool_put(&w->pool, b) && w->paused) resume_all(w);
 }
 
 /* ---- inbox, timers ---- */
@@ -656,13 +639,9 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
     w->rbuf = malloc(w->rbuf_cap);
     w->dec = dg_json_decoder_new(1u << 20);
     if (!w->loop || !w->rbuf || !w->dec) { dg_worker_free(w); return NULL; }
-    for (long i = 0; i < srv->cfg->batch_pool; i++) {
-        dg_batch_t *b = dg_batch_new(id, (size_t)srv->cfg->batch_records);
-        if (!b) { dg_worker_free(w); return NULL; }
-        b->msg.type = DG_MSG_BATCH;
-        b->msg.next = (dg_msg_t *)w->free_batches;   /* msg is the first member */
-        w->free_batches = b;
-        w->nbatches++;
+    if (dg_batch_pool_init(&w->pool, id, DG_MSG_BATCH, (size_t)srv->cfg->batch_records, srv->cfg->batch_pool) < 0) {
+        dg_worker_free(w);
+        return NULL;
     }
     ev_io_init(&w->lio, on_accept, lfd, EV_READ);
     w->lio.data = w;
@@ -700,11 +679,7 @@ void dg_worker_free(dg_worker_t *w)
     if (!w) return;
     for (dg_conn_t *c = w->conns, *n; c; c = n) { n = c->next; dg_conn_close(c, true); }
     while (w->dead) { dg_conn_t *c = w->dead; w->dead = c->next; conn_destroy_now(c); }
-    while (w->free_batches) {
-        dg_batch_t *b = w->free_batches;
-        w->free_batches = (dg_batch_t *)b->msg.next;
-        dg_batch_free(b);
-    }
+    dg_batch_pool_free(&w->pool);
     dg_batch_free(w->open);
     dg_live_chunk_unref(w->live_open);
     for (dg_msg_t *m = w->inbox, *n; m; m = n) {

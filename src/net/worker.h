@@ -64,8 +64,7 @@ struct dg_worker {
     dg_buf_t         scratch;       /* reusable output buffer (error replies, live events) */
     /* store pipeline */
     dg_batch_t      *open;          /* being filled */
-    dg_batch_t      *free_batches;  /* linked through msg.next */
-    int              nbatches;      /* allocated */
+    dg_batch_pool_t  pool;          /* free batches (pipeline/batch.h) */
     int              inflight;      /* submitted, not returned */
     bool             paused;        /* out of batches: drone reads stopped */
     dg_conn_t       *paused_list;

@@ -22,6 +22,7 @@
 #ifndef DG_PIPELINE_BATCH_H
 #define DG_PIPELINE_BATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,31 @@ typedef struct dg_batch {
 
 dg_batch_t *dg_batch_new(int worker, size_t cap);
 void        dg_batch_free(dg_batch_t *b);
+
+/* A worker's pool of batches (owner thread only). `budget` batches are
+ * allocated up front; when all of them are out, get() allocates one more
+ * (bounded by what one read can carry) and says the pool is over budget:
+ * the worker stops reading drones until put() says it is back within
+ * budget with a free batch. Batches over budget are freed when they return. */
+typedef struct dg_batch_pool {
+    dg_batch_t *free;          /* linked through msg.next */
+    int         worker;
+    int         msg_type;      /* inbox type of a batch (DG_MSG_BATCH) */
+    size_t      batch_records;
+    long        budget;        /* --batch-pool */
+    long        nbatches;      /* allocated, free or out */
+} dg_batch_pool_t;
+
+/* 0, or -ENOMEM (nothing left allocated). */
+int  dg_batch_pool_init(dg_batch_pool_t *p, int worker, int msg_type, size_t batch_records, long budget);
+/* An empty batch, or NULL without memory. *over is set when this get took
+ * the pool over its budget. */
+dg_batch_t *dg_batch_pool_get(dg_batch_pool_t *p, bool *over);
+/* Take back a batch the sink returned. True when the pool is within budget
+ * and has a free batch (a paused worker may read again). */
+bool dg_batch_pool_put(dg_batch_pool_t *p, dg_batch_t *b);
+/* Free the batches in the pool (not those still out). */
+void dg_batch_pool_free(dg_batch_pool_t *p);
 
 #define DG_ORIGIN_SLOT_MAX 0xffffffu
 

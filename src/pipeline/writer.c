@@ -2,8 +2,9 @@
  *
  * Group commit: while one transaction runs, workers keep filling and queueing
  * batches; the next transaction takes all of them at once, so the number of
- * transactions adapts to the load (one record per transaction when idle,
- * thousands under load) without a fixed delay.
+ * transactions adapts to the load (thousands of records per transaction
+ * under load). One delay on top (see "Group commit, precisely" below):
+ * --commit-interval lets a small transaction wait to grow.
  *
  * Outage: when a write fails, the batches stay with the writer (the memory
  * backlog) and are retried with backoff (50 ms doubling to 2 s) while new
@@ -20,13 +21,12 @@
  * When memory and spool are full, workers run out of batches and close
  * drones with 1008 (see worker.c).
  *
- * Group commit, precisely: there is no fixed delay when the store is idle
- * or busy, except --commit-interval (durable stores only): while little is
- * queued (< COMMIT_EARLY_RECORDS records) and the last transaction started
- * less than that long ago, the writer waits for more before it starts the
- * next one. 0 turns the wait off (one transaction as soon as anything is
- * queued; under load the queue still groups everything that arrived during
- * the previous commit).
+ * Group commit, precisely: with --commit-interval > 0 (durable stores only),
+ * while little is queued (< COMMIT_EARLY_RECORDS records) and the last
+ * transaction started less than that long ago, the writer waits for more
+ * before it starts the next one. 0 turns the wait off (one transaction as
+ * soon as anything is queued; under load the queue still groups everything
+ * that arrived during the previous commit).
  *
  * The writer also keeps the last record of every drone it has committed and
  * upserts the `drones` table once a second (only drones that changed), so the
@@ -35,11 +35,10 @@
 #include "writer.h"
 
 #include <errno.h>
-#include <sys/random.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <pthread.h>
