@@ -448,9 +448,13 @@ static bool host_is_ours(const dg_config_t *cfg, const dg_http_req_t *r)
 
 static void misdirected(dg_conn_t *c, dg_http_req_t *r)
 {
-    char msg[400];
-    snprintf(msg, sizeof msg, "Host %.200s is not a name of this gateway (DNS rebinding protection): "
-             "add it to --allowed-hosts", (r->overlong & DG_HDR_HOST) ? "(too long)" : r->host);
+    char shown[201], msg[400];
+    size_t n = 0;   /* the Host as sent, but only the characters a host may have */
+    for (const char *p = r->host; *p && n < sizeof shown - 1; p++)
+        if (isalnum((unsigned char)*p) || strchr(".-_:[]", *p)) shown[n++] = *p;
+    shown[n] = '\0';
+    snprintf(msg, sizeof msg, "Host %s is not a name of this gateway (DNS rebinding protection): "
+             "add it to --allowed-hosts", (r->overlong & DG_HDR_HOST) ? "(too long)" : shown);
     reject(c, 421, DG_CREJ_AUTH, msg);
 }
 
