@@ -2,7 +2,9 @@
  * for every comparison so a check does not leak a token through timing. */
 #include "auth.h"
 
+#include <arpa/inet.h>
 #include <string.h>
+#include <strings.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -44,4 +46,64 @@ bool dg_auth_token_eq(const char *given, size_t given_len, const char *want, siz
     int same = CRYPTO_memcmp(dg, dw, sizeof dg) == 0;
     same &= given_len == want_len;
     return same;
+}
+
+/* Is s[0..n) one of the comma-separated entries of list (case-insensitive,
+ * spaces around entries ignored)? */
+static bool list_has(const char *list, const char *s, size_t n)
+{
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        const char *b = p;
+        while (*p && *p != ',') p++;
+        const char *e = p;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        if ((size_t)(e - b) == n && n && !strncasecmp(b, s, n)) return true;
+    }
+    return false;
+}
+
+bool dg_auth_host_ok(const char *host, const char *listen, const char *allowed)
+{
+    char name[256];
+    size_t n;
+    if (!host || !host[0]) return true;
+    if (allowed && !strcmp(allowed, "*")) return true;
+    if (host[0] == '[') {
+        const char *rb = strchr(host, ']');
+        if (!rb || (rb[1] && rb[1] != ':')) return false;
+        n = (size_t)(rb - host - 1);
+        if (n >= sizeof name) return false;
+        memcpy(name, host + 1, n);
+        name[n] = '\0';
+        unsigned char a6[16];
+        if (inet_pton(AF_INET6, name, a6) == 1) return true;
+        return false;
+    }
+    const char *colon = strchr(host, ':');
+    n = colon ? (size_t)(colon - host) : strlen(host);
+    if (n == 0 || n >= sizeof name) return false;
+    if (colon) {
+        if (!colon[1]) return false;
+        for (const char *p = colon + 1; *p; p++) if (*p < '0' || *p > '9') return false;
+    }
+    memcpy(name, host, n);
+    name[n] = '\0';
+    for (size_t i = 0; i < n; i++) {   /* a DNS name or an IPv4 address, nothing else */
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '_'))
+            return false;
+    }
+    unsigned char a4[4];
+    if (inet_pton(AF_INET, name, a4) == 1) return true;
+    if (!memchr(name, '.', n)) return true;              /* localhost, a LAN host name */
+    if (listen && listen[0]) {                            /* --listen NAME:PORT */
+        const char *lc = strrchr(listen, ':');
+        size_t ln = lc ? (size_t)(lc - listen) : strlen(listen);
+        if (ln == n && !strncasecmp(listen, name, n)) return true;
+    }
+    if (!allowed) return false;
+    return list_has(allowed, name, n) || list_has(allowed, host, strlen(host));
 }

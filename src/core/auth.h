@@ -23,4 +23,14 @@ bool dg_auth_check(const char *secret, const char *drone_id, size_t id_len,
  * depends neither on where they differ nor on the length of `want`. */
 bool dg_auth_token_eq(const char *given, size_t given_len, const char *want, size_t want_len);
 
+/* Does an HTTP Host header value name this gateway, so that a page whose
+ * origin is that host is really on the gateway (not an attacker's DNS name
+ * rebound to the gateway's address)? True for: no Host; an IP literal (v4,
+ * or [v6]: an address cannot be rebound); a name without a dot (localhost,
+ * a LAN host name: resolved locally, not by a DNS zone an attacker owns);
+ * the host of `listen` (--listen HOST:PORT); a name in `allowed` (comma
+ * list, case-insensitive, "name" or "name:port"; "*" = any). The port is
+ * not compared otherwise (behind a proxy it is the proxy's). */
+bool dg_auth_host_ok(const char *host, const char *listen, const char *allowed);
+
 #endif

@@ -36,7 +36,7 @@ static const opt_t opts[] = {
     { "operator-token",    S(operator_token),    "operator token with command scope (REST, live stream, commands), at most 1024 characters; setting it (or --auth-secret) protects the API" },
     { "operator-read-token", S(operator_read_token), "operator token with read scope (REST reads, live stream), at most 1024 characters" },
     { "allowed-origins",   S(allowed_origins),   "comma list of browser Origins allowed besides the gateway's own (e.g. https://ops.example.com)" },
-    { "allowed-hosts",     S(allowed_hosts),     "comma list of DNS names browsers use to reach the gateway (e.g. gw.example.com; * = any); IP addresses and localhost are always accepted" },
+    { "allowed-hosts",     S(allowed_hosts),     "comma list of DNS names browsers use to reach the gateway (e.g. gw.example.com; * = any); IP addresses and names without a dot (localhost) are always accepted" },
     { "web-root",          S(web_root),          "directory of the dashboard files (default ./web)" },
     { "command-timeout",   L(command_timeout_ms, 100, 86400000), "ms before an unanswered command is expired (default 30000)" },
     { "workers",           L(workers, 0, 256),   "event-loop threads (default: number of cores)" },

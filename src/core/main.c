@@ -141,6 +141,15 @@ int main(int argc, char **argv)
     }
     dg_metrics.store_name = srv.store_ops->scheme;
     dg_store_config_t scfg = { .fsync = cfg.fsync };
+    /* Block SIGTERM/SIGINT before the first thread exists (the SQLite store
+     * starts its checkpoint thread in open()): a thread that does not block
+     * them takes a SIGTERM that arrives before main is in sigwait() and the
+     * default action kills the process (exit -15 instead of a drain). */
+    sigset_t early;
+    sigemptyset(&early);
+    sigaddset(&early, SIGTERM);
+    sigaddset(&early, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &early, NULL);
     if (srv.store_ops->open(cfg.store, &scfg, &srv.store, err, sizeof err) < 0) {
         fprintf(stderr, "dronegate: %s\n", err);
         return 1;

@@ -9,7 +9,6 @@
  */
 #include "http.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,7 +144,6 @@ static void header_done(dg_http_req_t *r)
     } else if (!strcmp(h, "authorization")) copy_whole(r, DG_HDR_AUTHORIZATION, r->authorization, sizeof r->authorization);
     else if (!strcmp(h, "origin")) copy_whole(r, DG_HDR_ORIGIN, r->origin, sizeof r->origin);
     else if (!strcmp(h, "host")) copy_whole(r, DG_HDR_HOST, r->host, sizeof r->host);
-    else if (!strcmp(h, "sec-fetch-site") || !strcmp(h, "sec-fetch-mode")) r->browser = 1;
     else if (!strcmp(h, "content-type")) copy_hdr(r->content_type, sizeof r->content_type, &r->hval);
     r->hname_len = 0;
     r->hval.len = 0;
@@ -444,60 +442,34 @@ static bool token_eq(const char *t, size_t tl, const char *want)
     return dg_auth_token_eq(t, tl, want, strlen(want));
 }
 
-/* Does the Host header name this gateway? IP literals cannot be rebound
- * (the page's origin is then the gateway's own address); localhost is
- * resolved by the browser itself; names must be the --listen host or in
- * --allowed-hosts ("*" = any). The port is not compared: behind a proxy it
- * is the proxy's. No Host at all: not a browser, nothing to rebind. */
 static bool host_is_ours(const dg_config_t *cfg, const dg_http_req_t *r)
 {
-    if (r->overlong & DG_HDR_HOST) return false;
-    const char *h = r->host;
-    if (!h[0]) return true;
-    char name[256];
-    size_t n;
-    if (h[0] == '[') {
-        const char *rb = strchr(h, ']');
-        if (!rb || (rb[1] && rb[1] != ':')) return false;
-        n = (size_t)(rb - h - 1);
-        if (n >= sizeof name) return false;
-        memcpy(name, h + 1, n);
-        name[n] = '\0';
-        unsigned char a6[16];
-        return inet_pton(AF_INET6, name, a6) == 1;
-    }
-    const char *colon = strchr(h, ':');
-    n = colon ? (size_t)(colon - h) : strlen(h);
-    if (n == 0 || n >= sizeof name) return false;
-    if (colon) {
-        for (const char *p = colon + 1; *p; p++) if (*p < '0' || *p > '9') return false;
-    }
-    memcpy(name, h, n);
-    name[n] = '\0';
-    unsigned char a4[4];
-    if (inet_pton(AF_INET, name, a4) == 1) return true;
-    if (!strcasecmp(name, "localhost")) return true;
-    char lhost[256];
-    int lport;
-    if (!dg_split_hostport(cfg->listen, lhost, sizeof lhost, &lport) && !strcasecmp(name, lhost)) return true;
-    if (!strcmp(cfg->allowed_hosts, "*")) return true;
-    return has_token(cfg->allowed_hosts, name) || has_token(cfg->allowed_hosts, h);   /* "name" or "name:port" */
+    return !(r->overlong & DG_HDR_HOST) && dg_auth_host_ok(r->host, cfg->listen, cfg->allowed_hosts);
 }
 
 static void misdirected(dg_conn_t *c, dg_http_req_t *r)
 {
-    char msg[400];
-    snprintf(msg, sizeof msg, "Host %.200s is not a name of this gateway (DNS rebinding protection): "
-             "add it to --allowed-hosts", (r->overlong & DG_HDR_HOST) ? "(too long)" : r->host);
+    char shown[201], msg[400];
+    size_t n = 0;   /* the Host as sent, but only the characters a host may have */
+    for (const char *p = r->host; *p && n < sizeof shown - 1; p++)
+        if (isalnum((unsigned char)*p) || strchr(".-_:[]", *p)) shown[n++] = *p;
+    shown[n] = '\0';
+    snprintf(msg, sizeof msg, "Host %s is not a name of this gateway (DNS rebinding protection): "
+             "add it to --allowed-hosts", (r->overlong & DG_HDR_HOST) ? "(too long)" : shown);
     reject(c, 421, DG_CREJ_AUTH, msg);
 }
 
 bool dg_http_operator_ok(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen, bool command_scope)
 {
     const dg_config_t *cfg = c->w->srv->cfg;
-    if (r->browser && !host_is_ours(cfg, r)) { misdirected(c, r); return false; }
     /* operator tokens given => the API is protected, with or without drone auth */
-    if (!cfg->auth_secret[0] && !cfg->operator_token[0] && !cfg->operator_read_token[0]) return true;
+    if (!cfg->auth_secret[0] && !cfg->operator_token[0] && !cfg->operator_read_token[0]) {
+        /* open API: any web page could read it through a DNS name rebound
+         * to us; only requests that name the gateway in Host get in */
+        if (host_is_ours(cfg, r) || (r->origin[0] && has_token(cfg->allowed_origins, r->origin))) return true;
+        misdirected(c, r);
+        return false;
+    }
     char tok[DG_OPERATOR_TOKEN_MAX + 1];
     const char *t = NULL;
     size_t tl = 0;

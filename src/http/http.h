@@ -37,7 +37,6 @@ struct dg_http_req {
     char     origin[256];
     char     host[256];
     uint8_t  overlong;          /* DG_HDR_* bits: that header did not fit its copy (never compared) */
-    uint8_t  browser;           /* Sec-Fetch-Site/-Mode seen: the request comes from a browser */
     char     content_type[128];
     int      complete;
     int      too_big;
@@ -73,20 +72,21 @@ void dg_http_error(dg_conn_t *c, int status, const char *msg);
  * raw or encoded): callers answer 400 (401 for a token). */
 int  dg_http_query_param(const char *query, size_t qlen, const char *key, char *out, size_t outlen);
 
-/* Operator access for /api/ requests and the live stream. A browser request
- * (Sec-Fetch-Site/-Mode) whose Host is not a name of the gateway is refused
- * with 421 (DNS rebinding, see dg_http_origin_ok). Operator auth is on when
- * --auth-secret, --operator-token or --operator-read-token is set; then the
- * request must carry an operator token of the needed scope (Authorization:
- * Bearer T or ?token=T): 401 otherwise, 403 for a read token on a command.
- * Returns false when a response was sent. */
+/* Operator access for /api/ requests and the live stream. Operator auth is
+ * on when --auth-secret, --operator-token or --operator-read-token is set;
+ * then the request must carry an operator token of the needed scope
+ * (Authorization: Bearer T or ?token=T): 401 otherwise, 403 for a read token
+ * on a command. With operator auth off, the Host must name the gateway
+ * (dg_auth_host_ok), else 421: a page whose DNS name was rebound to us could
+ * read the open API. Returns false when a response was sent. */
 bool dg_http_operator_ok(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen, bool command_scope);
 /* Browser requests (POSTs, the live stream): an Origin header, when present,
  * must be in --allowed-origins, or equal the Host header while that Host
- * names the gateway: an IP address, localhost, the --listen host or a name
- * in --allowed-hosts. A page whose DNS name was rebound to the gateway sends
- * a matching Origin and Host of its own name: 421. Any other Origin: 403.
- * Returns false when a response was sent. */
+ * names the gateway (dg_auth_host_ok: an IP address, a name without a dot
+ * such as localhost, the --listen host or a name in --allowed-hosts). A page
+ * whose DNS name was rebound to the gateway sends a matching Origin and Host
+ * of its own name: 421. Any other Origin: 403. Returns false when a response
+ * was sent. */
 bool dg_http_origin_ok(dg_conn_t *c, dg_http_req_t *r);
 /* GET /api/v1/live: WebSocket upgrade to a live watcher. */
 void dg_http_upgrade_live(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t qlen);

@@ -4,7 +4,8 @@ Each test guards one defect found against bcdadab:
   * static files: symlinks inside --web-root must not lead out of it; "..",
     %2e%2e and NUL in paths are 404;
   * DNS rebinding: an Origin that matches an attacker-chosen Host header is not
-    "same origin" unless the Host names the gateway (--allowed-hosts);
+    "same origin" unless the Host names the gateway (--allowed-hosts), and an
+    open API (no operator auth) answers only requests whose Host names it;
   * operator tokens without --auth-secret protect the API;
   * operator tokens up to 1024 characters work, longer ones are 401 (never a
     truncated compare);
@@ -167,7 +168,7 @@ def test_rebinding_host_with_matching_origin_is_refused(server_factory):
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:{p}", "localhost:{p}", "LocalHost:{p}", "[::1]:{p}",
-                                  "10.1.2.3:{p}"])
+                                  "10.1.2.3:{p}", "dronebox:{p}"])
 def test_same_origin_with_a_host_that_names_the_gateway(server_factory, host):
     s = server_factory()
     h = host.format(p=s.port)
@@ -202,20 +203,34 @@ def test_allowed_hosts_and_allowed_origins(server_factory):
     assert st == 421
 
 
-def test_browser_get_with_foreign_host_is_refused(server_factory):
-    """A rebound page reads the API with a same-origin fetch: no Origin header,
-    but the browser sends Sec-Fetch-Site. Non-browser clients (no Sec-Fetch-*)
-    are not affected by the Host."""
+def test_open_api_read_through_a_rebound_name_is_refused(server_factory):
+    """With operator auth off, a rebound page reads the API with a same-origin
+    fetch (no Origin header; no Sec-Fetch-* either over plain http): the Host
+    is the only sign. Every /api/ request must then name the gateway."""
     s = server_factory()
     evil = f"evil.example:{s.port}"
-    st, _, body = raw(s.port, get_req("/api/v1/drones", host=evil,
-                                      extra=("Sec-Fetch-Site: same-origin", "Sec-Fetch-Mode: cors")))
-    assert st == 421, f"rebound browser GET -> {st} {body[:200]!r}"
-    st, _, _ = raw(s.port, get_req("/api/v1/drones", host=evil))
+    st, _, body = raw(s.port, get_req("/api/v1/drones", host=evil))
+    assert st == 421, f"open API read through a rebound name -> {st} {body[:200]!r}"
+    st, _, _ = raw(s.port, get_req("/api/v1/drones/d1/telemetry", host=evil))
+    assert st == 421
+    st, _, _ = raw(s.port, upgrade_req("/api/v1/live", evil))        # no Origin either
+    assert st == 421
+    for ok in (f"127.0.0.1:{s.port}", f"localhost:{s.port}", "dronebox", "x", f"[::1]:{s.port}"):
+        st, _, _ = raw(s.port, get_req("/api/v1/drones", host=ok))
+        assert st == 200, f"Host {ok} -> {st}"
+    # the dashboard files and health endpoints are not affected
+    assert raw(s.port, get_req("/healthz", host=evil))[0] == 200
+    assert raw(s.port, get_req("/", host=evil))[0] == 200
+
+
+def test_protected_api_does_not_depend_on_host(server_factory):
+    """With operator auth on, the token decides (a rebound page has none):
+    scripts through a proxy under any name keep working."""
+    s = server_factory(secret="k", operator_token="tok")
+    st, _, _ = raw(s.port, get_req("/api/v1/drones", host="gw.example.com", token="tok"))
     assert st == 200
-    st, _, _ = raw(s.port, get_req("/api/v1/drones", host=f"127.0.0.1:{s.port}",
-                                   extra=("Sec-Fetch-Site: same-origin",)))
-    assert st == 200
+    st, _, _ = raw(s.port, get_req("/api/v1/drones", host="gw.example.com"))
+    assert st == 401
 
 
 # ---------------------------------------------------------------- 3. operator token without --auth-secret

@@ -135,6 +135,31 @@ TEST(operator_token_lengths)
     ASSERT(!dg_auth_token_eq(given, 248, want, DG_OPERATOR_TOKEN_MAX));
 }
 
+TEST(host_names_the_gateway)
+{
+    static const char *ok[] = {
+        "", "127.0.0.1", "127.0.0.1:8080", "10.1.2.3:80", "[::1]:8080", "[::1]", "[2001:db8::5]:443",
+        "[::ffff:10.0.0.1]", "localhost", "LOCALHOST:8080", "dronebox", "dronebox:8080", "x",
+        "gw.example.com", "GW.Example.COM:443", "ops.example.net", "pinned.example:8443", "gw.local:1",
+    };
+    static const char *bad[] = {
+        "evil.example", "evil.example:8080", "gw.example.com.evil.example", "example.com",
+        "pinned.example", "pinned.example:9", "127.0.0.1.evil.example", "localhost.", "evil.example.",
+        "evil.example:", "evil.example:80:80", "evil.example:8o", ":8080", "[::1", "[::1]x", "[evil.example]",
+        "[fe80::1%eth0]", "a b.example", "evil.example;x", "gw.example.com@evil.example", "ev\x01il.example",
+    };
+    const char *allowed = " gw.example.com, ops.example.net ,pinned.example:8443";
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!dg_auth_host_ok(ok[i], "gw.local:8080", allowed)) CHECK__FAIL("Host \"%s\" refused", ok[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (dg_auth_host_ok(bad[i], "gw.local:8080", allowed)) CHECK__FAIL("Host \"%s\" accepted", bad[i]);
+    ASSERT(dg_auth_host_ok(NULL, NULL, NULL));
+    ASSERT(!dg_auth_host_ok("evil.example", NULL, NULL));
+    ASSERT(!dg_auth_host_ok("evil.example", "0.0.0.0:8080", ""));
+    ASSERT(dg_auth_host_ok("evil.example", "0.0.0.0:8080", "*"));     /* check off */
+    ASSERT(dg_auth_host_ok("api.example.org:8080", "api.example.org:8080", ""));   /* --listen NAME:PORT */
+}
+
 int main(void)
 {
     RUN(token_known_vectors);
@@ -145,5 +170,6 @@ int main(void)
     RUN(drone_token_edges);
     RUN(operator_token_exact);
     RUN(operator_token_lengths);
+    RUN(host_names_the_gateway);
     return check_summary("auth");
 }
