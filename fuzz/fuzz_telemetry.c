@@ -17,7 +17,9 @@
  *     alternately as RFC 3339 via timefmt.c and as epoch ms) decodes, with a
  *     second decoder, to the identical record;
  *   - determinism: a second decoder with a tiny initial token budget (so it
- *     regrows) reports the same digest of callbacks.
+ *     regrows) reports the same digest of callbacks;
+ *   - linear cost: the decoder's work counter stays within 70 units per
+ *     byte (deep nesting is refused before jsmn's quadratic close walk).
  * Cheap side checks on the same bytes: number.c agrees with strtod when the
  * input is a JSON number; RFC 3339 parse -> format -> parse is stable;
  * dg_jw_str() output is always a valid JSON string for the decoder.
@@ -224,6 +226,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run_t a = { .digest = 14695981039346656037ull, .rt = 1 };
     dg_decode_sink_t sink = { on_record, on_error, on_ack, &a };
     int rc = dg_json_decode(dec_main, buf, size, NOW_MS, RECV_US, &sink);
+    /* linear cost for every input (depth bounded before jsmn runs) */
+    FZ_ASSERT(dg_json_decoder_work(dec_main) <= 70 * (uint64_t)size + 64);
     if (rc == -1) {
         FZ_ASSERT(a.invalid_json == 1 && a.errors == 1 && a.records == 0 && a.acks == 0);
     } else {

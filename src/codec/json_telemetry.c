@@ -94,6 +94,7 @@
 #define JSMN_STRICT
 #define JSMN_PARENT_LINKS
 #include <jsmn.h>
+#include "jsmn_util.h"
 
 #include "../core/timefmt.h"
 #include "jsonstr.h"
@@ -382,9 +383,7 @@ static int skip_value(const dctx_t *c, int i)
 {
     const jsmntok_t *t = &c->tok[i];
     if (t->type != JSMN_OBJECT && t->type != JSMN_ARRAY) return i + 1;
-    int end = t->end, j = i + 1;
-    while (j < c->ntok && c->tok[j].start < end) j++;
-    return j;
+    return dg_jsmn_skip(c->tok, c->ntok, i);
 }
 
 static inline const char *tstr(const dctx_t *c, int i, size_t *n)
@@ -647,6 +646,88 @@ static int frame_error(const dg_decode_sink_t *sink, const char *fmt, ...)
     return -1;
 }
 
+static int why_fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int why_fail(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Steps 0-2 on json[0..len), whose first non-blank byte (at first) is '{'
+ * or '['. 0 with *ntok tokens in d->tok, or -1 with a reason in why. */
+static int strict_parse(dg_json_decoder_t *d, const char *json, size_t len, size_t first,
+                        int *ntok, char *why, size_t whylen)
+{
+    /* 0. pre-scan: bound depth and tokens before jsmn runs */
+    prescan_t ps;
+    prescan(json, len, first, DG_JSON_MAX_DEPTH, &ps);
+    d->work = ps.scanned;
+    if (ps.deep_at != SIZE_MAX)
+        return why_fail(why, whylen, "invalid JSON near byte %zu: nested too deeply (more than %d levels)",
+                        ps.deep_at, DG_JSON_MAX_DEPTH);
+    if (ps.tokens > d->max)
+        return why_fail(why, whylen, "frame has more than %u JSON tokens", d->max);
+    if (ps.tokens > d->cap) {
+        unsigned cap = d->cap;
+        while (cap < ps.tokens) cap = cap > d->max / 2 ? d->max : cap * 2;
+        jsmntok_t *t = malloc((size_t)cap * sizeof *t);   /* contents are scratch: no realloc copy */
+        if (!t) return why_fail(why, whylen, "out of memory decoding frame");
+        free(d->tok);
+        d->tok = t;
+        d->cap = cap;
+    }
+
+    /* 1. tokenize */
+    jsmn_parser p;
+    int r;
+    for (;;) {
+        jsmn_init(&p);
+        r = jsmn_parse(&p, json, len, d->tok, d->cap);
+        /* a bound on jsmn's work: every byte, and at each close at most one
+         * parent-link step per level of nesting */
+        d->work += len + (uint64_t)p.toknext * (ps.max_depth + 1);
+        if (r != JSMN_ERROR_NOMEM) break;
+        if (d->cap >= d->max)
+            return why_fail(why, whylen, "frame has more than %u JSON tokens", d->max);
+        unsigned cap = d->cap > d->max / 2 ? d->max : d->cap * 2;
+        jsmntok_t *t = malloc((size_t)cap * sizeof *t);   /* contents are scratch: no realloc copy */
+        if (!t) return why_fail(why, whylen, "out of memory decoding frame");
+        free(d->tok);
+        d->tok = t;
+        d->cap = cap;
+    }
+    if (r == JSMN_ERROR_PART) {
+        if (memchr(json, '\0', len))    /* jsmn stops at NUL */
+            return why_fail(why, whylen, "invalid JSON: NUL byte in frame");
+        return why_fail(why, whylen, "invalid JSON: unexpected end of frame");
+    }
+    if (r < 0)
+        return why_fail(why, whylen, "invalid JSON near byte %u", p.pos);
+    if (r == 0)
+        return why_fail(why, whylen, "empty frame: expected a JSON object or array");
+
+    /* 2. validate */
+    walk_t w = { .js = json, .len = len, .pos = first, .tok = d->tok, .ntok = (int)p.toknext,
+                 .i = 0, .why = NULL };
+    if (walk_value(&w, 0) == 0) {
+        skip_ws(&w);
+        if (w.i != w.ntok || w.pos != len) {
+            if (w.pos >= len) w.pos = len ? len - 1 : 0;
+            w.why = "unexpected data after the JSON value";
+        } else {
+            d->work += (uint64_t)w.ntok;
+            *ntok = w.ntok;
+            return 0;
+        }
+    }
+    if (w.pos > len) w.pos = len;
+    return why_fail(why, whylen, "invalid JSON near byte %zu%s%s", w.pos,
+                    w.why ? ": " : "", w.why ? w.why : "");
+}
+
 uint64_t dg_json_decoder_work(const dg_json_decoder_t *d)
 {
     return d->work;
@@ -666,75 +747,12 @@ int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
     if (json[first] != '{' && json[first] != '[')
         return frame_error(sink, "frame must be a JSON object or an array of objects");
 
-    /* 0. pre-scan: bound depth and tokens before jsmn runs */
-    prescan_t ps;
-    prescan(json, len, first, DG_JSON_MAX_DEPTH, &ps);
-    d->work = ps.scanned;
-    if (ps.deep_at != SIZE_MAX)
-        return frame_error(sink, "invalid JSON near byte %zu: nested too deeply (more than %d levels)",
-                           ps.deep_at, DG_JSON_MAX_DEPTH);
-    if (ps.tokens > d->max)
-        return frame_error(sink, "frame has more than %u JSON tokens", d->max);
-    if (ps.tokens > d->cap) {
-        unsigned cap = d->cap;
-        while (cap < ps.tokens) cap = cap > d->max / 2 ? d->max : cap * 2;
-        jsmntok_t *t = malloc((size_t)cap * sizeof *t);   /* contents are scratch: no realloc copy */
-        if (!t) return frame_error(sink, "out of memory decoding frame");
-        free(d->tok);
-        d->tok = t;
-        d->cap = cap;
-    }
+    char why[160];
+    int ntok;
+    if (strict_parse(d, json, len, first, &ntok, why, sizeof why)) return frame_error(sink, "%s", why);
 
-    /* 1. tokenize */
-    jsmn_parser p;
-    int r;
-    for (;;) {
-        jsmn_init(&p);
-        r = jsmn_parse(&p, json, len, d->tok, d->cap);
-        /* a bound on jsmn's work: every byte, and at each close at most one
-         * parent-link step per level of nesting */
-        d->work += len + (uint64_t)p.toknext * (ps.max_depth + 1);
-        if (r != JSMN_ERROR_NOMEM) break;
-        if (d->cap >= d->max)
-            return frame_error(sink, "frame has more than %u JSON tokens", d->max);
-        unsigned cap = d->cap > d->max / 2 ? d->max : d->cap * 2;
-        jsmntok_t *t = malloc((size_t)cap * sizeof *t);   /* contents are scratch: no realloc copy */
-        if (!t) return frame_error(sink, "out of memory decoding frame");
-        free(d->tok);
-        d->tok = t;
-        d->cap = cap;
-    }
-    if (r == JSMN_ERROR_PART) {
-        if (memchr(json, '\0', len))    /* jsmn stops at NUL */
-            return frame_error(sink, "invalid JSON: NUL byte in frame");
-        return frame_error(sink, "invalid JSON: unexpected end of frame");
-    }
-    if (r < 0)
-        return frame_error(sink, "invalid JSON near byte %u", p.pos);
-    if (r == 0)
-        return frame_error(sink, "empty frame: expected a JSON object or array");
-
-    /* 2. validate */
-    walk_t w = { .js = json, .len = len, .pos = first, .tok = d->tok, .ntok = (int)p.toknext,
-                 .i = 0, .why = NULL };
-    if (walk_value(&w, 0) == 0) {
-        skip_ws(&w);
-        if (w.i != w.ntok || w.pos != len) {
-            if (w.pos >= len) w.pos = len ? len - 1 : 0;
-            w.why = "unexpected data after the JSON value";
-        } else {
-            w.why = NULL;
-            goto valid;
-        }
-    }
-    if (w.pos > len) w.pos = len;
-    return frame_error(sink, "invalid JSON near byte %zu%s%s", w.pos,
-                       w.why ? ": " : "", w.why ? w.why : "");
-
-valid:;
-    d->work += (uint64_t)w.ntok;
     /* 3. decode */
-    dctx_t c = { .d = d, .js = json, .tok = d->tok, .ntok = w.ntok, .now_ms = now_ms,
+    dctx_t c = { .d = d, .js = json, .tok = d->tok, .ntok = ntok, .now_ms = now_ms,
                  .recv_us = recv_us, .sink = sink, .records = 0 };
     if (d->tok[0].type == JSMN_OBJECT) {
         decode_object(&c, 0);
@@ -752,4 +770,18 @@ valid:;
         }
     }
     return c.records;
+}
+
+int dg_json_validate(dg_json_decoder_t *d, const char *json, size_t len, char *why, size_t whylen)
+{
+    d->work = 0;
+    if (len >= INT_MAX) return why_fail(why, whylen, "JSON text too large");
+    size_t first = 0;
+    while (first < len && (json[first] == ' ' || json[first] == '\n' ||
+                           json[first] == '\r' || json[first] == '\t'))
+        first++;
+    if (first == len || (json[first] != '{' && json[first] != '['))
+        return why_fail(why, whylen, "expected a JSON object or array");
+    int ntok;
+    return strict_parse(d, json, len, first, &ntok, why, whylen);
 }

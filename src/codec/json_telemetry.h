@@ -61,6 +61,12 @@ void dg_json_decoder_free(dg_json_decoder_t *d);
 int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
                    int64_t now_ms, int64_t recv_us, const dg_decode_sink_t *sink);
 
+/* Check that json[0..len) is one JSON object or array, strictly per RFC
+ * 8259 (the checks of dg_json_decode's steps 0-2: depth, tokens, grammar,
+ * strings with valid escapes, UTF-8 and paired surrogates, numbers). 0, or
+ * -1 with a reason in why. */
+int dg_json_validate(dg_json_decoder_t *d, const char *json, size_t len, char *why, size_t whylen);
+
 /* Work units spent by the last dg_json_decode() on d: bytes looked at by the
  * pre-scan and by each tokenizer pass, plus a bound on the tokenizer's
  * parent-link steps (tokens x (nesting depth + 1)), plus tokens validated.

@@ -7,6 +7,9 @@
  */
 #include "jsonstr.h"
 
+#include "../core/strutil.h"
+#include "../core/utf8.h"
+
 #include <string.h>
 
 /* Bytes allowed verbatim inside a string: >= 0x20, ASCII, not '"' or '\\'.
@@ -22,20 +25,12 @@ static const unsigned char dg__str_plain[256] = {
 #undef R16
 };
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 /* Four hex digits at s -> *u. 0 or -1. */
 static int hex4(const unsigned char *s, unsigned *u)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
+        int h = dg_hexval(s[i]);
         if (h < 0) return -1;
         v = v << 4 | (unsigned)h;
     }
@@ -90,21 +85,9 @@ int dg_json_str_check(const unsigned char *s, size_t n, size_t *bad)
             }
         }
         if (c < 0x80) goto bad;          /* control character or raw '"' */
-        /* UTF-8 (RFC 3629): no overlongs, no surrogates, <= U+10FFFF */
-        unsigned char lo = 0x80, hi = 0xBF;
-        size_t len;
-        if (c >= 0xC2 && c <= 0xDF)      len = 2;
-        else if (c == 0xE0)              { len = 3; lo = 0xA0; }
-        else if (c == 0xED)              { len = 3; hi = 0x9F; }
-        else if (c >= 0xE1 && c <= 0xEF) len = 3;
-        else if (c == 0xF0)              { len = 4; lo = 0x90; }
-        else if (c == 0xF4)              { len = 4; hi = 0x8F; }
-        else if (c >= 0xF1 && c <= 0xF3) len = 4;
-        else goto bad;
-        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) goto bad;
-        for (size_t k = 2; k < len; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF) goto bad;
-        i += len;
+        int len = dg_utf8_seq(s + i, n - i);            /* RFC 3629 */
+        if (len < 0) goto bad;
+        i += (size_t)len;
     }
     return esc;
 bad:

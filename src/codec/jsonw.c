@@ -23,6 +23,8 @@
  */
 #include "jsonw.h"
 
+#include "../core/utf8.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -41,30 +43,6 @@ static const unsigned char dg__jw_plain[256] = {
     R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* 0x80-0xFF */
 #undef R16
 };
-
-/* Length of the valid UTF-8 sequence at s[0..n) (n >= 1, s[0] >= 0x80), or
- * -(length of the maximal ill-formed subpart) when invalid. */
-static int utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    int len;
-    if (c >= 0xC2 && c <= 0xDF)      len = 2;
-    else if (c == 0xE0)              { len = 3; lo = 0xA0; }
-    else if (c == 0xED)              { len = 3; hi = 0x9F; }
-    else if (c >= 0xE1 && c <= 0xEF) len = 3;
-    else if (c == 0xF0)              { len = 4; lo = 0x90; }
-    else if (c == 0xF4)              { len = 4; hi = 0x8F; }
-    else if (c >= 0xF1 && c <= 0xF3) len = 4;
-    else return -1;
-    int i = 1;
-    for (; i < len; i++) {
-        if ((size_t)i >= n) return -i;
-        unsigned char b = s[i];
-        unsigned char l = i == 1 ? lo : 0x80, h = i == 1 ? hi : 0xBF;
-        if (b < l || b > h) return -i;
-    }
-    return len;
-}
 
 int dg_jw_str(dg_buf_t *b, const char *str, size_t n)
 {
@@ -98,7 +76,7 @@ int dg_jw_str(dg_buf_t *b, const char *str, size_t n)
             }
             i++;
         } else {
-            int l = utf8_seq(s + i, n - i);
+            int l = dg_utf8_seq(s + i, n - i);
             if (l > 0) {
                 memcpy(o, s + i, (size_t)l); o += l; i += (size_t)l;
             } else {

@@ -19,10 +19,13 @@
  */
 #include "validate.h"
 
+#include "../core/utf8.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* 1677-09-22T00:00:00.000Z and 2262-04-11T23:47:16.854Z (INT64_MAX ns, in ms) */
 #define DG__TS_MIN INT64_C(-9223286400000)
@@ -30,28 +33,7 @@
 
 static bool utf8_valid_no_nul(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c == 0) return false;
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF)      { len = 2; }
-        else if (c == 0xE0)              { len = 3; lo = 0xA0; }
-        else if (c == 0xED)              { len = 3; hi = 0x9F; }
-        else if (c >= 0xE1 && c <= 0xEF) { len = 3; }
-        else if (c == 0xF0)              { len = 4; lo = 0x90; }
-        else if (c == 0xF4)              { len = 4; hi = 0x8F; }
-        else if (c >= 0xF1 && c <= 0xF3) { len = 4; }
-        else return false;
-        if (n - i < len) return false;
-        if (s[i + 1] < lo || s[i + 1] > hi) return false;
-        for (size_t k = 2; k < len; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return false;
-        i += len;
-    }
-    return true;
+    return !memchr(s, '\0', n) && dg_utf8_valid(s, n);
 }
 
 static int fail(const char **field, const char *name, char *msg, size_t msglen, const char *text)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "hash.h"
 #include "metrics.h"
 #include "timefmt.h"
 #include "../codec/jsonw.h"
@@ -209,9 +210,7 @@ static bool wants(const struct dg_live_watch *lw, const char *id)
 
 static uint32_t hash_id(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
-    return h;
+    return dg_fnv1a32(s, n);
 }
 
 /* Keep `frame` as the latest telemetry of drone id; count what it replaces. */

@@ -20,6 +20,8 @@
  */
 #include "registry.h"
 
+#include "hash.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -64,9 +66,7 @@ struct dg_registry {
 
 static uint32_t fnv1a(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
-    return h;
+    return dg_fnv1a32(s, n);
 }
 
 static stripe_t *stripe_of(dg_registry_t *r, uint32_t hash) { return &r->s[hash & (NSTRIPES - 1)]; }

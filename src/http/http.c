@@ -25,6 +25,7 @@
 #include "../core/timefmt.h"
 #include "../net/worker.h"
 #include "../ws/ws.h"
+#include "../core/strutil.h"
 
 static const char *reason_of(int status)
 {
@@ -305,14 +306,6 @@ void dg_http_read_done(dg_worker_t *w, struct dg_read_job *j)
 
 /* ---- query strings ---- */
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 int dg_http_query_param(const char *q, size_t qlen, const char *key, char *out, size_t outlen)
 {
     size_t klen = strlen(key), i = 0;
@@ -322,22 +315,13 @@ int dg_http_query_param(const char *q, size_t qlen, const char *key, char *out, 
         size_t eq = i;
         while (eq < end && q[eq] != '=') eq++;
         if (eq - i == klen && !memcmp(q + i, key, klen)) {
-            size_t o = 0;
-            for (size_t k = eq < end ? eq + 1 : end; k < end; k++) {
-                int ch = (unsigned char)q[k];
-                if (ch == '+') ch = ' ';
-                else if (ch == '%') {
-                    if (k + 2 >= end) return -1;
-                    int h = hexval(q[k + 1]), l = hexval(q[k + 2]);
-                    if (h < 0 || l < 0) return -1;
-                    ch = h * 16 + l;
-                    k += 2;
-                }
+            size_t v = eq < end ? eq + 1 : end;
+            long n = dg_percent_decode(q + v, end - v, out, outlen, DG_PCT_PLUS | DG_PCT_STRICT);
+            if (n < 0) return -1;
+            for (long k = 0; k < n; k++) {
+                unsigned char ch = (unsigned char)out[k];
                 if (ch < 0x20 || ch == 0x7f) return -1;   /* NUL, CR, LF, ...: never a valid value */
-                if (o + 1 >= outlen) return -1;
-                out[o++] = (char)ch;
             }
-            out[o] = '\0';
             return 1;
         }
         i = end + 1;

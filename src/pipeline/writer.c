@@ -48,6 +48,7 @@
 #include <time.h>
 
 #include "../core/commands.h"
+#include "../core/hash.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/timefmt.h"
@@ -167,9 +168,7 @@ static void write_commands(dg_writer_t *w, cmd_node_t *n)
 
 static uint32_t id_hash(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
-    return h;
+    return dg_fnv1a32(s, n);
 }
 
 /* Remember the newest committed record per drone for the drones table. */

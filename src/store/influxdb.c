@@ -98,9 +98,12 @@
 #define JSMN_STATIC
 #define JSMN_PARENT_LINKS
 #include <jsmn.h>
+#include "../codec/jsmn_util.h"
 
 #include "../codec/jsonw.h"
 #include "../core/buf.h"
+#include "../core/hash.h"
+#include "../core/strutil.h"
 #include "../core/commands.h"
 #include "../core/log.h"
 #include "../core/timefmt.h"
@@ -346,9 +349,7 @@ static int lp_telemetry(dg_buf_t *b, const dg_record_t *r, int64_t ts_ns)
 
 static uint32_t id_hash(const char *s)
 {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 16777619u; }
-    return h;
+    return dg_fnv1a32(s, strlen(s));
 }
 
 static wm_ent_t *wm_get(dg_store_t *s, const char *id, int create)
@@ -728,31 +729,16 @@ static int ix_put_command(dg_store_t *s, const dg_command_t *c, char *err, size_
 
 /* ---- reads: /query answers ---------------------------------------------- */
 
-static int tok_eq(const char *js, const jsmntok_t *t, const char *s)
-{
-    size_t n = strlen(s);
-    return t->type == JSMN_STRING && (size_t)(t->end - t->start) == n && !memcmp(js + t->start, s, n);
-}
-
-/* Index after token i and its children. */
-static int skip(const jsmntok_t *t, int n, int i)
-{
-    int end = t[i].end;
-    i++;
-    while (i < n && t[i].start < end) i++;
-    return i;
-}
+static int tok_eq(const char *js, const jsmntok_t *t, const char *s) { return dg_jsmn_eq(js, t, s); }
+static int skip(const jsmntok_t *t, int n, int i) { return dg_jsmn_skip(t, n, i); }
 
 static int hex4(const char *p, unsigned *out)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
+        int h = dg_hexval(p[i]);
+        if (h < 0) return -1;
+        v = v << 4 | (unsigned)h;
     }
     *out = v;
     return 0;
@@ -1324,20 +1310,7 @@ static void ix_close(dg_store_t *s)
 /* Percent-decode src[0..n) into out (NUL-terminated); -1 when it does not fit. */
 static int pct_decode(const char *src, size_t n, char *out, size_t cap)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (o + 1 >= cap) return -1;
-        unsigned v;
-        char h[4] = { '0', '0', 0, 0 };
-        if (src[i] == '%' && i + 2 < n) {
-            h[2] = src[i + 1];
-            h[3] = src[i + 2];
-            if (hex4(h, &v) == 0) { out[o++] = (char)v; i += 2; continue; }
-        }
-        out[o++] = src[i];
-    }
-    out[o] = '\0';
-    return 0;
+    return dg_percent_decode(src, n, out, cap, 0) < 0 ? -1 : 0;
 }
 
 /* The URI for messages: no password, no query string (token=). */
@@ -1376,15 +1349,8 @@ static int apply_opt(dg_store_t *s, const char *k, size_t kl, const char *v, siz
         if (n >= sizeof s->rp) goto toolong;
         memcpy(s->rp, tmp, n + 1);
     } else if (KEY("timeout")) {
-        int64_t ms = 0;
-        char *end;
-        long long num = strtoll(tmp, &end, 10);
-        if (!tmp[0] || end == tmp || num <= 0 || num > 3600000) goto badtime;
-        if (!strcmp(end, "ms")) ms = num;
-        else if (!strcmp(end, "s") || !*end) ms = num * 1000;
-        else if (!strcmp(end, "m")) ms = num * 60000;
-        else goto badtime;
-        if (ms > 3600000) goto badtime;
+        int64_t ms = 0;                   /* a bare number is seconds */
+        if (dg_parse_duration_ms(tmp, strlen(tmp), 1000, &ms) || ms <= 0 || ms > 3600000) goto badtime;
         s->timeout_ms = (long)ms;
     } else if (KEY("writers")) {
         char *end;

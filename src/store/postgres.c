@@ -140,6 +140,8 @@
 
 #include "../core/buf.h"
 #include "../core/commands.h"
+#include "../core/hash.h"
+#include "../core/strutil.h"
 #include "../core/log.h"
 #include "../core/timefmt.h"
 
@@ -344,27 +346,7 @@ static int64_t pg_to_ms(int64_t us)
 /* "<n><unit>" with unit s m h d w (or ms); "0" alone is 0. */
 static int parse_interval(const char *s, size_t n, int64_t *out)
 {
-    size_t i = 0;
-    int64_t v = 0;
-    while (i < n && s[i] >= '0' && s[i] <= '9') {
-        if (v > INT64_MAX / 10 - 9) return -1;
-        v = v * 10 + (s[i++] - '0');
-    }
-    if (i == 0) return -1;
-    size_t ul = n - i;
-    const char *u = s + i;
-    int64_t mul;
-    if (ul == 0) { if (v != 0) return -1; mul = 1; }
-    else if (ul == 2 && !strncmp(u, "ms", 2)) mul = 1;
-    else if (ul == 1 && *u == 's') mul = 1000;
-    else if (ul == 1 && *u == 'm') mul = 60000;
-    else if (ul == 1 && *u == 'h') mul = 3600000;
-    else if (ul == 1 && *u == 'd') mul = 86400000;
-    else if (ul == 1 && *u == 'w') mul = 7 * 86400000LL;
-    else return -1;
-    if (v > INT64_MAX / mul) return -1;
-    *out = v * mul;
-    return 0;
+    return dg_parse_duration_ms(s, n, 0, out);
 }
 
 static int parse_int(const char *s, size_t n, int lo, int hi, int *out)
@@ -1090,9 +1072,7 @@ static char *enc_seq(char *p, const dg_record_t *r)
  * a redelivered row always meets its original on the same connection. */
 static unsigned drone_part(const char *id, int nparts)
 {
-    uint32_t h = 2166136261u;   /* FNV-1a */
-    for (size_t i = 0; i < DG_DRONE_ID_MAX && id[i]; i++) h = (h ^ (uint8_t)id[i]) * 16777619u;
-    return h % (unsigned)nparts;
+    return dg_fnv1a32_str(id, DG_DRONE_ID_MAX) % (unsigned)nparts;
 }
 
 /* Encode the records of one part (sel NULL: every row; else the rows with

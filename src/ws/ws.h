@@ -77,13 +77,8 @@ void dg_ws_unmask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset);
  * (>= 10 bytes). Returns the header length. */
 size_t dg_ws_write_header(uint8_t *out, int opcode, uint64_t len);
 
-/* Incremental UTF-8 validation (Hoehrmann-style DFA; rejects overlongs,
- * surrogates, > U+10FFFF). *state starts at DG_UTF8_ACCEPT. Returns the new
- * state: DG_UTF8_ACCEPT (complete code points so far), DG_UTF8_REJECT (invalid;
- * sticky), or another value (in the middle of a code point). */
-#define DG_UTF8_ACCEPT 0
-#define DG_UTF8_REJECT 1
-uint32_t dg_utf8_update(uint32_t state, const uint8_t *p, size_t n);
+/* Incremental UTF-8 validation: dg_utf8_update() in core/utf8.h. */
+#include "../core/utf8.h"
 
 /* Valid close codes a peer may send (1000-1003, 1007-1011, 3000-4999). */
 bool dg_ws_close_code_valid(uint16_t code);

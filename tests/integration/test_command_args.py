@@ -1,7 +1,7 @@
 """Command POST hardening (issue 8 1.6): args that a WebSocket peer cannot
 read are refused with 400 (the drone's and the dashboards' connections stay
-up), args reach the drone re-serialised, and a drone has at most 64 open
-commands (the 65th POST gets 429)."""
+up), valid args reach the drone as the same JSON, and a drone has at most 64
+open commands (the 65th POST gets 429)."""
 import json
 
 from dg import T, Drone, minimal, new_id, run
@@ -27,7 +27,7 @@ def test_args_that_peers_cannot_read_are_refused(srv):
             r = post(srv, drone, body)
             assert r.status == 400, (body, r)
             assert "error" in r.json()
-        # args are re-serialised: whitespace and escapes normalised, still the same JSON
+        # valid args with whitespace and escapes: the drone gets the same JSON
         r = post(srv, drone, b'{"name":"land", "args": { "why" : "caf\\u00e9 \\/ \\"x\\"" , "n" : [1 , 2] } }')
         assert r.status == 202, r
         cid = r.json()["id"]

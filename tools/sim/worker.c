@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "ws/ws.h"
+#include "core/hash.h"
 
 #define RBUF_SIZE   (256 * 1024)
 #define MAX_EVENTS  1024
@@ -81,8 +82,7 @@ void sim_log(sim_worker_t *w, const char *fmt, ...)
     if (n < 0) return;
     const char *what = strstr(line, ": ");
     what = what ? what + 2 : line;
-    uint64_t h = 1469598103934665603ull;               /* FNV-1a */
-    for (const char *p = what; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    uint64_t h = dg_fnv1a64(what, strlen(what));
     for (int i = 0; i < LOG_BUDGET; i++)
         if (w->log_seen[i] == h) return;
     w->log_seen[LOG_BUDGET - w->log_budget] = h;

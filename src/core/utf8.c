@@ -1,4 +1,5 @@
-/* utf8.c - incremental UTF-8 validation for WebSocket text messages.
+/* utf8.c - UTF-8 validation (see utf8.h): incremental for WebSocket text
+ * messages, whole buffers, and one sequence at a time for writers.
  *
  * Bjoern Hoehrmann's DFA ("Flexible and Economical UTF-8 Decoder",
  * http://bjoern.hoehrmann.de/utf-8/decoder/dfa/, MIT licence; table below
@@ -17,7 +18,7 @@
  *
  * Pure function, any thread. REJECT is sticky.
  */
-#include "ws.h"
+#include "utf8.h"
 
 #include <string.h>
 
@@ -73,4 +74,31 @@ uint32_t dg_utf8_update(uint32_t state, const uint8_t *p, size_t n)
         if (s16 == DG_UTF8_REJECT * 16) break;
     }
     return s16 / 16;
+}
+
+bool dg_utf8_valid(const void *s, size_t n)
+{
+    return dg_utf8_update(DG_UTF8_ACCEPT, s, n) == DG_UTF8_ACCEPT;
+}
+
+int dg_utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    int len;
+    if (c >= 0xC2 && c <= 0xDF)      len = 2;
+    else if (c == 0xE0)              { len = 3; lo = 0xA0; }
+    else if (c == 0xED)              { len = 3; hi = 0x9F; }
+    else if (c >= 0xE1 && c <= 0xEF) len = 3;
+    else if (c == 0xF0)              { len = 4; lo = 0x90; }
+    else if (c == 0xF4)              { len = 4; hi = 0x8F; }
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else return -1;
+    int i = 1;
+    for (; i < len; i++) {
+        if ((size_t)i >= n) return -i;
+        unsigned char b = s[i];
+        unsigned char l = i == 1 ? lo : 0x80, h = i == 1 ? hi : 0xBF;
+        if (b < l || b > h) return -i;
+    }
+    return len;
 }
