@@ -334,13 +334,11 @@ static void get_command(dg_conn_t *c, const char *id, size_t idlen)
 
 /* ---- static files (the dashboard) ---- */
 
-/* Security headers of every dashboard response (csp.h). The tile server of
- * --map-tiles belongs in img-src: pass cfg->map_tiles here once that flag is
- * in this build (engineer "ops", branch h/ops). */
+/* Security headers of every dashboard response (csp.h); the tile server of
+ * --map-tiles is added to img-src. */
 static void page_headers(dg_conn_t *c, char out[DG_CSP_HEADERS_MAX])
 {
-    (void)c;
-    dg_csp_page_headers(out, DG_CSP_HEADERS_MAX, NULL);
+    dg_csp_page_headers(out, DG_CSP_HEADERS_MAX, c->w->srv->cfg->map_tiles);
 }
 
 static const char *ctype_of(const char *path)
