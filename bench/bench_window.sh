@@ -14,8 +14,9 @@
 #   null-def    dronegate --store null: with the binary's default flags
 #   null-old    ... --ack-interval 50 --commit-interval 20 (the old defaults)
 #   null-new    ... --ack-interval 0 --commit-interval 0
-#   sqlite-def, sqlite-old, sqlite-new: the same on SQLite (durable)
-# Cases: every (frame batch K, window W): a saturation run (--rate 0: acked
+#   null-ack0   ... --ack-interval 0 --commit-interval 20 (acks only)
+#   sqlite-def, sqlite-old, sqlite-new, sqlite-ack0: the same on SQLite (durable)
+# Cases: every (frame batch K, window W >= K; a smaller W is raised to K): a saturation run (--rate 0: acked
 # msgs/s and ack p99) then a half-rate run (each drone at half its
 # saturation rate: ack p99). For one case the configs run one after the
 # other (interleaved A/B), so a noisy neighbour hits them alike; repeat the
@@ -55,6 +56,7 @@ start() {   # start CONFIG
   case $c in
     *-old) flags=(--ack-interval 50 --commit-interval 20) ;;
     *-new) flags=(--ack-interval 0 --commit-interval 0) ;;
+    *-ack0) flags=(--ack-interval 0 --commit-interval 20) ;;
   esac
   $B/dronegate --listen 127.0.0.1:$port --store "$store" --max-msg-rate 0 "${flags[@]}" 2>"$TMP/$c.log" &
   PIDS+=($!)
@@ -64,12 +66,11 @@ start() {   # start CONFIG
 }
 
 RUN=0
-sim() {   # sim CONFIG ARGS... -> "acked_per_s p99_ms unacked"
-  # fresh drone ids every run: a drone that starts its seq at 1 again with
-  # other samples would be told seq_reused (contract), not acked
-  RUN=$((RUN + 1))
-  $B/dronegate-sim --url "ws://127.0.0.1:${PORT[$1]}" --prefix "w$RUN-" --drones "$DRONES" --duration "$DUR" \
-    --quiet --json "${@:2}" |
+sim() {   # sim CONFIG RUN ARGS... -> "acked_per_s p99_ms unacked"
+  # fresh drone ids every run (RUN): a drone that starts its seq at 1 again
+  # with other samples would be told seq_reused (contract), not acked
+  $B/dronegate-sim --url "ws://127.0.0.1:${PORT[$1]}" --prefix "w$2-" --drones "$DRONES" --duration "$DUR" \
+    --quiet --json "${@:3}" |
     /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["acked_per_s"]), r["ack_latency_ms"]["p99"], r["sent"] - r["acked"])'
 }
 
@@ -78,11 +79,14 @@ echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $DRONES drones, $
 printf '| %-10s | %5s | %6s | %12s | %9s | %12s | %9s |\n' config batch window "sat msgs/s" "sat p99" "half msgs/s" "half p99"
 printf '|%s|\n' "------------|-------|--------|--------------|-----------|--------------|-----------"
 for k in $BATCHES; do
-  for w in $WINDOWS; do
+  for w0 in $WINDOWS; do
+    w=$(( w0 < k ? k : w0 ))
+    [ "$w0" -lt "$k" ] && [ "$w" = "$k" ] && [[ " $WINDOWS " == *" $k "* ]] && continue   # raised onto a listed window
     for c in $CONFIGS; do
-      read -r sat p99 _ < <(sim "$c" --rate 0 --window "$w" --batch "$k")
+      RUN=$((RUN + 2))
+      read -r sat p99 _ < <(sim "$c" $RUN --rate 0 --window "$w" --batch "$k")
       half=$(/usr/bin/python3 -c "print(max(0.01, $sat / 2 / $DRONES))")
-      read -r hsat hp99 _ < <(sim "$c" --rate "$half" --window "$w" --batch "$k")
+      read -r hsat hp99 _ < <(sim "$c" $((RUN + 1)) --rate "$half" --window "$w" --batch "$k")
       printf '| %-10s | %5s | %6s | %12s | %9s | %12s | %9s |\n' "$c" "$k" "$w" "$sat" "${p99} ms" "$hsat" "${hp99} ms"
     done
   done
