@@ -134,13 +134,23 @@ def test_gateway_reports_seq_reused_and_acks_the_rest(server_factory, gw_store):
         await b.wait_ack(5)
         errs = await b.wait_errors(2)
         await b.close()
+        # a frame of only a reused seq: an error and no ack for it (the next
+        # ack, of a new seq, is the first this connection gets)
+        c = await Drone.connect(s, d)
+        await c.send(minimal(3, timestamp=T0 + 30, latitude=9.0))
+        await c.wait_errors(1)
+        await c.send(minimal(6, timestamp=T0 + 6, latitude=6.0))
+        await c.wait_ack(6)
+        assert c.acks == [6], c.acks
+        assert [(e["seq"], e["code"]) for e in c.errors] == [(3, "seq_reused")], c.errors
+        await c.close()
         return b, errs
 
     b, errs = run(go())
     assert sorted((e["seq"], e["code"]) for e in errs) == [(2, "seq_reused"), (4, "seq_reused")], errs
     assert len(b.errors) == 2, b.errors
     rows = [(r["seq"], r["latitude"]) for r in s.history(d)]
-    assert rows == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0)], rows
+    assert rows == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0), (6, 6.0)], rows
 
 
 def test_postgres_v1_database_upgraded_then_reuse_detected():
