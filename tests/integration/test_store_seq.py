@@ -209,3 +209,32 @@ def test_timestamp_edges_round_trip_in_the_store(store_uri):
     d = new_drone("edge")
     assert write(store_uri, [(d, 1, TS_MIN_MS, 1.0), (d, 2, TS_MAX_MS, 2.0)]) == ["stored"] * 2
     assert history(store_uri, d) == [(1, TS_MIN_MS, 1.0), (2, TS_MAX_MS, 2.0)]
+
+
+def test_reused_seq_verdicts_survive_merged_batches(server_factory):
+    """Small batches merged into one transaction by the writer (batch-records
+    16, commit-interval 300 ms): each record's verdict still reaches its own
+    batch, so every reused seq is reported and none acked."""
+    from dg import Drone, minimal, run
+    s = server_factory(args=["--batch-records", "16", "--commit-interval", "300"])
+    d = new_drone("merge")
+
+    async def go():
+        a = await Drone.connect(s, d)
+        await a.send([minimal(k, timestamp=T0 + k, latitude=1.0) for k in range(1, 41)])
+        await a.wait_ack(40)
+        await a.close()
+        b = await Drone.connect(s, d)
+        await b.send([minimal(k, timestamp=T0 + k + (1000 if k % 2 else 0), latitude=2.0)
+                      for k in range(1, 41)] + [minimal(41, timestamp=T0 + 41, latitude=3.0)])
+        await b.wait_ack(41)
+        errs = await b.wait_errors(20)
+        await b.close()
+        return errs
+
+    errs = run(go())
+    assert sorted(e["seq"] for e in errs) == list(range(1, 41, 2)), errs
+    assert {e["code"] for e in errs} == {"seq_reused"}
+    rows = s.history(d)
+    assert [r["seq"] for r in rows] == list(range(1, 42))
+    assert all(r["latitude"] == 1.0 for r in rows[:40]), rows
