@@ -238,3 +238,19 @@ def test_reused_seq_verdicts_survive_merged_batches(server_factory):
     rows = s.history(d)
     assert [r["seq"] for r in rows] == list(range(1, 42))
     assert all(r["latitude"] == 1.0 for r in rows[:40]), rows
+
+
+def test_big_redelivery_with_reused_seqs(store_uri):
+    """1500 records of 3 drones stored, then all of them again in one batch,
+    every 10th with another timestamp (InfluxDB: more seqs to look up than one
+    query holds): exactly those are reused, nothing is stored twice."""
+    ds = [new_drone(f"big{i}") for i in range(3)]
+    first = [(ds[i % 3], i // 3 + 1, T0 + i, 1.0) for i in range(1500)]
+    assert write(store_uri, first) == ["stored"] * 1500
+    again = [(d, s, t + (7 if i % 10 == 0 else 0), 2.0) for i, (d, s, t, _) in enumerate(first)]
+    want = ["seq_reused" if i % 10 == 0 else "stored" for i in range(1500)]
+    assert write(store_uri, again) == want
+    for k, d in enumerate(ds):
+        h = history(store_uri, d)
+        assert [r[0] for r in h] == list(range(1, 501)), d
+        assert all(r[2] == 1.0 for r in h), d
