@@ -46,8 +46,8 @@ static const opt_t opts[] = {
     { "handshake-timeout", L(handshake_timeout_ms, 10, 3600000), "ms to complete the HTTP request/upgrade (default 10000)" },
     { "idle-timeout",      L(idle_timeout_ms, 10, 86400000), "ms without any frame before a drone is closed with 1001 (default 60000)" },
     { "ping-interval",     L(ping_interval_ms, 10, 86400000), "ms of silence before the server pings (default 20000)" },
-    { "ack-interval",      L(ack_interval_ms, 0, 60000), "ms between acks to one drone (coalescing, default 50)" },
-    { "commit-interval",   L(commit_interval_ms, 0, 10000), "ms a small store transaction waits to grow (group commit, default 20; 0 = commit at once)" },
+    { "ack-interval",      L(ack_interval_ms, 0, 60000), "ms between acks to one drone (coalescing; default 0: the ack follows each commit)" },
+    { "commit-interval",   L(commit_interval_ms, 0, 10000), "ms a small store transaction waits to grow (default 0 = commit at once; group commit still coalesces under load)" },
     { "max-msg-rate",      L(max_msg_rate, 0, 100000000), "messages/s per drone before close 1008; 0 = unlimited (default 10000)" },
     { "shutdown-timeout",  L(shutdown_timeout_ms, 100, 3600000), "ms allowed for the drain on SIGTERM (default 10000)" },
     { "batch-records",     L(batch_records, 16, 1000000), "records per store batch (default 2048)" },
@@ -77,8 +77,8 @@ static void defaults(dg_config_t *c)
     c->handshake_timeout_ms = 10000;
     c->idle_timeout_ms = 60000;
     c->ping_interval_ms = 20000;
-    c->ack_interval_ms = 50;
-    c->commit_interval_ms = 20;
+    c->ack_interval_ms = 0;      /* measured: docs/stores-notes.md (bench/bench_window.sh) */
+    c->commit_interval_ms = 0;
     c->max_msg_rate = 10000;
     c->shutdown_timeout_ms = 10000;
     c->batch_records = 2048;

@@ -131,6 +131,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1790,7 +1791,12 @@ static int pg_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
         }
     }
     for (int i = 1; i < s->o.writers; i++) {
-        if ((e = -pthread_create(&s->wc[i].th, NULL, w_helper, &s->wc[i]))) {
+        sigset_t all, old;   /* helpers take no signals (see sqlite.c ck_start) */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        e = -pthread_create(&s->wc[i].th, NULL, w_helper, &s->wc[i]);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e) {
             set_err(err, errlen, "cannot start a PostgreSQL writer thread: %s", strerror(-e));
             goto fail;
         }

@@ -120,6 +120,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -698,7 +699,14 @@ static int ck_start(dg_store_t *s, char *err, size_t errlen)
                 open_hint(rc));
         return e ? e : -EIO;
     }
+    /* The thread takes no signals (the store may be opened before the
+     * process blocks SIGTERM for its sigwait(): a SIGTERM delivered here
+     * would kill the process instead of draining it). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     int e = pthread_create(&s->ck_thread, NULL, ck_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e) {
         set_err(err, errlen, "cannot start the SQLite checkpoint thread: %s", strerror(e));
         return -e;

@@ -6,10 +6,12 @@
  * reads nor stores it.
  *
  * Threads: write_batch(), update_drones() and put_command() are called only
- * from the store writer thread (src/pipeline/writer.c), one call at a time. query(),
- * latest() and ping() may be called from any worker thread, concurrently with
- * the writer and with each other; a backend that needs it serialises
- * internally (for example a mutex-protected read connection pool).
+ * from the store writer thread (src/pipeline/writer.c), one call at a time.
+ * query(), latest(), get_command(), open_commands(), last_seq() and ping()
+ * may be called from any thread, concurrently with the writer and with each
+ * other; a backend serialises internally where it needs to (a
+ * mutex-protected pool of read connections). Threads a backend starts block
+ * every signal.
  *
  * Durability: write_batch() returns 0 only when every record is durable
  * (committed), including records that were already stored before (a

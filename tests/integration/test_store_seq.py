@@ -134,13 +134,23 @@ def test_gateway_reports_seq_reused_and_acks_the_rest(server_factory, gw_store):
         await b.wait_ack(5)
         errs = await b.wait_errors(2)
         await b.close()
+        # a frame of only a reused seq: an error and no ack for it (the next
+        # ack, of a new seq, is the first this connection gets)
+        c = await Drone.connect(s, d)
+        await c.send(minimal(3, timestamp=T0 + 30, latitude=9.0))
+        await c.wait_errors(1)
+        await c.send(minimal(6, timestamp=T0 + 6, latitude=6.0))
+        await c.wait_ack(6)
+        assert c.acks == [6], c.acks
+        assert [(e["seq"], e["code"]) for e in c.errors] == [(3, "seq_reused")], c.errors
+        await c.close()
         return b, errs
 
     b, errs = run(go())
     assert sorted((e["seq"], e["code"]) for e in errs) == [(2, "seq_reused"), (4, "seq_reused")], errs
     assert len(b.errors) == 2, b.errors
     rows = [(r["seq"], r["latitude"]) for r in s.history(d)]
-    assert rows == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0)], rows
+    assert rows == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0), (6, 6.0)], rows
 
 
 def test_postgres_v1_database_upgraded_then_reuse_detected():
@@ -199,3 +209,48 @@ def test_timestamp_edges_round_trip_in_the_store(store_uri):
     d = new_drone("edge")
     assert write(store_uri, [(d, 1, TS_MIN_MS, 1.0), (d, 2, TS_MAX_MS, 2.0)]) == ["stored"] * 2
     assert history(store_uri, d) == [(1, TS_MIN_MS, 1.0), (2, TS_MAX_MS, 2.0)]
+
+
+def test_reused_seq_verdicts_survive_merged_batches(server_factory):
+    """Small batches merged into one transaction by the writer (batch-records
+    16, commit-interval 300 ms): each record's verdict still reaches its own
+    batch, so every reused seq is reported and none acked."""
+    from dg import Drone, minimal, run
+    s = server_factory(args=["--batch-records", "16", "--commit-interval", "300"])
+    d = new_drone("merge")
+
+    async def go():
+        a = await Drone.connect(s, d)
+        await a.send([minimal(k, timestamp=T0 + k, latitude=1.0) for k in range(1, 41)])
+        await a.wait_ack(40)
+        await a.close()
+        b = await Drone.connect(s, d)
+        await b.send([minimal(k, timestamp=T0 + k + (1000 if k % 2 else 0), latitude=2.0)
+                      for k in range(1, 41)] + [minimal(41, timestamp=T0 + 41, latitude=3.0)])
+        await b.wait_ack(41)
+        errs = await b.wait_errors(20)
+        await b.close()
+        return errs
+
+    errs = run(go())
+    assert sorted(e["seq"] for e in errs) == list(range(1, 41, 2)), errs
+    assert {e["code"] for e in errs} == {"seq_reused"}
+    rows = s.history(d)
+    assert [r["seq"] for r in rows] == list(range(1, 42))
+    assert all(r["latitude"] == 1.0 for r in rows[:40]), rows
+
+
+def test_big_redelivery_with_reused_seqs(store_uri):
+    """1500 records of 3 drones stored, then all of them again in one batch,
+    every 10th with another timestamp (InfluxDB: more seqs to look up than one
+    query holds): exactly those are reused, nothing is stored twice."""
+    ds = [new_drone(f"big{i}") for i in range(3)]
+    first = [(ds[i % 3], i // 3 + 1, T0 + i, 1.0) for i in range(1500)]
+    assert write(store_uri, first) == ["stored"] * 1500
+    again = [(d, s, t + (7 if i % 10 == 0 else 0), 2.0) for i, (d, s, t, _) in enumerate(first)]
+    want = ["seq_reused" if i % 10 == 0 else "stored" for i in range(1500)]
+    assert write(store_uri, again) == want
+    for k, d in enumerate(ds):
+        h = history(store_uri, d)
+        assert [r[0] for r in h] == list(range(1, 501)), d
+        assert all(r[2] == 1.0 for r in h), d
