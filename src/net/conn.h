@@ -52,6 +52,8 @@ typedef struct dg_conn {
             dg_http_req_t *req;   /* allocated while a request is being parsed */
             uint8_t        awaiting;  /* a store read is running for req: parser
                                        * paused, reads stopped (reads.h) */
+            uint8_t        blocked;   /* pending output over DG_HTTP_OUT_HIGH: parser
+                                       * paused, reads stopped until it drains */
             dg_buf_t       stash;     /* input after the awaited request */
         } http;
         struct {                  /* DG_CONN_DRONE */

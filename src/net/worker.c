@@ -170,6 +170,7 @@ static void conn_destroy_now(dg_conn_t *c)
 
 void dg_conn_flush(dg_conn_t *c)
 {
+again:
     while (c->out.len && !c->dead) {
         ssize_t n = write(c->fd, c->out.data, c->out.len);
         if (n > 0) {
@@ -187,6 +188,10 @@ void dg_conn_flush(dg_conn_t *c)
     if (c->kind == DG_CONN_LIVE && c->out.len < DG_LIVE_LOW && !c->closing) {
         dg_live_on_drained(c);   /* sends conflated states, flushes again */
         if (c->dead) return;
+    } else if (c->kind == DG_CONN_HTTP && c->u.http.blocked && c->out.len <= DG_HTTP_OUT_LOW && !c->closing) {
+        dg_http_on_drained(c);   /* parses the stashed requests (corked) */
+        if (c->dead) return;
+        if (c->out.len && !c->cork) goto again;
     }
     if (c->out.len == 0) {
         if (c->out.cap > 4096) dg_buf_free(&c->out);   /* idle connections hold no buffer */

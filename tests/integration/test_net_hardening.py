@@ -83,3 +83,66 @@ def test_frame_of_invalid_messages_does_not_crash(srv):
             break
     srv.check_alive()
 
+
+
+# ---- §1.3: pipelined HTTP requests from a client that does not read ----
+
+def _read_responses(sock, count, timeout):
+    """Read `count` HTTP/1.1 responses (Content-Length bodies) in order."""
+    sock.settimeout(timeout)
+    buf = bytearray()
+    out = []
+    while len(out) < count:
+        while b"\r\n\r\n" not in buf:
+            d = sock.recv(1 << 20)
+            assert d, f"server closed after {len(out)} of {count} responses"
+            buf += d
+        head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        n = 0
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                n = int(v)
+        while len(rest) < n:
+            d = sock.recv(1 << 20)
+            assert d, f"server closed in the body of response {len(out) + 1}"
+            rest += d
+        out.append((status, rest[:n]))
+        buf = bytearray(rest[n:])
+    return out
+
+
+def test_pipelined_requests_without_reading_stay_bounded(server_factory, tmp_path):
+    web = tmp_path / "web"
+    web.mkdir()
+    size = 256 * 1024
+    files = {}
+    for name in "abcd":
+        files[name] = (name.encode() * 64 + bytes(range(256))) * (size // 320) + name.encode() * (size % 320)
+        (web / f"{name}.bin").write_bytes(files[name])
+    # one worker: the /healthz below is answered only after the pipelined
+    # connection's input (which arrived first) has been processed
+    s = server_factory(args=["--web-root", str(web)], workers=1)
+    pid = s.proc.pid
+    rss0 = _proc_status(pid, "VmRSS")
+    n = 400                                    # 100 MiB of responses
+    names = ["abcd"[i % 4] for i in range(n)]
+    req = b"".join(f"GET /{x}.bin HTTP/1.1\r\nHost: x\r\n\r\n".encode() for x in names)
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=T(30))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    # accepted and served once first, so that its input is read in an
+    # earlier loop iteration than the /healthz connection below
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _read_responses(sock, 1, T(10))[0][0] == 200
+    sock.sendall(req)                          # ~14 KB: one read on the server
+    assert s.get("/healthz").status == 200
+    grown = (_proc_status(pid, "VmRSS") - rss0) // 1024
+    # before the fix all 400 responses were queued: +100 MiB (and more)
+    assert grown < 32, f"server RSS grew by {grown} MiB for a pipelining client that does not read"
+    got = _read_responses(sock, n, T(60))
+    sock.close()
+    for i, (status, body) in enumerate(got):
+        assert status == 200, (i, status)
+        assert body == files[names[i]], f"response {i + 1} is not {names[i]}.bin"
+    s.check_alive()
