@@ -145,6 +145,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "dronegate: %s\n", err);
         return 1;
     }
+    if (!srv.store_ops->last_seq)
+        dg_warn("store %s cannot tell a drone's last stored seq: the session message says null at a drone's "
+                "first connection of this run", srv.store_ops->scheme);
     srv.commands = dg_commands_new(cfg.command_timeout_ms);
     srv.registry = dg_registry_new();
     if (!srv.registry) { fprintf(stderr, "dronegate: out of memory\n"); return 1; }

@@ -25,6 +25,8 @@ struct dg_drone {
     int64_t       last_seen_ms;
     dg_conn_ref_t conn;
     dg_record_t   last;
+    uint8_t       seq_known;        /* 0 unknown, 1 none stored, 2 last_seq (session message) */
+    uint64_t      last_seq;         /* highest durable seq */
 };
 
 struct dg_registry {
@@ -148,6 +150,26 @@ void dg_registry_update(dg_registry_t *r, dg_drone_t *d, const dg_record_t *rec)
     int64_t seen = rec->recv_us / 1000;
     if (seen > d->last_seen_ms) d->last_seen_ms = seen;
     pthread_mutex_unlock(lk);
+}
+
+int dg_registry_last_seq(dg_registry_t *r, dg_drone_t *d, uint64_t *seq)
+{
+    pthread_mutex_t *lk = lock_of(r, d->hash);
+    pthread_mutex_lock(lk);
+    int st = d->seq_known == 2 ? 1 : d->seq_known == 1 ? 0 : -1;
+    if (st == 1) *seq = d->last_seq;
+    pthread_mutex_unlock(lk);
+    return st;
+}
+
+void dg_registry_set_last_seq(dg_registry_t *r, dg_drone_t *d, int found, uint64_t seq, bool from_store)
+{
+    pthread_mutex_lock(lock_of(r, d->hash));
+    if (from_store || d->seq_known) {   /* durable seqs only refine a known value */
+        if (found && (d->seq_known != 2 || seq > d->last_seq)) { d->last_seq = seq; d->seq_known = 2; }
+        else if (!found && !d->seq_known) d->seq_known = 1;
+    }
+    pthread_mutex_unlock(lock_of(r, d->hash));
 }
 
 void dg_registry_restore(dg_registry_t *r, const dg_record_t *rec)

@@ -63,5 +63,12 @@ void dg_registry_state(dg_registry_t *r, dg_drone_t *d, dg_drone_state_t *out);
  * Returns the count, or -1 on ENOMEM. */
 long dg_registry_snapshot(dg_registry_t *r, dg_drone_state_t **out);
 size_t dg_registry_count(dg_registry_t *r);
+/* Highest durable seq of the drone (session message): 1 and *seq, 0 when
+ * the drone has none stored, -1 when unknown (ask the store). */
+int  dg_registry_last_seq(dg_registry_t *r, dg_drone_t *d, uint64_t *seq);
+/* Note the highest durable seq: from_store (the store's answer: found or
+ * none) makes it known; a durable batch (from_store false) only raises a
+ * value already known. */
+void dg_registry_set_last_seq(dg_registry_t *r, dg_drone_t *d, int found, uint64_t seq, bool from_store);
 
 #endif

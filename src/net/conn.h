@@ -61,6 +61,9 @@ typedef struct dg_conn {
             dg_drone_t     *drone;
             uint64_t        ack_pending;  /* highest durable seq not yet acked */
             uint64_t        ack_sent;     /* highest seq acked */
+            uint8_t         session_wait; /* session message not sent yet: reads
+                                           * stopped, input stashed, no commands */
+            dg_buf_t        stash;        /* input received before the session message */
             bool            has_pending;
             bool            has_sent;
             int64_t         last_ack_ms;

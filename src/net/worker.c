@@ -507,9 +507,12 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
             free(cm);
             break;
         }
-        case DG_MSG_READ:
-            dg_http_read_done(w, (dg_read_job_t *)m);
+        case DG_MSG_READ: {
+            dg_read_job_t *j = (dg_read_job_t *)m;
+            if (j->done) j->done(w, j);
+            else dg_http_read_done(w, j);
             break;
+        }
         case DG_MSG_DRAIN:
             free(m);
             if (!w->draining) {

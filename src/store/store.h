@@ -71,6 +71,10 @@ typedef struct dg_store_ops {
     int  (*open_commands)(dg_store_t *s, int64_t since_ms,
                           int (*cb)(void *ud, const struct dg_command *c), void *ud,
                           char *err, size_t errlen);
+    /* The highest seq stored for drone_id (compared as uint64), for the
+     * session message a drone gets first: 0 and *seq, 1 when the drone has
+     * no stored seq, <0 with err. */
+    int (*last_seq)(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen); /* 0 found, 1 none, <0 error; any thread */
     /* 0 when the store is reachable. */
     int  (*ping)(dg_store_t *s);
     void (*close)(dg_store_t *s);
