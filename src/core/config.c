@@ -40,6 +40,7 @@ static const opt_t opts[] = {
     { "max-connections",   L(max_connections, 0, 10000000), "max concurrent connections; 0 = the open-file limit less 128 (default 0)" },
     { "handshake-timeout", L(handshake_timeout_ms, 10, 3600000), "ms to complete the HTTP request/upgrade (default 10000)" },
     { "idle-timeout",      L(idle_timeout_ms, 10, 86400000), "ms without any frame before a drone is closed with 1001 (default 60000)" },
+    { "http-idle-timeout", L(http_idle_timeout_ms, 10, 86400000), "ms an idle keep-alive HTTP connection is kept open (default 15000)" },
     { "ping-interval",     L(ping_interval_ms, 10, 86400000), "ms of silence before the server pings (default 20000)" },
     { "ack-interval",      L(ack_interval_ms, 0, 60000), "ms between acks to one drone (coalescing, default 50)" },
     { "commit-interval",   L(commit_interval_ms, 0, 10000), "ms a small store transaction waits to grow (group commit, default 20; 0 = commit at once)" },
@@ -68,6 +69,7 @@ static void defaults(dg_config_t *c)
     c->max_connections = 0;
     c->handshake_timeout_ms = 10000;
     c->idle_timeout_ms = 60000;
+    c->http_idle_timeout_ms = 15000;
     c->ping_interval_ms = 20000;
     c->ack_interval_ms = 50;
     c->commit_interval_ms = 20;

@@ -473,6 +473,8 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
             c->u.drone.ack_pending = r->seq;
             c->u.drone.has_pending = true;
         }
+        /* a redelivery of something acked already is acked again */
+        if (c->u.drone.has_sent && r->seq <= c->u.drone.ack_sent) c->u.drone.reack = true;
         if (!c->ack_dirty) {
             c->ack_dirty = 1;
             c->ack_next = w->ack_list;
@@ -493,7 +495,9 @@ void dg_ingest_flush_acks(dg_worker_t *w, bool force)
         *pp = c->ack_next;
         c->ack_dirty = 0;
         c->ack_next = NULL;
-        if (c->u.drone.has_pending && (!c->u.drone.has_sent || c->u.drone.ack_pending > c->u.drone.ack_sent)) {
+        if (c->u.drone.has_pending && (!c->u.drone.has_sent || c->u.drone.ack_pending > c->u.drone.ack_sent ||
+                                       c->u.drone.reack)) {
+            c->u.drone.reack = false;
             char msg[64];
             int len = snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"seq\":%" PRIu64 "}", c->u.drone.ack_pending);
             c->u.drone.ack_sent = c->u.drone.ack_pending;

@@ -123,9 +123,15 @@ int main(int argc, char **argv)
     }
     if (cfg.max_connections == 0)
         cfg.max_connections = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256 ? (long)rl.rlim_cur - 128 : 1024;
-    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (long)rl.rlim_cur < cfg.max_connections + 64)
-        dg_warn("open-file limit %ld is below --max-connections %ld: raise it (ulimit -n) or lower the flag",
-                (long)rl.rlim_cur, cfg.max_connections);
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (long)rl.rlim_cur < cfg.max_connections + 64) {
+        /* more connections than descriptors would make accept() fail with
+         * EMFILE instead of answering 503: clamp (64 kept for the store,
+         * listeners, event loops, logs) */
+        long fit = (long)rl.rlim_cur > 128 ? (long)rl.rlim_cur - 64 : (long)rl.rlim_cur / 2;
+        dg_warn("--max-connections %ld is above what the open-file limit %ld allows: using %ld "
+                "(raise the limit with ulimit -n to allow more)", cfg.max_connections, (long)rl.rlim_cur, fit);
+        cfg.max_connections = fit;
+    }
 
     srv.cfg = &cfg;
     srv.started_ms = dg_now_ms();

@@ -213,7 +213,7 @@ static int on_message_complete(http_parser *p)
             dg_buf_free(&c->u.http.req->hval);
             free(c->u.http.req);
             c->u.http.req = NULL;
-            c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->idle_timeout_ms;
+            c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->http_idle_timeout_ms;
         }
         if (c->dead || c->closing) return -1;   /* stop parsing: nothing more to answer */
         if (c->kind == DG_CONN_HTTP && c->out.len > DG_HTTP_OUT_HIGH) {
@@ -299,7 +299,7 @@ void dg_http_read_done(dg_worker_t *w, struct dg_read_job *j)
         free(r);
         c->u.http.req = NULL;
     }
-    c->deadline_ms = dg_mono_ms() + w->srv->cfg->idle_timeout_ms;
+    c->deadline_ms = dg_mono_ms() + w->srv->cfg->http_idle_timeout_ms;
     dg_buf_t st = c->u.http.stash;
     c->u.http.stash = (dg_buf_t){ 0 };
     if (!c->closing) {

@@ -66,6 +66,7 @@ typedef struct dg_conn {
             dg_buf_t        stash;        /* input received before the session message */
             bool            has_pending;
             bool            has_sent;
+            bool            reack;        /* a resent seq <= ack_sent became durable: ack again */
             int64_t         last_ack_ms;
             double          tokens;       /* rate limit bucket */
             int64_t         tokens_ms;

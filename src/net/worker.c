@@ -34,6 +34,7 @@
 #define DG_RBUF_SIZE (256 * 1024)
 #define DG_OUT_MAX   (8 * 1024 * 1024)
 #define DG_OUT_MAX_HTTP (256 * 1024 * 1024)
+#define DG_ACCEPT_PAUSE_MS 100   /* out of file descriptors: retry accept after this */
 
 /* ---- listening ---- */
 
@@ -175,6 +176,9 @@ again:
         ssize_t n = write(c->fd, c->out.data, c->out.len);
         if (n > 0) {
             dg_buf_consume(&c->out, (size_t)n);
+            /* a response being read (slowly) is not an idle connection */
+            if (c->kind == DG_CONN_HTTP && c->served)
+                c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->http_idle_timeout_ms;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -337,8 +341,21 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
         int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR) continue;
-            if (errno == EMFILE || errno == ENFILE)
-                dg_warn("accept: %s (raise the limit with ulimit -n)", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: the pending connection stays in the
+                 * backlog and the listening socket stays readable, so
+                 * accepting again at once is a busy loop. Stop accepting
+                 * for a moment; warn at most every 10 s. */
+                int64_t now = dg_mono_ms();
+                if (now - w->emfile_warned_ms >= 10000) {
+                    w->emfile_warned_ms = now;
+                    dg_warn("accept: %s: not accepting for %d ms (raise the limit with ulimit -n or lower --max-connections)",
+                            strerror(errno), DG_ACCEPT_PAUSE_MS);
+                }
+                ev_io_stop(loop, &w->lio);
+                ev_timer_set(&w->accept_timer, DG_ACCEPT_PAUSE_MS / 1000.0, 0.0);
+                ev_timer_start(loop, &w->accept_timer);
+            }
             return;
         }
         if (atomic_load(&w->srv->nconns) >= w->srv->cfg->max_connections) {
@@ -375,6 +392,12 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
         ev_io_init(&c->io, on_conn_io, fd, EV_READ);
         ev_io_start(loop, &c->io);
     }
+}
+
+static void on_accept_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    dg_worker_t *w = t->data;
+    if (w->lfd >= 0 && !w->draining) ev_io_start(loop, &w->lio);
 }
 
 /* ---- store pipeline ---- */
@@ -518,6 +541,7 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
             if (!w->draining) {
                 w->draining = true;
                 w->drain_deadline_ms = dg_mono_ms() + w->srv->cfg->shutdown_timeout_ms;
+                ev_timer_stop(loop, &w->accept_timer);
                 if (w->lfd >= 0) { ev_io_stop(loop, &w->lio); close(w->lfd); w->lfd = -1; }
                 /* "what was received": take in what the kernel already holds
                  * for each drone (bounded), then stop reading */
@@ -680,6 +704,7 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
     ev_async_start(w->loop, &w->wake);
     long shortest = srv->cfg->handshake_timeout_ms;
     if (srv->cfg->idle_timeout_ms < shortest) shortest = srv->cfg->idle_timeout_ms;
+    if (srv->cfg->http_idle_timeout_ms < shortest) shortest = srv->cfg->http_idle_timeout_ms;
     if (srv->cfg->ping_interval_ms < shortest) shortest = srv->cfg->ping_interval_ms;
     double iv = (double)shortest / 4000.0;
     if (iv > 1.0) iv = 1.0;
@@ -689,6 +714,8 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
     ev_timer_start(w->loop, &w->sweep);
     ev_timer_init(&w->ack_timer, on_ack_timer, 0.05, 0.0);
     w->ack_timer.data = w;
+    ev_timer_init(&w->accept_timer, on_accept_timer, DG_ACCEPT_PAUSE_MS / 1000.0, 0.0);
+    w->accept_timer.data = w;
     ev_prepare_init(&w->prep, on_prepare);
     w->prep.data = w;
     ev_prepare_start(w->loop, &w->prep);

@@ -47,6 +47,8 @@ struct dg_worker {
     ev_async         wake;
     ev_timer         sweep;         /* timeouts, pings */
     ev_timer         ack_timer;     /* deferred (coalesced) acks */
+    ev_timer         accept_timer;  /* accepting paused (EMFILE), restarts it */
+    int64_t          emfile_warned_ms;
     ev_prepare       prep;          /* before blocking: submit batch, free dead conns */
     pthread_mutex_t  mu;            /* guards inbox */
     dg_msg_t        *inbox, *inbox_tail;

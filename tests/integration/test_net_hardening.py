@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from dg import T, Drone, new_id, run, telem
+from dg import T, Drone, new_id, run, telem, wait_until
 from rawws import OP_CLOSE, OP_TEXT, Closed, RawWS
 
 
@@ -189,3 +189,83 @@ def test_session_message_first_last_seq_null_then_stored(server_factory):
         assert other.last_seq is None, other.session
         await other.close()
     run(again())
+
+
+# ---- §1.8: resent seq, HTTP keep-alive idle timeout, fd limit ----
+
+def test_resent_seq_on_same_connection_is_acked_again(srv):
+    async def go():
+        d = await Drone.connect(srv, new_id("reack"))
+        for seq in (1, 2, 3):
+            await d.send(telem(seq))
+        await d.wait_ack(3)
+        n = len(d.acks)
+        await d.send(telem(2))              # a redelivery (same seq, same content)
+        await d.wait(lambda: len(d.acks) > n, T(10), "an ack for the resent seq 2")
+        assert d.acks[-1] >= 2
+        await d.close()
+    run(go())
+
+
+def test_http_keepalive_idle_timeout_is_its_own(server_factory):
+    # drones keep --idle-timeout (60 s); an idle keep-alive HTTP connection
+    # is closed after --http-idle-timeout
+    s = server_factory(args=["--http-idle-timeout", "300"])
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=T(10))
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    t0 = time.monotonic()
+    got = b""
+    while True:                             # the response, then EOF when the server closes
+        d = sock.recv(4096)
+        if not d:
+            break
+        got += d
+    assert got.startswith(b"HTTP/1.1 200"), got[:100]
+    assert time.monotonic() - t0 < 30, "keep-alive connection held for the drone idle timeout"
+    sock.close()
+
+
+def test_max_connections_above_fd_limit_is_clamped(server_factory, tmp_path, monkeypatch):
+    import dg
+    wrapper = tmp_path / "limited.sh"
+    wrapper.write_text(f"#!/bin/sh\nulimit -n 128 || exit 99\nexec {dg.BIN} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(dg, "BIN", str(wrapper))
+    s = server_factory(args=["--max-connections", "10000"], workers=1)
+    assert "is above what the open-file limit" in s.stderr()
+    socks = []
+    try:
+        for _ in range(150):                # more than the server has descriptors for
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=T(10))
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(c)
+        statuses = []
+        for c in socks:                     # every one is answered: 200, or 503 over the limit
+            head = c.recv(64)
+            assert head.startswith(b"HTTP/1.1 "), head
+            statuses.append(int(head.split()[1]))
+        assert set(statuses) <= {200, 503} and 503 in statuses, statuses
+    finally:
+        for c in socks:
+            c.close()
+    assert s.get("/healthz").status == 200
+    assert "accept:" not in s.stderr()
+
+
+def test_emfile_does_not_busy_loop(server_factory):
+    import resource
+    s = server_factory(args=["--max-connections", "10000"], workers=1)
+    resource.prlimit(s.proc.pid, resource.RLIMIT_NOFILE, (128, 128))   # now fds run out first
+    socks = []
+    try:
+        for _ in range(150):
+            socks.append(socket.create_connection(("127.0.0.1", s.port), timeout=T(10)))
+        wait_until(lambda: "accept:" in s.stderr(), T(10), "the EMFILE warning")
+        # the backlog still holds connections: the old loop retried accept()
+        # (and logged) nonstop; now it retries every 100 ms, warning once
+    finally:
+        for c in socks:
+            c.close()
+    wait_until(lambda: s.get("/healthz").status == 200, T(10), "the server to accept again")
+    err = s.stderr()
+    assert err.count("accept:") <= 2, f"log flooded: {err.count('accept:')} accept warnings"
