@@ -39,6 +39,23 @@ static const dg_ws_callbacks_t ws_cb = {
 
 static int command_frame(dg_buf_t *b, const dg_command_t *cmd);
 
+/* Inbox handlers (another worker's requests about a drone connection of ours). */
+static void on_close_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
+{
+    dg_close_msg_t *cm = (dg_close_msg_t *)m;
+    dg_conn_t *c = deliver ? dg_worker_conn(w, cm->slot, cm->gen) : NULL;
+    if (c && c->kind == DG_CONN_DRONE) dg_ingest_close(c, cm->code, "replaced by a newer connection of the same drone");
+    free(cm);
+}
+
+static void on_command_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
+{
+    dg_command_msg_t *cm = (dg_command_msg_t *)m;
+    dg_conn_t *c = deliver ? dg_worker_conn(w, cm->slot, cm->gen) : NULL;
+    if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cm->id, cm->frame, cm->len);
+    free(cm);
+}
+
 /* ---- the session message ----
  *
  * {"type":"session","last_seq":N|null} is the first message after the
@@ -148,9 +165,7 @@ void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
     dg_worker_t *w = c->w;
     const dg_config_t *cfg = w->srv->cfg;
     memset(&c->u.drone, 0, sizeof c->u.drone);
-    c->kind = DG_CONN_DRONE;
-    dg_gauge_add(&dg_metrics.connections[DG_TR_HTTP], -1);
-    dg_gauge_add(&dg_metrics.connections[DG_TR_WEBSOCKET], 1);
+    dg_conn_set_ops(c, &dg_ingest_conn_ops, DG_CONN_DRONE);
     dg_ws_session_init(&c->u.drone.ws, (uint64_t)cfg->max_message);
     c->u.drone.drone = d;
     c->u.drone.tokens = (double)cfg->max_msg_rate;
@@ -169,6 +184,7 @@ void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
             dg_close_msg_t *m = calloc(1, sizeof *m);
             if (m) {
                 m->msg.type = DG_MSG_CLOSE;
+                m->msg.handle = on_close_msg;
                 m->slot = old.slot;
                 m->gen = old.gen;
                 m->code = DG_WS_CLOSE_REPLACED;
@@ -381,6 +397,7 @@ int dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd)
         dg_command_msg_t *m = malloc(sizeof *m + b.len + 1);
         if (m) {
             m->msg.type = DG_MSG_COMMAND;
+            m->msg.handle = on_command_msg;
             m->slot = ref.slot;
             m->gen = ref.gen;
             snprintf(m->id, sizeof m->id, "%s", cmd->id);
@@ -508,3 +525,64 @@ void dg_ingest_flush_acks(dg_worker_t *w, bool force)
         }
     }
 }
+
+/* ---- the drone channel's connection handlers (conn.h) ---- */
+
+static void ingest_on_tick(dg_conn_t *c, int64_t now)
+{
+    const dg_config_t *cfg = c->w->srv->cfg;
+    if (!c->u.drone.ws.closed) {
+        if (now - c->last_rx_ms >= cfg->idle_timeout_ms) {
+            dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "idle timeout");
+        } else if (now - c->last_rx_ms >= cfg->ping_interval_ms &&
+                   now - c->last_ping_ms >= cfg->ping_interval_ms) {
+            c->last_ping_ms = now;
+            dg_ingest_ping(c);
+        }
+    } else if (now - c->last_rx_ms >= 5000) {
+        dg_conn_close(c, true);   /* close handshake never completed */
+    }
+}
+
+static void ingest_on_drain(dg_conn_t *c)
+{
+    dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+static void ingest_on_backlog_full(dg_conn_t *c)
+{
+    dg_ingest_close(c, DG_WS_CLOSE_POLICY, "backlog full: the store is unavailable, retry later");
+}
+
+const dg_conn_ops_t dg_ingest_conn_ops = {
+    .name = "websocket",
+    .transport = DG_TR_WEBSOCKET,
+    .store_fed = true,
+    .on_data = dg_ingest_on_data,
+    .on_close = dg_ingest_on_close,
+    .on_tick = ingest_on_tick,
+    .on_drain = ingest_on_drain,
+    .on_backlog_full = ingest_on_backlog_full,
+};
+
+/* ---- the loop's fixed points (worker.h) ---- */
+
+static void hook_tick(dg_worker_t *w)
+{
+    if (w->id == 0) dg_ingest_expire_commands(w);
+}
+
+static void hook_on_free(dg_worker_t *w)
+{
+    dg_live_chunk_unref(w->live_open);
+    w->live_open = NULL;
+}
+
+const dg_worker_hooks_t dg_ingest_worker_hooks = {
+    .batch_done = dg_ingest_batch_done,
+    .after_inbox = dg_ingest_flush_acks,
+    .tick = hook_tick,
+    .before_sleep = dg_live_flush,
+    .on_free = hook_on_free,
+};
+

@@ -20,6 +20,8 @@
 #include "reads.h"
 #include "server.h"
 #include "timefmt.h"
+#include "ingest.h"
+#include "../http/http.h"
 #include "../net/worker.h"
 
 #define DG_READ_THREADS 4   /* store reads in flight at once (history, commands) */
@@ -194,6 +196,8 @@ int main(int argc, char **argv)
         int fd = dg_listen(srv.host, port, &bound, err, sizeof err);
         if (fd < 0) { fprintf(stderr, "dronegate: %s\n", err); return 1; }
         if (port == 0) port = srv.port = bound;
+        srv.accept_ops = &dg_http_conn_ops;   /* connections start as HTTP */
+        srv.worker_hooks = &dg_ingest_worker_hooks;
         srv.workers[i] = dg_worker_new(&srv, i, fd);
         if (!srv.workers[i]) { fprintf(stderr, "dronegate: out of memory creating worker %d\n", i); return 1; }
     }
@@ -247,10 +251,7 @@ int main(int argc, char **argv)
     dg_info("%s received: draining (stop accepting, store and ack what was received, close with 1001)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     atomic_store(&srv.draining, 1);
-    for (int i = 0; i < srv.nworkers; i++) {
-        dg_msg_t *m = calloc(1, sizeof *m);
-        if (m) { m->type = DG_MSG_DRAIN; dg_worker_post(srv.workers[i], m); }
-    }
+    for (int i = 0; i < srv.nworkers; i++) dg_worker_drain(srv.workers[i]);
     for (int i = 0; i < srv.nworkers; i++) dg_worker_join(srv.workers[i]);
     dg_reads_stop(srv.reads);   /* replies to the joined workers are freed with them */
     srv.reads = NULL;

@@ -35,8 +35,8 @@ struct dg_read_job {
     dg_msg_t        msg;        /* DG_MSG_READ on the way back; must be first */
     dg_read_job_t  *next;       /* pool queue */
     dg_read_fn      run;
-    /* Worker thread, from its inbox: deliver the result (frees j). NULL:
-     * an HTTP reply (dg_http_read_done). */
+    /* Worker thread, from its inbox: deliver the result (frees j). Set by
+     * whoever submits (HTTP: dg_http_read_done). */
     void          (*done)(dg_worker_t *w, dg_read_job_t *j);
     dg_worker_t    *w;          /* the connection waiting for the reply */
     uint32_t        slot, gen;

@@ -599,3 +599,32 @@ void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
         else if (!c->dead && c->kind == DG_CONN_HTTP) dg_conn_close(c, false);
     }
 }
+
+/* ---- HTTP's connection handlers (conn.h): every accepted connection
+ * starts with these; an upgrade switches to the drone or live table ---- */
+
+static void http_on_writable(dg_conn_t *c)
+{
+    /* a response being read (slowly) is not an idle connection */
+    if (c->served && !c->u.http.awaiting)
+        c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->http_idle_timeout_ms;
+    dg_http_on_drained(c);
+}
+
+static void http_on_tick(dg_conn_t *c, int64_t now)
+{
+    if (now < c->deadline_ms) return;
+    if (!c->served) dg_inc(&dg_metrics.conn_rejected[DG_CREJ_HANDSHAKE_TIMEOUT], 1);
+    dg_conn_close(c, true);
+}
+
+const dg_conn_ops_t dg_http_conn_ops = {
+    .name = "http",
+    .transport = DG_TR_HTTP,
+    .out_max = DG_HTTP_OUT_MAX,
+    .on_open = dg_http_init,
+    .on_data = dg_http_on_data,
+    .on_writable = http_on_writable,
+    .on_close = dg_http_free,
+    .on_tick = http_on_tick,
+};

@@ -20,6 +20,11 @@
  * output is down to DG_HTTP_OUT_LOW. One response may exceed the bound. */
 #define DG_HTTP_OUT_HIGH (1024 * 1024)
 #define DG_HTTP_OUT_LOW  (256 * 1024)
+/* A single response may be this big (history: at most 100,000 rows). */
+#define DG_HTTP_OUT_MAX  ((size_t)256 * 1024 * 1024)
+
+/* Connection handlers of an HTTP connection (the listener's protocol). */
+extern const dg_conn_ops_t dg_http_conn_ops;
 
 struct dg_http_req {
     int      method;            /* enum http_method */

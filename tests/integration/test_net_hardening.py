@@ -241,7 +241,11 @@ def test_max_connections_above_fd_limit_is_clamped(server_factory, tmp_path, mon
             socks.append(c)
         statuses = []
         for c in socks:                     # every one is answered: 200, or 503 over the limit
-            head = c.recv(64)
+            try:
+                head = c.recv(64)
+            except ConnectionResetError:    # 503 + close with our request unread: a reset may win
+                statuses.append(503)
+                continue
             assert head.startswith(b"HTTP/1.1 "), head
             statuses.append(int(head.split()[1]))
         assert set(statuses) <= {200, 503} and 503 in statuses, statuses
