@@ -39,6 +39,21 @@ static const dg_ws_callbacks_t ws_cb = {
 
 static int command_frame(dg_buf_t *b, const dg_command_t *cmd);
 
+/* Deliver a command frame to a drone connection owned by another worker. */
+typedef struct dg_command_msg {
+    dg_msg_t msg;
+    uint32_t slot, gen;
+    char     id[33];
+    size_t   len;
+    char     frame[];      /* the JSON text of the command message */
+} dg_command_msg_t;
+
+typedef struct dg_close_msg {
+    dg_msg_t msg;
+    uint32_t slot, gen;
+    uint16_t code;
+} dg_close_msg_t;
+
 /* Inbox handlers (another worker's requests about a drone connection of ours). */
 static void on_close_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
 {

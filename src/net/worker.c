@@ -6,8 +6,19 @@
  * and WebSocket parsers are streaming), so a connection holds no input
  * buffer of its own.
  *
- * Known limits: the per-connection output buffer is capped (DG_OUT_MAX);
- * a client that does not read its acks for that long is dropped.
+ * The loop knows no protocol: a connection's handler table (conn.h,
+ * dg_conn_ops_t) parses its input, ticks its timeouts, closes it politely on
+ * drain; inbox messages carry their handler (dg_msg_t.handle); the layers
+ * above hook the loop's fixed points (dg_worker_hooks_t). A new transport is
+ * a new table, not an edit here.
+ *
+ * Closing is deferred (libuv's uv_close): dg_conn_close(c, true) marks the
+ * connection dead; its teardown, close(fd) and free run in the prepare step,
+ * never under one of its own callbacks.
+ *
+ * Known limits: the per-connection output buffer is capped (ops->out_max,
+ * default DG_OUT_MAX); a client that does not read its acks for that long is
+ * dropped.
  */
 #include "worker.h"
 

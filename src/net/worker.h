@@ -20,22 +20,9 @@
 #include "../core/server.h"
 #include "../store/writer.h"
 
+/* Inbox message types: informative only (logs, debugging); what runs is
+ * dg_msg_t.handle. */
 enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5, DG_MSG_READ = 6 };
-
-/* Deliver a command frame to a drone connection owned by another worker. */
-typedef struct dg_command_msg {
-    dg_msg_t msg;
-    uint32_t slot, gen;
-    char     id[33];
-    size_t   len;
-    char     frame[];      /* the JSON text of the command message */
-} dg_command_msg_t;
-
-typedef struct dg_close_msg {
-    dg_msg_t msg;
-    uint32_t slot, gen;
-    uint16_t code;
-} dg_close_msg_t;
 
 struct dg_worker {
     int              id;
