@@ -69,6 +69,9 @@ struct dg_conn {
     struct dg_conn *prev, *next;  /* the worker's list of connections */
     struct dg_conn *ack_next;     /* the worker's list of connections owing an ack */
     struct dg_conn *pause_next;   /* the worker's list of paused connections */
+    void          *proto;         /* state of a protocol that keeps it outside the union
+                                   * below (a new transport: allocated by its on_open or
+                                   * when it takes the connection over, freed by on_close) */
     union {
         struct {                  /* DG_CONN_HTTP */
             http_parser    parser;
