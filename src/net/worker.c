@@ -629,15 +629,17 @@ static void on_ack_timer(struct ev_loop *loop, ev_timer *t, int revents)
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     dg_worker_t *w = p->data;
-    /* Group commit: submit the open batch when nothing of ours is queued
-     * behind the writer's current transaction; otherwise keep filling it. */
-    if (w->open && w->open->n && w->inflight < 2) batch_submit(w);
-    if (H(w)->before_sleep) H(w)->before_sleep(w);
+    /* Second phase of the closes of this iteration first: their teardown
+     * may publish (a drone going offline) before the hooks flush. */
     while (w->dead) {
         dg_conn_t *c = w->dead;
         w->dead = c->next;
         conn_destroy_now(c);
     }
+    /* Group commit: submit the open batch when nothing of ours is queued
+     * behind the writer's current transaction; otherwise keep filling it. */
+    if (w->open && w->open->n && w->inflight < 2) batch_submit(w);
+    if (H(w)->before_sleep) H(w)->before_sleep(w);
     if (w->ack_list && !ev_is_active(&w->ack_timer)) {
         double iv = (double)w->srv->cfg->ack_interval_ms / 1000.0;
         ev_timer_set(&w->ack_timer, iv > 0.002 ? iv / 2 : 0.001, 0.0);
