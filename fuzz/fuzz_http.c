@@ -43,6 +43,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv.registry = dg_registry_new();
     srv.commands = dg_commands_new(1000);
     srv.nworkers = 1;
+    srv.accept_ops = &dg_http_conn_ops;
+    srv.worker_hooks = &dg_ingest_worker_hooks;
     srv.workers = &worker;
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp)) abort();   /* a dummy listening fd for the worker */
@@ -72,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     worker->conns = c;
     worker->nconns = 1;
     atomic_fetch_add(&srv.nconns, 1);
+    c->ops = &dg_http_conn_ops;
     dg_http_init(c);
     ev_io_init(&c->io, NULL, sp[0], EV_READ);
 

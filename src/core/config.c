@@ -45,6 +45,7 @@ static const opt_t opts[] = {
     { "registry-max-offline", L(registry_max_offline, 0, 100000000), "offline drones kept in memory; beyond, the longest offline leave it (never the store) (default 200000)" },
     { "handshake-timeout", L(handshake_timeout_ms, 10, 3600000), "ms to complete the HTTP request/upgrade (default 10000)" },
     { "idle-timeout",      L(idle_timeout_ms, 10, 86400000), "ms without any frame before a drone is closed with 1001 (default 60000)" },
+    { "http-idle-timeout", L(http_idle_timeout_ms, 10, 86400000), "ms an idle keep-alive HTTP connection is kept open (default 15000)" },
     { "ping-interval",     L(ping_interval_ms, 10, 86400000), "ms of silence before the server pings (default 20000)" },
     { "ack-interval",      L(ack_interval_ms, 0, 60000), "ms between acks to one drone (coalescing; default 0: the ack follows each commit)" },
     { "commit-interval",   L(commit_interval_ms, 0, 10000), "ms a small store transaction waits to grow (default 0 = commit at once; group commit still coalesces under load)" },
@@ -76,6 +77,7 @@ static void defaults(dg_config_t *c)
     c->registry_max_offline = 200000;
     c->handshake_timeout_ms = 10000;
     c->idle_timeout_ms = 60000;
+    c->http_idle_timeout_ms = 15000;
     c->ping_interval_ms = 20000;
     c->ack_interval_ms = 0;      /* measured: docs/stores-notes.md (bench/bench_window.sh) */
     c->commit_interval_ms = 0;

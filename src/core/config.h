@@ -29,6 +29,7 @@ typedef struct dg_config {
     long   registry_max_offline; /* offline drones kept in memory (the store keeps all) */
     long   handshake_timeout_ms; /* TCP accept -> complete HTTP request */
     long   idle_timeout_ms;      /* no frame from a drone -> close 1001 */
+    long   http_idle_timeout_ms; /* idle keep-alive HTTP connection -> closed */
     long   ping_interval_ms;     /* server ping after this much silence */
     long   ack_interval_ms;      /* acks coalesced per drone */
     long   commit_interval_ms;   /* min time between store transactions under light load */

@@ -17,6 +17,7 @@
 #include "live.h"
 #include "log.h"
 #include "metrics.h"
+#include "reads.h"
 #include "timefmt.h"
 #include "../codec/json_telemetry.h"
 #include "../codec/jsonw.h"
@@ -38,22 +39,60 @@ static const dg_ws_callbacks_t ws_cb = {
 
 static int command_frame(dg_buf_t *b, const dg_command_t *cmd);
 
-void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
+/* Deliver a command frame to a drone connection owned by another worker. */
+typedef struct dg_command_msg {
+    dg_msg_t msg;
+    uint32_t slot, gen;
+    char     id[33];
+    size_t   len;
+    char     frame[];      /* the JSON text of the command message */
+} dg_command_msg_t;
+
+typedef struct dg_close_msg {
+    dg_msg_t msg;
+    uint32_t slot, gen;
+    uint16_t code;
+} dg_close_msg_t;
+
+/* Inbox handlers (another worker's requests about a drone connection of ours). */
+static void on_close_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
+{
+    dg_close_msg_t *cm = (dg_close_msg_t *)m;
+    dg_conn_t *c = deliver ? dg_worker_conn(w, cm->slot, cm->gen) : NULL;
+    if (c && c->kind == DG_CONN_DRONE) dg_ingest_close(c, cm->code, "replaced by a newer connection of the same drone");
+    free(cm);
+}
+
+static void on_command_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
+{
+    dg_command_msg_t *cm = (dg_command_msg_t *)m;
+    dg_conn_t *c = deliver ? dg_worker_conn(w, cm->slot, cm->gen) : NULL;
+    if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cm->id, cm->frame, cm->len);
+    free(cm);
+}
+
+/* ---- the session message ----
+ *
+ * {"type":"session","last_seq":N|null} is the first message after the
+ * upgrade. N comes from the registry (kept up to date as batches become
+ * durable); when the registry does not know it (first connection since the
+ * start), the store is asked on the read pool, never on this thread: reads
+ * of the connection stop meanwhile, bytes that came with the upgrade are
+ * stashed, commands wait. A store without last_seq (NULL op) counts as
+ * "nothing stored" at the first connection of the run. */
+
+#define DG_WS_CLOSE_TRY_AGAIN 1013
+
+static void session_send(dg_conn_t *c, int known, uint64_t seq)
 {
     dg_worker_t *w = c->w;
-    const dg_config_t *cfg = w->srv->cfg;
-    memset(&c->u.drone, 0, sizeof c->u.drone);
-    c->kind = DG_CONN_DRONE;
-    dg_gauge_add(&dg_metrics.connections[DG_TR_HTTP], -1);
-    dg_gauge_add(&dg_metrics.connections[DG_TR_WEBSOCKET], 1);
-    dg_ws_session_init(&c->u.drone.ws, (uint64_t)cfg->max_message);
-    c->u.drone.drone = d;
-    c->u.drone.tokens = (double)cfg->max_msg_rate;
-    c->u.drone.tokens_ms = dg_mono_ms();
-    c->last_ping_ms = c->last_rx_ms;
-    dg_conn_ref_t ref = { w->id, c->slot, c->gen }, old;
-    int replaced = dg_registry_attach(w->srv->registry, d, ref, &old, dg_now_ms());
-    if (!replaced) dg_live_publish_presence(w, dg_drone_id(d, NULL), true, dg_now_ms());
+    dg_drone_t *d = c->u.drone.drone;
+    c->u.drone.session_wait = 0;
+    char msg[64];
+    int len = known == 1 ? snprintf(msg, sizeof msg, "{\"type\":\"session\",\"last_seq\":%" PRIu64 "}", seq)
+                         : snprintf(msg, sizeof msg, "{\"type\":\"session\",\"last_seq\":null}");
+    send_msg(c, DG_WS_OP_TEXT, msg, (size_t)len);
+    if (c->dead || c->closing) return;
     /* commands queued while the drone was offline or between connections */
     dg_command_t pend[8];
     size_t np = dg_commands_pending(w->srv->commands, dg_drone_id(d, NULL), pend, 8);
@@ -63,6 +102,94 @@ void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
             if (!command_frame(&b, &pend[i])) dg_ingest_send_command(c, pend[i].id, b.data, b.len);
         dg_buf_free(&b);
     }
+    if (c->paused) {   /* stopped for the store read (not on the worker's pause list) */
+        c->paused = 0;
+        dg_conn_update_events(c);
+    }
+    dg_buf_t st = c->u.drone.stash;
+    c->u.drone.stash = (dg_buf_t){ 0 };
+    if (st.len && !c->dead) dg_ingest_on_data(c, (uint8_t *)st.data, st.len);
+    dg_buf_free(&st);
+}
+
+/* Read pool thread. */
+static void read_last_seq(dg_server_t *srv, dg_read_job_t *j)
+{
+    uint64_t seq = 0;
+    int rc = srv->store_ops->last_seq(srv->store, j->id, &seq, j->err, sizeof j->err);
+    j->found = rc == 0 ? 1 : rc == 1 ? 0 : -1;
+    j->seq = seq;
+    j->status = rc < 0 ? 503 : 200;
+}
+
+/* Worker thread, from the inbox. */
+static void on_last_seq(dg_worker_t *w, dg_read_job_t *j)
+{
+    dg_conn_t *c = dg_worker_conn(w, j->slot, j->gen);
+    if (!c || c->kind != DG_CONN_DRONE || c->closing || !c->u.drone.session_wait) goto out;
+    if (j->found < 0) {
+        dg_warn("last stored seq of drone %s: %s", j->id, j->err[0] ? j->err : "store read not done");
+        dg_ingest_close(c, DG_WS_CLOSE_TRY_AGAIN, "store unavailable: retry later");
+        goto out;
+    }
+    dg_registry_set_last_seq(w->srv->registry, c->u.drone.drone, j->found, j->seq, true);
+    uint64_t seq = 0;
+    int known = dg_registry_last_seq(w->srv->registry, c->u.drone.drone, &seq);
+    session_send(c, known, seq);
+    if (!c->dead) dg_conn_flush(c);
+out:
+    dg_read_job_free(j);
+}
+
+static void session_start(dg_conn_t *c)
+{
+    dg_server_t *srv = c->w->srv;
+    uint64_t seq = 0;
+    int known = dg_registry_last_seq(srv->registry, c->u.drone.drone, &seq);
+    if (known < 0 && (!srv->store_ops->last_seq || !srv->reads)) {
+        /* the store cannot tell: nothing stored as far as we know (durable
+         * batches of this run raise it from here) */
+        dg_registry_set_last_seq(srv->registry, c->u.drone.drone, 0, 0, true);
+        known = 0;
+    }
+    if (known >= 0) {
+        session_send(c, known, seq);
+        return;
+    }
+    dg_read_job_t *j = calloc(1, sizeof *j);
+    if (j) {
+        j->run = read_last_seq;
+        j->done = on_last_seq;
+        j->w = c->w;
+        j->slot = c->slot;
+        j->gen = c->gen;
+        j->found = -1;   /* also when the pool stops before running it */
+        snprintf(j->id, sizeof j->id, "%s", dg_drone_id(c->u.drone.drone, NULL));
+        if (dg_reads_submit(srv->reads, j) == 0) {
+            c->paused = 1;
+            dg_conn_update_events(c);
+            return;
+        }
+        dg_read_job_free(j);
+    }
+    dg_ingest_close(c, DG_WS_CLOSE_TRY_AGAIN, "too busy: retry later");
+}
+
+void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
+{
+    dg_worker_t *w = c->w;
+    const dg_config_t *cfg = w->srv->cfg;
+    memset(&c->u.drone, 0, sizeof c->u.drone);
+    dg_conn_set_ops(c, &dg_ingest_conn_ops, DG_CONN_DRONE);
+    dg_ws_session_init(&c->u.drone.ws, (uint64_t)cfg->max_message);
+    c->u.drone.drone = d;
+    c->u.drone.tokens = (double)cfg->max_msg_rate;
+    c->u.drone.tokens_ms = dg_mono_ms();
+    c->last_ping_ms = c->last_rx_ms;
+    dg_conn_ref_t ref = { w->id, c->slot, c->gen }, old;
+    int replaced = dg_registry_attach(w->srv->registry, d, ref, &old, dg_now_ms());
+    if (!replaced) dg_live_publish_presence(w, dg_drone_id(d, NULL), true, dg_now_ms());
+    c->u.drone.session_wait = 1;   /* the session message goes first */
     if (replaced) {
         if (old.worker == w->id) {
             dg_conn_t *oc = dg_worker_conn(w, old.slot, old.gen);
@@ -72,6 +199,7 @@ void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
             dg_close_msg_t *m = calloc(1, sizeof *m);
             if (m) {
                 m->msg.type = DG_MSG_CLOSE;
+                m->msg.handle = on_close_msg;
                 m->slot = old.slot;
                 m->gen = old.gen;
                 m->code = DG_WS_CLOSE_REPLACED;
@@ -79,6 +207,7 @@ void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
             }
         }
     }
+    session_start(c);
 }
 
 void dg_ingest_on_close(dg_conn_t *c)
@@ -86,6 +215,7 @@ void dg_ingest_on_close(dg_conn_t *c)
     dg_worker_t *w = c->w;
     if (!c->u.drone.ws.closed) dg_metrics_close(1006);
     dg_ws_session_free(&c->u.drone.ws);
+    dg_buf_free(&c->u.drone.stash);
     dg_conn_ref_t ref = { w->id, c->slot, c->gen };
     if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms()))
         dg_live_publish_presence(w, dg_drone_id(c->u.drone.drone, NULL), false, dg_now_ms());
@@ -260,6 +390,7 @@ void dg_ingest_send_command(dg_conn_t *c, const char *id, const char *json, size
 {
     dg_worker_t *w = c->w;
     if (c->dead || c->closing || c->u.drone.ws.closed) return;   /* stays pending; expires */
+    if (c->u.drone.session_wait) return;   /* stays pending: sent after the session message */
     send_msg(c, DG_WS_OP_TEXT, json, len);
     dg_command_t cmd;
     if (dg_commands_set(w->srv->commands, id, strlen(id), NULL, DG_CMD_SENT, NULL, 0, dg_now_ms(), &cmd) == 0)
@@ -279,6 +410,7 @@ int dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd)
         dg_command_msg_t *m = malloc(sizeof *m + b.len + 1);
         if (m) {
             m->msg.type = DG_MSG_COMMAND;
+            m->msg.handle = on_command_msg;
             m->slot = ref.slot;
             m->gen = ref.gen;
             snprintf(m->id, sizeof m->id, "%s", cmd->id);
@@ -329,6 +461,12 @@ static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
 
 void dg_ingest_on_data(dg_conn_t *c, uint8_t *p, size_t n)
 {
+    if (c->u.drone.session_wait) {
+        /* came with the upgrade request; reads are stopped until the
+         * session message is out, so this is at most one read */
+        if (dg_buf_append(&c->u.drone.stash, p, n)) dg_conn_close(c, true);
+        return;
+    }
     int rc = dg_ws_feed(&c->u.drone.ws, p, n, &ws_cb, c);
     if (rc > 0 && !c->dead) {
         /* failed by the session or close handshake done: one count per close */
@@ -345,15 +483,23 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
     if (b->status != 0) return;   /* not durable: no ack, the drone will resend */
     uint32_t last_slot = UINT32_MAX, last_gen = 0;
     dg_conn_t *c = NULL;
+    const dg_record_t *gr = NULL;   /* first record of the run: its drone's highest durable seq (session message) */
+    uint64_t gmax = 0;
     for (size_t i = 0; i < b->n; i++) {
         const dg_record_t *r = &b->recs[i];
         if (!(r->flags & DG_REC_HAS_SEQ)) continue;
+        if (!gr || gr->drone_id_len != r->drone_id_len || memcmp(gr->drone_id, r->drone_id, r->drone_id_len)) {
+            if (gr) dg_registry_raise_last_seq(w->srv->registry, gr->drone_id, gr->drone_id_len, gmax);
+            gr = r;
+            gmax = 0;
+        }
         if (dg_origin_slot(r->origin) != last_slot || dg_origin_gen(r->origin) != last_gen) {
             last_slot = dg_origin_slot(r->origin);
             last_gen = dg_origin_gen(r->origin);
             c = dg_worker_conn(w, last_slot, last_gen);
             if (c && c->kind != DG_CONN_DRONE) c = NULL;
         }
+        if (r->seq > gmax) gmax = r->seq;
         if (!c || c->closing || c->u.drone.ws.closed) continue;   /* closed: no more acks */
         if (r->flags & DG_REC_REJECTED_REUSED) {   /* not stored (store.h): never acked, reported */
             char msg[256];
@@ -367,12 +513,15 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
             c->u.drone.ack_pending = r->seq;
             c->u.drone.has_pending = true;
         }
+        /* a redelivery of something acked already is acked again */
+        if (c->u.drone.has_sent && r->seq <= c->u.drone.ack_sent) c->u.drone.reack = true;
         if (!c->ack_dirty) {
             c->ack_dirty = 1;
             c->ack_next = w->ack_list;
             w->ack_list = c;
         }
     }
+    if (gr) dg_registry_raise_last_seq(w->srv->registry, gr->drone_id, gr->drone_id_len, gmax);
 }
 
 void dg_ingest_flush_acks(dg_worker_t *w, bool force)
@@ -386,7 +535,9 @@ void dg_ingest_flush_acks(dg_worker_t *w, bool force)
         *pp = c->ack_next;
         c->ack_dirty = 0;
         c->ack_next = NULL;
-        if (c->u.drone.has_pending && (!c->u.drone.has_sent || c->u.drone.ack_pending > c->u.drone.ack_sent)) {
+        if (c->u.drone.has_pending && (!c->u.drone.has_sent || c->u.drone.ack_pending > c->u.drone.ack_sent ||
+                                       c->u.drone.reack)) {
+            c->u.drone.reack = false;
             char msg[64];
             int len = snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"seq\":%" PRIu64 "}", c->u.drone.ack_pending);
             c->u.drone.ack_sent = c->u.drone.ack_pending;
@@ -397,3 +548,64 @@ void dg_ingest_flush_acks(dg_worker_t *w, bool force)
         }
     }
 }
+
+/* ---- the drone channel's connection handlers (conn.h) ---- */
+
+static void ingest_on_tick(dg_conn_t *c, int64_t now)
+{
+    const dg_config_t *cfg = c->w->srv->cfg;
+    if (!c->u.drone.ws.closed) {
+        if (now - c->last_rx_ms >= cfg->idle_timeout_ms) {
+            dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "idle timeout");
+        } else if (now - c->last_rx_ms >= cfg->ping_interval_ms &&
+                   now - c->last_ping_ms >= cfg->ping_interval_ms) {
+            c->last_ping_ms = now;
+            dg_ingest_ping(c);
+        }
+    } else if (now - c->last_rx_ms >= 5000) {
+        dg_conn_close(c, true);   /* close handshake never completed */
+    }
+}
+
+static void ingest_on_drain(dg_conn_t *c)
+{
+    dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+static void ingest_on_backlog_full(dg_conn_t *c)
+{
+    dg_ingest_close(c, DG_WS_CLOSE_POLICY, "backlog full: the store is unavailable, retry later");
+}
+
+const dg_conn_ops_t dg_ingest_conn_ops = {
+    .name = "websocket",
+    .transport = DG_TR_WEBSOCKET,
+    .store_fed = true,
+    .on_data = dg_ingest_on_data,
+    .on_close = dg_ingest_on_close,
+    .on_tick = ingest_on_tick,
+    .on_drain = ingest_on_drain,
+    .on_backlog_full = ingest_on_backlog_full,
+};
+
+/* ---- the loop's fixed points (worker.h) ---- */
+
+static void hook_tick(dg_worker_t *w)
+{
+    if (w->id == 0) dg_ingest_expire_commands(w);
+}
+
+static void hook_on_free(dg_worker_t *w)
+{
+    dg_live_chunk_unref(w->live_open);
+    w->live_open = NULL;
+}
+
+const dg_worker_hooks_t dg_ingest_worker_hooks = {
+    .batch_done = dg_ingest_batch_done,
+    .after_inbox = dg_ingest_flush_acks,
+    .tick = hook_tick,
+    .before_sleep = dg_live_flush,
+    .on_free = hook_on_free,
+};
+

@@ -38,4 +38,10 @@ void dg_ingest_expire_commands(dg_worker_t *w);
 /* Persist + publish a command change. */
 void dg_ingest_command_changed(dg_worker_t *w, const dg_command_t *cmd);
 
+/* What the drone channel and the live stream do at the worker loop's fixed
+ * points: acks after durable batches, command expiry, live publishing. */
+extern const struct dg_worker_hooks dg_ingest_worker_hooks;
+/* Connection handlers of a drone channel (after dg_ingest_start). */
+extern const dg_conn_ops_t dg_ingest_conn_ops;
+
 #endif

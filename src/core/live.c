@@ -190,6 +190,7 @@ void dg_live_flush(dg_worker_t *w)
             live_msg_t *m = malloc(sizeof *m);
             if (!m) continue;
             m->msg.type = DG_MSG_LIVE;
+            m->msg.handle = dg_live_on_msg;
             atomic_fetch_add(&ch->refs, 1);
             m->ch = ch;
             dg_worker_post(o, &m->msg);
@@ -350,9 +351,7 @@ void dg_live_start(dg_conn_t *c, const char *filter)
 {
     dg_worker_t *w = c->w;
     memset(&c->u.live, 0, sizeof c->u.live);
-    c->kind = DG_CONN_LIVE;
-    dg_gauge_add(&dg_metrics.connections[DG_TR_HTTP], -1);
-    dg_gauge_add(&dg_metrics.connections[DG_TR_LIVE], 1);
+    dg_conn_set_ops(c, &dg_live_conn_ops, DG_CONN_LIVE);
     dg_ws_session_init(&c->u.live.ws, 64 * 1024);
     struct dg_live_watch *lw = calloc(1, sizeof *lw);
     if (!lw) { dg_conn_close(c, true); return; }
@@ -394,3 +393,38 @@ void dg_live_on_close(dg_conn_t *c)
     free(lw);
     c->u.live.lw = NULL;
 }
+
+/* ---- the live watcher's connection handlers (conn.h) ---- */
+
+static void live_on_writable(dg_conn_t *c)
+{
+    if (c->out.len < DG_LIVE_LOW) dg_live_on_drained(c);   /* conflated states */
+}
+
+static void live_on_tick(dg_conn_t *c, int64_t now)
+{
+    /* watchers are kept alive by our pings; their silence is normal */
+    if (now - c->last_ping_ms >= c->w->srv->cfg->ping_interval_ms && !c->u.live.ws.closed) {
+        c->last_ping_ms = now;
+        uint8_t was = c->cork;
+        c->cork = 1;
+        dg_conn_send(c, "\x89\x00", 2);   /* ping, empty payload */
+        c->cork = was;
+        dg_conn_flush(c);
+    }
+}
+
+static void live_on_drain(dg_conn_t *c)
+{
+    dg_live_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+const dg_conn_ops_t dg_live_conn_ops = {
+    .name = "live",
+    .transport = DG_TR_LIVE,
+    .on_data = dg_live_on_data,
+    .on_writable = live_on_writable,
+    .on_close = dg_live_on_close,
+    .on_tick = live_on_tick,
+    .on_drain = live_on_drain,
+};

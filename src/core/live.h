@@ -61,4 +61,7 @@ void dg_live_on_close(dg_conn_t *c);
  * snapshot chunk. */
 void dg_live_on_drained(dg_conn_t *c);
 
+/* Connection handlers of a live watcher (after dg_live_start). */
+extern const dg_conn_ops_t dg_live_conn_ops;
+
 #endif

@@ -20,6 +20,8 @@
 #include "reads.h"
 #include "server.h"
 #include "timefmt.h"
+#include "ingest.h"
+#include "../http/http.h"
 #include "../net/worker.h"
 
 #define DG_READ_THREADS 4   /* store reads in flight at once (history, commands) */
@@ -123,9 +125,15 @@ int main(int argc, char **argv)
     }
     if (cfg.max_connections == 0)
         cfg.max_connections = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256 ? (long)rl.rlim_cur - 128 : 1024;
-    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (long)rl.rlim_cur < cfg.max_connections + 64)
-        dg_warn("open-file limit %ld is below --max-connections %ld: raise it (ulimit -n) or lower the flag",
-                (long)rl.rlim_cur, cfg.max_connections);
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (long)rl.rlim_cur < cfg.max_connections + 64) {
+        /* more connections than descriptors would make accept() fail with
+         * EMFILE instead of answering 503: clamp (64 kept for the store,
+         * listeners, event loops, logs) */
+        long fit = (long)rl.rlim_cur > 128 ? (long)rl.rlim_cur - 64 : (long)rl.rlim_cur / 2;
+        dg_warn("--max-connections %ld is above what the open-file limit %ld allows: using %ld "
+                "(raise the limit with ulimit -n to allow more)", cfg.max_connections, (long)rl.rlim_cur, fit);
+        cfg.max_connections = fit;
+    }
 
     srv.cfg = &cfg;
     srv.started_ms = dg_now_ms();
@@ -154,6 +162,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "dronegate: %s\n", err);
         return 1;
     }
+    if (!srv.store_ops->last_seq)
+        dg_warn("store %s cannot tell a drone's last stored seq: the session message says null at a drone's "
+                "first connection of this run", srv.store_ops->scheme);
     srv.commands = dg_commands_new(cfg.command_timeout_ms);
     srv.registry = dg_registry_new();
     if (!srv.registry) { fprintf(stderr, "dronegate: out of memory\n"); return 1; }
@@ -195,6 +206,8 @@ int main(int argc, char **argv)
         int fd = dg_listen(srv.host, port, &bound, err, sizeof err);
         if (fd < 0) { fprintf(stderr, "dronegate: %s\n", err); return 1; }
         if (port == 0) port = srv.port = bound;
+        srv.accept_ops = &dg_http_conn_ops;   /* connections start as HTTP */
+        srv.worker_hooks = &dg_ingest_worker_hooks;
         srv.workers[i] = dg_worker_new(&srv, i, fd);
         if (!srv.workers[i]) { fprintf(stderr, "dronegate: out of memory creating worker %d\n", i); return 1; }
     }
@@ -248,10 +261,7 @@ int main(int argc, char **argv)
     dg_info("%s received: draining (stop accepting, store and ack what was received, close with 1001)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     atomic_store(&srv.draining, 1);
-    for (int i = 0; i < srv.nworkers; i++) {
-        dg_msg_t *m = calloc(1, sizeof *m);
-        if (m) { m->type = DG_MSG_DRAIN; dg_worker_post(srv.workers[i], m); }
-    }
+    for (int i = 0; i < srv.nworkers; i++) dg_worker_drain(srv.workers[i]);
     for (int i = 0; i < srv.nworkers; i++) dg_worker_join(srv.workers[i]);
     dg_reads_stop(srv.reads);   /* replies to the joined workers are freed with them */
     srv.reads = NULL;

@@ -35,9 +35,17 @@ void dg_read_job_free(dg_read_job_t *j)
     free(j);
 }
 
+static void on_read_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
+{
+    dg_read_job_t *j = (dg_read_job_t *)m;
+    if (deliver && j->done) j->done(w, j);   /* frees j */
+    else dg_read_job_free(j);
+}
+
 static void reply(dg_read_job_t *j)
 {
     j->msg.type = DG_MSG_READ;
+    j->msg.handle = on_read_msg;
     dg_worker_post(j->w, &j->msg);
 }
 

@@ -35,6 +35,9 @@ struct dg_read_job {
     dg_msg_t        msg;        /* DG_MSG_READ on the way back; must be first */
     dg_read_job_t  *next;       /* pool queue */
     dg_read_fn      run;
+    /* Worker thread, from its inbox: deliver the result (frees j). Set by
+     * whoever submits (HTTP: dg_http_read_done). */
+    void          (*done)(dg_worker_t *w, dg_read_job_t *j);
     dg_worker_t    *w;          /* the connection waiting for the reply */
     uint32_t        slot, gen;
     /* request */
@@ -43,6 +46,8 @@ struct dg_read_job {
     char            cmd_id[40];
     int             fmt;
     /* reply */
+    int             found;      /* last_seq: 1 found (seq), 0 none, -1 error/unknown */
+    uint64_t        seq;
     int             status;
     const char     *ctype;      /* static string */
     dg_buf_t        body;

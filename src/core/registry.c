@@ -46,6 +46,8 @@ struct dg_drone {
     int64_t       last_seen_ms;
     dg_conn_ref_t conn;
     dg_record_t   last;
+    uint8_t       seq_known;        /* 0 unknown, 1 none stored, 2 last_seq (session message) */
+    uint64_t      last_seq;         /* highest durable seq */
 };
 
 typedef struct stripe {
@@ -313,6 +315,37 @@ void dg_registry_update(dg_registry_t *r, dg_drone_t *d, const dg_record_t *rec)
     stripe_t *s = stripe_of(r, d->hash);
     pthread_mutex_lock(&s->lock);
     update_locked(d, rec);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int dg_registry_last_seq(dg_registry_t *r, dg_drone_t *d, uint64_t *seq)
+{
+    pthread_mutex_t *lk = &stripe_of(r, d->hash)->lock;
+    pthread_mutex_lock(lk);
+    int st = d->seq_known == 2 ? 1 : d->seq_known == 1 ? 0 : -1;
+    if (st == 1) *seq = d->last_seq;
+    pthread_mutex_unlock(lk);
+    return st;
+}
+
+void dg_registry_set_last_seq(dg_registry_t *r, dg_drone_t *d, int found, uint64_t seq, bool from_store)
+{
+    pthread_mutex_lock(&stripe_of(r, d->hash)->lock);
+    if (from_store || d->seq_known) {   /* durable seqs only refine a known value */
+        if (found && (d->seq_known != 2 || seq > d->last_seq)) { d->last_seq = seq; d->seq_known = 2; }
+        else if (!found && !d->seq_known) d->seq_known = 1;
+    }
+    pthread_mutex_unlock(&stripe_of(r, d->hash)->lock);
+}
+
+void dg_registry_raise_last_seq(dg_registry_t *r, const char *id, size_t len, uint64_t seq)
+{
+    if (len > DG_DRONE_ID_MAX) return;
+    uint32_t h = fnv1a(id, len);
+    stripe_t *s = stripe_of(r, h);
+    pthread_mutex_lock(&s->lock);
+    dg_drone_t *d = lookup(s, h, id, len);   /* evicted or never seen: stays unknown (the store answers) */
+    if (d && d->seq_known && (d->seq_known != 2 || seq > d->last_seq)) { d->last_seq = seq; d->seq_known = 2; }
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -33,6 +33,8 @@ typedef struct dg_server {
     struct dg_reads      *reads;          /* store reads off the event loops (reads.h) */
     atomic_int            store_ok;       /* last health check of the store answered */
     int64_t               started_ms;
+    const struct dg_conn_ops *accept_ops; /* protocol of accepted connections (HTTP) */
+    const struct dg_worker_hooks *worker_hooks; /* what the layers above do per loop (worker.h) */
 } dg_server_t;
 
 #endif

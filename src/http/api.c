@@ -140,6 +140,7 @@ static void submit(dg_conn_t *c, dg_read_job_t *j)
     j->slot = c->slot;
     j->gen = c->gen;
     if (srv->reads) {
+        j->done = dg_http_read_done;
         if (dg_reads_submit(srv->reads, j) == 0) { dg_http_await(c); return; }
         dg_read_job_free(j);
         dg_http_error(c, 503, "too many store reads waiting; retry shortly");

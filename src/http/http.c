@@ -229,9 +229,15 @@ static int on_message_complete(http_parser *p)
             dg_buf_free(&c->u.http.req->hval);
             free(c->u.http.req);
             c->u.http.req = NULL;
-            c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->idle_timeout_ms;
+            c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->http_idle_timeout_ms;
         }
         if (c->dead || c->closing) return -1;   /* stop parsing: nothing more to answer */
+        if (c->kind == DG_CONN_HTTP && c->out.len > DG_HTTP_OUT_HIGH) {
+            /* pipelining client that does not read: parse nothing more
+             * until its output drains (dg_http_on_drained) */
+            c->u.http.blocked = 1;
+            http_parser_pause(p, 1);
+        }
     }
     return 0;
 }
@@ -266,6 +272,23 @@ void dg_http_free(dg_conn_t *c)
     c->u.http.req = NULL;
 }
 
+void dg_http_on_drained(dg_conn_t *c)
+{
+    if (c->kind != DG_CONN_HTTP || !c->u.http.blocked || c->u.http.awaiting) return;
+    if (c->dead || c->closing || c->out.len > DG_HTTP_OUT_LOW) return;
+    c->u.http.blocked = 0;
+    dg_buf_t st = c->u.http.stash;
+    c->u.http.stash = (dg_buf_t){ 0 };
+    http_parser_pause(&c->u.http.parser, 0);
+    c->paused = 0;
+    uint8_t was = c->cork;
+    c->cork = 1;   /* the caller flushes once */
+    if (st.len) dg_http_on_data(c, (uint8_t *)st.data, st.len);
+    c->cork = was;
+    dg_buf_free(&st);
+    if (!c->dead) dg_conn_update_events(c);
+}
+
 void dg_http_await(dg_conn_t *c)
 {
     c->u.http.awaiting = 1;
@@ -292,7 +315,7 @@ void dg_http_read_done(dg_worker_t *w, struct dg_read_job *j)
         free(r);
         c->u.http.req = NULL;
     }
-    c->deadline_ms = dg_mono_ms() + w->srv->cfg->idle_timeout_ms;
+    c->deadline_ms = dg_mono_ms() + w->srv->cfg->http_idle_timeout_ms;
     dg_buf_t st = c->u.http.stash;
     c->u.http.stash = (dg_buf_t){ 0 };
     if (!c->closing) {
@@ -583,9 +606,9 @@ void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
     }
     if (c->closing) return;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->u.http.parser);
-    if (e == HPE_PAUSED && c->u.http.awaiting) {
-        /* keep what follows the awaited request; read nothing more until
-         * its reply is out (at most one read's worth is kept) */
+    if (e == HPE_PAUSED && (c->u.http.awaiting || c->u.http.blocked)) {
+        /* keep what follows the awaited (or blocked) request; read nothing
+         * more until its reply is out (at most one read's worth is kept) */
         if (done < n && dg_buf_append(&c->u.http.stash, p + done, n - done)) { dg_conn_close(c, true); return; }
         c->paused = 1;
         dg_conn_update_events(c);
@@ -610,3 +633,32 @@ void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
         else if (!c->dead && c->kind == DG_CONN_HTTP) dg_conn_close(c, false);
     }
 }
+
+/* ---- HTTP's connection handlers (conn.h): every accepted connection
+ * starts with these; an upgrade switches to the drone or live table ---- */
+
+static void http_on_writable(dg_conn_t *c)
+{
+    /* a response being read (slowly) is not an idle connection */
+    if (c->served && !c->u.http.awaiting)
+        c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->http_idle_timeout_ms;
+    dg_http_on_drained(c);
+}
+
+static void http_on_tick(dg_conn_t *c, int64_t now)
+{
+    if (now < c->deadline_ms) return;
+    if (!c->served) dg_inc(&dg_metrics.conn_rejected[DG_CREJ_HANDSHAKE_TIMEOUT], 1);
+    dg_conn_close(c, true);
+}
+
+const dg_conn_ops_t dg_http_conn_ops = {
+    .name = "http",
+    .transport = DG_TR_HTTP,
+    .out_max = DG_HTTP_OUT_MAX,
+    .on_open = dg_http_init,
+    .on_data = dg_http_on_data,
+    .on_writable = http_on_writable,
+    .on_close = dg_http_free,
+    .on_tick = http_on_tick,
+};

@@ -17,6 +17,17 @@
 #define DG_HDR_AUTHORIZATION 1
 #define DG_HDR_ORIGIN        2
 #define DG_HDR_HOST          4
+/* Pipelining backpressure: after a response, no further request of the
+ * connection is parsed (and nothing more is read) while more than
+ * DG_HTTP_OUT_HIGH bytes of output are pending; parsing resumes once the
+ * output is down to DG_HTTP_OUT_LOW. One response may exceed the bound. */
+#define DG_HTTP_OUT_HIGH (1024 * 1024)
+#define DG_HTTP_OUT_LOW  (256 * 1024)
+/* A single response may be this big (history: at most 100,000 rows). */
+#define DG_HTTP_OUT_MAX  ((size_t)256 * 1024 * 1024)
+
+/* Connection handlers of an HTTP connection (the listener's protocol). */
+extern const dg_conn_ops_t dg_http_conn_ops;
 
 struct dg_http_req {
     int      method;            /* enum http_method */
@@ -49,6 +60,9 @@ void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n);
 void dg_http_init(dg_conn_t *c);
 /* Release HTTP state (request buffers). */
 void dg_http_free(dg_conn_t *c);
+/* The connection's pending output went down (called by the connection
+ * layer after a flush): resume parsing if it was blocked on output. */
+void dg_http_on_drained(dg_conn_t *c);
 
 struct dg_read_job;
 /* The request being handled is answered later (its store read went to the

@@ -25,9 +25,32 @@ typedef struct dg_http_req dg_http_req_t;
 enum dg_conn_kind { DG_CONN_HTTP = 0, DG_CONN_DRONE = 1, DG_CONN_LIVE = 2 };
 
 struct dg_live_watch;
+typedef struct dg_conn dg_conn_t;
 
-typedef struct dg_conn {
+/* What a protocol does with a connection: the loop (worker.c) calls these
+ * and never asks what kind of connection it is (cf. Redis' ConnectionType).
+ * A transport (HTTP, drone WebSocket, live watcher; gRPC or MAVLink later)
+ * is one such table; a connection switches tables with dg_conn_set_ops()
+ * (e.g. on a WebSocket upgrade). Every callback runs on the worker thread;
+ * NULL entries are skipped. */
+typedef struct dg_conn_ops {
+    const char *name;
+    int    transport;       /* DG_TR_*: which connections gauge counts it */
+    size_t out_max;         /* pending output cap: a peer that does not read is dropped */
+    bool   store_fed;       /* input becomes store records: reading pauses while the
+                             * worker's batch pool is out, stops when draining */
+    void (*on_open)(dg_conn_t *c);                    /* accepted (listener's table) */
+    void (*on_data)(dg_conn_t *c, uint8_t *p, size_t n);
+    void (*on_writable)(dg_conn_t *c);                /* output was written (may queue more, corked) */
+    void (*on_close)(dg_conn_t *c);                   /* teardown, after every callback of c returned */
+    void (*on_tick)(dg_conn_t *c, int64_t now_ms);    /* sweep: timeouts, keep-alive pings */
+    void (*on_drain)(dg_conn_t *c);                   /* server shutdown: close politely */
+    void (*on_backlog_full)(dg_conn_t *c);            /* store_fed: store down, backlog full */
+} dg_conn_ops_t;
+
+struct dg_conn {
     ev_io          io;            /* first: the watcher's data pointer is not needed */
+    const dg_conn_ops_t *ops;     /* the protocol on this connection */
     dg_worker_t   *w;
     int            fd;
     uint32_t       slot, gen;     /* index in the worker's slot table + reuse generation */
@@ -46,12 +69,17 @@ typedef struct dg_conn {
     struct dg_conn *prev, *next;  /* the worker's list of connections */
     struct dg_conn *ack_next;     /* the worker's list of connections owing an ack */
     struct dg_conn *pause_next;   /* the worker's list of paused connections */
+    void          *proto;         /* state of a protocol that keeps it outside the union
+                                   * below (a new transport: allocated by its on_open or
+                                   * when it takes the connection over, freed by on_close) */
     union {
         struct {                  /* DG_CONN_HTTP */
             http_parser    parser;
             dg_http_req_t *req;   /* allocated while a request is being parsed */
             uint8_t        awaiting;  /* a store read is running for req: parser
                                        * paused, reads stopped (reads.h) */
+            uint8_t        blocked;   /* pending output over DG_HTTP_OUT_HIGH: parser
+                                       * paused, reads stopped until it drains */
             dg_buf_t       stash;     /* input after the awaited request */
         } http;
         struct {                  /* DG_CONN_DRONE */
@@ -59,8 +87,12 @@ typedef struct dg_conn {
             dg_drone_t     *drone;
             uint64_t        ack_pending;  /* highest durable seq not yet acked */
             uint64_t        ack_sent;     /* highest seq acked */
+            uint8_t         session_wait; /* session message not sent yet: reads
+                                           * stopped, input stashed, no commands */
+            dg_buf_t        stash;        /* input received before the session message */
             bool            has_pending;
             bool            has_sent;
+            bool            reack;        /* a resent seq <= ack_sent became durable: ack again */
             int64_t         last_ack_ms;
             double          tokens;       /* rate limit bucket */
             int64_t         tokens_ms;
@@ -70,14 +102,18 @@ typedef struct dg_conn {
             struct dg_live_watch *lw;     /* filter, conflation state */
         } live;
     } u;
-} dg_conn_t;
+};
 
 /* Queue bytes for the peer (written at once unless corked or blocked).
  * Returns 0, or -1 when the connection is being dropped (output over limit). */
 int  dg_conn_send(dg_conn_t *c, const void *p, size_t n);
 /* Write as much of `out` as the socket takes; arm EV_WRITE for the rest. */
 void dg_conn_flush(dg_conn_t *c);
-/* Close after the pending output is written (or at once when `now`). */
+/* Close after the pending output is written (or at once when `now`: the
+ * connection is dead at once, its teardown runs after the current callback). */
 void dg_conn_close(dg_conn_t *c, bool now);
+/* Hand the connection to another protocol (kind: DG_CONN_*, kept for the
+ * protocols' own checks). */
+void dg_conn_set_ops(dg_conn_t *c, const dg_conn_ops_t *ops, int kind);
 
 #endif

@@ -6,8 +6,19 @@
  * and WebSocket parsers are streaming), so a connection holds no input
  * buffer of its own.
  *
- * Known limits: the per-connection output buffer is capped (DG_OUT_MAX);
- * a client that does not read its acks for that long is dropped.
+ * The loop knows no protocol: a connection's handler table (conn.h,
+ * dg_conn_ops_t) parses its input, ticks its timeouts, closes it politely on
+ * drain; inbox messages carry their handler (dg_msg_t.handle); the layers
+ * above hook the loop's fixed points (dg_worker_hooks_t). A new transport is
+ * a new table, not an edit here.
+ *
+ * Closing is deferred (libuv's uv_close): dg_conn_close(c, true) marks the
+ * connection dead; its teardown, close(fd) and free run in the prepare step,
+ * never under one of its own callbacks.
+ *
+ * Known limits: the per-connection output buffer is capped (ops->out_max,
+ * default DG_OUT_MAX); a client that does not read its acks for that long is
+ * dropped.
  */
 #include "worker.h"
 
@@ -23,17 +34,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../core/ingest.h"
-#include "../core/live.h"
 #include "../core/log.h"
-#include "../core/reads.h"
 #include "../core/metrics.h"
 #include "../core/timefmt.h"
-#include "../http/http.h"
 
 #define DG_RBUF_SIZE (256 * 1024)
 #define DG_OUT_MAX   (8 * 1024 * 1024)
-#define DG_OUT_MAX_HTTP (256 * 1024 * 1024)
+#define DG_ACCEPT_PAUSE_MS 100   /* out of file descriptors: retry accept after this */
+
+/* The layers above, as hooks (server.h): the loop calls them, never them by name. */
+#define H(w) ((w)->srv->worker_hooks)
 
 /* ---- listening ---- */
 
@@ -111,7 +121,7 @@ void dg_conn_update_events(dg_conn_t *c)
     if (c->dead) return;
     int ev = 0;
     if (c->lingering) ev = EV_READ;
-    else if (!c->paused && !c->closing && !(c->w->draining && c->kind == DG_CONN_DRONE)) ev |= EV_READ;
+    else if (!c->paused && !c->closing && !(c->w->draining && c->ops->store_fed)) ev |= EV_READ;
     if (c->out.len) ev |= EV_WRITE;
     if (ev == 0) {
         ev_io_stop(c->w->loop, &c->io);
@@ -124,6 +134,14 @@ void dg_conn_update_events(dg_conn_t *c)
 }
 
 static void conn_destroy_now(dg_conn_t *c);
+
+void dg_conn_set_ops(dg_conn_t *c, const dg_conn_ops_t *ops, int kind)
+{
+    dg_gauge_add(&dg_metrics.connections[c->ops->transport], -1);
+    dg_gauge_add(&dg_metrics.connections[ops->transport], 1);
+    c->ops = ops;
+    c->kind = (uint8_t)kind;
+}
 
 /* Closing is two-phase (libuv's uv_close): dg_conn_close(c, true) only takes
  * the connection out of service (dead: no more events, lookups by slot miss,
@@ -151,8 +169,7 @@ void dg_conn_close(dg_conn_t *c, bool now)
     w->slots[c->slot] = NULL;
     w->nconns--;
     atomic_fetch_sub(&w->srv->nconns, 1);
-    dg_gauge_add(&dg_metrics.connections[c->kind == DG_CONN_DRONE ? DG_TR_WEBSOCKET :
-                                         c->kind == DG_CONN_LIVE ? DG_TR_LIVE : DG_TR_HTTP], -1);
+    dg_gauge_add(&dg_metrics.connections[c->ops->transport], -1);
     c->next = w->dead;
     w->dead = c;
 }
@@ -160,9 +177,7 @@ void dg_conn_close(dg_conn_t *c, bool now)
 /* Second phase of a close: no callback of c is running any more. */
 static void conn_destroy_now(dg_conn_t *c)
 {
-    if (c->kind == DG_CONN_DRONE) dg_ingest_on_close(c);
-    else if (c->kind == DG_CONN_LIVE) dg_live_on_close(c);
-    else dg_http_free(c);
+    if (c->ops->on_close) c->ops->on_close(c);
     if (c->fd >= 0) close(c->fd);
     dg_buf_free(&c->out);
     free(c);
@@ -170,10 +185,13 @@ static void conn_destroy_now(dg_conn_t *c)
 
 void dg_conn_flush(dg_conn_t *c)
 {
+    bool wrote = false;
+again:
     while (c->out.len && !c->dead) {
         ssize_t n = write(c->fd, c->out.data, c->out.len);
         if (n > 0) {
             dg_buf_consume(&c->out, (size_t)n);
+            wrote = true;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -184,9 +202,16 @@ void dg_conn_flush(dg_conn_t *c)
         return;
     }
     if (c->dead) return;
-    if (c->kind == DG_CONN_LIVE && c->out.len < DG_LIVE_LOW && !c->closing) {
-        dg_live_on_drained(c);   /* sends conflated states, flushes again */
+    if (c->ops->on_writable && !c->closing && (wrote || !c->out.len)) {
+        /* the protocol may queue more now (conflated live states, the
+         * next pipelined HTTP requests): corked, written here */
+        size_t before = c->out.len;
+        uint8_t was = c->cork;
+        c->cork = 1;
+        c->ops->on_writable(c);
+        c->cork = was;
         if (c->dead) return;
+        if (c->out.len != before && c->out.len && !c->cork) { wrote = false; goto again; }
     }
     if (c->out.len == 0) {
         if (c->out.cap > 4096) dg_buf_free(&c->out);   /* idle connections hold no buffer */
@@ -224,7 +249,7 @@ int dg_conn_send(dg_conn_t *c, const void *p, size_t n)
     /* A streaming peer (drone, watcher) that stops reading is cut off; an
      * HTTP response is written whole (its size is bounded by the API's
      * limits: history at most 100,000 rows). */
-    size_t cap = c->kind == DG_CONN_HTTP ? DG_OUT_MAX_HTTP : DG_OUT_MAX;
+    size_t cap = c->ops->out_max ? c->ops->out_max : DG_OUT_MAX;
     if (c->out.len + n > cap) {
         dg_warn("connection fd %d does not read its output (over %zu bytes pending): closing", c->fd, cap);
         c->out.len = 0;
@@ -289,11 +314,12 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
         return;
     }
     if (!(revents & EV_READ) || c->paused || c->closing) return;
-    if (c->kind == DG_CONN_DRONE && w->paused) {
-        if (dg_writer_backlog_full(w->srv->writer))
+    if (c->ops->store_fed && w->paused) {
+        if (dg_writer_backlog_full(w->srv->writer)) {
             /* memory and spool are full while the store is down: say so */
-            dg_ingest_close(c, DG_WS_CLOSE_POLICY, "backlog full: the store is unavailable, retry later");
-        else
+            if (c->ops->on_backlog_full) c->ops->on_backlog_full(c);
+            else dg_conn_close(c, false);
+        } else
             dg_worker_pause_conn(w, c);   /* the store is just slower: TCP backpressure */
         return;
     }
@@ -314,14 +340,12 @@ static void conn_read(dg_conn_t *c, int rounds)
         }
         c->last_rx_ms = dg_mono_ms();
         c->cork = 1;
-        if (c->kind == DG_CONN_DRONE) dg_ingest_on_data(c, w->rbuf, (size_t)n);
-        else if (c->kind == DG_CONN_LIVE) dg_live_on_data(c, w->rbuf, (size_t)n);
-        else dg_http_on_data(c, w->rbuf, (size_t)n);
+        c->ops->on_data(c, w->rbuf, (size_t)n);
         if (c->dead) return;
         c->cork = 0;
         dg_conn_flush(c);
         if ((size_t)n < w->rbuf_cap) break;
-        if (c->kind == DG_CONN_DRONE && w->paused) break;
+        if (c->ops->store_fed && w->paused) break;
     }
 }
 
@@ -332,8 +356,21 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
         int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR) continue;
-            if (errno == EMFILE || errno == ENFILE)
-                dg_warn("accept: %s (raise the limit with ulimit -n)", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: the pending connection stays in the
+                 * backlog and the listening socket stays readable, so
+                 * accepting again at once is a busy loop. Stop accepting
+                 * for a moment; warn at most every 10 s. */
+                int64_t now = dg_mono_ms();
+                if (now - w->emfile_warned_ms >= 10000) {
+                    w->emfile_warned_ms = now;
+                    dg_warn("accept: %s: not accepting for %d ms (raise the limit with ulimit -n or lower --max-connections)",
+                            strerror(errno), DG_ACCEPT_PAUSE_MS);
+                }
+                ev_io_stop(loop, &w->lio);
+                ev_timer_set(&w->accept_timer, DG_ACCEPT_PAUSE_MS / 1000.0, 0.0);
+                ev_timer_start(loop, &w->accept_timer);
+            }
             return;
         }
         if (atomic_load(&w->srv->nconns) >= w->srv->cfg->max_connections) {
@@ -355,7 +392,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
         c->fd = fd;
         c->slot = slot;
         c->gen = ++w->gens[slot];
-        c->kind = DG_CONN_HTTP;
+        c->ops = w->srv->accept_ops;
         int64_t now = dg_mono_ms();
         c->last_rx_ms = now;
         c->deadline_ms = now + w->srv->cfg->handshake_timeout_ms;
@@ -365,11 +402,17 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
         w->conns = c;
         w->nconns++;
         atomic_fetch_add(&w->srv->nconns, 1);
-        dg_gauge_add(&dg_metrics.connections[DG_TR_HTTP], 1);
-        dg_http_init(c);
+        dg_gauge_add(&dg_metrics.connections[c->ops->transport], 1);
+        if (c->ops->on_open) c->ops->on_open(c);
         ev_io_init(&c->io, on_conn_io, fd, EV_READ);
         ev_io_start(loop, &c->io);
     }
+}
+
+static void on_accept_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    dg_worker_t *w = t->data;
+    if (w->lfd >= 0 && !w->draining) ev_io_start(loop, &w->lio);
 }
 
 /* ---- store pipeline ---- */
@@ -432,7 +475,7 @@ static void resume_all(dg_worker_t *w)
 
 static void batch_returned(dg_worker_t *w, dg_batch_t *b)
 {
-    dg_ingest_batch_done(w, b);
+    H(w)->batch_done(w, b);
     if (b->foreign) {   /* acks for records replayed from the spool */
         dg_batch_free(b);
         return;
@@ -454,6 +497,34 @@ void dg_worker_post(dg_worker_t *w, dg_msg_t *m)
 }
 
 static void drain_step(dg_worker_t *w);
+static void conn_read(dg_conn_t *c, int rounds);
+
+static void on_drain_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
+{
+    free(m);
+    if (!deliver || w->draining) return;
+    w->draining = true;
+    w->drain_deadline_ms = dg_mono_ms() + w->srv->cfg->shutdown_timeout_ms;
+    ev_timer_stop(w->loop, &w->accept_timer);
+    if (w->lfd >= 0) { ev_io_stop(w->loop, &w->lio); close(w->lfd); w->lfd = -1; }
+    /* "what was received": take in what the kernel already holds for each
+     * store-fed connection (bounded), then stop reading */
+    for (dg_conn_t *c = w->conns, *n; c; c = n) {
+        n = c->next;
+        if (c->ops->store_fed && !c->paused) conn_read(c, 16);
+    }
+    for (dg_conn_t *c = w->conns; c; c = c->next) dg_conn_update_events(c);
+}
+
+int dg_worker_drain(dg_worker_t *w)
+{
+    dg_msg_t *m = calloc(1, sizeof *m);
+    if (!m) return -ENOMEM;
+    m->type = DG_MSG_DRAIN;
+    m->handle = on_drain_msg;
+    dg_worker_post(w, m);
+    return 0;
+}
 
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
@@ -464,51 +535,13 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
     pthread_mutex_unlock(&w->mu);
     while (m) {
         dg_msg_t *next = m->next;
-        switch (m->type) {
-        case DG_MSG_BATCH:
-            batch_returned(w, (dg_batch_t *)m);
-            break;
-        case DG_MSG_CLOSE: {
-            dg_close_msg_t *cm = (dg_close_msg_t *)m;
-            dg_conn_t *c = dg_worker_conn(w, cm->slot, cm->gen);
-            if (c && c->kind == DG_CONN_DRONE) dg_ingest_close(c, cm->code, "replaced by a newer connection of the same drone");
-            free(cm);
-            break;
-        }
-        case DG_MSG_LIVE:
-            dg_live_on_msg(w, m, true);
-            break;
-        case DG_MSG_COMMAND: {
-            dg_command_msg_t *cm = (dg_command_msg_t *)m;
-            dg_conn_t *c = dg_worker_conn(w, cm->slot, cm->gen);
-            if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cm->id, cm->frame, cm->len);
-            free(cm);
-            break;
-        }
-        case DG_MSG_READ:
-            dg_http_read_done(w, (dg_read_job_t *)m);
-            break;
-        case DG_MSG_DRAIN:
-            free(m);
-            if (!w->draining) {
-                w->draining = true;
-                w->drain_deadline_ms = dg_mono_ms() + w->srv->cfg->shutdown_timeout_ms;
-                if (w->lfd >= 0) { ev_io_stop(loop, &w->lio); close(w->lfd); w->lfd = -1; }
-                /* "what was received": take in what the kernel already holds
-                 * for each drone (bounded), then stop reading */
-                for (dg_conn_t *c = w->conns, *n; c; c = n) {
-                    n = c->next;
-                    if (c->kind == DG_CONN_DRONE && !c->paused) conn_read(c, 16);
-                }
-                for (dg_conn_t *c = w->conns; c; c = c->next) dg_conn_update_events(c);
-            }
-            break;
-        default:
-            free(m);
-        }
+        /* each message carries its handler; those without one are our own
+         * store batches coming back from the writer */
+        if (m->handle) m->handle(w, m, true);
+        else batch_returned(w, (dg_batch_t *)m);
         m = next;
     }
-    dg_ingest_flush_acks(w, w->draining);
+    H(w)->after_inbox(w, w->draining);
     if (w->draining) drain_step(w);
 }
 
@@ -520,13 +553,12 @@ static void drain_step(dg_worker_t *w)
     int64_t now = dg_mono_ms();
     bool expired = now >= w->drain_deadline_ms;
     if (w->inflight > 0 && !expired) return;
-    dg_ingest_flush_acks(w, true);
+    H(w)->after_inbox(w, true);
     if (!w->closing_sent) {
         w->closing_sent = true;
         for (dg_conn_t *c = w->conns, *n; c; c = n) {
             n = c->next;
-            if (c->kind == DG_CONN_DRONE) dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
-            else if (c->kind == DG_CONN_LIVE) dg_live_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
+            if (c->ops->on_drain) c->ops->on_drain(c);
             else dg_conn_close(c, false);
         }
     }
@@ -542,7 +574,6 @@ static void drain_step(dg_worker_t *w)
 static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
 {
     dg_worker_t *w = t->data;
-    const dg_config_t *cfg = w->srv->cfg;
     int64_t now = dg_mono_ms();
     for (dg_conn_t *c = w->conns, *n; c; c = n) {
         n = c->next;
@@ -553,31 +584,8 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
                 while (read(c->fd, w->rbuf, w->rbuf_cap) > 0) {}
                 dg_conn_close(c, true);
             }
-        } else if (c->kind == DG_CONN_HTTP) {
-            if (now >= c->deadline_ms) {
-                if (!c->served) dg_inc(&dg_metrics.conn_rejected[DG_CREJ_HANDSHAKE_TIMEOUT], 1);
-                dg_conn_close(c, true);
-            }
-        } else if (c->kind == DG_CONN_LIVE) {
-            /* watchers are kept alive by our pings; their silence is normal */
-            if (now - c->last_ping_ms >= cfg->ping_interval_ms && !c->u.live.ws.closed) {
-                c->last_ping_ms = now;
-                uint8_t was = c->cork;
-                c->cork = 1;
-                dg_conn_send(c, "\x89\x00", 2);   /* ping, empty payload */
-                c->cork = was;
-                dg_conn_flush(c);
-            }
-        } else if (!c->u.drone.ws.closed) {
-            if (now - c->last_rx_ms >= cfg->idle_timeout_ms) {
-                dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "idle timeout");
-            } else if (now - c->last_rx_ms >= cfg->ping_interval_ms &&
-                       now - c->last_ping_ms >= cfg->ping_interval_ms) {
-                c->last_ping_ms = now;
-                dg_ingest_ping(c);
-            }
-        } else if (now - c->last_rx_ms >= 5000) {
-            dg_conn_close(c, true);   /* close handshake never completed */
+        } else if (c->ops->on_tick) {
+            c->ops->on_tick(c, now);
         }
     }
     if (w->paused && w->paused_list && dg_writer_backlog_full(w->srv->writer)) {
@@ -587,31 +595,34 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
             w->paused_list = c->pause_next;
             c->pause_next = NULL;
             c->paused = 0;
-            dg_ingest_close(c, DG_WS_CLOSE_POLICY, "backlog full: the store is unavailable, retry later");
+            if (c->ops->on_backlog_full) c->ops->on_backlog_full(c);
+            else dg_conn_close(c, false);
         }
     }
-    if (w->id == 0) dg_ingest_expire_commands(w);
+    if (H(w)->tick) H(w)->tick(w);
     if (w->draining) drain_step(w);
 }
 
 static void on_ack_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
     dg_worker_t *w = t->data;
-    dg_ingest_flush_acks(w, false);
+    H(w)->after_inbox(w, false);
 }
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     dg_worker_t *w = p->data;
-    /* Group commit: submit the open batch when nothing of ours is queued
-     * behind the writer's current transaction; otherwise keep filling it. */
-    if (w->open && w->open->n && w->inflight < 2) batch_submit(w);
-    dg_live_flush(w);
+    /* Second phase of the closes of this iteration first: their teardown
+     * may publish (a drone going offline) before the hooks flush. */
     while (w->dead) {
         dg_conn_t *c = w->dead;
         w->dead = c->next;
         conn_destroy_now(c);
     }
+    /* Group commit: submit the open batch when nothing of ours is queued
+     * behind the writer's current transaction; otherwise keep filling it. */
+    if (w->open && w->open->n && w->inflight < 2) batch_submit(w);
+    if (H(w)->before_sleep) H(w)->before_sleep(w);
     if (w->ack_list && !ev_is_active(&w->ack_timer)) {
         double iv = (double)w->srv->cfg->ack_interval_ms / 1000.0;
         ev_timer_set(&w->ack_timer, iv > 0.002 ? iv / 2 : 0.001, 0.0);
@@ -651,6 +662,7 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
     ev_async_start(w->loop, &w->wake);
     long shortest = srv->cfg->handshake_timeout_ms;
     if (srv->cfg->idle_timeout_ms < shortest) shortest = srv->cfg->idle_timeout_ms;
+    if (srv->cfg->http_idle_timeout_ms < shortest) shortest = srv->cfg->http_idle_timeout_ms;
     if (srv->cfg->ping_interval_ms < shortest) shortest = srv->cfg->ping_interval_ms;
     double iv = (double)shortest / 4000.0;
     if (iv > 1.0) iv = 1.0;
@@ -660,6 +672,8 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
     ev_timer_start(w->loop, &w->sweep);
     ev_timer_init(&w->ack_timer, on_ack_timer, 0.05, 0.0);
     w->ack_timer.data = w;
+    ev_timer_init(&w->accept_timer, on_accept_timer, DG_ACCEPT_PAUSE_MS / 1000.0, 0.0);
+    w->accept_timer.data = w;
     ev_prepare_init(&w->prep, on_prepare);
     w->prep.data = w;
     ev_prepare_start(w->loop, &w->prep);
@@ -681,13 +695,11 @@ void dg_worker_free(dg_worker_t *w)
     while (w->dead) { dg_conn_t *c = w->dead; w->dead = c->next; conn_destroy_now(c); }
     dg_batch_pool_free(&w->pool);
     dg_batch_free(w->open);
-    dg_live_chunk_unref(w->live_open);
+    if (H(w)->on_free) H(w)->on_free(w);
     for (dg_msg_t *m = w->inbox, *n; m; m = n) {
         n = m->next;
-        if (m->type == DG_MSG_BATCH) dg_batch_free((dg_batch_t *)m);
-        else if (m->type == DG_MSG_LIVE) dg_live_on_msg(w, m, false);
-        else if (m->type == DG_MSG_READ) dg_read_job_free((dg_read_job_t *)m);
-        else free(m);
+        if (m->handle) m->handle(w, m, false);   /* frees it */
+        else dg_batch_free((dg_batch_t *)m);
     }
     if (w->lfd >= 0) close(w->lfd);
     if (w->loop) ev_loop_destroy(w->loop);

@@ -20,22 +20,9 @@
 #include "../core/server.h"
 #include "../pipeline/writer.h"
 
+/* Inbox message types: informative only (logs, debugging); what runs is
+ * dg_msg_t.handle. */
 enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5, DG_MSG_READ = 6 };
-
-/* Deliver a command frame to a drone connection owned by another worker. */
-typedef struct dg_command_msg {
-    dg_msg_t msg;
-    uint32_t slot, gen;
-    char     id[33];
-    size_t   len;
-    char     frame[];      /* the JSON text of the command message */
-} dg_command_msg_t;
-
-typedef struct dg_close_msg {
-    dg_msg_t msg;
-    uint32_t slot, gen;
-    uint16_t code;
-} dg_close_msg_t;
 
 struct dg_worker {
     int              id;
@@ -47,6 +34,8 @@ struct dg_worker {
     ev_async         wake;
     ev_timer         sweep;         /* timeouts, pings */
     ev_timer         ack_timer;     /* deferred (coalesced) acks */
+    ev_timer         accept_timer;  /* accepting paused (EMFILE), restarts it */
+    int64_t          emfile_warned_ms;
     ev_prepare       prep;          /* before blocking: submit batch, free dead conns */
     pthread_mutex_t  mu;            /* guards inbox */
     dg_msg_t        *inbox, *inbox_tail;
@@ -79,11 +68,27 @@ struct dg_worker {
     bool             closing_sent;
 };
 
+/* What the layers above the loop do at its fixed points (Redis' beforeSleep
+ * style); set once in srv->worker_hooks (main). batch_done and after_inbox
+ * are required, the rest may be NULL. */
+typedef struct dg_worker_hooks {
+    void (*batch_done)(dg_worker_t *w, dg_batch_t *b);  /* a batch came back from the writer */
+    void (*after_inbox)(dg_worker_t *w, bool force);    /* inbox handled / ack timer: send what is owed */
+    void (*tick)(dg_worker_t *w);                       /* every sweep */
+    void (*before_sleep)(dg_worker_t *w);               /* prepare step, before blocking */
+    void (*on_free)(dg_worker_t *w);                    /* the worker is freed */
+} dg_worker_hooks_t;
+
 dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd);
 int   dg_worker_start(dg_worker_t *w);
 void  dg_worker_join(dg_worker_t *w);
 void  dg_worker_free(dg_worker_t *w);
-/* Any thread: deliver a message to the worker's inbox. */
+/* Any thread: ask the worker to drain (server shutdown). 0 or -ENOMEM. */
+int   dg_worker_drain(dg_worker_t *w);
+/* Any thread: deliver a message to the worker's inbox. m->handle is called
+ * on the worker thread (deliver true), or with deliver false when the worker
+ * is freed first; either way it frees m. A message without handler is one
+ * of the worker's own store batches coming back. */
 void  dg_worker_post(dg_worker_t *w, dg_msg_t *m);
 /* The worker's connection at slot with generation gen, or NULL. */
 dg_conn_t *dg_worker_conn(dg_worker_t *w, uint32_t slot, uint32_t gen);

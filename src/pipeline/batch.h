@@ -29,9 +29,13 @@
 #include "../core/record.h"
 
 /* Header of anything that travels through a worker's inbox (see worker.h). */
+struct dg_worker;
 typedef struct dg_msg {
     struct dg_msg *next;
     int            type;   /* DG_MSG_* in worker.h */
+    /* The receiving worker runs this (NULL: a store batch coming back);
+     * deliver false: the worker is going away, just free it. */
+    void         (*handle)(struct dg_worker *w, struct dg_msg *m, bool deliver);
 } dg_msg_t;
 
 typedef struct dg_batch {

@@ -19,6 +19,7 @@
 #ifndef DG_WRITER_H
 #define DG_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -493,6 +493,7 @@ class Drone:
         self.errors = []        # every error object
         self.other = []         # anything else the server sent
         self.closed = None      # (code, reason) once the server closed
+        self.session = None     # the server's first message {"type":"session","last_seq":N|null}
 
     @property
     def max_ack(self):
@@ -500,7 +501,7 @@ class Drone:
 
     @classmethod
     async def connect(cls, srv, drone_id, token=None, query_token=None,
-                      subprotocols=(PROTO,), headers=None, **kw):
+                      subprotocols=(PROTO,), headers=None, session=True, **kw):
         uri = f"{srv.ws_base}/ws/{drone_id}"
         if query_token is not None:
             uri += f"?token={query_token}"
@@ -515,7 +516,19 @@ class Drone:
         kw.setdefault("max_size", None)
         ws = await websockets.connect(uri, subprotocols=list(subprotocols) if subprotocols else None,
                                       extra_headers=hdrs, **kw)
-        return cls(ws, drone_id)
+        d = cls(ws, drone_id)
+        if session:
+            # contract: the first message after the upgrade is the session message
+            raw = await asyncio.wait_for(ws.recv(), T(10))
+            m = json.loads(raw)
+            assert m.get("type") == "session" and "last_seq" in m, f"first message is not the session message: {raw!r}"
+            assert m["last_seq"] is None or isinstance(m["last_seq"], int), raw
+            d.session = m
+        return d
+
+    @property
+    def last_seq(self):
+        return self.session["last_seq"] if self.session else None
 
     async def send(self, obj):
         await self.ws.send(obj if isinstance(obj, (str, bytes)) else dumps(obj))

@@ -8,6 +8,7 @@ is (after checking the server did not mask it, RFC 6455 5.1).
 """
 import base64
 import hashlib
+import json
 import os
 import socket
 import struct
@@ -110,6 +111,7 @@ class RawWS:
         self.key = None
         self.response = None
         self.sent_close = False
+        self.session = None
 
     # ------------------------------------------------------------ writing
 
@@ -153,11 +155,20 @@ class RawWS:
         h = [(a, b) for (a, b) in h if a.lower() not in {o.lower() for o in omit}]
         return (f"{method} {path} HTTP/1.1\r\n" + "".join(f"{a}: {b}\r\n" for a, b in h) + "\r\n").encode()
 
-    def handshake(self, path, protocols=None, headers=None, chunk=None, pause=0.0, **kw):
+    def handshake(self, path, protocols=None, headers=None, chunk=None, pause=0.0, session=True, **kw):
         """Send the upgrade request and read the HTTP response (status, headers
-        and, for non-101 answers, the body)."""
+        and, for non-101 answers, the body). session: after a 101 on a drone
+        channel (/ws/...), read the server's first message,
+        {"type":"session","last_seq":N|null}, into self.session."""
         self.send(self.request_bytes(path, protocols, headers, **kw), chunk=chunk, pause=pause)
         self.response = self.read_http_response()
+        self.session = None
+        if session and self.response.status == 101 and path.startswith("/ws/"):
+            f = self.recv_frame()
+            m = json.loads(f.payload) if f.opcode == OP_TEXT else None
+            assert m and m.get("type") == "session" and "last_seq" in m, \
+                f"first frame is not the session message: {f!r}"
+            self.session = m
         return self.response
 
     def read_http_response(self):
@@ -185,10 +196,12 @@ class RawWS:
         return base64.b64encode(hashlib.sha1((self.key + GUID).encode()).digest()).decode()
 
     @classmethod
-    def open(cls, port, path, protocols=("dronegate.json.v1",), timeout=5.0, **kw):
-        """Connect and complete the handshake; fails unless 101 with a correct accept key."""
+    def open(cls, port, path, protocols=("dronegate.json.v1",), timeout=5.0, session=True, **kw):
+        """Connect and complete the handshake; fails unless 101 with a correct accept key.
+        session: on a drone channel (/ws/...), read the server's first message,
+        {"type":"session","last_seq":N|null}, into ws.session."""
         ws = cls(port, timeout=timeout)
-        r = ws.handshake(path, list(protocols) if protocols else None, **kw)
+        r = ws.handshake(path, list(protocols) if protocols else None, session=session, **kw)
         assert r.status == 101, f"handshake for {path}: HTTP {r.status} {r.reason} {r.body[:200]!r}"
         assert r.header("sec-websocket-accept") == ws.expected_accept(), \
             f"bad Sec-WebSocket-Accept {r.header('sec-websocket-accept')!r}, expected {ws.expected_accept()!r}"
