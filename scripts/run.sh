@@ -8,7 +8,8 @@
 # The gateway stays in the foreground of this script: Ctrl-C (SIGINT) or
 # SIGTERM is passed on, so it drains as usual; the exit status is its own.
 # Env: DRONEGATE_LISTEN etc. work as for the gateway; the port is taken from
-# --listen (flag or env), default 8080.
+# --listen (flag or env), default 8080. DG_GATEWAY, DG_SIM: other binaries
+# (tests), default build/dronegate and build/dronegate-sim.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,7 +37,9 @@ port=${listen##*:}
 host=${listen%:*}
 case "$host" in ''|0.0.0.0|'[::]') host=localhost ;; esac
 
-./build/dronegate --web-root ./web "$@" &
+gwbin=${DG_GATEWAY:-./build/dronegate}
+simbin=${DG_SIM:-./build/dronegate-sim}
+"$gwbin" --web-root ./web "$@" &
 gw=$!
 sim=""
 stop() { [ -n "$sim" ] && kill -TERM "$sim" 2>/dev/null; kill -"$1" "$gw" 2>/dev/null; }
@@ -53,7 +56,7 @@ done
 if [ "$up" = 1 ]; then
   simcmd="./build/dronegate-sim --url ws://$host:$port --drones 36 --duration 0"
   if [ "$demo" = 1 ]; then
-    ./build/dronegate-sim --url "ws://$host:$port" --drones "$ndrones" --duration 0 --quiet &
+    "$simbin" --url "ws://$host:$port" --drones "$ndrones" --duration 0 --quiet &
     sim=$!
     echo "demo: $ndrones simulated drones are flying (build/dronegate-sim, stopped with the gateway)"
   fi

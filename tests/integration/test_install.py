@@ -7,6 +7,8 @@ with every asset it loads answering 200.
 `make install` runs in the repository (it builds build/dronegate if needed:
 a few seconds when `make test` built it already).
 """
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -159,3 +161,60 @@ def test_installed_dashboard_answers_200(prefix, server_factory):
     assert len(urls) >= 5
     for u in urls:
         assert s.get("/" + u).status == 200, f"{u} does not answer 200 from the installed web root"
+
+
+def run_script(tmp_path, *args):
+    """scripts/run.sh (what `make run` / `make demo` run after the build) on a free port."""
+    port = dg.free_port()
+    out = open(tmp_path / "run.out", "w+")
+    p = subprocess.Popen([str(dg.REPO / "scripts/run.sh"), *args, "--", "--listen", f"127.0.0.1:{port}",
+                          "--store", f"sqlite:{tmp_path}/dg.db"],
+                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         env=dg.clean_env(DG_GATEWAY=dg.BIN, DG_SIM=dg.SIM), start_new_session=True)
+    return p, port, out
+
+
+def read_until(p, out, pattern, timeout):
+    def seen():
+        out.seek(0)
+        text = out.read()
+        assert p.poll() is None, f"run.sh exited ({p.returncode}):\n{text[-3000:]}"
+        return re.search(pattern, text, re.M) and text
+    return dg.wait_until(seen, timeout, f"{pattern!r} in the run.sh output")
+
+
+def stop_script(p):
+    p.send_signal(subprocess.signal.SIGTERM)
+    try:
+        return p.wait(timeout=dg.T(20))
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, subprocess.signal.SIGKILL)
+            p.wait()
+
+
+def test_make_run_ends_with_the_url_and_the_simulator_command(tmp_path):
+    p, port, out = run_script(tmp_path)
+    try:
+        text = read_until(p, out, r"^simulated drones: ", dg.T(60))
+        lines = text.rstrip("\n").splitlines()
+        assert lines[-2] == f"dashboard: http://127.0.0.1:{port}/", lines[-3:]
+        assert re.fullmatch(rf"simulated drones: \S*dronegate-sim --url ws://127\.0\.0\.1:{port} .*make demo.*",
+                            lines[-1]), lines[-1]
+        assert dg.http_get(port, "/").status == 200
+        assert dg.http_get(port, "/vendor/leaflet/leaflet.js").status == 200
+    finally:
+        rc = stop_script(p)
+    assert rc == 0, "the gateway did not drain cleanly on SIGTERM through run.sh"
+
+
+def test_make_demo_flies_drones(tmp_path):
+    p, port, out = run_script(tmp_path, "--demo", "5")
+    try:
+        read_until(p, out, r"^dashboard: ", dg.T(60))
+        drones = dg.wait_until(lambda: len(json.loads(dg.http_get(port, "/api/v1/drones").body)["drones"]) == 5,
+                               dg.T(20), "5 simulated drones")
+        assert drones
+    finally:
+        rc = stop_script(p)
+    assert rc == 0
