@@ -26,7 +26,7 @@ import time
 import pytest
 import websockets
 
-from dg import T, Drone, dumps, metric, minimal, new_id, run, token_for, wait_until
+from dg import REPO, T, Drone, dumps, metric, minimal, new_id, run, token_for, wait_until
 from rawws import Closed, RawWS
 
 PROTO = ["dronegate.json.v1"]
@@ -384,3 +384,33 @@ def test_one_ack_per_commit_no_duplicates(server_factory):
         await d.close()
     run(go())
     assert metric(s.metrics(), "dronegate_acks_sent_total") == 20
+
+
+# ---------------------------------------------------------------- dashboard
+
+def test_root_serves_the_dashboard_and_its_assets(server_factory):
+    """--web-root REPO/web: / is web/index.html byte for byte, and every local
+    asset it references that exists in the tree (vendor/ is built by
+    web/build.sh) is served byte for byte with its content type."""
+    web = REPO / "web"
+    s = server_factory(args=["--web-root", str(web)])
+    r = s.get("/")
+    assert r.status == 200 and r.headers.get("content-type", "").startswith("text/html"), r
+    assert r.body == (web / "index.html").read_bytes(), "/ is not web/index.html"
+    refs = re.findall(r'(?:src|href)="([^":]+)"', r.text)
+    assert "app.js" in refs and "app.css" in refs, refs
+    types = {".js": "javascript", ".css": "text/css", ".html": "text/html"}
+    checked = 0
+    for ref in refs:
+        f = web / ref
+        a = s.get("/" + ref)
+        if not f.exists():
+            assert a.status == 404, (ref, a.status)
+            continue
+        assert a.status == 200 and a.body == f.read_bytes(), (ref, a.status)
+        want = types.get(f.suffix)
+        if want:
+            assert want in a.headers.get("content-type", ""), (ref, a.headers.get("content-type"))
+        checked += 1
+    assert checked >= 2
+    assert s.get("/../README.md").status in (400, 404)
