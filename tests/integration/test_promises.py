@@ -414,3 +414,101 @@ def test_root_serves_the_dashboard_and_its_assets(server_factory):
         checked += 1
     assert checked >= 2
     assert s.get("/../README.md").status in (400, 404)
+
+
+# ---------------------------------------------------------------- metrics that move
+
+def test_queue_depth_and_acks_sent_follow_the_load(server_factory):
+    """dronegate_queue_depth counts received, not yet durable records: exactly
+    the 100 sent while the store is locked, 0 once they are committed;
+    dronegate_acks_sent_total counts the acks the drone received."""
+    s = server_factory(args=["--batch-records", "16", "--batch-pool", "4", "--ack-interval", "0"])
+    assert metric(s.metrics(), "dronegate_queue_depth") == 0
+    assert metric(s.metrics(), "dronegate_acks_sent_total") == 0
+
+    async def go():
+        d = await Drone.connect(s, new_id("qd"))
+        await d.send(minimal(1))
+        await d.wait_ack(1)
+        con = lock_db(s.db)
+        try:
+            for i in range(2, 102):
+                await d.send(minimal(i))
+            wait_until(lambda: metric(s.metrics(), "dronegate_queue_depth") == 100, T(15), "queue_depth 100")
+            await d.sync()
+            assert d.acks == [1]
+            assert metric(s.metrics(), "dronegate_acks_sent_total") == 1
+        finally:
+            con.rollback()
+            con.close()
+        await d.wait_ack(101, T(30))
+        wait_until(lambda: metric(s.metrics(), "dronegate_queue_depth") == 0, T(15), "queue_depth back to 0")
+        await d.sync()
+        assert metric(s.metrics(), "dronegate_acks_sent_total") == len(d.acks), d.acks
+        await d.close()
+    run(go(), T(60))
+
+
+def test_pipeline_paused_counts_a_full_pool(server_factory):
+    """No spool, 2 batches of 16 per worker, the store locked: the worker runs
+    out of batches and stops reading (pipeline_paused_total moves); before
+    that, under light load, it does not."""
+    s = server_factory(args=["--batch-records", "16", "--batch-pool", "2", "--spool-max-mb", "0",
+                             "--workers", "1"])
+
+    async def go():
+        d = await Drone.connect(s, new_id("pp"))
+        for i in range(1, 21):
+            await d.send(minimal(i))
+            await d.wait_ack(i)
+        assert metric(s.metrics(), "dronegate_pipeline_paused_total") == 0
+        con = lock_db(s.db)
+        try:
+            await d.send([minimal(i) for i in range(21, 121)])
+            wait_until(lambda: metric(s.metrics(), "dronegate_pipeline_paused_total") >= 1, T(15),
+                       "pipeline_paused_total moving")
+        finally:
+            con.rollback()
+            con.close()
+        await d.wait_ack(120, T(30))
+        await d.close()
+    run(go(), T(60))
+
+
+# ---------------------------------------------------------------- ack latency
+
+def test_ack_latency_bounded_by_measured_baseline(server_factory):
+    """A quiet drone's ack comes after one group-commit wait (--commit-interval
+    20 ms) and one commit, not later. No absolute wall-clock bound: the
+    baseline is measured in the same test on the same machine: the round
+    trip of an immediate reply (an error, Drone.sync) and the mean store
+    transaction (dronegate_store_batch_seconds). Median ack latency must stay
+    under 20 ms + 10 x (round trip + transaction) + 100 ms."""
+    s = server_factory(args=["--commit-interval", "20"])
+    n = 15
+    lat, rtt = [], []
+
+    async def go():
+        d = await Drone.connect(s, new_id("lat"))
+        await d.send(minimal(1))
+        await d.wait_ack(1)
+        for i in range(2, 2 + n):
+            t0 = time.monotonic()
+            await d.sync()
+            rtt.append(time.monotonic() - t0)
+            t0 = time.monotonic()
+            await d.send(minimal(i))
+            await d.wait_ack(i)
+            lat.append(time.monotonic() - t0)
+        await d.close()
+
+    m0 = s.metrics()
+    run(go(), T(120))
+    m1 = s.metrics()
+    cnt = metric(m1, "dronegate_store_batch_seconds_count") - metric(m0, "dronegate_store_batch_seconds_count")
+    tx = (metric(m1, "dronegate_store_batch_seconds_sum") - metric(m0, "dronegate_store_batch_seconds_sum")) / max(1, cnt)
+    med = sorted(lat)[n // 2]
+    base = sorted(rtt)[n // 2] + tx
+    bound = 0.020 + 10 * base + 0.100
+    assert med < bound, (f"median ack latency {med * 1000:.0f} ms over {bound * 1000:.0f} ms "
+                         f"(round trip {sorted(rtt)[n // 2] * 1000:.1f} ms, transaction {tx * 1000:.1f} ms)")
