@@ -22,6 +22,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import uuid
 
 import pytest
 import websockets
@@ -512,3 +513,44 @@ def test_ack_latency_bounded_by_measured_baseline(server_factory):
     bound = 0.020 + 10 * base + 0.100
     assert med < bound, (f"median ack latency {med * 1000:.0f} ms over {bound * 1000:.0f} ms "
                          f"(round trip {sorted(rtt)[n // 2] * 1000:.1f} ms, transaction {tx * 1000:.1f} ms)")
+
+
+# ---------------------------------------------------------------- commands
+
+def test_pending_command_delivered_on_reconnect(server_factory):
+    """A pending command (one that never reached its drone: here written to
+    the commands table while the gateway was stopped, as a crash between
+    accepting and sending leaves it) is taken back at start and goes down the
+    drone's WebSocket as soon as the drone connects (then "sent"). While the
+    drone is offline, a new POST is refused with 409."""
+    s = server_factory(args=["--command-timeout", "600000"])
+    drone = new_id("later")
+    cid = uuid.uuid4().hex
+
+    async def first():
+        d = await Drone.connect(s, drone)
+        await d.send(minimal(1))
+        await d.wait_ack(1)
+        await d.close()
+    run(first())
+    s.stop()
+    now = int(time.time() * 1000)
+    con = sqlite3.connect(str(s.db), timeout=T(10))
+    with con:
+        con.execute("INSERT INTO commands(id, drone_id, name, args, status, message, created_at, updated_at)"
+                    " VALUES (?, ?, 'return_to_home', '{\"alt\":50}', 'pending', NULL, ?, ?)", (cid, drone, now, now))
+    con.close()
+    s.restart()
+    assert s.get_json(f"/api/v1/commands/{cid}")["status"] == "pending"
+    r = s.get(f"/api/v1/drones/{drone}/commands", method="POST", body=json.dumps({"name": "land"}),
+              headers={"Content-Type": "application/json"})
+    assert r.status == 409, r
+
+    async def again():
+        d2 = await Drone.connect(s, drone)
+        await d2.wait(lambda: any(m.get("type") == "command" for m in d2.other), T(10), "the pending command")
+        cmd = [m for m in d2.other if m.get("type") == "command"]
+        assert cmd == [{"type": "command", "id": cid, "name": "return_to_home", "args": {"alt": 50}}], cmd
+        wait_until(lambda: s.get_json(f"/api/v1/commands/{cid}")["status"] == "sent", T(10), "status sent")
+        await d2.close()
+    run(again(), T(60))
