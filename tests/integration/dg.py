@@ -298,7 +298,8 @@ class Server:
         self.cmd = cmd
         with open(log, "wb") as errf, open(self.dir / f"stdout.{self.runs}.log", "wb") as outf:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=outf,
-                                         stderr=errf, env=env, cwd=self.dir)
+                                         stderr=errf, env=env, cwd=self.dir,
+                                         preexec_fn=getattr(self, "preexec", None))
         _ALL_PROCS.append(self.proc)
         return self.proc
 

@@ -72,14 +72,14 @@ def test_filter(srv):
             await da.send(minimal(i))
         await da.wait_ack(5)
         await db.wait_ack(5)
+        # a marker after everything of b was acked: read until it arrives
+        # (an event, not a quiet window); b's events would have come before
+        await da.send(minimal(6))
         seen = []
-        try:
-            while True:
-                seen.append(json.loads(await asyncio.wait_for(w.recv(), 0.5)))
-        except asyncio.TimeoutError:
-            pass
+        while not any(e["type"] == "telemetry" and e.get("seq") == 6 for e in seen):
+            seen.append(json.loads(await asyncio.wait_for(w.recv(), T(10))))
         tele = [e for e in seen if e["type"] == "telemetry"]
-        assert [e["seq"] for e in tele] == [1, 2, 3, 4, 5], seen
+        assert [e["seq"] for e in tele] == [1, 2, 3, 4, 5, 6], seen
         assert all(e.get("drone_id") == a for e in seen), seen
         await da.close(); await db.close(); await w.close()
     run(go())
@@ -104,15 +104,14 @@ def test_slow_watcher_is_conflated_and_never_slows_drones(server_factory):
         # the watcher catches up: it must end with the latest state
         last = None
         total = 0
-        try:
-            while True:
-                ev = json.loads(await asyncio.wait_for(w.recv(), 2.0))
-                total += 1
-                if ev["type"] == "telemetry" and ev["drone_id"] == drone:
-                    last = ev["seq"]
-        except asyncio.TimeoutError:
-            pass
-        assert last == n, f"watcher's last telemetry seq {last}, expected the latest {n}"
+        while last != n:        # until the latest state arrives (an event, not a quiet window)
+            try:
+                ev = json.loads(await asyncio.wait_for(w.recv(), T(30)))
+            except asyncio.TimeoutError:
+                raise AssertionError(f"watcher's last telemetry seq {last}, the latest {n} never came")
+            total += 1
+            if ev["type"] == "telemetry" and ev["drone_id"] == drone:
+                last = ev["seq"]
         assert total < n, f"watcher received {total} events for {n} messages: nothing was conflated"
         await d.close()
         await w.close()

@@ -55,6 +55,9 @@ def test_outage_spools_then_drains_exactly_once(server_factory):
             await d.sync()      # read everything the server sent so far
             assert d.max_ack == 10, f"acked {d.max_ack} while the store could not commit"
             wait_until(lambda: s.get("/readyz").status == 503, T(10), "readyz 503 during the outage")
+            assert s.get("/readyz").body == b"store unreachable\n"
+            h = s.get("/healthz")
+            assert (h.status, h.body) == (200, b"ok\n"), h     # alive, just not ready
             # still accepting while down
             for i in range(11 + n1, 11 + n1 + n2):
                 await d.send(minimal(i))
@@ -74,6 +77,7 @@ def test_outage_spools_then_drains_exactly_once(server_factory):
     seqs = stored_seqs(s.db, drone)
     assert seqs == list(range(1, last + 1)), f"stored {len(seqs)} rows, expected {last} exactly once"
     wait_until(lambda: s.get("/readyz").status == 200, T(10), "readyz 200 after the outage")
+    assert s.get("/readyz").body == b"ready\n"
     m = s.metrics()
     assert metric(m, "dronegate_spool_bytes") == 0
     assert metric(m, "dronegate_backlog_records") == 0

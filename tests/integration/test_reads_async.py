@@ -58,7 +58,11 @@ def test_hanging_store_read_does_not_stall_drones_or_other_requests(server_facto
         await d.send(telem(1))
         await d.wait_ack(1)
         asker.start()
-        await asyncio.sleep(0.5)               # the read is now waiting for the lock
+        # the read is now waiting for the lock (seen in PostgreSQL, not guessed)
+        await asyncio.to_thread(wait_until, lambda: db.one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dronegate'"
+            " AND wait_event_type = 'Lock' AND query ILIKE '%%commands%%'") >= 1,
+            T(10), "the gateway's read of commands waiting for the lock")
         assert "status" not in answer, answer
         # the worker still serves its drone and other requests
         for seq in range(2, 12):

@@ -393,9 +393,16 @@ def test_healthz(srv):
 
 def test_readyz_ok(srv):
     r = srv.get("/readyz")
-    assert r.status == 200, r
+    assert r.status == 200 and r.body == b"ready\n", r
+    assert r.headers.get("content-type", "").startswith("text/plain"), r.headers
 
 
-def test_root_serves_something(srv):
+def test_root_without_dashboard_lists_the_endpoints(srv):
+    """No dashboard files (the shared server's --web-root does not exist):
+    / is a small HTML page naming the API (the dashboard itself is checked in
+    test_promises.py::test_root_serves_the_dashboard_and_its_assets)."""
     r = srv.get("/")
     assert r.status == 200, r
+    assert r.headers.get("content-type", "").startswith("text/html"), r.headers
+    for path in (b"/api/v1/drones", b"/metrics", b"/healthz", b"/readyz", b"/ws/"):
+        assert path in r.body, (path, r.body[:300])

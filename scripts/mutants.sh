@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# mutants.sh [ID...] - one-line mutants of the lines that carry dronegate's
+# promises, each run against the tests that must catch it.
+#
+#   make mutants                 every mutant (not part of `make test`)
+#   scripts/mutants.sh ack-durable auth-len      only these
+#   MUTANTS_LIST=1 scripts/mutants.sh            print the table and exit
+#
+# How: the tree (sources, tests AND build/, with timestamps: cp -a) is copied
+# to a scratch directory once, so a mutant rebuilds one object and relinks.
+# Each mutant names a file, an exact text PATTERN that must occur exactly once
+# in it (never a line number: the files keep changing), the replacement, and
+# its killers:
+#   unit:NAME             build/tests/NAME (tests/unit/NAME.c) must fail
+#   py:FILE[::TEST] [-k EXPR]  pytest on tests/integration/FILE must fail
+# First every killer runs on the unmutated copy (it must pass: a red
+# baseline kills everything and proves nothing). Then per mutant: apply,
+# build, run the killers until one fails (killed), restore.
+#
+# Outcomes: killed | SURVIVED (every killer passed) | STALE (the pattern no
+# longer occurs exactly once: fix the table) | NOBUILD (the mutant does not
+# compile: fix the table). Exit status 0 only when every mutant was killed.
+# docs/tests-notes.md lists the mutants and what kills each.
+#
+# Environment: MUTANTS_TIMEOUT (s per killer, default 600), MUTANTS_KEEP=1
+# keeps the scratch copy, MUTANTS_JOBS (make -j, default 2).
+set -u
+cd "$(dirname "$0")/.."
+exec /usr/bin/python3 - "$@" <<'PY'
+import os, shutil, subprocess, sys, tempfile, time
+
+# (id, file, pattern, replacement, [killers], what it breaks)
+M = [
+    ("ack-durable", "src/core/ingest.c",
+     "if (b->status != 0) return;", "if (0) return;",
+     ["py:test_outage.py::test_outage_spools_then_drains_exactly_once"],
+     "ack after commit: spooled (not durable) batches acked"),
+    ("ack-latency", "src/store/writer.c",
+     "int64_t wait_ms = w->commit_interval_ms - (now - w->last_commit_ms);",
+     "int64_t wait_ms = 20 * w->commit_interval_ms - (now - w->last_commit_ms);",
+     ["py:test_promises.py::test_ack_latency_bounded_by_measured_baseline"],
+     "a quiet drone's ack waits 20 group-commit intervals"),
+    ("metric-queue", "src/net/worker.c",
+     "dg_gauge_add(&dg_metrics.queue_depth, 1);", "dg_gauge_add(&dg_metrics.queue_depth, 0);",
+     ["py:test_promises.py::test_queue_depth_and_acks_sent_follow_the_load"],
+     "dronegate_queue_depth does not count received records"),
+    ("metric-acks", "src/core/ingest.c",
+     "dg_inc(&dg_metrics.acks_sent, 1);", "dg_inc(&dg_metrics.acks_sent, 2);",
+     ["py:test_promises.py::test_queue_depth_and_acks_sent_follow_the_load"],
+     "dronegate_acks_sent_total miscounts"),
+    ("metric-paused", "src/net/worker.c",
+     "dg_inc(&dg_metrics.pipeline_paused, 1);", "(void)0;",
+     ["py:test_promises.py::test_pipeline_paused_counts_a_full_pool"],
+     "dronegate_pipeline_paused_total never moves"),
+    ("dedup", "src/store/sqlite.c",
+     '" ON CONFLICT(drone_id, seq) DO NOTHING";', '"";',
+     ["py:test_telemetry.py::test_redelivery_is_stored_once"],
+     "redelivery of a stored (drone_id, seq) fails the batch"),
+    ("auth-len", "src/core/auth.c",
+     "if (token_len != DG_TOKEN_LEN) return false;", "if (token_len < DG_TOKEN_LEN) return false;",
+     ["unit:test_auth", "py:test_promises.py::test_drone_token_edges_401"],
+     "a valid drone token with characters appended accepted"),
+    ("auth-cmp", "src/core/auth.c",
+     "return CRYPTO_memcmp(want, token, DG_TOKEN_LEN) == 0;", "return CRYPTO_memcmp(want, token, DG_TOKEN_LEN - 1) == 0;",
+     ["unit:test_auth"],
+     "the last token character not compared"),
+    ("operator-empty", "src/http/http.c",
+     "return la == lb && la > 0 && CRYPTO_memcmp(a, b, la) == 0;", "return la == lb && CRYPTO_memcmp(a, b, la) == 0;",
+     ["py:test_promises.py::test_operator_token_edges_401"],
+     "an empty operator token matches an unset read token"),
+    ("operator-prefix", "src/http/http.c",
+     "return la == lb && la > 0 && CRYPTO_memcmp(a, b, la) == 0;", "return la >= lb && lb > 0 && CRYPTO_memcmp(a, b, lb) == 0;",
+     ["py:test_promises.py::test_operator_token_edges_401"],
+     "an operator token with characters appended accepted"),
+    ("query-bound", "src/http/http.c",
+     "if (o + 1 >= outlen) return -1;", "if (o >= outlen) return -1;",
+     ["unit:test_http"],
+     "query value that fills the buffer: NUL written past it"),
+    ("msg-size", "src/ws/session.c",
+     "if (s->frame.len > s->max_message - s->msg_len) return DG_WS_CLOSE_TOO_BIG;",
+     "if (s->frame.len > s->max_message + 1 - s->msg_len) return DG_WS_CLOSE_TOO_BIG;",
+     ["py:test_promises.py::test_default_message_limit_1mib"],
+     "a message one byte over the limit accepted"),
+    ("msg-default", "src/core/config.c",
+     "c->max_message = 1048576;", "c->max_message = 2097152;",
+     ["unit:test_config", "py:test_promises.py::test_default_message_limit_1mib"],
+     "default message limit not 1 MiB"),
+    ("rate-limit", "src/core/ingest.c",
+     "if (c->u.drone.tokens < 1.0) return false;", "if (c->u.drone.tokens < -1e12) return false;",
+     ["py:test_promises.py::test_default_rate_limit_10000"],
+     "the per-drone rate limit never trips"),
+    ("rate-default", "src/core/config.c",
+     "c->max_msg_rate = 10000;", "c->max_msg_rate = 100000;",
+     ["unit:test_config", "py:test_promises.py::test_default_rate_limit_10000"],
+     "default rate limit not 10,000 msgs/s"),
+    ("utf8", "src/ws/utf8.c",
+     "16,32,16,16,16,16,16,16,16,32,16,16,16,16,16,16, /* s5 after ed",
+     "16,32,16,16,16,16,16,32,16,32,16,16,16,16,16,16, /* s5 after ed",
+     ["unit:test_ws"],
+     "UTF-16 surrogates (ED A0..BF ..) accepted as UTF-8"),
+    ("close-code", "src/ws/frame.c",
+     "(code >= 3000 && code <= 4999);", "(code >= 3000 && code <= 5000);",
+     ["unit:test_ws"],
+     "close code 5000 accepted"),
+    ("drain-wait", "src/net/worker.c",
+     "if (w->inflight > 0 && !expired) return;", "if (0 && w->inflight > 0 && !expired) return;",
+     ["py:test_lifecycle.py::test_drain_refuses_new_connections_and_readyz"],
+     "the drain closes drones before what they sent is durable"),
+    ("drain-listener", "src/net/worker.c",
+     "if (w->lfd >= 0) { ev_io_stop(loop, &w->lio); close(w->lfd); w->lfd = -1; }", "",
+     ["py:test_lifecycle.py::test_drain_refuses_new_connections_and_readyz"],
+     "the listener stays open during the drain"),
+    ("drain-upgrade", "src/http/http.c",
+     "if (c->w->draining) { dg_http_error(c, 503, \"server is shutting down\"); return; }\n        upgrade(",
+     "upgrade(",
+     ["py:test_lifecycle.py::test_drain_refuses_new_connections_and_readyz"],
+     "a drone upgrade accepted during the drain"),
+    ("drain-readyz", "src/http/api.c",
+     "if (atomic_load(&srv->draining)) { dg_http_respond(c, 503,", "if (0) { dg_http_respond(c, 503,",
+     ["py:test_lifecycle.py::test_drain_refuses_new_connections_and_readyz"],
+     "/readyz does not say draining"),
+    ("spool-replay", "src/store/writer.c",
+     "w->spool_wr = data - data % sizeof(dg_record_t);", "w->spool_wr = 0;",
+     ["py:test_promises.py::test_spool_replayed_at_start_after_crash"],
+     "a spool left by a crash is not replayed at start"),
+    ("origin", "src/http/http.c",
+     "if (has_token(c->w->srv->cfg->allowed_origins, o)) return true;", "return true;",
+     ["py:test_promises.py::test_allowed_origins"],
+     "any browser Origin allowed"),
+    ("origin-list", "src/http/http.c",
+     "if (has_token(c->w->srv->cfg->allowed_origins, o)) return true;", "",
+     ["py:test_promises.py::test_allowed_origins"],
+     "--allowed-origins ignored"),
+    ("fsync", "src/store/sqlite.c",
+     'cfg && cfg->fsync ? "PRAGMA synchronous = FULL"', 'cfg && 0 ? "PRAGMA synchronous = FULL"',
+     ["py:test_promises.py::test_fsync_option_fsyncs_every_commit"],
+     "--fsync does not fsync"),
+    ("limit-max", "src/http/api.c",
+     "#define DG_MAX_LIMIT     100000", "#define DG_MAX_LIMIT     1000000",
+     ["py:test_promises.py::test_history_limit_over_100000"],
+     "limit over 100,000 accepted"),
+    ("pending-cmd", "src/core/ingest.c",
+     "if (!command_frame(&b, &pend[i])) dg_ingest_send_command(c, pend[i].id, b.data, b.len);", "(void)0;",
+     ["py:test_promises.py::test_pending_command_delivered_on_reconnect"],
+     "pending commands not delivered when the drone connects"),
+    ("unbuilt-flags", "src/core/main.c",
+     "if (cfg.grpc_listen[0] || cfg.mavlink_listen[0] || cfg.queue[0]) {", "if (cfg.grpc_listen[0] || cfg.mavlink_listen[0]) {",
+     ["py:test_promises.py::test_unbuilt_flags_refused"],
+     "--queue silently ignored"),
+    ("maxconn-default", "src/core/main.c",
+     "(long)rl.rlim_cur - 128 : 1024;", "(long)rl.rlim_cur - 64 : 1024;",
+     ["py:test_promises.py::test_default_max_connections_is_nofile_less_128"],
+     "default max connections not the open-file limit less 128"),
+    ("out-max", "src/net/worker.c",
+     "#define DG_OUT_MAX   (8 * 1024 * 1024)", "#define DG_OUT_MAX   (64 * 1024 * 1024)",
+     ["py:test_promises.py::test_unread_output_over_8mib_dropped"],
+     "unread output not dropped at 8 MiB"),
+]
+
+args = sys.argv[1:]
+if os.environ.get("MUTANTS_LIST"):
+    for m in M:
+        print(f"{m[0]:16} {m[1]:22} {m[5]}\n{'':16} killers: {' '.join(m[4])}")
+    sys.exit(0)
+sel = [m for m in M if not args or m[0] in args]
+unknown = set(args) - {m[0] for m in M}
+if unknown:
+    sys.exit(f"mutants: unknown id(s) {sorted(unknown)}")
+
+repo = os.getcwd()
+jobs = os.environ.get("MUTANTS_JOBS", "2")
+tmo = float(os.environ.get("MUTANTS_TIMEOUT", "600"))
+
+def sh(cmd, cwd, env=None, timeout=None, log=None):
+    try:
+        p = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        return p.returncode, p.stdout
+    except subprocess.TimeoutExpired as e:
+        return "timeout", (e.stdout or "") if isinstance(e.stdout, str) else ""
+
+def targets(killers):
+    t = set()
+    for k in killers:
+        if k.startswith("unit:"):
+            t.add(f"build/tests/{k[5:]}")
+        else:
+            t.update(("build/dronegate", "build/dronegate-sim"))
+    return sorted(t)
+
+def run_killer(k, root):
+    """0 when the killer's tests pass, else a short reason."""
+    if k.startswith("unit:"):
+        rc, out = sh([f"build/tests/{k[5:]}"], root, timeout=tmo)
+        return 0 if rc == 0 else f"{k} exit {rc}: " + " | ".join(l for l in out.splitlines() if "FAIL" in l)[:300]
+    spec = k[3:].split(" ", 1)
+    sel_ = ["tests/integration/" + spec[0]] + (spec[1].split(" ", 1) if len(spec) > 1 else [])
+    env = {x: v for x, v in os.environ.items() if not x.startswith("DRONEGATE_")}
+    env.update(DRONEGATE_BIN=f"{root}/build/dronegate", DRONEGATE_SIM=f"{root}/build/dronegate-sim")
+    rc, out = sh(["/usr/bin/python3", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *sel_],
+                 root, env=env, timeout=tmo)
+    if rc == 0:
+        return 0
+    if rc == 5:
+        return f"NOTEST: {k} selects no test"
+    why = [l for l in out.splitlines() if l.startswith("E ") or l.startswith("FAILED")][:2]
+    return f"{k} rc {rc}: " + " | ".join(w.strip()[:200] for w in why)
+
+# the tree as it is, built
+need = sorted({t for m in sel for t in targets(m[4])})
+rc, out = sh(["make", f"-j{jobs}", *need], repo)
+if rc != 0:
+    print(out[-3000:])
+    sys.exit("mutants: the unmutated tree does not build")
+scratch = tempfile.mkdtemp(prefix="dg-mutants-")
+root = os.path.join(scratch, "tree")
+print(f"mutants: copying the tree to {root}", flush=True)
+subprocess.run(["cp", "-a", repo, root], check=True)
+shutil.rmtree(os.path.join(root, ".git"), ignore_errors=True)
+
+if not os.environ.get("MUTANTS_NO_BASELINE"):
+    bad = []
+    for k in sorted({k for m in sel for k in m[4]}):
+        r = run_killer(k, root)
+        print(f"baseline {'ok  ' if r == 0 else 'FAIL'} {k}", flush=True)
+        if r != 0:
+            bad.append(r)
+    if bad:
+        print("mutants: killers fail on the unmutated tree (a red baseline proves nothing):\n  " + "\n  ".join(bad))
+        sys.exit(2)
+
+res = []
+for (mid, f, pat, rep, killers, what) in sel:
+    t0 = time.monotonic()
+    path = os.path.join(root, f)
+    try:
+        orig = open(path).read()
+    except FileNotFoundError:
+        res.append((mid, "STALE", f"{f} is gone")); print(f"{mid:16} STALE ({f} is gone)", flush=True); continue
+    n = orig.count(pat)
+    if n != 1:
+        res.append((mid, "STALE", f"pattern occurs {n} times in {f}"))
+        print(f"{mid:16} STALE (pattern occurs {n} times in {f})", flush=True)
+        continue
+    open(path, "w").write(orig.replace(pat, rep))
+    try:
+        rc, out = sh(["make", f"-j{jobs}", *targets(killers)], root)
+        if rc != 0:
+            err = [l for l in out.splitlines() if "error" in l][:2]
+            res.append((mid, "NOBUILD", " | ".join(err)))
+            print(f"{mid:16} NOBUILD {' | '.join(err)}", flush=True)
+            continue
+        outcome, why = "SURVIVED", "every killer passed"
+        for k in killers:
+            r = run_killer(k, root)
+            if r != 0:
+                outcome, why = ("STALE", r) if r.startswith("NOTEST") else ("killed", r)
+                break
+        res.append((mid, outcome, why))
+        print(f"{mid:16} {outcome:8} {time.monotonic() - t0:5.0f}s  {why[:160]}", flush=True)
+    finally:
+        open(path, "w").write(orig)
+
+if not os.environ.get("MUTANTS_KEEP"):
+    shutil.rmtree(scratch, ignore_errors=True)
+bad = [r for r in res if r[1] != "killed"]
+print(f"\nmutants: {len(res) - len(bad)} killed, {len(bad)} not killed of {len(res)}")
+for r in bad:
+    print(f"  {r[1]:8} {r[0]}: {r[2]}")
+sys.exit(1 if bad else 0)
+PY
