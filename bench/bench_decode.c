@@ -56,7 +56,7 @@ static int run(const char *name, dg_json_decoder_t *d, const char *frame, size_t
                int per_frame, long msgs)
 {
     stats_t st = { 0, 0, 0 };
-    dg_decode_sink_t sink = { on_record, on_error, NULL, &st };
+    dg_decode_sink_t sink = { .on_record = on_record, .on_error = on_error, .on_command_ack = NULL, .ud = &st };
     long frames = msgs / per_frame;
     if (frames < 1) frames = 1;
     /* warm up: grows the token array, faults in the pages */
@@ -145,7 +145,7 @@ static void run_worst(dg_json_decoder_t *d, long msgs)
     for (int kind = 0; kind < 6; kind++) {
         size_t n = worst_frame(kind, buf);
         stats_t st = { 0, 0, 0 };
-        dg_decode_sink_t sink = { on_record, on_error_quiet, NULL, &st };
+        dg_decode_sink_t sink = { .on_record = on_record, .on_error = on_error_quiet, .on_command_ack = NULL, .ud = &st };
         dg_json_decode(d, buf, n, 0, 0, &sink);          /* warm up */
         double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
         for (long i = 0; i < reps; i++) dg_json_decode(d, buf, n, 1795514400000, 0, &sink);

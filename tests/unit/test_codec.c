@@ -86,7 +86,7 @@ static coll_t *col;
 static int decode_n(const char *s, size_t n, bool with_ack)
 {
     memset(col, 0, sizeof *col);
-    dg_decode_sink_t sink = { on_record, on_error, with_ack ? on_ack : NULL, col };
+    dg_decode_sink_t sink = { .on_record = on_record, .on_error = on_error, .on_command_ack = with_ack ? on_ack : NULL, .ud = col };
     return dg_json_decode(dec, s, n, NOW_MS, RECV_US, &sink);
 }
 static int decode(const char *s) { return decode_n(s, strlen(s), true); }
@@ -902,7 +902,7 @@ TEST(decode_token_limit)
 {
     /* {"latitude":1,"longitude":2,"altitude":3} is 7 tokens */
     const char *f = "{\"latitude\":1,\"longitude\":2,\"altitude\":3}";
-    dg_decode_sink_t sink = { on_record, on_error, on_ack, col };
+    dg_decode_sink_t sink = { .on_record = on_record, .on_error = on_error, .on_command_ack = on_ack, .ud = col };
     for (size_t max = 1; max <= 9; max++) {
         dg_json_decoder_t *d = dg_json_decoder_new(max);
         ASSERT(d != NULL);
@@ -993,7 +993,7 @@ TEST(decode_work_is_linear)
     ASSERT(buf != NULL);
     dg_json_decoder_t *d = dg_json_decoder_new(0);
     ASSERT(d != NULL);
-    dg_decode_sink_t sink = { lw_on_record, lw_on_error, NULL, NULL };
+    dg_decode_sink_t sink = { .on_record = lw_on_record, .on_error = lw_on_error, .on_command_ack = NULL, .ud = NULL };
     for (int kind = 0; kind < 6 && buf && d; kind++) {
         size_t n = lw_frame(kind, buf);
         lw_rec = lw_err = 0;

@@ -42,8 +42,8 @@ TEST(defaults)
     ASSERT_EQ(cfg.max_message, 1048576);
     ASSERT_EQ(cfg.max_msg_rate, 10000);
     ASSERT_EQ(cfg.max_connections, 0);
-    ASSERT_EQ(cfg.ack_interval_ms, 50);
-    ASSERT_EQ(cfg.commit_interval_ms, 20);
+    ASSERT_EQ(cfg.ack_interval_ms, 0);   /* acks follow each commit (issue 8 §2) */
+    ASSERT_EQ(cfg.commit_interval_ms, 0);
     ASSERT_EQ(cfg.command_timeout_ms, 30000);
     ASSERT_EQ(cfg.handshake_timeout_ms, 10000);
     ASSERT_EQ(cfg.idle_timeout_ms, 60000);

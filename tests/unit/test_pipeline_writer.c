@@ -38,7 +38,7 @@ struct dg_store {
     int64_t  call_ms[MAXCALL]; /* monotonic time of every call */
 };
 
-static int t_write(dg_store_t *s, const dg_record_t *recs, size_t n, char *err, size_t errlen)
+static int t_write(dg_store_t *s, dg_record_t *recs, size_t n, char *err, size_t errlen)
 {
     pthread_mutex_lock(&s->mu);
     if (s->calls < MAXCALL) s->call_ms[s->calls] = dg_mono_ms();
