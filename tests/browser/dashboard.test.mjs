@@ -208,7 +208,10 @@ test('simulated drones appear in the fleet list and their markers move', async (
   const t0 = Date.now();
   const moved = await waitFor('markers to move on the map', async () => {
     const a = await page.evaluate(() => window.__dg.drones().map((d) => [d.id, d.lat, d.lon, window.__dg.point(d.id)]));
-    await sleep(1500);
+    // not a fixed pause: until about 8 new positions per drone have arrived
+    const e0 = await page.evaluate(() => window.__dg.stats.telemetry);
+    await waitFor('new positions', () => page.evaluate((n) => window.__dg.stats.telemetry >= n, e0 + 8 * N_DRONES),
+      { timeout: 30000, every: 50 });
     const b = new Map(await page.evaluate(() => window.__dg.drones().map((d) => [d.id, [d.lat, d.lon, window.__dg.point(d.id)]])));
     const m = a.filter(([id, lat, lon, p]) => {
       const [lat2, lon2, p2] = b.get(id);
@@ -220,9 +223,8 @@ test('simulated drones appear in the fleet list and their markers move', async (
   log(`${moved.length} drones moved horizontally (first seen ${Date.now() - t0} ms into the wait)`);
   // and the map really is redrawn: the map's pixels change as they fly
   const shotA = await page.locator('#map').screenshot();
-  await sleep(1000);
-  const shotB = await page.locator('#map').screenshot();
-  assert.ok(!shotA.equals(shotB), 'the map looks the same 1 s later');
+  await waitFor('the map to be redrawn with new positions', async () =>
+    !shotA.equals(await page.locator('#map').screenshot()), { timeout: 15000, every: 100 });
   // a click on a marker selects that drone (centred first: clear of the map's controls)
   await page.evaluate((id) => { const d = window.__dg.drone(id); window.__dg.map.setView([d.lat, d.lon], 13, { animate: false }); }, moved[0]);
   const mp = await page.evaluate((id) => window.__dg.point(id), moved[0]);
@@ -312,10 +314,14 @@ test('a goto command sent from the form reaches the drone and its status turns d
   assert.equal(srv.body.drone_id, id);
   assert.equal(srv.body.name, 'goto');
   assert.ok(Math.abs(srv.body.args.lat - lat) < 1e-6 && Math.abs(srv.body.args.lon - lon) < 1e-6, JSON.stringify(srv.body.args));
-  await sleep(500);
-  const d1 = await page.evaluate((id) => window.__dg.drone(id), id);
-  const miss = Math.hypot((lat - d1.lat) * 111195, (lon - d1.lon) * 111195 * Math.cos(lat * Math.PI / 180));
-  assert.ok(miss < 10, `drone is ${miss.toFixed(1)} m from the goto target`);
+  // the page shows the drone at the target (its next positions; no fixed pause)
+  const missOf = (d1) => Math.hypot((lat - d1.lat) * 111195, (lon - d1.lon) * 111195 * Math.cos(lat * Math.PI / 180));
+  await waitFor('the drone at the goto target on the page', async () =>
+    missOf(await page.evaluate((id) => window.__dg.drone(id), id)) < 10, { timeout: 10000, every: 100 })
+    .catch(async () => {
+      const d1 = await page.evaluate((id) => window.__dg.drone(id), id);
+      assert.fail(`drone is ${missOf(d1).toFixed(1)} m from the goto target`);
+    });
 
 });
 
@@ -341,13 +347,15 @@ test('the history track of a drone loads for a chosen time range', async () => {
   // screenshot: the fleet with the selected drone, its track and the command;
   // trails grow once the drones leave their take-off climb, so let them fly a while
   await page.fill('#filter', '');
-  await sleep(Math.max(0, simStarted + 50000 - Date.now()));
+  await waitFor('trails of 20+ points (a point a second) on 3 drones', () => page.evaluate(() =>
+    window.__dg.drones().filter((d) => d.trail >= 20).length >= 3), { timeout: 60000, every: 500 });
   await page.evaluate(() => {
     const ds = window.__dg.drones().filter((d) => d.lat !== null);
     const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
     window.__dg.map.setView([mean(ds.map((d) => d.lat)), mean(ds.map((d) => d.lon))], 13, { animate: false });
   });
-  await sleep(600);
+  // drawn at the new view: two animation frames after the move (not a pause)
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   fs.mkdirSync(path.dirname(SHOT), { recursive: true });
   await page.screenshot({ path: SHOT });
   log(`screenshot: ${SHOT}`);
@@ -355,6 +363,12 @@ test('the history track of a drone loads for a chosen time range', async () => {
 });
 
 test(`stays responsive with ${N_LOAD} more drones at 1 Hz`, async () => {
+  // baseline on this machine, now: animation frames in 2 s with 20 drones
+  const baseFps = await page.evaluate(() => new Promise((resolve) => {
+    const t0 = performance.now(); let n = 0;
+    const tick = (t) => { n++; if (t - t0 < 2000) requestAnimationFrame(tick); else resolve(n / ((t - t0) / 1000)); };
+    requestAnimationFrame(tick);
+  }));
   const load = start('sim-load', SIM, ['--url', `ws://127.0.0.1:${port}`, '--drones', String(N_LOAD), '--rate', '1',
     '--duration', '60', '--prefix', 'load-', '--quiet']);
   await page.evaluate(() => { window.__dg.map.setZoom(11, { animate: false }); });
@@ -364,7 +378,10 @@ test(`stays responsive with ${N_LOAD} more drones at 1 Hz`, async () => {
     return (await page.evaluate(() => window.__dg.count)) >= N_LOAD + N_DRONES;
   }, { timeout: 30000, every: 250 });
   log(`${N_LOAD + N_DRONES} drones on the page after ${Date.now() - t0} ms`);
-  await sleep(1000);
+  // settled: one more report of every load drone has arrived (1 Hz), not a pause
+  const ev0 = await page.evaluate(() => window.__dg.stats.events);
+  await waitFor('a round of live events', () => page.evaluate((n) => window.__dg.stats.events >= n, ev0 + N_LOAD),
+    { timeout: 30000, every: 100 });
   // 6 s of measuring: frames (requestAnimationFrame), long tasks, draw times;
   // the map is panned during the middle two seconds (redraw on every frame)
   const box = await page.locator('#map').boundingBox();
@@ -407,7 +424,10 @@ test(`stays responsive with ${N_LOAD} more drones at 1 Hz`, async () => {
   // and 1,020 simulated drones; the numbers above are the report
   // (typical here: 45-55 frames/s, redraws of 3-6 ms, long tasks under 150 ms;
   // the bounds catch a page that stalls, e.g. one that rebuilds the DOM per message)
-  assert.ok(r.fps >= 12, `only ${r.fps.toFixed(1)} frames/s`);
+  // frames: relative to the baseline measured above on the same (shared,
+  // 2-core) machine, not an absolute frame rate
+  log(`baseline ${baseFps.toFixed(1)} frames/s with ${N_DRONES} drones`);
+  assert.ok(r.fps >= baseFps / 4, `only ${r.fps.toFixed(1)} frames/s against a baseline of ${baseFps.toFixed(1)}`);
   assert.ok(r.drawMsAvg < 30, `a fleet redraw takes ${r.drawMsAvg.toFixed(1)} ms on average`);
   assert.ok(r.worstLongTaskMs < 750, `a long task of ${r.worstLongTaskMs.toFixed(0)} ms`);
   assert.ok(r.events > N_LOAD * 3, `only ${r.events} live events in ${r.seconds.toFixed(1)} s`);
