@@ -32,6 +32,7 @@
  * upserts the `drones` table once a second (only drones that changed), so the
  * registry table costs one row per drone per second, not one per message.
  */
+#include "../core/registry.h"
 #include "writer.h"
 
 #include <errno.h>
@@ -183,7 +184,7 @@ static void note_last(dg_writer_t *w, const dg_record_t *r)
         e->next = w->last[b];
         w->last[b] = e;
         e->rec = *r;
-    } else if (r->ts_ms > e->rec.ts_ms || (r->ts_ms == e->rec.ts_ms && r->seq >= e->rec.seq)) {
+    } else if (dg_registry_supersedes(r, &e->rec)) {   /* the same latest-state rule as the API */
         e->rec = *r;
     }
     if (!e->dirty) { e->dirty = 1; e->dirty_next = w->dirty; w->dirty = e; }
