@@ -91,6 +91,7 @@ int sim_drone_init(sim_drone_t *d, sim_worker_t *w, uint32_t idx)
     }
     d->ts_rfc3339 = cfg->ts_mode == SIM_TS_RFC3339 || (cfg->ts_mode == SIM_TS_MIX && (idx & 1));
     sim_mission_init(&d->m, idx, cfg->seed);
+    if (cfg->airborne) sim_mission_airborne(&d->m);
     return 0;
 }
 

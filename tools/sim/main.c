@@ -54,6 +54,9 @@ static void usage(FILE *f)
 "  --threads T            worker threads (default 1)\n"
 "  --timestamps MODE      ms | rfc3339 | mix (default mix: odd drones RFC 3339)\n"
 "  --seed N               mission layout seed (default 1)\n"
+"  --airborne             start every drone in the air at its cruise altitude,\n"
+"                         somewhere along its first mission (default: on the\n"
+"                         ground, taking off within 5 s); for demos\n"
 "  --json                 final report as one JSON object on stdout\n"
 "  --quiet                no per-second report and no diagnostics\n"
 "  --help\n", f);
@@ -199,7 +202,7 @@ static void parse_sources(sim_config_t *c, const char *v)
 }
 
 enum { O_URL = 1, O_DRONES, O_RATE, O_BATCH, O_WINDOW, O_DURATION, O_PREFIX, O_SOURCES,
-       O_SECRET, O_RAMP, O_JSON, O_QUIET, O_THREADS, O_TS, O_SEED, O_TICK, O_HELP };
+       O_SECRET, O_RAMP, O_JSON, O_QUIET, O_THREADS, O_TS, O_SEED, O_TICK, O_AIRBORNE, O_HELP };
 
 static const struct option OPTS[] = {
     { "url", required_argument, 0, O_URL },
@@ -218,6 +221,7 @@ static const struct option OPTS[] = {
     { "timestamps", required_argument, 0, O_TS },
     { "seed", required_argument, 0, O_SEED },
     { "tick", required_argument, 0, O_TICK },
+    { "airborne", no_argument, 0, O_AIRBORNE },
     { "help", no_argument, 0, O_HELP },
     { 0, 0, 0, 0 },
 };
@@ -241,6 +245,7 @@ static void apply(sim_config_t *c, raw_opts_t *r, int opt, const char *name, con
     case O_RAMP:     c->ramp = parse_num(name, v, 1, 1e7); break;
     case O_JSON:     c->json = env ? parse_bool("JSON", v) : 1; break;
     case O_QUIET:    c->quiet = env ? parse_bool("QUIET", v) : 1; break;
+    case O_AIRBORNE: c->airborne = env ? parse_bool("AIRBORNE", v) : 1; break;
     case O_THREADS:  c->threads = (uint32_t)parse_uint(name, v, 1, 256); break;
     case O_TS:
         if (!strcmp(v, "ms")) c->ts_mode = SIM_TS_MS;

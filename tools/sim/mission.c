@@ -155,6 +155,35 @@ static double reserve(const sim_mission_t *m)
     return 10 + secs * (0.07 + 0.002 * m->cruise_speed);
 }
 
+/* --airborne: put the drone in the air, level at its cruise altitude and at
+ * cruise speed, at a random point of a freshly planned mission (10-90 % of
+ * the way along a random leg, heading for that leg's waypoint), with at least
+ * enough battery to fly on for a while before it returns. Draws from the
+ * drone's own random stream after sim_mission_init(), so a run without the
+ * flag is unchanged. */
+void sim_mission_airborne(sim_mission_t *m)
+{
+    plan(m);
+    m->wp_i = (uint8_t)(sim_rand(&m->rng) % m->wp_n);
+    double from_lat = m->wp_i ? m->wp_lat[m->wp_i - 1] : m->home_lat;
+    double from_lon = m->wp_i ? m->wp_lon[m->wp_i - 1] : m->home_lon;
+    double to_lat = m->wp_lat[m->wp_i], to_lon = m->wp_lon[m->wp_i];
+    double f = 0.1 + 0.8 * rnd(&m->rng);
+    m->lat = from_lat + f * (to_lat - from_lat);     /* legs are a few km: linear is fine */
+    m->lon = from_lon + f * (to_lon - from_lon);
+    double dn = (to_lat - m->lat) * DEG * EARTH_R;
+    double de = (to_lon - m->lon) * DEG * EARTH_R * cos(m->lat * DEG);
+    m->heading = fmod(atan2(de, dn) / DEG + 360.0, 360.0);
+    m->alt = m->ground + m->cruise_agl;
+    m->speed = m->cruise_speed;
+    m->climb = 0;
+    m->wait_s = 0;
+    m->phase = PH_CRUISE;
+    m->after_takeoff = PH_CRUISE;
+    double need = reserve(m) + 15;          /* ~2.5 min of flight before the return */
+    if (m->battery < need) m->battery = fmin(100.0, need + 10 * rnd(&m->rng));
+}
+
 static void substep(sim_mission_t *m, double h)
 {
     double cruise_alt = m->ground + m->cruise_agl;

@@ -62,6 +62,7 @@ typedef struct sim_config {
     char    *auth_secret;       /* NULL = no Authorization header */
     double   ramp;              /* new connections per second at start */
     int      json, quiet;
+    int      airborne;          /* start each drone in flight, at cruise altitude */
     uint32_t threads;
     int      ts_mode;           /* SIM_TS_* */
     uint64_t seed;
@@ -177,6 +178,9 @@ typedef struct sim_mission {
 } sim_mission_t;
 
 void sim_mission_init(sim_mission_t *m, uint32_t idx, uint64_t seed);
+/* Start in flight instead (--airborne): level at cruise altitude and speed,
+ * somewhere along a new mission. Call right after sim_mission_init(). */
+void sim_mission_airborne(sim_mission_t *m);
 /* Integrate the flight up to now_us (monotonic). */
 void sim_mission_step(sim_mission_t *m, int64_t now_us);
 /* The SIM_ST_* status now. */
