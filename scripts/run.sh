@@ -3,7 +3,9 @@
 # after the build: fill web/vendor/, start build/dronegate with the dashboard,
 # wait until it answers /healthz, then print the dashboard URL and the one
 # command that starts simulated drones (the last lines of the start-up log).
-# With --demo, N simulated drones (default 36) fly at once.
+# With --demo, N simulated drones (default 36) fly at once: dronegate-sim
+# --airborne starts them at cruise altitude along their missions, so the map
+# moves from the first second.
 #
 # The gateway stays in the foreground of this script: Ctrl-C (SIGINT) or
 # SIGTERM is passed on, so it drains as usual; the exit status is its own.
@@ -56,7 +58,7 @@ done
 if [ "$up" = 1 ]; then
   simcmd="./build/dronegate-sim --url ws://$host:$port --drones 36 --duration 0"
   if [ "$demo" = 1 ]; then
-    "$simbin" --url "ws://$host:$port" --drones "$ndrones" --duration 0 --quiet &
+    "$simbin" --url "ws://$host:$port" --drones "$ndrones" --duration 0 --airborne --quiet &
     sim=$!
     echo "demo: $ndrones simulated drones are flying (build/dronegate-sim, stopped with the gateway)"
   fi

@@ -215,6 +215,15 @@ def test_make_demo_flies_drones(tmp_path):
         drones = dg.wait_until(lambda: len(json.loads(dg.http_get(port, "/api/v1/drones").body)["drones"]) == 5,
                                dg.T(20), "5 simulated drones")
         assert drones
+        # the map moves at once: the demo drones fly (dronegate-sim --airborne)
+        # from their first message instead of waiting on the ground to take off
+        for d in json.loads(dg.http_get(port, "/api/v1/drones").body)["drones"]:
+            def first_stored():
+                body = dg.http_get(port, f"/api/v1/drones/{d['id']}/telemetry?limit=100000").body
+                return min(json.loads(body)["telemetry"], key=lambda r: r["seq"], default=None)
+            first = dg.wait_until(first_stored, dg.T(20), f"a stored message from {d['id']}")
+            assert first["seq"] == 1 and first["status"] == "airborne" and first["speed"] > 0, \
+                f"demo drone {d['id']} does not fly from its first message: {first}"
     finally:
         rc = stop_script(p)
     assert rc == 0
