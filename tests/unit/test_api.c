@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/commands.h"
 #include "core/config.h"
 #include "core/registry.h"
 #include "core/server.h"
@@ -61,6 +62,7 @@ static void setup_server(void)
     srv.store_ops = &fake_ops;
     srv.registry = dg_registry_new();
     srv.accept_ops = &dg_http_conn_ops;
+    srv.commands = dg_commands_new(30000);
     const char *ids[] = { "alpha", "bravo", "charlie" };
     for (int i = 0; i < 3; i++) {
         dg_drone_t *d = dg_registry_get(srv.registry, ids[i], strlen(ids[i]), true);
@@ -78,7 +80,7 @@ static void setup_server(void)
 typedef struct resp { int status; char ctype[64]; char body[16384]; } resp_t;
 
 /* One request on a fresh connection; the response parsed. */
-static resp_t *request(const char *target)
+static resp_t *request_m(const char *method, const char *target, const char *body)
 {
     static resp_t rs;
     memset(&rs, 0, sizeof rs);
@@ -96,8 +98,10 @@ static resp_t *request(const char *target)
     c->fd = sv[0];
     c->kind = DG_CONN_HTTP;
     dg_http_init(c);
-    char req[2048];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", target);
+    char req[4096];
+    int n = body ? snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %zu\r\n\r\n%s", method, target, strlen(body), body)
+                 : snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", method, target);
     dg_http_on_data(c, (uint8_t *)req, (size_t)n);
 
     static char raw[65536];
@@ -127,6 +131,8 @@ static resp_t *request(const char *target)
     free(w);
     return &rs;
 }
+
+static resp_t *request(const char *target) { return request_m("GET", target, NULL); }
 
 /* history request: status, and whether the store was asked */
 static int hist(const char *query)
@@ -246,6 +252,20 @@ TEST(drones_bad_parameters)
     ASSERT_EQ(request("/api/v1/drones?cursor=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")->status, 400);
 }
 
+TEST(commands_refused_without_creating)
+{
+    ASSERT_EQ(request_m("POST", "/api/v1/drones/alpha/commands", "{\"name\":")->status, 400);
+    ASSERT_EQ(request_m("POST", "/api/v1/drones/alpha/commands", "{\"name\":\"goto\",\"args\":{\"lat\":91,\"lon\":0,\"alt\":1}}")->status, 400);
+    ASSERT_EQ(request_m("POST", "/api/v1/drones/zulu/commands", "{\"name\":\"land\"}")->status, 404);
+    resp_t *r = request_m("POST", "/api/v1/drones/alpha/commands", "{\"name\":\"land\"}");
+    ASSERT_EQ(r->status, 409);                     /* known, not connected */
+    ASSERT(strstr(r->body, "offline") != NULL);
+    ASSERT_EQ(request("/api/v1/drones/alpha/commands")->status, 405);
+    ASSERT_EQ(request("/api/v1/commands/abc")->status, 404);
+    ASSERT_EQ(request("/api/v1/commands/0123456789abcdef0123456789abcdef")->status, 404);  /* fake store: no get_command */
+    ASSERT_EQ(request_m("POST", "/api/v1/commands/0123456789abcdef0123456789abcdef", "{}")->status, 405);
+}
+
 int main(void)
 {
     setup_server();
@@ -256,6 +276,8 @@ int main(void)
     RUN(history_unknown_or_invalid_drone);
     RUN(drones_pages);
     RUN(drones_bad_parameters);
+    RUN(commands_refused_without_creating);
     dg_registry_free(srv.registry);
+    dg_commands_free(srv.commands);
     return check_summary("api");
 }
