@@ -19,6 +19,7 @@
 #include "core/ingest.h"
 #include "core/registry.h"
 #include "core/server.h"
+#include "core/timefmt.h"
 #include "net/worker.h"
 #include "pipeline/batch.h"
 
@@ -209,6 +210,24 @@ TEST(resent_seq_is_acked_again)
     ASSERT_STR_EQ(s, "{\"type\":\"ack\",\"seq\":10}");
 }
 
+TEST(ack_interval_coalesces_until_forced)
+{
+    fixture_t *f = fx_new();
+    f->cfg.ack_interval_ms = 60000;
+    f->c->u.drone.last_ack_ms = dg_mono_ms();   /* an ack just went out */
+    add(f, 1, 0, GEN);
+    add(f, 2, 0, GEN);
+    done(f, 0);
+    ASSERT_STR_EQ(drain(f), "");                /* held back: the interval has not passed */
+    add(f, 3, 0, GEN);
+    done(f, 0);
+    ASSERT_STR_EQ(drain(f), "");
+    dg_ingest_flush_acks(f->w, true);           /* the ack timer / drain */
+    const char *s = drain(f);
+    fx_free(f);
+    ASSERT_STR_EQ(s, "{\"type\":\"ack\",\"seq\":3}");
+}
+
 TEST(record_without_seq_not_acked)
 {
     fixture_t *f = fx_new();
@@ -248,6 +267,7 @@ int main(void)
     RUN(cumulative_and_never_backwards);
     RUN(reused_seq_is_reported_not_acked);
     RUN(resent_seq_is_acked_again);
+    RUN(ack_interval_coalesces_until_forced);
     RUN(record_without_seq_not_acked);
     RUN(other_connection_generation_not_acked);
     RUN(closing_connection_not_acked);
