@@ -175,3 +175,32 @@ def test_pending_commands_delivered_by_creation_time(server_factory):
     wait_until(lambda: s.get_json(f"/api/v1/commands/{fresh}")["status"] == "done", T(5), "fresh done")
     assert s.get_json(f"/api/v1/commands/{old}")["status"] != "done"
     assert "took back 1 open command" in s.stderr(), s.tail()
+
+
+def test_taken_back_command_expires_at_creation_plus_timeout(server_factory):
+    """A command taken back at start keeps its creation time: it expires at
+    created_at + timeout, not at restart + timeout. The gateway stays down
+    for GAP seconds (a lower bound), so the two deadlines are GAP apart; the
+    command must read `expired` before the later one (the sweep runs at
+    least once a second, so the earlier one is met with GAP - 1 s to spare)."""
+    timeout_ms, gap = 6000, 2.5
+    s = server_factory(args=["--command-timeout", str(timeout_ms)])
+    drone = new_id("rse")
+    cid, created_ms = sent_command(s, drone)
+    s.stop()
+    time.sleep(gap)             # the gap between the two deadlines is the test
+    s.start()
+    # a restart in time: the command was still open and is taken back
+    restart_ms = time.time() * 1000
+    assert restart_ms < created_ms + timeout_ms - 300, "the restart took too long to tell the deadlines apart"
+    late = created_ms + timeout_ms + gap * 1000 - 200   # before restart + timeout
+    status = None
+    while time.time() * 1000 < late:
+        status = s.get_json(f"/api/v1/commands/{cid}")["status"]
+        if status == "expired":
+            break
+        time.sleep(0.05)
+    assert status == "expired", (status, "not expired by created_at + timeout + %.1f s" % (gap - 0.2))
+    c = s.get_json(f"/api/v1/commands/{cid}")
+    assert to_ms(c["updated_at"]) >= created_ms + timeout_ms, c
+    assert "took back 1 open command" in s.stderr(), s.tail()
