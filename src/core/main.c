@@ -32,11 +32,28 @@ static void on_batch_done(dg_batch_t *b, void *ud)
     dg_worker_post(srv->workers[b->worker], &b->msg);
 }
 
-typedef struct restored { dg_commands_t *t; size_t n; } restored_t;
+typedef struct restored {
+    dg_commands_t *t;
+    size_t n, expired;          /* taken back, marked expired */
+    int64_t since_ms;           /* created before: overdue */
+    const dg_store_ops_t *ops;
+    dg_store_t *store;
+} restored_t;
 
 static int restore_command(void *ud, const dg_command_t *c)
 {
     restored_t *rs = ud;
+    if (c->created_ms < rs->since_ms) {
+        /* overdue while the gateway was down: expired, counted from its
+         * creation (never taken back, never delivered); the row says so */
+        dg_command_t x = *c;
+        char err[256];
+        x.status = DG_CMD_EXPIRED;
+        x.updated_ms = dg_now_ms();
+        if (rs->ops->put_command && rs->ops->put_command(rs->store, &x, err, sizeof err) == 0) rs->expired++;
+        else dg_warn("could not mark command %s expired: %s", c->id, rs->ops->put_command ? err : "store without commands");
+        return 0;
+    }
     if (dg_commands_restore(rs->t, c) == 0) rs->n++;
     return 0;
 }
@@ -175,12 +192,15 @@ int main(int argc, char **argv)
         /* commands of an earlier run that did not finish and have not timed
          * out: pending ones go to their drone when it (re)connects, acks of
          * sent/accepted ones are taken, expiry goes on */
-        restored_t rs = { srv.commands, 0 };
-        if (srv.store_ops->open_commands(srv.store, dg_now_ms() - cfg.command_timeout_ms, restore_command, &rs,
-                                         err, sizeof err) < 0)
+        /* every open row: the overdue ones are marked expired (before the
+         * writer thread starts: this thread is the only writer here) */
+        restored_t rs = { srv.commands, 0, 0, dg_now_ms() - cfg.command_timeout_ms, srv.store_ops, srv.store };
+        if (srv.store_ops->open_commands(srv.store, 0, restore_command, &rs, err, sizeof err) < 0)
             dg_warn("could not take back the open commands from the store: %s", err);
-        else if (rs.n)
-            dg_info("took back %zu open command%s of an earlier run", rs.n, rs.n > 1 ? "s" : "");
+        else {
+            if (rs.n) dg_info("took back %zu open command%s of an earlier run", rs.n, rs.n > 1 ? "s" : "");
+            if (rs.expired) dg_info("%zu command%s of an earlier run expired while the gateway was down", rs.expired, rs.expired > 1 ? "s" : "");
+        }
     }
 
     /* Signals: handled synchronously by main; workers never see them. */

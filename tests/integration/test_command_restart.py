@@ -105,9 +105,6 @@ def test_overdue_command_reads_expired_after_restart(server_factory):
         time.sleep(0.05)
     s.start()
     st = s.get_json(f"/api/v1/commands/{cid}")
-    if st["status"] == "sent":
-        pytest.xfail("defect: a command overdue at start is neither taken back nor marked expired; "
-                     "GET reads the store row and says 'sent' forever")
     assert st["status"] == "expired", st
 
 
