@@ -175,6 +175,10 @@ M = [
      "    (void)gmax;\n}",
      ["py:test_net_hardening.py::test_session_message_first_last_seq_null_then_stored"],
      "the session message's last_seq lags what is stored"),
+    ("cmd-expire-start", "src/core/main.c",
+     "if (c->created_ms < rs->since_ms) {", "if (0) {",
+     ["py:test_command_restart.py::test_overdue_command_is_not_taken_back"],
+     "a command that timed out while the gateway was down is taken back (expiry from restart)"),
 ]
 
 args = sys.argv[1:]
