@@ -68,7 +68,7 @@ def test_parallel_writers_split_batches_and_survive_a_killed_connection(server_f
     db = DB(pg)
     s = server_factory(store=db.uri(writers=3), args=["--commit-interval", "50"])
     prefix = "pgw-" + uuid.uuid4().hex[:6] + "-"
-    sim = run_sim(s, "--drones", 60, "--rate", 0, "--window", 400, "--duration", 10, "--prefix", prefix)
+    sim = run_sim(s, "--drones", 60, "--rate", 0, "--window", 600, "--duration", 10, "--prefix", prefix)
     seen, killed = [], []
     try:
         wait_until(lambda: db.one("SELECT count(*) FROM telemetry") >= 1000, T(15), "telemetry flowing")
@@ -77,12 +77,15 @@ def test_parallel_writers_split_batches_and_survive_a_killed_connection(server_f
             first = TableLock(db)
             second = None
             try:
-                # the writer is stuck in one batch; the next ones pile up
-                # behind it until a merged batch is big enough to be split
-                # (2 x 4096 rows; the simulator keeps up to 24,000 in flight)
+                # the writer is stuck in one batch (K < 8192 rows, else it
+                # is split and two COPYs wait already); the next ones pile up
+                # behind it. queue_depth counts K, the queued batches and the
+                # workers' open batches (< 2 x 2048): at 30,000 of the
+                # simulator's 36,000 in flight (60 drones x window 600), more
+                # than 17,000 are queued, a batch that is surely split
                 wait_until(lambda: copies(db, blocked=True), T(20), "a COPY waiting for the lock")
                 wait_until(lambda: len(copies(db, blocked=True)) >= 2 or
-                           metric(s.metrics(), "dronegate_queue_depth") >= 18000,
+                           metric(s.metrics(), "dronegate_queue_depth") >= 30000,
                            T(30), "a split-sized batch queued behind the waiting one")
                 second = QueuedLock(db)
                 wait_until(lambda: db.one("SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
@@ -102,6 +105,10 @@ def test_parallel_writers_split_batches_and_survive_a_killed_connection(server_f
                 if second:
                     second.release()
             wait_until(lambda: db.one("SELECT count(*) FROM telemetry") > before, T(20), "writes going on")
+            # the batch that lost a part is retried (staging path, the killed
+            # connection reconnects): start the next round once it is stored
+            wait_until(lambda: metric(s.metrics(), "dronegate_backlog_records") == 0, T(30),
+                       "the failed batch retried and stored")
         rep = sim_report(sim, T(90))
     finally:
         if sim.poll() is None:
