@@ -566,7 +566,13 @@ static void drain_step(dg_worker_t *w)
     bool pending = false;
     for (dg_conn_t *c = w->conns; c; c = c->next) if (c->out.len || c->lingering) pending = true;
     if (!pending || expired || now >= w->drain_deadline_ms) {
-        for (dg_conn_t *c = w->conns, *n; c; c = n) { n = c->next; dg_conn_close(c, true); }
+        for (dg_conn_t *c = w->conns, *n; c; c = n) {
+            n = c->next;
+            /* read what is pending first: close() with unread input sends a
+             * reset, which can discard our close frame at the peer */
+            if (c->fd >= 0 && !c->dead) while (read(c->fd, w->rbuf, w->rbuf_cap) > 0) {}
+            dg_conn_close(c, true);
+        }
         if (w->inflight == 0) ev_break(w->loop, EVBREAK_ALL);
     }
 }
