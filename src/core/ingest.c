@@ -132,7 +132,7 @@ static void on_last_seq(dg_worker_t *w, dg_read_job_t *j)
         dg_ingest_close(c, DG_WS_CLOSE_TRY_AGAIN, "store unavailable: retry later");
         goto out;
     }
-    dg_registry_set_last_seq(w->srv->registry, c->u.drone.drone, j->found, j->seq, true);
+    dg_registry_set_last_seq(w->srv->registry, c->u.drone.drone, j->found, j->seq);
     uint64_t seq = 0;
     int known = dg_registry_last_seq(w->srv->registry, c->u.drone.drone, &seq);
     session_send(c, known, seq);
@@ -149,7 +149,7 @@ static void session_start(dg_conn_t *c)
     if (known < 0 && (!srv->store_ops->last_seq || !srv->reads)) {
         /* the store cannot tell: nothing stored as far as we know (durable
          * batches of this run raise it from here) */
-        dg_registry_set_last_seq(srv->registry, c->u.drone.drone, 0, 0, true);
+        dg_registry_set_last_seq(srv->registry, c->u.drone.drone, 0, 0);
         known = 0;
     }
     if (known >= 0) {

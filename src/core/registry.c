@@ -328,13 +328,18 @@ int dg_registry_last_seq(dg_registry_t *r, dg_drone_t *d, uint64_t *seq)
     return st;
 }
 
-void dg_registry_set_last_seq(dg_registry_t *r, dg_drone_t *d, int found, uint64_t seq, bool from_store)
+/* Under the stripe lock: seq (found) becomes the drone's highest durable
+ * seq unless a higher one is known. */
+static void raise_locked(dg_drone_t *d, uint64_t seq)
+{
+    if (d->seq_known != 2 || seq > d->last_seq) { d->last_seq = seq; d->seq_known = 2; }
+}
+
+void dg_registry_set_last_seq(dg_registry_t *r, dg_drone_t *d, int found, uint64_t seq)
 {
     pthread_mutex_lock(&stripe_of(r, d->hash)->lock);
-    if (from_store || d->seq_known) {   /* durable seqs only refine a known value */
-        if (found && (d->seq_known != 2 || seq > d->last_seq)) { d->last_seq = seq; d->seq_known = 2; }
-        else if (!found && !d->seq_known) d->seq_known = 1;
-    }
+    if (found) raise_locked(d, seq);
+    else if (!d->seq_known) d->seq_known = 1;
     pthread_mutex_unlock(&stripe_of(r, d->hash)->lock);
 }
 
@@ -345,7 +350,7 @@ void dg_registry_raise_last_seq(dg_registry_t *r, const char *id, size_t len, ui
     stripe_t *s = stripe_of(r, h);
     pthread_mutex_lock(&s->lock);
     dg_drone_t *d = lookup(s, h, id, len);   /* evicted or never seen: stays unknown (the store answers) */
-    if (d && d->seq_known && (d->seq_known != 2 || seq > d->last_seq)) { d->last_seq = seq; d->seq_known = 2; }
+    if (d && d->seq_known) raise_locked(d, seq);   /* durable seqs only refine a known value */
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -130,12 +130,12 @@ uint64_t dg_registry_evicted(dg_registry_t *r);
 /* Highest durable seq of the drone (session message): 1 and *seq, 0 when
  * the drone has none stored, -1 when unknown (ask the store). */
 int  dg_registry_last_seq(dg_registry_t *r, dg_drone_t *d, uint64_t *seq);
-/* Note the highest durable seq: from_store (the store's answer: found or
- * none) makes it known; a durable batch (from_store false) only raises a
- * value already known. */
-void dg_registry_set_last_seq(dg_registry_t *r, dg_drone_t *d, int found, uint64_t seq, bool from_store);
-/* The same for a durable seq, by id under the stripe lock (no pointer that
- * eviction could free): raises a known value only. */
+/* The store's answer (found and seq, or none stored) makes the drone's
+ * highest durable seq known (a higher one already known stays). */
+void dg_registry_set_last_seq(dg_registry_t *r, dg_drone_t *d, int found, uint64_t seq);
+/* A durable batch's highest seq, by id under the stripe lock (no pointer
+ * that eviction could free): raises a value already known, never makes one
+ * known (only the store's answer does). */
 void dg_registry_raise_last_seq(dg_registry_t *r, const char *id, size_t len, uint64_t seq);
 
 #endif
