@@ -33,6 +33,12 @@ BENCHSRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCHSRC:bench/%.c=$(B)/bench/%)
 FUZZ_SECONDS ?= 20
 
+# Each component may add a mk/<name>.mk: EXTRA_BIN (built by `all`), LDLIBS,
+# INTEGRATION_DEPS (built before the integration tests) and its own targets.
+EXTRA_BIN :=
+INTEGRATION_DEPS :=
+-include $(sort $(wildcard mk/*.mk))
+
 # Version: a v* git tag (git describe), else BASE_VERSION; the commit from git.
 BASE_VERSION := 0.1.0
 VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//')
@@ -51,7 +57,7 @@ DRONES   ?= 36
 
 .PHONY: all deps deps-run web run demo install FORCE test unit unit-asan fuzz fuzz-run integration integration-asan browser bench clean mutants
 
-all: $(B)/dronegate $(B)/dronegate-sim $(B)/dronegate-asan $(BENCH_BIN)
+all: $(B)/dronegate $(B)/dronegate-sim $(B)/dronegate-asan $(BENCH_BIN) $(EXTRA_BIN)
 
 deps:
 	@scripts/deps.sh
@@ -163,11 +169,11 @@ fuzz: $(FUZZ_BIN)
 fuzz-run: $(FUZZ_BIN)
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
-integration: $(B)/dronegate $(B)/dronegate-sim
+integration: $(B)/dronegate $(B)/dronegate-sim $(INTEGRATION_DEPS)
 	@DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim \
 	  /usr/bin/python3 -m pytest -q tests/integration
 
-integration-asan: $(B)/dronegate-asan $(B)/dronegate-sim
+integration-asan: $(B)/dronegate-asan $(B)/dronegate-sim $(INTEGRATION_DEPS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 DRONEGATE_ASAN=1 \
 	  DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate-asan DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim \
 	  /usr/bin/python3 -m pytest -q tests/integration

@@ -5,6 +5,10 @@ set -euo pipefail
 PKGS=(build-essential clang libclang-rt-14-dev pkg-config
       libev-dev libsqlite3-dev sqlite3 libssl-dev libhttp-parser-dev libjsmn-dev libpq-dev libcurl4-openssl-dev
       python3 python3-websockets python3-pytest python3-gpxpy gdal-bin curl)
+# Each component may list more packages in scripts/deps.d/<name>.list (one per line).
+for f in "$(dirname "$0")"/deps.d/*.list; do
+  [ -f "$f" ] && while read -r p; do case "$p" in ''|'#'*) ;; *) PKGS+=("$p");; esac; done < "$f"
+done
 [ $# -gt 0 ] && PKGS=("$@")
 missing=()
 for p in "${PKGS[@]}"; do
