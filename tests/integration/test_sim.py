@@ -9,7 +9,8 @@ from dg import SIM, T, clean_env
 
 def run_sim(s, *args, timeout=None):
     assert os.access(SIM, os.X_OK), f"simulator not built: {SIM}"
-    cmd = [SIM, "--url", s.ws_base] + [str(a) for a in args] + ["--json"]
+    # --drain: the run ends when every ack is in, however slow the machine
+    cmd = [SIM, "--url", s.ws_base, "--drain", str(T(30))] + [str(a) for a in args] + ["--json"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout or T(60), env=clean_env(),
                        stdin=subprocess.DEVNULL)
     assert p.returncode == 0, f"{' '.join(cmd)} exited {p.returncode}\nstdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-2000:]}"

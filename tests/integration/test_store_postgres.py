@@ -179,7 +179,8 @@ def test_start_failures_say_why(server_factory, uri, words):
 # ---------------------------------------------------------------- failures
 
 def run_sim(s, *args):
-    cmd = [SIM, "--url", s.ws_base, "--json", "--quiet"] + [str(a) for a in args]
+    # --drain: the run ends when every ack is in, however slow the machine
+    cmd = [SIM, "--url", s.ws_base, "--json", "--quiet", "--drain", str(T(30))] + [str(a) for a in args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=clean_env(), stdin=subprocess.DEVNULL)
 

@@ -70,7 +70,9 @@ def test_parallel_writers_split_batches_and_survive_a_killed_connection(server_f
     prefix = "pgw-" + uuid.uuid4().hex[:6] + "-"
     # --duration long enough for both rounds on a loaded machine (the rounds
     # need writes in flight; the test ends when the simulator does)
-    sim = run_sim(s, "--drones", 60, "--rate", 0, "--window", 600, "--duration", 30, "--prefix", prefix)
+    sim = run_sim(s, "--drones", 60, "--rate", 0, "--window", 600, "--duration", 30,
+                  # every ack waits for the retried batch, however slow the machine
+                  "--drain", T(60), "--prefix", prefix)
     seen, killed = [], []
     try:
         wait_until(lambda: db.one("SELECT count(*) FROM telemetry") >= 1000, T(15), "telemetry flowing")

@@ -4,7 +4,7 @@
  * become underscores); the flag wins. The main thread starts the workers,
  * then waits for signals with sigtimedwait() and prints a report line every
  * second (stderr) until the duration is over or SIGINT/SIGTERM arrives; it
- * then tells the workers to stop (they drain acks for up to 5 s and close
+ * then tells the workers to stop (they drain acks for up to --drain s and close
  * each connection with 1000), joins them and prints the final report
  * (stdout; one JSON object with --json). A second signal aborts at once.
  *
@@ -45,6 +45,7 @@ static void usage(FILE *f)
 "                         per message); ack latency counts from the due time\n"
 "  --window W             max unacked messages per drone (default 1000)\n"
 "  --duration S           seconds to send (default 10; 0 = until SIGINT/SIGTERM)\n"
+"  --drain S              after sending, wait up to S seconds for outstanding acks (default 5)\n"
 "  --prefix P             drone id prefix (default sim-; ids P0000, P0001, ...)\n"
 "  --source-addrs LIST    local IPv4 source addresses, e.g. 127.0.0.1-127.0.0.40\n"
 "                         or a,b,c (default: kernel's choice; spread over\n"
@@ -201,7 +202,7 @@ static void parse_sources(sim_config_t *c, const char *v)
     if (!c->nsrc) die("--source-addrs is empty.");
 }
 
-enum { O_URL = 1, O_DRONES, O_RATE, O_BATCH, O_WINDOW, O_DURATION, O_PREFIX, O_SOURCES,
+enum { O_URL = 1, O_DRONES, O_RATE, O_BATCH, O_WINDOW, O_DURATION, O_DRAIN, O_PREFIX, O_SOURCES,
        O_SECRET, O_RAMP, O_JSON, O_QUIET, O_THREADS, O_TS, O_SEED, O_TICK, O_AIRBORNE, O_HELP };
 
 static const struct option OPTS[] = {
@@ -211,6 +212,7 @@ static const struct option OPTS[] = {
     { "batch", required_argument, 0, O_BATCH },
     { "window", required_argument, 0, O_WINDOW },
     { "duration", required_argument, 0, O_DURATION },
+    { "drain", required_argument, 0, O_DRAIN },
     { "prefix", required_argument, 0, O_PREFIX },
     { "source-addrs", required_argument, 0, O_SOURCES },
     { "auth-secret", required_argument, 0, O_SECRET },
@@ -239,6 +241,7 @@ static void apply(sim_config_t *c, raw_opts_t *r, int opt, const char *name, con
     case O_BATCH:    c->batch = (uint32_t)parse_uint(name, v, 1, 4000); break;
     case O_WINDOW:   c->window = (uint32_t)parse_uint(name, v, 1, 1u << 24); break;
     case O_DURATION: c->duration = parse_num(name, v, 0, 1e9); break;
+    case O_DRAIN:    c->drain = parse_num(name, v, 0, 1e6); break;
     case O_PREFIX:   r->prefix = v; break;
     case O_SOURCES:  r->sources = v; break;
     case O_SECRET:   r->secret = v; break;
@@ -260,7 +263,7 @@ static void apply(sim_config_t *c, raw_opts_t *r, int opt, const char *name, con
 
 static void configure(sim_config_t *c, int argc, char **argv)
 {
-    *c = (sim_config_t){ .drones = 20, .rate = 1, .batch = 1, .window = 1000, .duration = 10,
+    *c = (sim_config_t){ .drones = 20, .rate = 1, .batch = 1, .window = 1000, .duration = 10, .drain = 5,
                          .ramp = 2000, .threads = 1, .ts_mode = SIM_TS_MIX, .seed = 1 };
     raw_opts_t r = { .url = DEFAULT_URL, .prefix = "sim-" };
 

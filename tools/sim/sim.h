@@ -55,6 +55,7 @@ typedef struct sim_config {
     uint32_t batch;             /* messages per frame */
     uint32_t window;            /* max unacked messages per drone */
     double   duration;          /* seconds; 0 = until a signal */
+    double   drain;             /* seconds to wait for outstanding acks after stop */
     char     prefix[48];        /* drone id prefix */
     uint32_t id_width;          /* zero padding of the index */
     struct in_addr *src;        /* source addresses (IPv4), NULL = kernel's choice */

@@ -39,7 +39,6 @@
 
 #define RBUF_SIZE   (256 * 1024)
 #define MAX_EVENTS  1024
-#define DRAIN_US    5000000   /* wait for outstanding acks after stop */
 #define CLOSE_US    2500000   /* wait for close answers (per-drone timeout is 2 s) */
 #define LOG_BUDGET  10
 
@@ -230,7 +229,7 @@ static bool all_drained(sim_worker_t *w)
 static void on_stop(sim_worker_t *w)
 {
     w->phase = SIM_STOP;
-    w->drain_until = w->now + DRAIN_US;
+    w->drain_until = w->now + (int64_t)(w->cfg->drain * 1e6);
     for (uint32_t j = 0; j < w->n; j++) {
         sim_drone_t *d = &w->drones[j];
         sim_timer_cancel(w, &d->t_sample);
