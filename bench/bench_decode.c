@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "codec/json_telemetry.h"
+#include "worst_frames.h"           /* dg_worst_frame: shared with tests/unit/test_codec.c */
 
 typedef struct stats { long records, errors; double sum; } stats_t;
 
@@ -83,75 +84,24 @@ static void on_error_quiet(void *ud, const dg_decode_error_t *e)
     s->errors++;
 }
 
-#define WORST_SIZE (1u << 20)
-
-/* Worst case `kind` into buf (WORST_SIZE bytes); returns the length. */
-static size_t worst_frame(int kind, char *buf)
-{
-    static const char lla[] = "\"latitude\":47.397742,\"longitude\":8.545594,\"altitude\":488.2";
-    size_t n = 0, cap = WORST_SIZE;
-    switch (kind) {
-    case 0:
-        memset(buf, '[', cap / 2);
-        memset(buf + cap / 2, ']', cap / 2);
-        return cap;
-    case 1:
-        buf[n++] = '[';
-        while (n + 200 < cap) {
-            if (n > 1) buf[n++] = ',';
-            for (int k = 0; k < 63; k++) buf[n++] = '[';
-            for (int k = 0; k < 63; k++) buf[n++] = ']';
-        }
-        buf[n++] = ']';
-        return n;
-    case 2:
-        buf[n++] = '[';
-        while (n + 4 < cap) { buf[n++] = '0'; buf[n++] = ','; }
-        buf[n++] = '0';
-        buf[n++] = ']';
-        return n;
-    case 3:
-        n += (size_t)snprintf(buf, cap, "{%s,\"x\":\"", lla);
-        while (n + 16 < cap) { memcpy(buf + n, "\\u00e9\\n", 8); n += 8; }
-        buf[n++] = '"';
-        buf[n++] = '}';
-        return n;
-    case 4:
-        n += (size_t)snprintf(buf, cap, "{%s,\"x\":1", lla);
-        memset(buf + n, '7', cap - n - 1);
-        n = cap - 1;
-        buf[n++] = '}';
-        return n;
-    default:
-        buf[n++] = '[';
-        while (n + 16 < cap) {
-            if (n > 1) buf[n++] = ',';
-            memcpy(buf + n, "{\"seq\":-1}", 10);
-            n += 10;
-        }
-        buf[n++] = ']';
-        return n;
-    }
-}
+#define WORST_SIZE DG_WORST_SIZE
 
 static void run_worst(dg_json_decoder_t *d, long msgs)
 {
-    static const char *name[] = { "deep", "deep-limit", "tiny-tokens", "escapes", "huge-number",
-                                  "invalid-objs" };
-    char *buf = malloc(WORST_SIZE);
+    char *buf = malloc(WORST_SIZE + 1);
     if (!buf) return;
     long reps = msgs / 20000;               /* 2,000,000 -> 100 frames of 1 MiB per case */
     if (reps < 3) reps = 3;
-    for (int kind = 0; kind < 6; kind++) {
-        size_t n = worst_frame(kind, buf);
+    for (int kind = 0; kind < DG_WORST_KINDS; kind++) {
+        size_t n = dg_worst_frame(kind, buf);
         stats_t st = { 0, 0, 0 };
         dg_decode_sink_t sink = { .on_record = on_record, .on_error = on_error_quiet, .on_command_ack = NULL, .ud = &st };
         dg_json_decode(d, buf, n, 0, 0, &sink);          /* warm up */
         double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
         for (long i = 0; i < reps; i++) dg_json_decode(d, buf, n, 1795514400000, 0, &sink);
         double ct = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
-        printf("worst %-12s %7zu B  %7.2f ns/byte  %5.2f work/byte  %8.2f ms/frame  (%ld frames)\n",
-               name[kind], n, ct / (double)reps / (double)n * 1e9,
+        printf("worst %-15s %7zu B  %7.2f ns/byte  %5.2f work/byte  %8.2f ms/frame  (%ld frames)\n",
+               dg_worst_name[kind], n, ct / (double)reps / (double)n * 1e9,
                (double)dg_json_decoder_work(d) / (double)n, ct / (double)reps * 1e3, reps);
     }
     free(buf);

@@ -935,74 +935,25 @@ static long lw_rec, lw_err;
 static void lw_on_record(void *ud, const dg_record_t *r) { (void)ud; (void)r; lw_rec++; }
 static void lw_on_error(void *ud, const dg_decode_error_t *e) { (void)ud; (void)e; lw_err++; }
 
-#define LW_SIZE (1u << 20)
-
-/* Fills buf (LW_SIZE + 1 bytes) with worst case `kind`; returns the length. */
-static size_t lw_frame(int kind, char *buf)
-{
-    size_t n = 0, cap = LW_SIZE;
-    switch (kind) {
-    case 0:                                           /* 1 MB of nesting: [[[[...]]]] */
-        memset(buf, '[', cap / 2);
-        memset(buf + cap / 2, ']', cap / 2);
-        return cap;
-    case 1:                                           /* nesting at the limit, repeated */
-        buf[n++] = '[';
-        while (n + 200 < cap) {
-            if (n > 1) buf[n++] = ',';
-            for (int k = 0; k < 63; k++) buf[n++] = '[';
-            for (int k = 0; k < 63; k++) buf[n++] = ']';
-        }
-        buf[n++] = ']';
-        return n;
-    case 2:                                           /* many tiny tokens: [0,0,0,...] */
-        buf[n++] = '[';
-        while (n + 4 < cap) { buf[n++] = '0'; buf[n++] = ','; }
-        buf[n++] = '0';
-        buf[n++] = ']';
-        return n;
-    case 3:                                           /* a long string of escapes */
-        n += (size_t)snprintf(buf, cap, "{" LATLONALT ",\"x\":\"");
-        while (n + 16 < cap) { memcpy(buf + n, "\\u00e9\\n", 8); n += 8; }
-        buf[n++] = '"';
-        buf[n++] = '}';
-        return n;
-    case 4:                                           /* a huge number in an unknown field */
-        n += (size_t)snprintf(buf, cap, "{" LATLONALT ",\"x\":1");
-        memset(buf + n, '7', cap - n - 1);
-        n = cap - 1;
-        buf[n++] = '}';
-        return n;
-    default:                                          /* ~95,000 objects that fail validation */
-        buf[n++] = '[';
-        while (n + 16 < cap) {
-            if (n > 1) buf[n++] = ',';
-            memcpy(buf + n, "{\"seq\":-1}", 10);
-            n += 10;
-        }
-        buf[n++] = ']';
-        return n;
-    }
-}
+#include "../../bench/worst_frames.h"   /* dg_worst_frame: shared with bench_decode */
+#define LW_SIZE DG_WORST_SIZE
 
 TEST(decode_work_is_linear)
 {
-    static const char *name[] = { "deep", "deep-at-limit", "tiny-tokens", "escapes", "huge-number",
-                                  "invalid-objects" };
     char *buf = malloc(LW_SIZE + 1);
     ASSERT(buf != NULL);
     dg_json_decoder_t *d = dg_json_decoder_new(0);
     ASSERT(d != NULL);
     dg_decode_sink_t sink = { .on_record = lw_on_record, .on_error = lw_on_error, .on_command_ack = NULL, .ud = NULL };
-    for (int kind = 0; kind < 6 && buf && d; kind++) {
-        size_t n = lw_frame(kind, buf);
+    for (int kind = 0; kind < DG_WORST_KINDS && buf && d; kind++) {
+        size_t n = dg_worst_frame(kind, buf);
         lw_rec = lw_err = 0;
         int rc = dg_json_decode(d, buf, n, NOW_MS, RECV_US, &sink);
         uint64_t work = dg_json_decoder_work(d);
         /* the at-limit case is the worst one: <= 63 parent-link steps per
          * 2 bytes of "[]"; everything else is a few units per byte */
         if (work > 64 * (uint64_t)n)
-            CHECK__FAIL("%s: %llu work units for %zu bytes", name[kind], (unsigned long long)work, n);
+            CHECK__FAIL("%s: %llu work units for %zu bytes", dg_worst_name[kind], (unsigned long long)work, n);
         switch (kind) {
         case 0:                      /* refused at the 65th '[', not after 1 MB */
             ASSERT_EQ(rc, -1);
