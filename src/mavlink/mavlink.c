@@ -132,3 +132,44 @@ int dg_mav_encode_v2(uint8_t *out, uint8_t seq, uint8_t sysid, uint8_t compid,
     out[10 + l] = (uint8_t)crc; out[11 + l] = (uint8_t)(crc >> 8);
     return 12 + l;
 }
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void wr32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+void dg_mav_get_heartbeat(const dg_mav_frame_t *f, dg_mav_heartbeat_t *m)
+{
+    const uint8_t *p = f->payload;
+    m->custom_mode = rd32(p); m->type = p[4]; m->autopilot = p[5];
+    m->base_mode = p[6]; m->system_status = p[7]; m->mavlink_version = p[8];
+}
+
+void dg_mav_get_gpi(const dg_mav_frame_t *f, dg_mav_gpi_t *m)
+{
+    const uint8_t *p = f->payload;
+    m->time_boot_ms = rd32(p);
+    m->lat = (int32_t)rd32(p + 4); m->lon = (int32_t)rd32(p + 8);
+    m->alt = (int32_t)rd32(p + 12); m->relative_alt = (int32_t)rd32(p + 16);
+    m->vx = (int16_t)rd16(p + 20); m->vy = (int16_t)rd16(p + 22); m->vz = (int16_t)rd16(p + 24);
+    m->hdg = rd16(p + 26);
+}
+
+void dg_mav_get_command_ack(const dg_mav_frame_t *f, dg_mav_command_ack_t *m)
+{
+    m->command = rd16(f->payload); m->result = f->payload[2];
+}
+
+void dg_mav_put_command_long(uint8_t p[33], const dg_mav_command_long_t *m)
+{
+    for (int i = 0; i < 7; i++) {
+        uint32_t u;
+        memcpy(&u, &m->param[i], 4);
+        wr32(p + 4 * i, u);
+    }
+    wr16(p + 28, m->command);
+    p[30] = m->target_system; p[31] = m->target_component; p[32] = m->confirmation;
+}

@@ -55,4 +55,22 @@ int dg_mav_scan(const uint8_t *buf, size_t n, dg_mav_frame_cb cb, void *ud, unsi
 int dg_mav_encode_v2(uint8_t *out, uint8_t seq, uint8_t sysid, uint8_t compid,
                      uint32_t msgid, const uint8_t *payload, size_t len);
 
+
+/* ---- message fields (from a decoded, zero-extended payload) ---- */
+typedef struct { uint32_t custom_mode; uint8_t type, autopilot, base_mode, system_status, mavlink_version; } dg_mav_heartbeat_t;
+typedef struct { uint32_t time_boot_ms; int32_t lat, lon, alt, relative_alt; int16_t vx, vy, vz; uint16_t hdg; } dg_mav_gpi_t;
+typedef struct { uint16_t command; uint8_t result; } dg_mav_command_ack_t;
+typedef struct { float param[7]; uint16_t command; uint8_t target_system, target_component, confirmation; } dg_mav_command_long_t;
+
+#define DG_MAV_MSG_HEARTBEAT 0
+#define DG_MAV_MSG_GLOBAL_POSITION_INT 33
+#define DG_MAV_MSG_COMMAND_LONG 76
+#define DG_MAV_MSG_COMMAND_ACK 77
+
+void dg_mav_get_heartbeat(const dg_mav_frame_t *f, dg_mav_heartbeat_t *m);
+void dg_mav_get_gpi(const dg_mav_frame_t *f, dg_mav_gpi_t *m);
+void dg_mav_get_command_ack(const dg_mav_frame_t *f, dg_mav_command_ack_t *m);
+/* Writes the 33-byte COMMAND_LONG payload (wire order) into p. */
+void dg_mav_put_command_long(uint8_t p[33], const dg_mav_command_long_t *m);
+
 #endif

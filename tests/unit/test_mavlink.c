@@ -101,8 +101,38 @@ TEST(unknown_msg)
     ASSERT_EQ(used, 13);
 }
 
+TEST(message_fields)
+{
+    uint8_t p[28] = { 0 }, out[64];
+    /* GLOBAL_POSITION_INT: lat 47.3977419 deg (473977419), hdg 9000 */
+    int32_t lat = 473977419, lon = -85455938;
+    memcpy(p + 4, &lat, 4); memcpy(p + 8, &lon, 4);   /* host is little-endian */
+    p[26] = 9000 & 0xff; p[27] = 9000 >> 8;
+    int n = dg_mav_encode_v2(out, 0, 1, 1, DG_MAV_MSG_GLOBAL_POSITION_INT, p, sizeof p);
+    dg_mav_frame_t f; size_t used; dg_mav_gpi_t g;
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, &f, &used), DG_MAV_OK);
+    dg_mav_get_gpi(&f, &g);
+    ASSERT_EQ(g.lat, lat); ASSERT_EQ(g.lon, lon); ASSERT_EQ(g.hdg, 9000); ASSERT_EQ(g.vz, 0);
+
+    dg_mav_command_long_t c = { .param = { 1 }, .command = 400 /* ARM_DISARM */, .target_system = 1,
+                                .target_component = 1, .confirmation = 0 };
+    uint8_t cp[33];
+    dg_mav_put_command_long(cp, &c);
+    ASSERT_EQ(cp[3], 0x3f); ASSERT_EQ(cp[2], 0x80);   /* 1.0f = 0x3f800000, LE */
+    ASSERT_EQ(cp[28], 400 & 0xff); ASSERT_EQ(cp[29], 400 >> 8); ASSERT_EQ(cp[30], 1);
+
+    uint8_t ap[3] = { 400 & 0xff, 400 >> 8, 0 };
+    n = dg_mav_encode_v2(out, 0, 1, 1, DG_MAV_MSG_COMMAND_ACK, ap, 3);
+    ASSERT_EQ(n, 12 + 2);                                /* result 0 trimmed */
+    dg_mav_command_ack_t a;
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, &f, &used), DG_MAV_OK);
+    dg_mav_get_command_ack(&f, &a);
+    ASSERT_EQ(a.command, 400); ASSERT_EQ(a.result, 0);
+}
+
 int main(void)
 {
+    RUN(message_fields);
     RUN(crc_known_vector);
     RUN(v2_roundtrip_and_trim);
     RUN(v1_decode);
