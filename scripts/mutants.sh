@@ -197,6 +197,14 @@ M = [
      "if (c->created_ms < rs->since_ms) {", "if (0) {",
      ["py:test_command_restart.py::test_overdue_command_is_not_taken_back"],
      "a command that timed out while the gateway was down is taken back (expiry from restart)"),
+    ("mav-crc", "src/mavlink/mavlink.c",
+     "if (crc != wire) return DG_MAV_BAD_CRC;", "(void)wire;",
+     ["unit:test_mavlink"],
+     "MAVLink frames with a bad CRC accepted"),
+    ("mav-incompat", "src/mavlink/mavlink.c",
+     "if (f->incompat & ~DG_MAV_IFLAG_SIGNED) return DG_MAV_BAD_INCOMPAT;", "",
+     ["unit:test_mavlink"],
+     "MAVLink frames with unknown incompat flags accepted"),
 ]
 
 args = sys.argv[1:]

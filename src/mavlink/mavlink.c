@@ -1,0 +1,175 @@
+/* mavlink.c - MAVLink v1/v2 framing: see mavlink.h.
+ *
+ * Field layouts (wire order: sorted by type size, extensions last), from
+ * common.xml, for the messages we know (msgid: CRC_EXTRA, base length):
+ *   0 HEARTBEAT           50, 9:  u32 custom_mode, u8 type, autopilot,
+ *                                 base_mode, system_status, mavlink_version
+ *   1 SYS_STATUS         124, 31: u32 sensors x3, u16 load, u16 voltage_battery,
+ *                                 i16 current_battery, u16 drop_rate_comm,
+ *                                 errors_comm, errors_count1..4, i8 battery_remaining
+ *  24 GPS_RAW_INT         24, 30: u64 time_usec, i32 lat, lon, alt, u16 eph, epv,
+ *                                 vel, cog, u8 fix_type, satellites_visible
+ *  30 ATTITUDE            39, 28: u32 time_boot_ms, f32 roll, pitch, yaw,
+ *                                 rollspeed, pitchspeed, yawspeed
+ *  33 GLOBAL_POSITION_INT 104, 28: u32 time_boot_ms, i32 lat, lon, alt,
+ *                                 relative_alt, i16 vx, vy, vz, u16 hdg
+ *  74 VFR_HUD             20, 20: f32 airspeed, groundspeed, alt, climb,
+ *                                 i16 heading, u16 throttle
+ *  75 COMMAND_INT        158, 35: f32 param1..4, i32 x, y, f32 z, u16 command,
+ *                                 u8 target_system, target_component, frame,
+ *                                 current, autocontinue
+ *  76 COMMAND_LONG       152, 33: f32 param1..7, u16 command, u8 target_system,
+ *                                 target_component, confirmation
+ *  77 COMMAND_ACK        143, 3:  u16 command, u8 result
+ * 147 BATTERY_STATUS     154, 36: i32 current_consumed, energy_consumed,
+ *                                 i16 temperature, u16 voltages[10],
+ *                                 i16 current_battery, u8 id, battery_function,
+ *                                 type, i8 battery_remaining
+ * 242 HOME_POSITION      104, 52: i32 lat, lon, alt, f32 x, y, z, q[4],
+ *                                 approach_x, approach_y, approach_z
+ * 253 STATUSTEXT          83, 51: u8 severity, char text[50]
+ */
+#include <string.h>
+
+#include "mavlink/mavlink.h"
+
+uint16_t dg_mav_crc(const uint8_t *p, size_t n, uint16_t crc)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t t = p[i] ^ (uint8_t)(crc & 0xff);
+        t ^= (uint8_t)(t << 4);
+        crc = (uint16_t)((crc >> 8) ^ ((uint16_t)t << 8) ^ ((uint16_t)t << 3) ^ (t >> 4));
+    }
+    return crc;
+}
+
+static const struct { uint32_t id; uint8_t extra, min_len; } known[] = {
+    { 0, 50, 9 }, { 1, 124, 31 }, { 24, 24, 30 }, { 30, 39, 28 },
+    { 33, 104, 28 }, { 74, 20, 20 }, { 75, 158, 35 }, { 76, 152, 33 },
+    { 77, 143, 3 }, { 147, 154, 36 }, { 242, 104, 52 }, { 253, 83, 51 },
+};
+
+int dg_mav_crc_extra(uint32_t msgid, uint8_t *min_len)
+{
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (known[i].id == msgid) {
+            if (min_len) *min_len = known[i].min_len;
+            return known[i].extra;
+        }
+    return -1;
+}
+
+dg_mav_rc_t dg_mav_decode(const uint8_t *b, size_t n, dg_mav_frame_t *f, size_t *used)
+{
+    size_t hdr, total;
+    memset(f, 0, sizeof *f);
+    if (n < 2) return DG_MAV_NEED_MORE;
+    if (b[0] == DG_MAV_STX_V2) {
+        hdr = 10;
+        if (n < hdr) return DG_MAV_NEED_MORE;
+        f->version = 2;
+        f->len = b[1]; f->incompat = b[2]; f->compat = b[3]; f->seq = b[4];
+        f->sysid = b[5]; f->compid = b[6];
+        f->msgid = (uint32_t)b[7] | ((uint32_t)b[8] << 8) | ((uint32_t)b[9] << 16);
+        total = hdr + f->len + 2 + ((f->incompat & DG_MAV_IFLAG_SIGNED) ? 13 : 0);
+    } else if (b[0] == DG_MAV_STX_V1) {
+        hdr = 6;
+        if (n < hdr) return DG_MAV_NEED_MORE;
+        f->version = 1;
+        f->len = b[1]; f->seq = b[2]; f->sysid = b[3]; f->compid = b[4]; f->msgid = b[5];
+        total = hdr + f->len + 2;
+    } else {
+        *used = 1;
+        return DG_MAV_BAD_CRC;
+    }
+    if (n < total) return DG_MAV_NEED_MORE;
+    *used = total;
+    if (f->incompat & ~DG_MAV_IFLAG_SIGNED) return DG_MAV_BAD_INCOMPAT;
+    int extra = dg_mav_crc_extra(f->msgid, NULL);
+    if (extra < 0) return DG_MAV_UNKNOWN_MSG;
+    uint16_t crc = dg_mav_crc(b + 1, hdr - 1 + f->len, 0xffff);
+    uint8_t e = (uint8_t)extra;
+    crc = dg_mav_crc(&e, 1, crc);
+    uint16_t wire = (uint16_t)(b[hdr + f->len] | (b[hdr + f->len + 1] << 8));
+    if (crc != wire) return DG_MAV_BAD_CRC;
+    if (f->incompat & DG_MAV_IFLAG_SIGNED) return DG_MAV_SIGNED_UNSUPPORTED;
+    memcpy(f->payload, b + hdr, f->len); /* rest stays zero: un-trimming */
+    return DG_MAV_OK;
+}
+
+int dg_mav_scan(const uint8_t *buf, size_t n, dg_mav_frame_cb cb, void *ud, unsigned *bad)
+{
+    int ok = 0;
+    size_t i = 0;
+    dg_mav_frame_t f;
+    if (bad) *bad = 0;
+    while (i < n) {
+        if (buf[i] != DG_MAV_STX_V1 && buf[i] != DG_MAV_STX_V2) { i++; continue; }
+        size_t used = 0;
+        dg_mav_rc_t rc = dg_mav_decode(buf + i, n - i, &f, &used);
+                if (rc == DG_MAV_OK) { if (cb) cb(&f, ud); ok++; i += used; continue; }
+        if (bad) (*bad)++;
+        i++; /* resync: the STX may have been garbage */
+    }
+    return ok;
+}
+
+int dg_mav_encode_v2(uint8_t *out, uint8_t seq, uint8_t sysid, uint8_t compid,
+                     uint32_t msgid, const uint8_t *payload, size_t len)
+{
+    int extra = dg_mav_crc_extra(msgid, NULL);
+    if (extra < 0 || len > DG_MAV_MAX_PAYLOAD || msgid > 0xffffff) return -1;
+    while (len > 1 && payload[len - 1] == 0) len--;
+    uint8_t l = (uint8_t)len;
+    if (len == 0) l = 1;
+    out[0] = DG_MAV_STX_V2; out[1] = l; out[2] = 0; out[3] = 0; out[4] = seq;
+    out[5] = sysid; out[6] = compid;
+    out[7] = (uint8_t)msgid; out[8] = (uint8_t)(msgid >> 8); out[9] = (uint8_t)(msgid >> 16);
+    if (len) memcpy(out + 10, payload, len); else out[10] = 0;
+    uint16_t crc = dg_mav_crc(out + 1, 9 + l, 0xffff);
+    uint8_t e = (uint8_t)extra;
+    crc = dg_mav_crc(&e, 1, crc);
+    out[10 + l] = (uint8_t)crc; out[11 + l] = (uint8_t)(crc >> 8);
+    return 12 + l;
+}
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void wr32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+void dg_mav_get_heartbeat(const dg_mav_frame_t *f, dg_mav_heartbeat_t *m)
+{
+    const uint8_t *p = f->payload;
+    m->custom_mode = rd32(p); m->type = p[4]; m->autopilot = p[5];
+    m->base_mode = p[6]; m->system_status = p[7]; m->mavlink_version = p[8];
+}
+
+void dg_mav_get_gpi(const dg_mav_frame_t *f, dg_mav_gpi_t *m)
+{
+    const uint8_t *p = f->payload;
+    m->time_boot_ms = rd32(p);
+    m->lat = (int32_t)rd32(p + 4); m->lon = (int32_t)rd32(p + 8);
+    m->alt = (int32_t)rd32(p + 12); m->relative_alt = (int32_t)rd32(p + 16);
+    m->vx = (int16_t)rd16(p + 20); m->vy = (int16_t)rd16(p + 22); m->vz = (int16_t)rd16(p + 24);
+    m->hdg = rd16(p + 26);
+}
+
+void dg_mav_get_command_ack(const dg_mav_frame_t *f, dg_mav_command_ack_t *m)
+{
+    m->command = rd16(f->payload); m->result = f->payload[2];
+}
+
+void dg_mav_put_command_long(uint8_t p[33], const dg_mav_command_long_t *m)
+{
+    for (int i = 0; i < 7; i++) {
+        uint32_t u;
+        memcpy(&u, &m->param[i], 4);
+        wr32(p + 4 * i, u);
+    }
+    wr16(p + 28, m->command);
+    p[30] = m->target_system; p[31] = m->target_component; p[32] = m->confirmation;
+}
