@@ -179,6 +179,10 @@ M = [
      "if (c->created_ms < rs->since_ms) {", "if (0) {",
      ["py:test_command_restart.py::test_overdue_command_is_not_taken_back"],
      "a command that timed out while the gateway was down is taken back (expiry from restart)"),
+    ("queue-drone-id", "src/queue/record_json.c",
+     "if (!dg_drone_id_valid(ids, idn)) {", "if (0) {",
+     ["unit:test_queue_record"],
+     "a queue message with an invalid drone id reaches the store"),
 ]
 
 args = sys.argv[1:]
