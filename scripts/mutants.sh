@@ -205,6 +205,10 @@ M = [
      "if (f->incompat & ~DG_MAV_IFLAG_SIGNED) return DG_MAV_BAD_INCOMPAT;", "",
      ["unit:test_mavlink"],
      "MAVLink frames with unknown incompat flags accepted"),
+    ("queue-drone-id", "src/queue/record_json.c",
+     "if (!dg_drone_id_valid(ids, idn)) {", "if (0) {",
+     ["unit:test_queue_record"],
+     "a queue message with an invalid drone id reaches the store"),
 ]
 
 args = sys.argv[1:]
