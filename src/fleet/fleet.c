@@ -75,7 +75,8 @@ static const char sql_pending_of[] =
 static const char sql_where[] =
     "SELECT instance FROM dronegate_presence WHERE drone_id = $1";
 static const char sql_known[] =
-    "SELECT 1 FROM drones WHERE drone_id = $1";
+    "(SELECT 1 FROM drones WHERE drone_id = $1) UNION ALL"
+    " (SELECT 1 FROM telemetry_seq WHERE drone_id = $1 LIMIT 1)";
 /* The row and its announcement in one statement: the notification goes out
  * at the commit, after the row is visible. */
 static const char sql_create[] =
@@ -130,6 +131,8 @@ void dg_fleet_presence(dg_fleet_t *f, const char *drone_id, bool online)
 
 /* ---- the fleet thread ---- */
 
+static void quiet(void *ud, const char *msg) { (void)ud; (void)msg; }   /* "already exists, skipping" */
+
 static PGconn *connect_db(dg_fleet_t *f, char *err, size_t errlen)
 {
     PGconn *c = PQconnectdb(f->conninfo);
@@ -139,6 +142,7 @@ static PGconn *connect_db(dg_fleet_t *f, char *err, size_t errlen)
         PQfinish(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c, quiet, NULL);
     PGresult *r = PQexec(c, "SET TIME ZONE 'UTC'");
     PQclear(r);
     return c;
