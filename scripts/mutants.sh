@@ -179,6 +179,14 @@ M = [
      "if (c->created_ms < rs->since_ms) {", "if (0) {",
      ["py:test_command_restart.py::test_overdue_command_is_not_taken_back"],
      "a command that timed out while the gateway was down is taken back (expiry from restart)"),
+    ("fleet-notify-other", "src/fleet/fleet.c",
+     "if (strcmp(inst, f->instance)) return;   /* another gateway's drone */", "if (0) return;",
+     ["py:test_fleet_commands.py::test_command_posted_to_one_gateway_reaches_drone_on_another"],
+     "a gateway takes commands announced for another gateway's drones"),
+    ("fleet-offline-any", "src/fleet/fleet.c",
+     "if (!inst[0] || !strcmp(inst, f->instance)) {", "if (1) {",
+     ["py:test_fleet_commands.py::test_command_posted_to_one_gateway_reaches_drone_on_another"],
+     "a command for a drone held by another gateway is refused as offline"),
 ]
 
 args = sys.argv[1:]
