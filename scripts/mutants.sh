@@ -209,6 +209,14 @@ M = [
      "if (!dg_drone_id_valid(ids, idn)) {", "if (0) {",
      ["unit:test_queue_record"],
      "a queue message with an invalid drone id reaches the store"),
+    ("fleet-notify-other", "src/fleet/fleet.c",
+     "if (strcmp(inst, f->instance)) return;   /* another gateway's drone */", "if (0) return;",
+     ["py:test_fleet_commands.py::test_command_posted_to_one_gateway_reaches_drone_on_another"],
+     "a gateway takes commands announced for another gateway's drones"),
+    ("fleet-offline-any", "src/fleet/fleet.c",
+     "if (!inst[0] || !strcmp(inst, f->instance)) {", "if (1) {",
+     ["py:test_fleet_commands.py::test_command_posted_to_one_gateway_reaches_drone_on_another"],
+     "a command for a drone held by another gateway is refused as offline"),
 ]
 
 args = sys.argv[1:]

@@ -59,6 +59,7 @@ static const opt_t opts[] = {
     { "fsync",             B(fsync),             "fsync before ack: acked data survives power loss (default off: survives a crash)" },
     { "log-level",         S(log_level),         "debug | info | warn | error (default info)" },
     { "map-tiles",         S(map_tiles),         "dashboard raster tile layer, URL template with {z} {x} {y} (and optional {s}), e.g. https://tile.example.org/{z}/{x}/{y}.png; empty = the offline world outline only (default)" },
+    { "instance",          S(instance),          "this gateway's name in logs, metrics (dronegate_build_info), drone state and fleet routing: 1-64 of [A-Za-z0-9._-] (default: the hostname)" },
     { "map-attribution",   S(map_attribution),   "attribution text shown with --map-tiles (e.g. (c) OpenStreetMap contributors)" },
 };
 
@@ -198,11 +199,35 @@ int dg_config_load(dg_config_t *c, int argc, char **argv, int first, char *err, 
                  c->map_tiles);
         return -1;
     }
+    if (dg_config_instance(c, err, errlen)) return -1;
     if (c->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->workers = n > 0 ? n : 1;
     }
     if (c->workers > 255) c->workers = 255;
+    return 0;
+}
+
+/* --instance: validated as a drone id is (it goes into log lines, a metric
+ * label and NOTIFY payloads); empty = the hostname, its other characters
+ * replaced by '-'. */
+int dg_config_instance(dg_config_t *c, char *err, size_t errlen)
+{
+    if (!c->instance[0]) {
+        char h[256] = "";
+        if (gethostname(h, sizeof h - 1) || !h[0]) snprintf(h, sizeof h, "dronegate");
+        size_t n = strnlen(h, 64);
+        for (size_t i = 0; i < n; i++)
+            c->instance[i] = isalnum((unsigned char)h[i]) || h[i] == '.' || h[i] == '_' || h[i] == '-' ? h[i] : '-';
+        c->instance[n] = '\0';
+        return 0;
+    }
+    for (const char *p = c->instance; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-') {
+            snprintf(err, errlen, "--instance %s: use 1-64 characters of A-Z a-z 0-9 . _ -", c->instance);
+            return -1;
+        }
+    }
     return 0;
 }
 

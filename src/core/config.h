@@ -44,6 +44,7 @@ typedef struct dg_config {
     char   log_level[16];
     char   map_tiles[1024];      /* dashboard raster tiles URL template ({z}/{x}/{y}); "" = outline only */
     char   map_attribution[512]; /* shown under the tile layer */
+    char   instance[65];         /* this gateway's name in logs, metrics, drone state, fleet routing (default: hostname) */
 } dg_config_t;
 
 /* Fill defaults, then the environment, then argv[first..argc). 0 on success,
@@ -55,6 +56,9 @@ void dg_config_usage(FILE *out);
  * {"version","commit","map_tiles","map_attribution"}. 0 or -ENOMEM. */
 struct dg_buf;
 int  dg_config_web_json(const dg_config_t *c, struct dg_buf *b);
+
+/* Default (hostname) or check --instance. 0, or -1 with err. */
+int  dg_config_instance(dg_config_t *c, char *err, size_t errlen);
 
 /* Split "HOST:PORT" ("[::1]:80" too). 0 or -1. */
 int  dg_split_hostport(const char *s, char *host, size_t hostlen, int *port);

@@ -21,6 +21,7 @@
 #include "timefmt.h"
 #include "../codec/json_telemetry.h"
 #include "../codec/jsonw.h"
+#include "../fleet/fleet.h"
 #include "../net/worker.h"
 
 static int  ws_send(void *ud, const void *p, size_t n) { return dg_conn_send(ud, p, n); }
@@ -188,6 +189,7 @@ void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
     c->last_ping_ms = c->last_rx_ms;
     dg_conn_ref_t ref = { w->id, c->slot, c->gen }, old;
     int replaced = dg_registry_attach(w->srv->registry, d, ref, &old, dg_now_ms());
+    dg_fleet_presence(w->srv->fleet, dg_drone_id(d, NULL), true);
     if (!replaced) dg_live_publish_presence(w, dg_drone_id(d, NULL), true, dg_now_ms());
     c->u.drone.session_wait = 1;   /* the session message goes first */
     if (replaced) {
@@ -217,8 +219,10 @@ void dg_ingest_on_close(dg_conn_t *c)
     dg_ws_session_free(&c->u.drone.ws);
     dg_buf_free(&c->u.drone.stash);
     dg_conn_ref_t ref = { w->id, c->slot, c->gen };
-    if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms()))
+    if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms())) {
         dg_live_publish_presence(w, dg_drone_id(c->u.drone.drone, NULL), false, dg_now_ms());
+        dg_fleet_presence(w->srv->fleet, dg_drone_id(c->u.drone.drone, NULL), false);
+    }
     dg_registry_release(w->srv->registry, c->u.drone.drone);   /* the pin of dg_registry_get(create) */
     /* unlink from the ack and pause lists */
     if (c->ack_dirty) {
@@ -421,6 +425,28 @@ int dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd)
     }
     dg_buf_free(&b);
     return 0;
+}
+
+int dg_ingest_post_command(struct dg_server *srv, const dg_command_t *cmd)
+{
+    dg_conn_ref_t ref;
+    if (!dg_registry_find_conn(srv->registry, cmd->drone_id, strlen(cmd->drone_id), &ref)) return -1;
+    if (ref.worker < 0 || ref.worker >= srv->nworkers) return -1;
+    dg_buf_t b = { 0 };
+    if (command_frame(&b, cmd)) { dg_buf_free(&b); return -1; }
+    dg_command_msg_t *m = malloc(sizeof *m + b.len + 1);
+    if (m) {
+        m->msg.type = DG_MSG_COMMAND;
+        m->msg.handle = on_command_msg;
+        m->slot = ref.slot;
+        m->gen = ref.gen;
+        snprintf(m->id, sizeof m->id, "%s", cmd->id);
+        m->len = b.len;
+        memcpy(m->frame, b.data, b.len);
+        dg_worker_post(srv->workers[ref.worker], &m->msg);
+    }
+    dg_buf_free(&b);
+    return m ? 0 : -1;
 }
 
 static void on_expired(void *ud, const dg_command_t *cmd)

@@ -12,6 +12,8 @@
 #include "../pipeline/writer.h"
 #include "commands.h"
 
+struct dg_server;
+
 /* The connection has been upgraded (101 sent): it becomes drone `d`'s
  * channel, replacing any older connection of the same drone (4409). */
 void dg_ingest_start(dg_conn_t *c, dg_drone_t *d);
@@ -33,6 +35,10 @@ void dg_ingest_send_command(dg_conn_t *c, const char *id, const char *json, size
 /* Route a new command to the drone's connection, wherever it is. 0 when
  * handed over, -1 when the drone is offline. */
 int  dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd);
+/* The same from any thread (the fleet thread: a command another gateway
+ * created for a drone connected here): always through the holding worker's
+ * inbox. 0 when posted, -1 when the drone is not connected here. */
+int  dg_ingest_post_command(struct dg_server *srv, const dg_command_t *cmd);
 /* Expire overdue commands (called periodically by worker 0). */
 void dg_ingest_expire_commands(dg_worker_t *w);
 /* Persist + publish a command change. */

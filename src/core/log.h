@@ -6,6 +6,10 @@
 enum { DG_LOG_DEBUG = 0, DG_LOG_INFO = 1, DG_LOG_WARN = 2, DG_LOG_ERROR = 3 };
 
 extern int dg_log_level;
+/* This gateway's name (--instance): in every log line, dronegate_build_info
+ * and the state of the drones connected here. Set once by main before any
+ * thread starts; empty = left out. */
+extern char dg_instance[65];
 
 void dg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

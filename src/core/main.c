@@ -21,6 +21,7 @@
 #include "server.h"
 #include "timefmt.h"
 #include "ingest.h"
+#include "../fleet/fleet.h"
 #include "../http/http.h"
 #include "../net/worker.h"
 
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
     int rc = dg_config_load(&cfg, argc, argv, 1, err, sizeof err);
     if (rc == 1) return 0;
     if (rc < 0) { fprintf(stderr, "dronegate: %s\n", err); return 2; }
+    snprintf(dg_instance, sizeof dg_instance, "%s", cfg.instance);
     if (!strcmp(cfg.log_level, "debug")) dg_log_level = DG_LOG_DEBUG;
     else if (!strcmp(cfg.log_level, "warn")) dg_log_level = DG_LOG_WARN;
     else if (!strcmp(cfg.log_level, "error")) dg_log_level = DG_LOG_ERROR;
@@ -273,6 +275,8 @@ int main(int argc, char **argv)
     if (srv.writer) dg_writer_set_commit_interval(srv.writer, srv.store_ops->durable ? cfg.commit_interval_ms : 0);
     if (!srv.writer || dg_writer_start(srv.writer)) { fprintf(stderr, "dronegate: cannot start the store writer\n"); return 1; }
     if (!(srv.reads = dg_reads_start(&srv, DG_READ_THREADS))) { fprintf(stderr, "dronegate: cannot start the store read threads\n"); return 1; }
+    srv.fleet = dg_fleet_start(&srv, cfg.store, cfg.instance, err, sizeof err);   /* NULL unless postgresql:// */
+    if (!srv.fleet && err[0]) { fprintf(stderr, "dronegate: fleet: %s\n", err); return 1; }
     for (int i = 0; i < srv.nworkers; i++)
         if (dg_worker_start(srv.workers[i])) { fprintf(stderr, "dronegate: cannot start worker %d\n", i); return 1; }
 
@@ -283,6 +287,8 @@ int main(int argc, char **argv)
     atomic_store(&srv.draining, 1);
     for (int i = 0; i < srv.nworkers; i++) dg_worker_drain(srv.workers[i]);
     for (int i = 0; i < srv.nworkers; i++) dg_worker_join(srv.workers[i]);
+    dg_fleet_stop(srv.fleet);   /* after the workers: their last presence events are written */
+    srv.fleet = NULL;
     dg_reads_stop(srv.reads);   /* replies to the joined workers are freed with them */
     srv.reads = NULL;
     dg_writer_stop(srv.writer, dg_mono_ms() + 1000);

@@ -1,6 +1,7 @@
 /* metrics.c - see metrics.h. */
 #include "metrics.h"
 #include "version.h"
+#include "log.h"
 
 #include <inttypes.h>
 
@@ -107,6 +108,9 @@ int dg_metrics_render(dg_buf_t *o)
     rc |= dg_buf_puts(o, "# HELP dronegate_live_skipped_total Live telemetry events replaced by a newer one for a slow watcher (conflation).\n# TYPE dronegate_live_skipped_total counter\n");
     rc |= dg_buf_printf(o, "dronegate_live_skipped_total %" PRIu64 "\n", ld(&m->live_skipped));
     rc |= dg_buf_puts(o, "# HELP dronegate_build_info The running build (always 1).\n# TYPE dronegate_build_info gauge\n");
-    rc |= dg_buf_printf(o, "dronegate_build_info{version=\"%s\",commit=\"%s\"} 1\n", DG_VERSION, DG_COMMIT);
+    if (dg_instance[0])   /* --instance: which gateway of a fleet this is */
+        rc |= dg_buf_printf(o, "dronegate_build_info{version=\"%s\",commit=\"%s\",instance=\"%s\"} 1\n", DG_VERSION, DG_COMMIT, dg_instance);
+    else
+        rc |= dg_buf_printf(o, "dronegate_build_info{version=\"%s\",commit=\"%s\"} 1\n", DG_VERSION, DG_COMMIT);
     return rc ? -12 : 0;
 }

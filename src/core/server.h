@@ -35,6 +35,7 @@ typedef struct dg_server {
     int64_t               started_ms;
     const struct dg_conn_ops *accept_ops; /* protocol of accepted connections (HTTP) */
     const struct dg_worker_hooks *worker_hooks; /* what the layers above do per loop (worker.h) */
+    struct dg_fleet      *fleet;          /* several gateways over PostgreSQL (fleet.h); NULL otherwise */
 } dg_server_t;
 
 #endif

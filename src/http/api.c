@@ -28,6 +28,7 @@
 #include "../core/reads.h"
 #include "../core/server.h"
 #include "../core/timefmt.h"
+#include "../fleet/fleet.h"
 #include "../net/worker.h"
 
 #define DG_DEFAULT_LIMIT 1000
@@ -255,6 +256,13 @@ static void post_command(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t 
     memcpy(idz, id, idlen);
     idz[idlen] = '\0';
     dg_conn_ref_t ref;
+    if (!dg_registry_find_conn(srv->registry, id, idlen, &ref) && srv->fleet) {
+        /* not connected here: maybe to another gateway of the fleet (fleet.h) */
+        dg_read_job_t *j = dg_fleet_command_job(srv->fleet, idz, body.name, body.args, body.args_len);
+        if (!j) { dg_http_error(c, 503, "out of memory"); return; }
+        submit(c, j);
+        return;
+    }
     if (!dg_registry_find_conn(srv->registry, id, idlen, &ref)) {
         bool d = dg_registry_get(srv->registry, id, idlen, false) != NULL;   /* existence only */
         dg_http_error(c, d ? 409 : 404, d ? "drone is offline" : "unknown drone");

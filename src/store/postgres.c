@@ -1834,6 +1834,14 @@ fail:
     return e ? e : -EIO;
 }
 
+/* store.h: the libpq part of a postgresql:// store URI (fleet.c opens its
+ * own connections to the same database). */
+int dg_pg_conninfo(const char *uri, char **conninfo, char *err, size_t errlen)
+{
+    pg_opts_t o;
+    return parse_uri(uri, &o, conninfo, err, errlen);
+}
+
 const dg_store_ops_t dg_store_postgresql_ops = {
     .scheme        = "postgresql",
     .durable       = true,

@@ -121,6 +121,10 @@ const dg_store_ops_t *dg_store_lookup(const char *uri);
 int dg_store_open(const char *uri, const dg_store_config_t *cfg,
                   const dg_store_ops_t **ops, dg_store_t **out, char *err, size_t errlen);
 
+/* postgresql:// store URI without dronegate's own options, for libpq
+ * (*conninfo malloc'ed). 0, or <0 with err. */
+int dg_pg_conninfo(const char *uri, char **conninfo, char *err, size_t errlen);
+
 extern const dg_store_ops_t dg_store_sqlite_ops;
 extern const dg_store_ops_t dg_store_null_ops;
 extern const dg_store_ops_t dg_store_postgresql_ops, dg_store_influxdb_ops;
