@@ -14,6 +14,9 @@
  *   store_probe URI query DRONE
  *       prints the drone's history, one "SEQ TS_MS LAT" line per row
  *       (SEQ "-" when absent), oldest first
+ *   store_probe URI latest DRONE
+ *       the row latest() (the state restored at start) gives for DRONE,
+ *       as "SEQ TS_MS LAT", or "none"
  *
  * Single-threaded; at most MAX_RECS records per write.
  */
@@ -34,6 +37,19 @@ static int print_row(void *ud, const dg_record_t *r)
     else printf("-");
     printf(" %" PRId64 " %.17g\n", r->ts_ms, r->lat);
     return 0;
+}
+
+typedef struct latest_find {
+    const char *id;
+    int found;
+} latest_find_t;
+
+static int latest_row(void *ud, const dg_record_t *r)
+{
+    latest_find_t *f = ud;
+    if (strcmp(r->drone_id, f->id) != 0) return 0;
+    f->found++;
+    return print_row(NULL, r);
 }
 
 static int read_records(dg_record_t *recs, size_t *n)
@@ -77,7 +93,7 @@ static int read_records(dg_record_t *recs, size_t *n)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: store_probe URI last_seq DRONE | write | query DRONE\n");
+        fprintf(stderr, "usage: store_probe URI last_seq DRONE | write | query DRONE | latest DRONE\n");
         return 2;
     }
     const dg_store_ops_t *ops;
@@ -108,6 +124,12 @@ int main(int argc, char **argv)
         dg_query_t q = { .drone_id = argv[3], .from_ms = INT64_MIN, .to_ms = INT64_MAX, .limit = MAX_RECS };
         int e = ops->query(s, &q, print_row, NULL, err, sizeof err);
         if (e < 0) { fprintf(stderr, "store_probe: query: %d %s\n", e, err); goto out; }
+        rc = 0;
+    } else if (!strcmp(argv[2], "latest") && argc == 4) {
+        latest_find_t f = { argv[3], 0 };
+        int e = ops->latest(s, latest_row, &f, err, sizeof err);
+        if (e < 0) { fprintf(stderr, "store_probe: latest: %d %s\n", e, err); goto out; }
+        if (!f.found) printf("none\n");
         rc = 0;
     } else {
         fprintf(stderr, "store_probe: unknown command\n");

@@ -53,6 +53,24 @@ M = [
      "dg_inc(&dg_metrics.pipeline_paused, 1);", "(void)0;",
      ["py:test_promises.py::test_pipeline_paused_counts_a_full_pool"],
      "dronegate_pipeline_paused_total never moves"),
+    ("close-fin-early", "src/net/worker.c",
+     "if (!c->ops->on_linger || c->ops->on_linger(c, NULL, 0)) {", "if (1) {",
+     ["py:test_lifecycle.py::test_server_close_waits_for_the_drone_close_frame"],
+     "FIN right after our close frame (peers still sending fail with 1006)"),
+    ("latest-pg-seq", "src/store/postgres.c",
+     '"        (SELECT max(seq) FROM telemetry_seq WHERE drone_id = ids.id AND seq >= 0))))"',
+     '"        (SELECT min(seq) FROM telemetry_seq WHERE drone_id = ids.id AND seq >= 0))))"',
+     ["py:test_store_seq.py -k latest_follows and postgresql"],
+     "PostgreSQL latest() (state restored at start) is not the highest seq"),
+    ("latest-influx-seq", "src/store/influxdb.c",
+     '"SELECT max(seq) AS seq, " LATEST_FIELDS ", received_at FROM telemetry WHERE seq >= 0 GROUP BY drone_id",',
+     '"SELECT min(seq) AS seq, " LATEST_FIELDS ", received_at FROM telemetry WHERE seq >= 0 GROUP BY drone_id",',
+     ["py:test_store_seq.py -k latest_follows and influxdb"],
+     "InfluxDB latest() (state restored at start) is not the highest seq"),
+    ("metric-reused", "src/pipeline/writer.c",
+     "else reused++;   /* not stored", "else stored++;   /* not stored",
+     ["py:test_store_seq.py::test_gateway_reports_seq_reused_and_acks_the_rest -k sqlite"],
+     "reused seqs counted as stored, not as rejected"),
     ("dedup", "src/store/sqlite.c",
      '" ON CONFLICT(drone_id, seq) DO NOTHING";', '"";',
      ["py:test_telemetry.py::test_redelivery_is_stored_once"],
@@ -209,7 +227,7 @@ def targets(killers):
         if k.startswith("unit:"):
             t.add(f"build/tests/{k[5:]}")
         else:
-            t.update(("build/dronegate", "build/dronegate-sim"))
+            t.update(("build/dronegate", "build/dronegate-sim", "build/bench/store_probe"))   # store_probe: test_store_seq
     return sorted(t)
 
 def run_killer(k, root):

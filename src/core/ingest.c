@@ -664,6 +664,13 @@ static void ingest_on_drain(dg_conn_t *c)
     dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
+/* After our close frame: the peer's close frame ends the handshake (data
+ * frames are skipped by the closed session); only then is FIN sent. */
+static bool ingest_on_linger(dg_conn_t *c, uint8_t *p, size_t n)
+{
+    return dg_ws_feed(&c->u.drone.ws, p, n, &ws_cb, c) > 0;
+}
+
 static void ingest_on_backlog_full(dg_conn_t *c)
 {
     dg_ingest_close(c, DG_WS_CLOSE_POLICY, "backlog full: the store is unavailable, retry later");
@@ -678,6 +685,7 @@ const dg_conn_ops_t dg_ingest_conn_ops = {
     .on_tick = ingest_on_tick,
     .on_drain = ingest_on_drain,
     .on_backlog_full = ingest_on_backlog_full,
+    .on_linger = ingest_on_linger,
 };
 
 /* ---- the loop's fixed points (worker.h) ---- */

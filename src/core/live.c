@@ -419,6 +419,12 @@ static void live_on_drain(dg_conn_t *c)
     dg_live_close(c, DG_WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
+/* As for drones (ingest.c): FIN only after the watcher's close frame. */
+static bool live_on_linger(dg_conn_t *c, uint8_t *p, size_t n)
+{
+    return dg_ws_feed(&c->u.live.ws, p, n, &ws_cb, c) > 0;
+}
+
 const dg_conn_ops_t dg_live_conn_ops = {
     .name = "live",
     .transport = DG_TR_LIVE,
@@ -427,4 +433,5 @@ const dg_conn_ops_t dg_live_conn_ops = {
     .on_close = dg_live_on_close,
     .on_tick = live_on_tick,
     .on_drain = live_on_drain,
+    .on_linger = live_on_linger,
 };

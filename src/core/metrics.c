@@ -63,7 +63,7 @@ int dg_metrics_render(dg_buf_t *o)
 {
     dg_metrics_s *m = &dg_metrics;
     static const char *tr[DG_TR__N] = { "websocket", "http", "live", "grpc" };
-    static const char *rej[DG_REJ__N] = { "invalid_json", "invalid_field", "rate_limit", "too_big", "binary_frame", "invalid_protobuf" };
+    static const char *rej[DG_REJ__N] = { "invalid_json", "invalid_field", "rate_limit", "too_big", "binary_frame", "seq_reused", "invalid_protobuf" };
     static const char *crej[DG_CREJ__N] = { "max_connections", "handshake_timeout", "auth", "bad_drone_id", "bad_request" };
     static const char *cl[DG_CL__N] = { "1000", "1001", "1002", "1003", "1007", "1008", "1009", "1011", "4409", "other" };
     static const char *cmd[DG_CMD__N] = { "pending", "sent", "accepted", "rejected", "done", "expired" };

@@ -46,6 +46,14 @@ typedef struct dg_conn_ops {
     void (*on_tick)(dg_conn_t *c, int64_t now_ms);    /* sweep: timeouts, keep-alive pings */
     void (*on_drain)(dg_conn_t *c);                   /* server shutdown: close politely */
     void (*on_backlog_full)(dg_conn_t *c);            /* store_fed: store down, backlog full */
+    /* Closing, our last bytes written: input that arrives before our write
+     * side is shut. Return true once the peer has finished its side (a
+     * WebSocket close frame came back, or the session is over): only then
+     * does the loop send FIN. A FIN right after our close frame made peers
+     * (python-websockets) fail the connection with 1006 while they were
+     * still sending. Called once with n == 0 when output is done. NULL:
+     * FIN at once (HTTP). */
+    bool (*on_linger)(dg_conn_t *c, uint8_t *p, size_t n);
 } dg_conn_ops_t;
 
 struct dg_conn {
@@ -61,7 +69,8 @@ struct dg_conn {
     uint8_t        ack_dirty;     /* on the worker's ack list */
     uint8_t        served;        /* HTTP: at least one request completed */
     uint8_t        dead;          /* closed; freed after the current callback */
-    uint8_t        lingering;     /* output done, write side shut: discard input until EOF */
+    uint8_t        lingering;     /* output done: read input (on_linger) until EOF */
+    uint8_t        wr_shut;       /* lingering and our write side is shut (FIN sent) */
     int64_t        last_rx_ms;    /* monotonic: last bytes received */
     int64_t        last_ping_ms;
     int64_t        deadline_ms;   /* HTTP: handshake / keep-alive deadline; lingering: give-up time */

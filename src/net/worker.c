@@ -221,7 +221,10 @@ again:
              * error response) instead of a reset caused by unread input. */
             c->lingering = 1;
             c->deadline_ms = dg_mono_ms() + 5000;
-            if (shutdown(c->fd, SHUT_WR) < 0) { dg_conn_close(c, true); return; }
+            if (!c->ops->on_linger || c->ops->on_linger(c, NULL, 0)) {
+                c->wr_shut = 1;
+                if (shutdown(c->fd, SHUT_WR) < 0) { dg_conn_close(c, true); return; }
+            }
         }
     }
     dg_conn_update_events(c);
@@ -303,10 +306,19 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
         if (c->dead) return;
     }
     if ((revents & EV_READ) && c->lingering) {
-        /* discard input; close on EOF or error (or at the linger deadline) */
+        /* before our FIN: the protocol reads the peer's end of the close
+         * (on_linger); after: discard. Close on EOF or error (or at the
+         * linger deadline). */
         for (int i = 0; i < 8; i++) {
             ssize_t n = read(c->fd, w->rbuf, w->rbuf_cap);
-            if (n > 0) continue;
+            if (n > 0) {
+                if (!c->wr_shut && c->ops->on_linger(c, w->rbuf, (size_t)n)) {
+                    c->wr_shut = 1;
+                    if (shutdown(c->fd, SHUT_WR) < 0) { dg_conn_close(c, true); return; }
+                }
+                if (c->dead) return;
+                continue;
+            }
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
             dg_conn_close(c, true);
             return;

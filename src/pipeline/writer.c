@@ -285,7 +285,7 @@ static void store_failed(dg_writer_t *w)
 static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
 {
     int64_t now_us = dg_now_us();
-    size_t stored = 0;
+    size_t stored = 0, reused = 0;
     for (dg_msg_t *m = batches, *next; m; m = next) {
         next = m->next;
         dg_batch_t *b = (dg_batch_t *)m;
@@ -294,9 +294,9 @@ static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
             for (size_t i = 0; i < b->n; i++) {
                 int64_t lat = now_us - b->recs[i].recv_us;
                 dg_hist_observe(&dg_metrics.ingest_latency, lat > 0 ? (uint64_t)lat * 1000u : 0);
-                if (!(b->recs[i].flags & DG_REC_REJECTED_REUSED)) note_last(w, &b->recs[i]);
+                if (!(b->recs[i].flags & DG_REC_REJECTED_REUSED)) { note_last(w, &b->recs[i]); stored++; }
+                else reused++;   /* not stored (store.h): a rejection, not a store */
             }
-            stored += b->n;
         }
         dg_gauge_add(&dg_metrics.queue_depth, -(int64_t)b->n);
         dg_gauge_add(&dg_metrics.backlog_records, -(int64_t)b->n);
@@ -304,6 +304,7 @@ static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
         w->on_done(b, w->ud);
     }
     if (stored) dg_inc(&dg_metrics.stored, stored);
+    if (reused) dg_inc(&dg_metrics.rejected[DG_REJ_SEQ_REUSED], reused);
 }
 
 /* ---- spool (spool.c): appended by spill(), replayed by replay() ---- */
@@ -431,12 +432,15 @@ static int replay(dg_writer_t *w)
             return -1;
         }
         int64_t now_us = dg_now_us();
+        uint64_t reused = 0;
         for (long i = 0; i < n; i++) {
             int64_t lat = now_us - w->replay[i].recv_us;
             dg_hist_observe(&dg_metrics.ingest_latency, lat > 0 ? (uint64_t)lat * 1000u : 0);
-            note_last(w, &w->replay[i]);
+            if (w->replay[i].flags & DG_REC_REJECTED_REUSED) reused++;
+            else note_last(w, &w->replay[i]);
         }
-        dg_inc(&dg_metrics.stored, (uint64_t)n);
+        dg_inc(&dg_metrics.stored, (uint64_t)n - reused);
+        if (reused) dg_inc(&dg_metrics.rejected[DG_REJ_SEQ_REUSED], reused);
         dg_gauge_add(&dg_metrics.queue_depth, -(int64_t)n);
         dg_gauge_add(&dg_metrics.backlog_records, -(int64_t)n);
         /* records of an earlier run come first and are never acked */

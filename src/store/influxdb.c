@@ -1061,15 +1061,74 @@ static int ix_query(dg_store_t *s, const dg_query_t *q, dg_record_cb cb, void *u
     return read_series(s, sql, cb ? rec_series : NULL, &w, err, errlen);
 }
 
-/* The newest point of every drone: one series per drone_id tag. */
-static const char sql_latest[] =
-    "SELECT seq, latitude, longitude, altitude, speed, heading, climb, battery, status, received_at"
-    " FROM telemetry GROUP BY drone_id ORDER BY time DESC LIMIT 1";
+/* The latest point of every drone by the registry's rule (registry.h: what
+ * the drone sent last, never the newest claimed time): the highest seq in
+ * uint64 order (seqs >= 2^63 are stored negative, so those come first),
+ * else, for a drone without seqs, the last received. Three selector
+ * queries, one series per drone_id tag each; a drone answered by an earlier
+ * one is skipped by the later ones. */
+#define LATEST_FIELDS "latitude, longitude, altitude, speed, heading, climb, battery, status"
+static const char *const sql_latest[3] = {
+    "SELECT max(seq) AS seq, " LATEST_FIELDS ", received_at FROM telemetry WHERE seq < 0 GROUP BY drone_id",
+    "SELECT max(seq) AS seq, " LATEST_FIELDS ", received_at FROM telemetry WHERE seq >= 0 GROUP BY drone_id",
+    "SELECT max(received_at) AS received_at, seq, " LATEST_FIELDS " FROM telemetry GROUP BY drone_id",
+};
+
+typedef struct latest_walk {
+    dg_record_cb cb;
+    void        *ud;
+    char       **ids;        /* drones answered so far (open addressing) */
+    size_t       cap, n;
+    int          oom;
+} latest_walk_t;
+
+static int latest_seen(latest_walk_t *lw, const char *id, int add)
+{
+    if (add && (lw->n + 1) * 2 > lw->cap) {
+        size_t ncap = lw->cap ? lw->cap * 2 : 1024;
+        char **nids = calloc(ncap, sizeof *nids);
+        if (!nids) { lw->oom = 1; return 0; }
+        for (size_t i = 0; i < lw->cap; i++) {
+            if (!lw->ids[i]) continue;
+            size_t j = dg_fnv1a32(lw->ids[i], strlen(lw->ids[i])) & (ncap - 1);
+            while (nids[j]) j = (j + 1) & (ncap - 1);
+            nids[j] = lw->ids[i];
+        }
+        free(lw->ids);
+        lw->ids = nids;
+        lw->cap = ncap;
+    }
+    if (!lw->cap) return 0;
+    size_t j = dg_fnv1a32(id, strlen(id)) & (lw->cap - 1);
+    for (; lw->ids[j]; j = (j + 1) & (lw->cap - 1))
+        if (!strcmp(lw->ids[j], id)) return 1;
+    if (add) {
+        if (!(lw->ids[j] = strdup(id))) { lw->oom = 1; return 0; }
+        lw->n++;
+    }
+    return 0;
+}
+
+static int on_latest(void *ud, const dg_record_t *r)
+{
+    latest_walk_t *lw = ud;
+    if (latest_seen(lw, r->drone_id, 0)) return 0;
+    latest_seen(lw, r->drone_id, 1);
+    return lw->cb ? lw->cb(lw->ud, r) : 0;
+}
 
 static int ix_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t errlen)
 {
-    rec_walk_t w = { cb, ud };
-    return read_series(s, sql_latest, cb ? rec_series : NULL, &w, err, errlen);
+    latest_walk_t lw = { .cb = cb, .ud = ud };
+    rec_walk_t w = { on_latest, &lw };
+    int e = 0;
+    for (int i = 0; i < 3 && e == 0; i++) {
+        e = read_series(s, sql_latest[i], rec_series, &w, err, errlen);
+        if (e == 0 && lw.oom) { set_err(err, errlen, "out of memory reading the latest states"); e = -ENOMEM; }
+    }
+    for (size_t i = 0; i < lw.cap; i++) free(lw.ids[i]);
+    free(lw.ids);
+    return e;
 }
 
 /* last_seq: the seq of the one row MAX() answers with. */

@@ -618,8 +618,14 @@ static const char sql_hist[] =
     " WHERE drone_id = $1 AND \"timestamp\" >= $2 AND \"timestamp\" <= $3"
     " ORDER BY \"timestamp\", seq NULLS FIRST LIMIT $4";
 
-/* Loose index scan over drone ids, then the newest row of each (as sqlite.c:
- * reads telemetry, so it is right after a kill -9). */
+/* Loose index scan over drone ids, then the latest row of each by the
+ * registry's rule (registry.h: what the drone sent last, never the newest
+ * claimed timestamp), as sqlite.c: the highest seq in uint64 order (found in
+ * telemetry_seq's primary key: two seeks, the negative ones are seqs >=
+ * 2^63), its row by the unique (drone_id, timestamp, seq) index; a drone
+ * without seqs gives its last received row (a scan of that drone's rows,
+ * skipped by a one-time filter for drones with seqs). Reads telemetry, so
+ * it is right after a kill -9. */
 static const char sql_latest[] =
     "WITH RECURSIVE ids(id) AS ("
     "  SELECT min(drone_id) FROM telemetry"
@@ -627,8 +633,16 @@ static const char sql_latest[] =
     "  SELECT (SELECT min(t.drone_id) FROM telemetry t WHERE t.drone_id > ids.id)"
     "  FROM ids WHERE ids.id IS NOT NULL)"
     " SELECT r.* FROM ids CROSS JOIN LATERAL ("
-    "  SELECT " TEL_COLS " FROM telemetry t WHERE t.drone_id = ids.id"
-    "  ORDER BY \"timestamp\" DESC, seq DESC NULLS LAST LIMIT 1) r"
+    "  (SELECT " TEL_COLS " FROM telemetry t WHERE t.drone_id = ids.id"
+    "    AND (t.\"timestamp\", t.seq) = (SELECT s.\"timestamp\", s.seq FROM telemetry_seq s"
+    "      WHERE s.drone_id = ids.id AND s.seq = COALESCE("
+    "        (SELECT max(seq) FROM telemetry_seq WHERE drone_id = ids.id AND seq < 0),"
+    "        (SELECT max(seq) FROM telemetry_seq WHERE drone_id = ids.id AND seq >= 0))))"
+    "  UNION ALL"
+    "  (SELECT " TEL_COLS " FROM telemetry t WHERE t.drone_id = ids.id"
+    "    AND NOT EXISTS (SELECT 1 FROM telemetry_seq s WHERE s.drone_id = ids.id)"
+    "    ORDER BY received_at DESC LIMIT 1)"
+    "  LIMIT 1) r"
     " WHERE ids.id IS NOT NULL";
 
 /* The highest seq of one drone as uint64 (seqs >= 2^63 are stored

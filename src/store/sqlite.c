@@ -309,7 +309,9 @@ static const char sql_latest[] =
     "          ORDER BY drone_id LIMIT 1)"
     "  FROM ids WHERE ids.id IS NOT NULL)"
     " SELECT " ROW_COLS " FROM ids JOIN telemetry ON telemetry.rowid ="
-    "  COALESCE((SELECT rowid FROM telemetry WHERE drone_id = ids.id AND seq IS NOT NULL"
+    "  COALESCE((SELECT rowid FROM telemetry WHERE drone_id = ids.id AND seq < 0"
+    "            ORDER BY seq DESC LIMIT 1),"     /* seqs >= 2^63 (stored negative) first: uint64 order */
+    "           (SELECT rowid FROM telemetry WHERE drone_id = ids.id AND seq >= 0"
     "            ORDER BY seq DESC LIMIT 1),"     /* what the drone sent last (registry.h) */
     "           (SELECT rowid FROM telemetry WHERE drone_id = ids.id"
     "            ORDER BY received_at DESC, rowid DESC LIMIT 1))"   /* no seq: last received */

@@ -151,6 +151,12 @@ def test_gateway_reports_seq_reused_and_acks_the_rest(server_factory, gw_store):
     assert len(b.errors) == 2, b.errors
     rows = [(r["seq"], r["latitude"]) for r in s.history(d)]
     assert rows == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0), (6, 6.0)], rows
+    # reused seqs are rejections, not stores: 3 rejected; stored counts the
+    # 3 + 3 (with the redelivery of seq 1, which is stored-once and acked) + 1
+    from dg import metric
+    m = s.metrics()
+    assert metric(m, "dronegate_messages_rejected_total", reason="seq_reused") == 3, m
+    assert metric(m, "dronegate_messages_stored_total") == 7, m
 
 
 def test_postgres_v1_database_upgraded_then_reuse_detected():
@@ -254,3 +260,25 @@ def test_big_redelivery_with_reused_seqs(store_uri):
         h = history(store_uri, d)
         assert [r[0] for r in h] == list(range(1, 501)), d
         assert all(r[2] == 1.0 for r in h), d
+
+
+def test_latest_follows_the_highest_seq_not_the_newest_timestamp(store_uri):
+    """latest() (the state restored at start) follows the registry's rule on
+    every store: the highest seq (uint64 order), never the newest claimed
+    timestamp (a record dated in the far future must not freeze it); a
+    drone without seqs gives its last received row."""
+    a, big, noseq = (new_drone(x) for x in ("skew", "big", "noseq"))
+    t = 1_767_225_600_000                       # 2026-01-01
+    future = 7_000_000_000_000                  # 2191
+    assert write(store_uri, [(a, 1, future, 11.0), (a, 3, t - 5000, 33.0), (a, 2, t, 22.0),
+                             (big, 5, future, 1.0), (big, 2**63 + 1, t, 2.0), (big, 2**63, t + 1, 3.0)]) \
+        == ["stored"] * 6
+    assert probe(store_uri, "latest", a) == [f"3 {t - 5000} 33"]
+    assert probe(store_uri, "latest", big) == [f"{2**63 + 1} {t} 2"]
+    # rows without seq: the last received wins (two writes: two receive times)
+    assert write(store_uri, [(noseq, None, future, 44.0)]) == ["stored"]
+    before = probe(store_uri, "latest", noseq)
+    assert before == [f"- {future} 44"], before
+    assert write(store_uri, [(noseq, None, t, 55.0)]) == ["stored"]
+    assert probe(store_uri, "latest", noseq) == [f"- {t} 55"]
+    assert probe(store_uri, "latest", new_drone("nobody")) == ["none"]
