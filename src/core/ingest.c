@@ -22,6 +22,7 @@
 #include "../codec/json_telemetry.h"
 #include "../codec/jsonw.h"
 #include "../fleet/fleet.h"
+#include "../codec/pb_telemetry.h"
 #include "../net/worker.h"
 
 static int  ws_send(void *ud, const void *p, size_t n) { return dg_conn_send(ud, p, n); }
@@ -42,11 +43,9 @@ static int command_frame(dg_buf_t *b, const dg_command_t *cmd);
 
 /* Deliver a command frame to a drone connection owned by another worker. */
 typedef struct dg_command_msg {
-    dg_msg_t msg;
-    uint32_t slot, gen;
-    char     id[33];
-    size_t   len;
-    char     frame[];      /* the JSON text of the command message */
+    dg_msg_t     msg;
+    uint32_t     slot, gen;
+    dg_command_t cmd;      /* framed by the receiving connection's transport */
 } dg_command_msg_t;
 
 typedef struct dg_close_msg {
@@ -68,7 +67,7 @@ static void on_command_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
 {
     dg_command_msg_t *cm = (dg_command_msg_t *)m;
     dg_conn_t *c = deliver ? dg_worker_conn(w, cm->slot, cm->gen) : NULL;
-    if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cm->id, cm->frame, cm->len);
+    if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, &cm->cmd);
     free(cm);
 }
 
@@ -89,27 +88,19 @@ static void session_send(dg_conn_t *c, int known, uint64_t seq)
     dg_worker_t *w = c->w;
     dg_drone_t *d = c->u.drone.drone;
     c->u.drone.session_wait = 0;
-    char msg[64];
-    int len = known == 1 ? snprintf(msg, sizeof msg, "{\"type\":\"session\",\"last_seq\":%" PRIu64 "}", seq)
-                         : snprintf(msg, sizeof msg, "{\"type\":\"session\",\"last_seq\":null}");
-    send_msg(c, DG_WS_OP_TEXT, msg, (size_t)len);
+    c->u.drone.io->session(c, known, seq);
     if (c->dead || c->closing) return;
     /* commands queued while the drone was offline or between connections */
     dg_command_t pend[8];
     size_t np = dg_commands_pending(w->srv->commands, dg_drone_id(d, NULL), pend, 8);
-    if (np) {
-        dg_buf_t b = { 0 };
-        for (size_t i = 0; i < np; i++)
-            if (!command_frame(&b, &pend[i])) dg_ingest_send_command(c, pend[i].id, b.data, b.len);
-        dg_buf_free(&b);
-    }
+    for (size_t i = 0; i < np; i++) dg_ingest_send_command(c, &pend[i]);
     if (c->paused) {   /* stopped for the store read (not on the worker's pause list) */
         c->paused = 0;
         dg_conn_update_events(c);
     }
     dg_buf_t st = c->u.drone.stash;
     c->u.drone.stash = (dg_buf_t){ 0 };
-    if (st.len && !c->dead) dg_ingest_on_data(c, (uint8_t *)st.data, st.len);
+    if (st.len && !c->dead) c->ops->on_data(c, (uint8_t *)st.data, st.len);
     dg_buf_free(&st);
 }
 
@@ -178,11 +169,17 @@ static void session_start(dg_conn_t *c)
 
 void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
 {
+    dg_ingest_start_io(c, d, &dg_ws_json_io, &dg_ingest_conn_ops);
+}
+
+void dg_ingest_start_io(dg_conn_t *c, dg_drone_t *d, const dg_drone_io_t *io, const dg_conn_ops_t *ops)
+{
     dg_worker_t *w = c->w;
     const dg_config_t *cfg = w->srv->cfg;
     memset(&c->u.drone, 0, sizeof c->u.drone);
-    dg_conn_set_ops(c, &dg_ingest_conn_ops, DG_CONN_DRONE);
-    dg_ws_session_init(&c->u.drone.ws, (uint64_t)cfg->max_message);
+    dg_conn_set_ops(c, ops, DG_CONN_DRONE);
+    c->u.drone.io = io;
+    if (io->ws) dg_ws_session_init(&c->u.drone.ws, (uint64_t)cfg->max_message);
     c->u.drone.drone = d;
     c->u.drone.tokens = (double)cfg->max_msg_rate;
     c->u.drone.tokens_ms = dg_mono_ms();
@@ -214,9 +211,14 @@ void dg_ingest_start(dg_conn_t *c, dg_drone_t *d)
 
 void dg_ingest_on_close(dg_conn_t *c)
 {
-    dg_worker_t *w = c->w;
     if (!c->u.drone.ws.closed) dg_metrics_close(1006);
     dg_ws_session_free(&c->u.drone.ws);
+    dg_ingest_release(c);
+}
+
+void dg_ingest_release(dg_conn_t *c)
+{
+    dg_worker_t *w = c->w;
     dg_buf_free(&c->u.drone.stash);
     dg_conn_ref_t ref = { w->id, c->slot, c->gen };
     if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms())) {
@@ -240,6 +242,11 @@ void dg_ingest_on_close(dg_conn_t *c)
 void dg_ingest_close(dg_conn_t *c, uint16_t code, const char *reason)
 {
     if (c->dead) return;
+    c->u.drone.io->close(c, code, reason);
+}
+
+static void ws_close(dg_conn_t *c, uint16_t code, const char *reason)
+{
     if (!c->u.drone.ws.closed) {
         dg_metrics_close(code);
         uint8_t was = c->cork;
@@ -334,14 +341,30 @@ static void on_error(void *ud, const dg_decode_error_t *err)
 {
     frame_ctx_t *f = ud;
     dg_conn_t *c = f->c;
-    int json = !strcmp(err->code, "invalid_json");
-    dg_inc(&dg_metrics.rejected[json ? DG_REJ_INVALID_JSON : DG_REJ_INVALID_FIELD], 1);
+    int json = !strcmp(err->code, "invalid_json"), pb = !strcmp(err->code, "invalid_protobuf");
+    dg_inc(&dg_metrics.rejected[json ? DG_REJ_INVALID_JSON : pb ? DG_REJ_INVALID_PROTOBUF : DG_REJ_INVALID_FIELD], 1);
     if (f->errors >= DG_FRAME_MAX_ERRORS) {
         f->suppressed++;
         return;
     }
     f->errors++;
-    dg_buf_t *b = f->out;
+    c->u.drone.io->error(c, err, 0);
+}
+
+/* ---- WebSocket JSON (dronegate.json.v1) output ---- */
+
+static void ws_json_error(dg_conn_t *c, const dg_decode_error_t *err, uint64_t suppressed)
+{
+    if (suppressed) {
+        char msg[192];
+        int k = snprintf(msg, sizeof msg,
+                         "{\"type\":\"error\",\"code\":\"too_many_errors\",\"suppressed\":%" PRIu64
+                         ",\"message\":\"%" PRIu64 " more rejected messages in this frame were not reported\"}",
+                         suppressed, suppressed);
+        if (k > 0 && (size_t)k < sizeof msg) send_msg(c, DG_WS_OP_TEXT, msg, (size_t)k);
+        return;
+    }
+    dg_buf_t *b = &c->w->scratch;
     b->len = 0;
     int first = 1;
     dg_buf_puts(b, "{\"type\":\"error\"");
@@ -355,6 +378,66 @@ static void on_error(void *ud, const dg_decode_error_t *err)
     dg_buf_puts(b, "}");
     send_msg(c, DG_WS_OP_TEXT, b->data, b->len);
 }
+
+static void ws_json_session(dg_conn_t *c, int known, uint64_t seq)
+{
+    char msg[64];
+    int len = known == 1 ? snprintf(msg, sizeof msg, "{\"type\":\"session\",\"last_seq\":%" PRIu64 "}", seq)
+                         : snprintf(msg, sizeof msg, "{\"type\":\"session\",\"last_seq\":null}");
+    send_msg(c, DG_WS_OP_TEXT, msg, (size_t)len);
+}
+
+static void ws_json_ack(dg_conn_t *c, uint64_t seq)
+{
+    char msg[64];
+    int len = snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"seq\":%" PRIu64 "}", seq);
+    send_msg(c, DG_WS_OP_TEXT, msg, (size_t)len);
+}
+
+static void ws_json_command(dg_conn_t *c, const dg_command_t *cmd)
+{
+    dg_buf_t *b = &c->w->scratch;
+    if (command_frame(b, cmd) == 0) send_msg(c, DG_WS_OP_TEXT, b->data, b->len);
+}
+
+static bool ws_closed(dg_conn_t *c) { return c->u.drone.ws.closed; }
+
+const dg_drone_io_t dg_ws_json_io = {
+    .name = "dronegate.json.v1", .transport = DG_TR_WEBSOCKET, .ws = true,
+    .session = ws_json_session, .ack = ws_json_ack, .error = ws_json_error,
+    .command = ws_json_command, .close = ws_close, .closed = ws_closed,
+};
+
+/* ---- WebSocket protobuf (dronegate.pb.v1) output: one ServerMessage per binary frame ---- */
+
+static void ws_pb_send(dg_conn_t *c, int rc)
+{
+    if (rc == 0) send_msg(c, DG_WS_OP_BINARY, c->w->scratch.data, c->w->scratch.len);
+}
+
+static void ws_pb_session(dg_conn_t *c, int known, uint64_t seq) { ws_pb_send(c, dg_pb_session(&c->w->scratch, known, seq)); }
+static void ws_pb_ack(dg_conn_t *c, uint64_t seq) { ws_pb_send(c, dg_pb_ack(&c->w->scratch, seq)); }
+static void ws_pb_command(dg_conn_t *c, const dg_command_t *cmd)
+{
+    ws_pb_send(c, dg_pb_command(&c->w->scratch, cmd->id, cmd->name, cmd->args));
+}
+
+static void ws_pb_error(dg_conn_t *c, const dg_decode_error_t *err, uint64_t suppressed)
+{
+    if (suppressed) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%" PRIu64 " more rejected messages were not reported", suppressed);
+        ws_pb_send(c, dg_pb_error(&c->w->scratch, false, 0, "too_many_errors", NULL, msg));
+        return;
+    }
+    ws_pb_send(c, dg_pb_error(&c->w->scratch, err->has_seq, err->seq, err->code, err->field, err->message));
+}
+
+const dg_drone_io_t dg_ws_pb_io = {
+    .name = "dronegate.pb.v1", .transport = DG_TR_WEBSOCKET, .ws = true,
+    .session = ws_pb_session, .ack = ws_pb_ack, .error = ws_pb_error,
+    .command = ws_pb_command, .close = ws_close, .closed = ws_closed,
+};
 
 static void on_command_ack(void *ud, const dg_command_ack_t *ack)
 {
@@ -390,40 +473,39 @@ static int command_frame(dg_buf_t *b, const dg_command_t *cmd)
     return rc;
 }
 
-void dg_ingest_send_command(dg_conn_t *c, const char *id, const char *json, size_t len)
+void dg_ingest_send_command(dg_conn_t *c, const dg_command_t *cmd)
 {
     dg_worker_t *w = c->w;
-    if (c->dead || c->closing || c->u.drone.ws.closed) return;   /* stays pending; expires */
+    if (c->dead || c->closing || c->u.drone.io->closed(c)) return;   /* stays pending; expires */
     if (c->u.drone.session_wait) return;   /* stays pending: sent after the session message */
-    send_msg(c, DG_WS_OP_TEXT, json, len);
-    dg_command_t cmd;
-    if (dg_commands_set(w->srv->commands, id, strlen(id), NULL, DG_CMD_SENT, NULL, 0, dg_now_ms(), &cmd) == 0)
-        dg_ingest_command_changed(w, &cmd);
+    c->u.drone.io->command(c, cmd);
+    dg_command_t st;
+    if (dg_commands_set(w->srv->commands, cmd->id, strlen(cmd->id), NULL, DG_CMD_SENT, NULL, 0, dg_now_ms(), &st) == 0)
+        dg_ingest_command_changed(w, &st);
+}
+
+static void post_command(struct dg_server *srv, dg_conn_ref_t ref, const dg_command_t *cmd)
+{
+    dg_command_msg_t *m = malloc(sizeof *m);
+    if (!m) return;   /* stays pending; sent when the drone reconnects, or expires */
+    m->msg.type = DG_MSG_COMMAND;
+    m->msg.handle = on_command_msg;
+    m->slot = ref.slot;
+    m->gen = ref.gen;
+    m->cmd = *cmd;
+    dg_worker_post(srv->workers[ref.worker], &m->msg);
 }
 
 int dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd)
 {
     dg_conn_ref_t ref;
     if (!dg_registry_find_conn(w->srv->registry, cmd->drone_id, strlen(cmd->drone_id), &ref)) return -1;
-    dg_buf_t b = { 0 };
-    if (command_frame(&b, cmd)) { dg_buf_free(&b); return -1; }
     if (ref.worker == w->id) {
         dg_conn_t *c = dg_worker_conn(w, ref.slot, ref.gen);
-        if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cmd->id, b.data, b.len);
+        if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cmd);
     } else if (ref.worker >= 0 && ref.worker < w->srv->nworkers) {
-        dg_command_msg_t *m = malloc(sizeof *m + b.len + 1);
-        if (m) {
-            m->msg.type = DG_MSG_COMMAND;
-            m->msg.handle = on_command_msg;
-            m->slot = ref.slot;
-            m->gen = ref.gen;
-            snprintf(m->id, sizeof m->id, "%s", cmd->id);
-            m->len = b.len;
-            memcpy(m->frame, b.data, b.len);
-            dg_worker_post(w->srv->workers[ref.worker], &m->msg);
-        }
+        post_command(w->srv, ref, cmd);
     }
-    dg_buf_free(&b);
     return 0;
 }
 
@@ -432,21 +514,8 @@ int dg_ingest_post_command(struct dg_server *srv, const dg_command_t *cmd)
     dg_conn_ref_t ref;
     if (!dg_registry_find_conn(srv->registry, cmd->drone_id, strlen(cmd->drone_id), &ref)) return -1;
     if (ref.worker < 0 || ref.worker >= srv->nworkers) return -1;
-    dg_buf_t b = { 0 };
-    if (command_frame(&b, cmd)) { dg_buf_free(&b); return -1; }
-    dg_command_msg_t *m = malloc(sizeof *m + b.len + 1);
-    if (m) {
-        m->msg.type = DG_MSG_COMMAND;
-        m->msg.handle = on_command_msg;
-        m->slot = ref.slot;
-        m->gen = ref.gen;
-        snprintf(m->id, sizeof m->id, "%s", cmd->id);
-        m->len = b.len;
-        memcpy(m->frame, b.data, b.len);
-        dg_worker_post(srv->workers[ref.worker], &m->msg);
-    }
-    dg_buf_free(&b);
-    return m ? 0 : -1;
+    post_command(srv, ref, cmd);
+    return 0;
 }
 
 static void on_expired(void *ud, const dg_command_t *cmd)
@@ -462,27 +531,44 @@ void dg_ingest_expire_commands(dg_worker_t *w)
 static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
 {
     dg_conn_t *c = ud;
-    if (opcode != DG_WS_OP_TEXT) {
-        dg_inc(&dg_metrics.rejected[DG_REJ_BINARY], 1);
+    bool pb = c->u.drone.io == &dg_ws_pb_io;
+    if (opcode != (pb ? DG_WS_OP_BINARY : DG_WS_OP_TEXT)) {
+        dg_inc(&dg_metrics.rejected[DG_REJ_BINARY], 1);   /* the frame type this subprotocol does not carry */
         return DG_WS_CLOSE_UNSUPPORTED;
     }
+    return pb ? dg_ingest_pb(c, data, len) : dg_ingest_json(c, data, len);
+}
+
+/* After one transport message: the registry's newest record, the summary
+ * of suppressed errors, the close code. */
+static int message_done(dg_conn_t *c, frame_ctx_t *f)
+{
+    if (f->have_last) dg_registry_update(c->w->srv->registry, c->u.drone.drone, &f->last);
+    if (f->suppressed && !c->dead && !c->closing) c->u.drone.io->error(c, NULL, f->suppressed);
+    return f->fail;
+}
+
+int dg_ingest_json(dg_conn_t *c, const uint8_t *data, size_t len)
+{
     if (c->dead || c->closing) return 0;   /* going away: nothing more is taken in */
     frame_ctx_t f = { .c = c, .out = &c->w->scratch };
     dg_decode_sink_t sink = { on_record, on_error, on_command_ack, &f, frame_stop };
     int64_t now_us = dg_now_us();
     int n = dg_json_decode(c->w->dec, (const char *)data, len, now_us / 1000, now_us, &sink);
     if (n > 0) dg_inc(&dg_metrics.received_json, (uint64_t)n);
-    if (f.have_last) dg_registry_update(c->w->srv->registry, c->u.drone.drone, &f.last);
-    if (f.suppressed && !c->dead && !c->closing) {
-        char msg[192];
-        int k = snprintf(msg, sizeof msg,
-                         "{\"type\":\"error\",\"code\":\"too_many_errors\",\"suppressed\":%" PRIu64
-                         ",\"message\":\"%" PRIu64 " more rejected messages in this frame were not reported\"}",
-                         f.suppressed, f.suppressed);
-        if (k > 0 && (size_t)k < sizeof msg) send_msg(c, DG_WS_OP_TEXT, msg, (size_t)k);
-    }
-    if (f.fail) return f.fail;
-    return 0;
+    return message_done(c, &f);
+}
+
+int dg_ingest_pb(dg_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->dead || c->closing) return 0;
+    frame_ctx_t f = { .c = c, .out = &c->w->scratch };
+    dg_decode_sink_t sink = { on_record, on_error, on_command_ack, &f, frame_stop };
+    int64_t now_us = dg_now_us();
+    int n = dg_pb_decode(data, len, now_us / 1000, now_us, &sink);
+    if (n > 0) dg_inc(c->u.drone.io->transport == DG_TR_GRPC ? &dg_metrics.received_grpc_pb : &dg_metrics.received_ws_pb,
+                      (uint64_t)n);
+    return message_done(c, &f);
 }
 
 void dg_ingest_on_data(dg_conn_t *c, uint8_t *p, size_t n)
@@ -526,13 +612,12 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
             if (c && c->kind != DG_CONN_DRONE) c = NULL;
         }
         if (r->seq > gmax) gmax = r->seq;
-        if (!c || c->closing || c->u.drone.ws.closed) continue;   /* closed: no more acks */
+        if (!c || c->closing || c->u.drone.io->closed(c)) continue;   /* closed: no more acks */
         if (r->flags & DG_REC_REJECTED_REUSED) {   /* not stored (store.h): never acked, reported */
-            char msg[256];
-            int len = snprintf(msg, sizeof msg, "{\"type\":\"error\",\"seq\":%" PRIu64 ",\"code\":\"seq_reused\","
-                               "\"message\":\"seq %" PRIu64 " is already stored with another timestamp: not stored; "
-                               "continue after the last stored seq\"}", r->seq, r->seq);
-            if (len > 0 && (size_t)len < sizeof msg) send_msg(c, DG_WS_OP_TEXT, msg, (size_t)len);
+            dg_decode_error_t e = { .seq = r->seq, .has_seq = true, .code = "seq_reused", .field = NULL };
+            snprintf(e.message, sizeof e.message, "seq %" PRIu64 " is already stored with another timestamp: not stored; "
+                     "continue after the last stored seq", r->seq);
+            c->u.drone.io->error(c, &e, 0);
             continue;
         }
         if (!c->u.drone.has_pending || r->seq > c->u.drone.ack_pending) {
@@ -564,13 +649,11 @@ void dg_ingest_flush_acks(dg_worker_t *w, bool force)
         if (c->u.drone.has_pending && (!c->u.drone.has_sent || c->u.drone.ack_pending > c->u.drone.ack_sent ||
                                        c->u.drone.reack)) {
             c->u.drone.reack = false;
-            char msg[64];
-            int len = snprintf(msg, sizeof msg, "{\"type\":\"ack\",\"seq\":%" PRIu64 "}", c->u.drone.ack_pending);
             c->u.drone.ack_sent = c->u.drone.ack_pending;
             c->u.drone.has_sent = true;
             c->u.drone.last_ack_ms = now;
             dg_inc(&dg_metrics.acks_sent, 1);
-            send_msg(c, DG_WS_OP_TEXT, msg, (size_t)len);
+            c->u.drone.io->ack(c, c->u.drone.ack_pending);
         }
     }
 }

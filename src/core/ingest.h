@@ -14,9 +14,43 @@
 
 struct dg_server;
 
+/* What a transport does with the drone channel's output: the per-message
+ * logic (validate, rate limit, seq rules, batch, acks after durability,
+ * commands, errors) is shared; each transport (WebSocket JSON, WebSocket
+ * protobuf, gRPC stream) only frames and sends. Worker thread. */
+struct dg_decode_error;
+typedef struct dg_drone_io {
+    const char *name;
+    int   transport;   /* DG_TR_*: which messages_received counter */
+    bool  ws;          /* the channel is a WebSocket session (u.drone.ws) */
+    void (*session)(dg_conn_t *c, int known, uint64_t last_seq);
+    void (*ack)(dg_conn_t *c, uint64_t seq);
+    /* one rejected message; suppressed > 0: "too_many_errors" summary */
+    void (*error)(dg_conn_t *c, const struct dg_decode_error *e, uint64_t suppressed);
+    void (*command)(dg_conn_t *c, const dg_command_t *cmd);
+    /* end the channel; code is a WebSocket close code (1001 drain, 1008
+     * policy, 1009 too big, 1013 try again, 4409 replaced, ...) that other
+     * transports map to their own status */
+    void (*close)(dg_conn_t *c, uint16_t code, const char *reason);
+    bool (*closed)(dg_conn_t *c);   /* nothing more may be sent */
+} dg_drone_io_t;
+
+extern const dg_drone_io_t dg_ws_json_io, dg_ws_pb_io;
+
 /* The connection has been upgraded (101 sent): it becomes drone `d`'s
  * channel, replacing any older connection of the same drone (4409). */
 void dg_ingest_start(dg_conn_t *c, dg_drone_t *d);
+/* The same with a transport: io frames the output, ops becomes the
+ * connection's handler table (a WebSocket io: dg_ingest_conn_ops). */
+void dg_ingest_start_io(dg_conn_t *c, dg_drone_t *d, const dg_drone_io_t *io, const dg_conn_ops_t *ops);
+/* One transport message of a channel: a JSON text (object or batch) or one
+ * serialized DroneMessage. Returns 0, or a WebSocket close code to end the
+ * channel with (rate limit: 1008). */
+int  dg_ingest_json(dg_conn_t *c, const uint8_t *data, size_t len);
+int  dg_ingest_pb(dg_conn_t *c, const uint8_t *data, size_t len);
+/* The transport-independent part of a channel's teardown (registry, ack
+ * and pause lists); a transport's on_close calls it. */
+void dg_ingest_release(dg_conn_t *c);
 /* Bytes received on a drone channel. */
 void dg_ingest_on_data(dg_conn_t *c, uint8_t *p, size_t n);
 /* The connection is being closed: release the session, drone goes offline. */
@@ -30,8 +64,8 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b);
 /* Send owed acks (only those whose ack interval has passed, unless force). */
 void dg_ingest_flush_acks(dg_worker_t *w, bool force);
 
-/* Send a command frame down this drone connection (status -> sent). */
-void dg_ingest_send_command(dg_conn_t *c, const char *id, const char *json, size_t len);
+/* Send a command down this drone connection (status -> sent). */
+void dg_ingest_send_command(dg_conn_t *c, const dg_command_t *cmd);
 /* Route a new command to the drone's connection, wherever it is. 0 when
  * handed over, -1 when the drone is offline. */
 int  dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd);

@@ -63,8 +63,8 @@ static int hist(dg_buf_t *o, const char *name, const char *help, dg_hist_t *h)
 int dg_metrics_render(dg_buf_t *o)
 {
     dg_metrics_s *m = &dg_metrics;
-    static const char *tr[DG_TR__N] = { "websocket", "http", "live" };
-    static const char *rej[DG_REJ__N] = { "invalid_json", "invalid_field", "rate_limit", "too_big", "binary_frame", "seq_reused" };
+    static const char *tr[DG_TR__N] = { "websocket", "http", "live", "grpc" };
+    static const char *rej[DG_REJ__N] = { "invalid_json", "invalid_field", "rate_limit", "too_big", "binary_frame", "seq_reused", "invalid_protobuf" };
     static const char *crej[DG_CREJ__N] = { "max_connections", "handshake_timeout", "auth", "bad_drone_id", "bad_request" };
     static const char *cl[DG_CL__N] = { "1000", "1001", "1002", "1003", "1007", "1008", "1009", "1011", "4409", "other" };
     static const char *cmd[DG_CMD__N] = { "pending", "sent", "accepted", "rejected", "done", "expired" };
@@ -75,6 +75,8 @@ int dg_metrics_render(dg_buf_t *o)
         rc |= dg_buf_printf(o, "dronegate_connections{transport=\"%s\"} %" PRId64 "\n", tr[i], ldg(&m->connections[i]));
     rc |= dg_buf_puts(o, "# HELP dronegate_messages_received_total Telemetry messages received.\n# TYPE dronegate_messages_received_total counter\n");
     rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"websocket\",format=\"json\"} %" PRIu64 "\n", ld(&m->received_json));
+    rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"websocket\",format=\"protobuf\"} %" PRIu64 "\n", ld(&m->received_ws_pb));
+    rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"grpc\",format=\"protobuf\"} %" PRIu64 "\n", ld(&m->received_grpc_pb));
     rc |= dg_buf_puts(o, "# HELP dronegate_messages_rejected_total Messages rejected, by reason.\n# TYPE dronegate_messages_rejected_total counter\n");
     for (int i = 0; i < DG_REJ__N; i++)
         rc |= dg_buf_printf(o, "dronegate_messages_rejected_total{reason=\"%s\"} %" PRIu64 "\n", rej[i], ld(&m->rejected[i]));

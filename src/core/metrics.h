@@ -23,9 +23,9 @@ typedef struct dg_hist {
     dg_counter_t sum_ns;
 } dg_hist_t;
 
-enum dg_transport { DG_TR_WEBSOCKET, DG_TR_HTTP, DG_TR_LIVE, DG_TR__N };
+enum dg_transport { DG_TR_WEBSOCKET, DG_TR_HTTP, DG_TR_LIVE, DG_TR_GRPC, DG_TR__N };
 enum dg_reject    { DG_REJ_INVALID_JSON, DG_REJ_INVALID_FIELD, DG_REJ_RATE_LIMIT, DG_REJ_TOO_BIG,
-                    DG_REJ_BINARY, DG_REJ_SEQ_REUSED, DG_REJ__N };
+                    DG_REJ_BINARY, DG_REJ_SEQ_REUSED, DG_REJ_INVALID_PROTOBUF, DG_REJ__N };
 enum dg_connrej   { DG_CREJ_MAX_CONN, DG_CREJ_HANDSHAKE_TIMEOUT, DG_CREJ_AUTH, DG_CREJ_BAD_ID,
                     DG_CREJ_BAD_REQUEST, DG_CREJ__N };
 enum dg_close     { DG_CL_1000, DG_CL_1001, DG_CL_1002, DG_CL_1003, DG_CL_1007, DG_CL_1008,
@@ -36,6 +36,8 @@ enum dg_cmdstat   { DG_CMD_PENDING, DG_CMD_SENT, DG_CMD_ACCEPTED, DG_CMD_REJECTE
 typedef struct dg_metrics_t {
     dg_gauge_t   connections[DG_TR__N];
     dg_counter_t received_json;            /* transport=websocket, format=json */
+    dg_counter_t received_ws_pb;           /* transport=websocket, format=protobuf */
+    dg_counter_t received_grpc_pb;         /* transport=grpc, format=protobuf */
     dg_counter_t rejected[DG_REJ__N];
     dg_counter_t stored;                   /* label store = backend scheme */
     dg_counter_t store_errors;

@@ -546,10 +546,12 @@ static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen
     /* subprotocol */
     const char *proto = NULL;
     if (r->ws_protocol[0]) {
-        if (has_token(r->ws_protocol, "dronegate.json.v1")) proto = "dronegate.json.v1";
+        /* dronegate.pb.v1 is chosen whenever the client offers it */
+        if (has_token(r->ws_protocol, "dronegate.pb.v1")) proto = "dronegate.pb.v1";
+        else if (has_token(r->ws_protocol, "dronegate.json.v1")) proto = "dronegate.json.v1";
         else {
             reject(c, 400, DG_CREJ_BAD_REQUEST,
-                   "unsupported WebSocket subprotocol: this build speaks dronegate.json.v1");
+                   "unsupported WebSocket subprotocol: this build speaks dronegate.json.v1 and dronegate.pb.v1");
             return;
         }
     }
@@ -557,7 +559,8 @@ static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen
     if (!d) { dg_http_error(c, 503, "out of memory"); return; }
     send_101(c, accept, proto);
     dg_http_free(c);
-    dg_ingest_start(c, d);
+    if (proto && !strcmp(proto, "dronegate.pb.v1")) dg_ingest_start_io(c, d, &dg_ws_pb_io, &dg_ingest_conn_ops);
+    else dg_ingest_start(c, d);
 }
 
 /* `parser_upgrade`: http_parser itself saw an upgrade and stopped, so the

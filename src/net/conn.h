@@ -94,6 +94,8 @@ struct dg_conn {
         struct {                  /* DG_CONN_DRONE */
             dg_ws_session_t ws;
             dg_drone_t     *drone;
+            const struct dg_drone_io *io; /* how this transport frames acks, errors,
+                                           * commands (core/ingest.h) */
             uint64_t        ack_pending;  /* highest durable seq not yet acked */
             uint64_t        ack_sent;     /* highest seq acked */
             uint8_t         session_wait; /* session message not sent yet: reads

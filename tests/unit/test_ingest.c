@@ -57,6 +57,7 @@ static fixture_t *fx_new(void)
     dg_conn_t *c = calloc(1, sizeof *c);
     ev_io_init(&c->io, noop_cb, sv[0], EV_READ);
     c->ops = &dg_ingest_conn_ops;
+    c->u.drone.io = &dg_ws_json_io;   /* the WebSocket JSON transport */
     c->w = f->w;
     c->fd = sv[0];
     c->slot = 1;
@@ -79,6 +80,7 @@ static void fx_free(fixture_t *f)
     free(f->w->slots);
     free(f->w->gens);
     ev_loop_destroy(f->w->loop);
+    dg_buf_free(&f->w->scratch);   /* error replies are built there */
     free(f->w);
     dg_registry_free(f->srv.registry);
     dg_batch_free(f->b);
