@@ -1,5 +1,6 @@
-/* fuzz_fleet_notify.c - libFuzzer target for dg_fleet_parse_notify (the
- * LISTEN payload "<instance> <command id>" a gateway acts on). */
+/* fuzz_fleet_notify.c - libFuzzer target for the LISTEN payloads a gateway
+ * acts on: dg_fleet_parse_notify ("<instance> <command id>") and
+ * dg_fleet_parse_moved ("<instance> <drone id>"). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char inst[65], id[33];
     if (dg_fleet_parse_notify(s, inst, id) == 0) {
         if (strlen(inst) < 1 || strlen(inst) > 64 || strlen(id) != 32) abort();
+    }
+    char drone[DG_DRONE_ID_MAX + 1];
+    if (dg_fleet_parse_moved(s, inst, drone) == 0) {
+        if (strlen(inst) < 1 || strlen(inst) > 64 || !dg_drone_id_valid(drone, strlen(drone))) abort();
+        if (strlen(inst) + 1 + strlen(drone) != strlen(s)) abort();   /* nothing dropped or added */
     }
     free(s);
     return 0;

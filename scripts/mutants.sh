@@ -217,6 +217,15 @@ M = [
      "if (!inst[0] || !strcmp(inst, f->instance)) {", "if (1) {",
      ["py:test_fleet_commands.py::test_command_posted_to_one_gateway_reaches_drone_on_another"],
      "a command for a drone held by another gateway is refused as offline"),
+    ("fleet-moved-ignored", "src/fleet/fleet.c",
+     "if (strcmp(inst, f->instance)) return;   /* another gateway let it go */", "return;",
+     ["py:test_fleet_commands.py::test_drone_that_moves_to_another_gateway_is_closed_4409_on_the_old_one"],
+     "a drone that moved to another gateway keeps its old connection (no 4409 across the fleet)"),
+    ("fleet-moved-wrong", "src/fleet/fleet.c",
+     "if (strcmp(inst, f->instance)) return;   /* another gateway let it go */",
+     "if (!strcmp(inst, f->instance)) return;",
+     ["py:test_fleet_commands.py::test_drone_that_moves_to_another_gateway_is_closed_4409_on_the_old_one"],
+     "the gateway that did not hold the drone acts on its move"),
 ]
 
 args = sys.argv[1:]

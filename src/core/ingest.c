@@ -63,6 +63,21 @@ static void on_close_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
     free(cm);
 }
 
+/* Ask the worker holding ref to close it with 4409 (any thread). */
+static int post_replaced(struct dg_server *srv, dg_conn_ref_t ref)
+{
+    if (ref.worker < 0 || ref.worker >= srv->nworkers) return -1;
+    dg_close_msg_t *m = calloc(1, sizeof *m);
+    if (!m) return -1;
+    m->msg.type = DG_MSG_CLOSE;
+    m->msg.handle = on_close_msg;
+    m->slot = ref.slot;
+    m->gen = ref.gen;
+    m->code = DG_WS_CLOSE_REPLACED;
+    dg_worker_post(srv->workers[ref.worker], &m->msg);
+    return 0;
+}
+
 static void on_command_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
 {
     dg_command_msg_t *cm = (dg_command_msg_t *)m;
@@ -194,19 +209,18 @@ void dg_ingest_start_io(dg_conn_t *c, dg_drone_t *d, const dg_drone_io_t *io, co
             dg_conn_t *oc = dg_worker_conn(w, old.slot, old.gen);
             if (oc && oc->kind == DG_CONN_DRONE)
                 dg_ingest_close(oc, DG_WS_CLOSE_REPLACED, "replaced by a newer connection of the same drone");
-        } else if (old.worker >= 0 && old.worker < w->srv->nworkers) {
-            dg_close_msg_t *m = calloc(1, sizeof *m);
-            if (m) {
-                m->msg.type = DG_MSG_CLOSE;
-                m->msg.handle = on_close_msg;
-                m->slot = old.slot;
-                m->gen = old.gen;
-                m->code = DG_WS_CLOSE_REPLACED;
-                dg_worker_post(w->srv->workers[old.worker], &m->msg);
-            }
+        } else {
+            post_replaced(w->srv, old);
         }
     }
     session_start(c);
+}
+
+int dg_ingest_replaced_elsewhere(struct dg_server *srv, const char *drone_id)
+{
+    dg_conn_ref_t ref;
+    if (!dg_registry_find_conn(srv->registry, drone_id, strlen(drone_id), &ref)) return -1;
+    return post_replaced(srv, ref);
 }
 
 void dg_ingest_on_close(dg_conn_t *c)

@@ -73,6 +73,10 @@ int  dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd);
  * created for a drone connected here): always through the holding worker's
  * inbox. 0 when posted, -1 when the drone is not connected here. */
 int  dg_ingest_post_command(struct dg_server *srv, const dg_command_t *cmd);
+/* The drone connected to another gateway of the fleet: close its
+ * connection here with 4409 (any thread: through the holding worker's
+ * inbox). 0 when posted, -1 when it is not connected here. */
+int  dg_ingest_replaced_elsewhere(struct dg_server *srv, const char *drone_id);
 /* Expire overdue commands (called periodically by worker 0). */
 void dg_ingest_expire_commands(dg_worker_t *w);
 /* Persist + publish a command change. */

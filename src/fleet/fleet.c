@@ -35,6 +35,7 @@
 #include "../core/timefmt.h"
 
 #define CHANNEL   "dronegate_commands"
+#define MOVED     "dronegate_moved"   /* "<previous instance> <drone id>" */
 #define QCAP      65536          /* presence events waiting for the database */
 #define TXN_MAX   512            /* events per transaction */
 
@@ -65,9 +66,16 @@ static const char sql_ddl[] =
     "  drone_id text PRIMARY KEY,"
     "  instance text NOT NULL,"
     "  since    timestamptz NOT NULL DEFAULT now())";
+/* The upsert also tells the gateway that held the drone until now (if
+ * another one) to let its connection go: 4409 across the fleet. Every
+ * sub-statement sees the snapshot before the upsert, so `old` is the
+ * previous holder. Only a move notifies: a fleet connecting at once sends
+ * no notifications. */
 static const char sql_online[] =
-    "INSERT INTO dronegate_presence (drone_id, instance, since) VALUES ($1, $2, now())"
-    " ON CONFLICT (drone_id) DO UPDATE SET instance = excluded.instance, since = excluded.since";
+    "WITH old AS (SELECT instance FROM dronegate_presence WHERE drone_id = $1),"
+    " up AS (INSERT INTO dronegate_presence (drone_id, instance, since) VALUES ($1, $2, now())"
+    "  ON CONFLICT (drone_id) DO UPDATE SET instance = excluded.instance, since = excluded.since)"
+    " SELECT pg_notify('" MOVED "', old.instance || ' ' || $1) FROM old WHERE old.instance <> $2";
 static const char sql_offline[] =
     "DELETE FROM dronegate_presence WHERE drone_id = $1 AND instance = $2";
 static const char sql_pending_of[] =
@@ -179,6 +187,39 @@ static void take_command(dg_fleet_t *f, const char *cmd_id)
     /* else: the drone left meanwhile; pending here, sent if it comes back, else expired */
 }
 
+/* "<instance> <drone id>": the drone connected to another gateway; the
+ * named one (us?) closes its connection with 4409. */
+int dg_fleet_parse_moved(const char *p, char instance[65], char drone[DG_DRONE_ID_MAX + 1])
+{
+    if (!p) return -1;
+    const char *sp = strchr(p, ' ');
+    if (!sp) return -1;
+    size_t il = (size_t)(sp - p), dl = strlen(sp + 1);
+    if (il < 1 || il > 64 || !dg_drone_id_valid(sp + 1, dl)) return -1;
+    for (size_t i = 0; i < il; i++) {
+        char ch = p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return -1;
+    }
+    memcpy(instance, p, il);
+    instance[il] = '\0';
+    memcpy(drone, sp + 1, dl + 1);
+    return 0;
+}
+
+static void on_moved(dg_fleet_t *f, const char *payload)
+{
+    char inst[65], drone[DG_DRONE_ID_MAX + 1];
+    if (dg_fleet_parse_moved(payload, inst, drone)) {
+        dg_warn("fleet: ignoring a malformed notification on " MOVED);
+        return;
+    }
+    if (strcmp(inst, f->instance)) return;   /* another gateway let it go */
+    if (dg_ingest_replaced_elsewhere(f->srv, drone) == 0)
+        dg_debug("fleet: drone %s connected to another gateway: its connection here closes with 4409", drone);
+}
+
 static void on_notify(dg_fleet_t *f, const char *payload)
 {
     char inst[65], id[33];
@@ -194,7 +235,8 @@ static void drain_notifies(dg_fleet_t *f, PGconn *c)
 {
     PGnotify *n;
     while ((n = PQnotifies(c))) {
-        on_notify(f, n->extra);
+        if (!strcmp(n->relname, MOVED)) on_moved(f, n->extra);
+        else on_notify(f, n->extra);
         PQfreemem(n);
     }
 }
@@ -273,7 +315,7 @@ static PGconn *setup(dg_fleet_t *f, bool first)
         PQclear(r);
     }
     if (ok) {
-        r = PQexec(c, "LISTEN " CHANNEL);
+        r = PQexec(c, "LISTEN " CHANNEL "; LISTEN " MOVED);
         ok = cmd_ok(c, r, "LISTEN");
         PQclear(r);
     }

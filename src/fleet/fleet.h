@@ -21,6 +21,14 @@
  *         answer is 202 {"id","status":"pending"}. 409 when no instance
  *         holds it, 404 when no gateway ever saw it.
  *
+ *   4409 across gateways: the presence upsert of a drone that connects
+ *         here while the table names another instance notifies
+ *         'dronegate_moved' with "<that instance> <drone id>"; that gateway
+ *         closes its connection of the drone with 4409 (a half-open one
+ *         left behind by a network change, or a second connection). A drone
+ *         that bounces back before the notification lands may be closed
+ *         once more needlessly; it reconnects and wins.
+ *
  *   The holding gateway's fleet thread LISTENs on dronegate_commands: a
  *         notification naming it reads the row back, takes the command
  *         into its in-memory table (dg_commands_restore) and posts it to
@@ -63,5 +71,8 @@ dg_read_job_t *dg_fleet_command_job(dg_fleet_t *f, const char *drone_id, const c
 /* Notification payload "<instance> <32 hex command id>": 0 and the two
  * parts (NUL-terminated) when well formed, -1 otherwise. */
 int dg_fleet_parse_notify(const char *payload, char instance[65], char cmd_id[33]);
+/* "<instance> <drone id>" on dronegate_moved: the same, for a drone that
+ * connected to another gateway (the named instance closes it with 4409). */
+int dg_fleet_parse_moved(const char *payload, char instance[65], char drone[DG_DRONE_ID_MAX + 1]);
 
 #endif

@@ -65,3 +65,49 @@ def test_command_posted_to_one_gateway_reaches_drone_on_another(server_factory, 
     run(go())
     for s in (a, b):
         s.check_clean()
+
+
+def holder(pg, db, drone):
+    out = pg.psql(f"SELECT instance FROM dronegate_presence WHERE drone_id = '{drone}'", db=db.name)
+    return out.strip() or None
+
+
+def test_drone_that_moves_to_another_gateway_is_closed_4409_on_the_old_one(server_factory, pg):
+    """4409 across the fleet: a drone that connects to gw-b while gw-a still
+    holds a connection of it (half-open after a network change, or a second
+    link) loses the gw-a connection with 4409; back to gw-a, gw-b lets go.
+    Every message is stored once, the presence row follows the drone."""
+    db = DB(pg)
+    a = server_factory(store=db.uri(), args=["--instance", "gw-a"])
+    b = server_factory(store=db.uri(), args=["--instance", "gw-b"])
+    for s, name in ((a, "gw-a"), (b, "gw-b")):
+        wait_until(lambda: f"fleet: instance {name} listening" in s.stderr(), T(10), f"{name} fleet listener")
+    drone = new_id("moves")
+
+    async def go():
+        d1 = await Drone.connect(a, drone)
+        await d1.send(minimal(1))
+        await d1.wait_ack(1)
+        wait_until(lambda: holder(pg, db, drone) == "gw-a", T(10), "presence row naming gw-a")
+        d2 = await Drone.connect(b, drone)
+        code = await d1.wait_closed(T(10))
+        assert code == 4409, f"gw-a closed the old connection with {code} {d1.ws.close_reason!r}, expected 4409"
+        await d2.send(minimal(2))
+        await d2.wait_ack(2)
+        # gw-a saw its connection go, but the row stays with the new holder
+        wait_until(lambda: a.get_json(f"/api/v1/drones/{drone}")["online"] is False, T(10), "offline on gw-a")
+        assert holder(pg, db, drone) == "gw-b"
+        assert b.get_json(f"/api/v1/drones/{drone}")["instance"] == "gw-b"
+        # and back
+        d3 = await Drone.connect(a, drone)
+        assert await d2.wait_closed(T(10)) == 4409
+        await d3.send(minimal(3))
+        await d3.wait_ack(3)
+        wait_until(lambda: holder(pg, db, drone) == "gw-a", T(10), "presence row back on gw-a")
+        await d3.close()
+
+    run(go())
+    assert db.one(f"SELECT count(*) FROM telemetry WHERE drone_id = '{drone}'") == 3
+    assert db.one(f"SELECT count(DISTINCT seq) FROM telemetry WHERE drone_id = '{drone}'") == 3
+    for s in (a, b):
+        s.check_clean()

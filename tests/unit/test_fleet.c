@@ -32,6 +32,28 @@ TEST(notify_refused)
     ASSERT_EQ(dg_fleet_parse_notify("gw  " ID32, inst, id), -1);          /* two spaces */
 }
 
+TEST(moved_payload)
+{
+    char inst[65], drone[DG_DRONE_ID_MAX + 1];
+    ASSERT_EQ(dg_fleet_parse_moved("gw-a drone-7.x_1", inst, drone), 0);
+    ASSERT(!strcmp(inst, "gw-a"));
+    ASSERT(!strcmp(drone, "drone-7.x_1"));
+    char long_id[80] = "gw ";
+    memset(long_id + 3, 'd', 65);
+    long_id[68] = '\0';
+    ASSERT_EQ(dg_fleet_parse_moved(long_id, inst, drone), -1);          /* 65-char drone id */
+    long_id[67] = '\0';
+    ASSERT_EQ(dg_fleet_parse_moved(long_id, inst, drone), 0);           /* 64 is fine */
+    ASSERT_EQ(strlen(drone), 64u);
+    ASSERT_EQ(dg_fleet_parse_moved(NULL, inst, drone), -1);
+    ASSERT_EQ(dg_fleet_parse_moved("gw-a", inst, drone), -1);           /* no drone */
+    ASSERT_EQ(dg_fleet_parse_moved("gw-a ", inst, drone), -1);          /* empty drone */
+    ASSERT_EQ(dg_fleet_parse_moved(" d1", inst, drone), -1);            /* empty instance */
+    ASSERT_EQ(dg_fleet_parse_moved("gw-a d/1", inst, drone), -1);       /* bad drone char */
+    ASSERT_EQ(dg_fleet_parse_moved("gw-a d 1", inst, drone), -1);       /* space in the id */
+    ASSERT_EQ(dg_fleet_parse_moved("g:w d1", inst, drone), -1);         /* bad instance char */
+}
+
 TEST(instance_flag)
 {
     dg_config_t c;
@@ -52,6 +74,7 @@ int main(void)
 {
     RUN(notify_well_formed);
     RUN(notify_refused);
+    RUN(moved_payload);
     RUN(instance_flag);
     return check_summary("fleet");
 }
