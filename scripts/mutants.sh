@@ -226,6 +226,22 @@ M = [
      "if (!strcmp(inst, f->instance)) return;",
      ["py:test_fleet_commands.py::test_drone_that_moves_to_another_gateway_is_closed_4409_on_the_old_one"],
      "the gateway that did not hold the drone acts on its move"),
+    ("fleet-view-skip", "src/fleet/fleet.c",
+     "if (ok && f->xmin[0]) {", "if (0) {",
+     ["py:test_fleet_view.py::test_drone_on_one_gateway_is_listed_stated_and_streamed_by_another"],
+     "other gateways' drone states never read (no fleet-wide state or live telemetry)"),
+    ("fleet-presence-own", "src/fleet/fleet.c",
+     "if (!strcmp(inst, f->instance)) return;   /* our own */", "return;",
+     ["py:test_fleet_view.py::test_drone_on_one_gateway_is_listed_stated_and_streamed_by_another"],
+     "presence notifications of other gateways ignored (their drones never online here)"),
+    ("fleet-reset-ignored", "src/fleet/fleet.c",
+     "if (k == 2) emit(f, FE_RESET, in);", "if (k == 2) {}",
+     ["py:test_fleet_view.py::test_gateway_that_stops_takes_its_drones_offline_everywhere"],
+     "a gateway that stops leaves its drones online on the others"),
+    ("registry-remote-online", "src/core/registry.c",
+     "o->online = d->online || d->remote;", "o->online = d->online;",
+     ["unit:test_registry"],
+     "a drone held by another gateway shows offline"),
 ]
 
 args = sys.argv[1:]

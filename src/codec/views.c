@@ -74,9 +74,10 @@ void dg_view_drone_json(dg_buf_t *b, const dg_drone_state_t *s)
     dg_jw_str(b, s->id, strlen(s->id));
     dg_jw_key(b, &first, "online");
     dg_buf_puts(b, s->online ? "true" : "false");
-    if (s->online && dg_instance[0]) {   /* the gateway holding its connection */
+    const char *inst = s->instance ? s->instance : dg_instance;
+    if (s->online && inst[0]) {   /* the gateway holding its connection */
         dg_jw_key(b, &first, "instance");
-        dg_jw_str(b, dg_instance, strlen(dg_instance));
+        dg_jw_str(b, inst, strlen(inst));
     }
     dg_jw_key(b, &first, "last_seen");
     if (s->last_seen_ms) w_time(b, s->last_seen_ms); else dg_buf_puts(b, "null");

@@ -236,7 +236,10 @@ void dg_ingest_release(dg_conn_t *c)
     dg_buf_free(&c->u.drone.stash);
     dg_conn_ref_t ref = { w->id, c->slot, c->gen };
     if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms())) {
-        dg_live_publish_presence(w, dg_drone_id(c->u.drone.drone, NULL), false, dg_now_ms());
+        dg_drone_state_t st;
+        dg_registry_state(w->srv->registry, c->u.drone.drone, &st);
+        if (!st.online)   /* else it moved to another gateway of the fleet: still online */
+            dg_live_publish_presence(w, dg_drone_id(c->u.drone.drone, NULL), false, dg_now_ms());
         dg_fleet_presence(w->srv->fleet, dg_drone_id(c->u.drone.drone, NULL), false);
     }
     dg_registry_release(w->srv->registry, c->u.drone.drone);   /* the pin of dg_registry_get(create) */

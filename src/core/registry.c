@@ -45,6 +45,7 @@ struct dg_drone {
     uint32_t      pins;             /* connections holding a pointer */
     int64_t       last_seen_ms;
     dg_conn_ref_t conn;
+    const char   *remote;           /* the other gateway holding it (interned, never freed), or NULL */
     dg_record_t   last;
     uint8_t       seq_known;        /* 0 unknown, 1 none stored, 2 last_seq (session message) */
     uint64_t      last_seq;         /* highest durable seq */
@@ -125,7 +126,7 @@ static void ev_unlink(dg_registry_t *r, dg_drone_t *d)
 /* After any change of online/pins: keep list membership == evictable. */
 static void settle(dg_registry_t *r, dg_drone_t *d)
 {
-    bool evictable = !d->online && d->pins == 0;
+    bool evictable = !d->online && !d->remote && d->pins == 0;
     pthread_mutex_lock(&r->ev_lock);
     if (evictable && !d->on_list && !d->evicting) {
         d->ev_prev = r->ev_tail;
@@ -151,7 +152,7 @@ static void evict(dg_registry_t *r)
         if (!d) return;
         stripe_t *s = stripe_of(r, d->hash);   /* hash is immutable; d cannot be freed by anyone else */
         pthread_mutex_lock(&s->lock);
-        bool gone = !d->online && d->pins == 0;
+        bool gone = !d->online && !d->remote && d->pins == 0;
         if (gone) {
             dg_drone_t **pp = &s->bucket[bucket_of(s, d->hash)];
             while (*pp != d) pp = &(*pp)->next;
@@ -261,6 +262,7 @@ int dg_registry_attach(dg_registry_t *r, dg_drone_t *d, dg_conn_ref_t ref, dg_co
     if (d->online && d->conn.worker >= 0) { *old = d->conn; replaced = 1; }
     d->conn = ref;
     d->online = true;
+    d->remote = NULL;                 /* held here now */
     d->last_seen_ms = now_ms;
     settle(r, d);
     pthread_mutex_unlock(&s->lock);
@@ -369,10 +371,73 @@ void dg_registry_restore(dg_registry_t *r, const dg_record_t *rec)
     if (created) evict(r);
 }
 
+bool dg_registry_set_remote(dg_registry_t *r, const char *id, size_t len, const char *instance,
+                            const char *expect, int64_t now_ms)
+{
+    bool created = false, changed = false;
+    dg_drone_t *d;
+    uint32_t h = fnv1a(id, len);
+    stripe_t *s = stripe_of(r, h);
+    if (instance && !get(r, id, len, true, false, &created)) return false;
+    pthread_mutex_lock(&s->lock);
+    if ((d = lookup(s, h, id, len)) && d->remote != instance && (instance || !expect || d->remote == expect)) {
+        bool was = d->online || d->remote;
+        d->remote = instance;
+        changed = !d->online && was != (d->online || d->remote);
+        if (changed) d->last_seen_ms = now_ms;
+        settle(r, d);
+    }
+    pthread_mutex_unlock(&s->lock);
+    evict(r);
+    return changed;
+}
+
+size_t dg_registry_clear_remote(dg_registry_t *r, const char *instance,
+                                void (*went)(void *ud, const char *id), void *ud, int64_t now_ms)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < NSTRIPES; i++) {
+        stripe_t *s = &r->s[i];
+        pthread_mutex_lock(&s->lock);
+        for (size_t b = 0; b < s->nb; b++)
+            for (dg_drone_t *d = s->bucket[b]; d; d = d->next) {
+                if (!d->remote || (instance && d->remote != instance)) continue;
+                d->remote = NULL;
+                if (!d->online) {
+                    d->last_seen_ms = now_ms;
+                    if (went) went(ud, d->id);
+                    n++;
+                }
+                settle(r, d);
+            }
+        pthread_mutex_unlock(&s->lock);
+    }
+    evict(r);
+    return n;
+}
+
+bool dg_registry_update_remote(dg_registry_t *r, const dg_record_t *rec)
+{
+    bool created, took = false;
+    if (!get(r, rec->drone_id, rec->drone_id_len, true, false, &created)) return false;
+    uint32_t h = fnv1a(rec->drone_id, rec->drone_id_len);
+    stripe_t *s = stripe_of(r, h);
+    pthread_mutex_lock(&s->lock);
+    dg_drone_t *d = lookup(s, h, rec->drone_id, rec->drone_id_len);
+    if (d && (!d->has_last || dg_registry_supersedes(rec, &d->last))) {
+        update_locked(d, rec);
+        took = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (created) evict(r);
+    return took;
+}
+
 static void copy_state(const dg_drone_t *d, dg_drone_state_t *o)
 {
     memcpy(o->id, d->id, (size_t)d->id_len + 1);
-    o->online = d->online;
+    o->online = d->online || d->remote;
+    o->instance = d->online ? NULL : d->remote;
     o->last_seen_ms = d->last_seen_ms;
     o->has_last = d->has_last;
     o->last = d->last;

@@ -44,7 +44,8 @@ typedef struct dg_conn_ref {
 /* A copy of one drone's state, taken under its lock. */
 typedef struct dg_drone_state {
     char        id[DG_DRONE_ID_MAX + 1];
-    bool        online;
+    bool        online;         /* here or on another gateway of the fleet */
+    const char *instance;       /* online elsewhere: that gateway's name; NULL = here or offline */
     int64_t     last_seen_ms;   /* last message or connect/disconnect, 0 = never */
     bool        has_last;       /* `last` holds a record */
     dg_record_t last;
@@ -88,6 +89,25 @@ bool dg_registry_supersedes(const dg_record_t *rec, const dg_record_t *cur);
 void dg_registry_update(dg_registry_t *r, dg_drone_t *d, const dg_record_t *rec);
 /* Restore a stored record (at start); the drone is offline and evictable. */
 void dg_registry_restore(dg_registry_t *r, const dg_record_t *rec);
+
+/* The fleet (several gateways over one PostgreSQL, fleet/fleet.h): another
+ * gateway holds the drone's connection (instance: an interned name that
+ * lives as long as the process; compared by pointer), or no longer
+ * (NULL). Creates the entry when instance is set; a drone held elsewhere is
+ * online and never evicted; a connection here takes precedence (attach
+ * clears the mark). Clearing (instance NULL) with `expect` set clears only
+ * that gateway's mark (a drone that moved on keeps its new one). true when
+ * the visible online state changed. */
+bool dg_registry_set_remote(dg_registry_t *r, const char *id, size_t len, const char *instance,
+                            const char *expect, int64_t now_ms);
+/* Clear every mark of `instance` (NULL: of every gateway), calling went()
+ * under a stripe lock (no registry call inside) for each drone that goes
+ * offline by it. Returns their count. O(registry). */
+size_t dg_registry_clear_remote(dg_registry_t *r, const char *instance,
+                                void (*went)(void *ud, const char *id), void *ud, int64_t now_ms);
+/* A latest state written by another gateway (read from the store): applied
+ * by dg_registry_supersedes; true when it became the drone's latest. */
+bool dg_registry_update_remote(dg_registry_t *r, const dg_record_t *rec);
 
 /* Copy one drone's state (d pinned). */
 void dg_registry_state(dg_registry_t *r, dg_drone_t *d, dg_drone_state_t *out);

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,10 +33,15 @@
 #include "../core/ingest.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
+#include "../core/live.h"
 #include "../core/timefmt.h"
+#include "../net/worker.h"
 
 #define CHANNEL   "dronegate_commands"
 #define MOVED     "dronegate_moved"   /* "<previous instance> <drone id>" */
+#define PRESENCE  "dronegate_presence" /* "<instance> 1|0 <drone id>", "<instance> reset" */
+#define VIEW_MS   1000                 /* how often the other gateways' drone states are read */
+#define EV_CHUNK  1024                 /* fleet events per worker message */
 #define QCAP      65536          /* presence events waiting for the database */
 #define TXN_MAX   512            /* events per transaction */
 
@@ -59,7 +65,115 @@ struct dg_fleet {
 
     pthread_mutex_t pmu;          /* the read-pool side's connection */
     PGconn         *pc;
+
+    /* fleet view (fleet thread only) */
+    struct fleet_msg *out;        /* events being gathered for worker 0 */
+    char            xmin[32];     /* xid8 text: our previous snapshot's xmin */
+    int64_t         next_view_ms; /* monotonic */
 };
+
+/* ---- the fleet view: other gateways' drones in our registry and live stream ----
+ *
+ * The fleet thread gathers events (presence notifications, drone states read
+ * from the drones table) and posts them in chunks to worker 0, which applies
+ * them to the registry and publishes what changed to the live stream, as it
+ * does for its own drones. Instance names are interned for the process's
+ * life (the registry keeps pointers to them). */
+
+enum { FE_REC, FE_ON, FE_OFF, FE_RESET };
+
+typedef struct fev {
+    uint8_t     kind;
+    const char *inst;             /* interned; FE_RESET: NULL = every other gateway */
+    dg_record_t rec;              /* FE_REC: the state; FE_ON/FE_OFF: drone_id only */
+} fev_t;
+
+typedef struct fleet_msg {
+    dg_msg_t msg;
+    size_t   n;
+    fev_t    ev[EV_CHUNK];
+} fleet_msg_t;
+
+#define MAX_NAMES 1024
+static char g_names[MAX_NAMES][65];   /* fleet thread writes; never changes once written */
+static atomic_int g_nnames;
+
+static const char *intern(const char *name)
+{
+    int n = atomic_load(&g_nnames);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(g_names[i], name)) return g_names[i];
+    if (n == MAX_NAMES || strlen(name) > 64) return NULL;
+    snprintf(g_names[n], sizeof g_names[n], "%s", name);
+    atomic_store(&g_nnames, n + 1);
+    return g_names[n];
+}
+
+static void went_offline(void *ud, const char *id)
+{
+    dg_worker_t *w = ud;
+    if (dg_live_active(w)) dg_live_publish_presence(w, id, false, dg_now_ms());
+}
+
+/* Worker 0. */
+static void on_fleet_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
+{
+    fleet_msg_t *fm = (fleet_msg_t *)m;
+    dg_registry_t *reg = w->srv->registry;
+    for (size_t i = 0; deliver && i < fm->n; i++) {
+        fev_t *e = &fm->ev[i];
+        int64_t now = dg_now_ms();
+        switch (e->kind) {
+        case FE_REC:
+            if (dg_registry_update_remote(reg, &e->rec) && dg_live_active(w)) dg_live_publish_record(w, &e->rec);
+            break;
+        case FE_ON:
+        case FE_OFF:
+            if (dg_registry_set_remote(reg, e->rec.drone_id, e->rec.drone_id_len,
+                                       e->kind == FE_ON ? e->inst : NULL, e->inst, now) && dg_live_active(w))
+                dg_live_publish_presence(w, e->rec.drone_id, e->kind == FE_ON, now);
+            break;
+        case FE_RESET:
+            dg_registry_clear_remote(reg, e->inst, went_offline, w, now);
+            break;
+        }
+    }
+    free(fm);
+}
+
+static void post_events(dg_fleet_t *f)
+{
+    if (!f->out || !f->out->n) return;
+    dg_worker_post(f->srv->workers[0], &f->out->msg);
+    f->out = NULL;
+}
+
+static fev_t *emit(dg_fleet_t *f, int kind, const char *inst)
+{
+    if (f->out && f->out->n == EV_CHUNK) post_events(f);
+    if (!f->out) {
+        if (!(f->out = malloc(sizeof *f->out))) return NULL;   /* the view misses it; the next change heals */
+        f->out->msg.type = DG_MSG_FLEET;
+        f->out->msg.handle = on_fleet_msg;
+        f->out->msg.next = NULL;
+        f->out->n = 0;
+    }
+    fev_t *e = &f->out->ev[f->out->n++];
+    e->kind = (uint8_t)kind;
+    e->inst = inst;
+    dg_record_init(&e->rec);
+    return e;
+}
+
+static void emit_presence(dg_fleet_t *f, int kind, const char *inst, const char *drone)
+{
+    size_t len = strlen(drone);
+    if (!dg_drone_id_valid(drone, len)) return;
+    fev_t *e = emit(f, kind, inst);
+    if (!e) return;
+    memcpy(e->rec.drone_id, drone, len + 1);
+    e->rec.drone_id_len = (uint8_t)len;
+}
 
 static const char sql_ddl[] =
     "CREATE TABLE IF NOT EXISTS dronegate_presence ("
@@ -74,10 +188,27 @@ static const char sql_ddl[] =
 static const char sql_online[] =
     "WITH old AS (SELECT instance FROM dronegate_presence WHERE drone_id = $1),"
     " up AS (INSERT INTO dronegate_presence (drone_id, instance, since) VALUES ($1, $2, now())"
-    "  ON CONFLICT (drone_id) DO UPDATE SET instance = excluded.instance, since = excluded.since)"
-    " SELECT pg_notify('" MOVED "', old.instance || ' ' || $1) FROM old WHERE old.instance <> $2";
+    "  ON CONFLICT (drone_id) DO UPDATE SET instance = excluded.instance, since = excluded.since),"
+    " mv AS (SELECT pg_notify('" MOVED "', old.instance || ' ' || $1) FROM old WHERE old.instance <> $2)"
+    " SELECT pg_notify('" PRESENCE "', $2 || ' 1 ' || $1), (SELECT count(*) FROM mv)";
 static const char sql_offline[] =
-    "DELETE FROM dronegate_presence WHERE drone_id = $1 AND instance = $2";
+    "WITH del AS (DELETE FROM dronegate_presence WHERE drone_id = $1 AND instance = $2 RETURNING drone_id)"
+    " SELECT pg_notify('" PRESENCE "', $2 || ' 0 ' || drone_id) FROM del";
+/* A gateway that starts (rows left by a crash) or stops cleanly: all of its
+ * rows go, one notification tells the others. */
+static const char sql_reset[] =
+    "WITH del AS (DELETE FROM dronegate_presence WHERE instance = $1)"
+    " SELECT pg_notify('" PRESENCE "', $1 || ' reset')";
+static const char sql_presence_all[] =
+    "SELECT drone_id, instance FROM dronegate_presence WHERE instance <> $1";
+/* What the other gateways' writers changed in drones since our last look:
+ * rows of transactions at or after the xmin of our previous snapshot (every
+ * transaction before it had ended then, so we saw it), none of ours. */
+static const char sql_view[] =
+    "SELECT drone_id, (extract(epoch FROM \"timestamp\") * 1000)::int8,"
+    " (extract(epoch FROM last_seen) * 1000000)::int8, latitude, longitude, altitude,"
+    " speed, heading, climb, battery, status, last_seq"
+    " FROM drones WHERE fleet_txid >= $1::xid8 AND instance <> $2";
 static const char sql_pending_of[] =
     "SELECT id FROM commands WHERE drone_id = $1 AND status = 'pending' ORDER BY created_at LIMIT 64";
 static const char sql_where[] =
@@ -231,14 +362,154 @@ static void on_notify(dg_fleet_t *f, const char *payload)
     take_command(f, id);
 }
 
+/* "<instance> 1 <drone>" / "<instance> 0 <drone>" / "<instance> reset". */
+int dg_fleet_parse_presence(const char *p, char instance[65], char drone[DG_DRONE_ID_MAX + 1])
+{
+    if (!p) return -1;
+    const char *sp = strchr(p, ' ');
+    if (!sp) return -1;
+    size_t il = (size_t)(sp - p);
+    if (il < 1 || il > 64) return -1;
+    for (size_t i = 0; i < il; i++) {
+        char ch = p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return -1;
+    }
+    memcpy(instance, p, il);
+    instance[il] = '\0';
+    const char *rest = sp + 1;
+    if (!strcmp(rest, "reset")) { drone[0] = '\0'; return 2; }
+    if ((rest[0] != '0' && rest[0] != '1') || rest[1] != ' ') return -1;
+    size_t dl = strlen(rest + 2);
+    if (!dg_drone_id_valid(rest + 2, dl)) return -1;
+    memcpy(drone, rest + 2, dl + 1);
+    return rest[0] - '0';
+}
+
+static void on_presence(dg_fleet_t *f, const char *payload)
+{
+    char inst[65], drone[DG_DRONE_ID_MAX + 1];
+    int k = dg_fleet_parse_presence(payload, inst, drone);
+    if (k < 0) {
+        dg_warn("fleet: ignoring a malformed notification on " PRESENCE);
+        return;
+    }
+    if (!strcmp(inst, f->instance)) return;   /* our own */
+    const char *in = intern(inst);
+    if (!in) return;
+    if (k == 2) emit(f, FE_RESET, in);
+    else emit_presence(f, k ? FE_ON : FE_OFF, in, drone);
+}
+
 static void drain_notifies(dg_fleet_t *f, PGconn *c)
 {
     PGnotify *n;
     while ((n = PQnotifies(c))) {
         if (!strcmp(n->relname, MOVED)) on_moved(f, n->extra);
+        else if (!strcmp(n->relname, PRESENCE)) on_presence(f, n->extra);
         else on_notify(f, n->extra);
         PQfreemem(n);
     }
+    post_events(f);
+}
+
+/* Everything the presence table says about other gateways, after a
+ * (re)connect: notifications sent while we were away are lost. */
+static bool load_presence(dg_fleet_t *f, PGconn *c)
+{
+    const char *vals[1] = { f->instance };
+    PGresult *r = PQexecParams(c, sql_presence_all, 1, NULL, vals, NULL, NULL, 0);
+    bool ok = cmd_ok(c, r, "reading dronegate_presence");
+    if (ok) {
+        emit(f, FE_RESET, NULL);
+        for (int i = 0; i < PQntuples(r); i++) {
+            const char *in = intern(PQgetvalue(r, i, 1));
+            if (in) emit_presence(f, FE_ON, in, PQgetvalue(r, i, 0));
+        }
+        post_events(f);
+    }
+    PQclear(r);
+    return ok;
+}
+
+static double col_f(PGresult *r, int row, int col, uint32_t *flags, uint32_t flag)
+{
+    if (PQgetisnull(r, row, col)) return NAN;
+    *flags |= flag;
+    return strtod(PQgetvalue(r, row, col), NULL);
+}
+
+/* Read what the other gateways' writers changed in drones since our
+ * previous snapshot. false when the connection failed. */
+static bool poll_view(dg_fleet_t *f, PGconn *c)
+{
+    PGresult *r = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    bool ok = cmd_ok(c, r, "view BEGIN");
+    PQclear(r);
+    char xmin[32] = "";
+    if (ok) {
+        r = PQexec(c, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text");
+        ok = cmd_ok(c, r, "snapshot xmin") && PQntuples(r) == 1;
+        if (ok) snprintf(xmin, sizeof xmin, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    if (ok && f->xmin[0]) {
+        const char *vals[2] = { f->xmin, f->instance };
+        r = PQexecParams(c, sql_view, 2, NULL, vals, NULL, NULL, 0);
+        ok = cmd_ok(c, r, "reading the other gateways' drones");
+        for (int i = 0; ok && i < PQntuples(r); i++) {
+            const char *id = PQgetvalue(r, i, 0);
+            size_t len = strlen(id);
+            if (!dg_drone_id_valid(id, len) || PQgetisnull(r, i, 3) || PQgetisnull(r, i, 4) || PQgetisnull(r, i, 5))
+                continue;
+            fev_t *e = emit(f, FE_REC, NULL);
+            if (!e) break;
+            dg_record_t *rec = &e->rec;
+            memcpy(rec->drone_id, id, len + 1);
+            rec->drone_id_len = (uint8_t)len;
+            rec->recv_us = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+            if (PQgetisnull(r, i, 1)) {
+                rec->ts_ms = rec->recv_us / 1000;
+            } else {
+                rec->ts_ms = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+                rec->flags |= DG_REC_HAS_TS;
+            }
+            uint32_t unused = 0;
+            rec->lat = col_f(r, i, 3, &unused, 0);
+            rec->lon = col_f(r, i, 4, &unused, 0);
+            rec->alt = col_f(r, i, 5, &unused, 0);
+            rec->speed = col_f(r, i, 6, &rec->flags, DG_REC_HAS_SPEED);
+            rec->heading = col_f(r, i, 7, &rec->flags, DG_REC_HAS_HEADING);
+            rec->climb = col_f(r, i, 8, &rec->flags, DG_REC_HAS_CLIMB);
+            rec->battery = col_f(r, i, 9, &rec->flags, DG_REC_HAS_BATTERY);
+            if (!PQgetisnull(r, i, 10)) {
+                const char *st = PQgetvalue(r, i, 10);
+                size_t sl = strnlen(st, DG_STATUS_MAX);
+                memcpy(rec->status, st, sl);
+                rec->status[sl] = '\0';
+                rec->status_len = (uint8_t)sl;
+                rec->flags |= DG_REC_HAS_STATUS;
+            }
+            if (!PQgetisnull(r, i, 11)) {
+                rec->seq = (uint64_t)strtoll(PQgetvalue(r, i, 11), NULL, 10);
+                rec->flags |= DG_REC_HAS_SEQ;
+            }
+        }
+        PQclear(r);
+        post_events(f);
+    }
+    if (ok) {
+        r = PQexec(c, "COMMIT");
+        ok = cmd_ok(c, r, "view COMMIT");
+        PQclear(r);
+    }
+    if (!ok) {
+        if (PQstatus(c) == CONNECTION_OK) PQclear(PQexec(c, "ROLLBACK"));
+        return PQstatus(c) == CONNECTION_OK;   /* a query error (e.g. a v2 schema) is not a lost link */
+    }
+    snprintf(f->xmin, sizeof f->xmin, "%s", xmin);
+    return true;
 }
 
 /* Apply queued presence events in one transaction; the events leave the
@@ -310,15 +581,16 @@ static PGconn *setup(dg_fleet_t *f, bool first)
     if (ok && first) {
         /* rows of an earlier run of this instance (a crash leaves them) */
         const char *vals[1] = { f->instance };
-        r = PQexecParams(c, "DELETE FROM dronegate_presence WHERE instance = $1", 1, NULL, vals, NULL, NULL, 0);
+        r = PQexecParams(c, sql_reset, 1, NULL, vals, NULL, NULL, 0);
         ok = cmd_ok(c, r, "clearing stale presence");
         PQclear(r);
     }
     if (ok) {
-        r = PQexec(c, "LISTEN " CHANNEL "; LISTEN " MOVED);
+        r = PQexec(c, "LISTEN " CHANNEL "; LISTEN " MOVED "; LISTEN " PRESENCE);
         ok = cmd_ok(c, r, "LISTEN");
         PQclear(r);
     }
+    if (ok) ok = load_presence(f, c);   /* after LISTEN: nothing falls between */
     if (!ok) { PQfinish(c); return NULL; }
     return c;
 }
@@ -347,8 +619,15 @@ static void *run(void *arg)
             backoff = 100;
         }
         if (!flush_presence(f, c)) { PQfinish(c); c = NULL; continue; }
+        int64_t now = dg_mono_ms();
+        if (now >= f->next_view_ms) {
+            f->next_view_ms = now + VIEW_MS;
+            if (!poll_view(f, c)) { PQfinish(c); c = NULL; continue; }
+            drain_notifies(f, c);
+        }
+        int wait = (int)(f->next_view_ms - dg_mono_ms());
         struct pollfd p[2] = { { .fd = PQsocket(c), .events = POLLIN }, { .fd = f->efd, .events = POLLIN } };
-        if (poll(p, 2, 1000) < 0 && errno != EINTR) continue;
+        if (poll(p, 2, wait < 0 ? 0 : wait) < 0 && errno != EINTR) continue;
         if (p[1].revents & POLLIN) {
             uint64_t v;
             ssize_t rr = read(f->efd, &v, sizeof v);
@@ -367,10 +646,12 @@ static void *run(void *arg)
     if (c && flush_presence(f, c)) {
         /* a clean stop: no drone is held here any more */
         const char *vals[1] = { f->instance };
-        PGresult *r = PQexecParams(c, "DELETE FROM dronegate_presence WHERE instance = $1", 1, NULL, vals, NULL, NULL, 0);
+        PGresult *r = PQexecParams(c, sql_reset, 1, NULL, vals, NULL, NULL, 0);
         PQclear(r);
     }
     PQfinish(c);
+    free(f->out);   /* events gathered after the workers stopped */
+    f->out = NULL;
     return NULL;
 }
 

@@ -74,5 +74,9 @@ int dg_fleet_parse_notify(const char *payload, char instance[65], char cmd_id[33
 /* "<instance> <drone id>" on dronegate_moved: the same, for a drone that
  * connected to another gateway (the named instance closes it with 4409). */
 int dg_fleet_parse_moved(const char *payload, char instance[65], char drone[DG_DRONE_ID_MAX + 1]);
+/* "<instance> 1 <drone>" (online there), "<instance> 0 <drone>" (offline),
+ * "<instance> reset" (that gateway holds nothing) on dronegate_presence:
+ * 1, 0 or 2 (drone ""), -1 when malformed. */
+int dg_fleet_parse_presence(const char *payload, char instance[65], char drone[DG_DRONE_ID_MAX + 1]);
 
 #endif

@@ -22,7 +22,7 @@
 
 /* Inbox message types: informative only (logs, debugging); what runs is
  * dg_msg_t.handle. */
-enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5, DG_MSG_READ = 6 };
+enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5, DG_MSG_READ = 6, DG_MSG_FLEET = 7 };
 
 struct dg_worker {
     int              id;

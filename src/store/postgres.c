@@ -87,7 +87,9 @@
  *               version 2 filled it from telemetry: it had only the rows
  *               without a drone timestamp before)
  *   drones      drone_id PRIMARY KEY | first_seen, last_seen timestamptz |
- *               last position and state | last_seq
+ *               last position and state | last_seq | version 3: timestamp
+ *               (the drone's, of that state), instance (the gateway that
+ *               wrote it), fleet_txid xid8 (its transaction; indexed)
  *   commands    id PRIMARY KEY | drone_id, name, args (JSON text), status,
  *               message, created_at, updated_at timestamptz
  *
@@ -149,7 +151,7 @@
 #define RD_MAX          16
 #define WR_MAX          8
 #define PART_MIN_ROWS   4096    /* a batch is split only into parts at least this big (measured: docs/benchmarks-stores.md) */
-#define SCHEMA_VERSION  2
+#define SCHEMA_VERSION  3
 #define MAINT_EVERY_MS  (10 * 60 * 1000)
 #define RD_RETRY_MS     1000
 #define ADVISORY_KEY    "7215043861962917000"   /* pg_advisory_xact_lock key: "dronegate" */
@@ -554,7 +556,7 @@ static const char sql_stage[] =
     "CREATE TEMP TABLE IF NOT EXISTS dg_drone_stage ("
     "  n int NOT NULL, drone_id text NOT NULL, seen timestamptz NOT NULL,"
     "  latitude float8, longitude float8, altitude float8, speed float8, heading float8,"
-    "  climb float8, battery float8, status text, last_seq bigint) ON COMMIT DELETE ROWS;";
+    "  climb float8, battery float8, status text, last_seq bigint, ts timestamptz) ON COMMIT DELETE ROWS;";
 
 /* Staging -> telemetry_seq -> telemetry (see "Reused seqs" above). First
  * the (drone_id, seq) of the batch not stored yet go into telemetry_seq with
@@ -589,17 +591,28 @@ static const char sql_v2[] =
     " WHERE seq IS NOT NULL ORDER BY drone_id, seq, \"timestamp\""
     " ON CONFLICT DO NOTHING";
 
+/* $1: this gateway's --instance. fleet_txid (xid8, version 3) lets the
+ * other gateways of a fleet read what changed since their last look
+ * exactly (fleet.c: rows of transactions at or after their snapshot's xmin). */
 static const char sql_drones_upsert[] =
     "INSERT INTO drones (drone_id, first_seen, last_seen, latitude, longitude, altitude,"
-    " speed, heading, climb, battery, status, last_seq)"
+    " speed, heading, climb, battery, status, last_seq, \"timestamp\", instance, fleet_txid)"
     " SELECT DISTINCT ON (drone_id) drone_id, seen, seen, latitude, longitude, altitude,"
-    " speed, heading, climb, battery, status, last_seq FROM dg_drone_stage"
+    " speed, heading, climb, battery, status, last_seq, ts, $1, pg_current_xact_id() FROM dg_drone_stage"
     " ORDER BY drone_id, n DESC"
     " ON CONFLICT (drone_id) DO UPDATE SET"
     "  last_seen = excluded.last_seen, latitude = excluded.latitude,"
     "  longitude = excluded.longitude, altitude = excluded.altitude,"
     "  speed = excluded.speed, heading = excluded.heading, climb = excluded.climb,"
-    "  battery = excluded.battery, status = excluded.status, last_seq = excluded.last_seq";
+    "  battery = excluded.battery, status = excluded.status, last_seq = excluded.last_seq,"
+    "  \"timestamp\" = excluded.\"timestamp\", instance = excluded.instance, fleet_txid = excluded.fleet_txid";
+
+/* Version 3: the drones row says which gateway wrote it, the drone's own
+ * timestamp of the state, and the writing transaction (fleet view). */
+static const char sql_v3[] =
+    "ALTER TABLE drones ADD COLUMN IF NOT EXISTS \"timestamp\" timestamptz,"
+    " ADD COLUMN IF NOT EXISTS instance text, ADD COLUMN IF NOT EXISTS fleet_txid xid8;"
+    "CREATE INDEX IF NOT EXISTS drones_fleet_txid ON drones (fleet_txid)";
 
 static const char sql_put_command[] =
     "INSERT INTO commands (id, drone_id, name, args, status, message, created_at, updated_at)"
@@ -1316,7 +1329,7 @@ static int w_ensure(dg_store_t *s, w_conn_t *w, char *err, size_t errlen)
     if (!e) e = prepare(w->c, "stage_seq", sql_stage_seq, 0, NULL, err, errlen);
     if (!e) e = prepare(w->c, "from_stage", sql_from_stage, 0, NULL, err, errlen);
     if (!e) e = prepare(w->c, "stage_reused", sql_stage_reused, 0, NULL, err, errlen);
-    if (!e && w->idx == 0) e = prepare(w->c, "drones_upsert", sql_drones_upsert, 0, NULL, err, errlen);
+    if (!e && w->idx == 0) e = prepare(w->c, "drones_upsert", sql_drones_upsert, 1, NULL, err, errlen);
     if (!e && w->idx == 0) e = prepare(w->c, "put_command", sql_put_command, 8, cmd_types, err, errlen);
     if (e) return e;
     w->ready = 1;
@@ -1505,7 +1518,7 @@ static int pg_update_drones(dg_store_t *s, const dg_record_t *last, size_t n, ch
     p += COPY_HDR_LEN;
     for (size_t i = 0; i < n; i++) {
         const dg_record_t *r = &last[i];
-        p = put16(p, 12);
+        p = put16(p, 13);
         p = put32(p, 4);
         p = put32(p, (uint32_t)i);
         p = f_text(p, r->drone_id, strnlen(r->drone_id, DG_DRONE_ID_MAX));
@@ -1519,14 +1532,16 @@ static int pg_update_drones(dg_store_t *s, const dg_record_t *last, size_t n, ch
         p = f_opt(p, r, DG_REC_HAS_BATTERY, r->battery);
         p = (r->flags & DG_REC_HAS_STATUS) ? f_text(p, r->status, strnlen(r->status, DG_STATUS_MAX)) : f_null(p);
         p = (r->flags & DG_REC_HAS_SEQ) ? f_i8(p, (int64_t)r->seq) : f_null(p);
+        p = f_i8(p, ms_to_pg(r->ts_ms));
     }
     p = put16(p, 0xFFFF);
     b->len = (size_t)(p - b->data);
     int uv;
     if (!(e = exec_ok(w->c, "BEGIN", NULL, err, errlen)))
         e = copy_in(s, w, "dg_drone_stage", "n, drone_id, seen, latitude, longitude, altitude, speed,"
-                    " heading, climb, battery, status, last_seq", &uv, err, errlen);
-    if (!e) e = exec_prepared_ok(s, w, "drones_upsert", 0, NULL, NULL, NULL, err, errlen);
+                    " heading, climb, battery, status, last_seq, ts", &uv, err, errlen);
+    const char *inst[1] = { dg_instance };
+    if (!e) e = exec_prepared_ok(s, w, "drones_upsert", 1, inst, NULL, NULL, err, errlen);
     if (!e) e = exec_ok(w->c, "COMMIT", "commit", err, errlen);
     if (e) w_failed(w);
     return e;
@@ -1659,6 +1674,10 @@ static int migrate(dg_store_t *s, char *err, size_t errlen)
         if (v == 2) {
             if ((e = exec_ok(c, sql_v2, "filling telemetry_seq", err, errlen))) goto out;
             desc = "telemetry_seq holds every (drone_id, seq): reused seqs are rejected";
+        }
+        if (v == 3) {
+            if ((e = exec_ok(c, sql_v3, "adding the fleet columns of drones", err, errlen))) goto out;
+            desc = "drones: timestamp, instance, fleet_txid (gateways see each other's drones)";
         }
         const char *vals[2];
         char vs[16];

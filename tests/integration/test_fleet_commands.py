@@ -94,8 +94,11 @@ def test_drone_that_moves_to_another_gateway_is_closed_4409_on_the_old_one(serve
         assert code == 4409, f"gw-a closed the old connection with {code} {d1.ws.close_reason!r}, expected 4409"
         await d2.send(minimal(2))
         await d2.wait_ack(2)
-        # gw-a saw its connection go, but the row stays with the new holder
-        wait_until(lambda: a.get_json(f"/api/v1/drones/{drone}")["online"] is False, T(10), "offline on gw-a")
+        # gw-a saw its connection go; the row stays with the new holder, and
+        # gw-a shows the drone online there (the fleet view)
+        wait_until(lambda: a.get_json(f"/api/v1/drones/{drone}").get("instance") == "gw-b", T(10),
+                   "gw-a showing the drone on gw-b")
+        assert a.get_json(f"/api/v1/drones/{drone}")["online"] is True
         assert holder(pg, db, drone) == "gw-b"
         assert b.get_json(f"/api/v1/drones/{drone}")["instance"] == "gw-b"
         # and back

@@ -127,7 +127,7 @@ def test_schema_versioned_partitioned_and_idempotent(server_factory, db):
     s = server_factory(store=db.uri())
     s.stop()
     s2 = server_factory(store=db.uri(scheme="postgres"))          # libpq's other scheme name
-    assert db.rows("SELECT version FROM dronegate_schema ORDER BY 1") == [(1,), (2,)]
+    assert db.rows("SELECT version FROM dronegate_schema ORDER BY 1") == [(1,), (2,), (3,)]
     assert db.one("SELECT relkind::text FROM pg_class WHERE relname = 'telemetry'") == "p"
     parts = [r[0] for r in db.rows(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -138,6 +138,9 @@ def test_schema_versioned_partitioned_and_idempotent(server_factory, db):
     assert len(idx) == 1 and "UNIQUE" in idx[0][0] and "(drone_id, \"timestamp\", seq NULLS FIRST)" in idx[0][0], idx
     for t in ("drones", "commands", "telemetry_seq"):
         assert db.one("SELECT count(*) FROM pg_class WHERE relname = %s", t) == 1, t
+    for col in ("timestamp", "instance", "fleet_txid"):       # version 3: the fleet view
+        assert db.one("SELECT count(*) FROM information_schema.columns WHERE table_name = 'drones'"
+                      " AND column_name = %s", col) == 1, col
     s2.stop()
     # another partition interval on the same database: new partitions fill the
     # gaps, never overlap the old ones
@@ -147,7 +150,7 @@ def test_schema_versioned_partitioned_and_idempotent(server_factory, db):
         "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = 'telemetry'::regclass AND c.relname <> 'telemetry_default'")
     assert len(ranges) > 9
-    assert db.rows("SELECT version FROM dronegate_schema ORDER BY 1") == [(1,), (2,)]
+    assert db.rows("SELECT version FROM dronegate_schema ORDER BY 1") == [(1,), (2,), (3,)]
 
 
 def test_newer_schema_is_refused(server_factory, db):
@@ -158,7 +161,7 @@ def test_newer_schema_is_refused(server_factory, db):
     s2.spawn()
     assert s2.wait_exit(T(20)) == 1
     err = s2.stderr()
-    assert "schema version 99" in err and "knows only up to 2" in err, err
+    assert "schema version 99" in err and "knows only up to 3" in err, err
 
 
 @pytest.mark.parametrize("uri,words", [

@@ -54,6 +54,23 @@ TEST(moved_payload)
     ASSERT_EQ(dg_fleet_parse_moved("g:w d1", inst, drone), -1);         /* bad instance char */
 }
 
+TEST(presence_payload)
+{
+    char inst[65], drone[DG_DRONE_ID_MAX + 1];
+    ASSERT_EQ(dg_fleet_parse_presence("gw-b 1 d-1", inst, drone), 1);
+    ASSERT(!strcmp(inst, "gw-b") && !strcmp(drone, "d-1"));
+    ASSERT_EQ(dg_fleet_parse_presence("gw-b 0 d-1", inst, drone), 0);
+    ASSERT_EQ(dg_fleet_parse_presence("gw-b reset", inst, drone), 2);
+    ASSERT(!strcmp(inst, "gw-b") && drone[0] == '\0');
+    ASSERT_EQ(dg_fleet_parse_presence(NULL, inst, drone), -1);
+    ASSERT_EQ(dg_fleet_parse_presence("gw-b 2 d-1", inst, drone), -1);
+    ASSERT_EQ(dg_fleet_parse_presence("gw-b 1d-1", inst, drone), -1);
+    ASSERT_EQ(dg_fleet_parse_presence("gw-b 1 ", inst, drone), -1);
+    ASSERT_EQ(dg_fleet_parse_presence("gw-b 1 d/1", inst, drone), -1);
+    ASSERT_EQ(dg_fleet_parse_presence("gw-b resets", inst, drone), -1);
+    ASSERT_EQ(dg_fleet_parse_presence(" 1 d", inst, drone), -1);
+}
+
 TEST(instance_flag)
 {
     dg_config_t c;
@@ -75,6 +92,7 @@ int main(void)
     RUN(notify_well_formed);
     RUN(notify_refused);
     RUN(moved_payload);
+    RUN(presence_payload);
     RUN(instance_flag);
     return check_summary("fleet");
 }

@@ -300,6 +300,48 @@ TEST(two_threads)
     dg_registry_free(r);
 }
 
+/* The fleet view: drones held by another gateway are online, carry its
+ * name, are never evicted; a connection here wins; clearing is per gateway. */
+TEST(remote_drones_of_the_fleet)
+{
+    static const char gw_b[] = "gw-b", gw_c[] = "gw-c";
+    dg_registry_t *r = dg_registry_new();
+    dg_registry_set_max_offline(r, 0);                       /* evict every offline drone at once */
+    dg_drone_state_t st;
+    ASSERT(!dg_registry_set_remote(r, "x1", 2, NULL, gw_b, 5));   /* clearing an unknown drone: nothing */
+    ASSERT(!dg_registry_find_state(r, "x1", 2, &st));
+    ASSERT(dg_registry_set_remote(r, "x1", 2, gw_b, NULL, 10));   /* online on gw-b */
+    ASSERT(!dg_registry_set_remote(r, "x1", 2, gw_b, NULL, 11));  /* no change */
+    ASSERT(dg_registry_find_state(r, "x1", 2, &st));              /* not evicted although "offline here" */
+    ASSERT(st.online && st.instance == gw_b && st.last_seen_ms == 10);
+    dg_record_t a = rec("x1", 5, 1000, 1.5);
+    ASSERT(dg_registry_update_remote(r, &a));
+    dg_record_t old = rec("x1", 4, 2000, 9.9);
+    ASSERT(!dg_registry_update_remote(r, &old));                  /* lower seq: not the latest */
+    ASSERT(dg_registry_find_state(r, "x1", 2, &st) && st.has_last && st.last.lat == 1.5);
+    /* moved on to gw-c: gw-b's late "offline" must not clear gw-c's mark */
+    ASSERT(!dg_registry_set_remote(r, "x1", 2, gw_c, NULL, 12));  /* still online: no visible change */
+    ASSERT(!dg_registry_set_remote(r, "x1", 2, NULL, gw_b, 13));
+    ASSERT(dg_registry_find_state(r, "x1", 2, &st) && st.online && st.instance == gw_c);
+    /* a connection here takes precedence */
+    dg_drone_t *d = dg_registry_get(r, "x1", 2, true);
+    dg_conn_ref_t ref = { 0, 1, 1 }, prev;
+    ASSERT_EQ(dg_registry_attach(r, d, ref, &prev, 14), 0);
+    ASSERT(dg_registry_find_state(r, "x1", 2, &st) && st.online && st.instance == NULL);
+    ASSERT(dg_registry_detach(r, d, ref, 15));
+    dg_registry_release(r, d);
+    ASSERT(!dg_registry_find_state(r, "x1", 2, &st));             /* offline, unpinned, bound 0: evicted */
+    /* clear per gateway */
+    ASSERT(dg_registry_set_remote(r, "y1", 2, gw_b, NULL, 20));
+    ASSERT(dg_registry_set_remote(r, "y2", 2, gw_c, NULL, 20));
+    ASSERT_EQ(dg_registry_clear_remote(r, gw_b, NULL, NULL, 21), 1u);
+    ASSERT(!dg_registry_find_state(r, "y1", 2, &st));
+    ASSERT(dg_registry_find_state(r, "y2", 2, &st) && st.online);
+    ASSERT_EQ(dg_registry_clear_remote(r, NULL, NULL, NULL, 22), 1u);
+    ASSERT(!dg_registry_find_state(r, "y2", 2, &st));
+    dg_registry_free(r);
+}
+
 int main(void)
 {
     RUN(growth_200k_and_lookups);
@@ -308,5 +350,6 @@ int main(void)
     RUN(eviction_keeps_online_and_pinned);
     RUN(latest_state_follows_what_was_sent_last);
     RUN(two_threads);
+    RUN(remote_drones_of_the_fleet);
     return check_summary("registry");
 }
