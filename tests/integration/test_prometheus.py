@@ -495,3 +495,91 @@ def test_real_prometheus_scrapes_gateway_rules_and_dashboard_queries(prom_env):
     adapter = ('sum(dronegate_connections{job="dronegate-k8s",namespace="dronegate",pod!="",'
                'transport=~"websocket|grpc"}) by (namespace, pod)')   # prometheus-adapter's metricsQuery
     wait_until(lambda: finite(prom.query(adapter)[1]["data"]), T(20), f"data for {adapter}")
+
+
+# ---------------------------------------------------------------- alerts on real faults
+
+def fast_rules(dst):
+    """The shipped rules with every `for` at 0 and every window 6 s, so that
+    real faults fire the real expressions within seconds."""
+    t = RULES.read_text()
+    t = re.sub(r"\bfor: \d+[smh]", "for: 0s", t)
+    t = re.sub(r"\[\d+[smh]\]", "[6s]", t)
+    t = re.sub(r"\boffset \d+[smh]", "offset 6s", t)
+    dst.write_text(t)
+    rc, out = promtool("check", "rules", dst)
+    assert rc == 0, out
+    return dst
+
+
+def test_alerts_fire_on_real_faults(server_factory, tmp_path):
+    """Store outage (SQLite locked by another connection, as in
+    test_outage.py), then recovery, then every drone gone, then the gateway
+    killed: each alert fires from the gateway's real metrics (rules with the
+    `for` durations and windows shortened, nothing else changed)."""
+    import sqlite3
+    gw = server_factory(args=["--instance", INSTANCE_NAME, "--batch-records", "64", "--batch-pool", "4"])
+    sim = subprocess.Popen([SIM, "--url", gw.ws_base, "--drones", "12", "--rate", "20", "--duration", "0",
+                            "--window", "100000", "--prefix", "fault-", "--quiet"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=open(tmp_path / "sim.log", "wb"), env=clean_env())
+    cfg = yaml.safe_load(PROM_YML.read_text())
+    cfg["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    cfg["rule_files"] = [str(fast_rules(tmp_path / "fast.rules.yml"))]
+    cfg.pop("alerting", None)
+    job = next(j for j in cfg["scrape_configs"] if j["job_name"] == "dronegate")
+    job["scrape_timeout"] = "1s"
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{gw.port}"]}]
+    prom = Prometheus(tmp_path / "prom", cfg)
+    con = None
+    try:
+        prom.start()
+
+        def firing():
+            st, j = prom.api("alerts")
+            assert st == 200, j
+            return {a["labels"]["alertname"] for a in j["data"]["alerts"] if a["state"] == "firing"}
+
+        def wait_firing(names, what):
+            try:
+                return wait_until(lambda: set(names) <= firing(), T(30), what, interval=0.2)
+            except AssertionError as e:
+                raise AssertionError(f"{e}; firing: {sorted(firing())}\n{prom.tail()}")
+
+        wait_until(lambda: finite(prom.query('job:dronegate_drones_connected:sum >= 12')[1]["data"]),
+                   T(30), "12 simulated drones connected, seen by Prometheus", interval=0.2)
+        # give the 6 s windows healthy data, then nothing fires
+        wait_until(lambda: finite(prom.query(
+            'sum(increase(dronegate_messages_stored_total{job="dronegate"}[6s])) > 0 and '
+            'sum(count_over_time(up{job="dronegate"}[6s])) >= 5')[1]["data"]), T(30), "6 s of healthy data")
+        assert not firing(), f"alerts on a healthy gateway: {firing()}"
+
+        # -- store outage
+        con = sqlite3.connect(str(gw.db), timeout=30, isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        wait_firing({"DronegateStoreFailing", "DronegateStoreErrors", "DronegateBacklogGrowing",
+                     "DronegateSpoolGrowing"}, "store alerts during the outage")
+        assert "DronegateInstanceDown" not in firing()
+
+        # -- recovery: the spool is replayed; those messages waited seconds
+        con.rollback()
+        con.close()
+        con = None
+        wait_firing({"DronegateIngestLatencyHigh"}, "ingest p99 over target after the replay")
+        wait_until(lambda: "DronegateStoreFailing" not in firing(), T(30), "DronegateStoreFailing resolved")
+
+        # -- every drone gone at once
+        sim.kill()
+        sim.wait()
+        wait_firing({"DronegateDronesDroppedOffline"}, "drones dropped offline")
+
+        # -- the gateway dies
+        gw.kill9()
+        wait_firing({"DronegateInstanceDown", "DronegateNoInstanceUp"}, "instance down")
+    finally:
+        if con is not None:
+            con.rollback()
+            con.close()
+        prom.stop()
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait()
