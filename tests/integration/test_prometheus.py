@@ -21,6 +21,9 @@
    built without Kubernetes discovery) relabels a pod target given the same
    __meta_kubernetes_* labels through file_sd into the `namespace` and `pod`
    labels deploy/k8s/prometheus-adapter.yaml needs.
+5. Real faults fire the real alert expressions (the shipped rules with `for`
+   at 0 and the windows at 6 s): SQLite locked by another connection, then
+   released, then every drone gone, then the gateway killed with -9.
 """
 import json
 import math
