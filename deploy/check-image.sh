@@ -9,9 +9,14 @@
 #    uid 10001; `podman healthcheck run` (the image's HEALTHCHECK) is healthy;
 # 3. one drone (python3-websockets) sends a message and gets its ack: the
 #    SQLite store and its spool are writable in the volume;
-# 4. podman stop (SIGTERM to PID 1): the log says "SIGTERM received:
-#    draining" and "stopped cleanly", the exit code is 0, well before the
-#    stop timeout (no SIGKILL).
+# 4. with a second drone connected, podman stop (SIGTERM to PID 1): the drone
+#    is closed with 1001, the log says "SIGTERM received: draining" and
+#    "stopped cleanly", the exit code is 0, well before the stop timeout (no
+#    SIGKILL).
+# The container gets the settings of deploy/k8s/configmap.yaml (its
+# DRONEGATE_* lines as an env file: web root, workers, drain timeout, spool
+# dir in the volume...), except DRONEGATE_LISTEN (a free loopback port here);
+# the store is SQLite in the volume (no PostgreSQL here).
 # Exit 0 when all that holds. Needs root and podman. Not in `make test`.
 #
 # Env: IMAGE (default localhost/dronegate:latest), CONTAINER_FLAGS (global
@@ -35,11 +40,17 @@ cleanup() {
 trap cleanup EXIT
 
 pm volume create "$name" >/dev/null
+repo=$(cd "$(dirname "$0")/.." && pwd)
+envfile=$(mktemp)
+trap 'cleanup; rm -f "$envfile" "$envfile.drone"' EXIT
+sed -n 's/^  \(DRONEGATE_[A-Z0-9_]*\): "\(.*\)"$/\1=\2/p' "$repo/deploy/k8s/configmap.yaml" > "$envfile"
+grep -q DRONEGATE_SPOOL_DIR "$envfile" || fail "could not read deploy/k8s/configmap.yaml"
 say "podman run $IMAGE (read-only, cap-drop ALL, listen 127.0.0.1:$port)"
 pm run -d --name "$name" --read-only --read-only-tmpfs=false --cap-drop ALL \
     --security-opt no-new-privileges "${ulimits[@]}" --network host \
+    --env-file "$envfile" -e DRONEGATE_STORE=sqlite:/var/lib/dronegate/dronegate.db \
     -e DRONEGATE_LISTEN="127.0.0.1:$port" -v "$name:/var/lib/dronegate" \
-    "$IMAGE" --workers 2 >/dev/null
+    "$IMAGE" >/dev/null
 
 deadline=$(( $(date +%s) + 30 ))
 until curl -fsS -o /dev/null -m 2 "http://127.0.0.1:$port/healthz" 2>/dev/null; do
@@ -64,7 +75,7 @@ until pm healthcheck run "$name" >/dev/null 2>&1; do
 done
 say "HEALTHCHECK healthy ($(pm inspect -f '{{.Config.Healthcheck.Test}}' "$name"))"
 
-python3 - "$port" <<'PY' || fail "no ack for a drone's message"
+/usr/bin/python3 - "$port" <<'PY' || fail "no ack for a drone's message"
 import asyncio, json, sys, websockets
 async def main(port):
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/check-1", subprotocols=["dronegate.json.v1"]) as ws:
@@ -80,7 +91,27 @@ PY
 say "a drone's message stored and acked (SQLite in the volume)"
 pm exec "$name" ls -la /var/lib/dronegate | sed 's/^/  | /'
 
-say "podman stop (SIGTERM to PID 1)"
+# a drone that stays connected through the stop: it must see close 1001
+/usr/bin/python3 - "$port" "$envfile.drone" <<'PY' &
+import asyncio, json, sys, websockets
+async def main(port, out):
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/check-2", subprotocols=["dronegate.json.v1"]) as ws:
+        await asyncio.wait_for(ws.recv(), 10)
+        open(out, "w").write("connected\n")
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 60)
+        except websockets.ConnectionClosed as e:
+            open(out, "a").write(f"close {e.code}\n")
+asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+PY
+drone=$!
+deadline=$(( $(date +%s) + 10 ))
+until grep -q connected "$envfile.drone" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "the second drone did not connect"
+    sleep 0.1
+done
+say "podman stop (SIGTERM to PID 1) with a drone connected"
 ts=$(date +%s.%N)
 pm stop -t 30 "$name" >/dev/null
 took=$(echo "$(date +%s.%N) - $ts" | bc)
@@ -89,5 +120,8 @@ logs=$(pm logs "$name" 2>&1)
 grep -q "SIGTERM received: draining" <<< "$logs" || fail "no 'SIGTERM received: draining' in the log"
 grep -q "stopped cleanly" <<< "$logs" || fail "no 'stopped cleanly' in the log"
 [ "$rc" = 0 ] || fail "exit code $rc after SIGTERM"
+wait "$drone" || true
+grep -q "close 1001" "$envfile.drone" || fail "the connected drone saw '$(tail -1 "$envfile.drone")', not close 1001"
+say "the connected drone was closed with 1001"
 say "drained and exited 0 in ${took}s"
 say "OK"
