@@ -32,20 +32,19 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const modelsDir = path.join(here, "node_modules", "kubernetes-models");
 
 // ---------------------------------------------------------------- arguments
-const args = {};
+const args = {}, dirs = [];
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i], v = process.argv[i + 1];
   if (!k.startsWith("--") || v === undefined) usage(`bad argument ${k}`);
-  args[k.slice(2)] = v;
+  if (k === "--dir") dirs.push(v); else args[k.slice(2)] = v;
 }
 function usage(msg) {
-  console.error(`validate-k8s: ${msg}\nusage: node validate-k8s.mjs --dir DIR --help-text FILE [--metrics FILE]`);
+  console.error(`validate-k8s: ${msg}\nusage: node validate-k8s.mjs --dir DIR [--dir DIR...] --help-text FILE [--metrics FILE]`);
   process.exit(2);
 }
-if (!args.dir || !args["help-text"]) usage("--dir and --help-text are required");
+if (!dirs.length || !args["help-text"]) usage("--dir and --help-text are required");
 
 const errors = [];
-const notes = [];
 function err(where, msg) { errors.push(`ERROR ${where}: ${msg}`); }
 function label(o) { return `${o.__file} ${o.kind}/${o.metadata?.name ?? "?"}`; }
 
@@ -68,14 +67,28 @@ function parseHelp(text) {
 }
 const metricsText = args.metrics ? readFileSync(args.metrics, "utf8") : null;
 
+// ------------------------------------------------------------------ main
+// Several --dir: each is checked on its own (the test feeds many broken
+// copies to one node process); exit 1 when any has an error.
+let failed = 0;
+for (const d of dirs) {
+  errors.length = 0;
+  const r = await checkDir(d);
+  if (dirs.length > 1) console.log(`== ${d}`);
+  for (const e of errors) console.log(e);
+  console.log(`validate-k8s: ${d}: ${r.objects.length} objects in ${r.listed.length} files, ${errors.length} error${errors.length === 1 ? "" : "s"}`);
+  if (errors.length) failed++;
+}
+process.exit(failed ? 1 : 0);
+
+async function checkDir(dir) {
 // ------------------------------------------------------------------- files
-const dir = args.dir;
 let kust;
 try {
   kust = YAML.parse(readFileSync(path.join(dir, "kustomization.yaml"), "utf8"));
 } catch (e) {
   err(`${dir}/kustomization.yaml`, `cannot read: ${e.message}`);
-  finish();
+  return { objects: [], listed: [] };
 }
 checkKustomization(kust);
 function checkKustomization(k) {
@@ -443,11 +456,5 @@ for (const h of hpas) {
   }
 }
 
-finish();
-
-function finish() {
-  for (const n of notes) console.log(n);
-  for (const e of errors) console.log(e);
-  console.log(`validate-k8s: ${objects?.length ?? 0} objects in ${listed?.length ?? 0} files, ${errors.length} error${errors.length === 1 ? "" : "s"}`);
-  process.exit(errors.length ? 1 : 0);
+return { objects, listed };
 }

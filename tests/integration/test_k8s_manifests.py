@@ -12,7 +12,8 @@ series the prometheus-adapter rule reads).
 
 The validator must be able to fail: each case below breaks a copy of the
 folder in one way (and one copy in three ways at once) and asserts that the
-validator names the error and exits 1.
+validator names the error for that copy. All copies go to one validator run
+(one node process, `--dir` repeated; each copy is reported on its own).
 """
 import shutil
 import subprocess
@@ -43,8 +44,9 @@ def facts(tmp_path_factory):
     return d
 
 
-def validate(facts, folder):
-    p = subprocess.run([str(RUN), "validate-k8s.mjs", "--dir", str(folder),
+def validate(facts, *folders):
+    dirs = [a for f in folders for a in ("--dir", str(f))]
+    p = subprocess.run([str(RUN), "validate-k8s.mjs", *dirs,
                         "--help-text", str(facts / "help.txt"), "--metrics", str(facts / "metrics.txt")],
                        capture_output=True, text=True, timeout=dg.T(300), stdin=subprocess.DEVNULL)
     assert p.returncode in (0, 1), f"validator failed to run (exit {p.returncode}):\n{p.stdout}\n{p.stderr}"
@@ -65,10 +67,10 @@ def test_manifests_are_valid(facts):
         assert k in kinds, f"no {k} in deploy/k8s"
 
 
-def broken_copy(tmp_path, edits):
-    """A copy of deploy/k8s with edits [(file, old, new)]: each old text must be
-    there (the first occurrence is replaced), so a stale case fails loudly."""
-    d = tmp_path / "k8s"
+def broken_copy(d, edits):
+    """A copy of deploy/k8s in d with edits [(file, old, new)]: each old text
+    must be there (the first occurrence is replaced), so a stale case fails
+    loudly."""
     shutil.copytree(K8S, d)
     for f, old, new in edits:
         p = d / f
@@ -146,26 +148,47 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("edits,expect", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_broken_copy_is_reported(facts, tmp_path, edits, expect):
-    p = validate(facts, broken_copy(tmp_path, edits))
-    assert p.returncode == 1, f"validator accepted a broken copy (exit 0):\n{p.stdout}"
-    assert expect in p.stdout, f"expected {expect!r} in:\n{p.stdout}\n{p.stderr}"
+# wrong field type, unknown field (both in the Deployment) and a mismatched
+# selector in one copy: each is reported, none hides another
+THREE = [
+    ("deployment.yaml", "  replicas: 2\n", '  replicas: "2"\n'),
+    ("deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: true\n            readOnlyRootFS: true"),
+    ("service.yaml", "    app.kubernetes.io/component: gateway\n  ports:\n    - name: metrics",
+     "    app.kubernetes.io/component: metrics\n  ports:\n    - name: metrics"),
+]
 
 
-def test_three_errors_in_one_copy_are_all_reported(facts, tmp_path):
-    """Wrong field type, unknown field and mismatched selector in one copy
-    (two in the same Deployment): each is reported, none hides another."""
-    d = broken_copy(tmp_path, [
-        ("deployment.yaml", "  replicas: 2\n", '  replicas: "2"\n'),
-        ("deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: true\n            readOnlyRootFS: true"),
-        ("service.yaml", "    app.kubernetes.io/component: gateway\n  ports:\n    - name: metrics",
-         "    app.kubernetes.io/component: metrics\n  ports:\n    - name: metrics"),
-    ])
-    p = validate(facts, d)
-    assert p.returncode == 1, p.stdout
+@pytest.fixture(scope="module")
+def broken_reports(facts, tmp_path_factory):
+    """Every broken copy through one validator run: {case id: its report}."""
+    root = tmp_path_factory.mktemp("broken")
+    copies = {cid: broken_copy(root / cid, edits) for cid, edits, _ in CASES}
+    copies["three-errors"] = broken_copy(root / "three-errors", THREE)
+    p = validate(facts, *copies.values())
+    assert p.returncode == 1, f"validator accepted every broken copy (exit 0):\n{p.stdout}"
+    reports, cur = {}, None
+    by_dir = {str(d): cid for cid, d in copies.items()}
+    for line in p.stdout.splitlines():
+        if line.startswith("== "):
+            cur = by_dir[line[3:]]
+            reports[cur] = []
+        elif cur:
+            reports[cur].append(line)
+    assert set(reports) == set(copies), f"not every copy was reported:\n{p.stdout}\n{p.stderr}"
+    return {cid: "\n".join(lines) for cid, lines in reports.items()}
+
+
+@pytest.mark.parametrize("cid,expect", [(c[0], c[2]) for c in CASES], ids=[c[0] for c in CASES])
+def test_broken_copy_is_reported(broken_reports, cid, expect):
+    r = broken_reports[cid]
+    assert expect in r, f"expected {expect!r} in the report of copy {cid}:\n{r}"
+    assert " 0 errors" not in r, r
+
+
+def test_three_errors_in_one_copy_are_all_reported(broken_reports):
+    r = broken_reports["three-errors"]
     for expect in ("Deployment/dronegate: schema: data/spec/replicas must be integer",
                    "unknown field /spec/template/spec/containers/0/securityContext/readOnlyRootFS",
                    "Service/dronegate-metrics: selector"):
-        assert expect in p.stdout, f"expected {expect!r} in:\n{p.stdout}"
-    assert "3 errors" in p.stdout, p.stdout
+        assert expect in r, f"expected {expect!r} in:\n{r}"
+    assert r.endswith(" 3 errors"), r
