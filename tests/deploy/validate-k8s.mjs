@@ -1,6 +1,6 @@
 // validate-k8s.mjs - check deploy/k8s without a cluster.
 //
-//   node tests/deploy/validate-k8s.mjs --dir deploy/k8s --help-text FILE [--metrics FILE]
+//   node tests/deploy/validate-k8s.mjs --dir deploy/k8s [--dir DIR...] --help-text FILE [--metrics FILE]
 //
 // --help-text: the output of `dronegate --help` (the DRONEGATE_* variables the
 // gateway knows, their defaults, and which flags this build refuses);
@@ -22,7 +22,9 @@
 //    drain + preStop, writable paths under a read-only root.
 //
 // Output: one line per finding, "ERROR <file> <Kind>/<name>: <what>", then a
-// summary; exit 0 when there is no error, 1 otherwise, 2 on bad usage.
+// summary line per folder (with several --dir, each folder's report starts
+// with "== DIR"); exit 0 when no folder has an error, 1 otherwise, 2 on bad
+// usage.
 import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
