@@ -15,6 +15,7 @@ folder in one way (and one copy in three ways at once) and asserts that the
 validator names the error for that copy. All copies go to one validator run
 (one node process, `--dir` repeated; each copy is reported on its own).
 """
+import re
 import shutil
 import subprocess
 
@@ -65,6 +66,35 @@ def test_manifests_are_valid(facts):
                 kinds[line[6:].strip()] = kinds.get(line[6:].strip(), 0) + 1
     for k in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "Secret"):
         assert k in kinds, f"no {k} in deploy/k8s"
+
+
+def one(pattern, text, what):
+    m = re.findall(pattern, text, re.M)
+    assert len(m) == 1, f"expected one {what} ({pattern!r}), found {m}"
+    return m[0]
+
+
+def test_image_and_manifests_agree():
+    """deploy/Containerfile and deploy/k8s describe the same container: the
+    user, the writable volume, the port, the dashboard path, the image name
+    `make image` builds. The Kubernetes schema cannot see these."""
+    cf = (dg.REPO / "deploy" / "Containerfile").read_text()
+    dep = (K8S / "deployment.yaml").read_text()
+    cm = (K8S / "configmap.yaml").read_text()
+    mk = (dg.REPO / "mk" / "k8s.mk").read_text()
+    uid, gid = one(r"^USER (\d+):(\d+)$", cf, "USER")
+    assert one(r"^        runAsUser: (\d+)$", dep, "pod runAsUser") == uid
+    assert one(r"^        runAsGroup: (\d+)$", dep, "pod runAsGroup") == gid
+    assert one(r"^        fsGroup: (\d+)$", dep, "pod fsGroup") == gid
+    volume = one(r"^VOLUME (\S+)$", cf, "VOLUME")
+    assert one(r"^              mountPath: (\S+)$", dep, "volumeMount") == volume
+    spool = one(r'^  DRONEGATE_SPOOL_DIR: "([^"]+)"$', cm, "DRONEGATE_SPOOL_DIR")
+    assert spool.startswith(volume + "/"), f"spool {spool} outside the image's volume {volume}"
+    assert one(r"^EXPOSE (\d+)/tcp$", cf, "EXPOSE") == one(r"^              containerPort: (\d+)$", dep, "containerPort")
+    web = one(r'^  DRONEGATE_WEB_ROOT: "([^"]+)"$', cm, "DRONEGATE_WEB_ROOT")
+    assert one(r"DRONEGATE_WEB_ROOT=(\S+)", cf, "ENV DRONEGATE_WEB_ROOT") == web
+    assert one(r"^COPY --from=build /out/usr/share/dronegate/ (\S+)$", cf, "dashboard COPY").rstrip("/") + "/web" == web
+    assert one(r"^IMAGE\s+\?= (\S+)$", mk, "IMAGE in mk/k8s.mk") == one(r"^          image: (\S+)$", dep, "image")
 
 
 def broken_copy(d, edits):
