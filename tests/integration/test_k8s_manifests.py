@@ -15,9 +15,15 @@ folder in one way (and one copy in three ways at once) and asserts that the
 validator names the error for that copy. All copies go to one validator run
 (one node process, `--dir` repeated; each copy is reported on its own).
 """
+import asyncio
+import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -25,6 +31,7 @@ import dg
 
 K8S = dg.REPO / "deploy" / "k8s"
 RUN = dg.REPO / "tests" / "deploy" / "run.sh"
+PROMETHEUS = "/usr/bin/prometheus"
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +229,102 @@ def test_three_errors_in_one_copy_are_all_reported(broken_reports):
                    "Service/dronegate-metrics: selector"):
         assert expect in r, f"expected {expect!r} in:\n{r}"
     assert r.endswith(" 3 errors"), r
+
+
+# ------------------------------------------------- the adapter rule, for real
+
+def adapter_rule():
+    text = (K8S / "prometheus-adapter.yaml").read_text()
+    return (one(r"seriesQuery: '([^']+)'$", text, "seriesQuery"),
+            one(r"metricsQuery: '([^']+)'$", text, "metricsQuery"),
+            one(r'^\s+as: "([^"]+)"$', text, "name.as"))
+
+
+def adapter_query(metrics_query, series, namespace, pods):
+    """The PromQL prometheus-adapter runs for a Pods metric of these pods
+    (its template: <<.Series>>, <<.LabelMatchers>>, <<.GroupBy>>)."""
+    matchers = f'namespace="{namespace}",pod=~"{"|".join(pods)}"'
+    return (metrics_query.replace("<<.Series>>", series)
+            .replace("<<.LabelMatchers>>", matchers).replace("<<.GroupBy>>", "pod"))
+
+
+def prom_api(port, path, **params):
+    url = f"http://127.0.0.1:{port}/api/v1/{path}?" + urllib.parse.urlencode(params, doseq=True)
+    with urllib.request.urlopen(url, timeout=dg.T(10)) as r:
+        return json.loads(r.read())
+
+
+def test_adapter_rule_counts_drone_connections_per_pod(server_factory, tmp_path):
+    """A real Prometheus (Debian) scrapes two gateways labelled as two pods
+    (the namespace/pod labels a kubernetes_sd relabelling gives); the
+    adapter rule's seriesQuery finds them and its metricsQuery, expanded as
+    prometheus-adapter expands it, gives each pod its number of drone
+    connections: 3 and 1, not counting the HTTP connection of the scrape."""
+    assert os.access(PROMETHEUS, os.X_OK), \
+        "prometheus is missing: apt-get install prometheus (scripts/deps.d/k8s.list)"
+    series_query, metrics_query, served = adapter_rule()
+    series = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", series_query).group(1)
+    gws = [server_factory(), server_factory()]
+    pods = ["dronegate-6d8f9c7b5-x2k4p", "dronegate-6d8f9c7b5-q7zmn"]
+    targets = "\n".join(
+        f"      - targets: ['127.0.0.1:{g.port}']\n        labels: {{namespace: dronegate, pod: {p}}}"
+        for g, p in zip(gws, pods))
+    root = tmp_path / "prom"
+    root.mkdir()
+    (root / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"scrape_configs:\n  - job_name: dronegate\n    static_configs:\n{targets}\n")
+    port = dg.free_port()
+    log = open(root / "prometheus.log", "wb")
+    prom = subprocess.Popen([PROMETHEUS, f"--config.file={root / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+
+    def ready():
+        assert prom.poll() is None, f"prometheus exited:\n{(root / 'prometheus.log').read_text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    async def scenario():
+        drones = [await dg.Drone.connect(gws[0], dg.new_id("k8s")) for _ in range(3)]
+        drones.append(await dg.Drone.connect(gws[1], dg.new_id("k8s")))
+        try:
+            await asyncio.to_thread(dg.wait_until, ready, dg.T(30), "prometheus /-/ready")
+            def both_pods():
+                found = prom_api(port, "series", **{"match[]": series_query})["data"]
+                return found if {x.get("pod") for x in found} == set(pods) else None
+            found = await asyncio.to_thread(dg.wait_until, both_pods, dg.T(30),
+                                            f"{series_query} series of both pods")
+            assert all(x.get("namespace") == "dronegate" for x in found), found
+            q = adapter_query(metrics_query, series, "dronegate", pods)
+
+            def per_pod():
+                r = prom_api(port, "query", query=q)
+                assert r["status"] == "success", r
+                got = {x["metric"]["pod"]: float(x["value"][1]) for x in r["data"]["result"]}
+                return got if got == {pods[0]: 3.0, pods[1]: 1.0} else None
+
+            try:
+                await asyncio.to_thread(dg.wait_until, per_pod, dg.T(30), f"{q} == 3 and 1 per pod")
+            except AssertionError:
+                raise AssertionError(f"{q} gave {prom_api(port, 'query', query=q)['data']['result']}, "
+                                     "expected 3 and 1 (the drones of each pod)")
+        finally:
+            for d in drones:
+                await d.close()
+
+    try:
+        dg.run(scenario(), timeout=dg.T(90))
+    finally:
+        prom.send_signal(signal.SIGTERM)
+        try:
+            prom.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+            prom.wait()
+        log.close()
+    # the HPA asks for the name the rule serves
+    assert f"name: {served}\n" in (K8S / "hpa.yaml").read_text()
