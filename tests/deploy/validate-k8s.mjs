@@ -327,6 +327,14 @@ function checkGateway(d, c, cw, pod, volumes) {
   if (!(c.ports || []).some((p) => p.containerPort === lport))
     err(cw, `DRONEGATE_LISTEN ${listen}: port ${lport} is not a container port`);
   if (/^(127\.|localhost|\[::1\])/.test(listen)) err(cw, `DRONEGATE_LISTEN ${listen} is loopback: probes and Services cannot reach it`);
+  // Service links: a Service named "dronegate" would put DRONEGATE_SERVICE_HOST,
+  // DRONEGATE_PORT, DRONEGATE_PORT_8080_TCP... into the environment, the
+  // gateway's own prefix (harmless today, a silent setting once a flag of
+  // that name exists)
+  const linked = byKind("Service").filter((s) => ns(s) === ns(d) &&
+    String(s.metadata?.name).toUpperCase().replace(/-/g, "_").startsWith("DRONEGATE"));
+  if (pod.enableServiceLinks !== false && linked.length)
+    err(cw, `enableServiceLinks must be false: Service ${linked.map((s) => s.metadata.name).join(", ")} would inject ${linked[0].metadata.name.toUpperCase().replace(/-/g, "_")}_SERVICE_HOST, _PORT... (the DRONEGATE_ prefix) into the gateway's environment`);
   // security
   const sc = c.securityContext || {}, psc = pod.securityContext || {};
   if (!(sc.runAsNonRoot ?? psc.runAsNonRoot)) err(cw, "securityContext.runAsNonRoot must be true");

@@ -179,6 +179,8 @@ CASES = [
      "readOnlyRootFilesystem must be true"),
     ("capabilities", [("deployment.yaml", 'drop: ["ALL"]', 'drop: ["NET_RAW"]')],
      "capabilities.drop must hold ALL"),
+    ("service-links", [("deployment.yaml", "enableServiceLinks: false", "enableServiceLinks: true")],
+     "enableServiceLinks must be false: Service dronegate, dronegate-metrics would inject DRONEGATE_SERVICE_HOST"),
     ("root-user", [("deployment.yaml", "            runAsNonRoot: true\n", "            runAsNonRoot: false\n"),
                    ("deployment.yaml", "        runAsNonRoot: true\n", "        runAsNonRoot: false\n")],
      "runAsNonRoot must be true"),
