@@ -37,6 +37,8 @@ FUZZ_SECONDS ?= 20
 # INTEGRATION_DEPS (built before the integration tests) and its own targets.
 EXTRA_BIN :=
 INTEGRATION_DEPS :=
+# a rule in mk/*.mk must not become the default target
+.DEFAULT_GOAL := all
 -include $(sort $(wildcard mk/*.mk))
 
 # Version: a v* git tag (git describe), else BASE_VERSION; the commit from git.
