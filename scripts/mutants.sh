@@ -242,6 +242,18 @@ M = [
      "o->online = d->online || d->remote;", "o->online = d->online;",
      ["unit:test_registry"],
      "a drone held by another gateway shows offline"),
+    ("grpc-half-close", "src/grpc/grpc.c",
+     "if (c->u.drone.has_in && !(c->u.drone.has_sent && c->u.drone.ack_sent >= c->u.drone.max_in)) return;", "",
+     ["py:test_grpc.py::test_stream_session_acks_errors_then_ok_after_half_close"],
+     "a gRPC call that the client half-closed ends OK before everything it sent is acked"),
+    ("grpc-auth", "src/grpc/grpc.c",
+     "if (!ok) {\n            reject(c, ST_UNAUTHENTICATED", "if (0) {\n            reject(c, ST_UNAUTHENTICATED",
+     ["py:test_grpc.py::test_call_errors_are_grpc_status_codes"],
+     "gRPC calls with a wrong token are accepted"),
+    ("grpc-empty-msg", "src/grpc/grpc.c",
+     "return n - 5 >= len ? (long)len : DG_GRPC_MORE;", "return n - 5 >= len && len ? (long)len : DG_GRPC_MORE;",
+     ["unit:test_grpc", "py:test_grpc.py::test_stream_session_acks_errors_then_ok_after_half_close"],
+     "an empty gRPC message stalls the call (taken as incomplete)"),
 ]
 
 args = sys.argv[1:]

@@ -29,7 +29,7 @@ typedef struct opt {
 static const opt_t opts[] = {
     { "listen",            S(listen),            "HOST:PORT for HTTP, WebSocket, REST and /metrics (default 0.0.0.0:8080)" },
     { "store",             S(store),             "store URI: sqlite:PATH | postgresql://... | influxdb://HOST:PORT/DB | null: (default sqlite:./data/dronegate.db)" },
-    { "grpc-listen",       S(grpc_listen),       "HOST:PORT for gRPC (not available in this build)" },
+    { "grpc-listen",       S(grpc_listen),       "HOST:PORT for the gRPC uplink (h2c; off when empty, e.g. 0.0.0.0:50051)" },
     { "mavlink-listen",    S(mavlink_listen),    "HOST:PORT for MAVLink/UDP (not available in this build)" },
     { "queue",             S(queue),             "queue URI kafka://... | amqp://... (not available in this build)" },
     { "auth-secret",       S(auth_secret),       "HMAC secret for drone tokens; empty = auth OFF" },

@@ -13,7 +13,7 @@
 typedef struct dg_config {
     char   listen[256];          /* HOST:PORT for HTTP + WebSocket */
     char   store[1024];          /* store URI */
-    char   grpc_listen[256];     /* not in this build: refused when set */
+    char   grpc_listen[256];     /* gRPC uplink HOST:PORT, "" = off */
     char   mavlink_listen[256];  /* not in this build: refused when set */
     char   queue[1024];          /* not in this build: refused when set */
     char   auth_secret[512];     /* empty = auth off */

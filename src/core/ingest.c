@@ -346,6 +346,10 @@ static void on_record(void *ud, const dg_record_t *rec)
     memcpy(r.drone_id, id, idlen + 1);
     r.drone_id_len = (uint8_t)idlen;
     r.origin = dg_origin_pack((unsigned)c->w->id, c->slot, c->gen);
+    if ((r.flags & DG_REC_HAS_SEQ) && (!c->u.drone.has_in || r.seq > c->u.drone.max_in)) {
+        c->u.drone.max_in = r.seq;
+        c->u.drone.has_in = true;
+    }
     dg_worker_append(c->w, &r);
     if (dg_live_active(c->w)) dg_live_publish_record(c->w, &r);
     if (!f->have_last || dg_registry_supersedes(&r, &f->last)) {

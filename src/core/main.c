@@ -22,6 +22,7 @@
 #include "timefmt.h"
 #include "ingest.h"
 #include "../fleet/fleet.h"
+#include "../grpc/grpc.h"
 #include "../http/http.h"
 #include "../net/worker.h"
 
@@ -129,10 +130,10 @@ int main(int argc, char **argv)
     if (!strcmp(cfg.log_level, "debug")) dg_log_level = DG_LOG_DEBUG;
     else if (!strcmp(cfg.log_level, "warn")) dg_log_level = DG_LOG_WARN;
     else if (!strcmp(cfg.log_level, "error")) dg_log_level = DG_LOG_ERROR;
-    if (cfg.grpc_listen[0] || cfg.mavlink_listen[0] || cfg.queue[0]) {
+    if (cfg.mavlink_listen[0] || cfg.queue[0]) {
         fprintf(stderr, "dronegate: %s is not available in this build yet; remove the flag "
-                        "(WebSocket on --listen is the uplink)\n",
-                cfg.grpc_listen[0] ? "--grpc-listen" : cfg.mavlink_listen[0] ? "--mavlink-listen" : "--queue");
+                        "(WebSocket on --listen, or gRPC on --grpc-listen, is the uplink)\n",
+                cfg.mavlink_listen[0] ? "--mavlink-listen" : "--queue");
         return 2;
     }
 
@@ -233,6 +234,26 @@ int main(int argc, char **argv)
         srv.workers[i] = dg_worker_new(&srv, i, fd);
         if (!srv.workers[i]) { fprintf(stderr, "dronegate: out of memory creating worker %d\n", i); return 1; }
     }
+    /* gRPC (h2c) on its own port, in the same workers */
+    char ghost[256] = "";
+    int gport = 0;
+    if (cfg.grpc_listen[0]) {
+        if (dg_split_hostport(cfg.grpc_listen, ghost, sizeof ghost, &gport)) {
+            fprintf(stderr, "dronegate: --grpc-listen must be HOST:PORT (got \"%s\")\n", cfg.grpc_listen);
+            return 2;
+        }
+        if (gport != 0) {
+            int probe = dg_listen_probe(ghost, gport, err, sizeof err);
+            if (probe < 0) { fprintf(stderr, "dronegate: --grpc-listen: %s\n", err); return 1; }
+        }
+        for (int i = 0; i < srv.nworkers; i++) {
+            int bound = 0;
+            int fd = dg_listen(ghost, gport, &bound, err, sizeof err);
+            if (fd < 0) { fprintf(stderr, "dronegate: --grpc-listen: %s\n", err); return 1; }
+            if (gport == 0) gport = bound;
+            if (dg_worker_listen(srv.workers[i], fd, &dg_grpc_conn_ops)) { close(fd); return 1; }
+        }
+    }
     if (!cfg.auth_secret[0])
         dg_warn("*** auth is OFF: any client can send telemetry as any drone. Set --auth-secret "
                 "(DRONEGATE_AUTH_SECRET) in production. ***");
@@ -248,6 +269,7 @@ int main(int argc, char **argv)
             "%zu drones known",
             srv.host, srv.port, srv.nworkers, shown_store, cfg.fsync ? " (fsync before ack)" : "",
             dg_registry_count(srv.registry));
+    if (gport) dg_info("gRPC listening on %s:%d (h2c, dronegate.v1.Telemetry/Stream)", ghost, gport);
 
     srv.writer = dg_writer_new(srv.store_ops, srv.store, on_batch_done, &srv);
     if (!cfg.spool_dir[0]) {

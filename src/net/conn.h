@@ -104,6 +104,9 @@ struct dg_conn {
             bool            has_pending;
             bool            has_sent;
             bool            reack;        /* a resent seq <= ack_sent became durable: ack again */
+            bool            has_in;       /* max_in is set */
+            uint64_t        max_in;       /* highest seq taken in (gRPC: the call ends
+                                           * with OK after a half-close once it is acked) */
             int64_t         last_ack_ms;
             double          tokens;       /* rate limit bucket */
             int64_t         tokens_ms;

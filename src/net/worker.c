@@ -361,11 +361,21 @@ static void conn_read(dg_conn_t *c, int rounds)
     }
 }
 
+static void listeners_stop(dg_worker_t *w, bool close_them)
+{
+    for (int i = 0; i < w->nlst; i++) {
+        if (w->lst[i].fd < 0) continue;
+        ev_io_stop(w->loop, &w->lst[i].io);
+        if (close_them) { close(w->lst[i].fd); w->lst[i].fd = -1; }
+    }
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
     dg_worker_t *w = io->data;
+    struct dg_listener *l = (struct dg_listener *)io;
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR) continue;
             if (errno == EMFILE || errno == ENFILE) {
@@ -379,7 +389,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
                     dg_warn("accept: %s: not accepting for %d ms (raise the limit with ulimit -n or lower --max-connections)",
                             strerror(errno), DG_ACCEPT_PAUSE_MS);
                 }
-                ev_io_stop(loop, &w->lio);
+                listeners_stop(w, false);
                 ev_timer_set(&w->accept_timer, DG_ACCEPT_PAUSE_MS / 1000.0, 0.0);
                 ev_timer_start(loop, &w->accept_timer);
             }
@@ -404,7 +414,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
         c->fd = fd;
         c->slot = slot;
         c->gen = ++w->gens[slot];
-        c->ops = w->srv->accept_ops;
+        c->ops = l->ops;
         int64_t now = dg_mono_ms();
         c->last_rx_ms = now;
         c->deadline_ms = now + w->srv->cfg->handshake_timeout_ms;
@@ -415,16 +425,18 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
         w->nconns++;
         atomic_fetch_add(&w->srv->nconns, 1);
         dg_gauge_add(&dg_metrics.connections[c->ops->transport], 1);
-        if (c->ops->on_open) c->ops->on_open(c);
         ev_io_init(&c->io, on_conn_io, fd, EV_READ);
         ev_io_start(loop, &c->io);
+        if (c->ops->on_open) c->ops->on_open(c);   /* may already send (HTTP/2 SETTINGS) */
     }
 }
 
 static void on_accept_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
     dg_worker_t *w = t->data;
-    if (w->lfd >= 0 && !w->draining) ev_io_start(loop, &w->lio);
+    if (w->draining) return;
+    for (int i = 0; i < w->nlst; i++)
+        if (w->lst[i].fd >= 0) ev_io_start(loop, &w->lst[i].io);
 }
 
 /* ---- store pipeline ---- */
@@ -518,7 +530,7 @@ static void on_drain_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
     w->draining = true;
     w->drain_deadline_ms = dg_mono_ms() + w->srv->cfg->shutdown_timeout_ms;
     ev_timer_stop(w->loop, &w->accept_timer);
-    if (w->lfd >= 0) { ev_io_stop(w->loop, &w->lio); close(w->lfd); w->lfd = -1; }
+    listeners_stop(w, true);
     /* "what was received": take in what the kernel already holds for each
      * store-fed connection (bounded), then stop reading */
     for (dg_conn_t *c = w->conns, *n; c; c = n) {
@@ -655,13 +667,25 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+int dg_worker_listen(dg_worker_t *w, int fd, const dg_conn_ops_t *ops)
+{
+    if (w->nlst == DG_MAX_LISTENERS) return -1;
+    struct dg_listener *l = &w->lst[w->nlst++];
+    l->fd = fd;
+    l->ops = ops;
+    ev_io_init(&l->io, on_accept, fd, EV_READ);
+    l->io.data = w;
+    ev_io_start(w->loop, &l->io);
+    return 0;
+}
+
 dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
 {
     dg_worker_t *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     w->id = id;
     w->srv = srv;
-    w->lfd = lfd;
+    for (int i = 0; i < DG_MAX_LISTENERS; i++) w->lst[i].fd = -1;
     pthread_mutex_init(&w->mu, NULL);
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     w->rbuf_cap = DG_RBUF_SIZE;
@@ -672,9 +696,7 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
         dg_worker_free(w);
         return NULL;
     }
-    ev_io_init(&w->lio, on_accept, lfd, EV_READ);
-    w->lio.data = w;
-    ev_io_start(w->loop, &w->lio);
+    dg_worker_listen(w, lfd, srv->accept_ops);
     ev_async_init(&w->wake, on_wake);
     w->wake.data = w;
     ev_async_start(w->loop, &w->wake);
@@ -719,7 +741,8 @@ void dg_worker_free(dg_worker_t *w)
         if (m->handle) m->handle(w, m, false);   /* frees it */
         else dg_batch_free((dg_batch_t *)m);
     }
-    if (w->lfd >= 0) close(w->lfd);
+    for (int i = 0; i < w->nlst; i++)
+        if (w->lst[i].fd >= 0) close(w->lst[i].fd);
     if (w->loop) ev_loop_destroy(w->loop);
     dg_json_decoder_free(w->dec);
     free(w->rbuf);

@@ -24,13 +24,20 @@
  * dg_msg_t.handle. */
 enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5, DG_MSG_READ = 6, DG_MSG_FLEET = 7 };
 
+#define DG_MAX_LISTENERS 4
+
 struct dg_worker {
     int              id;
     dg_server_t     *srv;
     pthread_t        thread;
     struct ev_loop  *loop;
-    int              lfd;           /* listening socket (-1 once closed) */
-    ev_io            lio;
+    struct dg_listener {            /* listening sockets, each with the protocol
+                                     * its connections start with */
+        ev_io        io;            /* first: data points to the worker */
+        int          fd;            /* -1 once closed */
+        const dg_conn_ops_t *ops;
+    } lst[DG_MAX_LISTENERS];
+    int              nlst;
     ev_async         wake;
     ev_timer         sweep;         /* timeouts, pings */
     ev_timer         ack_timer;     /* deferred (coalesced) acks */
@@ -79,7 +86,11 @@ typedef struct dg_worker_hooks {
     void (*on_free)(dg_worker_t *w);                    /* the worker is freed */
 } dg_worker_hooks_t;
 
+/* lfd: the HTTP listener (connections start with srv->accept_ops). */
 dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd);
+/* Another listening socket whose connections start with `ops` (e.g. gRPC),
+ * before dg_worker_start. 0, or -1 when DG_MAX_LISTENERS are taken. */
+int   dg_worker_listen(dg_worker_t *w, int fd, const dg_conn_ops_t *ops);
 int   dg_worker_start(dg_worker_t *w);
 void  dg_worker_join(dg_worker_t *w);
 void  dg_worker_free(dg_worker_t *w);

@@ -1,0 +1,250 @@
+"""gRPC uplink (--grpc-listen, service dronegate.v1.Telemetry, method Stream)
+with a client we did not write: python3-grpcio, stubs generated at test time
+with protoc + grpc_python_plugin (protobuf-compiler-grpc). The same
+validation, durable cumulative acks, session message, commands as the
+WebSocket channel; gRPC status codes for what ends a call."""
+import json
+import queue
+import re
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from dg import T, metric, new_id, wait_until
+
+grpc = pytest.importorskip("grpc", reason="python3-grpcio is required (scripts/deps.d/grpc.list)")
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def gen(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grpcgen")
+    subprocess.run(["protoc", f"-I{ROOT}/proto", f"--python_out={out}", f"--grpc_python_out={out}",
+                    "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+                    "dronegate/v1/telemetry.proto"], check=True)
+    sys.path.insert(0, str(out))
+    from dronegate.v1 import telemetry_pb2, telemetry_pb2_grpc
+    return telemetry_pb2, telemetry_pb2_grpc
+
+
+def gateway(server_factory, *args, **kw):
+    s = server_factory(args=["--grpc-listen", "127.0.0.1:0", *args], **kw)
+    m = re.search(r"gRPC listening on 127\.0\.0\.1:(\d+)", s.stderr())
+    assert m, s.stderr()
+    s.grpc_target = f"127.0.0.1:{m.group(1)}"
+    return s
+
+
+class Call:
+    """One Stream call: requests from a queue, responses read one by one."""
+
+    def __init__(self, gen, s, drone, token=None, method=None):
+        pb, pbg = gen
+        self.pb = pb
+        # a connection of its own (grpc-core shares one between channels to
+        # the same target by default; the gateway takes one call per connection)
+        self.channel = grpc.insecure_channel(s.grpc_target, options=[("grpc.use_local_subchannel_pool", 1)])
+        md = [("drone-id", drone)] + ([("authorization", f"Bearer {token}")] if token else [])
+        self.q = queue.Queue()
+        reqs = iter(self.q.get, None)
+        if method:
+            fn = self.channel.stream_stream(method, request_serializer=pb.DroneMessage.SerializeToString,
+                                            response_deserializer=pb.ServerMessage.FromString)
+            self.call = fn(reqs, metadata=md, timeout=T(60))
+        else:
+            self.call = pbg.TelemetryStub(self.channel).Stream(reqs, metadata=md, timeout=T(60))
+
+    def telemetry(self, seq, lat=47.0, **kw):
+        m = self.pb.DroneMessage()
+        m.telemetry.seq = seq
+        m.telemetry.position.latitude = lat
+        m.telemetry.position.longitude = 8.0
+        m.telemetry.position.altitude = 400.0
+        for k, v in kw.items():
+            setattr(m.telemetry, k, v)
+        self.q.put(m)
+
+    def send(self, m):
+        self.q.put(m)
+
+    def half_close(self):
+        self.q.put(None)
+
+    def next(self):
+        return next(self.call)
+
+    def until(self, pred):
+        """Responses until pred(list so far) is true."""
+        got = []
+        while not pred(got):
+            got.append(self.next())
+        return got
+
+    def rest(self):
+        """The remaining responses and the final status."""
+        got = []
+        try:
+            for r in self.call:
+                got.append(r)
+        except grpc.RpcError:
+            pass
+        return got, self.call.code(), self.call.details()
+
+    def close(self):
+        self.q.put(None)
+        self.channel.close()
+
+
+def max_ack(msgs):
+    return max([m.ack.seq for m in msgs if m.WhichOneof("body") == "ack"], default=0)
+
+
+def test_stream_session_acks_errors_then_ok_after_half_close(server_factory, gen):
+    s = gateway(server_factory, "--log-level", "debug")
+    drone = new_id("grpc")
+    c = Call(gen, s, drone)
+    first = c.next()
+    assert first.WhichOneof("body") == "session" and not first.session.HasField("last_seq"), first
+    for seq in range(1, 6):
+        c.telemetry(seq, speed=3.5)
+    c.telemetry(6, lat=100.0)                               # invalid: an error, the call goes on
+    c.send(c.pb.DroneMessage())                             # an empty message (5-byte prefix, length 0)
+    got = c.until(lambda g: max_ack(g) >= 5 and sum(m.WhichOneof("body") == "error" for m in g) >= 2)
+    errs = [m.error for m in got if m.WhichOneof("body") == "error"]
+    assert [(e.code, e.field, e.seq) for e in errs] == [("invalid_field", "latitude", 6), ("invalid_field", "body", 0)], errs
+    # the store is held (a write lock on the SQLite file): 7 cannot be acked
+    # before the half-close is in, so the call must wait for it
+    lock = sqlite3.connect(str(s.db), isolation_level=None, timeout=T(10))
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        c.telemetry(7)
+        c.half_close()                                      # done: OK once 7 is acked
+        wait_until(lambda: f"drone {drone} half-closed" in s.stderr(), T(10), "the half-close at the gateway")
+        assert not c.call.done(), "the call ended before 7 was acked"
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    rest, code, details = c.rest()
+    assert max_ack(got + rest) == 7, (got, rest)
+    assert code == grpc.StatusCode.OK, (code, details)
+    c.close()
+    assert s.seqs(drone) == [1, 2, 3, 4, 5, 7]
+    st = s.get_json(f"/api/v1/drones/{drone}")
+    assert st["seq"] == 7 and st["online"] is False, st
+    # the next call of the drone learns what is stored
+    c2 = Call(gen, s, drone)
+    first = c2.next()
+    assert first.WhichOneof("body") == "session" and first.session.last_seq == 7, first
+    c2.close()
+    assert metric(s.metrics(), "dronegate_messages_received_total", transport="grpc", format="protobuf") == 6   # valid ones
+
+
+def test_call_errors_are_grpc_status_codes(server_factory, gen):
+    s = gateway(server_factory, secret="grpc-secret")
+    drone = new_id("grpcauth")
+    c = Call(gen, s, drone)                                  # no token
+    with pytest.raises(grpc.RpcError) as e:
+        c.next()
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED, e.value
+    c.close()
+    c = Call(gen, s, drone, token="0" * 64)                  # wrong token
+    with pytest.raises(grpc.RpcError) as e:
+        c.next()
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    c.close()
+    c = Call(gen, s, "bad/id", token=s.token(drone))
+    with pytest.raises(grpc.RpcError) as e:
+        c.next()
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "drone-id" in e.value.details()
+    c.close()
+    c = Call(gen, s, drone, token=s.token(drone), method="/dronegate.v1.Telemetry/Nope")
+    with pytest.raises(grpc.RpcError) as e:
+        c.next()
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    c.close()
+    c = Call(gen, s, drone, token=s.token(drone))            # the right token
+    assert c.next().WhichOneof("body") == "session"
+    c.telemetry(1)
+    assert max_ack(c.until(lambda g: max_ack(g) >= 1)) == 1
+    c.close()
+
+
+def test_commands_round_trip(server_factory, gen):
+    s = gateway(server_factory)
+    drone = new_id("grpccmd")
+    c = Call(gen, s, drone)
+    assert c.next().WhichOneof("body") == "session"
+    c.telemetry(1)
+    c.until(lambda g: max_ack(g) >= 1)
+    r = s.get(f"/api/v1/drones/{drone}/commands", method="POST",
+              body=json.dumps({"name": "hover", "args": {"why": "grpc"}}), headers={"Content-Type": "application/json"})
+    assert r.status == 202, r
+    cid = r.json()["id"]
+    got = c.until(lambda g: any(m.WhichOneof("body") == "command" for m in g))
+    cmd = [m.command for m in got if m.WhichOneof("body") == "command"][0]
+    assert cmd.id == cid and cmd.name == "hover" and json.loads(cmd.args_json) == {"why": "grpc"}, cmd
+    ack = c.pb.DroneMessage()
+    ack.command_ack.id = cid
+    ack.command_ack.status = "done"
+    ack.command_ack.message = "arrived"
+    c.send(ack)
+    wait_until(lambda: s.get_json(f"/api/v1/commands/{cid}")["status"] == "done", T(10), "command done")
+    c.close()
+
+
+def test_newer_call_of_the_same_drone_aborts_the_older(server_factory, gen):
+    s = gateway(server_factory)
+    drone = new_id("grpcdup")
+    a = Call(gen, s, drone)
+    assert a.next().WhichOneof("body") == "session"
+    b = Call(gen, s, drone)
+    assert b.next().WhichOneof("body") == "session"
+    _, code, details = a.rest()
+    assert code == grpc.StatusCode.ABORTED, (code, details)
+    b.telemetry(1)
+    assert max_ack(b.until(lambda g: max_ack(g) >= 1)) == 1
+    a.close()
+    b.close()
+
+
+def test_drain_acks_what_was_received_then_unavailable(server_factory, gen):
+    s = gateway(server_factory)
+    drone = new_id("grpcdrain")
+    c = Call(gen, s, drone)
+    assert c.next().WhichOneof("body") == "session"
+    for seq in range(1, 21):
+        c.telemetry(seq)
+    c.until(lambda g: max_ack(g) >= 20)      # all in: the drain has nothing left to take
+    s.stop()
+    rest, code, details = c.rest()
+    assert code == grpc.StatusCode.UNAVAILABLE, (code, details)
+    assert "shutting down" in details
+    c.close()
+    assert s.seqs(drone) == list(range(1, 21)) if s.alive() else True
+
+
+def test_not_http2_and_oversized_messages(server_factory, gen):
+    s = gateway(server_factory, "--max-message", "1024")
+    # HTTP/1.1 on the gRPC port: the connection is closed, the gateway lives
+    import socket
+    host, port = s.grpc_target.split(":")
+    with socket.create_connection((host, int(port)), timeout=T(10)) as sk:
+        sk.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sk.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    s.check_alive()
+    drone = new_id("grpcbig")
+    c = Call(gen, s, drone)
+    assert c.next().WhichOneof("body") == "session"
+    c.telemetry(1, status="x" * 2000)                       # over --max-message
+    rest, code, details = c.rest()
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, details)
+    c.close()
+    s.check_alive()
