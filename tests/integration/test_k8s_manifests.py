@@ -97,7 +97,9 @@ def test_image_and_manifests_agree():
     assert one(r"^              mountPath: (\S+)$", dep, "volumeMount") == volume
     spool = one(r'^  DRONEGATE_SPOOL_DIR: "([^"]+)"$', cm, "DRONEGATE_SPOOL_DIR")
     assert spool.startswith(volume + "/"), f"spool {spool} outside the image's volume {volume}"
-    assert one(r"^EXPOSE (\d+)/tcp$", cf, "EXPOSE") == one(r"^              containerPort: (\d+)$", dep, "containerPort")
+    exposed = sorted(re.findall(r"^EXPOSE (\d+)/tcp$", cf, re.M))
+    ports = sorted(re.findall(r"^              containerPort: (\d+)$", dep, re.M))
+    assert exposed and exposed == ports, f"EXPOSE {exposed} vs containerPort {ports}"
     web = one(r'^  DRONEGATE_WEB_ROOT: "([^"]+)"$', cm, "DRONEGATE_WEB_ROOT")
     assert one(r"DRONEGATE_WEB_ROOT=(\S+)", cf, "ENV DRONEGATE_WEB_ROOT") == web
     assert one(r"^COPY --from=build /out/usr/share/dronegate/ (\S+)$", cf, "dashboard COPY").rstrip("/") + "/web" == web
