@@ -248,3 +248,39 @@ def test_not_http2_and_oversized_messages(server_factory, gen):
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, (code, details)
     c.close()
     s.check_alive()
+
+
+def test_buf_lint_passes_and_catches_a_bad_proto(tmp_path):
+    """buf lint (npm @bufbuild/buf, pinned in tests/buf/) on proto/ with
+    proto/buf.yaml (STANDARD minus the names the contract fixes); a copy with
+    a camelCase field must fail it."""
+    inst = subprocess.run([str(ROOT / "tests/buf/install.sh")], capture_output=True, text=True, timeout=600)
+    if inst.returncode != 0:
+        pytest.fail(f"tests/buf/install.sh failed (npm @bufbuild/buf):\n{inst.stdout}\n{inst.stderr}")
+    buf = str(ROOT / "tests/buf/node_modules/.bin/buf")
+    r = subprocess.run([buf, "lint"], cwd=ROOT / "proto", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = tmp_path / "proto"
+    import shutil
+    shutil.copytree(ROOT / "proto", bad)
+    f = bad / "dronegate/v1/telemetry.proto"
+    f.write_text(f.read_text().replace("int64 timestamp_ms = 2;", "int64 timestampMs = 2;"))
+    r = subprocess.run([buf, "lint"], cwd=bad, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "timestampMs" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_kill9_loses_nothing_acked(server_factory, gen):
+    s = gateway(server_factory)
+    drone = new_id("grpckill")
+    c = Call(gen, s, drone)
+    assert c.next().WhichOneof("body") == "session"
+    for seq in range(1, 201):
+        c.telemetry(seq)
+    acked = max_ack(c.until(lambda g: max_ack(g) >= 100))
+    s.kill9()
+    c.rest()
+    c.close()
+    s.restart()
+    stored = set(s.seqs(drone))
+    missing = set(range(1, acked + 1)) - stored
+    assert not missing, f"acked up to {acked}, missing {sorted(missing)[:10]}"
