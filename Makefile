@@ -32,6 +32,9 @@ FUZZ_BIN := $(FUZZ:fuzz/%.c=$(B)/fuzz/%)
 BENCHSRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN:= $(BENCHSRC:bench/%.c=$(B)/bench/%)
 FUZZ_SECONDS ?= 20
+# per fuzz target in `make test` (a smoke run on the corpus; longer runs:
+# make fuzz-run FUZZ_SECONDS=600)
+TEST_FUZZ_SECONDS ?= 10
 
 # Each component may add a mk/<name>.mk: EXTRA_BIN (built by `all`), LDLIBS,
 # INTEGRATION_DEPS (built before the integration tests) and its own targets.
@@ -189,7 +192,7 @@ test: deps
 	$(MAKE) -j$(shell nproc) all $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_BIN)
 	$(MAKE) unit
 	$(MAKE) unit-asan
-	$(MAKE) fuzz-run
+	$(MAKE) fuzz-run FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	$(MAKE) integration
 	$(MAKE) integration-asan
 	$(MAKE) browser
