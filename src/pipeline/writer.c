@@ -56,6 +56,7 @@
 #include "spool.h"
 
 #define LAST_BUCKETS 4096u
+#define LAST_KEEP    (8u * LAST_BUCKETS)   /* drones remembered between drones-table flushes */
 #define COMMIT_EARLY_RECORDS 16384   /* commit at once when this much waits */
 
 typedef struct cmd_node {
@@ -97,6 +98,7 @@ struct dg_writer {
     dg_record_t    *merge;          /* contiguous copy when several batches go in one transaction */
     size_t          merge_cap;
     last_ent_t     *last[LAST_BUCKETS];
+    size_t          nlast;          /* entries in last[] */
     last_ent_t     *dirty;
     dg_record_t    *upd;
     size_t          upd_cap;
@@ -183,6 +185,7 @@ static void note_last(dg_writer_t *w, const dg_record_t *r)
         if (!(e = calloc(1, sizeof *e))) return;   /* registry row is derived state: skip on ENOMEM */
         e->next = w->last[b];
         w->last[b] = e;
+        w->nlast++;
         e->rec = *r;
     } else if (dg_registry_supersedes(r, &e->rec)) {   /* the same latest-state rule as the API */
         e->rec = *r;
@@ -210,6 +213,18 @@ static void flush_drones(dg_writer_t *w)
     }
     for (last_ent_t *e = w->dirty, *nx; e; e = nx) { nx = e->dirty_next; e->dirty = 0; e->dirty_next = NULL; }
     w->dirty = NULL;
+    /* Bounded: every entry is clean now; beyond LAST_KEEP drones (a big or
+     * churning fleet) they all go, so memory and chain length stay bounded.
+     * What is lost is only the guard against an older state of the same
+     * drone (a redelivered seq) overwriting its drones row before its next
+     * newer message. */
+    if (w->nlast > LAST_KEEP) {
+        for (size_t b = 0; b < LAST_BUCKETS; b++) {
+            for (last_ent_t *e = w->last[b], *nx; e; e = nx) { nx = e->next; free(e); }
+            w->last[b] = NULL;
+        }
+        w->nlast = 0;
+    }
 }
 
 /* Write the records of `batches` in one transaction (one attempt).
