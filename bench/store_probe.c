@@ -15,6 +15,7 @@
  *       prints the drone's history, one "SEQ TS_MS LAT" line per row
  *       (SEQ "-" when absent), oldest first
  *   store_probe URI latest DRONE
+ *   store_probe URI latest_of DRONE   (the one-drone read; "unsupported" without it)
  *       the row latest() (the state restored at start) gives for DRONE,
  *       as "SEQ TS_MS LAT", or "none"
  *
@@ -93,7 +94,7 @@ static int read_records(dg_record_t *recs, size_t *n)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: store_probe URI last_seq DRONE | write | query DRONE | latest DRONE\n");
+        fprintf(stderr, "usage: store_probe URI last_seq DRONE | write | query DRONE | latest DRONE | latest_of DRONE\n");
         return 2;
     }
     const dg_store_ops_t *ops;
@@ -130,6 +131,16 @@ int main(int argc, char **argv)
         int e = ops->latest(s, latest_row, &f, err, sizeof err);
         if (e < 0) { fprintf(stderr, "store_probe: latest: %d %s\n", e, err); goto out; }
         if (!f.found) printf("none\n");
+        rc = 0;
+    } else if (!strcmp(argv[2], "latest_of") && argc == 4) {
+        latest_find_t f = { argv[3], 0 };
+        if (!ops->latest_of) {
+            printf("unsupported\n");
+        } else {
+            int e = ops->latest_of(s, argv[3], latest_row, &f, err, sizeof err);
+            if (e < 0) { fprintf(stderr, "store_probe: latest_of: %d %s\n", e, err); goto out; }
+            if (!f.found) printf("none\n");
+        }
         rc = 0;
     } else {
         fprintf(stderr, "store_probe: unknown command\n");

@@ -254,6 +254,16 @@ M = [
      "return n - 5 >= len ? (long)len : DG_GRPC_MORE;", "return n - 5 >= len && len ? (long)len : DG_GRPC_MORE;",
      ["unit:test_grpc", "py:test_grpc.py::test_stream_session_acks_errors_then_ok_after_half_close"],
      "an empty gRPC message stalls the call (taken as incomplete)"),
+    ("latest-of-sqlite", "src/store/sqlite.c",
+     "\"  COALESCE((SELECT rowid FROM telemetry WHERE drone_id = ?1 AND seq < 0 ORDER BY seq DESC LIMIT 1),\"",
+     "\"  COALESCE(\"",
+     ["py:test_store_seq.py::test_latest_follows_the_highest_seq_not_the_newest_timestamp"],
+     "the one-drone latest read ignores seqs >= 2^63 (uint64 order)"),
+    ("api-evicted-404", "src/http/api.c",
+     "if (!c->w->srv->store_ops->latest_of) { dg_http_error(c, 404, \"unknown drone\"); return; }",
+     "{ dg_http_error(c, 404, \"unknown drone\"); return; }",
+     ["py:test_fleet.py::test_many_drones_then_offline_bound_keeps_online_ones"],
+     "a drone evicted from memory answers 404 although the store has it"),
 ]
 
 args = sys.argv[1:]

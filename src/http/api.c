@@ -98,10 +98,52 @@ static void get_drones(dg_conn_t *c, const char *q, size_t qlen)
     dg_buf_free(&b);
 }
 
+static void submit(dg_conn_t *c, dg_read_job_t *j);
+
+static int on_latest_of(void *ud, const dg_record_t *r)
+{
+    dg_drone_state_t *s = ud;
+    s->has_last = true;
+    s->last = *r;
+    s->last_seen_ms = r->recv_us / 1000;
+    return 1;
+}
+
+/* Read pool: the state of a drone the registry no longer holds (evicted
+ * beyond --registry-max-offline): offline, its latest stored record. */
+static void run_latest_of(dg_server_t *srv, dg_read_job_t *j)
+{
+    dg_drone_state_t s = { .online = false };
+    snprintf(s.id, sizeof s.id, "%s", j->id);
+    if (srv->store_ops->latest_of(srv->store, j->id, on_latest_of, &s, j->err, sizeof j->err) < 0) {
+        dg_warn("latest state of %s: %s", j->id, j->err);
+        j->status = 503;
+        snprintf(j->err, sizeof j->err, "store unavailable");
+        return;
+    }
+    if (!s.has_last) {
+        j->status = 404;
+        snprintf(j->err, sizeof j->err, "unknown drone");
+        return;
+    }
+    dg_api_drone_json(&j->body, &s);
+    j->status = 200;
+    j->ctype = "application/json";
+}
+
 static void get_drone(dg_conn_t *c, const char *id, size_t idlen)
 {
     dg_drone_state_t s;
-    if (!dg_registry_find_state(c->w->srv->registry, id, idlen, &s)) { dg_http_error(c, 404, "unknown drone"); return; }
+    if (!dg_registry_find_state(c->w->srv->registry, id, idlen, &s)) {
+        if (!c->w->srv->store_ops->latest_of) { dg_http_error(c, 404, "unknown drone"); return; }
+        dg_read_job_t *j = calloc(1, sizeof *j);
+        if (!j) { dg_http_error(c, 503, "out of memory"); return; }
+        memcpy(j->id, id, idlen);
+        j->id[idlen] = '\0';
+        j->run = run_latest_of;
+        submit(c, j);
+        return;
+    }
     dg_buf_t b = { 0 };
     dg_api_drone_json(&b, &s);
     send_buf(c, 200, "application/json", &b);

@@ -658,6 +658,19 @@ static const char sql_latest[] =
     "  LIMIT 1) r"
     " WHERE ids.id IS NOT NULL";
 
+/* sql_latest's rule for one drone ($1). */
+static const char sql_latest_of[] =
+    "(SELECT " TEL_COLS " FROM telemetry t WHERE t.drone_id = $1"
+    "  AND (t.\"timestamp\", t.seq) = (SELECT s.\"timestamp\", s.seq FROM telemetry_seq s"
+    "    WHERE s.drone_id = $1 AND s.seq = COALESCE("
+    "      (SELECT max(seq) FROM telemetry_seq WHERE drone_id = $1 AND seq < 0),"
+    "      (SELECT max(seq) FROM telemetry_seq WHERE drone_id = $1 AND seq >= 0))))"
+    " UNION ALL"
+    " (SELECT " TEL_COLS " FROM telemetry t WHERE t.drone_id = $1"
+    "  AND NOT EXISTS (SELECT 1 FROM telemetry_seq s WHERE s.drone_id = $1)"
+    "  ORDER BY received_at DESC LIMIT 1)"
+    " LIMIT 1";
+
 /* The highest seq of one drone as uint64 (seqs >= 2^63 are stored
  * negative: the largest negative one wins when there is any); two seeks on
  * telemetry_seq's primary key, which holds every (drone_id, seq). */
@@ -740,6 +753,7 @@ static int rd_setup(dg_store_t *s, rd_conn_t *rc, char *err, size_t errlen)
     int e = session_setup(rc->c, extra, err, errlen);
     if (!e) e = prepare(rc->c, "hist", sql_hist, 4, hist_types, err, errlen);
     if (!e) e = prepare(rc->c, "latest", sql_latest, 0, NULL, err, errlen);
+    if (!e) e = prepare(rc->c, "latest_of", sql_latest_of, 1, NULL, err, errlen);
     if (!e) e = prepare(rc->c, "last_seq", sql_last_seq, 1, hist_types, err, errlen);
     if (!e) rc->ready = 1;
     return e;
@@ -905,6 +919,20 @@ static int pg_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     int e;
     rd_conn_t *rc = rd_acquire(s);
     PGresult *r = rd_exec(s, rc, "latest", 0, NULL, NULL, NULL, &e, err, errlen);
+    rd_release(s, rc);
+    if (!r) return e ? e : -EIO;
+    each_row(r, cb, ud);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_latest_of(dg_store_t *s, const char *drone_id, dg_record_cb cb, void *ud, char *err, size_t errlen)
+{
+    const char *vals[1] = { drone_id };
+    int lens[1] = { (int)strnlen(drone_id, DG_DRONE_ID_MAX) }, fmts[1] = { 1 };
+    int e;
+    rd_conn_t *rc = rd_acquire(s);
+    PGresult *r = rd_exec(s, rc, "latest_of", 1, vals, lens, fmts, &e, err, errlen);
     rd_release(s, rc);
     if (!r) return e ? e : -EIO;
     each_row(r, cb, ud);
@@ -1869,6 +1897,7 @@ const dg_store_ops_t dg_store_postgresql_ops = {
     .update_drones = pg_update_drones,
     .query         = pg_query,
     .latest        = pg_latest,
+    .latest_of     = pg_latest_of,
     .put_command   = pg_put_command,
     .get_command   = pg_get_command,
     .open_commands = pg_open_commands,

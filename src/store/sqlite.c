@@ -159,6 +159,7 @@ typedef struct rd_conn {
     sqlite3      *db;        /* NULL until first needed */
     sqlite3_stmt *hist;      /* one drone's history */
     sqlite3_stmt *latest;    /* latest row of every drone */
+    sqlite3_stmt *latest_of; /* latest row of one drone */
     sqlite3_stmt *ping;      /* PRAGMA user_version */
     sqlite3_stmt *last_seq;  /* highest seq of one drone */
     int           busy;      /* taken by a thread (under rd_mu) */
@@ -316,6 +317,13 @@ static const char sql_latest[] =
     "           (SELECT rowid FROM telemetry WHERE drone_id = ids.id"
     "            ORDER BY received_at DESC, rowid DESC LIMIT 1))"   /* no seq: last received */
     " WHERE ids.id IS NOT NULL";
+
+/* sql_latest's rule for one drone. */
+static const char sql_latest_of[] =
+    "SELECT " ROW_COLS " FROM telemetry WHERE rowid ="
+    "  COALESCE((SELECT rowid FROM telemetry WHERE drone_id = ?1 AND seq < 0 ORDER BY seq DESC LIMIT 1),"
+    "           (SELECT rowid FROM telemetry WHERE drone_id = ?1 AND seq >= 0 ORDER BY seq DESC LIMIT 1),"
+    "           (SELECT rowid FROM telemetry WHERE drone_id = ?1 ORDER BY received_at DESC, rowid DESC LIMIT 1))";
 
 /* The highest seq of one drone as uint64: seqs >= 2^63 are stored
  * negative, so the largest negative one wins when there is any. Two seeks
@@ -548,10 +556,11 @@ static void rd_close(rd_conn_t *c)
 {
     sqlite3_finalize(c->hist);
     sqlite3_finalize(c->latest);
+    sqlite3_finalize(c->latest_of);
     sqlite3_finalize(c->ping);
     sqlite3_finalize(c->last_seq);
     sqlite3_close(c->db);
-    c->hist = c->latest = c->ping = c->last_seq = NULL;
+    c->hist = c->latest = c->latest_of = c->ping = c->last_seq = NULL;
     c->db = NULL;
 }
 
@@ -562,6 +571,7 @@ static int rd_open(dg_store_t *s, rd_conn_t *c, char *err, size_t errlen)
     if (rc == SQLITE_OK) rc = sqlite3_exec(c->db, READER_PRAGMAS, NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = prepare(c->db, sql_hist, &c->hist);
     if (rc == SQLITE_OK) rc = prepare(c->db, sql_latest, &c->latest);
+    if (rc == SQLITE_OK) rc = prepare(c->db, sql_latest_of, &c->latest_of);
     if (rc == SQLITE_OK) rc = prepare(c->db, "PRAGMA user_version", &c->ping);
     if (rc == SQLITE_OK) rc = prepare(c->db, sql_last_seq, &c->last_seq);
     if (rc == SQLITE_OK) return 0;
@@ -1151,6 +1161,17 @@ static int sq_latest(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t
     return e;
 }
 
+static int sq_latest_of(dg_store_t *s, const char *drone_id, dg_record_cb cb, void *ud, char *err, size_t errlen)
+{
+    rd_conn_t *c;
+    int e = rd_acquire(s, &c, err, errlen);
+    if (e < 0) return e;
+    sqlite3_bind_text(c->latest_of, 1, drone_id, (int)strnlen(drone_id, DG_DRONE_ID_MAX), SQLITE_STATIC);
+    e = run_rows(s, c->db, c->latest_of, cb, ud, "latest-state query", err, errlen);
+    rd_release(s, c);
+    return e;
+}
+
 static int sq_last_seq(dg_store_t *s, const char *drone_id, uint64_t *seq, char *err, size_t errlen)
 {
     rd_conn_t *c;
@@ -1272,6 +1293,7 @@ const dg_store_ops_t dg_store_sqlite_ops = {
     .update_drones = sq_update_drones,
     .query         = sq_query,
     .latest        = sq_latest,
+    .latest_of     = sq_latest_of,
     .put_command   = sq_put_command,
     .get_command   = sq_get_command,
     .open_commands = sq_open_commands,

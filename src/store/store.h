@@ -76,6 +76,10 @@ typedef struct dg_store_ops {
     /* The latest stored record of every drone (used at start to restore the
      * in-memory registry). */
     int  (*latest)(dg_store_t *s, dg_record_cb cb, void *ud, char *err, size_t errlen);
+    /* The same for one drone (cb at most once): the REST state of a drone
+     * the registry no longer holds in memory. May be NULL (404 then). */
+    int  (*latest_of)(dg_store_t *s, const char *drone_id, dg_record_cb cb, void *ud,
+                      char *err, size_t errlen);
     /* Insert or update one row of the `commands` table (may be NULL for
      * stores without commands). Writer thread only. */
     int  (*put_command)(dg_store_t *s, const struct dg_command *c, char *err, size_t errlen);

@@ -241,8 +241,15 @@ def test_many_drones_then_offline_bound_keeps_online_ones(server_factory):
         stored = {r[0] for r in db.execute("SELECT DISTINCT drone_id FROM telemetry WHERE drone_id LIKE 'many-%'")}
         db.close()
         assert len(gone & stored) >= 5000 - bound - 100, len(gone & stored)   # evicted from memory, not the store
+        # ... and its state is still answered, from the store (offline, last record)
         some = sorted(gone & stored)[0]
-        assert s.get(f"/api/v1/drones/{some}").status == 404
+        st = s.get_json(f"/api/v1/drones/{some}")
+        assert st["id"] == some and st["online"] is False and "latitude" in st and st["last_seen"], st
+        db = sqlite3.connect(s.db)
+        top = db.execute("SELECT max(seq) FROM telemetry WHERE drone_id = ?", (some,)).fetchone()[0]
+        db.close()
+        assert st["seq"] == top, (st, top)
+        assert s.get(f"/api/v1/drones/{new_id('never')}").status == 404    # unknown everywhere
         await k.close()
     run(go(), T(200))
 
