@@ -371,3 +371,47 @@ def test_rest_metrics_live_grpc_through_nginx(server_factory, nginx_factory):  #
     assert "grpc://127.0.0.1:" in ngx.errors(), ngx.tail()
     # real client address passed on: nginx logs it beside the upstream
     assert ngx.accesses().startswith("127.0.0.1 "), ngx.accesses()[:500]
+
+
+def _blocks(text, kind):
+    """{name: body} of every `kind NAME {...}` block (no nested braces inside)."""
+    import re
+    return {m.group(1): m.group(2) for m in
+            re.finditer(kind + r"\s+(\S+)\s*\{([^{}]*)\}",
+                        re.sub(r"\$\{\w+\}", "PLACEHOLDER", re.sub(r"#[^\n]*", "", text)))}
+
+
+def _seconds(body, directive):
+    import re
+    m = re.search(r"(?m)^\s*" + directive + r"\s+(\d+)(ms|s|m)?;", body)
+    assert m, f"no {directive} in\n{body}"
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "m": 60}[m.group(2)]
+
+
+def test_timeouts_above_the_gateway_timers():
+    """The proxy timeouts of the long-lived locations are above the gateway's
+    ping interval and idle timeout (defaults read from `dronegate --help`),
+    and nginx drops idle upstream keep-alive connections before the gateway's
+    http-idle-timeout does."""
+    import re
+    from dg import BIN, run_cli
+    from nginx import CONF
+    helptext = run_cli([BIN, "--help"]).stdout
+    defaults = {}
+    for flag in ("ping-interval", "idle-timeout", "http-idle-timeout"):
+        m = re.search(r"--" + flag + r"\s.*?\(default (\d+)\)", helptext, re.S)
+        assert m, f"no default for --{flag} in dronegate --help"
+        defaults[flag] = int(m.group(1)) / 1000
+    conf = CONF.read_text()
+    locs = _blocks(conf, "location(?:\\s+=)?")
+    long_lived = {k: v for k, v in locs.items() if "Upgrade" in v}
+    assert set(long_lived) == {"/ws/", "/api/v1/live"}, list(long_lived)
+    for name, body in long_lived.items():
+        for d in ("proxy_read_timeout", "proxy_send_timeout"):
+            v = _seconds(body, d)
+            assert v > defaults["ping-interval"] and v > defaults["idle-timeout"], (name, d, v, defaults)
+    grpc = locs["/dronegate.v1.Telemetry/"]
+    for d in ("grpc_read_timeout", "grpc_send_timeout", "client_body_timeout"):
+        assert _seconds(grpc, d) > defaults["idle-timeout"], (d, defaults)
+    up = _blocks(conf, "upstream")["dronegate_http"]
+    assert _seconds(up, "keepalive_timeout") < defaults["http-idle-timeout"], defaults
