@@ -323,12 +323,9 @@ def test_three_gateways_behind_nginx_tls_kill9(server_factory, nginx_factory, pg
             s.check_alive()
 
 
-def test_rest_metrics_live_grpc_through_nginx(server_factory, nginx_factory):  # noqa: F811
-    # one gateway: which gateway answers a REST request is nginx's choice, and
-    # a gateway answers 404 for the history of a drone it never saw itself
-    # (fleet-wide reads are not done yet, docs/nginx-notes.md)
-    gw = server_factory()
-    ngx = nginx_factory([("127.0.0.1", gw.port)])
+def test_rest_metrics_live_grpc_through_nginx(server_factory, nginx_factory, pg):  # noqa: F811
+    db, gws = gateways(server_factory, pg)
+    ngx = nginx_factory([("127.0.0.1", s.port) for s in gws.values()])
     drone = new_id("ngxr")
 
     async def go():
@@ -338,6 +335,16 @@ def test_rest_metrics_live_grpc_through_nginx(server_factory, nginx_factory):  #
         f.next = 2
         while f.acked < 1:
             f._take(await asyncio.wait_for(f.ws.recv(), T(10)))
+        # a request about one drone goes to the gateway holding it (same hash
+        # as /ws/): every time, although any other gateway would answer 404
+        # (it never saw the drone; fleet-wide reads are not done yet)
+        holder = [n for n, s in gws.items() if s.get(f"/api/v1/drones/{drone}").status == 200]
+        assert len(holder) == 1, holder
+        for _ in range(6):
+            st, body = https(ngx, f"/api/v1/drones/{drone}/telemetry")
+            assert st == 200 and json.loads(body)["telemetry"][0]["seq"] == 1, (st, body[:300])
+            st, body = https(ngx, f"/api/v1/drones/{drone}")
+            assert st == 200 and json.loads(body).get("instance") == holder[0], (st, body[:300])
         # the live stream (WebSocket upgrade through the http upstream, TLS)
         async with websockets.connect(f"{ngx.wss_base}/api/v1/live?drones={drone}", ssl=ngx.ssl_context(),
                                       open_timeout=T(5), ping_interval=None) as live:
@@ -348,8 +355,6 @@ def test_rest_metrics_live_grpc_through_nginx(server_factory, nginx_factory):  #
     asyncio.run(asyncio.wait_for(go(), T(60)))
     st, body = https(ngx, "/healthz")
     assert (st, body.strip()) == (200, b"ok")
-    st, body = https(ngx, f"/api/v1/drones/{drone}/telemetry")
-    assert st == 200 and json.loads(body)["telemetry"][0]["seq"] == 1, (st, body[:300])
     st, body = https(ngx, "/metrics")
     assert st == 200 and metric(parse_metrics(body.decode()), "dronegate_build_info") == 1, body[:300]
     # plain listener (what dronegate-sim uses)
