@@ -420,3 +420,43 @@ def test_timeouts_above_the_gateway_timers():
         assert _seconds(grpc, d) > defaults["idle-timeout"], (d, defaults)
     up = _blocks(conf, "upstream")["dronegate_http"]
     assert _seconds(up, "keepalive_timeout") < defaults["http-idle-timeout"], defaults
+
+
+def test_consistent_hash_moves_only_the_removed_gateways_drones(server_factory, nginx_factory):  # noqa: F811
+    """Taking a gateway out of the list (nginx -s reload) moves only its own
+    drones: `hash ... consistent` (ketama). A plain `hash` (modulo) would
+    move about two thirds of every gateway's drones. Where each connection
+    went is read from nginx's access log (up=ADDR)."""
+    import re
+    gws = [server_factory() for _ in range(3)]
+    ngx = nginx_factory([("127.0.0.1", s.port) for s in gws])
+    name = {f"127.0.0.1:{s.port}": f"g{i + 1}" for i, s in enumerate(gws)}
+    ids = [new_id("hash") for _ in range(30)]
+
+    async def visit():
+        for d in ids:
+            ws = await websockets.connect(f"{ngx.ws_base}/ws/{d}", subprotocols=[PROTO],
+                                          open_timeout=T(5), ping_interval=None)
+            assert json.loads(await asyncio.wait_for(ws.recv(), T(5)))["type"] == "session"
+            await ws.close()
+
+    def where(n_lines):
+        rx = re.compile(r'"GET /ws/(\S+) HTTP/1.1" 101 .* up=(\S+) ')
+        got = wait_until(lambda: (lambda m: m if len(m) >= n_lines else None)(rx.findall(ngx.accesses())),
+                         T(10), f"{n_lines} /ws/ lines in nginx's access log")
+        return {d: name[a] for d, a in got[n_lines - len(ids):n_lines]}
+
+    asyncio.run(asyncio.wait_for(visit(), T(60)))
+    before = where(len(ids))
+    assert len(set(before.values())) == 3, f"30 drones did not spread over 3 gateways: {before}"
+    # take g3 out; wait until the old worker (old configuration) has exited
+    ngx.gateways = ngx.gateways[:2]
+    mark = len(ngx.errors())
+    ngx.reload()
+    wait_until(lambda: re.search(r"reconfiguring.*start worker process.*worker process \d+ exited",
+                                 ngx.errors()[mark:], re.S), T(10), "nginx reloaded, old worker gone")
+    asyncio.run(asyncio.wait_for(visit(), T(60)))
+    after = where(2 * len(ids))
+    moved = {d: (before[d], after[d]) for d in ids if before[d] != "g3" and after[d] != before[d]}
+    assert not moved, f"drones of the remaining gateways moved when g3 left: {moved}"
+    assert all(after[d] in ("g1", "g2") for d in ids), after
