@@ -206,7 +206,7 @@ http {{
     # -- life cycle
 
     def start(self, timeout=15):
-        _need(NGINX, "nginx-light (or nginx)")
+        _need(NGINX, "nginx")
         if self.cert is None:
             self.cert, self.key = make_cert(self.dir)
         for attempt in range(4):
