@@ -460,3 +460,40 @@ def test_consistent_hash_moves_only_the_removed_gateways_drones(server_factory, 
     moved = {d: (before[d], after[d]) for d in ids if before[d] != "g3" and after[d] != before[d]}
     assert not moved, f"drones of the remaining gateways moved when g3 left: {moved}"
     assert all(after[d] in ("g1", "g2") for d in ids), after
+
+
+def test_client_address_headers_reach_the_upstream(nginx_factory):  # noqa: F811
+    """X-Real-IP (nginx's view of the peer, not spoofable), X-Forwarded-For
+    (appended to whatever the client sent) and X-Forwarded-Proto reach the
+    upstream on every kind of location. The gateway does not read them
+    (nothing in src/ does), so the upstream here is a recording HTTP server."""
+    import http.server
+    import threading
+    seen = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        ngx = nginx_factory([("127.0.0.1", srv.server_address[1])])
+        for path in ("/ws/xff-drone", "/api/v1/drones/xff-drone", "/api/v1/drones", "/api/v1/live"):
+            st, _ = https(ngx, path, headers={"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "198.51.100.7"})
+            assert st == 200, (path, st)
+            p, h = seen[-1]
+            assert p == path, (p, path)
+            assert h.get("x-real-ip") == "127.0.0.1", (path, h)
+            assert h.get("x-forwarded-for") == "203.0.113.9, 127.0.0.1", (path, h)
+            assert h.get("x-forwarded-proto") == "https", (path, h)
+    finally:
+        srv.shutdown()
+        srv.server_close()
