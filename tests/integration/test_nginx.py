@@ -12,11 +12,16 @@ deploy/nginx/dronegate.conf, drones over wss:// (issue 12 §2).
     distinct seqs = every seq 1..M, in `telemetry` and in `telemetry_seq`;
   * a command POSTed to one gateway reaches a drone held by another, and one
     POSTed through nginx (https) reaches its drone too;
-  * REST, /metrics and the live stream through nginx; gRPC location routed
-    to grpc_pass (502 while the gateway has no gRPC server).
+  * the same with SIGTERM (drain, a rolling restart): 1001 through nginx;
+  * REST, /metrics and the live stream through nginx; requests about one
+    drone reach its holder; gRPC location routed to grpc_pass (502 while the
+    gateway has no gRPC server);
+  * removing a gateway (reload) moves only its drones (consistent hashing);
+  * the proxy timeouts stay above the gateway's timers (from --help);
+  * X-Real-IP / X-Forwarded-For / X-Forwarded-Proto reach the upstream.
 
 Synchronisation: events only (acks, session messages, presence rows,
-command status); the drones' sends are paced on purpose (RATE Hz) so the
+command status, access-log lines); the drones' sends are paced on purpose (RATE Hz) so the
 kill lands while every drone has messages in flight.
 """
 import asyncio
