@@ -1175,6 +1175,24 @@ const char *dg_client_strerror(int rc)
     return "unknown error";
 }
 
+long dg_client_flush(dg_client_t *c, int flush_ms)
+{
+    if (!c) return 0;
+    /* the lock is taken only inside each step, so other threads'
+     * dg_client_send calls never wait on poll */
+    int64_t deadline = now_ms() + (flush_ms > 0 ? flush_ms : 0);
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        long n = (long)dgc_q_count(&c->q);
+        int more = n && c->state != DG_STATE_CLOSED;
+        pthread_mutex_unlock(&c->mu);
+        int left = (int)(deadline - now_ms());
+        if (!more || left <= 0) return n;
+        if (c->thread_on) poll(NULL, 0, left < 5 ? left : 5);
+        else dg_client_step(c, left);
+    }
+}
+
 long dg_client_close(dg_client_t *c, int flush_ms)
 {
     if (!c) return 0;
@@ -1188,17 +1206,7 @@ long dg_client_close(dg_client_t *c, int flush_ms)
     pthread_mutex_lock(&c->mu);
     c->closing = 1;
     pthread_mutex_unlock(&c->mu);
-    /* flush: the lock is taken only inside each step, so other threads'
-     * dg_client_send calls (refused with ECLOSED) never wait on poll */
-    int64_t deadline = now_ms() + (flush_ms > 0 ? flush_ms : 0);
-    for (;;) {
-        pthread_mutex_lock(&c->mu);
-        int more = dgc_q_count(&c->q) && c->state != DG_STATE_CLOSED;
-        pthread_mutex_unlock(&c->mu);
-        int left = (int)(deadline - now_ms());
-        if (!more || left <= 0) break;
-        dg_client_step(c, left);
-    }
+    dg_client_flush(c, flush_ms);
     pthread_mutex_lock(&c->mu);
     /* close handshake: best effort, bounded */
     if (c->phase == PH_OPEN && c->fd >= 0) {
@@ -1213,8 +1221,7 @@ long dg_client_close(dg_client_t *c, int flush_ms)
     }
     long left = (long)dgc_q_count(&c->q);
     drop_socket(c);
-    c->state = DG_STATE_CLOSED;
-    if (c->cb.on_state) c->cb.on_state(c->user, DG_STATE_CLOSED, left ? "closed with unacked samples" : "");
+    set_state(c, DG_STATE_CLOSED, left ? "closed with unacked samples" : "");
     pthread_mutex_unlock(&c->mu);
     if (c->wake[0] >= 0) { close(c->wake[0]); close(c->wake[1]); }
     ob_free(&c->out);

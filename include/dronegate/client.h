@@ -238,6 +238,12 @@ DG_CLIENT_API void dg_client_stats(dg_client_t *c, dg_client_stats_t *out);
 DG_CLIENT_API const char *dg_client_state_name(dg_client_state_t s);
 DG_CLIENT_API const char *dg_client_strerror(int rc);
 
+/* Keep running (reconnecting if needed) until every queued sample is acked
+ * or flush_ms has passed; works in both modes (with a thread of its own it
+ * just waits). Returns the number of samples still unacked. Must not be
+ * called from a callback. */
+DG_CLIENT_API long dg_client_flush(dg_client_t *c, int flush_ms);
+
 /* Flush and close: keep running (reconnecting if needed) until every queued
  * sample is acked or flush_ms has passed, then close the WebSocket (1000) and
  * free the client. Stops the client's thread if one runs. Returns the number
