@@ -75,3 +75,10 @@ install-client: $(B)/libdronegate.a $(B)/libdronegate.so $(B)/dronegate.pc
 	ln -sf libdronegate.so.$(CLIENT_SOVER) $(DESTDIR)$(LIBDIR)/libdronegate.so
 	install -m 644 include/dronegate/client.h $(DESTDIR)$(INCLUDEDIR)/dronegate/
 	install -m 644 $(B)/dronegate.pc $(DESTDIR)$(PKGCONFIGDIR)/
+
+# the example linked against the ASan+UBSan library (integration-asan runs it)
+$(B)/examples/drone-asan: examples/drone.c include/dronegate/client.h $(B)/libdronegate-asan.a
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -std=gnu11 -Wall -Wextra $(SAN) -Iinclude -o $@ $< $(B)/libdronegate-asan.a $(CLIENT_LIBS)
+
+INTEGRATION_DEPS += $(B)/examples/drone-asan
