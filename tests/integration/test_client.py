@@ -223,9 +223,9 @@ def test_every_sample_stored_once_through_kills_drops_and_stalls(server_factory,
             p.wait()
     assert rc == 0 and st["left"] == 0, f"drone exit {rc}, stats {st}\n{err[-3000:]}"
     assert st["given"] == n and st["refused_full"] == 0 and st["dropped_oldest"] == 0, st
+    check_exactly_once(srv, drone, ts0, n)
     assert st["sessions"] >= 5, f"expected >= 5 sessions (start, restart, drop, stall, restart): {st}"
     assert st["resent"] > 0 or st["skipped_by_session"] > 0, st
-    check_exactly_once(srv, drone, ts0, n)
     print("stats:", st)
 
 
