@@ -18,6 +18,7 @@
  *   --batch N --window N --ping-ms N --backoff-min-ms N --backoff-max-ms N
  *   --flush-ms N       flush deadline at the end (default 10000)
  *   --ca FILE          CA bundle for wss://          --insecure   no verification
+ *   --sni NAME         TLS server name (SNI and the name verified; default: the URL's host)
  *   --thread           run the client on its own thread
  *   --quiet            no per-event lines
  * At the end one line of JSON with the counters goes to stdout; exit status
@@ -101,6 +102,7 @@ int main(int argc, char **argv)
         else if (OPT("--connect-timeout-ms")) cfg.connect_timeout_ms = (unsigned)atoi(v);
         else if (OPT("--flush-ms")) flush_ms = atoi(v);
         else if (OPT("--ca")) cfg.tls_ca_file = v;
+        else if (OPT("--sni")) cfg.tls_server_name = v;
         else if (!strcmp(a, "--insecure")) cfg.tls_insecure = 1;
         else if (!strcmp(a, "--thread")) use_thread = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;

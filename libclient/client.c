@@ -416,7 +416,13 @@ static void start_connect(dg_client_t *c)
         attempt_failed(c, "connect", "cannot resolve %s: %s", c->host, g ? gai_strerror(g) : "no address");
         return;
     }
-    int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol);
+    /* several addresses (localhost: ::1 and 127.0.0.1): attempt k uses the
+     * k-th, so a failing one is skipped at the next attempt */
+    unsigned na = 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next) na++;
+    struct addrinfo *ai = res;
+    for (unsigned k = (unsigned)((c->st.connects - 1) % na); k; k--) ai = ai->ai_next;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         freeaddrinfo(res);
         attempt_failed(c, "connect", "socket: %s", strerror(errno));
@@ -424,7 +430,7 @@ static void start_connect(dg_client_t *c)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int r = connect(fd, res->ai_addr, res->ai_addrlen);
+    int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(res);
     if (r < 0 && errno != EINPROGRESS) {
         int e = errno;
