@@ -63,10 +63,12 @@ $(CLIENT_FUZZ): $(B)/fuzz/%: fuzz/%.c $(CLIENT_SRC) include/dronegate/client.h l
 .PHONY: client install-client
 client: $(B)/libdronegate.a $(B)/libdronegate.so $(B)/examples/drone
 
-$(B)/dronegate.pc: mk/client.mk
+# rewritten when PREFIX/LIBDIR/INCLUDEDIR change (like dg_version.h)
+$(B)/dronegate.pc: FORCE
 	@mkdir -p $(dir $@)
-	printf 'prefix=%s\nexec_prefix=$${prefix}\nlibdir=%s\nincludedir=%s\n\nName: dronegate\nDescription: libdronegate, the drone-side client of the dronegate telemetry gateway\nVersion: %s\nRequires.private: libssl libcrypto\nLibs: -L$${libdir} -ldronegate\nLibs.private: -lpthread -lm\nCflags: -I$${includedir}\n' \
-	  '$(PREFIX)' '$(LIBDIR)' '$(INCLUDEDIR)' '$(BASE_VERSION)' > $@
+	@printf 'prefix=%s\nexec_prefix=$${prefix}\nlibdir=%s\nincludedir=%s\n\nName: dronegate\nDescription: libdronegate, the drone-side client of the dronegate telemetry gateway\nVersion: %s\nRequires.private: libssl libcrypto\nLibs: -L$${libdir} -ldronegate\nLibs.private: -lpthread -lm\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(LIBDIR)' '$(INCLUDEDIR)' '$(BASE_VERSION)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 install-client: $(B)/libdronegate.a $(B)/libdronegate.so $(B)/dronegate.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/dronegate $(DESTDIR)$(PKGCONFIGDIR)
@@ -82,3 +84,6 @@ $(B)/examples/drone-asan: examples/drone.c include/dronegate/client.h $(B)/libdr
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra $(SAN) -Iinclude -o $@ $< $(B)/libdronegate-asan.a $(CLIENT_LIBS)
 
 INTEGRATION_DEPS += $(B)/examples/drone-asan
+
+# `make install` installs the client library too
+install: install-client

@@ -287,3 +287,36 @@ def test_command_round_trip(server_factory, tmp_path):
     assert rc == 0 and st["left"] == 0, f"{st}\n{err[-2000:]}"
     assert re.search(rf'command {cid} return_to_home \{{"alt": ?50\}}', err), err[-2000:]
     assert stored_count(srv.db, drone) == st["given"] > 0
+
+
+def test_make_install_and_pkg_config_build(server_factory, tmp_path):
+    """`make install-client` (part of `make install`) into a DESTDIR; the
+    example builds against the installed library with
+    `pkg-config --cflags --libs dronegate` and runs on the shared library."""
+    root = tmp_path / "root"
+    p = subprocess.run(["make", "--no-print-directory", "-C", str(dg.REPO), "install-client",
+                        f"DESTDIR={root}", "PREFIX=/usr"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, f"make install-client failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}"
+    lib = root / "usr" / "lib"
+    for f in ("libdronegate.a", "libdronegate.so", "libdronegate.so.0", "pkgconfig/dronegate.pc"):
+        assert (lib / f).exists(), f"{f} not installed"
+    assert (root / "usr/include/dronegate/client.h").exists()
+    env = dict(clean_env(), PKG_CONFIG_PATH=str(lib / "pkgconfig"), PKG_CONFIG_SYSROOT_DIR=str(root))
+    pc = subprocess.run(["pkg-config", "--cflags", "--libs", "dronegate"], capture_output=True, text=True, env=env)
+    assert pc.returncode == 0, f"pkg-config (apt-get install pkg-config): {pc.stderr}"
+    assert "-ldronegate" in pc.stdout and str(root) in pc.stdout, pc.stdout
+    exe = tmp_path / "drone-pc"
+    cc = subprocess.run(["cc", "-o", str(exe), str(dg.REPO / "examples/drone.c"), *pc.stdout.split(), "-lm"],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    srv = server_factory()
+    drone = new_id("pc")
+    r = subprocess.run([str(exe), "--url", srv.ws_base, "--id", drone, "--count", "50", "--rate", "0", "--quiet"],
+                       capture_output=True, text=True, timeout=T(30),
+                       env=dict(clean_env(), LD_LIBRARY_PATH=str(lib)))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["acked"] == 50
+    ldd = subprocess.run(["ldd", str(exe)], capture_output=True, text=True,
+                         env=dict(clean_env(), LD_LIBRARY_PATH=str(lib))).stdout
+    assert f"{lib}/libdronegate.so.0" in ldd, ldd
+    assert stored_count(srv.db, drone) == 50
