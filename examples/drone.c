@@ -15,7 +15,7 @@
  *   --rate R           samples per second, 0 = as fast as the queue takes them (default 10)
  *   --ts0 MS           timestamp of sample i is MS + i (default: the clock)
  *   --queue-max N      queue bound (default 65536)   --policy refuse|drop
- *   --batch N --window N --ping-ms N --backoff-min-ms N --backoff-max-ms N
+ *   --batch N --window N --max-rate N --ping-ms N --backoff-min-ms N --backoff-max-ms N
  *   --flush-ms N       flush deadline at the end (default 10000)
  *   --ca FILE          CA bundle for wss://          --insecure   no verification
  *   --sni NAME         TLS server name (SNI and the name verified; default: the URL's host)
@@ -96,6 +96,7 @@ int main(int argc, char **argv)
         else if (OPT("--policy")) cfg.full_policy = !strcmp(v, "drop") ? DG_FULL_DROP_OLDEST : DG_FULL_REFUSE_NEWEST;
         else if (OPT("--batch")) cfg.batch_max = (unsigned)atoi(v);
         else if (OPT("--window")) cfg.window = (unsigned)atoi(v);
+        else if (OPT("--max-rate")) cfg.max_rate = (unsigned)atoi(v);
         else if (OPT("--ping-ms")) cfg.ping_interval_ms = (unsigned)atoi(v);
         else if (OPT("--backoff-min-ms")) cfg.backoff_min_ms = (unsigned)atoi(v);
         else if (OPT("--backoff-max-ms")) cfg.backoff_max_ms = (unsigned)atoi(v);
@@ -125,7 +126,7 @@ int main(int argc, char **argv)
     int64_t start = mono_ms();
     while (!stop_flag && (count == 0 || sent < count)) {
         /* samples due by now */
-        long long due = rate > 0 ? (long long)((mono_ms() - start) * rate / 1000.0) + 1 : sent + 256;
+        long long due = rate > 0 ? (long long)((mono_ms() - start) * rate / 1000.0) + 1 : sent + 4096;
         if (count && due > count) due = count;
         while (sent < due) {
             double t = (double)sent / 100.0;

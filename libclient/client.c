@@ -58,6 +58,8 @@ struct dg_client {
     char *host, *port, *path, *drone_id, *token, *ca_file, *sni;
     int   tls, tls_insecure;
     unsigned batch_max, window, connect_timeout_ms, ping_interval_ms;
+    double   rate, tokens;        /* token bucket for samples written (rate 0 = off) */
+    int64_t  tokens_ms;
     dg_client_callbacks_t cb;
     void *user;
     /* state */
@@ -171,6 +173,7 @@ void dg_client_config_init(dg_client_config_t *cfg)
     cfg->backoff_max_ms = 10000;
     cfg->connect_timeout_ms = 10000;
     cfg->ping_interval_ms = 15000;
+    cfg->max_rate = 8000;
 }
 
 static int drone_id_ok(const char *s)
@@ -294,6 +297,7 @@ dg_client_t *dg_client_open(const dg_client_config_t *cfg, char *err, size_t err
     if (c->window < c->batch_max) c->window = c->batch_max;
     c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
     c->ping_interval_ms = cfg->ping_interval_ms;
+    c->rate = cfg->max_rate;
     c->cb = cfg->cb;
     c->user = cfg->user;
     if (c->tls && tls_setup(c, cfg, err, errlen)) goto fail;
@@ -646,6 +650,28 @@ static void send_close(dg_client_t *c, uint16_t code, const char *reason)
     c->close_sent = 1;
 }
 
+/* Token bucket: refill, capped at 100 ms worth (at least one batch). */
+static double bucket_cap(const dg_client_t *c)
+{
+    double cap = c->rate / 10.0;
+    return cap < c->batch_max ? c->batch_max : cap;
+}
+
+static void refill(dg_client_t *c, int64_t t)
+{
+    if (c->rate <= 0) return;
+    c->tokens += (double)(t - c->tokens_ms) * c->rate / 1000.0;
+    c->tokens_ms = t;
+    if (c->tokens > bucket_cap(c)) c->tokens = bucket_cap(c);
+}
+
+/* Samples a frame would take now (a full batch when that many are queued). */
+static size_t batch_want(const dg_client_t *c)
+{
+    size_t k = dgc_q_sendable(&c->q, c->window);
+    return k > c->batch_max ? c->batch_max : k;
+}
+
 /* Frame what the window allows into `out`, batch_max samples per frame. */
 static void transmit(dg_client_t *c)
 {
@@ -653,9 +679,13 @@ static void transmit(dg_client_t *c)
     char *buf = NULL;
     size_t bufcap = 0;
     while (ob_pending(&c->out) < OUT_HWM) {
-        size_t k = dgc_q_sendable(&c->q, c->window);
+        size_t k = batch_want(c);
         if (!k) break;
-        if (k > c->batch_max) k = c->batch_max;
+        if (c->rate > 0) {
+            refill(c, now_ms());
+            if (c->tokens < (double)k) break;   /* wait for a whole batch's worth */
+            c->tokens -= (double)k;
+        }
         size_t need = k * (DGC_REC_JSON_MAX + 1) + 2;
         if (need > bufcap) {
             char *nb = realloc(buf, need);
@@ -678,7 +708,7 @@ static void transmit(dg_client_t *c)
         c->st.frames++;
     }
     free(buf);
-    c->dirty = 0;
+    c->dirty = batch_want(c) > 0;   /* still work: rate-limited or output backed up */
 }
 
 /* Write out what we can. 0, or -1 when the connection went down. */
@@ -710,6 +740,8 @@ static void on_session(dg_client_t *c, const dgc_msg_t *m)
     }
     c->phase = PH_OPEN;
     c->st.sessions++;
+    c->tokens = 0;
+    c->tokens_ms = now_ms();
     c->dirty = 1;
     c->deadline = 0;
     set_state(c, c->closing ? DG_STATE_CLOSING : DG_STATE_OPEN, "");
@@ -769,6 +801,10 @@ static void on_close_frame(dg_client_t *c, const uint8_t *p, size_t n)
 {
     uint16_t code = n >= 2 ? (uint16_t)(p[0] << 8 | p[1]) : 1005;
     c->close_code = code;
+    if (code == 1008 && c->rate > 0) {   /* over the gateway's rate limit: slow down */
+        c->rate = c->rate / 2 < 50 ? 50 : c->rate / 2;
+        report(c, "rate_limited", 0, "gateway closed with 1008 (rate limit): now at most %.0f samples/s", c->rate);
+    }
     if (!c->close_sent) {
         if (code != 1000 || !c->closing) {
             char r[128];
@@ -1008,8 +1044,14 @@ int dg_client_timeout_ms(dg_client_t *c)
     case DG_STATE_BACKOFF: due = c->deadline; break;
     default:
         if (c->phase == PH_OPEN) {
-            if (c->dirty && dgc_q_sendable(&c->q, c->window) && ob_pending(&c->out) < OUT_HWM) due = t;
-            else if (c->ping_interval_ms)
+            size_t k = batch_want(c);
+            if (c->dirty && k && ob_pending(&c->out) < OUT_HWM) {
+                due = t;
+                if (c->rate > 0) {
+                    refill(c, t);
+                    if (c->tokens < (double)k) due = t + 1 + (int64_t)(((double)k - c->tokens) * 1000.0 / c->rate);
+                }
+            } else if (c->ping_interval_ms)
                 due = c->last_rx + (c->ping_sent_at ? 2 : 1) * (int64_t)c->ping_interval_ms;
         } else {
             due = c->deadline;

@@ -163,6 +163,11 @@ typedef struct dg_client_config {
     unsigned    backoff_max_ms;       /* cap (default 10000); jitter 0.5x..1.5x, capped */
     unsigned    connect_timeout_ms;   /* TCP + TLS + upgrade + session (default 10000) */
     unsigned    ping_interval_ms;     /* keep-alive ping when idle; 0 = off (default 15000) */
+    /* Samples written per second at most, resends included (default 8000:
+     * the gateway closes a drone's connection with 1008 above its
+     * --max-msg-rate, default 10000/s). 0 = unlimited. After a 1008 close
+     * the library halves its rate (not below 50/s). */
+    unsigned    max_rate;
     /* wss:// only: verification is on unless tls_insecure is set. */
     const char *tls_ca_file;  /* PEM bundle; NULL = the system store */
     const char *tls_server_name;  /* SNI and the name checked; NULL = the URL's host */
