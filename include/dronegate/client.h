@@ -166,7 +166,7 @@ typedef struct dg_client_config {
     /* Samples written per second at most, resends included (default 8000:
      * the gateway closes a drone's connection with 1008 above its
      * --max-msg-rate, default 10000/s). 0 = unlimited. After a 1008 close
-     * the library halves its rate (not below 50/s). */
+     * the library halves its rate (not below 50/s; unlimited becomes 8000). */
     unsigned    max_rate;
     /* wss:// only: verification is on unless tls_insecure is set. */
     const char *tls_ca_file;  /* PEM bundle; NULL = the system store */

@@ -229,16 +229,19 @@ def test_every_sample_stored_once_through_kills_drops_and_stalls(server_factory,
     print("stats:", st)
 
 
-def test_restarted_drone_process_continues_after_last_seq(server_factory, tmp_path):
+@pytest.mark.parametrize("mode", ["loop", "thread"])
+def test_restarted_drone_process_continues_after_last_seq(server_factory, tmp_path, mode):
     """A new drone process (memory queue: its counter starts at 1) learns the
     gateway's last_seq from the session message and renumbers its unsent
-    samples after it, instead of having them rejected as reused seqs."""
+    samples after it, instead of having them rejected as reused seqs. Both
+    ways of driving the client: the example's poll loop and --thread."""
     srv = server_factory()
     drone = new_id("reb")
     ts0 = int(time.time() * 1000) - 7_200_000
     for run in range(2):
         p = start_drone(tmp_path, srv.port, drone, "--count", 300, "--rate", 0,
-                        "--ts0", ts0 + run * 300, "--flush-ms", int(T(20) * 1000))
+                        "--ts0", ts0 + run * 300, "--flush-ms", int(T(20) * 1000),
+                        *(["--thread"] if mode == "thread" else []))
         rc, st, err = finish_drone(p, T(30))
         assert rc == 0 and st["left"] == 0 and st["server_errors"] == 0, f"run {run}: {st}\n{err[-2000:]}"
         assert st["next_seq"] == 301 + run * 300, st
@@ -320,3 +323,20 @@ def test_make_install_and_pkg_config_build(server_factory, tmp_path):
                          env=dict(clean_env(), LD_LIBRARY_PATH=str(lib))).stdout
     assert f"{lib}/libdronegate.so.0" in ldd, ldd
     assert stored_count(srv.db, drone) == 50
+
+
+def test_rate_limit_close_slows_the_client_down(server_factory, tmp_path):
+    """A gateway with --max-msg-rate 1000 closes a drone sending 4000/s with
+    1008; the library halves its rate after each 1008, resends what was not
+    acked, and ends with everything stored exactly once."""
+    srv = server_factory(args=["--max-msg-rate", "1000"])
+    drone = new_id("rate")
+    ts0 = int(time.time() * 1000) - 900_000
+    p = start_drone(tmp_path, srv.port, drone, "--count", 3000, "--rate", 0, "--max-rate", 4000,
+                    "--ts0", ts0, "--backoff-min-ms", 20, "--backoff-max-ms", 200,
+                    "--flush-ms", int(T(30) * 1000))
+    rc, st, err = finish_drone(p, T(45))
+    assert rc == 0 and st["left"] == 0, f"{st}\n{err[-2000:]}"
+    check_exactly_once(srv, drone, ts0, 3000)
+    assert "1008" in err and "rate_limited" in err, err[-2000:]
+    assert 2 <= st["sessions"] <= 6, st     # 4000 -> 2000 -> 1000 -> 500: a few closes, not a storm
