@@ -78,6 +78,8 @@ struct dg_client {
     int      dirty;           /* samples may be sendable */
     int      close_code;      /* last close code from the server */
     dgc_queue_t   q;
+    dgc_fq_t      fq;
+    int           have_fq;
     dgc_backoff_t bo;
     uint64_t mask_rng;
     dg_client_stats_t st;
@@ -307,6 +309,16 @@ dg_client_t *dg_client_open(const dg_client_config_t *cfg, char *err, size_t err
         seed[1] = seed[0] * 0x9e3779b97f4a7c15ull;
     }
     dgc_q_init(&c->q, cfg->queue_max ? cfg->queue_max : 65536, cfg->full_policy);
+    dgc_fq_init(&c->fq);
+    if (cfg->queue_file) {
+        if (dgc_fq_open(&c->fq, cfg->queue_file, cfg->queue_file_sync, &c->q, err, errlen)) {
+            dgc_fq_close(&c->fq);
+            dgc_q_free(&c->q);
+            goto fail;
+        }
+        c->have_fq = 1;
+        c->st.replayed = c->fq.replayed;
+    }
     dgc_backoff_init(&c->bo, cfg->backoff_min_ms ? cfg->backoff_min_ms : 100,
                      cfg->backoff_max_ms ? cfg->backoff_max_ms : 10000, seed[0] | 1);
     c->mask_rng = seed[1] | 1;
@@ -734,10 +746,14 @@ static void on_session(dg_client_t *c, const dgc_msg_t *m)
     if (c->phase != PH_SESSION) return;   /* only the first message counts */
     uint64_t before = c->q.skipped;
     dgc_q_rewind(&c->q);
-    if (dgc_q_session(&c->q, m->has_seq, m->seq)) {
+    int rn = dgc_q_session(&c->q, m->has_seq, m->seq);
+    if (rn < 0) {
         attempt_failed(c, "nomem", "out of memory");
         return;
     }
+    if (c->have_fq && (rn == 1 ? dgc_fq_rewrite(&c->fq, &c->q) :
+                       c->q.skipped != before ? dgc_fq_head(&c->fq, &c->q) : 0))
+        report(c, "queue_file", 0, "cannot write to %s: %s", c->fq.path, strerror(errno));
     c->phase = PH_OPEN;
     c->st.sessions++;
     c->tokens = 0;
@@ -758,6 +774,8 @@ static void on_msg(void *ud, const dgc_msg_t *m)
         break;
     case DGC_MSG_ACK: {
         size_t n = dgc_q_ack(&c->q, m->seq);
+        if (n && c->have_fq && dgc_fq_head(&c->fq, &c->q))
+            report(c, "queue_file", 0, "cannot write to %s: %s", c->fq.path, strerror(errno));
         if (n) {
             c->st.acked += n;
             dgc_backoff_reset(&c->bo);   /* the path works end to end */
@@ -1129,12 +1147,20 @@ int dg_client_send(dg_client_t *c, const dg_sample_t *s, uint64_t *seq_out)
     pthread_mutex_lock(&c->mu);
     int rc;
     if (c->closing) rc = DG_CLIENT_ECLOSED;
-    else {
+    else if (c->have_fq && dgc_q_count(&c->q) >= c->q.max && c->q.policy != DG_FULL_DROP_OLDEST) {
+        c->q.refused++;
+        rc = DG_CLIENT_EFULL;
+    } else if (c->have_fq && dgc_fq_append(&c->fq, c->q.next, &r)) {
+        /* written before queued: a sample is in the file or not taken */
+        report(c, "queue_file", 0, "cannot append to %s: %s", c->fq.path, strerror(errno));
+        rc = DG_CLIENT_EIO;
+    } else {
         rc = dgc_q_push(&c->q, &r, seq_out);
+        if (rc == DG_CLIENT_EDROPPED && c->have_fq) dgc_fq_head(&c->fq, &c->q);
         if (rc == DG_CLIENT_OK || rc == DG_CLIENT_EDROPPED) {
             c->st.accepted++;
             if (!c->dirty) { c->dirty = 1; if (c->phase == PH_OPEN) wake(c); }
-        } else if (rc == DG_CLIENT_EFULL) c->st.refused_full++;
+        }
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
@@ -1193,6 +1219,7 @@ void dg_client_stats(dg_client_t *c, dg_client_stats_t *out)
     out->queued = dgc_q_count(&c->q);
     out->dropped_oldest = c->q.dropped;
     out->skipped_by_session = c->q.skipped;
+    out->refused_full = c->q.refused;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -1218,6 +1245,7 @@ const char *dg_client_strerror(int rc)
     case DG_CLIENT_ENOMEM: return "out of memory";
     case DG_CLIENT_ECLOSED: return "client is closing";
     case DG_CLIENT_ESTATE: return "not possible in this state";
+    case DG_CLIENT_EIO: return "cannot write the queue file";
     case DG_CLIENT_EDROPPED: return "queued; the oldest sample was dropped";
     }
     return "unknown error";
@@ -1276,6 +1304,7 @@ long dg_client_close(dg_client_t *c, int flush_ms)
     ob_free(&c->in);
     ob_free(&c->msg);
     dgc_q_free(&c->q);
+    dgc_fq_close(&c->fq);
     if (c->ctx) SSL_CTX_free(c->ctx);
     free_config(c);
     pthread_mutex_destroy(&c->mu);

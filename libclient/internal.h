@@ -58,13 +58,44 @@ void   dgc_q_rewind(dgc_queue_t *q);
 /* The session message said the gateway stored seqs up to last (has_last=0:
  * none). Samples already written with seq <= last are dropped as stored
  * (counted in skipped); queued samples never written whose seq <= last are
- * renumbered from last + 1 (order kept). 0 or DG_CLIENT_ENOMEM. */
+ * renumbered from last + 1 (order kept). 0, 1 when it renumbered, or
+ * DG_CLIENT_ENOMEM. */
 int    dgc_q_session(dgc_queue_t *q, int has_last, uint64_t last);
 /* How many samples may be written now: queued past tx, and at most `window`
  * in flight (written on this connection, unacked). */
 size_t dgc_q_sendable(const dgc_queue_t *q, size_t window);
 /* Samples (tx, upto] were written. Returns how many of them were resends. */
 size_t dgc_q_mark_sent(dgc_queue_t *q, uint64_t upto);
+
+/* Forget every queued sample with seq <= `seq` (no clamping: replay of a
+ * file queue, drop-oldest). Returns samples dropped. */
+size_t dgc_q_forget(dgc_queue_t *q, uint64_t seq);
+
+/* ------------------------------------------------- file queue (fileq.c) */
+
+#define DGC_FQ_ENTRY 104   /* bytes per entry: magic, crc, seq, record */
+
+typedef struct dgc_fq {
+    int      fd;
+    int      sync;         /* fdatasync after each sample entry */
+    char    *path;
+    uint64_t bytes, entries;
+    uint64_t replayed;     /* samples found unacked at open */
+    uint64_t truncated;    /* bytes of a torn tail cut at open */
+    uint64_t rewrites;
+} dgc_fq_t;
+
+void dgc_fq_init(dgc_fq_t *f);
+/* Open (create) PATH and replay it into q (a freshly initialised queue).
+ * 0, or -1 with the reason in err. */
+int  dgc_fq_open(dgc_fq_t *f, const char *path, int sync, dgc_queue_t *q, char *err, size_t el);
+/* Append a sample entry (before the sample is queued). 0 or -1 (errno). */
+int  dgc_fq_append(dgc_fq_t *f, uint64_t seq, const dgc_rec_t *r);
+/* Append a head entry for q->head - 1; compacts when the file got large. */
+int  dgc_fq_head(dgc_fq_t *f, const dgc_queue_t *q);
+/* Rewrite the file from q (crash-safe: temp file, fsync, rename). */
+int  dgc_fq_rewrite(dgc_fq_t *f, const dgc_queue_t *q);
+void dgc_fq_close(dgc_fq_t *f);
 
 /* ---------------------------------------------------------- backoff */
 

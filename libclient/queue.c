@@ -82,6 +82,16 @@ size_t dgc_q_ack(dgc_queue_t *q, uint64_t seq)
     return n;
 }
 
+size_t dgc_q_forget(dgc_queue_t *q, uint64_t seq)
+{
+    if (seq < q->head) return 0;
+    uint64_t upto = seq + 1 < q->next ? seq + 1 : q->next;
+    size_t n = (size_t)(upto - q->head);
+    q->head = upto;
+    if (q->tx < q->head - 1) q->tx = q->head - 1;
+    return n;
+}
+
 void dgc_q_rewind(dgc_queue_t *q)
 {
     q->tx = q->head - 1;
@@ -107,6 +117,8 @@ int dgc_q_session(dgc_queue_t *q, int has_last, uint64_t last)
         q->next += delta;
         q->head += delta;
         q->tx = q->head - 1;
+        q_maybe_shrink(q);
+        return 1;
     }
     q_maybe_shrink(q);
     return 0;

@@ -77,6 +77,7 @@ enum {
     DG_CLIENT_ENOMEM   = -3,
     DG_CLIENT_ECLOSED  = -4,  /* the client is closing */
     DG_CLIENT_ESTATE   = -5,  /* wrong mode (e.g. dg_client_process while a thread runs) */
+    DG_CLIENT_EIO      = -6,  /* the queue file could not be written: sample not taken */
     DG_CLIENT_EDROPPED = 1,   /* send: taken, but the oldest queued sample was dropped
                                  to make room (policy DROP_OLDEST) */
 };
@@ -172,6 +173,13 @@ typedef struct dg_client_config {
     const char *tls_ca_file;  /* PEM bundle; NULL = the system store */
     const char *tls_server_name;  /* SNI and the name checked; NULL = the URL's host */
     int         tls_insecure; /* 1 = do not verify the certificate (tests only) */
+    /* Optional file queue: every sample is also appended to this file before
+     * dg_client_send returns, and a new client on the same file (after a
+     * crash or reboot) resends what was not acked and keeps counting seqs.
+     * Format and write order: libclient/fileq.c, docs/client-notes.md.
+     * NULL = memory only. One client per file. */
+    const char *queue_file;
+    int         queue_file_sync;  /* 1 = fdatasync each sample (power loss safe, slow) */
     dg_client_callbacks_t cb;
     void       *user;         /* passed to every callback */
 } dg_client_config_t;
@@ -192,6 +200,7 @@ typedef struct dg_client_stats {
     uint64_t connects;        /* connection attempts */
     uint64_t sessions;        /* connections that reached DG_STATE_OPEN */
     uint64_t server_errors;   /* error messages from the gateway */
+    uint64_t replayed;        /* unacked samples found in the queue file at open */
 } dg_client_stats_t;
 
 /* Fill *cfg with the defaults (everything else NULL/0). */
