@@ -17,6 +17,9 @@
  *   --queue-max N      queue bound (default 65536)   --policy refuse|drop
  *   --batch N --window N --max-rate N --ping-ms N --backoff-min-ms N --backoff-max-ms N
  *   --flush-ms N       flush deadline at the end (default 10000)
+ *   --queue-file PATH  keep the queue in this file too (survives a crash); --sync: fdatasync each
+ *   --resume           with --queue-file: sample numbering continues after the file's last seq
+ *                      (sample i has seq i + 1 when the first run started at seq 1)
  *   --ca FILE          CA bundle for wss://          --insecure   no verification
  *   --sni NAME         TLS server name (SNI and the name verified; default: the URL's host)
  *   --thread           run the client on its own thread
@@ -82,7 +85,7 @@ int main(int argc, char **argv)
     cfg.token = getenv("DRONEGATE_TOKEN");
     long long count = 0, ts0 = 0;
     double rate = 10;
-    int flush_ms = 10000, use_thread = 0;
+    int flush_ms = 10000, use_thread = 0, resume = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!strcmp(a, name) && v && ++i)
@@ -102,6 +105,9 @@ int main(int argc, char **argv)
         else if (OPT("--backoff-max-ms")) cfg.backoff_max_ms = (unsigned)atoi(v);
         else if (OPT("--connect-timeout-ms")) cfg.connect_timeout_ms = (unsigned)atoi(v);
         else if (OPT("--flush-ms")) flush_ms = atoi(v);
+        else if (OPT("--queue-file")) cfg.queue_file = v;
+        else if (!strcmp(a, "--sync")) cfg.queue_file_sync = 1;
+        else if (!strcmp(a, "--resume")) resume = 1;
         else if (OPT("--ca")) cfg.tls_ca_file = v;
         else if (OPT("--sni")) cfg.tls_server_name = v;
         else if (!strcmp(a, "--insecure")) cfg.tls_insecure = 1;
@@ -123,10 +129,18 @@ int main(int argc, char **argv)
     if (use_thread && dg_client_start(c)) { fprintf(stderr, "drone: cannot start the client thread\n"); return 2; }
 
     long long sent = 0, full = 0;
+    if (resume) {   /* the samples the last run gave to send are in the file */
+        dg_client_stats_t st0;
+        dg_client_stats(c, &st0);
+        sent = (long long)st0.next_seq - 1;
+        if (!quiet) fprintf(stderr, "drone: resuming at sample %lld (%llu unacked replayed)\n", sent,
+                            (unsigned long long)st0.replayed);
+    }
     int64_t start = mono_ms();
+    long long sent0 = sent;
     while (!stop_flag && (count == 0 || sent < count)) {
         /* samples due by now */
-        long long due = rate > 0 ? (long long)((mono_ms() - start) * rate / 1000.0) + 1 : sent + 4096;
+        long long due = rate > 0 ? sent0 + (long long)((mono_ms() - start) * rate / 1000.0) + 1 : sent + 4096;
         if (count && due > count) due = count;
         while (sent < due) {
             double t = (double)sent / 100.0;
@@ -161,12 +175,13 @@ int main(int argc, char **argv)
     dg_client_close(c, 0);
     printf("{\"given\":%llu,\"refused_full\":%llu,\"dropped_oldest\":%llu,\"acked\":%llu,\"sent\":%llu,"
            "\"resent\":%llu,\"frames\":%llu,\"connects\":%llu,\"sessions\":%llu,\"skipped_by_session\":%llu,"
-           "\"server_errors\":%llu,\"left\":%ld,\"next_seq\":%llu}\n",
+           "\"server_errors\":%llu,\"left\":%ld,\"next_seq\":%llu,\"replayed\":%llu}\n",
            (unsigned long long)st.accepted, (unsigned long long)st.refused_full,
            (unsigned long long)st.dropped_oldest, (unsigned long long)st.acked, (unsigned long long)st.sent,
            (unsigned long long)st.resent, (unsigned long long)st.frames, (unsigned long long)st.connects,
            (unsigned long long)st.sessions, (unsigned long long)st.skipped_by_session,
-           (unsigned long long)st.server_errors, left, (unsigned long long)st.next_seq);
+           (unsigned long long)st.server_errors, left, (unsigned long long)st.next_seq,
+           (unsigned long long)st.replayed);
     (void)full;
     return left ? 3 : 0;
 }

@@ -149,11 +149,12 @@ def stored_count(db, drone):
         return 0
 
 
-def start_drone(tmp_path, port, drone, *args):
-    errf = open(tmp_path / f"{drone}.stderr", "wb")
+def start_drone(tmp_path, port, drone, *args, log=None):
+    log = log or drone
+    errf = open(tmp_path / f"{log}.stderr", "wb")
     p = subprocess.Popen([DRONE, "--url", f"ws://127.0.0.1:{port}", "--id", drone, *map(str, args)],
                          stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL, env=clean_env())
-    p.errlog = tmp_path / f"{drone}.stderr"
+    p.errlog = tmp_path / f"{log}.stderr"
     return p
 
 
@@ -340,3 +341,37 @@ def test_rate_limit_close_slows_the_client_down(server_factory, tmp_path):
     check_exactly_once(srv, drone, ts0, 3000)
     assert "1008" in err and "rate_limited" in err, err[-2000:]
     assert 2 <= st["sessions"] <= 6, st     # 4000 -> 2000 -> 1000 -> 500: a few closes, not a storm
+
+
+def test_drone_crash_with_file_queue_loses_nothing(server_factory, proxy_factory, tmp_path):
+    """The drone process is killed -9 while the link is stalled (a backlog of
+    unacked samples in its queue) and started again on the same queue file:
+    it replays the file, resends what was not acked, continues the seq
+    counter, and every sample the first process gave to send is stored once."""
+    srv = server_factory()
+    px = proxy_factory(srv.port)
+    drone = new_id("fq")
+    qf = tmp_path / "drone.queue"
+    n = 3000
+    ts0 = int(time.time() * 1000) - 1_800_000
+    a = start_drone(tmp_path, px.port, drone, "--queue-file", qf, "--count", n, "--rate", 500,
+                    "--ts0", ts0, "--ping-ms", 20000, "--flush-ms", 1000)
+    try:
+        wait_until(lambda: stored_count(srv.db, drone) >= 500, T(20), "500 rows stored")
+        assert px.stall_all() >= 1
+        size = qf.stat().st_size
+        wait_until(lambda: qf.stat().st_size >= size + 200 * 104, T(10), "200 more samples queued in the file")
+        a.kill()                                     # the drone process crashes
+        a.wait()
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait()
+    px.drop_all()
+    b = start_drone(tmp_path, px.port, drone, "--queue-file", qf, "--resume", "--count", n,
+                    "--rate", 0, "--ts0", ts0, "--flush-ms", int(T(20) * 1000), log=drone + "-b")
+    rc, st, err = finish_drone(b, T(40))
+    assert rc != 2, err
+    assert rc == 0 and st["left"] == 0, f"{st}\n{err[-2000:]}"
+    check_exactly_once(srv, drone, ts0, n)
+    assert st["replayed"] >= 200, st
