@@ -10,7 +10,8 @@
  * in batches. The gateway stores (drone_id, seq) at most once, so every
  * sample that was accepted by dg_client_send() ends up stored exactly once
  * unless the queue overflows (counted, policy chosen by the caller) or the
- * process dies (the queue is in memory only; see docs/client-notes.md).
+ * process dies with a memory-only queue (set queue_file to keep the queue in
+ * a file that survives crashes and reboots; see docs/client-notes.md).
  *
  * No global state: any number of clients may live in one process.
  *
