@@ -104,7 +104,7 @@ int dgc_fq_open(dgc_fq_t *f, const char *path, int sync, dgc_queue_t *q, char *e
     for (;;) {
         ssize_t r = pread(fd, &e, sizeof e, good);
         if (r != (ssize_t)sizeof e) break;
-        if ((e.magic != MAGIC_SAMPLE && e.magic != MAGIC_HEAD) ||
+        if ((e.magic != MAGIC_SAMPLE && e.magic != MAGIC_HEAD) || e.seq > (UINT64_C(1) << 62) ||
             e.crc != crc32_of(&e.seq, sizeof e - offsetof(entry_t, seq)))
             break;
         good += (off_t)sizeof e;

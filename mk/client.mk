@@ -58,7 +58,7 @@ $(CLIENT_UNIT_ASAN): $(B)/tests-asan/%: tests/unit/%.c tests/unit/check.h $(B)/l
 $(CLIENT_FUZZ): $(B)/fuzz/%: fuzz/%.c $(CLIENT_SRC) include/dronegate/client.h libclient/internal.h
 	@mkdir -p $(dir $@)
 	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Iinclude -Ilibclient -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined -o $@ $< libclient/msg.c libclient/queue.c -lm
+	  -fno-sanitize-recover=undefined -o $@ $< libclient/msg.c libclient/queue.c libclient/fileq.c -lm
 
 .PHONY: client install-client
 client: $(B)/libdronegate.a $(B)/libdronegate.so $(B)/examples/drone
