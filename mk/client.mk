@@ -19,7 +19,7 @@ LIBDIR          ?= $(PREFIX)/lib
 INCLUDEDIR      ?= $(PREFIX)/include
 PKGCONFIGDIR    ?= $(LIBDIR)/pkgconfig
 
-EXTRA_BIN        += $(B)/libdronegate.a $(B)/libdronegate.so $(B)/examples/drone
+EXTRA_BIN        += $(B)/libdronegate.a $(B)/libdronegate.so $(B)/examples/drone $(B)/examples/minimal
 INTEGRATION_DEPS += $(B)/examples/drone
 
 $(B)/client/%.o: %.c include/dronegate/client.h libclient/internal.h
@@ -41,7 +41,7 @@ $(B)/libdronegate-asan.a: $(CLIENT_ASAN_OBJ)
 $(B)/libdronegate.so: $(CLIENT_OBJ)
 	$(CC) -shared -Wl,-soname,libdronegate.so.$(CLIENT_SOVER) -Wl,--no-undefined -o $@ $^ $(CLIENT_LIBS)
 
-$(B)/examples/drone: examples/drone.c include/dronegate/client.h $(B)/libdronegate.a
+$(B)/examples/%: examples/%.c include/dronegate/client.h $(B)/libdronegate.a
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Iinclude -o $@ $< $(B)/libdronegate.a $(CLIENT_LIBS)
 
@@ -61,7 +61,7 @@ $(CLIENT_FUZZ): $(B)/fuzz/%: fuzz/%.c $(CLIENT_SRC) include/dronegate/client.h l
 	  -fno-sanitize-recover=undefined -o $@ $< libclient/msg.c libclient/queue.c libclient/fileq.c -lm
 
 .PHONY: client install-client
-client: $(B)/libdronegate.a $(B)/libdronegate.so $(B)/examples/drone
+client: $(B)/libdronegate.a $(B)/libdronegate.so $(B)/examples/drone $(B)/examples/minimal
 
 # rewritten when PREFIX/LIBDIR/INCLUDEDIR change (like dg_version.h)
 $(B)/dronegate.pc: FORCE

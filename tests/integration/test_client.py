@@ -324,6 +324,16 @@ def test_make_install_and_pkg_config_build(server_factory, tmp_path):
                          env=dict(clean_env(), LD_LIBRARY_PATH=str(lib))).stdout
     assert f"{lib}/libdronegate.so.0" in ldd, ldd
     assert stored_count(srv.db, drone) == 50
+    # the minimal example too (thread mode), built the same way
+    mexe = tmp_path / "minimal-pc"
+    cc = subprocess.run(["cc", "-o", str(mexe), str(dg.REPO / "examples/minimal.c"), *pc.stdout.split()],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    mdrone = new_id("min")
+    r = subprocess.run([str(mexe), srv.ws_base, mdrone, "5"], capture_output=True, text=True, timeout=T(30),
+                       env=dict(clean_env(), LD_LIBRARY_PATH=str(lib)))
+    assert r.returncode == 0 and "5 samples sent, 0 not acknowledged" in r.stdout, (r.stdout, r.stderr)
+    assert stored_count(srv.db, mdrone) == 5
 
 
 def test_rate_limit_close_slows_the_client_down(server_factory, tmp_path):
