@@ -332,6 +332,11 @@ fail:
     return NULL;
 }
 
+static inline int thread_running(dg_client_t *c)
+{
+    return __atomic_load_n(&c->thread_on, __ATOMIC_ACQUIRE);
+}
+
 /* ------------------------------------------------------------- I/O */
 
 /* >0 bytes, 0 EOF, -1 would block, -2 error (errno / TLS error set). */
@@ -1023,7 +1028,7 @@ int dg_client_process(dg_client_t *c, int revents)
 {
     if (!c) return DG_CLIENT_EINVAL;
     pthread_mutex_lock(&c->mu);
-    if (c->thread_on && !pthread_equal(pthread_self(), c->th)) {
+    if (thread_running(c)) {
         pthread_mutex_unlock(&c->mu);
         return DG_CLIENT_ESTATE;
     }
@@ -1083,10 +1088,19 @@ int dg_client_timeout_ms(dg_client_t *c)
     return d > 3600000 ? 3600000 : (int)d;
 }
 
+static void step(dg_client_t *c, int max_wait_ms);
+
 int dg_client_step(dg_client_t *c, int max_wait_ms)
 {
     if (!c) return DG_CLIENT_EINVAL;
-    if (c->thread_on && !pthread_equal(pthread_self(), c->th)) return DG_CLIENT_ESTATE;
+    if (thread_running(c)) return DG_CLIENT_ESTATE;
+    step(c, max_wait_ms);
+    return 0;
+}
+
+/* One poll round + process; the client's own thread calls this directly. */
+static void step(dg_client_t *c, int max_wait_ms)
+{
     struct pollfd pf[2];
     int nf = 0;
     int fd = dg_client_fd(c);
@@ -1105,7 +1119,6 @@ int dg_client_step(dg_client_t *c, int max_wait_ms)
     pthread_mutex_lock(&c->mu);
     process_locked(c, rev);
     pthread_mutex_unlock(&c->mu);
-    return 0;
 }
 
 static void wake(dg_client_t *c)
@@ -1116,7 +1129,7 @@ static void wake(dg_client_t *c)
 static void *thread_main(void *arg)
 {
     dg_client_t *c = arg;
-    while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) dg_client_step(c, -1);
+    while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) step(c, -1);
     return NULL;
 }
 
@@ -1127,11 +1140,15 @@ int dg_client_start(dg_client_t *c)
     int rc = 0;
     if (c->thread_on) rc = DG_CLIENT_ESTATE;
     else if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC)) rc = DG_CLIENT_ENOMEM;
-    else if (pthread_create(&c->th, NULL, thread_main, c)) {
-        close(c->wake[0]); close(c->wake[1]);
-        c->wake[0] = c->wake[1] = -1;
-        rc = DG_CLIENT_ENOMEM;
-    } else c->thread_on = 1;
+    else {
+        __atomic_store_n(&c->thread_on, 1, __ATOMIC_RELEASE);
+        if (pthread_create(&c->th, NULL, thread_main, c)) {
+            __atomic_store_n(&c->thread_on, 0, __ATOMIC_RELEASE);
+            close(c->wake[0]); close(c->wake[1]);
+            c->wake[0] = c->wake[1] = -1;
+            rc = DG_CLIENT_ENOMEM;
+        }
+    }
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -1195,7 +1212,7 @@ int dg_client_command_ack(dg_client_t *c, const char *id, const char *status, co
             p += sprintf(p, "\"}");
             if (append_frame(c, 0x1, buf, (size_t)(p - buf))) rc = DG_CLIENT_ENOMEM;
             free(buf);
-            if (rc == 0) { if (c->thread_on && !pthread_equal(pthread_self(), c->th)) wake(c); else flush_out(c); }
+            if (rc == 0) { if (thread_running(c)) wake(c); else flush_out(c); }
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -1264,20 +1281,20 @@ long dg_client_flush(dg_client_t *c, int flush_ms)
         pthread_mutex_unlock(&c->mu);
         int left = (int)(deadline - now_ms());
         if (!more || left <= 0) return n;
-        if (c->thread_on) poll(NULL, 0, left < 5 ? left : 5);
-        else dg_client_step(c, left);
+        if (thread_running(c)) poll(NULL, 0, left < 5 ? left : 5);
+        else step(c, left);
     }
 }
 
 long dg_client_close(dg_client_t *c, int flush_ms)
 {
     if (!c) return 0;
-    if (c->thread_on) {
+    if (thread_running(c)) {
         __atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
         wake(c);
         pthread_join(c->th, NULL);
-        c->thread_on = 0;
-        c->stop = 0;
+        __atomic_store_n(&c->thread_on, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&c->stop, 0, __ATOMIC_RELEASE);
     }
     pthread_mutex_lock(&c->mu);
     c->closing = 1;
@@ -1293,7 +1310,7 @@ long dg_client_close(dg_client_t *c, int flush_ms)
         c->closing = 2;
         c->stop = 1;
         flush_out(c);
-        while (c->fd >= 0 && now_ms() < c->deadline) dg_client_step(c, CLOSE_WAIT_MS);
+        while (c->fd >= 0 && now_ms() < c->deadline) step(c, CLOSE_WAIT_MS);
     }
     long left = (long)dgc_q_count(&c->q);
     drop_socket(c);
