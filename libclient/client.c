@@ -78,6 +78,8 @@ struct dg_client {
     int      dirty;           /* samples may be sendable */
     int      close_code;      /* last close code from the server */
     dgc_queue_t   q;
+    uint64_t      rejected[64];  /* written seqs the gateway rejected (never acked) */
+    int           nrej;
     dgc_fq_t      fq;
     int           have_fq;
     dgc_backoff_t bo;
@@ -769,6 +771,31 @@ static void on_session(dg_client_t *c, const dgc_msg_t *m)
     if (c->q.skipped != before && c->cb.on_ack) c->cb.on_ack(c->user, c->q.head - 1);
 }
 
+/* A rejected sample is never acked: once every sample before it is acked
+ * (it is the head), drop it so the queue does not wait for it forever. */
+static void trim_rejected(dg_client_t *c)
+{
+    int moved = 0;
+    for (int again = 1; again;) {
+        again = 0;
+        for (int i = 0; i < c->nrej; i++) {
+            uint64_t s = c->rejected[i];
+            if (s < c->q.head || s >= c->q.next) {          /* gone already */
+                c->rejected[i--] = c->rejected[--c->nrej];
+            } else if (s == c->q.head && s <= c->q.hi_sent) {
+                dgc_q_forget(&c->q, s);
+                c->st.rejected++;
+                c->rejected[i--] = c->rejected[--c->nrej];
+                moved = again = 1;
+            }
+        }
+    }
+    if (moved) {
+        c->dirty = 1;
+        if (c->have_fq) dgc_fq_head(&c->fq, &c->q);
+    }
+}
+
 static void on_msg(void *ud, const dgc_msg_t *m)
 {
     dg_client_t *c = ud;
@@ -786,16 +813,20 @@ static void on_msg(void *ud, const dgc_msg_t *m)
             dgc_backoff_reset(&c->bo);   /* the path works end to end */
             c->dirty = 1;
             if (c->cb.on_ack) c->cb.on_ack(c->user, c->q.head - 1);
+            trim_rejected(c);
         }
         break;
     }
     case DGC_MSG_ERROR: {
         c->st.server_errors++;
+        if (m->has_seq && m->seq >= c->q.head && m->seq <= c->q.hi_sent && c->nrej < 64)
+            c->rejected[c->nrej++] = m->seq;
         if (c->cb.on_error) {
             dg_client_error_t e = { .seq = m->has_seq ? m->seq : 0, .code = m->code[0] ? m->code : "error",
                                     .field = m->field, .message = m->message, .from_server = 1 };
             c->cb.on_error(c->user, &e);
         }
+        trim_rejected(c);
         break;
     }
     case DGC_MSG_COMMAND: {

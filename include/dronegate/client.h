@@ -202,6 +202,8 @@ typedef struct dg_client_stats {
     uint64_t sessions;        /* connections that reached DG_STATE_OPEN */
     uint64_t server_errors;   /* error messages from the gateway */
     uint64_t replayed;        /* unacked samples found in the queue file at open */
+    uint64_t rejected;        /* samples the gateway rejected (on_error told which); dropped
+                                 from the queue once all before them were acked */
 } dg_client_stats_t;
 
 /* Fill *cfg with the defaults (everything else NULL/0). */

@@ -288,6 +288,36 @@ TEST(fresh_drone_renumbers_after_last_seq)
     close(f.ls);
 }
 
+TEST(rejected_samples_leave_the_queue)
+{
+    fake_t f;
+    fake_listen(&f);
+    dg_client_t *c = mk(f.port, 5, 20, 64);
+    send_n(c, 3, 10);
+    PUMP_UNTIL(f.nseqs == 3, "{\"type\":\"session\",\"last_seq\":null}");
+    /* the last sample is rejected: never acked; the ack of 2 arrives after */
+    fake_send_text(&f, "{\"type\":\"error\",\"seq\":3,\"code\":\"invalid_field\",\"field\":\"altitude\"}");
+    fake_ack(&f, 2);
+    dg_client_stats_t st;
+    PUMP_UNTIL((dg_client_stats(c, &st), st.queued == 0), NULL);
+    ASSERT_EQ(st.rejected, 1);
+    ASSERT_EQ(st.acked, 2);
+    ASSERT_U64_EQ(last_ack, 2);           /* the rejected one is not reported as stored */
+    /* two rejected in the middle, errors before the ack that precedes them */
+    send_n(c, 4, 20);                     /* 4..7 */
+    PUMP_UNTIL(f.nseqs == 7, NULL);
+    fake_send_text(&f, "[{\"type\":\"error\",\"seq\":6,\"code\":\"seq_reused\"},"
+                       "{\"type\":\"error\",\"seq\":5,\"code\":\"seq_reused\"}]");
+    fake_ack(&f, 4);
+    PUMP_UNTIL((dg_client_stats(c, &st), st.queued == 1), NULL);   /* 7 waits for its ack */
+    ASSERT_EQ(st.rejected, 3);
+    fake_ack(&f, 7);
+    PUMP_UNTIL((dg_client_stats(c, &st), st.queued == 0), NULL);
+    ASSERT_EQ(dg_client_close(c, 0), 0);
+    fake_drop(&f);
+    close(f.ls);
+}
+
 TEST(send_never_blocks_and_validates)
 {
     dg_client_t *c = mk(9, 5, 20, 8);     /* never driven */
@@ -320,6 +350,7 @@ int main(void)
     RUN(backoff_after_refused_connects);
     RUN(resend_in_order_after_drop_and_last_seq);
     RUN(fresh_drone_renumbers_after_last_seq);
+    RUN(rejected_samples_leave_the_queue);
     RUN(send_never_blocks_and_validates);
     return check_summary("client_conn");
 }
