@@ -855,6 +855,7 @@ static void on_close_frame(dg_client_t *c, const uint8_t *p, size_t n)
 {
     uint16_t code = n >= 2 ? (uint16_t)(p[0] << 8 | p[1]) : 1005;
     c->close_code = code;
+    if (code == 4409) c->bo.fails = 64;   /* replaced by another connection of this id: wait the longest */
     if (code == 1008) {   /* over the gateway's rate limit: slow down */
         c->rate = c->rate <= 0 ? 8000 : c->rate / 2 < 50 ? 50 : c->rate / 2;
         report(c, "rate_limited", 0, "gateway closed with 1008 (rate limit): now at most %.0f samples/s", c->rate);
