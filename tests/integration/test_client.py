@@ -385,3 +385,20 @@ def test_drone_crash_with_file_queue_loses_nothing(server_factory, proxy_factory
     assert rc == 0 and st["left"] == 0, f"{st}\n{err[-2000:]}"
     check_exactly_once(srv, drone, ts0, n)
     assert st["replayed"] >= 200, st
+
+
+def test_token_auth(server_factory, tmp_path):
+    """With --auth-secret the library's bearer token gets the drone in; a wrong
+    token is refused (HTTP 401, reported, retried with backoff, nothing stored)."""
+    srv = server_factory(secret="client-s3cret")
+    drone = new_id("auth")
+    p = start_drone(tmp_path, srv.port, drone, "--token", srv.token(drone), "--count", 40, "--rate", 0)
+    rc, st, err = finish_drone(p, T(20))
+    assert rc == 0 and st["acked"] == 40, f"{st}\n{err[-2000:]}"
+    bad = new_id("auth")
+    p = start_drone(tmp_path, srv.port, bad, "--token", srv.token(drone), "--count", 5, "--rate", 0,
+                    "--flush-ms", 600, "--backoff-min-ms", 50)
+    rc, st, err = finish_drone(p, T(20))
+    assert rc == 3 and st["sessions"] == 0 and st["connects"] >= 2, st
+    assert "http_401" in err and "wrong token?" in err, err[-2000:]
+    assert stored_count(srv.db, bad) == 0
