@@ -106,11 +106,13 @@ class LinkProxy:
                 pass
 
     def drop_all(self):
+        """RST every open connection; returns how many were live."""
         with self.lock:
             pairs, self.pairs = self.pairs, []
+        live = [p for p in pairs if not p["dead"]]
         for p in pairs:
             self._kill(p)
-        return len(pairs)
+        return len(live)
 
     def stall_all(self):
         with self.lock:
