@@ -14,8 +14,9 @@ deploy/nginx/dronegate.conf, drones over wss:// (issue 12 §2).
     POSTed through nginx (https) reaches its drone too;
   * the same with SIGTERM (drain, a rolling restart): 1001 through nginx;
   * REST, /metrics and the live stream through nginx; requests about one
-    drone reach its holder; gRPC location routed to grpc_pass (502 while the
-    gateway has no gRPC server);
+    drone reach its holder (every gateway shows it: the fleet view); gRPC
+    through nginx's TLS and grpc_pass with python3-grpcio (session, ack,
+    stored once) and the gateway's status through nginx;
   * removing a gateway (reload) moves only its drones (consistent hashing);
   * the proxy timeouts stay above the gateway's timers (from --help);
   * X-Real-IP / X-Forwarded-For / X-Forwarded-Proto reach the upstream.
@@ -26,6 +27,7 @@ kill lands while every drone has messages in flight.
 """
 import asyncio
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -176,13 +178,16 @@ async def apoll(pred, timeout, what):
         await asyncio.sleep(0.05)
 
 
-def gateways(server_factory, pg):
+def gateways(server_factory, pg, grpc=False):
     db = DB(pg)
     gws = {}
     for name in ("g1", "g2", "g3"):
-        gws[name] = server_factory(store=db.uri(), args=["--instance", name])
+        extra = ["--grpc-listen", "127.0.0.1:0"] if grpc else []
+        gws[name] = server_factory(store=db.uri(), args=["--instance", name, *extra])
     for name, s in gws.items():
         wait_until(lambda: f"fleet: instance {name} listening" in s.stderr(), T(10), f"{name} fleet listener")
+        if grpc:
+            s.grpc_port = int(re.search(r"gRPC listening on 127\.0\.0\.1:(\d+)", s.stderr()).group(1))
     return db, gws
 
 
@@ -346,8 +351,9 @@ def test_three_gateways_behind_nginx_tls(server_factory, nginx_factory, pg, stop
 
 
 def test_rest_metrics_live_grpc_through_nginx(server_factory, nginx_factory, pg):  # noqa: F811
-    db, gws = gateways(server_factory, pg)
-    ngx = nginx_factory([("127.0.0.1", s.port) for s in gws.values()])
+    db, gws = gateways(server_factory, pg, grpc=True)
+    ngx = nginx_factory([("127.0.0.1", s.port) for s in gws.values()],
+                        grpc_gateways=[("127.0.0.1", s.grpc_port) for s in gws.values()])
     drone = new_id("ngxr")
 
     async def go():
@@ -357,11 +363,16 @@ def test_rest_metrics_live_grpc_through_nginx(server_factory, nginx_factory, pg)
         f.next = 2
         while f.acked < 1:
             f._take(await asyncio.wait_for(f.ws.recv(), T(10)))
-        # a request about one drone goes to the gateway holding it (same hash
-        # as /ws/): every time, although any other gateway would answer 404
-        # (it never saw the drone; fleet-wide reads are not done yet)
-        holder = [n for n, s in gws.items() if s.get(f"/api/v1/drones/{drone}").status == 200]
-        assert len(holder) == 1, holder
+        # every gateway shows the drone (the fleet view) with the name of the
+        # one holding it; a request about one drone goes to that one (same
+        # hash as /ws/)
+        def inst(s):
+            r = s.get(f"/api/v1/drones/{drone}")
+            return r.json().get("instance") if r.status == 200 else None
+        wait_until(lambda: len({inst(s) for s in gws.values()} - {None}) == 1 and
+                   all(inst(s) for s in gws.values()), T(15), "the drone on every gateway")
+        holder = list({inst(s) for s in gws.values()})
+        assert len(holder) == 1 and holder[0] in gws, holder
         for _ in range(6):
             st, body = https(ngx, f"/api/v1/drones/{drone}/telemetry")
             assert st == 200 and json.loads(body)["telemetry"][0]["seq"] == 1, (st, body[:300])
@@ -385,17 +396,40 @@ def test_rest_metrics_live_grpc_through_nginx(server_factory, nginx_factory, pg)
     c.request("GET", "/readyz")
     assert c.getresponse().status == 200
     c.close()
-    # gRPC: the location is a grpc_pass over HTTP/2 (curl speaks h2); no gateway
-    # serves gRPC yet, so nginx itself answers 502 (not the gateway's 404)
+    # gRPC through nginx (TLS, grpc_pass to the gateways' --grpc-listen), with
+    # python3-grpcio: session, ack, stored once
+    import grpc
+    out = ngx.dir / "grpcgen"
+    out.mkdir(exist_ok=True)
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    subprocess.run(["protoc", f"-I{root}/proto", f"--python_out={out}", f"--grpc_python_out={out}",
+                    "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+                    "dronegate/v1/telemetry.proto"], check=True)
+    import sys
+    sys.path.insert(0, str(out))
+    from dronegate.v1 import telemetry_pb2 as pb, telemetry_pb2_grpc as pbg
+    gdrone = new_id("ngxg")
+    creds = grpc.ssl_channel_credentials(root_certificates=ngx.cert.read_bytes())
+    ch = grpc.secure_channel(f"127.0.0.1:{ngx.tls_port}", creds)
+    m = pb.DroneMessage()
+    m.telemetry.seq = 1
+    m.telemetry.position.latitude, m.telemetry.position.longitude, m.telemetry.position.altitude = 47.0, 8.0, 400.0
+    call = pbg.TelemetryStub(ch).Stream(iter([m]), metadata=[("drone-id", gdrone)], timeout=T(30))
+    got = list(call)
+    ch.close()
+    kinds = [r.WhichOneof("body") for r in got]
+    assert kinds[0] == "session" and any(r.WhichOneof("body") == "ack" and r.ack.seq == 1 for r in got), got
+    assert call.code() == grpc.StatusCode.OK, (call.code(), call.details())
+    assert db.one("SELECT count(*) FROM telemetry WHERE drone_id = %s", gdrone) == 1
+    # curl (HTTP/2) to the same location without drone-id: the gateway's own
+    # status (INVALID_ARGUMENT = 3) comes back through nginx
     curl = shutil.which("curl")
     assert curl, "curl not found: install the Debian package curl (scripts/deps.d/nginx.list)"
-    p = subprocess.run([curl, "-s", "--http2", "--cacert", str(ngx.cert), "-o", "/dev/null",
-                        "-w", "%{http_code} %{http_version}", "-X", "POST",
-                        "-H", "content-type: application/grpc", "-H", f"drone-id: {drone}",
+    p = subprocess.run([curl, "-s", "--http2", "--cacert", str(ngx.cert), "-o", "/dev/null", "-D", "-",
+                        "-X", "POST", "-H", "content-type: application/grpc",
                         f"https://127.0.0.1:{ngx.tls_port}/dronegate.v1.Telemetry/Stream"],
                        capture_output=True, text=True, timeout=T(20))
-    assert p.stdout == "502 2", (p.stdout, p.stderr)
-    assert "grpc://127.0.0.1:" in ngx.errors(), ngx.tail()
+    assert "grpc-status: 3" in p.stdout, (p.stdout, p.stderr)
     # real client address passed on: nginx logs it beside the upstream
     assert ngx.accesses().startswith("127.0.0.1 "), ngx.accesses()[:500]
 
