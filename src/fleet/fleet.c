@@ -224,25 +224,24 @@ static const char sql_create[] =
     "  RETURNING id)"
     " SELECT pg_notify('" CHANNEL "', $6 || ' ' || id) FROM ins";
 
+/* "<instance> ...": the instance name (the drone id alphabet, 1-64
+ * characters) is checked and copied; the rest after the space, or NULL. */
+static const char *take_instance(const char *p, char instance[65])
+{
+    if (!p) return NULL;
+    const char *sp = strchr(p, ' ');
+    if (!sp || !dg_drone_id_valid(p, (size_t)(sp - p))) return NULL;
+    memcpy(instance, p, (size_t)(sp - p));
+    instance[sp - p] = '\0';
+    return sp + 1;
+}
+
 int dg_fleet_parse_notify(const char *p, char instance[65], char cmd_id[33])
 {
-    if (!p) return -1;
-    const char *sp = strchr(p, ' ');
-    if (!sp) return -1;
-    size_t il = (size_t)(sp - p);
-    if (il < 1 || il > 64) return -1;
-    for (size_t i = 0; i < il; i++) {
-        char ch = p[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-'))
-            return -1;
-    }
-    const char *id = sp + 1;
-    if (strlen(id) != DG_CMD_ID_LEN) return -1;
+    const char *id = take_instance(p, instance);
+    if (!id || strlen(id) != DG_CMD_ID_LEN) return -1;
     for (size_t i = 0; i < DG_CMD_ID_LEN; i++)
         if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) return -1;
-    memcpy(instance, p, il);
-    instance[il] = '\0';
     memcpy(cmd_id, id, DG_CMD_ID_LEN + 1);
     return 0;
 }
@@ -322,20 +321,10 @@ static void take_command(dg_fleet_t *f, const char *cmd_id)
  * named one (us?) closes its connection with 4409. */
 int dg_fleet_parse_moved(const char *p, char instance[65], char drone[DG_DRONE_ID_MAX + 1])
 {
-    if (!p) return -1;
-    const char *sp = strchr(p, ' ');
-    if (!sp) return -1;
-    size_t il = (size_t)(sp - p), dl = strlen(sp + 1);
-    if (il < 1 || il > 64 || !dg_drone_id_valid(sp + 1, dl)) return -1;
-    for (size_t i = 0; i < il; i++) {
-        char ch = p[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-'))
-            return -1;
-    }
-    memcpy(instance, p, il);
-    instance[il] = '\0';
-    memcpy(drone, sp + 1, dl + 1);
+    const char *d = take_instance(p, instance);
+    size_t dl = d ? strlen(d) : 0;
+    if (!d || !dg_drone_id_valid(d, dl)) return -1;
+    memcpy(drone, d, dl + 1);
     return 0;
 }
 
@@ -365,20 +354,8 @@ static void on_notify(dg_fleet_t *f, const char *payload)
 /* "<instance> 1 <drone>" / "<instance> 0 <drone>" / "<instance> reset". */
 int dg_fleet_parse_presence(const char *p, char instance[65], char drone[DG_DRONE_ID_MAX + 1])
 {
-    if (!p) return -1;
-    const char *sp = strchr(p, ' ');
-    if (!sp) return -1;
-    size_t il = (size_t)(sp - p);
-    if (il < 1 || il > 64) return -1;
-    for (size_t i = 0; i < il; i++) {
-        char ch = p[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-'))
-            return -1;
-    }
-    memcpy(instance, p, il);
-    instance[il] = '\0';
-    const char *rest = sp + 1;
+    const char *rest = take_instance(p, instance);
+    if (!rest) return -1;
     if (!strcmp(rest, "reset")) { drone[0] = '\0'; return 2; }
     if ((rest[0] != '0' && rest[0] != '1') || rest[1] != ' ') return -1;
     size_t dl = strlen(rest + 2);
