@@ -204,6 +204,7 @@ static void send_scratch(dg_conn_t *c, int rc)
 /* ---- the drone channel's transport (core/ingest.h) ---- */
 
 static void maybe_finish(dg_conn_t *c);
+static void check_end(dg_conn_t *c);
 
 static void io_session(dg_conn_t *c, int known, uint64_t seq);
 static void io_ack(dg_conn_t *c, uint64_t seq)
@@ -261,6 +262,17 @@ static void process(dg_conn_t *c)
         memmove(g->in.data, g->in.data + off, g->in.len - off);
         g->in.len -= off;
     }
+    check_end(c);
+}
+
+/* After a half-close and the input decoded (not before the session
+ * message: until then the input waits): a partial message left is an
+ * error, else OK once everything taken in is acked. */
+static void check_end(dg_conn_t *c)
+{
+    grpc_conn_t *g = G(c);
+    if (!g->half_closed || g->ending || !g->started || c->u.drone.session_wait) return;
+    if (g->in.len) { end_call(c, ST_INTERNAL, "the stream ended inside a message"); return; }
     maybe_finish(c);
 }
 
@@ -278,8 +290,7 @@ static void io_session(dg_conn_t *c, int known, uint64_t seq)
 {
     respond(c);
     send_scratch(c, dg_pb_session(&c->w->scratch, known, seq));
-    process(c);   /* messages that came while the session was looked up */
-    if (c->u.drone.has_in == false) maybe_finish(c);
+    process(c);   /* messages (and a half-close) that came while the session was looked up */
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -372,9 +383,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
         g->half_closed = true;
         dg_debug("grpc: drone %s half-closed its call", g->drone);
         if (g->started) {
-            process(c);
-            if (g->in.len && !g->ending) end_call(c, ST_INTERNAL, "the stream ended inside a message");
-            maybe_finish(c);
+            process(c);   /* ends with check_end(): now, or after the session message */
         } else if (!g->ending) {
             end_call(c, ST_INTERNAL, "the stream ended before the call started");
         }

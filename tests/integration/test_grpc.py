@@ -284,3 +284,48 @@ def test_kill9_loses_nothing_acked(server_factory, gen):
     stored = set(s.seqs(drone))
     missing = set(range(1, acked + 1)) - stored
     assert not missing, f"acked up to {acked}, missing {sorted(missing)[:10]}"
+
+
+def _h2_frame(ftype, flags, stream, payload):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def _hpack_literal(name, value):
+    """HPACK literal header field without indexing, new name, no Huffman."""
+    n, v = name.encode(), value.encode()
+    assert len(n) < 127 and len(v) < 127
+    return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+
+
+def test_messages_and_half_close_in_the_first_read(server_factory, gen):
+    """A client whose request headers, messages and END_STREAM arrive in one
+    read, while the gateway still looks the drone's last seq up in the
+    store (its first connection): the input waits for the session message,
+    then every message is taken in. Through nginx this once ended the call
+    with INTERNAL "the stream ended inside a message" and stored nothing. The
+    bytes are written by hand (HTTP/2 preface, SETTINGS, HEADERS with HPACK
+    literals, two DATA frames, the last with END_STREAM) in one sendall, so
+    they are in the gateway's first read."""
+    import socket
+    pb, _ = gen
+    s = gateway(server_factory)
+    drone = new_id("grpcfirst")
+    body = b""
+    for seq in (1, 2):
+        m = pb.DroneMessage()
+        m.telemetry.seq = seq
+        m.telemetry.position.latitude, m.telemetry.position.longitude, m.telemetry.position.altitude = 1.0, 2.0, 3.0
+        raw = m.SerializeToString()
+        body += b"\x00" + len(raw).to_bytes(4, "big") + raw
+    hdrs = b"".join(_hpack_literal(k, v) for k, v in (
+        (":method", "POST"), (":scheme", "http"), (":path", "/dronegate.v1.Telemetry/Stream"),
+        (":authority", s.grpc_target), ("content-type", "application/grpc"), ("te", "trailers"),
+        ("drone-id", drone)))
+    half = len(body) // 2
+    wire = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0, b"") +
+            _h2_frame(1, 0x4, 1, hdrs) + _h2_frame(0, 0, 1, body[:half]) + _h2_frame(0, 0x1, 1, body[half:]))
+    host, port = s.grpc_target.split(":")
+    with socket.create_connection((host, int(port)), timeout=T(10)) as sk:
+        sk.sendall(wire)
+        wait_until(lambda: s.seqs(drone) == [1, 2], T(15), "both messages stored")
+    s.check_alive()
