@@ -12,13 +12,19 @@
 # stop the run (UBSan "runtime error:", AddressSanitizer, LeakSanitizer).
 # The log is kept at build/fuzz/<target>.log (always), crash inputs at
 # build/fuzz/<target>-crash-*. Exit status: 0 when every target passed.
+#
+# Targets run FUZZ_JOBS at a time (default: the number of CPUs; libFuzzer
+# uses one); each one's report is printed in order when all are done.
 set -u
 secs=$1; shift
 maxlen=${FUZZ_MAX_LEN:-4096}
+jobs=${FUZZ_JOBS:-$(nproc)}
 logdir=build/fuzz
 mkdir -p "$logdir"
-rc=0
-for f in "$@"; do
+
+one() {
+  local f=$1 rc=0
+  local name t corpus dict log st merged u b
   name=$(basename "$f")
   t=${name#fuzz_}
   corpus=fuzz/corpus/$t
@@ -36,8 +42,7 @@ for f in "$@"; do
     grep -nE 'runtime error:|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|invariant failed' "$log" | head -n 5
     tail -n 40 "$log"
     echo "fuzz: $name FAILED (exit $st); log kept at $log, crash inputs at $logdir/$name-*"
-    rc=1
-    continue
+    return 1
   fi
   grep -E 'Done [0-9]+ runs' "$log" | tail -n1
   # keep the corpus minimal: merge into a fresh directory, drop the
@@ -56,5 +61,20 @@ for f in "$@"; do
     rc=1
   fi
   rm -rf "$merged"
+  return $rc
+}
+
+rc=0
+pids=() outs=()
+for f in "$@"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  out=$logdir/$(basename "$f").report
+  one "$f" >"$out" 2>&1 &
+  pids+=($!) outs+=("$out")
+done
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || rc=1
+  cat "${outs[$i]}"
+  rm -f "${outs[$i]}"
 done
 exit $rc

@@ -7,7 +7,9 @@ import pytest
 
 import rabbit
 
-pytestmark = pytest.mark.skipif(not rabbit.available(), reason="rabbitmq-server not installed")
+# the RabbitMQ test fixture (no gateway): deselected in the ASan pass (pytest.ini)
+pytestmark = [pytest.mark.skipif(not rabbit.available(), reason="rabbitmq-server not installed"),
+              pytest.mark.plain_only]
 pika = pytest.importorskip("pika")
 
 
