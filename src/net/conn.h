@@ -71,6 +71,8 @@ struct dg_conn {
     uint8_t        dead;          /* closed; freed after the current callback */
     uint8_t        lingering;     /* output done: read input (on_linger) until EOF */
     uint8_t        wr_shut;       /* lingering and our write side is shut (FIN sent) */
+    uint32_t       drain_left;    /* draining, store-fed: bytes the kernel held when the
+                                   * drain began, still to be read ("what was received") */
     int64_t        last_rx_ms;    /* monotonic: last bytes received */
     int64_t        last_ping_ms;
     int64_t        deadline_ms;   /* HTTP: handshake / keep-alive deadline; lingering: give-up time */

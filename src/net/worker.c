@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -342,21 +343,30 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
 static void conn_read(dg_conn_t *c, int rounds)
 {
     dg_worker_t *w = c->w;
+    /* draining: only what the kernel held when the drain began */
+    bool budget = w->draining && c->ops->store_fed;
     for (int round = 0; round < rounds && !c->dead && !c->closing && !c->paused; round++) {
-        ssize_t n = read(c->fd, w->rbuf, w->rbuf_cap);
+        size_t cap = w->rbuf_cap;
+        if (budget) {
+            if (!c->drain_left) break;
+            if (c->drain_left < cap) cap = c->drain_left;
+        }
+        ssize_t n = read(c->fd, w->rbuf, cap);
         if (n == 0) { dg_conn_close(c, true); return; }
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) dg_conn_close(c, true);
+            if (budget) c->drain_left = 0;
             break;
         }
+        if (budget) c->drain_left = (size_t)n >= c->drain_left ? 0 : c->drain_left - (uint32_t)n;
         c->last_rx_ms = dg_mono_ms();
         c->cork = 1;
         c->ops->on_data(c, w->rbuf, (size_t)n);
         if (c->dead) return;
         c->cork = 0;
         dg_conn_flush(c);
-        if ((size_t)n < w->rbuf_cap) break;
+        if ((size_t)n < cap) break;
         if (c->ops->store_fed && w->paused) break;
     }
 }
@@ -532,10 +542,14 @@ static void on_drain_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
     ev_timer_stop(w->loop, &w->accept_timer);
     listeners_stop(w, true);
     /* "what was received": take in what the kernel already holds for each
-     * store-fed connection (bounded), then stop reading */
+     * store-fed connection (counted now; read now, or in drain_step once
+     * the batch pool has room again), then stop reading */
     for (dg_conn_t *c = w->conns, *n; c; c = n) {
         n = c->next;
-        if (c->ops->store_fed && !c->paused) conn_read(c, 16);
+        if (!c->ops->store_fed || c->dead || c->closing) continue;
+        int q = 0;
+        c->drain_left = ioctl(c->fd, FIONREAD, &q) == 0 && q > 0 ? (uint32_t)q : 0;
+        if (!c->paused && !w->paused) conn_read(c, 16);
     }
     for (dg_conn_t *c = w->conns; c; c = c->next) dg_conn_update_events(c);
 }
@@ -573,6 +587,11 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
  * then close drones with 1001 and HTTP connections, then leave the loop. */
 static void drain_step(dg_worker_t *w)
 {
+    /* the rest of what the kernel held at the drain, as the pool allows */
+    for (dg_conn_t *c = w->conns, *n; c && !w->paused && !w->closing_sent; c = n) {
+        n = c->next;
+        if (c->drain_left && !c->dead && !c->closing && !c->paused) conn_read(c, 16);
+    }
     batch_submit(w);
     int64_t now = dg_mono_ms();
     bool expired = now >= w->drain_deadline_ms;
