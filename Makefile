@@ -60,7 +60,7 @@ UNITDIR  ?= $(PREFIX)/lib/systemd/system
 WEBFILES := index.html app.js app.css live-worker.js
 DRONES   ?= 36
 
-.PHONY: all deps deps-run web run demo install FORCE test unit unit-asan fuzz fuzz-run integration integration-asan browser bench clean mutants
+.PHONY: all deps deps-run web run demo install FORCE test unit unit-asan fuzz fuzz-run integration integration-asan integration-both browser bench clean mutants
 
 all: $(B)/dronegate $(B)/dronegate-sim $(B)/dronegate-asan $(BENCH_BIN) $(EXTRA_BIN)
 
@@ -181,7 +181,11 @@ integration: $(B)/dronegate $(B)/dronegate-sim $(INTEGRATION_DEPS)
 integration-asan: $(B)/dronegate-asan $(B)/dronegate-sim $(INTEGRATION_DEPS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 DRONEGATE_ASAN=1 \
 	  DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate-asan DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim \
-	  /usr/bin/python3 -m pytest -q tests/integration
+	  /usr/bin/python3 -m pytest -q -m "not plain_only" tests/integration
+
+# both passes at the same time (scripts/run-integration.sh says why)
+integration-both: $(B)/dronegate $(B)/dronegate-asan $(B)/dronegate-sim $(INTEGRATION_DEPS)
+	@B=$(B) scripts/run-integration.sh
 
 browser: $(B)/dronegate $(B)/dronegate-sim
 	@DG_SCREENSHOT=$(CURDIR)/$(B)/dashboard.png DRONEGATE_BIN=$(CURDIR)/$(B)/dronegate DRONEGATE_SIM=$(CURDIR)/$(B)/dronegate-sim tests/browser/run.sh
@@ -193,8 +197,7 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) unit-asan
 	$(MAKE) fuzz-run FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
-	$(MAKE) integration
-	$(MAKE) integration-asan
+	$(MAKE) integration-both
 	$(MAKE) browser
 
 # One-line mutants of the promise-carrying lines vs. their tests (not in `make test`; docs/tests-notes.md).

@@ -516,6 +516,16 @@ static void grpc_on_drain(dg_conn_t *c)
     if (!g->sid && !c->dead) dg_conn_close(c, false);   /* no call: nothing to wait for */
 }
 
+/* After our last frames (trailers, GOAWAY): the client closes first. A FIN
+ * from us right behind them can reach grpc-core before it has read the
+ * trailers ("Socket closed" instead of the status), and a close() with its
+ * frames unread would reset the connection, so input is read and dropped
+ * until the client's EOF (bounded by the worker's linger deadline). */
+static bool grpc_on_linger(dg_conn_t *c, uint8_t *p, size_t n)
+{
+    return false;
+}
+
 static void grpc_on_backlog_full(dg_conn_t *c)
 {
     end_call(c, ST_RESOURCE_EXHAUSTED, "backlog full: the store is unavailable, retry later");
@@ -532,5 +542,6 @@ const dg_conn_ops_t dg_grpc_conn_ops = {
     .on_close = grpc_on_close,
     .on_tick = grpc_on_tick,
     .on_drain = grpc_on_drain,
+    .on_linger = grpc_on_linger,
     .on_backlog_full = grpc_on_backlog_full,
 };

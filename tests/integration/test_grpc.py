@@ -327,5 +327,7 @@ def test_messages_and_half_close_in_the_first_read(server_factory, gen):
     host, port = s.grpc_target.split(":")
     with socket.create_connection((host, int(port)), timeout=T(10)) as sk:
         sk.sendall(wire)
-        wait_until(lambda: s.seqs(drone) == [1, 2], T(15), "both messages stored")
+        # 404 until the gateway has taken the connection in (a loaded machine)
+        wait_until(lambda: s.get(f"/api/v1/drones/{drone}").status == 200 and s.seqs(drone) == [1, 2],
+                   T(15), "both messages stored")
     s.check_alive()
