@@ -13,7 +13,7 @@
  *     as stored (seq, timestamp, coordinates, optional fields, status) to one
  *     sent, in timestamp order;
  *   - a query bounded to [min ts, max ts] with limit 1 returns the oldest;
- *   - each row written with dg_api_record_members() (the JSON REST writer)
+ *   - each row written with dg_view_record_members() (the JSON REST writer)
  *     decodes again to the identical record;
  *   - a second write_batch() of the same records (a redelivery) returns 0
  *     and adds no row.
@@ -129,7 +129,7 @@ static void rest_roundtrip(const dg_record_t *r)
     int first = 1;
     b.len = 0;
     FZ_ASSERT(dg_buf_puts(&b, "{") == 0);
-    dg_api_record_members(&b, &first, r);
+    dg_view_record_members(&b, &first, r);
     FZ_ASSERT(dg_buf_puts(&b, "}") == 0);
     dg_record_t o;
     dg_decode_sink_t sink = { rt_on_record, rt_on_error, NULL, &o };

@@ -16,7 +16,7 @@
 #include "metrics.h"
 #include "timefmt.h"
 #include "../codec/jsonw.h"
-#include "../http/http.h"
+#include "../codec/views.h"
 #include "../net/worker.h"
 
 enum { EV_TELEMETRY = 0, EV_OTHER = 1 };
@@ -119,7 +119,7 @@ void dg_live_publish_record(dg_worker_t *w, const dg_record_t *r)
     b->len = 0;
     dg_buf_puts(b, "{\"type\":\"telemetry\",\"drone_id\":");
     dg_jw_str(b, r->drone_id, r->drone_id_len);
-    dg_api_record_members(b, &first, r);
+    dg_view_record_members(b, &first, r);
     dg_buf_printf(b, ",\"received_us\":%lld}", (long long)r->recv_us);   /* for fan-out latency */
     add_event(w, EV_TELEMETRY, r->drone_id, r->drone_id_len, b);
 }
@@ -299,7 +299,7 @@ static void snapshot_chunk(dg_conn_t *c, struct dg_live_watch *lw)
     dg_buf_puts(&b, "{\"type\":\"snapshot\",\"drones\":[");
     for (long i = 0; i < n; i++) {
         if (i) dg_buf_puts(&b, ",");
-        dg_api_drone_json(&b, &v[i]);
+        dg_view_drone_json(&b, &v[i]);
     }
     dg_buf_puts(&b, done ? "],\"final\":true}" : "],\"final\":false}");
     if (done) lw->snap_active = false;

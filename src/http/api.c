@@ -39,17 +39,6 @@ static void send_buf(dg_conn_t *c, int status, const char *ctype, dg_buf_t *b)
     dg_http_respond(c, status, ctype, b->data, b->len, NULL);
 }
 
-/* The views live in codec/views.c; these names stay for http.h's users. */
-void dg_api_record_members(dg_buf_t *b, int *first, const dg_record_t *r)
-{
-    dg_view_record_members(b, first, r);
-}
-
-void dg_api_drone_json(dg_buf_t *b, const dg_drone_state_t *s)
-{
-    dg_view_drone_json(b, s);
-}
-
 /* GET /api/v1/drones?limit=N&cursor=C: one page in drone-id order.
  * cursor = the last id of the previous page (clients treat it as opaque:
  * they pass back `next_cursor`, null on the last page). One page costs one
@@ -87,7 +76,7 @@ static void get_drones(dg_conn_t *c, const char *q, size_t qlen)
     dg_buf_puts(&b, "{\"drones\":[");
     for (long i = 0; i < n; i++) {
         if (i) dg_buf_puts(&b, ",");
-        dg_api_drone_json(&b, &v[i]);
+        dg_view_drone_json(&b, &v[i]);
     }
     dg_buf_puts(&b, "],\"next_cursor\":");
     if (more && n > 0) dg_jw_str(&b, v[n - 1].id, strlen(v[n - 1].id));
@@ -126,7 +115,7 @@ static void run_latest_of(dg_server_t *srv, dg_read_job_t *j)
         snprintf(j->err, sizeof j->err, "unknown drone");
         return;
     }
-    dg_api_drone_json(&j->body, &s);
+    dg_view_drone_json(&j->body, &s);
     j->status = 200;
     j->ctype = "application/json";
 }
@@ -145,7 +134,7 @@ static void get_drone(dg_conn_t *c, const char *id, size_t idlen)
         return;
     }
     dg_buf_t b = { 0 };
-    dg_api_drone_json(&b, &s);
+    dg_view_drone_json(&b, &s);
     send_buf(c, 200, "application/json", &b);
     dg_buf_free(&b);
 }

@@ -109,11 +109,5 @@ void dg_http_upgrade_live(dg_conn_t *c, dg_http_req_t *r, const char *q, size_t 
 int  dg_api_handle(dg_conn_t *c, dg_http_req_t *r, const char *path, size_t plen,
                    const char *query, size_t qlen, int keep_alive);
 
-/* JSON views shared by REST and the live stream (api.c). */
-struct dg_drone_state;
-void dg_api_drone_json(dg_buf_t *b, const struct dg_drone_state *s);
-/* Members "seq", "timestamp", position and optional fields of a record
- * (no braces), after a first member written by the caller when !*first. */
-void dg_api_record_members(dg_buf_t *b, int *first, const dg_record_t *r);
 
 #endif

@@ -4,7 +4,8 @@ source tree, no server needed.
 - net/ includes nothing of http/ and, of core/, only the utilities below the
   loop (buffers, log, metrics, clocks, server/config, registry types);
 - net/worker.c never branches on the kind of a connection (handler tables);
-- no include cycle among the headers of net/, core/, http/.
+- no include cycle among the headers of net/, core/, http/;
+- core/ does not call http/ (main.c, the composition root, excepted).
 """
 import os
 import re
@@ -29,6 +30,15 @@ def test_net_includes_no_protocol():
             if top == "http" or (top == "core" and name not in NET_MAY_USE_CORE):
                 bad.append(f"{p.relative_to(SRC)} -> {inc}")
     assert not bad, "net/ depends on a protocol layer: " + ", ".join(bad)
+
+
+def test_core_does_not_call_http():
+    bad = []
+    for p in sorted((SRC / "core").glob("*.[ch]")):
+        if p.name == "main.c":   # the composition root wires every layer
+            continue
+        bad += [f"{p.relative_to(SRC)} -> {inc}" for inc in _includes(p) if inc.startswith("http/")]
+    assert not bad, "core/ depends on http/: " + ", ".join(bad)
 
 
 def test_worker_has_no_branch_on_connection_kind():
