@@ -252,7 +252,9 @@ def test_max_connections_above_fd_limit_is_clamped(server_factory, tmp_path, mon
     finally:
         for c in socks:
             c.close()
-    assert s.get("/healthz").status == 200
+    # the server sees the 150 closes as it gets to them (a loaded machine):
+    # until then the limit still answers 503
+    wait_until(lambda: s.get("/healthz").status == 200, T(10), "/healthz 200 once the clients closed")
     assert "accept:" not in s.stderr()
 
 
