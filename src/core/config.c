@@ -30,7 +30,13 @@ static const opt_t opts[] = {
     { "listen",            S(listen),            "HOST:PORT for HTTP, WebSocket, REST and /metrics (default 0.0.0.0:8080)" },
     { "store",             S(store),             "store URI: sqlite:PATH | postgresql://... | influxdb://HOST:PORT/DB | null: (default sqlite:./data/dronegate.db)" },
     { "grpc-listen",       S(grpc_listen),       "HOST:PORT for the gRPC uplink (h2c; off when empty, e.g. 0.0.0.0:50051)" },
-    { "mavlink-listen",    S(mavlink_listen),    "HOST:PORT for MAVLink/UDP (not available in this build)" },
+    { "mavlink-listen",    S(mavlink_listen),    "HOST:PORT for MAVLink v1/v2 over UDP (off when empty, e.g. 0.0.0.0:14550)" },
+    { "mavlink-ids",       S(mavlink_ids),       "MAVLink system id to drone id: SYSID=DRONE_ID[,...] (default mav-{sysid})" },
+    { "mavlink-max-vehicles", L(mavlink_max_vehicles, 1, 1000000), "MAVLink/UDP vehicles online at once; heartbeats of more are dropped and counted (default 1024)" },
+    { "mavlink-offline-timeout", L(mavlink_offline_timeout_ms, 100, 3600000), "ms without a HEARTBEAT before a MAVLink vehicle is offline (default 5000)" },
+    { "mavlink-store-every", L(mavlink_store_every_ms, 0, 3600000), "ms between stored rows per MAVLink vehicle; 0 = every GLOBAL_POSITION_INT (default 0)" },
+    { "mavlink-signing-key", S(mavlink_signing_key), "MAVLink 2 signing key (not available in this build)" },
+    { "mavlink-forward",   S(mavlink_forward),   "udp:HOST:PORT to relay MAVLink packets to a ground station (not available in this build)" },
     { "queue",             S(queue),             "queue URI kafka://... | amqp://... (not available in this build)" },
     { "auth-secret",       S(auth_secret),       "HMAC secret for drone tokens; empty = auth OFF" },
     { "operator-token",    S(operator_token),    "operator token with command scope (REST, live stream, commands), at most 1024 characters; setting it (or --auth-secret) protects the API" },
@@ -87,6 +93,9 @@ static void defaults(dg_config_t *c)
     c->batch_records = 2048;
     c->batch_pool = 16;
     c->max_http_body = 65536;
+    c->mavlink_max_vehicles = 1024;
+    c->mavlink_offline_timeout_ms = 5000;
+    c->mavlink_store_every_ms = 0;
 }
 
 static void env_name(const char *flag, char *out, size_t outlen)

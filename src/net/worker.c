@@ -698,6 +698,27 @@ int dg_worker_listen(dg_worker_t *w, int fd, const dg_conn_ops_t *ops)
     return 0;
 }
 
+static void on_dgram_ready(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop; (void)revents;
+    struct dg_listener *l = (struct dg_listener *)io;
+    l->on_dgram(io->data, l->fd, l->ud);
+}
+
+int dg_worker_listen_dgram(dg_worker_t *w, int fd, void (*on_dgram)(dg_worker_t *w, int fd, void *ud), void *ud)
+{
+    if (w->nlst == DG_MAX_LISTENERS) return -1;
+    struct dg_listener *l = &w->lst[w->nlst++];
+    l->fd = fd;
+    l->ops = NULL;
+    l->on_dgram = on_dgram;
+    l->ud = ud;
+    ev_io_init(&l->io, on_dgram_ready, fd, EV_READ);
+    l->io.data = w;
+    ev_io_start(w->loop, &l->io);
+    return 0;
+}
+
 dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
 {
     dg_worker_t *w = calloc(1, sizeof *w);

@@ -1,0 +1,390 @@
+/* endpoint.c - MAVLink over UDP: see endpoint.h.
+ *
+ * Everything here runs on worker 0's thread (the datagram listener and a
+ * 250 ms timer on its loop), so the vehicle table needs no lock. Rows go
+ * through dg_record_validate (the one validation path) into the worker's
+ * open batch (dg_worker_append), like a WebSocket drone's, with an origin
+ * that matches no connection: nobody is acked.
+ *
+ * Memory: the table holds at most --mavlink-max-vehicles vehicles (fixed
+ * array, allocated at start), a vehicle only exists while it is online, and
+ * only a CRC-checked HEARTBEAT from an autopilot creates one. A datagram is
+ * decoded straight from one 64 KiB buffer. While the worker's batch pool is
+ * out (store behind), datagrams are read and dropped (counted): the kernel's
+ * socket buffer is the only queue.
+ */
+#include "endpoint.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mavlink.h"
+#include "vehicle.h"
+#include "../codec/validate.h"
+#include "../core/hash.h"
+#include "../core/live.h"
+#include "../core/log.h"
+#include "../core/metrics.h"
+#include "../core/registry.h"
+#include "../core/server.h"
+#include "../core/timefmt.h"
+#include "../fleet/fleet.h"
+#include "../net/worker.h"
+#include "../pipeline/batch.h"
+
+#define DG_MAV_GCS_SYSID  255
+#define DG_MAV_GCS_COMPID 190   /* MAV_COMP_ID_MISSIONPLANNER */
+#define DG_MAV_TICK_MS    250
+#define DG_MAV_HB_MS      1000
+#define DG_MAV_DGRAM_MAX  65536
+#define DG_MAV_READS      64    /* datagrams per readiness callback */
+
+typedef struct vehicle {
+    struct sockaddr_storage addr;
+    socklen_t      alen;
+    uint8_t        sysid, compid;
+    bool           used;
+    int32_t        next;        /* hash chain (index), -1 = end */
+    uint32_t       gen;         /* registry ref generation */
+    dg_drone_t    *drone;       /* pinned while the vehicle is in the table */
+    int64_t        last_hb_ms;  /* monotonic */
+    int64_t        last_gcs_hb_ms;
+    dg_mav_state_t st;
+} vehicle_t;
+
+struct dg_mav_ep {
+    dg_server_t   *srv;
+    dg_worker_t   *w;
+    int            fd;
+    ev_timer       tick;
+    vehicle_t     *v;
+    size_t         cap, n;
+    int32_t       *buckets;     /* cap rounded up to a power of two */
+    size_t         nbuckets;
+    int32_t        free_head;   /* free slots chained through next */
+    uint32_t       gen;
+    uint8_t        out_seq;
+    uint8_t       *buf;
+    long           store_every_ms;
+    long           offline_ms;
+    char           ids[256][DG_DRONE_ID_MAX + 1];   /* --mavlink-ids: sysid -> drone id ("" = mav-N) */
+};
+
+static uint32_t key_hash(const struct sockaddr_storage *a, socklen_t alen, uint8_t sysid)
+{
+    uint32_t h = dg_fnv1a32(a, alen);
+    return (h ^ sysid) * 16777619u;
+}
+
+static int32_t find(dg_mav_ep_t *ep, const struct sockaddr_storage *a, socklen_t alen, uint8_t sysid)
+{
+    int32_t i = ep->buckets[key_hash(a, alen, sysid) & (ep->nbuckets - 1)];
+    while (i >= 0) {
+        vehicle_t *v = &ep->v[i];
+        if (v->sysid == sysid && v->alen == alen && !memcmp(&v->addr, a, alen)) return i;
+        i = v->next;
+    }
+    return -1;
+}
+
+static void publish_presence(dg_mav_ep_t *ep, vehicle_t *v, bool online)
+{
+    const char *id = dg_drone_id(v->drone, NULL);
+    dg_live_publish_presence(ep->w, id, online, dg_now_ms());
+    dg_fleet_presence(ep->srv->fleet, id, online);
+}
+
+static void send_frame(dg_mav_ep_t *ep, vehicle_t *v, uint32_t msgid, const uint8_t *payload, size_t len)
+{
+    uint8_t out[12 + DG_MAV_MAX_PAYLOAD];
+    int n = dg_mav_encode_v2(out, ep->out_seq++, DG_MAV_GCS_SYSID, DG_MAV_GCS_COMPID, msgid, payload, len);
+    if (n > 0) (void)sendto(ep->fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)&v->addr, v->alen);
+}
+
+static void send_gcs_heartbeat(dg_mav_ep_t *ep, vehicle_t *v, int64_t now)
+{
+    dg_mav_heartbeat_t hb = { .custom_mode = 0, .type = 6 /* MAV_TYPE_GCS */, .autopilot = 8 /* INVALID */,
+                              .base_mode = 0, .system_status = 4 /* ACTIVE */, .mavlink_version = 3 };
+    uint8_t p[9];
+    dg_mav_put_heartbeat(p, &hb);
+    send_frame(ep, v, DG_MAV_MSG_HEARTBEAT, p, sizeof p);
+    v->last_gcs_hb_ms = now;
+}
+
+static void vehicle_remove(dg_mav_ep_t *ep, int32_t idx)
+{
+    vehicle_t *v = &ep->v[idx];
+    int32_t *pp = &ep->buckets[key_hash(&v->addr, v->alen, v->sysid) & (ep->nbuckets - 1)];
+    while (*pp != idx) pp = &ep->v[*pp].next;
+    *pp = v->next;
+    dg_conn_ref_t ref = { ep->w->id, DG_ORIGIN_SLOT_MAX, v->gen };
+    if (dg_registry_detach(ep->srv->registry, v->drone, ref, dg_now_ms())) publish_presence(ep, v, false);
+    dg_registry_release(ep->srv->registry, v->drone);
+    dg_gauge_add(&dg_metrics.mav_vehicles, -1);
+    memset(v, 0, sizeof *v);
+    v->next = ep->free_head;
+    ep->free_head = idx;
+    ep->n--;
+}
+
+/* A CRC-checked HEARTBEAT from a source we do not know: a new vehicle. */
+static vehicle_t *vehicle_add(dg_mav_ep_t *ep, const struct sockaddr_storage *a, socklen_t alen,
+                              const dg_mav_frame_t *f, int64_t now)
+{
+    if (ep->free_head < 0) {
+        dg_inc(&dg_metrics.mav_packets[DG_MAVP_VEHICLES_FULL], 1);
+        return NULL;
+    }
+    char id[DG_DRONE_ID_MAX + 1];
+    if (ep->ids[f->sysid][0]) snprintf(id, sizeof id, "%s", ep->ids[f->sysid]);
+    else snprintf(id, sizeof id, "mav-%u", (unsigned)f->sysid);
+    dg_drone_t *d = dg_registry_get(ep->srv->registry, id, strlen(id), true);
+    if (!d) return NULL;
+    int32_t idx = ep->free_head;
+    vehicle_t *v = &ep->v[idx];
+    ep->free_head = v->next;
+    memset(v, 0, sizeof *v);
+    memcpy(&v->addr, a, alen);
+    v->alen = alen;
+    v->sysid = f->sysid;
+    v->compid = f->compid;
+    v->used = true;
+    v->drone = d;
+    v->gen = ++ep->gen;
+    v->last_hb_ms = now;
+    dg_mav_state_init(&v->st);
+    uint32_t b = key_hash(a, alen, f->sysid) & (ep->nbuckets - 1);
+    v->next = ep->buckets[b];
+    ep->buckets[b] = idx;
+    ep->n++;
+    dg_gauge_add(&dg_metrics.mav_vehicles, 1);
+    dg_conn_ref_t ref = { ep->w->id, DG_ORIGIN_SLOT_MAX, v->gen }, old;
+    int replaced = dg_registry_attach(ep->srv->registry, d, ref, &old, dg_now_ms());
+    if (!replaced) publish_presence(ep, v, true);
+    char host[INET6_ADDRSTRLEN + 8] = "?", port[8] = "?";
+    getnameinfo((const struct sockaddr *)a, alen, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
+    dg_info("MAVLink vehicle sysid %u at %s:%s is drone %s (online)", (unsigned)f->sysid, host, port, id);
+    send_gcs_heartbeat(ep, v, now);
+    return v;
+}
+
+typedef struct dgram_ctx {
+    dg_mav_ep_t *ep;
+    const struct sockaddr_storage *addr;
+    socklen_t alen;
+    int64_t now;
+    vehicle_t *last;   /* the vehicle of the previous frame (usually the same) */
+} dgram_ctx_t;
+
+static void take_row(dg_mav_ep_t *ep, vehicle_t *v, dg_record_t *r)
+{
+    size_t idlen;
+    const char *id = dg_drone_id(v->drone, &idlen);
+    memcpy(r->drone_id, id, idlen + 1);
+    r->drone_id_len = (uint8_t)idlen;
+    r->recv_us = dg_now_us();
+    r->origin = dg_origin_pack((unsigned)ep->w->id, DG_ORIGIN_SLOT_MAX, 0);   /* matches no connection */
+    const char *field = NULL;
+    char msg[160];
+    if (dg_record_validate(r, &field, msg, sizeof msg)) {
+        dg_inc(&dg_metrics.rejected[DG_REJ_INVALID_FIELD], 1);
+        dg_debug("MAVLink row of %s rejected: %s", id, msg);
+        return;
+    }
+    dg_inc(&dg_metrics.received_udp_mav, 1);
+    dg_worker_append(ep->w, r);
+    if (dg_live_active(ep->w)) dg_live_publish_record(ep->w, r);
+    dg_registry_update(ep->srv->registry, v->drone, r);
+}
+
+static void on_frame(const dg_mav_frame_t *f, void *ud)
+{
+    dgram_ctx_t *c = ud;
+    dg_mav_ep_t *ep = c->ep;
+    vehicle_t *v = c->last;
+    if (!v || v->sysid != f->sysid) {
+        int32_t i = find(ep, c->addr, c->alen, f->sysid);
+        v = i >= 0 ? &ep->v[i] : NULL;
+    }
+    if (f->msgid == DG_MAV_MSG_HEARTBEAT) {
+        dg_mav_heartbeat_t hb;
+        dg_mav_get_heartbeat(f, &hb);
+        /* a ground station or a component without an autopilot (camera,
+         * gimbal, another GCS) does not make a vehicle */
+        bool autopilot = hb.type != 6 && hb.autopilot != 8;
+        if (!v && autopilot) v = vehicle_add(ep, c->addr, c->alen, f, c->now);
+        if (v && autopilot) v->last_hb_ms = c->now;
+    }
+    if (!v) {
+        dg_inc(&dg_metrics.mav_packets[DG_MAVP_NO_VEHICLE], 1);
+        return;
+    }
+    c->last = v;
+    dg_record_t r;
+    if (dg_mav_state_apply(&v->st, f, dg_now_ms(), ep->store_every_ms, &r)) take_row(ep, v, &r);
+}
+
+static void count_stats(const dg_mav_stats_t *st)
+{
+    dg_inc(&dg_metrics.mav_packets[DG_MAVP_OK], st->ok);
+    dg_inc(&dg_metrics.mav_packets[DG_MAVP_BAD_CRC], st->bad_crc);
+    dg_inc(&dg_metrics.mav_packets[DG_MAVP_UNKNOWN], st->unknown);
+    dg_inc(&dg_metrics.mav_packets[DG_MAVP_TRUNCATED], st->truncated);
+    dg_inc(&dg_metrics.mav_packets[DG_MAVP_BAD_INCOMPAT], st->bad_incompat);
+    dg_inc(&dg_metrics.mav_packets[DG_MAVP_SIGNED], st->signed_frames);
+    dg_inc(&dg_metrics.mav_packets[DG_MAVP_GARBAGE], st->garbage);
+}
+
+static void on_readable(dg_worker_t *w, int fd, void *ud)
+{
+    dg_mav_ep_t *ep = ud;
+    for (int k = 0; k < DG_MAV_READS; k++) {
+        struct sockaddr_storage a;
+        socklen_t alen = sizeof a;
+        ssize_t n = recvfrom(fd, ep->buf, DG_MAV_DGRAM_MAX, MSG_DONTWAIT, (struct sockaddr *)&a, &alen);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;   /* EAGAIN, or an ICMP error of an earlier send */
+        }
+        if (w->paused || w->draining) {   /* store behind: the kernel buffer is the queue; beyond, drops */
+            dg_inc(&dg_metrics.mav_packets[DG_MAVP_PAUSED], 1);
+            continue;
+        }
+        if (alen > sizeof a) continue;
+        if (alen < sizeof a) memset((char *)&a + alen, 0, sizeof a - alen);
+        dgram_ctx_t c = { ep, &a, alen, dg_mono_ms(), NULL };
+        dg_mav_stats_t st;
+        dg_mav_scan_stats(ep->buf, (size_t)n, on_frame, &c, &st);
+        count_stats(&st);
+    }
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop; (void)revents;
+    dg_mav_ep_t *ep = t->data;
+    if (ep->w->draining) return;
+    int64_t now = dg_mono_ms();
+    for (size_t i = 0; i < ep->cap; i++) {
+        vehicle_t *v = &ep->v[i];
+        if (!v->used) continue;
+        if (now - v->last_hb_ms >= ep->offline_ms) {
+            dg_info("MAVLink drone %s: no heartbeat for %ld ms (offline)", dg_drone_id(v->drone, NULL), ep->offline_ms);
+            vehicle_remove(ep, (int32_t)i);
+            continue;
+        }
+        if (now - v->last_gcs_hb_ms >= DG_MAV_HB_MS) send_gcs_heartbeat(ep, v, now);
+    }
+}
+
+/* --mavlink-ids "1=alpha,2=beta" */
+static int parse_ids(dg_mav_ep_t *ep, const char *s, char *err, size_t errlen)
+{
+    while (s && *s) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        char item[128];
+        if (len >= sizeof item) goto bad;
+        memcpy(item, s, len);
+        item[len] = '\0';
+        char *eq = strchr(item, '=');
+        if (!eq) goto bad;
+        *eq = '\0';
+        char *end;
+        long sys = strtol(item, &end, 10);
+        if (end == item || *end || sys < 1 || sys > 255) goto bad;
+        if (!dg_drone_id_valid(eq + 1, strlen(eq + 1))) {
+            snprintf(err, errlen, "--mavlink-ids: \"%s\" is not a valid drone id", eq + 1);
+            return -1;
+        }
+        snprintf(ep->ids[sys], sizeof ep->ids[sys], "%s", eq + 1);
+        s = comma ? comma + 1 : NULL;
+        continue;
+    bad:
+        snprintf(err, errlen, "--mavlink-ids must be SYSID=DRONE_ID[,SYSID=DRONE_ID...] with SYSID 1-255 (got \"%.*s\")",
+                 (int)len, s);
+        return -1;
+    }
+    return 0;
+}
+
+dg_mav_ep_t *dg_mav_ep_start(dg_server_t *srv, const char *hostport, int *bound_port, char *err, size_t errlen)
+{
+    const dg_config_t *cfg = srv->cfg;
+    char host[256];
+    int port;
+    if (dg_split_hostport(hostport, host, sizeof host, &port)) {
+        snprintf(err, errlen, "--mavlink-listen must be HOST:PORT (got \"%s\")", hostport);
+        return NULL;
+    }
+    dg_mav_ep_t *ep = calloc(1, sizeof *ep);
+    if (!ep) { snprintf(err, errlen, "out of memory"); return NULL; }
+    ep->srv = srv;
+    ep->w = srv->workers[0];
+    ep->fd = -1;
+    ep->store_every_ms = cfg->mavlink_store_every_ms;
+    ep->offline_ms = cfg->mavlink_offline_timeout_ms;
+    ep->cap = (size_t)cfg->mavlink_max_vehicles;
+    if (parse_ids(ep, cfg->mavlink_ids, err, errlen)) { free(ep); return NULL; }
+    ep->nbuckets = 1;
+    while (ep->nbuckets < ep->cap) ep->nbuckets <<= 1;
+    ep->v = calloc(ep->cap, sizeof *ep->v);
+    ep->buckets = malloc(ep->nbuckets * sizeof *ep->buckets);
+    ep->buf = malloc(DG_MAV_DGRAM_MAX);
+    if (!ep->v || !ep->buckets || !ep->buf) { snprintf(err, errlen, "out of memory"); goto fail; }
+    for (size_t i = 0; i < ep->nbuckets; i++) ep->buckets[i] = -1;
+    for (size_t i = 0; i < ep->cap; i++) ep->v[i].next = i + 1 < ep->cap ? (int32_t)(i + 1) : -1;
+    ep->free_head = 0;
+
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int rc = getaddrinfo(host[0] ? host : NULL, ps, &hints, &ai);
+    if (rc) { snprintf(err, errlen, "--mavlink-listen: cannot resolve %s: %s", host, gai_strerror(rc)); goto fail; }
+    ep->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (ep->fd < 0 || bind(ep->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        snprintf(err, errlen, "--mavlink-listen: cannot bind udp %s:%d: %s (is another process using the port?)",
+                 host, port, strerror(errno));
+        freeaddrinfo(ai);
+        goto fail;
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    if (getsockname(ep->fd, (struct sockaddr *)&sa, &sl) == 0)
+        *bound_port = sa.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
+                                                : ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    if (dg_worker_listen_dgram(ep->w, ep->fd, on_readable, ep)) {
+        snprintf(err, errlen, "--mavlink-listen: the worker's listener table is full");
+        goto fail;
+    }
+    ev_timer_init(&ep->tick, on_tick, DG_MAV_TICK_MS / 1000.0, DG_MAV_TICK_MS / 1000.0);
+    ep->tick.data = ep;
+    ev_timer_start(ep->w->loop, &ep->tick);   /* the worker has not started: its loop is ours to touch */
+    return ep;
+fail:
+    if (ep->fd >= 0) close(ep->fd);
+    free(ep->v);
+    free(ep->buckets);
+    free(ep->buf);
+    free(ep);
+    return NULL;
+}
+
+void dg_mav_ep_free(dg_mav_ep_t *ep)
+{
+    if (!ep) return;
+    for (size_t i = 0; i < ep->cap; i++)
+        if (ep->v[i].used) dg_registry_release(ep->srv->registry, ep->v[i].drone);
+    free(ep->v);
+    free(ep->buckets);
+    free(ep->buf);
+    free(ep);
+}
