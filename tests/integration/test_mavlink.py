@@ -1,0 +1,233 @@
+"""MAVLink over UDP (--mavlink-listen, issue 11) with a vehicle we did not
+write: tests/mavlink/vehicle.mjs, built on npm node-mavlink + mavlink-mappings
+(their framing, CRC and common.xml definitions; pinned in
+tests/mavlink/package-lock.json, installed by tests/mavlink/install.sh).
+
+What is checked: rows merged from HEARTBEAT / SYS_STATUS / BATTERY_STATUS /
+VFR_HUD / GLOBAL_POSITION_INT reach the store (REST) and the live stream;
+online at the first heartbeat, offline after the timeout (live stream); the
+gateway's 1 Hz GCS heartbeat reaches the vehicle; bad CRC, truncated and
+unknown packets are counted and store nothing; a flood of garbage and of
+spoofed vehicles leaves memory and the vehicle table bounded; the codec's
+CRC_EXTRA and base lengths equal node-mavlink's.
+"""
+import asyncio
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dg import T, metric, run, wait_until
+from test_live import live, next_event
+
+ROOT = Path(__file__).resolve().parents[2]
+MAVDIR = ROOT / "tests" / "mavlink"
+
+
+@pytest.fixture(scope="module")
+def node():
+    inst = subprocess.run([str(MAVDIR / "install.sh")], capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
+    if inst.returncode != 0:
+        pytest.fail(f"tests/mavlink/install.sh failed (npm node-mavlink):\n{inst.stdout[-2000:]}\n"
+                    f"{inst.stderr[-2000:]}", pytrace=False)
+    n = shutil.which("node")
+    assert n, "node is not on PATH after tests/mavlink/install.sh"
+    return n
+
+
+class Vehicle:
+    """One node-mavlink vehicle process: cmd() sends a line and waits for its
+    {"done"}; every packet the gateway sent it is kept in .recv."""
+
+    def __init__(self, node, port, sysid=7, v1=False):
+        args = [node, str(MAVDIR / "vehicle.mjs"), "--port", str(port), "--sysid", str(sysid)]
+        if v1:
+            args.append("--v1")
+        self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, bufsize=1, cwd=MAVDIR)
+        self.q = queue.Queue()
+        self.recv = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._reader, daemon=True).start()
+        self._wait(lambda o: o.get("ready"), T(20), "vehicle ready")
+
+    def _reader(self):
+        for line in self.p.stdout:
+            o = json.loads(line)
+            if "recv" in o:
+                with self.lock:
+                    self.recv.append(o)
+            else:
+                self.q.put(o)
+        self.q.put({"eof": True})
+
+    def _wait(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                o = self.q.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"vehicle: timed out waiting for {what}; stderr: {self.p.stderr.read()[-2000:] if self.p.poll() is not None else ''}")
+            if o.get("eof"):
+                raise AssertionError(f"vehicle exited: {self.p.stderr.read()[-2000:]}")
+            if pred(o):
+                return o
+
+    def cmd(self, line, timeout=None):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        self._wait(lambda o: o.get("done") == line, timeout or T(30), line)
+
+    def received(self, pred):
+        with self.lock:
+            return [o for o in self.recv if pred(o)]
+
+    def close(self):
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write("quit\n")
+                self.p.stdin.flush()
+                self.p.wait(timeout=5)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait()
+
+
+def mav_server(server_factory, *extra):
+    s = server_factory(args=["--mavlink-listen", "127.0.0.1:0", *extra])
+    m = wait_until(lambda: re.search(r"MAVLink listening on udp \S+ \(port (\d+)\)", s.stderr()), T(10),
+                   "the MAVLink listening line")
+    s.mav_port = int(m.group(1))
+    return s
+
+
+def packets(s, result):
+    return metric(s.metrics(), "dronegate_mavlink_packets_total", result=result) or 0
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+@pytest.mark.plain_only
+def test_codec_table_matches_node_mavlink(node):
+    """CRC_EXTRA and base payload length of every message src/mavlink knows
+    equal node-mavlink's generated common.xml definitions."""
+    out = subprocess.run([node, str(MAVDIR / "layout.mjs")], capture_output=True, text=True, timeout=60, cwd=MAVDIR)
+    assert out.returncode == 0, out.stderr
+    theirs = json.loads(out.stdout)
+    src = (ROOT / "src" / "mavlink" / "mavlink.c").read_text()
+    ours = {int(i): (int(e), int(n)) for i, e, n in re.findall(r"\{\s*(\d+),\s*(\d+),\s*(\d+)\s*\}", src.split("known[] = {")[1].split("};")[0])}
+    assert set(ours) == {int(k) for k in theirs}
+    for k, d in theirs.items():
+        assert ours[int(k)] == (d["crc_extra"], d["base_len"]), (d["name"], ours[int(k)], d)
+
+
+def test_vehicle_rows_live_gcs_heartbeat_offline(server_factory, node):
+    s = mav_server(server_factory, "--mavlink-offline-timeout", "1000")
+    v = Vehicle(node, s.mav_port, sysid=7)
+    v1 = Vehicle(node, s.mav_port, sysid=8, v1=True)
+
+    async def go():
+        w = await live(s)
+        try:
+            v.cmd("hb")
+            await next_event(w, lambda e: e["type"] == "online" and e["drone_id"] == "mav-7", T(5))
+            v.cmd("sys 77")
+            v.cmd("vfr 5 90 1.5")
+            v.cmd("pos 47.397742 8.545594 488.25")
+            ev = await next_event(w, lambda e: e["type"] == "telemetry" and e["drone_id"] == "mav-7", T(5))
+            assert ev["latitude"] == pytest.approx(47.397742) and ev["altitude"] == pytest.approx(488.25)
+            assert ev["battery"] == 77 and ev["speed"] == 5 and ev["heading"] == 90 and ev["climb"] == 1.5
+            assert ev["status"] == "airborne" and "seq" not in ev
+            # several packets in one datagram: HEARTBEAT + SYS_STATUS(55) + GLOBAL_POSITION_INT
+            v.cmd("batch 47.5 8.6 500")
+            ev = await next_event(w, lambda e: e["type"] == "telemetry" and e["drone_id"] == "mav-7", T(5))
+            assert ev["battery"] == 55 and ev["latitude"] == pytest.approx(47.5)
+            # MAVLink v1 on input; no VFR_HUD: speed/climb from vx/vy/vz, heading from hdg
+            v1.cmd("hb 0 3")
+            v1.cmd("bat 42")
+            v1.cmd("pos -33.5 151.25 20 271.5")
+            ev = await next_event(w, lambda e: e["type"] == "telemetry" and e["drone_id"] == "mav-8", T(5))
+            assert ev["speed"] == 5 and ev["climb"] == 0.5 and ev["heading"] == 271.5
+            assert ev["battery"] == 42 and ev["status"] == "standby"
+            # the gateway's own GCS heartbeat (sysid 255, MAV_TYPE_GCS)
+            wait_until(lambda: v.received(lambda o: o["recv"] == "HEARTBEAT" and o["sysid"] == 255 and o["type"] == 6),
+                       T(5), "the GCS heartbeat at the vehicle")
+            # silence: offline after the timeout, published on the live stream
+            await next_event(w, lambda e: e["type"] == "offline" and e["drone_id"] == "mav-7", T(10))
+        finally:
+            await w.close()
+    try:
+        run(go())
+    finally:
+        v.close()
+        v1.close()
+    rows = wait_until(lambda: len(s.history("mav-7")) >= 2 and s.history("mav-7"), T(10), "rows of mav-7 stored")
+    assert [r["battery"] for r in rows] == [77, 55]
+    assert rows[0]["latitude"] == pytest.approx(47.397742) and rows[0]["status"] == "airborne"
+    assert all("seq" not in r for r in rows)
+    st = s.get_json("/api/v1/drones/mav-7")
+    assert st["online"] is False
+    m = s.metrics()
+    assert metric(m, "dronegate_messages_received_total", transport="udp", format="mavlink") == 3
+
+
+def test_bad_crc_truncated_unknown_counted_nothing_stored(server_factory, node):
+    s = mav_server(server_factory)
+    v = Vehicle(node, s.mav_port, sysid=9)
+    try:
+        v.cmd("hb")
+        v.cmd("pos 10 20 30")
+        wait_until(lambda: len(s.history("mav-9")) == 1, T(10), "the first row")
+        for line, result in (("badcrc 11 21 31", "bad_crc"), ("trunc 12 22 32", "truncated"),
+                             ("unknown", "unknown_message")):
+            before = packets(s, result)
+            v.cmd(line)
+            wait_until(lambda: packets(s, result) > before, T(5), f"{result} counted")
+        # a sysid that never sent a HEARTBEAT is not a vehicle
+        other = Vehicle(node, s.mav_port, sysid=10)
+        try:
+            before = packets(s, "no_vehicle")
+            other.cmd("pos 1 2 3")
+            wait_until(lambda: packets(s, "no_vehicle") > before, T(5), "no_vehicle counted")
+        finally:
+            other.close()
+        v.cmd("pos 13 23 33")    # the stream goes on after the bad packets
+        rows = wait_until(lambda: len(s.history("mav-9")) >= 2 and s.history("mav-9"), T(10), "the second row")
+        assert [r["latitude"] for r in rows] == [10, 13]
+        assert s.get("/api/v1/drones/mav-10").status == 404
+    finally:
+        v.close()
+
+
+def test_garbage_and_spoofed_vehicles_bounded(server_factory, node):
+    s = mav_server(server_factory, "--mavlink-max-vehicles", "16", "--mavlink-offline-timeout", "2000")
+    v = Vehicle(node, s.mav_port, sysid=3)
+    try:
+        v.cmd("garbage 50")
+        wait_until(lambda: packets(s, "garbage") >= 1, T(5), "garbage counted")
+        rss0 = rss_kb(s.proc.pid)
+        v.cmd("garbage 3000", timeout=T(60))
+        v.cmd("spoof 200", timeout=T(60))
+        wait_until(lambda: packets(s, "vehicles_full") >= 1, T(5), "a full vehicle table")
+        assert metric(s.metrics(), "dronegate_mavlink_vehicles") <= 16
+        grown = rss_kb(s.proc.pid) - rss0
+        limit = 40000 if os.environ.get("DRONEGATE_ASAN") else 8000
+        assert grown < limit, f"RSS grew by {grown} KiB over 3000 garbage datagrams and 200 spoofed vehicles"
+        # the spoofed vehicles go silent: offline, the table has room again
+        wait_until(lambda: metric(s.metrics(), "dronegate_mavlink_vehicles") == 0, T(10), "spoofed vehicles offline")
+        v.cmd("hb")
+        v.cmd("pos 1.5 2.5 3.5")
+        wait_until(lambda: len(s.history("mav-3")) == 1, T(10), "the real vehicle's row")
+    finally:
+        v.close()
