@@ -78,9 +78,21 @@ static int post_replaced(struct dg_server *srv, dg_conn_ref_t ref)
     return 0;
 }
 
+static void (*noconn_command)(dg_worker_t *w, uint32_t gen, const dg_command_t *cmd);
+
+void dg_ingest_set_noconn_command(void (*fn)(dg_worker_t *w, uint32_t gen, const dg_command_t *cmd))
+{
+    noconn_command = fn;
+}
+
 static void on_command_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
 {
     dg_command_msg_t *cm = (dg_command_msg_t *)m;
+    if (deliver && cm->slot == DG_INGEST_SLOT_NOCONN && noconn_command) {
+        noconn_command(w, cm->gen, &cm->cmd);
+        free(cm);
+        return;
+    }
     dg_conn_t *c = deliver ? dg_worker_conn(w, cm->slot, cm->gen) : NULL;
     if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, &cm->cmd);
     free(cm);
@@ -521,7 +533,9 @@ int dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd)
 {
     dg_conn_ref_t ref;
     if (!dg_registry_find_conn(w->srv->registry, cmd->drone_id, strlen(cmd->drone_id), &ref)) return -1;
-    if (ref.worker == w->id) {
+    if (ref.worker == w->id && ref.slot == DG_INGEST_SLOT_NOCONN) {
+        if (noconn_command) noconn_command(w, ref.gen, cmd);
+    } else if (ref.worker == w->id) {
         dg_conn_t *c = dg_worker_conn(w, ref.slot, ref.gen);
         if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cmd);
     } else if (ref.worker >= 0 && ref.worker < w->srv->nworkers) {

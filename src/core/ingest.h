@@ -77,6 +77,15 @@ int  dg_ingest_post_command(struct dg_server *srv, const dg_command_t *cmd);
  * connection here with 4409 (any thread: through the holding worker's
  * inbox). 0 when posted, -1 when it is not connected here. */
 int  dg_ingest_replaced_elsewhere(struct dg_server *srv, const char *drone_id);
+/* Drones without a connection of their own (MAVLink/UDP vehicles: one
+ * socket for many drones) are attached in the registry with slot
+ * DG_INGEST_SLOT_NOCONN and a generation of the transport's choosing.
+ * Commands for them run `fn` on the ref's worker (through its inbox when
+ * dispatched elsewhere). One such transport per process (set once before
+ * the workers start). */
+#define DG_INGEST_SLOT_NOCONN 0xffffffu
+void dg_ingest_set_noconn_command(void (*fn)(dg_worker_t *w, uint32_t gen, const dg_command_t *cmd));
+
 /* Expire overdue commands (called periodically by worker 0). */
 void dg_ingest_expire_commands(dg_worker_t *w);
 /* Persist + publish a command change. */

@@ -25,8 +25,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "mavlink.h"
 #include "vehicle.h"
+#include "../core/ingest.h"
 #include "../codec/validate.h"
 #include "../core/hash.h"
 #include "../core/live.h"
@@ -45,6 +47,18 @@
 #define DG_MAV_HB_MS      1000
 #define DG_MAV_DGRAM_MAX  65536
 #define DG_MAV_READS      64    /* datagrams per readiness callback */
+#define DG_MAV_CMD_SLOTS  4     /* commands in flight per vehicle (more wait as pending) */
+#define DG_MAV_CMD_RETRY_MS 1000
+#define DG_MAV_CMD_TRIES  5     /* then no more retransmits: the command expires unanswered */
+
+typedef struct cmd_slot {
+    bool             used;
+    bool             in_progress;  /* MAV_RESULT_IN_PROGRESS: no more retransmits */
+    uint8_t          tries;
+    int64_t          next_ms, sent_ms;
+    char             id[DG_CMD_ID_LEN + 1];
+    dg_mav_cmd_out_t out;
+} cmd_slot_t;
 
 typedef struct vehicle {
     struct sockaddr_storage addr;
@@ -57,6 +71,7 @@ typedef struct vehicle {
     int64_t        last_hb_ms;  /* monotonic */
     int64_t        last_gcs_hb_ms;
     dg_mav_state_t st;
+    cmd_slot_t     cmd[DG_MAV_CMD_SLOTS];
 } vehicle_t;
 
 struct dg_mav_ep {
@@ -118,13 +133,118 @@ static void send_gcs_heartbeat(dg_mav_ep_t *ep, vehicle_t *v, int64_t now)
     v->last_gcs_hb_ms = now;
 }
 
+static dg_mav_ep_t *the_ep;   /* the process' endpoint: the ingest command hook has no user data */
+
+static void command_set(dg_mav_ep_t *ep, vehicle_t *v, const char *id, int status, const char *msg)
+{
+    dg_command_t st;
+    if (dg_commands_set(ep->srv->commands, id, strlen(id), dg_drone_id(v->drone, NULL), status,
+                        msg, msg ? strlen(msg) : 0, dg_now_ms(), &st) == 0)
+        dg_ingest_command_changed(ep->w, &st);
+}
+
+static void command_transmit(dg_mav_ep_t *ep, vehicle_t *v, cmd_slot_t *k, int64_t now)
+{
+    if (k->out.msgid == DG_MAV_MSG_COMMAND_LONG) k->out.payload[32] = k->tries;   /* confirmation counter */
+    send_frame(ep, v, k->out.msgid, k->out.payload, k->out.len);
+    k->tries++;
+    k->next_ms = now + DG_MAV_CMD_RETRY_MS;
+}
+
+/* Send cmd to the vehicle (a free slot), or leave it pending. */
+static void command_start(dg_mav_ep_t *ep, vehicle_t *v, const dg_command_t *cmd)
+{
+    for (int i = 0; i < DG_MAV_CMD_SLOTS; i++)
+        if (v->cmd[i].used && !strcmp(v->cmd[i].id, cmd->id)) return;   /* in flight already */
+    cmd_slot_t *k = NULL;
+    for (int i = 0; i < DG_MAV_CMD_SLOTS && !k; i++)
+        if (!v->cmd[i].used) k = &v->cmd[i];
+    if (!k) return;   /* stays pending: sent when a slot frees */
+    char err[200];
+    dg_mav_cmd_out_t out;
+    if (dg_mav_command_build(cmd, v->sysid, v->compid, &out, err, sizeof err)) {
+        command_set(ep, v, cmd->id, DG_CMD_REJECTED, err);
+        return;
+    }
+    memset(k, 0, sizeof *k);
+    k->used = true;
+    snprintf(k->id, sizeof k->id, "%s", cmd->id);
+    k->out = out;
+    int64_t now = dg_mono_ms();
+    k->sent_ms = now;
+    command_transmit(ep, v, k, now);
+    command_set(ep, v, cmd->id, DG_CMD_SENT, NULL);
+}
+
+static void send_pending(dg_mav_ep_t *ep, vehicle_t *v)
+{
+    dg_command_t pend[DG_MAV_CMD_SLOTS];
+    size_t np = dg_commands_pending(ep->srv->commands, dg_drone_id(v->drone, NULL), pend, DG_MAV_CMD_SLOTS);
+    for (size_t i = 0; i < np; i++) command_start(ep, v, &pend[i]);
+}
+
+/* ingest's hook: a command for one of our vehicles (registry gen). */
+static void on_command(dg_worker_t *w, uint32_t gen, const dg_command_t *cmd)
+{
+    dg_mav_ep_t *ep = the_ep;
+    if (!ep || w != ep->w) return;
+    for (size_t i = 0; i < ep->cap; i++)
+        if (ep->v[i].used && ep->v[i].gen == gen) {
+            command_start(ep, &ep->v[i], cmd);
+            return;
+        }
+    /* gone meanwhile: stays pending, sent if it comes back before expiring */
+}
+
+static void on_command_ack(dg_mav_ep_t *ep, vehicle_t *v, const dg_mav_frame_t *f)
+{
+    dg_mav_command_ack_t a;
+    dg_mav_get_command_ack(f, &a);
+    for (int i = 0; i < DG_MAV_CMD_SLOTS; i++) {
+        cmd_slot_t *k = &v->cmd[i];
+        if (!k->used || k->out.command != a.command) continue;
+        const char *name;
+        int st = dg_mav_result_status(a.result, &name);
+        char id[DG_CMD_ID_LEN + 1];
+        snprintf(id, sizeof id, "%s", k->id);
+        if (st == DG_CMD_ACCEPTED) k->in_progress = true;
+        else k->used = false;
+        command_set(ep, v, id, st, name);
+        if (!k->used) send_pending(ep, v);
+        return;
+    }
+}
+
+static void command_tick(dg_mav_ep_t *ep, vehicle_t *v, int64_t now)
+{
+    bool freed = false;
+    for (int i = 0; i < DG_MAV_CMD_SLOTS; i++) {
+        cmd_slot_t *k = &v->cmd[i];
+        if (!k->used) continue;
+        if (k->in_progress) {
+            if (now - k->sent_ms >= ep->srv->cfg->command_timeout_ms) { k->used = false; freed = true; }
+            continue;
+        }
+        if (now < k->next_ms) continue;
+        if (k->tries >= DG_MAV_CMD_TRIES) {   /* unanswered: it expires at --command-timeout */
+            dg_warn("MAVLink drone %s: no COMMAND_ACK for command %s after %d transmissions",
+                    dg_drone_id(v->drone, NULL), k->id, (int)k->tries);
+            k->used = false;
+            freed = true;
+            continue;
+        }
+        command_transmit(ep, v, k, now);
+    }
+    if (freed) send_pending(ep, v);
+}
+
 static void vehicle_remove(dg_mav_ep_t *ep, int32_t idx)
 {
     vehicle_t *v = &ep->v[idx];
     int32_t *pp = &ep->buckets[key_hash(&v->addr, v->alen, v->sysid) & (ep->nbuckets - 1)];
     while (*pp != idx) pp = &ep->v[*pp].next;
     *pp = v->next;
-    dg_conn_ref_t ref = { ep->w->id, DG_ORIGIN_SLOT_MAX, v->gen };
+    dg_conn_ref_t ref = { ep->w->id, DG_INGEST_SLOT_NOCONN, v->gen };
     if (dg_registry_detach(ep->srv->registry, v->drone, ref, dg_now_ms())) publish_presence(ep, v, false);
     dg_registry_release(ep->srv->registry, v->drone);
     dg_gauge_add(&dg_metrics.mav_vehicles, -1);
@@ -165,13 +285,14 @@ static vehicle_t *vehicle_add(dg_mav_ep_t *ep, const struct sockaddr_storage *a,
     ep->buckets[b] = idx;
     ep->n++;
     dg_gauge_add(&dg_metrics.mav_vehicles, 1);
-    dg_conn_ref_t ref = { ep->w->id, DG_ORIGIN_SLOT_MAX, v->gen }, old;
+    dg_conn_ref_t ref = { ep->w->id, DG_INGEST_SLOT_NOCONN, v->gen }, old;
     int replaced = dg_registry_attach(ep->srv->registry, d, ref, &old, dg_now_ms());
     if (!replaced) publish_presence(ep, v, true);
     char host[INET6_ADDRSTRLEN + 8] = "?", port[8] = "?";
     getnameinfo((const struct sockaddr *)a, alen, host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
     dg_info("MAVLink vehicle sysid %u at %s:%s is drone %s (online)", (unsigned)f->sysid, host, port, id);
     send_gcs_heartbeat(ep, v, now);
+    send_pending(ep, v);   /* commands created while it was offline (until they expire) */
     return v;
 }
 
@@ -227,6 +348,10 @@ static void on_frame(const dg_mav_frame_t *f, void *ud)
         return;
     }
     c->last = v;
+    if (f->msgid == DG_MAV_MSG_COMMAND_ACK) {
+        on_command_ack(ep, v, f);
+        return;
+    }
     dg_record_t r;
     if (dg_mav_state_apply(&v->st, f, dg_now_ms(), ep->store_every_ms, &r)) take_row(ep, v, &r);
 }
@@ -281,6 +406,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
             continue;
         }
         if (now - v->last_gcs_hb_ms >= DG_MAV_HB_MS) send_gcs_heartbeat(ep, v, now);
+        command_tick(ep, v, now);
     }
 }
 
@@ -368,6 +494,8 @@ dg_mav_ep_t *dg_mav_ep_start(dg_server_t *srv, const char *hostport, int *bound_
     ev_timer_init(&ep->tick, on_tick, DG_MAV_TICK_MS / 1000.0, DG_MAV_TICK_MS / 1000.0);
     ep->tick.data = ep;
     ev_timer_start(ep->w->loop, &ep->tick);   /* the worker has not started: its loop is ours to touch */
+    the_ep = ep;
+    dg_ingest_set_noconn_command(on_command);
     return ep;
 fail:
     if (ep->fd >= 0) close(ep->fd);
@@ -381,6 +509,8 @@ fail:
 void dg_mav_ep_free(dg_mav_ep_t *ep)
 {
     if (!ep) return;
+    dg_ingest_set_noconn_command(NULL);
+    the_ep = NULL;
     for (size_t i = 0; i < ep->cap; i++)
         if (ep->v[i].used) dg_registry_release(ep->srv->registry, ep->v[i].drone);
     free(ep->v);

@@ -231,3 +231,56 @@ def test_garbage_and_spoofed_vehicles_bounded(server_factory, node):
         wait_until(lambda: len(s.history("mav-3")) == 1, T(10), "the real vehicle's row")
     finally:
         v.close()
+
+
+def post_command(s, drone, body):
+    r = s.get(f"/api/v1/drones/{drone}/commands", method="POST", body=json.dumps(body).encode(),
+              headers={"Content-Type": "application/json"})
+    return r
+
+
+def command_status(s, cid):
+    return s.get_json(f"/api/v1/commands/{cid}")
+
+
+def test_commands_retransmitted_until_command_ack(server_factory, node):
+    s = mav_server(server_factory)
+    v = Vehicle(node, s.mav_port, sysid=11)
+    try:
+        assert post_command(s, "mav-11", {"name": "land"}).status == 404      # no such drone yet
+        v.cmd("hb")
+        wait_until(lambda: s.get("/api/v1/drones/mav-11").status == 200, T(5), "mav-11 known")
+        # goto -> COMMAND_INT MAV_CMD_DO_REPOSITION, answered ACCEPTED -> done
+        r = post_command(s, "mav-11", {"name": "goto", "args": {"lat": 47.1, "lon": 8.2, "alt": 500}})
+        assert r.status == 202, r.body
+        cid = r.json()["id"]
+        wait_until(lambda: command_status(s, cid)["status"] == "done", T(5), "goto done")
+        ci = v.received(lambda o: o["recv"] == "COMMAND_INT")
+        assert ci and ci[0]["command"] == 192 and ci[0]["_param5"] == 471000000 and ci[0]["_param6"] == 82000000
+        assert ci[0]["_param7"] == 500 and ci[0]["frame"] == 0 and ci[0]["targetSystem"] == 11
+        # unanswered: retransmitted with the confirmation counter, then answered
+        v.cmd("ackmode none")
+        cid = post_command(s, "mav-11", {"name": "return_to_home"}).json()["id"]
+        rtl = lambda: v.received(lambda o: o["recv"] == "COMMAND_LONG" and o["command"] == 20)
+        wait_until(lambda: len(rtl()) >= 2, T(5), "a retransmission")
+        assert [o["confirmation"] for o in rtl()[:2]] == [0, 1]
+        assert command_status(s, cid)["status"] == "sent"
+        v.cmd("ackmode 0")
+        wait_until(lambda: command_status(s, cid)["status"] == "done", T(5), "return_to_home done")
+        # MAV_RESULT_DENIED -> rejected; IN_PROGRESS -> accepted
+        v.cmd("ackmode 2")
+        cid = post_command(s, "mav-11", {"name": "arm"}).json()["id"]
+        c = wait_until(lambda: (lambda c: c["status"] == "rejected" and c)(command_status(s, cid)), T(5), "arm rejected")
+        assert "DENIED" in c.get("message", ""), c
+        assert v.received(lambda o: o["recv"] == "COMMAND_LONG" and o["command"] == 400 and o["_param1"] == 1)
+        v.cmd("ackmode 5")
+        cid = post_command(s, "mav-11", {"name": "disarm"}).json()["id"]
+        wait_until(lambda: command_status(s, cid)["status"] == "accepted", T(5), "disarm accepted (in progress)")
+        # a name MAVLink has no command for: rejected at once, nothing sent
+        cid = post_command(s, "mav-11", {"name": "flip"}).json()["id"]
+        c = wait_until(lambda: (lambda c: c["status"] == "rejected" and c)(command_status(s, cid)), T(5), "flip rejected")
+        assert "not a MAVLink command" in c.get("message", "")
+    finally:
+        v.close()
+    m = s.metrics()
+    assert metric(m, "dronegate_commands_total", status="done") == 2
