@@ -246,6 +246,7 @@ void dg_ingest_release(dg_conn_t *c)
 {
     dg_worker_t *w = c->w;
     dg_buf_free(&c->u.drone.stash);
+    if (c->u.drone.io && c->u.drone.io->release) c->u.drone.io->release(c);
     dg_conn_ref_t ref = { w->id, c->slot, c->gen };
     if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms())) {
         dg_drone_state_t st;
@@ -435,6 +436,10 @@ static void ws_json_command(dg_conn_t *c, const dg_command_t *cmd)
 
 static bool ws_closed(dg_conn_t *c) { return c->u.drone.ws.closed; }
 
+void dg_ingest_ws_send(dg_conn_t *c, int opcode, const void *p, size_t n) { send_msg(c, opcode, p, n); }
+void dg_ingest_ws_close(dg_conn_t *c, uint16_t code, const char *reason) { ws_close(c, code, reason); }
+bool dg_ingest_ws_closed(dg_conn_t *c) { return ws_closed(c); }
+
 const dg_drone_io_t dg_ws_json_io = {
     .name = "dronegate.json.v1", .transport = DG_TR_WEBSOCKET, .ws = true,
     .session = ws_json_session, .ack = ws_json_ack, .error = ws_json_error,
@@ -566,6 +571,7 @@ void dg_ingest_expire_commands(dg_worker_t *w)
 static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
 {
     dg_conn_t *c = ud;
+    if (c->u.drone.io->message) return c->dead || c->closing ? 0 : c->u.drone.io->message(c, opcode, data, len);
     bool pb = c->u.drone.io == &dg_ws_pb_io;
     if (opcode != (pb ? DG_WS_OP_BINARY : DG_WS_OP_TEXT)) {
         dg_inc(&dg_metrics.rejected[DG_REJ_BINARY], 1);   /* the frame type this subprotocol does not carry */

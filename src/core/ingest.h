@@ -33,7 +33,18 @@ typedef struct dg_drone_io {
      * transports map to their own status */
     void (*close)(dg_conn_t *c, uint16_t code, const char *reason);
     bool (*closed)(dg_conn_t *c);   /* nothing more may be sent */
+    /* optional: the transport decodes its WebSocket messages itself (any
+     * opcode; returns 0 or a close code), instead of JSON / protobuf */
+    int  (*message)(dg_conn_t *c, int opcode, uint8_t *data, size_t len);
+    /* optional: the channel ends: free the transport's state (c->proto) */
+    void (*release)(dg_conn_t *c);
 } dg_drone_io_t;
+
+/* For WebSocket transports defined outside ingest.c: send one message
+ * (framed, corked into one write), close with a close frame, closed? */
+void dg_ingest_ws_send(dg_conn_t *c, int opcode, const void *p, size_t n);
+void dg_ingest_ws_close(dg_conn_t *c, uint16_t code, const char *reason);
+bool dg_ingest_ws_closed(dg_conn_t *c);
 
 extern const dg_drone_io_t dg_ws_json_io, dg_ws_pb_io;
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+import websockets
 
 from dg import T, metric, run, wait_until
 from test_live import live, next_event
@@ -47,10 +48,13 @@ class Vehicle:
     """One node-mavlink vehicle process: cmd() sends a line and waits for its
     {"done"}; every packet the gateway sent it is kept in .recv."""
 
-    def __init__(self, node, port, sysid=7, v1=False):
+    def __init__(self, node, port, sysid=7, v1=False, ws=False):
         args = [node, str(MAVDIR / "vehicle.mjs"), "--port", str(port), "--sysid", str(sysid)]
         if v1:
             args.append("--v1")
+        if ws:
+            args.append("--ws")
+        self.packets = []       # --ws: the packets the vehicle would have sent
         self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, bufsize=1, cwd=MAVDIR)
         self.q = queue.Queue()
@@ -65,6 +69,9 @@ class Vehicle:
             if "recv" in o:
                 with self.lock:
                     self.recv.append(o)
+            elif "packet" in o:
+                with self.lock:
+                    self.packets.append(bytes.fromhex(o["packet"]))
             else:
                 self.q.put(o)
         self.q.put({"eof": True})
@@ -85,6 +92,11 @@ class Vehicle:
         self.p.stdin.write(line + "\n")
         self.p.stdin.flush()
         self._wait(lambda o: o.get("done") == line, timeout or T(30), line)
+
+    def take_packets(self):
+        with self.lock:
+            p, self.packets = self.packets, []
+            return p
 
     def received(self, pred):
         with self.lock:
@@ -111,6 +123,12 @@ def mav_server(server_factory, *extra):
 
 def packets(s, result):
     return metric(s.metrics(), "dronegate_mavlink_packets_total", result=result) or 0
+
+
+def rows_of(s, drone):
+    """The drone's stored rows; [] while the gateway does not know it yet."""
+    r = s.get(f"/api/v1/drones/{drone}/telemetry?limit=100000")
+    return r.json()["telemetry"] if r.status == 200 else []
 
 
 def rss_kb(pid):
@@ -172,7 +190,7 @@ def test_vehicle_rows_live_gcs_heartbeat_offline(server_factory, node):
     finally:
         v.close()
         v1.close()
-    rows = wait_until(lambda: len(s.history("mav-7")) >= 2 and s.history("mav-7"), T(10), "rows of mav-7 stored")
+    rows = wait_until(lambda: len(rows_of(s, "mav-7")) >= 2 and rows_of(s, "mav-7"), T(10), "rows of mav-7 stored")
     assert [r["battery"] for r in rows] == [77, 55]
     assert rows[0]["latitude"] == pytest.approx(47.397742) and rows[0]["status"] == "airborne"
     assert all("seq" not in r for r in rows)
@@ -188,7 +206,7 @@ def test_bad_crc_truncated_unknown_counted_nothing_stored(server_factory, node):
     try:
         v.cmd("hb")
         v.cmd("pos 10 20 30")
-        wait_until(lambda: len(s.history("mav-9")) == 1, T(10), "the first row")
+        wait_until(lambda: len(rows_of(s, "mav-9")) == 1, T(10), "the first row")
         for line, result in (("badcrc 11 21 31", "bad_crc"), ("trunc 12 22 32", "truncated"),
                              ("unknown", "unknown_message")):
             before = packets(s, result)
@@ -203,7 +221,7 @@ def test_bad_crc_truncated_unknown_counted_nothing_stored(server_factory, node):
         finally:
             other.close()
         v.cmd("pos 13 23 33")    # the stream goes on after the bad packets
-        rows = wait_until(lambda: len(s.history("mav-9")) >= 2 and s.history("mav-9"), T(10), "the second row")
+        rows = wait_until(lambda: len(rows_of(s, "mav-9")) >= 2 and rows_of(s, "mav-9"), T(10), "the second row")
         assert [r["latitude"] for r in rows] == [10, 13]
         assert s.get("/api/v1/drones/mav-10").status == 404
     finally:
@@ -228,7 +246,7 @@ def test_garbage_and_spoofed_vehicles_bounded(server_factory, node):
         wait_until(lambda: metric(s.metrics(), "dronegate_mavlink_vehicles") == 0, T(10), "spoofed vehicles offline")
         v.cmd("hb")
         v.cmd("pos 1.5 2.5 3.5")
-        wait_until(lambda: len(s.history("mav-3")) == 1, T(10), "the real vehicle's row")
+        wait_until(lambda: len(rows_of(s, "mav-3")) == 1, T(10), "the real vehicle's row")
     finally:
         v.close()
 
@@ -284,3 +302,58 @@ def test_commands_retransmitted_until_command_ack(server_factory, node):
         v.close()
     m = s.metrics()
     assert metric(m, "dronegate_commands_total", status="done") == 2
+
+
+def test_mavlink2_websocket_subprotocol(server_factory, node):
+    """mavlink2 on /ws/{drone_id}: the token as for JSON, binary frames of
+    several packets, the same rows, commands down and COMMAND_ACK back; a
+    text frame closes with 1003."""
+    s = server_factory(secret="mav-secret")
+    v = Vehicle(node, 0, sysid=21, ws=True)
+
+    async def go():
+        uri = f"{s.ws_base}/ws/uav-21"
+        with pytest.raises(websockets.InvalidStatusCode) as e:
+            await websockets.connect(uri, subprotocols=["mavlink2"], open_timeout=T(10),
+                                     extra_headers={"Authorization": "Bearer " + s.token("other")})
+        assert e.value.status_code == 401
+        ws = await websockets.connect(uri, subprotocols=["mavlink2"], open_timeout=T(10), ping_interval=None,
+                                      extra_headers={"Authorization": "Bearer " + s.token("uav-21")})
+        assert ws.subprotocol == "mavlink2"
+        hello = await asyncio.wait_for(ws.recv(), T(5))
+        assert isinstance(hello, bytes)
+        v.cmd("feed " + hello.hex())
+        wait_until(lambda: v.received(lambda o: o["recv"] == "HEARTBEAT" and o["sysid"] == 255), T(5), "GCS heartbeat")
+        for line in ("hb", "sys 66", "vfr 3 45 -1", "pos 46.5 7.25 400"):
+            v.cmd(line)
+        pk = v.take_packets()
+        assert len(pk) == 4
+        await ws.send(b"".join(pk))                      # four packets in one frame
+        rows = wait_until(lambda: rows_of(s, "uav-21"), T(10), "the row of uav-21")
+        assert rows[0]["battery"] == 66 and rows[0]["speed"] == 3 and rows[0]["heading"] == 45
+        assert rows[0]["climb"] == -1 and rows[0]["latitude"] == 46.5 and rows[0]["status"] == "airborne"
+        # a command goes down as COMMAND_LONG; the vehicle's COMMAND_ACK comes back up
+        r = post_command(s, "uav-21", {"name": "land"})
+        assert r.status == 202, r.body
+        cid = r.json()["id"]
+        frame = await asyncio.wait_for(ws.recv(), T(5))
+        v.cmd("feed " + frame.hex())
+        cl = wait_until(lambda: v.received(lambda o: o["recv"] == "COMMAND_LONG"), T(5), "COMMAND_LONG")
+        assert cl[0]["command"] == 21 and cl[0]["targetSystem"] == 21
+        ack = wait_until(lambda: v.take_packets(), T(5), "the vehicle's COMMAND_ACK")
+        await ws.send(b"".join(ack))
+        wait_until(lambda: command_status(s, cid)["status"] == "done", T(5), "land done")
+        # bad CRC in a frame: counted, the connection stays
+        before = packets(s, "bad_crc")
+        v.cmd("badcrc 1 2 3")
+        await ws.send(b"".join(v.take_packets()))
+        wait_until(lambda: packets(s, "bad_crc") > before, T(5), "bad CRC counted")
+        await ws.send("not mavlink")
+        await asyncio.wait_for(ws.wait_closed(), T(5))
+        assert ws.close_code == 1003
+    try:
+        run(go())
+    finally:
+        v.close()
+    assert len(rows_of(s, "uav-21")) == 1
+    assert metric(s.metrics(), "dronegate_messages_received_total", transport="websocket", format="mavlink") == 1

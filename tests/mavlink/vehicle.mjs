@@ -3,8 +3,12 @@
 // CRC, serialization) and mavlink-mappings (the common.xml definitions).
 //
 //   node vehicle.mjs --port GATEWAY_UDP_PORT [--sysid N] [--v1]
+//   node vehicle.mjs --ws [--sysid N]
 //
-// One UDP socket (the vehicle's address). Commands on stdin, one per line;
+// One UDP socket (the vehicle's address). With --ws nothing goes over UDP:
+// each datagram is printed as {"packet": "<hex>"} (the test carries it in a
+// mavlink2 WebSocket binary frame) and `feed HEX` hands the vehicle what the
+// gateway sent on the WebSocket. Commands on stdin, one per line;
 // after each, a line {"done": "<command>"} on stdout (tests synchronise on it):
 //   hb [BASE_MODE SYSTEM_STATUS]     HEARTBEAT (quadrotor, PX4)
 //   pos LAT LON ALT_M [HDG_DEG]      GLOBAL_POSITION_INT (vx=300, vy=400 cm/s)
@@ -32,6 +36,7 @@ const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[
 const port = Number(opt('--port'))
 const sysid = Number(opt('--sysid', '7'))
 const v1 = args.includes('--v1')
+const wsMode = args.includes('--ws')
 const proto = v1 ? new MavLinkProtocolV1(sysid, 1) : new MavLinkProtocolV2(sysid, 1)
 const REGISTRY = { ...minimal.REGISTRY, ...common.REGISTRY, ...ardupilotmega.REGISTRY }
 let seq = 0
@@ -40,7 +45,8 @@ const out = (o) => process.stdout.write(JSON.stringify(o, (k, v) => typeof v ===
 
 const sock = dgram.createSocket('udp4')
 const ser = (msg, p = proto) => p.serialize(msg, seq++ & 255)
-const send = (buf, s = sock) => new Promise((res, rej) => s.send(buf, port, '127.0.0.1', (e) => e ? rej(e) : res()))
+const send = (buf, s = sock) => wsMode ? Promise.resolve(out({ packet: buf.toString('hex') }))
+  : new Promise((res, rej) => s.send(buf, port, '127.0.0.1', (e) => e ? rej(e) : res()))
 
 function heartbeat(baseMode = 0x81 /* custom mode enabled + armed */, state = minimal.MavState.ACTIVE) {
   const hb = new minimal.Heartbeat()
@@ -133,6 +139,7 @@ sock.bind(0, '127.0.0.1', () => {
         }
         break
       }
+      case 'feed': feed.push(Buffer.from(a[0], 'hex')); await new Promise((res) => setImmediate(res)); break
       case 'ackmode': ackmode = a[0] === 'none' ? 'none' : n[0]; break
       case 'quit': out({ done: line }); rl.close(); sock.close(); process.exit(0)
     }
