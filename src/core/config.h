@@ -19,7 +19,8 @@ typedef struct dg_config {
     long   mavlink_max_vehicles; /* vehicles online at once (table size) */
     long   mavlink_offline_timeout_ms; /* no heartbeat -> offline */
     long   mavlink_store_every_ms;     /* at most one row per vehicle per this; 0 = every GLOBAL_POSITION_INT */
-    char   mavlink_signing_key[256];   /* not in this build: refused when set */
+    char   mavlink_signing_key[1100];  /* HEX64 (every vehicle) or file:PATH ("SYSID HEX64" / "* HEX64" lines) */
+    bool   mavlink_signing_optional;   /* accept unsigned packets too (signed ones are still checked) */
     char   mavlink_forward[1024];      /* not in this build: refused when set */
     char   queue[1024];          /* not in this build: refused when set */
     char   auth_secret[512];     /* empty = auth off */

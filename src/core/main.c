@@ -137,10 +137,10 @@ int main(int argc, char **argv)
                 "--queue");
         return 2;
     }
-    if (cfg.mavlink_signing_key[0] || cfg.mavlink_forward[0]) {
+    if (cfg.mavlink_forward[0]) {
         fprintf(stderr, "dronegate: %s is not available in this build yet; remove the flag "
-                        "(MAVLink over UDP works unsigned and without forwarding: docs/mavlink-notes.md)\n",
-                cfg.mavlink_signing_key[0] ? "--mavlink-signing-key" : "--mavlink-forward");
+                        "(MAVLink over UDP works without forwarding: docs/mavlink-notes.md)\n",
+                "--mavlink-forward");
         return 2;
     }
 
@@ -285,7 +285,8 @@ int main(int argc, char **argv)
             dg_registry_count(srv.registry));
     if (gport) dg_info("gRPC listening on %s:%d (h2c, dronegate.v1.Telemetry/Stream)", ghost, gport);
     if (mav) dg_info("MAVLink listening on udp %s (port %d): vehicles by (address, sysid), drone id mav-{sysid}; "
-                     "no acks over UDP", cfg.mavlink_listen, mport);
+                     "no acks over UDP; signing %s", cfg.mavlink_listen, mport,
+                     !cfg.mavlink_signing_key[0] ? "off" : cfg.mavlink_signing_optional ? "optional" : "required");
 
     srv.writer = dg_writer_new(srv.store_ops, srv.store, on_batch_done, &srv);
     if (!cfg.spool_dir[0]) {

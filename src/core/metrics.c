@@ -80,7 +80,8 @@ int dg_metrics_render(dg_buf_t *o)
     rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"udp\",format=\"mavlink\"} %" PRIu64 "\n", ld(&m->received_udp_mav));
     rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"websocket\",format=\"mavlink\"} %" PRIu64 "\n", ld(&m->received_ws_mav));
     static const char *mavp[DG_MAVP__N] = { "ok", "bad_crc", "unknown_message", "truncated", "bad_incompat_flags",
-                                            "signed", "garbage", "no_vehicle", "vehicles_full", "pipeline_paused" };
+                                            "signed", "garbage", "no_vehicle", "vehicles_full", "pipeline_paused",
+                                            "unsigned", "bad_signature", "replayed" };
     rc |= dg_buf_puts(o, "# HELP dronegate_mavlink_packets_total MAVLink packets (and garbage runs) received, by outcome.\n# TYPE dronegate_mavlink_packets_total counter\n");
     for (int i = 0; i < DG_MAVP__N; i++)
         rc |= dg_buf_printf(o, "dronegate_mavlink_packets_total{result=\"%s\"} %" PRIu64 "\n", mavp[i], ld(&m->mav_packets[i]));

@@ -33,7 +33,7 @@ enum dg_close     { DG_CL_1000, DG_CL_1001, DG_CL_1002, DG_CL_1003, DG_CL_1007, 
 /* MAVLink packets (UDP and the mavlink2 WebSocket subprotocol), by outcome */
 enum dg_mavpkt    { DG_MAVP_OK, DG_MAVP_BAD_CRC, DG_MAVP_UNKNOWN, DG_MAVP_TRUNCATED, DG_MAVP_BAD_INCOMPAT,
                     DG_MAVP_SIGNED, DG_MAVP_GARBAGE, DG_MAVP_NO_VEHICLE, DG_MAVP_VEHICLES_FULL,
-                    DG_MAVP_PAUSED, DG_MAVP__N };
+                    DG_MAVP_PAUSED, DG_MAVP_UNSIGNED, DG_MAVP_BAD_SIGNATURE, DG_MAVP_REPLAYED, DG_MAVP__N };
 enum dg_cmdstat   { DG_CMD_PENDING, DG_CMD_SENT, DG_CMD_ACCEPTED, DG_CMD_REJECTED, DG_CMD_DONE,
                     DG_CMD_EXPIRED, DG_CMD__N };
 

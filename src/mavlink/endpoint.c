@@ -16,6 +16,7 @@
 #include "endpoint.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
@@ -27,6 +28,7 @@
 
 #include "command.h"
 #include "mavlink.h"
+#include "signing.h"
 #include "vehicle.h"
 #include "../core/ingest.h"
 #include "../codec/validate.h"
@@ -51,6 +53,8 @@
 #define DG_MAV_CMD_RETRY_MS 1000
 #define DG_MAV_CMD_TRIES  5     /* then no more retransmits: the command expires unanswered */
 
+#define DG_MAV_STREAMS    8     /* signed (compid, link id) streams remembered per vehicle */
+
 typedef struct cmd_slot {
     bool             used;
     bool             in_progress;  /* MAV_RESULT_IN_PROGRESS: no more retransmits */
@@ -72,6 +76,7 @@ typedef struct vehicle {
     int64_t        last_gcs_hb_ms;
     dg_mav_state_t st;
     cmd_slot_t     cmd[DG_MAV_CMD_SLOTS];
+    struct { uint8_t used, compid, link_id; uint64_t ts; } streams[DG_MAV_STREAMS];   /* signing: replay state */
 } vehicle_t;
 
 struct dg_mav_ep {
@@ -90,6 +95,12 @@ struct dg_mav_ep {
     long           store_every_ms;
     long           offline_ms;
     char           ids[256][DG_DRONE_ID_MAX + 1];   /* --mavlink-ids: sysid -> drone id ("" = mav-N) */
+    /* signing */
+    bool           signing, signing_required;
+    bool           has_key[256];                      /* per sysid (a "*" key fills the rest) */
+    uint8_t        keys[256][DG_MAV_KEY_LEN];
+    uint64_t       newest_ts;                         /* newest accepted signature timestamp */
+    uint64_t       out_ts;                            /* our last signature timestamp */
 };
 
 static uint32_t key_hash(const struct sockaddr_storage *a, socklen_t alen, uint8_t sysid)
@@ -118,8 +129,16 @@ static void publish_presence(dg_mav_ep_t *ep, vehicle_t *v, bool online)
 
 static void send_frame(dg_mav_ep_t *ep, vehicle_t *v, uint32_t msgid, const uint8_t *payload, size_t len)
 {
-    uint8_t out[12 + DG_MAV_MAX_PAYLOAD];
-    int n = dg_mav_encode_v2(out, ep->out_seq++, DG_MAV_GCS_SYSID, DG_MAV_GCS_COMPID, msgid, payload, len);
+    uint8_t out[25 + DG_MAV_MAX_PAYLOAD];
+    int n;
+    if (ep->signing && ep->has_key[v->sysid]) {
+        uint64_t ts = dg_mav_sign_now();
+        ep->out_ts = ts > ep->out_ts ? ts : ep->out_ts + 1;
+        n = dg_mav_encode_v2_signed(out, ep->out_seq++, DG_MAV_GCS_SYSID, DG_MAV_GCS_COMPID, msgid, payload, len,
+                                    ep->keys[v->sysid], 0, ep->out_ts);
+    } else {
+        n = dg_mav_encode_v2(out, ep->out_seq++, DG_MAV_GCS_SYSID, DG_MAV_GCS_COMPID, msgid, payload, len);
+    }
     if (n > 0) (void)sendto(ep->fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)&v->addr, v->alen);
 }
 
@@ -166,6 +185,10 @@ static void command_start(dg_mav_ep_t *ep, vehicle_t *v, const dg_command_t *cmd
         command_set(ep, v, cmd->id, DG_CMD_REJECTED, err);
         return;
     }
+    /* a COMMAND_ACK names only the MAV_CMD: one command per MAV_CMD in
+     * flight, the next waits (pending) until that one is answered */
+    for (int i = 0; i < DG_MAV_CMD_SLOTS; i++)
+        if (v->cmd[i].used && v->cmd[i].out.command == out.command) return;
     memset(k, 0, sizeof *k);
     k->used = true;
     snprintf(k->id, sizeof k->id, "%s", cmd->id);
@@ -325,6 +348,49 @@ static void take_row(dg_mav_ep_t *ep, vehicle_t *v, dg_record_t *r)
     dg_registry_update(ep->srv->registry, v->drone, r);
 }
 
+/* Signing: the signature with the sysid's key, then the replay rules
+ * (signing.h). v may be NULL (a new vehicle's first packet). */
+static bool signature_ok(dg_mav_ep_t *ep, vehicle_t *v, const dg_mav_frame_t *f)
+{
+    if (!f->is_signed) {
+        if (!ep->signing_required) return true;
+        dg_inc(&dg_metrics.mav_packets[DG_MAVP_UNSIGNED], 1);
+        return false;
+    }
+    if (!ep->has_key[f->sysid] || !dg_mav_sig_ok(f, ep->keys[f->sysid])) {
+        dg_inc(&dg_metrics.mav_packets[DG_MAVP_BAD_SIGNATURE], 1);
+        return false;
+    }
+    if (f->sig_ts + DG_MAV_REPLAY_WINDOW < ep->newest_ts) goto replayed;
+    if (v)
+        for (int i = 0; i < DG_MAV_STREAMS; i++)
+            if (v->streams[i].used && v->streams[i].compid == f->compid && v->streams[i].link_id == f->link_id) {
+                if (f->sig_ts <= v->streams[i].ts) goto replayed;
+                break;
+            }
+    return true;
+replayed:
+    dg_inc(&dg_metrics.mav_packets[DG_MAVP_REPLAYED], 1);
+    return false;
+}
+
+static void signature_note(dg_mav_ep_t *ep, vehicle_t *v, const dg_mav_frame_t *f)
+{
+    if (!f->is_signed) return;
+    if (f->sig_ts > ep->newest_ts) ep->newest_ts = f->sig_ts;
+    int k = -1, oldest = 0;
+    for (int i = 0; i < DG_MAV_STREAMS; i++) {
+        if (v->streams[i].used && v->streams[i].compid == f->compid && v->streams[i].link_id == f->link_id) { k = i; break; }
+        if (k < 0 && !v->streams[i].used) k = i;
+        if (v->streams[i].ts < v->streams[oldest].ts) oldest = i;
+    }
+    if (k < 0) k = oldest;
+    v->streams[k].used = 1;
+    v->streams[k].compid = f->compid;
+    v->streams[k].link_id = f->link_id;
+    v->streams[k].ts = f->sig_ts;
+}
+
 static void on_frame(const dg_mav_frame_t *f, void *ud)
 {
     dgram_ctx_t *c = ud;
@@ -334,6 +400,7 @@ static void on_frame(const dg_mav_frame_t *f, void *ud)
         int32_t i = find(ep, c->addr, c->alen, f->sysid);
         v = i >= 0 ? &ep->v[i] : NULL;
     }
+    if (ep->signing && !signature_ok(ep, v, f)) return;
     if (f->msgid == DG_MAV_MSG_HEARTBEAT) {
         dg_mav_heartbeat_t hb;
         dg_mav_get_heartbeat(f, &hb);
@@ -348,6 +415,7 @@ static void on_frame(const dg_mav_frame_t *f, void *ud)
         return;
     }
     c->last = v;
+    if (ep->signing) signature_note(ep, v, f);
     if (f->msgid == DG_MAV_MSG_COMMAND_ACK) {
         on_command_ack(ep, v, f);
         return;
@@ -441,6 +509,54 @@ static int parse_ids(dg_mav_ep_t *ep, const char *s, char *err, size_t errlen)
     return 0;
 }
 
+/* --mavlink-signing-key HEX64 | file:PATH ("SYSID HEX64" or "* HEX64" per line, # comments) */
+static int load_keys(dg_mav_ep_t *ep, const char *spec, char *err, size_t errlen)
+{
+    ep->signing = true;
+    if (strncmp(spec, "file:", 5) != 0) {
+        uint8_t key[DG_MAV_KEY_LEN];
+        if (dg_mav_key_parse(spec, strlen(spec), key)) {
+            snprintf(err, errlen, "--mavlink-signing-key must be 64 hex digits (a 32-byte key) or file:PATH");
+            return -1;
+        }
+        for (int i = 0; i < 256; i++) { memcpy(ep->keys[i], key, sizeof key); ep->has_key[i] = true; }
+        return 0;
+    }
+    FILE *fp = fopen(spec + 5, "r");
+    if (!fp) { snprintf(err, errlen, "--mavlink-signing-key: cannot open %s: %s", spec + 5, strerror(errno)); return -1; }
+    char line[256];
+    int ln = 0, n = 0;
+    bool explicit_key[256] = { false };
+    while (fgets(line, sizeof line, fp)) {
+        ln++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '#' || *p == '\n' || *p == '\r' || !*p) continue;
+        char who[16], hex[80];
+        uint8_t key[DG_MAV_KEY_LEN];
+        if (sscanf(p, "%15s %79s", who, hex) != 2 || dg_mav_key_parse(hex, strlen(hex), key)) goto bad;
+        if (!strcmp(who, "*")) {
+            for (int i = 0; i < 256; i++)
+                if (!explicit_key[i]) { memcpy(ep->keys[i], key, sizeof key); ep->has_key[i] = true; }
+        } else {
+            char *end;
+            long sys = strtol(who, &end, 10);
+            if (*end || sys < 1 || sys > 255) goto bad;
+            memcpy(ep->keys[sys], key, sizeof key);
+            ep->has_key[sys] = explicit_key[sys] = true;
+        }
+        n++;
+        continue;
+    bad:
+        fclose(fp);
+        snprintf(err, errlen, "--mavlink-signing-key %s line %d: expected \"SYSID HEX64\" or \"* HEX64\"", spec + 5, ln);
+        return -1;
+    }
+    fclose(fp);
+    if (!n) { snprintf(err, errlen, "--mavlink-signing-key %s holds no key", spec + 5); return -1; }
+    return 0;
+}
+
 dg_mav_ep_t *dg_mav_ep_start(dg_server_t *srv, const char *hostport, int *bound_port, char *err, size_t errlen)
 {
     const dg_config_t *cfg = srv->cfg;
@@ -459,6 +575,8 @@ dg_mav_ep_t *dg_mav_ep_start(dg_server_t *srv, const char *hostport, int *bound_
     ep->offline_ms = cfg->mavlink_offline_timeout_ms;
     ep->cap = (size_t)cfg->mavlink_max_vehicles;
     if (parse_ids(ep, cfg->mavlink_ids, err, errlen)) { free(ep); return NULL; }
+    if (cfg->mavlink_signing_key[0] && load_keys(ep, cfg->mavlink_signing_key, err, errlen)) { free(ep); return NULL; }
+    ep->signing_required = ep->signing && !cfg->mavlink_signing_optional;
     ep->nbuckets = 1;
     while (ep->nbuckets < ep->cap) ep->nbuckets <<= 1;
     ep->v = calloc(ep->cap, sizeof *ep->v);
@@ -513,6 +631,7 @@ void dg_mav_ep_free(dg_mav_ep_t *ep)
     the_ep = NULL;
     for (size_t i = 0; i < ep->cap; i++)
         if (ep->v[i].used) dg_registry_release(ep->srv->registry, ep->v[i].drone);
+    OPENSSL_cleanse(ep->keys, sizeof ep->keys);
     free(ep->v);
     free(ep->buckets);
     free(ep->buf);

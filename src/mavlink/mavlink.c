@@ -99,7 +99,15 @@ dg_mav_rc_t dg_mav_decode(const uint8_t *b, size_t n, dg_mav_frame_t *f, size_t 
     crc = dg_mav_crc(&e, 1, crc);
     uint16_t wire = (uint16_t)(b[hdr + f->len] | (b[hdr + f->len + 1] << 8));
     if (crc != wire) return DG_MAV_BAD_CRC;
-    if (f->incompat & DG_MAV_IFLAG_SIGNED) return DG_MAV_SIGNED_UNSUPPORTED;
+    if (f->incompat & DG_MAV_IFLAG_SIGNED) {
+        const uint8_t *sg = b + hdr + f->len + 2;
+        f->is_signed = 1;
+        f->link_id = sg[0];
+        f->sig_ts = 0;
+        for (int i = 5; i >= 0; i--) f->sig_ts = (f->sig_ts << 8) | sg[1 + i];
+    }
+    f->raw = b;
+    f->raw_len = total;
     memcpy(f->payload, b + hdr, f->len); /* rest stays zero: un-trimming */
     return DG_MAV_OK;
 }
@@ -133,6 +141,7 @@ int dg_mav_scan_stats(const uint8_t *buf, size_t n, dg_mav_frame_cb cb, void *ud
         if (rc == DG_MAV_OK) {
             if (junk) { st->garbage++; junk = 0; }
             st->ok++;
+            if (f.is_signed) st->signed_frames++;
             if (cb) cb(&f, ud);
             i += used;
             continue;
@@ -148,7 +157,6 @@ int dg_mav_scan_stats(const uint8_t *buf, size_t n, dg_mav_frame_cb cb, void *ud
         case DG_MAV_NEED_MORE:          st->truncated++; break;
         case DG_MAV_BAD_CRC:            st->bad_crc++; break;
         case DG_MAV_BAD_INCOMPAT:       st->bad_incompat++; break;
-        case DG_MAV_SIGNED_UNSUPPORTED: st->signed_frames++; break;
         default:                        junk++; i++; continue;   /* unknown id mid-garbage */
         }
         junk = 0;

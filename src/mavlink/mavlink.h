@@ -4,8 +4,8 @@
  * Parses frames out of a byte buffer (several per datagram, resync after
  * garbage), checks the X.25 CRC with the per-message CRC_EXTRA from
  * common.xml, restores zero-trimmed v2 payloads to full length, and encodes
- * v2 frames (with trimming). Signing is NOT implemented: a signed frame
- * (incompat flag 0x01) is reported as DG_MAV_SIGNED_UNSUPPORTED.
+ * v2 frames (with trimming). A signed frame (incompat flag 0x01) decodes with
+ * its link id, timestamp and signature; checking it is signing.h's job.
  */
 #ifndef DG_MAVLINK_H
 #define DG_MAVLINK_H
@@ -24,6 +24,11 @@ typedef struct dg_mav_frame {
     uint32_t msgid;
     uint8_t len;            /* wire length (maybe trimmed) */
     uint8_t payload[DG_MAV_MAX_PAYLOAD]; /* zero-extended to 255 bytes */
+    uint8_t is_signed;      /* incompat & DG_MAV_IFLAG_SIGNED */
+    uint8_t link_id;        /* signed: the signature block */
+    uint64_t sig_ts;        /* signed: 48-bit timestamp, 10 us units since 2015-01-01 */
+    const uint8_t *raw;     /* the whole frame on the wire (valid during decode's caller / the scan callback) */
+    size_t raw_len;
 } dg_mav_frame_t;
 
 typedef enum {
@@ -32,7 +37,7 @@ typedef enum {
     DG_MAV_BAD_CRC,
     DG_MAV_UNKNOWN_MSG,     /* CRC_EXTRA unknown: CRC cannot be checked */
     DG_MAV_BAD_INCOMPAT,    /* unknown incompat flag bits */
-    DG_MAV_SIGNED_UNSUPPORTED,
+    DG_MAV_SIGNED_UNSUPPORTED,  /* no longer returned: signed frames decode (is_signed) */
 } dg_mav_rc_t;
 
 uint16_t dg_mav_crc(const uint8_t *p, size_t n, uint16_t crc);
@@ -56,7 +61,7 @@ int dg_mav_scan(const uint8_t *buf, size_t n, dg_mav_frame_cb cb, void *ud, unsi
  * the buffer or is followed by another STX; otherwise its STX is taken for
  * garbage (one byte skipped). */
 typedef struct dg_mav_stats {
-    unsigned ok, bad_crc, unknown, truncated, bad_incompat, signed_frames, garbage;
+    unsigned ok, bad_crc, unknown, truncated, bad_incompat, signed_frames /* ok and signed */, garbage;
 } dg_mav_stats_t;
 int dg_mav_scan_stats(const uint8_t *buf, size_t n, dg_mav_frame_cb cb, void *ud, dg_mav_stats_t *st);
 

@@ -48,8 +48,10 @@ class Vehicle:
     """One node-mavlink vehicle process: cmd() sends a line and waits for its
     {"done"}; every packet the gateway sent it is kept in .recv."""
 
-    def __init__(self, node, port, sysid=7, v1=False, ws=False):
+    def __init__(self, node, port, sysid=7, v1=False, ws=False, key=None):
         args = [node, str(MAVDIR / "vehicle.mjs"), "--port", str(port), "--sysid", str(sysid)]
+        if key:
+            args += ["--key", key]
         if v1:
             args.append("--v1")
         if ws:
@@ -357,3 +359,46 @@ def test_mavlink2_websocket_subprotocol(server_factory, node):
         v.close()
     assert len(rows_of(s, "uav-21")) == 1
     assert metric(s.metrics(), "dronegate_messages_received_total", transport="websocket", format="mavlink") == 1
+
+
+KEY_A = "6b" * 32
+KEY_B = "0123456789abcdef" * 4
+
+
+def test_signing_required_per_vehicle_keys(server_factory, node, tmp_path):
+    """MAVLink 2 signing with node-mavlink's signer: a key file with a key
+    for sysid 12 and one for every other; unsigned, badly signed and
+    replayed packets are dropped and counted; what the gateway sends is
+    signed (node-mavlink checks it); commands work signed both ways."""
+    keys = tmp_path / "mavkeys"
+    keys.write_text(f"# sysid key\n12 {KEY_A}\n* {KEY_B}\n")
+    s = mav_server(server_factory, "--mavlink-signing-key", f"file:{keys}")
+    v = Vehicle(node, s.mav_port, sysid=12, key=KEY_A)
+    w = Vehicle(node, s.mav_port, sysid=13, key=KEY_A)     # 13 must use KEY_B
+    try:
+        v.cmd("hb")
+        v.cmd("pos 1 2 3")
+        wait_until(lambda: len(rows_of(s, "mav-12")) == 1, T(10), "the first signed row")
+        hb = wait_until(lambda: v.received(lambda o: o["recv"] == "HEARTBEAT" and o["sysid"] == 255), T(5), "GCS heartbeat")
+        assert hb[0]["signed"] and hb[0]["sigok"], hb[0]
+        for line, result in (("replay", "replayed"), ("badsig pos 4 5 6", "bad_signature"),
+                             ("nosign pos 7 8 9", "unsigned")):
+            before = packets(s, result)
+            v.cmd(line)
+            wait_until(lambda: packets(s, result) > before, T(5), f"{result} counted")
+        before = packets(s, "bad_signature")
+        w.cmd("hb")
+        wait_until(lambda: packets(s, "bad_signature") > before, T(5), "sysid 13 with the wrong key")
+        # a signed command, a signed COMMAND_ACK
+        r = post_command(s, "mav-12", {"name": "return_to_home"})
+        assert r.status == 202, r.body
+        wait_until(lambda: command_status(s, r.json()["id"])["status"] == "done", T(5), "return_to_home done")
+        cl = v.received(lambda o: o["recv"] == "COMMAND_LONG")
+        assert cl and cl[0]["signed"] and cl[0]["sigok"]
+        v.cmd("pos 10 11 12")
+        rows = wait_until(lambda: len(rows_of(s, "mav-12")) >= 2 and rows_of(s, "mav-12"), T(10), "the second row")
+        assert [r["latitude"] for r in rows] == [1, 10]
+        assert s.get("/api/v1/drones/mav-13").status == 404
+    finally:
+        v.close()
+        w.close()

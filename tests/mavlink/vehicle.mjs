@@ -4,6 +4,7 @@
 //
 //   node vehicle.mjs --port GATEWAY_UDP_PORT [--sysid N] [--v1]
 //   node vehicle.mjs --ws [--sysid N]
+//   ... --key HEX64: every packet is signed (link id 1; node-mavlink's signer)
 //
 // One UDP socket (the vehicle's address). With --ws nothing goes over UDP:
 // each datagram is printed as {"packet": "<hex>"} (the test carries it in a
@@ -21,6 +22,9 @@
 //   unknown                          a valid frame of a message the gateway does not know
 //   garbage N                        N datagrams of 1400 random bytes
 //   spoof N                          HEARTBEATs of N distinct sysids, each from a fresh socket
+//   badsig CMD...                    CMD with its packets signed with another key
+//   nosign CMD...                    CMD with its packets unsigned
+//   replay                           the last datagram sent, again (same signature timestamp)
 //   quit
 // Every packet the gateway sends us is printed: {"recv":"HEARTBEAT","sysid":255,...};
 // COMMAND_LONG / COMMAND_INT are answered with COMMAND_ACK (result from
@@ -28,7 +32,7 @@
 import dgram from 'node:dgram'
 import readline from 'node:readline'
 import crypto from 'node:crypto'
-import { MavLinkProtocolV1, MavLinkProtocolV2, MavLinkPacketSplitter, MavLinkPacketParser, minimal, common, ardupilotmega } from 'node-mavlink'
+import { MavLinkProtocolV1, MavLinkProtocolV2, MavLinkPacketSplitter, MavLinkPacketParser, MavLinkPacketSignature, minimal, common, ardupilotmega } from 'node-mavlink'
 import { Readable } from 'node:stream'
 
 const args = process.argv.slice(2)
@@ -37,15 +41,30 @@ const port = Number(opt('--port'))
 const sysid = Number(opt('--sysid', '7'))
 const v1 = args.includes('--v1')
 const wsMode = args.includes('--ws')
+const key = opt('--key') ? Buffer.from(opt('--key'), 'hex') : null
 const proto = v1 ? new MavLinkProtocolV1(sysid, 1) : new MavLinkProtocolV2(sysid, 1)
+const sproto = new MavLinkProtocolV2(sysid, 1, MavLinkProtocolV2.IFLAG_SIGNED)
+let signMode = key ? 'key' : 'none'
+let lastTs = 0
+let lastSent = null
 const REGISTRY = { ...minimal.REGISTRY, ...common.REGISTRY, ...ardupilotmega.REGISTRY }
 let seq = 0
 let ackmode = 0
 const out = (o) => process.stdout.write(JSON.stringify(o, (k, v) => typeof v === 'bigint' ? Number(v) : v) + '\n')
 
 const sock = dgram.createSocket('udp4')
-const ser = (msg, p = proto) => p.serialize(msg, seq++ & 255)
-const send = (buf, s = sock) => wsMode ? Promise.resolve(out({ packet: buf.toString('hex') }))
+function ser(msg, p = proto) {
+  if (signMode === 'none' || p !== proto) return p.serialize(msg, seq++ & 255)
+  const k = signMode === 'bad' ? Buffer.alloc(32, 7) : key
+  const b = sproto.sign(sproto.serialize(msg, seq++ & 255), 1, k)
+  // strictly increasing timestamps (node-mavlink's default is Date.now(): ms)
+  const sig = new MavLinkPacketSignature(b)
+  lastTs = Math.max(sig.timestamp, lastTs + 1)
+  sig.timestamp = lastTs
+  sig.signature = sig.calculate(k)
+  return b
+}
+const send = (buf, s = sock) => (lastSent = buf, wsMode) ? Promise.resolve(out({ packet: buf.toString('hex') }))
   : new Promise((res, rej) => s.send(buf, port, '127.0.0.1', (e) => e ? rej(e) : res()))
 
 function heartbeat(baseMode = 0x81 /* custom mode enabled + armed */, state = minimal.MavState.ACTIVE) {
@@ -86,7 +105,8 @@ parser.on('data', async (packet) => {
   const cls = REGISTRY[packet.header.msgid]
   if (!cls) { out({ recv: 'UNKNOWN', msgid: packet.header.msgid }); return }
   const data = packet.protocol.data(packet.payload, cls)
-  const o = { recv: cls.MSG_NAME, sysid: packet.header.sysid, compid: packet.header.compid, signed: !!packet.signature }
+  const o = { recv: cls.MSG_NAME, sysid: packet.header.sysid, compid: packet.header.compid, signed: !!packet.signature,
+              sigok: !!(packet.signature && key && packet.signature.matches(key)) }
   for (const f of cls.FIELDS) o[f.name] = data[f.name]
   out(o)
   if ((cls.MSG_NAME === 'COMMAND_LONG' || cls.MSG_NAME === 'COMMAND_INT') && ackmode !== 'none') {
@@ -103,7 +123,11 @@ sock.on('message', (buf) => feed.push(buf))
 const rl = readline.createInterface({ input: process.stdin })
 sock.bind(0, '127.0.0.1', () => {
   out({ ready: true, port: sock.address().port })
-  rl.on('line', async (line) => {
+  let chain = Promise.resolve()   // one line at a time, in order
+  rl.on('line', (line) => { chain = chain.then(async () => { await handle(line); out({ done: line }) }) })
+})
+
+async function handle(line) {
     const [cmd, ...a] = line.trim().split(/\s+/)
     const n = a.map(Number)
     switch (cmd) {
@@ -141,8 +165,13 @@ sock.bind(0, '127.0.0.1', () => {
       }
       case 'feed': feed.push(Buffer.from(a[0], 'hex')); await new Promise((res) => setImmediate(res)); break
       case 'ackmode': ackmode = a[0] === 'none' ? 'none' : n[0]; break
+      case 'badsig': case 'nosign': {
+        const was = signMode
+        signMode = cmd === 'badsig' ? 'bad' : 'none'
+        try { await handle(a.join(' ')) } finally { signMode = was }
+        break
+      }
+      case 'replay': await send(lastSent); break
       case 'quit': out({ done: line }); rl.close(); sock.close(); process.exit(0)
     }
-    out({ done: line })
-  })
-})
+}

@@ -1,6 +1,7 @@
 /* test_mavlink.c - src/mavlink framing codec: CRC known vector, v1/v2 decode,
  * zero-trim round trip, several frames per buffer, resync after garbage, bad
- * CRC, truncation, unknown incompat flags, signed frames refused. */
+ * CRC, truncation, unknown incompat flags, signed frames and their signature
+ * (signing.h). */
 #include <stdint.h>
 #include <string.h>
 
@@ -89,7 +90,11 @@ TEST(bad_crc_truncated_flags)
     ASSERT_EQ(dg_mav_decode(b, (size_t)n, &f, &used), DG_MAV_NEED_MORE);
     uint8_t big[80] = { 0 };
     memcpy(big, b, (size_t)n);
-    ASSERT_EQ(dg_mav_decode(big, (size_t)n + 13, &f, &used), DG_MAV_SIGNED_UNSUPPORTED);
+    big[n] = 3;                        /* link id, then timestamp 0x0102030405 LE */
+    big[n + 1] = 5; big[n + 2] = 4; big[n + 3] = 3; big[n + 4] = 2; big[n + 5] = 1;
+    ASSERT_EQ(dg_mav_decode(big, (size_t)n + 13, &f, &used), DG_MAV_OK);
+    ASSERT_EQ(f.is_signed, 1); ASSERT_EQ(f.link_id, 3); ASSERT_EQ(f.sig_ts, 0x0102030405ull);
+    ASSERT_EQ(used, (size_t)n + 13); ASSERT_EQ(f.raw_len, (size_t)n + 13);
 }
 
 TEST(unknown_msg)
