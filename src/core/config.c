@@ -37,7 +37,7 @@ static const opt_t opts[] = {
     { "mavlink-store-every", L(mavlink_store_every_ms, 0, 3600000), "ms between stored rows per MAVLink vehicle; 0 = every GLOBAL_POSITION_INT (default 0)" },
     { "mavlink-signing-key", S(mavlink_signing_key), "MAVLink 2 signing: a 32-byte key as 64 hex digits for every vehicle, or file:PATH with lines \"SYSID HEX64\" (\"*\" = any other); unsigned and badly signed packets are dropped and counted, ours are signed" },
     { "mavlink-signing-optional", B(mavlink_signing_optional), "with --mavlink-signing-key: accept unsigned packets too (signed ones are still checked) (default off)" },
-    { "mavlink-forward",   S(mavlink_forward),   "udp:HOST:PORT to relay MAVLink packets to a ground station (not available in this build)" },
+    { "mavlink-forward",   S(mavlink_forward),   "relay MAVLink/UDP datagrams of known vehicles to ground stations (e.g. QGroundControl) and theirs back to the vehicles: udp:HOST:PORT[,udp:HOST:PORT...]" },
     { "queue",             S(queue),             "queue URI kafka://... | amqp://... (not available in this build)" },
     { "auth-secret",       S(auth_secret),       "HMAC secret for drone tokens; empty = auth OFF" },
     { "operator-token",    S(operator_token),    "operator token with command scope (REST, live stream, commands), at most 1024 characters; setting it (or --auth-secret) protects the API" },

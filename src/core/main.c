@@ -137,10 +137,8 @@ int main(int argc, char **argv)
                 "--queue");
         return 2;
     }
-    if (cfg.mavlink_forward[0]) {
-        fprintf(stderr, "dronegate: %s is not available in this build yet; remove the flag "
-                        "(MAVLink over UDP works without forwarding: docs/mavlink-notes.md)\n",
-                "--mavlink-forward");
+    if (cfg.mavlink_forward[0] && !cfg.mavlink_listen[0]) {
+        fprintf(stderr, "dronegate: --mavlink-forward needs --mavlink-listen\n");
         return 2;
     }
 

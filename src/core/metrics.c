@@ -87,6 +87,9 @@ int dg_metrics_render(dg_buf_t *o)
         rc |= dg_buf_printf(o, "dronegate_mavlink_packets_total{result=\"%s\"} %" PRIu64 "\n", mavp[i], ld(&m->mav_packets[i]));
     rc |= dg_buf_puts(o, "# HELP dronegate_mavlink_vehicles MAVLink/UDP vehicles online (heartbeat within the timeout).\n# TYPE dronegate_mavlink_vehicles gauge\n");
     rc |= dg_buf_printf(o, "dronegate_mavlink_vehicles %" PRId64 "\n", ldg(&m->mav_vehicles));
+    rc |= dg_buf_puts(o, "# HELP dronegate_mavlink_forwarded_total MAVLink datagrams relayed by --mavlink-forward.\n# TYPE dronegate_mavlink_forwarded_total counter\n");
+    rc |= dg_buf_printf(o, "dronegate_mavlink_forwarded_total{direction=\"to_gcs\"} %" PRIu64 "\n", ld(&m->mav_forwarded[0]));
+    rc |= dg_buf_printf(o, "dronegate_mavlink_forwarded_total{direction=\"to_vehicle\"} %" PRIu64 "\n", ld(&m->mav_forwarded[1]));
     rc |= dg_buf_puts(o, "# HELP dronegate_messages_rejected_total Messages rejected, by reason.\n# TYPE dronegate_messages_rejected_total counter\n");
     for (int i = 0; i < DG_REJ__N; i++)
         rc |= dg_buf_printf(o, "dronegate_messages_rejected_total{reason=\"%s\"} %" PRIu64 "\n", rej[i], ld(&m->rejected[i]));

@@ -46,6 +46,7 @@ typedef struct dg_metrics_t {
     dg_counter_t received_ws_mav;          /* transport=websocket, format=mavlink */
     dg_counter_t mav_packets[DG_MAVP__N];  /* dronegate_mavlink_packets_total{result} */
     dg_gauge_t   mav_vehicles;             /* MAVLink/UDP vehicles online */
+    dg_counter_t mav_forwarded[2];         /* datagrams relayed: [0] to ground stations, [1] to vehicles */
     dg_counter_t rejected[DG_REJ__N];
     dg_counter_t stored;                   /* label store = backend scheme */
     dg_counter_t store_errors;

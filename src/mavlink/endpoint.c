@@ -55,6 +55,8 @@
 
 #define DG_MAV_STREAMS    8     /* signed (compid, link id) streams remembered per vehicle */
 
+#define DG_MAV_FWD_MAX    8
+
 typedef struct cmd_slot {
     bool             used;
     bool             in_progress;  /* MAV_RESULT_IN_PROGRESS: no more retransmits */
@@ -101,6 +103,10 @@ struct dg_mav_ep {
     uint8_t        keys[256][DG_MAV_KEY_LEN];
     uint64_t       newest_ts;                         /* newest accepted signature timestamp */
     uint64_t       out_ts;                            /* our last signature timestamp */
+    /* --mavlink-forward: ground stations */
+    int            fwd_fd;
+    size_t         nfwd;
+    struct { struct sockaddr_storage a; socklen_t alen; } fwd[DG_MAV_FWD_MAX];
 };
 
 static uint32_t key_hash(const struct sockaddr_storage *a, socklen_t alen, uint8_t sysid)
@@ -456,6 +462,40 @@ static void on_readable(dg_worker_t *w, int fd, void *ud)
         dg_mav_stats_t st;
         dg_mav_scan_stats(ep->buf, (size_t)n, on_frame, &c, &st);
         count_stats(&st);
+        if (c.last && ep->nfwd) {   /* a known vehicle's datagram: to the ground stations, as it came */
+            for (size_t i = 0; i < ep->nfwd; i++)
+                if (sendto(ep->fwd_fd, ep->buf, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&ep->fwd[i].a, ep->fwd[i].alen) == n)
+                    dg_inc(&dg_metrics.mav_forwarded[0], 1);
+        }
+    }
+}
+
+static bool same_addr(const struct sockaddr_storage *a, socklen_t al, const struct sockaddr_storage *b, socklen_t bl);
+
+/* The forward socket: a ground station's datagram goes to every vehicle
+ * online (MAVLink routing without a routing table: the vehicles ignore
+ * what is not for their sysid). Datagrams from other addresses are dropped. */
+static void on_gcs_readable(dg_worker_t *w, int fd, void *ud)
+{
+    (void)w;
+    dg_mav_ep_t *ep = ud;
+    for (int k = 0; k < DG_MAV_READS; k++) {
+        struct sockaddr_storage a;
+        socklen_t alen = sizeof a;
+        ssize_t n = recvfrom(fd, ep->buf, DG_MAV_DGRAM_MAX, MSG_DONTWAIT, (struct sockaddr *)&a, &alen);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        bool known = false;
+        for (size_t i = 0; i < ep->nfwd && !known; i++)
+            known = same_addr(&a, alen, &ep->fwd[i].a, ep->fwd[i].alen);
+        if (!known) continue;
+        for (size_t i = 0; i < ep->cap; i++) {
+            vehicle_t *v = &ep->v[i];
+            if (v->used && sendto(ep->fd, ep->buf, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&v->addr, v->alen) == n)
+                dg_inc(&dg_metrics.mav_forwarded[1], 1);
+        }
     }
 }
 
@@ -476,6 +516,64 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
         if (now - v->last_gcs_hb_ms >= DG_MAV_HB_MS) send_gcs_heartbeat(ep, v, now);
         command_tick(ep, v, now);
     }
+}
+
+static bool same_addr(const struct sockaddr_storage *a, socklen_t al, const struct sockaddr_storage *b, socklen_t bl)
+{
+    if (a->ss_family != b->ss_family) return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr);
+    }
+    return al == bl && !memcmp(a, b, al);
+}
+
+/* --mavlink-forward udp:HOST:PORT[,udp:HOST:PORT...]: one socket (the
+ * family of the first target; every target must share it). */
+static int parse_forward(dg_mav_ep_t *ep, const char *spec, char *err, size_t errlen)
+{
+    const char *s = spec;
+    while (*s) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        char item[300], host[256];
+        int port;
+        if (len >= sizeof item || len < 5 || strncmp(s, "udp:", 4)) goto bad;
+        memcpy(item, s + 4, len - 4);
+        item[len - 4] = '\0';
+        if (dg_split_hostport(item, host, sizeof host, &port) || port <= 0 || !host[0]) goto bad;
+        if (ep->nfwd == DG_MAV_FWD_MAX) {
+            snprintf(err, errlen, "--mavlink-forward: at most %d ground stations", DG_MAV_FWD_MAX);
+            return -1;
+        }
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM }, *ai = NULL;
+        char ps[16];
+        snprintf(ps, sizeof ps, "%d", port);
+        int rc = getaddrinfo(host, ps, &hints, &ai);
+        if (rc) { snprintf(err, errlen, "--mavlink-forward: cannot resolve %s: %s", host, gai_strerror(rc)); return -1; }
+        if (ep->nfwd && ai->ai_family != ep->fwd[0].a.ss_family) {
+            freeaddrinfo(ai);
+            snprintf(err, errlen, "--mavlink-forward: every ground station must be IPv4, or every one IPv6");
+            return -1;
+        }
+        memcpy(&ep->fwd[ep->nfwd].a, ai->ai_addr, ai->ai_addrlen);
+        ep->fwd[ep->nfwd].alen = ai->ai_addrlen;
+        ep->nfwd++;
+        freeaddrinfo(ai);
+        s = comma ? comma + 1 : s + len;
+        continue;
+    bad:
+        snprintf(err, errlen, "--mavlink-forward must be udp:HOST:PORT[,udp:HOST:PORT...] (got \"%s\")", spec);
+        return -1;
+    }
+    if (!ep->nfwd) return 0;
+    ep->fwd_fd = socket(ep->fwd[0].a.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (ep->fwd_fd < 0) { snprintf(err, errlen, "--mavlink-forward: socket: %s", strerror(errno)); return -1; }
+    return 0;
 }
 
 /* --mavlink-ids "1=alpha,2=beta" */
@@ -608,6 +706,17 @@ dg_mav_ep_t *dg_mav_ep_start(dg_server_t *srv, const char *hostport, int *bound_
     if (dg_worker_listen_dgram(ep->w, ep->fd, on_readable, ep)) {
         snprintf(err, errlen, "--mavlink-listen: the worker's listener table is full");
         goto fail;
+    }
+    ep->fwd_fd = -1;
+    if (cfg->mavlink_forward[0]) {
+        /* on failure main exits; the worker owns (and closes) the sockets already registered */
+        if (parse_forward(ep, cfg->mavlink_forward, err, errlen)) { ep->fd = -1; goto fail; }
+        if (dg_worker_listen_dgram(ep->w, ep->fwd_fd, on_gcs_readable, ep)) {
+            snprintf(err, errlen, "--mavlink-forward: the worker's listener table is full");
+            close(ep->fwd_fd);
+            ep->fd = -1;
+            goto fail;
+        }
     }
     ev_timer_init(&ep->tick, on_tick, DG_MAV_TICK_MS / 1000.0, DG_MAV_TICK_MS / 1000.0);
     ep->tick.data = ep;

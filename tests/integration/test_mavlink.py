@@ -17,6 +17,7 @@ import os
 import queue
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -402,3 +403,48 @@ def test_signing_required_per_vehicle_keys(server_factory, node, tmp_path):
     finally:
         v.close()
         w.close()
+
+
+def test_forward_to_ground_station_and_back(server_factory, node):
+    """--mavlink-forward: a known vehicle's datagrams reach the ground
+    station as they were sent; the ground station's datagrams reach the
+    vehicle (and its COMMAND_ACK comes back); strangers are not relayed."""
+    gcs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    gcs.bind(("127.0.0.1", 0))
+    gcs.settimeout(T(5))
+    s = mav_server(server_factory, "--mavlink-forward", f"udp:127.0.0.1:{gcs.getsockname()[1]}")
+    v = Vehicle(node, s.mav_port, sysid=31)
+    g = Vehicle(node, 0, sysid=250, ws=True)     # writes the ground station's packets
+    try:
+        v.cmd("hb")
+        v.cmd("pos 5 6 7")
+        got = []
+        while not any(d[0] == 0xFD and d[7] == 33 for d in got):
+            d, relay = gcs.recvfrom(65536)
+            assert d[5] == 31, d.hex()                   # only the vehicle's packets
+            got.append(d)
+        assert any(d[7] == 0 for d in got)               # its HEARTBEAT too
+        g.cmd("cmdlong 20 31")
+        gcs.sendto(g.take_packets()[0], relay)           # answer to where the relay came from
+        cl = wait_until(lambda: v.received(lambda o: o["recv"] == "COMMAND_LONG" and o["sysid"] == 250), T(5),
+                        "the ground station's COMMAND_LONG at the vehicle")
+        assert cl[0]["command"] == 20
+        while True:                                      # the vehicle's COMMAND_ACK back at the ground station
+            d, _ = gcs.recvfrom(65536)
+            if d[7] == 77:
+                break
+        # a stranger cannot use the relay
+        before = metric(s.metrics(), "dronegate_mavlink_forwarded_total", direction="to_vehicle")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as x:
+            g.cmd("cmdlong 21 31")
+            x.sendto(g.take_packets()[0], relay)
+        g.cmd("cmdlong 22 31")                           # then the ground station, on the same socket
+        gcs.sendto(g.take_packets()[0], relay)
+        wait_until(lambda: v.received(lambda o: o["recv"] == "COMMAND_LONG" and o["command"] == 22), T(5),
+                   "the ground station's second command")
+        assert metric(s.metrics(), "dronegate_mavlink_forwarded_total", direction="to_vehicle") == before + 1
+        assert not v.received(lambda o: o["recv"] == "COMMAND_LONG" and o["command"] == 21)
+    finally:
+        v.close()
+        g.close()
+        gcs.close()

@@ -22,6 +22,7 @@
 //   unknown                          a valid frame of a message the gateway does not know
 //   garbage N                        N datagrams of 1400 random bytes
 //   spoof N                          HEARTBEATs of N distinct sysids, each from a fresh socket
+//   cmdlong CMD TARGET_SYSID         a COMMAND_LONG (as a ground station would send it)
 //   badsig CMD...                    CMD with its packets signed with another key
 //   nosign CMD...                    CMD with its packets unsigned
 //   replay                           the last datagram sent, again (same signature timestamp)
@@ -172,6 +173,12 @@ async function handle(line) {
         break
       }
       case 'replay': await send(lastSent); break
+      case 'cmdlong': {
+        const m = new common.CommandLong()
+        m.command = n[0]; m.targetSystem = n[1]; m.targetComponent = 1; m.confirmation = 0
+        m._param1 = 0; m._param2 = 0; m._param3 = 0; m._param4 = 0; m._param5 = 0; m._param6 = 0; m._param7 = 0
+        await send(ser(m)); break
+      }
       case 'quit': out({ done: line }); rl.close(); sock.close(); process.exit(0)
     }
 }
