@@ -49,6 +49,7 @@
 #define DG_MAV_HB_MS      1000
 #define DG_MAV_DGRAM_MAX  65536
 #define DG_MAV_READS      64    /* datagrams per readiness callback */
+#define DG_MAV_RCVBUF     (4 << 20)   /* SO_RCVBUF asked for (the kernel caps it at rmem_max) */
 #define DG_MAV_CMD_SLOTS  4     /* commands in flight per vehicle (more wait as pending) */
 #define DG_MAV_CMD_RETRY_MS 1000
 #define DG_MAV_CMD_TRIES  5     /* then no more retransmits: the command expires unanswered */
@@ -698,6 +699,9 @@ dg_mav_ep_t *dg_mav_ep_start(dg_server_t *srv, const char *hostport, int *bound_
         goto fail;
     }
     freeaddrinfo(ai);
+    /* bursts of many vehicles: a larger kernel queue (bounded by net.core.rmem_max) */
+    int rcv = DG_MAV_RCVBUF;
+    setsockopt(ep->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
     if (getsockname(ep->fd, (struct sockaddr *)&sa, &sl) == 0)
