@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "mavlink/mavlink.h"
+#include "mavlink/signing.h"
 #include "mavlink/vehicle.h"
 
 TEST(crc_known_vector)
@@ -255,8 +256,33 @@ TEST(vehicle_state_merges_rows)
     ASSERT(!strcmp(dg_mav_status_word(0, 200), "unknown"));
 }
 
+TEST(signing_roundtrip_and_tamper)
+{
+    uint8_t key[DG_MAV_KEY_LEN], other[DG_MAV_KEY_LEN];
+    memset(key, 0x6b, sizeof key);
+    memset(other, 0x07, sizeof other);
+    ASSERT_EQ(dg_mav_key_parse("6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b", 64, other), 0);
+    ASSERT_MEM_EQ(key, other, sizeof key);
+    ASSERT_EQ(dg_mav_key_parse("6b", 2, other), -1);
+    ASSERT_EQ(dg_mav_key_parse("zz6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b", 64, other), -1);
+    memset(other, 0x07, sizeof other);
+    uint8_t hb[9] = { 0, 0, 0, 0, 2, 12, 0x81, 4, 3 }, out[64];
+    int n = dg_mav_encode_v2_signed(out, 9, 7, 1, 0, hb, sizeof hb, key, 2, 0x123456789aull);
+    ASSERT_EQ(n, 12 + 9 + 13);
+    dg_mav_frame_t f; size_t used;
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, &f, &used), DG_MAV_OK);
+    ASSERT_EQ(f.is_signed, 1); ASSERT_EQ(f.link_id, 2); ASSERT_EQ(f.sig_ts, 0x123456789aull);
+    ASSERT(dg_mav_sig_ok(&f, key));
+    ASSERT(!dg_mav_sig_ok(&f, other));
+    out[n - 8] ^= 1;                    /* the timestamp is signed too */
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, &f, &used), DG_MAV_OK);
+    ASSERT(!dg_mav_sig_ok(&f, key));
+    ASSERT(dg_mav_sign_now() > 28000000000000ull);   /* after late 2023, in 10 us units */
+}
+
 int main(void)
 {
+    RUN(signing_roundtrip_and_tamper);
     RUN(scan_stats_counts_each_outcome);
     RUN(unknown_mid_garbage_is_resynced);
     RUN(getters_and_putters);
