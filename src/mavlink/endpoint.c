@@ -442,44 +442,11 @@ static void count_stats(const dg_mav_stats_t *st)
     dg_inc(&dg_metrics.mav_packets[DG_MAVP_GARBAGE], st->garbage);
 }
 
-static void on_readable(dg_worker_t *w, int fd, void *ud)
+/* Read up to DG_MAV_READS datagrams from fd into ep->buf, each handed to fn
+ * (stops at EAGAIN, or an ICMP error of an earlier send). */
+typedef void (*dgram_fn)(dg_mav_ep_t *ep, dg_worker_t *w, struct sockaddr_storage *a, socklen_t alen, size_t n);
+static void read_datagrams(dg_mav_ep_t *ep, dg_worker_t *w, int fd, dgram_fn fn)
 {
-    dg_mav_ep_t *ep = ud;
-    for (int k = 0; k < DG_MAV_READS; k++) {
-        struct sockaddr_storage a;
-        socklen_t alen = sizeof a;
-        ssize_t n = recvfrom(fd, ep->buf, DG_MAV_DGRAM_MAX, MSG_DONTWAIT, (struct sockaddr *)&a, &alen);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return;   /* EAGAIN, or an ICMP error of an earlier send */
-        }
-        if (w->paused || w->draining) {   /* store behind: the kernel buffer is the queue; beyond, drops */
-            dg_inc(&dg_metrics.mav_packets[DG_MAVP_PAUSED], 1);
-            continue;
-        }
-        if (alen > sizeof a) continue;
-        if (alen < sizeof a) memset((char *)&a + alen, 0, sizeof a - alen);
-        dgram_ctx_t c = { ep, &a, alen, dg_mono_ms(), NULL };
-        dg_mav_stats_t st;
-        dg_mav_scan_stats(ep->buf, (size_t)n, on_frame, &c, &st);
-        count_stats(&st);
-        if (c.last && ep->nfwd) {   /* a known vehicle's datagram: to the ground stations, as it came */
-            for (size_t i = 0; i < ep->nfwd; i++)
-                if (sendto(ep->fwd_fd, ep->buf, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&ep->fwd[i].a, ep->fwd[i].alen) == n)
-                    dg_inc(&dg_metrics.mav_forwarded[0], 1);
-        }
-    }
-}
-
-static bool same_addr(const struct sockaddr_storage *a, socklen_t al, const struct sockaddr_storage *b, socklen_t bl);
-
-/* The forward socket: a ground station's datagram goes to every vehicle
- * online (MAVLink routing without a routing table: the vehicles ignore
- * what is not for their sysid). Datagrams from other addresses are dropped. */
-static void on_gcs_readable(dg_worker_t *w, int fd, void *ud)
-{
-    (void)w;
-    dg_mav_ep_t *ep = ud;
     for (int k = 0; k < DG_MAV_READS; k++) {
         struct sockaddr_storage a;
         socklen_t alen = sizeof a;
@@ -488,16 +455,57 @@ static void on_gcs_readable(dg_worker_t *w, int fd, void *ud)
             if (errno == EINTR) continue;
             return;
         }
-        bool known = false;
-        for (size_t i = 0; i < ep->nfwd && !known; i++)
-            known = same_addr(&a, alen, &ep->fwd[i].a, ep->fwd[i].alen);
-        if (!known) continue;
-        for (size_t i = 0; i < ep->cap; i++) {
-            vehicle_t *v = &ep->v[i];
-            if (v->used && sendto(ep->fd, ep->buf, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&v->addr, v->alen) == n)
-                dg_inc(&dg_metrics.mav_forwarded[1], 1);
-        }
+        if (alen > sizeof a) continue;
+        if (alen < sizeof a) memset((char *)&a + alen, 0, sizeof a - alen);
+        fn(ep, w, &a, alen, (size_t)n);
     }
+}
+
+/* A vehicle's datagram. */
+static void vehicle_datagram(dg_mav_ep_t *ep, dg_worker_t *w, struct sockaddr_storage *a, socklen_t alen, size_t n)
+{
+    if (w->paused || w->draining) {   /* store behind: the kernel buffer is the queue; beyond, drops */
+        dg_inc(&dg_metrics.mav_packets[DG_MAVP_PAUSED], 1);
+        return;
+    }
+    dgram_ctx_t c = { ep, a, alen, dg_mono_ms(), NULL };
+    dg_mav_stats_t st;
+    dg_mav_scan_stats(ep->buf, n, on_frame, &c, &st);
+    count_stats(&st);
+    if (c.last && ep->nfwd) {   /* a known vehicle's datagram: to the ground stations, as it came */
+        for (size_t i = 0; i < ep->nfwd; i++)
+            if (sendto(ep->fwd_fd, ep->buf, n, MSG_DONTWAIT, (struct sockaddr *)&ep->fwd[i].a, ep->fwd[i].alen) == (ssize_t)n)
+                dg_inc(&dg_metrics.mav_forwarded[0], 1);
+    }
+}
+
+static void on_readable(dg_worker_t *w, int fd, void *ud)
+{
+    read_datagrams(ud, w, fd, vehicle_datagram);
+}
+
+static bool same_addr(const struct sockaddr_storage *a, socklen_t al, const struct sockaddr_storage *b, socklen_t bl);
+
+/* The forward socket: a ground station's datagram goes to every vehicle
+ * online (MAVLink routing without a routing table: the vehicles ignore
+ * what is not for their sysid). Datagrams from other addresses are dropped. */
+static void gcs_datagram(dg_mav_ep_t *ep, dg_worker_t *w, struct sockaddr_storage *a, socklen_t alen, size_t n)
+{
+    (void)w;
+    bool known = false;
+    for (size_t i = 0; i < ep->nfwd && !known; i++)
+        known = same_addr(a, alen, &ep->fwd[i].a, ep->fwd[i].alen);
+    if (!known) return;
+    for (size_t i = 0; i < ep->cap; i++) {
+        vehicle_t *v = &ep->v[i];
+        if (v->used && sendto(ep->fd, ep->buf, n, MSG_DONTWAIT, (struct sockaddr *)&v->addr, v->alen) == (ssize_t)n)
+            dg_inc(&dg_metrics.mav_forwarded[1], 1);
+    }
+}
+
+static void on_gcs_readable(dg_worker_t *w, int fd, void *ud)
+{
+    read_datagrams(ud, w, fd, gcs_datagram);
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
