@@ -464,3 +464,17 @@ def test_sim_transport_mavlink(server_factory):
     rep = json.loads(p.stdout)
     assert rep["sent"] >= 300 and rep["gateway_rows"] == rep["sent"] and rep["stored"] == rep["sent"], rep
     assert len([d for d in s.drones() if d["id"].startswith("mav-")]) == 20
+
+
+@pytest.mark.plain_only
+@pytest.mark.parametrize("args,msg", [
+    (["--mavlink-listen", "127.0.0.1:0", "--mavlink-signing-key", "abc"], "64 hex digits"),
+    (["--mavlink-forward", "udp:127.0.0.1:9"], "--mavlink-forward needs --mavlink-listen"),
+    (["--mavlink-listen", "127.0.0.1:0", "--mavlink-ids", "0=x"], "--mavlink-ids must be SYSID=DRONE_ID"),
+    (["--mavlink-listen", "127.0.0.1:0", "--mavlink-forward", "tcp:127.0.0.1:9"], "udp:HOST:PORT"),
+])
+def test_bad_mavlink_flags_refused_at_start(server_factory, args, msg):
+    s = server_factory(start=False, args=args)
+    s.spawn()
+    assert s.wait_exit(T(15)) != 0
+    assert msg in s.stderr(), s.tail()
