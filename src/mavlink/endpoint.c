@@ -414,7 +414,7 @@ static void on_frame(const dg_mav_frame_t *f, void *ud)
         /* a ground station or a component without an autopilot (camera,
          * gimbal, another GCS) does not make a vehicle */
         bool autopilot = hb.type != 6 && hb.autopilot != 8;
-        if (!v && autopilot) v = vehicle_add(ep, c->addr, c->alen, f, c->now);
+        if (!v && autopilot && !(v = vehicle_add(ep, c->addr, c->alen, f, c->now))) return;   /* counted: vehicles_full */
         if (v && autopilot) v->last_hb_ms = c->now;
     }
     if (!v) {
