@@ -412,7 +412,11 @@ def test_forward_to_ground_station_and_back(server_factory, node):
     gcs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     gcs.bind(("127.0.0.1", 0))
     gcs.settimeout(T(5))
-    s = mav_server(server_factory, "--mavlink-forward", f"udp:127.0.0.1:{gcs.getsockname()[1]}")
+    gcs2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # a second ground station (repeated flag)
+    gcs2.bind(("127.0.0.1", 0))
+    gcs2.settimeout(T(5))
+    s = mav_server(server_factory, "--mavlink-forward", f"udp:127.0.0.1:{gcs.getsockname()[1]}",
+                   "--mavlink-forward", f"udp:127.0.0.1:{gcs2.getsockname()[1]}")
     v = Vehicle(node, s.mav_port, sysid=31)
     g = Vehicle(node, 0, sysid=250, ws=True)     # writes the ground station's packets
     try:
@@ -424,6 +428,8 @@ def test_forward_to_ground_station_and_back(server_factory, node):
             assert d[5] == 31, d.hex()                   # only the vehicle's packets
             got.append(d)
         assert any(d[7] == 0 for d in got)               # its HEARTBEAT too
+        d2, _ = gcs2.recvfrom(65536)                     # the second ground station gets them too
+        assert d2 == got[0]
         g.cmd("cmdlong 20 31")
         gcs.sendto(g.take_packets()[0], relay)           # answer to where the relay came from
         cl = wait_until(lambda: v.received(lambda o: o["recv"] == "COMMAND_LONG" and o["sysid"] == 250), T(5),
@@ -448,6 +454,7 @@ def test_forward_to_ground_station_and_back(server_factory, node):
         v.close()
         g.close()
         gcs.close()
+        gcs2.close()
 
 
 @pytest.mark.plain_only
