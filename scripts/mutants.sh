@@ -264,6 +264,27 @@ M = [
      "{ dg_http_error(c, 404, \"unknown drone\"); return; }",
      ["py:test_fleet.py::test_many_drones_then_offline_bound_keeps_online_ones"],
      "a drone evicted from memory answers 404 although the store has it"),
+    # --- mavlink (issue 11) ---
+    ("mav-signature", "src/mavlink/endpoint.c",
+     "if (!ep->has_key[f->sysid] || !dg_mav_sig_ok(f, ep->keys[f->sysid])) {", "if (!ep->has_key[f->sysid]) {",
+     ["py:test_mavlink.py::test_signing_required_per_vehicle_keys"],
+     "MAVLink packets signed with the wrong key accepted"),
+    ("mav-replay", "src/mavlink/endpoint.c",
+     "if (f->sig_ts <= v->streams[i].ts) goto replayed;", "(void)0;",
+     ["py:test_mavlink.py::test_signing_required_per_vehicle_keys"],
+     "a replayed signed MAVLink packet stored again"),
+    ("mav-offline", "src/mavlink/endpoint.c",
+     "if (now - v->last_hb_ms >= ep->offline_ms) {", "if (0) {",
+     ["py:test_mavlink.py::test_vehicle_rows_live_gcs_heartbeat_offline"],
+     "a MAVLink vehicle that stopped sending heartbeats stays online"),
+    ("mav-forward-stranger", "src/mavlink/endpoint.c",
+     "if (!known) return;", "(void)known;",
+     ["py:test_mavlink.py::test_forward_to_ground_station_and_back"],
+     "anyone can inject packets to the vehicles through the --mavlink-forward socket"),
+    ("mav-confirmation", "src/mavlink/endpoint.c",
+     "k->out.payload[32] = k->tries;", "k->out.payload[32] = 0;",
+     ["py:test_mavlink.py::test_commands_retransmitted_until_command_ack"],
+     "COMMAND_LONG retransmissions without the confirmation counter"),
 ]
 
 args = sys.argv[1:]

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum opt_type { OPT_STR, OPT_LONG, OPT_BOOL };
+enum opt_type { OPT_STR, OPT_LONG, OPT_BOOL, OPT_LIST /* a string; a repeated flag appends ",value" */ };
 
 typedef struct opt {
     const char   *name;      /* flag without "--" */
@@ -25,12 +25,20 @@ typedef struct opt {
 #define S(f) OPT_STR, offsetof(dg_config_t, f), sizeof(((dg_config_t *)0)->f), 0, 0
 #define L(f, lo, hi) OPT_LONG, offsetof(dg_config_t, f), 0, lo, hi
 #define B(f) OPT_BOOL, offsetof(dg_config_t, f), 0, 0, 1
+#define LS(f) OPT_LIST, offsetof(dg_config_t, f), sizeof(((dg_config_t *)0)->f), 0, 0
 
 static const opt_t opts[] = {
     { "listen",            S(listen),            "HOST:PORT for HTTP, WebSocket, REST and /metrics (default 0.0.0.0:8080)" },
     { "store",             S(store),             "store URI: sqlite:PATH | postgresql://... | influxdb://HOST:PORT/DB | null: (default sqlite:./data/dronegate.db)" },
     { "grpc-listen",       S(grpc_listen),       "HOST:PORT for the gRPC uplink (h2c; off when empty, e.g. 0.0.0.0:50051)" },
-    { "mavlink-listen",    S(mavlink_listen),    "HOST:PORT for MAVLink/UDP (not available in this build)" },
+    { "mavlink-listen",    S(mavlink_listen),    "HOST:PORT for MAVLink v1/v2 over UDP (off when empty, e.g. 0.0.0.0:14550)" },
+    { "mavlink-ids",       S(mavlink_ids),       "MAVLink system id to drone id: SYSID=DRONE_ID[,...] (default mav-{sysid})" },
+    { "mavlink-max-vehicles", L(mavlink_max_vehicles, 1, 1000000), "MAVLink/UDP vehicles online at once; heartbeats of more are dropped and counted (default 1024)" },
+    { "mavlink-offline-timeout", L(mavlink_offline_timeout_ms, 100, 3600000), "ms without a HEARTBEAT before a MAVLink vehicle is offline (default 5000)" },
+    { "mavlink-store-every", L(mavlink_store_every_ms, 0, 3600000), "ms between stored rows per MAVLink vehicle; 0 = every GLOBAL_POSITION_INT (default 0)" },
+    { "mavlink-signing-key", S(mavlink_signing_key), "MAVLink 2 signing: a 32-byte key as 64 hex digits for every vehicle, or file:PATH with lines \"SYSID HEX64\" (\"*\" = any other); unsigned and badly signed packets are dropped and counted, ours are signed" },
+    { "mavlink-signing-optional", B(mavlink_signing_optional), "with --mavlink-signing-key: accept unsigned packets too (signed ones are still checked) (default off)" },
+    { "mavlink-forward",   LS(mavlink_forward),   "relay MAVLink/UDP datagrams of known vehicles to ground stations (e.g. QGroundControl) and theirs back to the vehicles: udp:HOST:PORT (repeatable, or a comma list)" },
     { "queue",             S(queue),             "queue URI kafka://... | amqp://... (not available in this build)" },
     { "auth-secret",       S(auth_secret),       "HMAC secret for drone tokens; empty = auth OFF" },
     { "operator-token",    S(operator_token),    "operator token with command scope (REST, live stream, commands), at most 1024 characters; setting it (or --auth-secret) protects the API" },
@@ -87,6 +95,9 @@ static void defaults(dg_config_t *c)
     c->batch_records = 2048;
     c->batch_pool = 16;
     c->max_http_body = 65536;
+    c->mavlink_max_vehicles = 1024;
+    c->mavlink_offline_timeout_ms = 5000;
+    c->mavlink_store_every_ms = 0;
 }
 
 static void env_name(const char *flag, char *out, size_t outlen)
@@ -102,6 +113,7 @@ static int set_opt(dg_config_t *c, const opt_t *o, const char *val, const char *
 {
     char *field = (char *)c + o->off;
     switch (o->type) {
+    case OPT_LIST:
     case OPT_STR: {
         size_t len = strlen(val);
         if (len >= o->size) {
@@ -164,6 +176,7 @@ int dg_config_load(dg_config_t *c, int argc, char **argv, int first, char *err, 
         const char *v = getenv(env);
         if (v && set_opt(c, &opts[i], v, "environment variable", err, errlen)) return -1;
     }
+    bool listed[sizeof opts / sizeof opts[0]] = { false };   /* OPT_LIST flags seen: the next one appends */
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { dg_config_usage(stdout); return 1; }
@@ -189,7 +202,20 @@ int dg_config_load(dg_config_t *c, int argc, char **argv, int first, char *err, 
             snprintf(err, errlen, "flag --%s needs a value", o->name);
             return -1;
         }
-        if (set_opt(c, o, val, "flag", err, errlen)) return -1;
+        if (o->type == OPT_LIST && listed[o - opts]) {
+            const char *cur = (const char *)c + o->off;
+            size_t cl = strlen(cur), vl = strlen(val);
+            if (cl + 1 + vl >= o->size) {
+                snprintf(err, errlen, "flag %s: the list is too long (at most %zu characters)", o->name, o->size - 1);
+                return -1;
+            }
+            char *field = (char *)c + o->off;
+            field[cl] = ',';
+            memcpy(field + cl + 1, val, vl + 1);
+        } else if (set_opt(c, o, val, "flag", err, errlen)) {
+            return -1;
+        }
+        if (o->type == OPT_LIST) listed[o - opts] = true;
     }
     if (c->map_tiles[0] && (!strstr(c->map_tiles, "{z}") || !strstr(c->map_tiles, "{x}") ||
                             !strstr(c->map_tiles, "{y}") ||

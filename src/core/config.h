@@ -14,7 +14,14 @@ typedef struct dg_config {
     char   listen[256];          /* HOST:PORT for HTTP + WebSocket */
     char   store[1024];          /* store URI */
     char   grpc_listen[256];     /* gRPC uplink HOST:PORT, "" = off */
-    char   mavlink_listen[256];  /* not in this build: refused when set */
+    char   mavlink_listen[256];  /* MAVLink/UDP HOST:PORT, "" = off */
+    char   mavlink_ids[4096];    /* SYSID=DRONE_ID,... ("" = mav-{sysid}) */
+    long   mavlink_max_vehicles; /* vehicles online at once (table size) */
+    long   mavlink_offline_timeout_ms; /* no heartbeat -> offline */
+    long   mavlink_store_every_ms;     /* at most one row per vehicle per this; 0 = every GLOBAL_POSITION_INT */
+    char   mavlink_signing_key[1100];  /* HEX64 (every vehicle) or file:PATH ("SYSID HEX64" / "* HEX64" lines) */
+    bool   mavlink_signing_optional;   /* accept unsigned packets too (signed ones are still checked) */
+    char   mavlink_forward[1024];      /* udp:HOST:PORT[,...]: ground stations to relay to */
     char   queue[1024];          /* not in this build: refused when set */
     char   auth_secret[512];     /* empty = auth off */
     char   operator_token[1025]; /* REST + live + commands (command scope); DG_OPERATOR_TOKEN_MAX chars */

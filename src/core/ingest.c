@@ -78,9 +78,21 @@ static int post_replaced(struct dg_server *srv, dg_conn_ref_t ref)
     return 0;
 }
 
+static void (*noconn_command)(dg_worker_t *w, uint32_t gen, const dg_command_t *cmd);
+
+void dg_ingest_set_noconn_command(void (*fn)(dg_worker_t *w, uint32_t gen, const dg_command_t *cmd))
+{
+    noconn_command = fn;
+}
+
 static void on_command_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
 {
     dg_command_msg_t *cm = (dg_command_msg_t *)m;
+    if (deliver && cm->slot == DG_INGEST_SLOT_NOCONN && noconn_command) {
+        noconn_command(w, cm->gen, &cm->cmd);
+        free(cm);
+        return;
+    }
     dg_conn_t *c = deliver ? dg_worker_conn(w, cm->slot, cm->gen) : NULL;
     if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, &cm->cmd);
     free(cm);
@@ -234,6 +246,7 @@ void dg_ingest_release(dg_conn_t *c)
 {
     dg_worker_t *w = c->w;
     dg_buf_free(&c->u.drone.stash);
+    if (c->u.drone.io && c->u.drone.io->release) c->u.drone.io->release(c);
     dg_conn_ref_t ref = { w->id, c->slot, c->gen };
     if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms())) {
         dg_drone_state_t st;
@@ -423,6 +436,10 @@ static void ws_json_command(dg_conn_t *c, const dg_command_t *cmd)
 
 static bool ws_closed(dg_conn_t *c) { return c->u.drone.ws.closed; }
 
+void dg_ingest_ws_send(dg_conn_t *c, int opcode, const void *p, size_t n) { send_msg(c, opcode, p, n); }
+void dg_ingest_ws_close(dg_conn_t *c, uint16_t code, const char *reason) { ws_close(c, code, reason); }
+bool dg_ingest_ws_closed(dg_conn_t *c) { return ws_closed(c); }
+
 const dg_drone_io_t dg_ws_json_io = {
     .name = "dronegate.json.v1", .transport = DG_TR_WEBSOCKET, .ws = true,
     .session = ws_json_session, .ack = ws_json_ack, .error = ws_json_error,
@@ -521,7 +538,9 @@ int dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd)
 {
     dg_conn_ref_t ref;
     if (!dg_registry_find_conn(w->srv->registry, cmd->drone_id, strlen(cmd->drone_id), &ref)) return -1;
-    if (ref.worker == w->id) {
+    if (ref.worker == w->id && ref.slot == DG_INGEST_SLOT_NOCONN) {
+        if (noconn_command) noconn_command(w, ref.gen, cmd);
+    } else if (ref.worker == w->id) {
         dg_conn_t *c = dg_worker_conn(w, ref.slot, ref.gen);
         if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cmd);
     } else if (ref.worker >= 0 && ref.worker < w->srv->nworkers) {
@@ -552,6 +571,7 @@ void dg_ingest_expire_commands(dg_worker_t *w)
 static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
 {
     dg_conn_t *c = ud;
+    if (c->u.drone.io->message) return c->dead || c->closing ? 0 : c->u.drone.io->message(c, opcode, data, len);
     bool pb = c->u.drone.io == &dg_ws_pb_io;
     if (opcode != (pb ? DG_WS_OP_BINARY : DG_WS_OP_TEXT)) {
         dg_inc(&dg_metrics.rejected[DG_REJ_BINARY], 1);   /* the frame type this subprotocol does not carry */

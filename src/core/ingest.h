@@ -33,7 +33,18 @@ typedef struct dg_drone_io {
      * transports map to their own status */
     void (*close)(dg_conn_t *c, uint16_t code, const char *reason);
     bool (*closed)(dg_conn_t *c);   /* nothing more may be sent */
+    /* optional: the transport decodes its WebSocket messages itself (any
+     * opcode; returns 0 or a close code), instead of JSON / protobuf */
+    int  (*message)(dg_conn_t *c, int opcode, uint8_t *data, size_t len);
+    /* optional: the channel ends: free the transport's state (c->proto) */
+    void (*release)(dg_conn_t *c);
 } dg_drone_io_t;
+
+/* For WebSocket transports defined outside ingest.c: send one message
+ * (framed, corked into one write), close with a close frame, closed? */
+void dg_ingest_ws_send(dg_conn_t *c, int opcode, const void *p, size_t n);
+void dg_ingest_ws_close(dg_conn_t *c, uint16_t code, const char *reason);
+bool dg_ingest_ws_closed(dg_conn_t *c);
 
 extern const dg_drone_io_t dg_ws_json_io, dg_ws_pb_io;
 
@@ -77,6 +88,15 @@ int  dg_ingest_post_command(struct dg_server *srv, const dg_command_t *cmd);
  * connection here with 4409 (any thread: through the holding worker's
  * inbox). 0 when posted, -1 when it is not connected here. */
 int  dg_ingest_replaced_elsewhere(struct dg_server *srv, const char *drone_id);
+/* Drones without a connection of their own (MAVLink/UDP vehicles: one
+ * socket for many drones) are attached in the registry with slot
+ * DG_INGEST_SLOT_NOCONN and a generation of the transport's choosing.
+ * Commands for them run `fn` on the ref's worker (through its inbox when
+ * dispatched elsewhere). One such transport per process (set once before
+ * the workers start). */
+#define DG_INGEST_SLOT_NOCONN 0xffffffu
+void dg_ingest_set_noconn_command(void (*fn)(dg_worker_t *w, uint32_t gen, const dg_command_t *cmd));
+
 /* Expire overdue commands (called periodically by worker 0). */
 void dg_ingest_expire_commands(dg_worker_t *w);
 /* Persist + publish a command change. */

@@ -23,6 +23,7 @@
 #include "ingest.h"
 #include "../fleet/fleet.h"
 #include "../grpc/grpc.h"
+#include "../mavlink/endpoint.h"
 #include "../http/http.h"
 #include "../net/worker.h"
 
@@ -130,10 +131,14 @@ int main(int argc, char **argv)
     if (!strcmp(cfg.log_level, "debug")) dg_log_level = DG_LOG_DEBUG;
     else if (!strcmp(cfg.log_level, "warn")) dg_log_level = DG_LOG_WARN;
     else if (!strcmp(cfg.log_level, "error")) dg_log_level = DG_LOG_ERROR;
-    if (cfg.mavlink_listen[0] || cfg.queue[0]) {
+    if (cfg.queue[0]) {
         fprintf(stderr, "dronegate: %s is not available in this build yet; remove the flag "
                         "(WebSocket on --listen, or gRPC on --grpc-listen, is the uplink)\n",
-                cfg.mavlink_listen[0] ? "--mavlink-listen" : "--queue");
+                "--queue");
+        return 2;
+    }
+    if (cfg.mavlink_forward[0] && !cfg.mavlink_listen[0]) {
+        fprintf(stderr, "dronegate: --mavlink-forward needs --mavlink-listen\n");
         return 2;
     }
 
@@ -254,6 +259,13 @@ int main(int argc, char **argv)
             if (dg_worker_listen(srv.workers[i], fd, &dg_grpc_conn_ops)) { close(fd); return 1; }
         }
     }
+    /* MAVLink/UDP: one socket, read by worker 0 (its datagram listener) */
+    dg_mav_ep_t *mav = NULL;
+    int mport = 0;
+    if (cfg.mavlink_listen[0] && !(mav = dg_mav_ep_start(&srv, cfg.mavlink_listen, &mport, err, sizeof err))) {
+        fprintf(stderr, "dronegate: %s\n", err);
+        return 1;
+    }
     if (!cfg.auth_secret[0])
         dg_warn("*** auth is OFF: any client can send telemetry as any drone. Set --auth-secret "
                 "(DRONEGATE_AUTH_SECRET) in production. ***");
@@ -270,6 +282,9 @@ int main(int argc, char **argv)
             srv.host, srv.port, srv.nworkers, shown_store, cfg.fsync ? " (fsync before ack)" : "",
             dg_registry_count(srv.registry));
     if (gport) dg_info("gRPC listening on %s:%d (h2c, dronegate.v1.Telemetry/Stream)", ghost, gport);
+    if (mav) dg_info("MAVLink listening on udp %s (port %d): vehicles by (address, sysid), drone id mav-{sysid}; "
+                     "no acks over UDP; signing %s", cfg.mavlink_listen, mport,
+                     !cfg.mavlink_signing_key[0] ? "off" : cfg.mavlink_signing_optional ? "optional" : "required");
 
     srv.writer = dg_writer_new(srv.store_ops, srv.store, on_batch_done, &srv);
     if (!cfg.spool_dir[0]) {
@@ -316,6 +331,7 @@ int main(int argc, char **argv)
     dg_writer_stop(srv.writer, dg_mono_ms() + 1000);
     /* batches handed back after the workers left are freed with the workers */
     for (int i = 0; i < srv.nworkers; i++) dg_worker_free(srv.workers[i]);
+    dg_mav_ep_free(mav);
     dg_writer_free(srv.writer);
     srv.store_ops->close(srv.store);
     dg_registry_free(srv.registry);

@@ -77,6 +77,19 @@ int dg_metrics_render(dg_buf_t *o)
     rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"websocket\",format=\"json\"} %" PRIu64 "\n", ld(&m->received_json));
     rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"websocket\",format=\"protobuf\"} %" PRIu64 "\n", ld(&m->received_ws_pb));
     rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"grpc\",format=\"protobuf\"} %" PRIu64 "\n", ld(&m->received_grpc_pb));
+    rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"udp\",format=\"mavlink\"} %" PRIu64 "\n", ld(&m->received_udp_mav));
+    rc |= dg_buf_printf(o, "dronegate_messages_received_total{transport=\"websocket\",format=\"mavlink\"} %" PRIu64 "\n", ld(&m->received_ws_mav));
+    static const char *mavp[DG_MAVP__N] = { "ok", "bad_crc", "unknown_message", "truncated", "bad_incompat_flags",
+                                            "signed", "garbage", "no_vehicle", "vehicles_full", "pipeline_paused",
+                                            "unsigned", "bad_signature", "replayed" };
+    rc |= dg_buf_puts(o, "# HELP dronegate_mavlink_packets_total MAVLink packets (and garbage runs) received, by outcome.\n# TYPE dronegate_mavlink_packets_total counter\n");
+    for (int i = 0; i < DG_MAVP__N; i++)
+        rc |= dg_buf_printf(o, "dronegate_mavlink_packets_total{result=\"%s\"} %" PRIu64 "\n", mavp[i], ld(&m->mav_packets[i]));
+    rc |= dg_buf_puts(o, "# HELP dronegate_mavlink_vehicles MAVLink/UDP vehicles online (heartbeat within the timeout).\n# TYPE dronegate_mavlink_vehicles gauge\n");
+    rc |= dg_buf_printf(o, "dronegate_mavlink_vehicles %" PRId64 "\n", ldg(&m->mav_vehicles));
+    rc |= dg_buf_puts(o, "# HELP dronegate_mavlink_forwarded_total MAVLink datagrams relayed by --mavlink-forward.\n# TYPE dronegate_mavlink_forwarded_total counter\n");
+    rc |= dg_buf_printf(o, "dronegate_mavlink_forwarded_total{direction=\"to_gcs\"} %" PRIu64 "\n", ld(&m->mav_forwarded[0]));
+    rc |= dg_buf_printf(o, "dronegate_mavlink_forwarded_total{direction=\"to_vehicle\"} %" PRIu64 "\n", ld(&m->mav_forwarded[1]));
     rc |= dg_buf_puts(o, "# HELP dronegate_messages_rejected_total Messages rejected, by reason.\n# TYPE dronegate_messages_rejected_total counter\n");
     for (int i = 0; i < DG_REJ__N; i++)
         rc |= dg_buf_printf(o, "dronegate_messages_rejected_total{reason=\"%s\"} %" PRIu64 "\n", rej[i], ld(&m->rejected[i]));

@@ -30,6 +30,10 @@ enum dg_connrej   { DG_CREJ_MAX_CONN, DG_CREJ_HANDSHAKE_TIMEOUT, DG_CREJ_AUTH, D
                     DG_CREJ_BAD_REQUEST, DG_CREJ__N };
 enum dg_close     { DG_CL_1000, DG_CL_1001, DG_CL_1002, DG_CL_1003, DG_CL_1007, DG_CL_1008,
                     DG_CL_1009, DG_CL_1011, DG_CL_4409, DG_CL_OTHER, DG_CL__N };
+/* MAVLink packets (UDP and the mavlink2 WebSocket subprotocol), by outcome */
+enum dg_mavpkt    { DG_MAVP_OK, DG_MAVP_BAD_CRC, DG_MAVP_UNKNOWN, DG_MAVP_TRUNCATED, DG_MAVP_BAD_INCOMPAT,
+                    DG_MAVP_SIGNED, DG_MAVP_GARBAGE, DG_MAVP_NO_VEHICLE, DG_MAVP_VEHICLES_FULL,
+                    DG_MAVP_PAUSED, DG_MAVP_UNSIGNED, DG_MAVP_BAD_SIGNATURE, DG_MAVP_REPLAYED, DG_MAVP__N };
 enum dg_cmdstat   { DG_CMD_PENDING, DG_CMD_SENT, DG_CMD_ACCEPTED, DG_CMD_REJECTED, DG_CMD_DONE,
                     DG_CMD_EXPIRED, DG_CMD__N };
 
@@ -38,6 +42,11 @@ typedef struct dg_metrics_t {
     dg_counter_t received_json;            /* transport=websocket, format=json */
     dg_counter_t received_ws_pb;           /* transport=websocket, format=protobuf */
     dg_counter_t received_grpc_pb;         /* transport=grpc, format=protobuf */
+    dg_counter_t received_udp_mav;         /* transport=udp, format=mavlink: rows made of MAVLink packets */
+    dg_counter_t received_ws_mav;          /* transport=websocket, format=mavlink */
+    dg_counter_t mav_packets[DG_MAVP__N];  /* dronegate_mavlink_packets_total{result} */
+    dg_gauge_t   mav_vehicles;             /* MAVLink/UDP vehicles online */
+    dg_counter_t mav_forwarded[2];         /* datagrams relayed: [0] to ground stations, [1] to vehicles */
     dg_counter_t rejected[DG_REJ__N];
     dg_counter_t stored;                   /* label store = backend scheme */
     dg_counter_t store_errors;

@@ -18,6 +18,7 @@
 #include "../core/auth.h"
 #include "../core/ingest.h"
 #include "../core/live.h"
+#include "../mavlink/ws.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/reads.h"
@@ -549,9 +550,10 @@ static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen
         /* dronegate.pb.v1 is chosen whenever the client offers it */
         if (has_token(r->ws_protocol, "dronegate.pb.v1")) proto = "dronegate.pb.v1";
         else if (has_token(r->ws_protocol, "dronegate.json.v1")) proto = "dronegate.json.v1";
+        else if (has_token(r->ws_protocol, DG_MAV_WS_PROTOCOL)) proto = DG_MAV_WS_PROTOCOL;
         else {
             reject(c, 400, DG_CREJ_BAD_REQUEST,
-                   "unsupported WebSocket subprotocol: this build speaks dronegate.json.v1 and dronegate.pb.v1");
+                   "unsupported WebSocket subprotocol: this build speaks dronegate.json.v1, dronegate.pb.v1 and mavlink2");
             return;
         }
     }
@@ -560,6 +562,7 @@ static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen
     send_101(c, accept, proto);
     dg_http_free(c);
     if (proto && !strcmp(proto, "dronegate.pb.v1")) dg_ingest_start_io(c, d, &dg_ws_pb_io, &dg_ingest_conn_ops);
+    else if (proto && !strcmp(proto, DG_MAV_WS_PROTOCOL)) dg_ingest_start_io(c, d, &dg_mav_ws_io, &dg_ingest_conn_ops);
     else dg_ingest_start(c, d);
 }
 

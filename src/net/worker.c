@@ -686,15 +686,40 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int dg_worker_listen(dg_worker_t *w, int fd, const dg_conn_ops_t *ops)
+/* A listener entry watching fd with cb; NULL when the table is full. */
+static struct dg_listener *listener_add(dg_worker_t *w, int fd, void (*cb)(struct ev_loop *, ev_io *, int))
 {
-    if (w->nlst == DG_MAX_LISTENERS) return -1;
+    if (w->nlst == DG_MAX_LISTENERS) return NULL;
     struct dg_listener *l = &w->lst[w->nlst++];
+    memset(l, 0, sizeof *l);
     l->fd = fd;
-    l->ops = ops;
-    ev_io_init(&l->io, on_accept, fd, EV_READ);
+    ev_io_init(&l->io, cb, fd, EV_READ);
     l->io.data = w;
     ev_io_start(w->loop, &l->io);
+    return l;
+}
+
+int dg_worker_listen(dg_worker_t *w, int fd, const dg_conn_ops_t *ops)
+{
+    struct dg_listener *l = listener_add(w, fd, on_accept);
+    if (!l) return -1;
+    l->ops = ops;
+    return 0;
+}
+
+static void on_dgram_ready(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop; (void)revents;
+    struct dg_listener *l = (struct dg_listener *)io;
+    l->on_dgram(io->data, l->fd, l->ud);
+}
+
+int dg_worker_listen_dgram(dg_worker_t *w, int fd, void (*on_dgram)(dg_worker_t *w, int fd, void *ud), void *ud)
+{
+    struct dg_listener *l = listener_add(w, fd, on_dgram_ready);
+    if (!l) return -1;
+    l->on_dgram = on_dgram;
+    l->ud = ud;
     return 0;
 }
 

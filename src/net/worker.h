@@ -36,6 +36,9 @@ struct dg_worker {
         ev_io        io;            /* first: data points to the worker */
         int          fd;            /* -1 once closed */
         const dg_conn_ops_t *ops;
+        /* a datagram socket (UDP): no connections; the protocol reads it */
+        void       (*on_dgram)(dg_worker_t *w, int fd, void *ud);
+        void        *ud;
     } lst[DG_MAX_LISTENERS];
     int              nlst;
     ev_async         wake;
@@ -91,6 +94,11 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd);
 /* Another listening socket whose connections start with `ops` (e.g. gRPC),
  * before dg_worker_start. 0, or -1 when DG_MAX_LISTENERS are taken. */
 int   dg_worker_listen(dg_worker_t *w, int fd, const dg_conn_ops_t *ops);
+/* A datagram socket (e.g. MAVLink/UDP) in the same table: on_dgram(w, fd,
+ * ud) runs on the worker thread whenever fd is readable (it reads what it
+ * wants; level-triggered). Stopped and closed with the other listeners at
+ * drain. Before dg_worker_start. 0, or -1 when the table is full. */
+int   dg_worker_listen_dgram(dg_worker_t *w, int fd, void (*on_dgram)(dg_worker_t *w, int fd, void *ud), void *ud);
 int   dg_worker_start(dg_worker_t *w);
 void  dg_worker_join(dg_worker_t *w);
 void  dg_worker_free(dg_worker_t *w);

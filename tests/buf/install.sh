@@ -5,10 +5,4 @@
 # none is on PATH (scripts/deps-web.sh).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-"$root/scripts/deps-web.sh"
-stamp="$here/node_modules/.dronegate-lock"
-if [ ! -f "$stamp" ] || ! cmp -s "$here/package-lock.json" "$stamp"; then
-    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
-    cp "$here/package-lock.json" "$stamp"
-fi
+exec "$here/../../scripts/npm-ci.sh" "$here"

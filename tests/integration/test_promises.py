@@ -9,7 +9,7 @@ here is the killer of a mutant in scripts/mutants.sh (docs/tests-notes.md).
   max connections      default = open-file limit - 128
   spool replay         a spool left by kill -9 is stored at the next start
   --allowed-origins    same-origin and listed Origins pass, others 403
-  unbuilt flags        --mavlink-listen, --queue refused at start
+  unbuilt flags        --queue refused at start
   auth edges           appended characters, empty Bearer / ?token=, over-long: 401
   acks                 exactly one ack per committed seq (no duplicates)
 """
@@ -296,8 +296,7 @@ def test_allowed_origins(server_factory):
 
 # ---------------------------------------------------------------- unbuilt flags
 
-@pytest.mark.parametrize("flag,value", [("--mavlink-listen", "127.0.0.1:0"),
-                                        ("--queue", "kafka://127.0.0.1:9092/t")])
+@pytest.mark.parametrize("flag,value", [("--queue", "kafka://127.0.0.1:9092/t")])
 def test_unbuilt_flags_refused(server_factory, flag, value):
     s = server_factory(start=False, args=[flag, value])
     s.spawn()

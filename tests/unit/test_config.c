@@ -127,6 +127,24 @@ TEST(environment_and_precedence)
     ASSERT_EQ(cfg.max_message, 1048576);
 }
 
+TEST(repeatable_list_flag)
+{
+    /* --mavlink-forward: the environment gives a list, the first flag
+     * replaces it, later flags append */
+    setenv("DRONEGATE_MAVLINK_FORWARD", "udp:e:1", 1);
+    ASSERT_EQ(load0(), 0);
+    ASSERT_STR_EQ(cfg.mavlink_forward, "udp:e:1");
+    ASSERT_EQ(LOAD("--mavlink-forward", "udp:a:1", "--mavlink-forward=udp:b:2"), 0);
+    ASSERT_STR_EQ(cfg.mavlink_forward, "udp:a:1,udp:b:2");
+    unsetenv("DRONEGATE_MAVLINK_FORWARD");
+    char big[1100];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    big[600] = '\0';
+    ASSERT_EQ(LOAD("--mavlink-forward", big, "--mavlink-forward", big), -1);
+    ASSERT(strstr(err, "mavlink-forward") && strstr(err, "too long"));
+}
+
 TEST(errors)
 {
     ASSERT_EQ(LOAD("--no-such-flag"), -1);
@@ -227,6 +245,7 @@ int main(void)
         }
     }
     RUN(defaults);
+    RUN(repeatable_list_flag);
     RUN(flags_both_forms);
     RUN(booleans);
     RUN(environment_and_precedence);

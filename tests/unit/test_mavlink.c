@@ -1,11 +1,14 @@
 /* test_mavlink.c - src/mavlink framing codec: CRC known vector, v1/v2 decode,
  * zero-trim round trip, several frames per buffer, resync after garbage, bad
- * CRC, truncation, unknown incompat flags, signed frames refused. */
+ * CRC, truncation, unknown incompat flags, signed frames and their signature
+ * (signing.h). */
 #include <stdint.h>
 #include <string.h>
 
 #include "check.h"
 #include "mavlink/mavlink.h"
+#include "mavlink/signing.h"
+#include "mavlink/vehicle.h"
 
 TEST(crc_known_vector)
 {
@@ -88,7 +91,11 @@ TEST(bad_crc_truncated_flags)
     ASSERT_EQ(dg_mav_decode(b, (size_t)n, &f, &used), DG_MAV_NEED_MORE);
     uint8_t big[80] = { 0 };
     memcpy(big, b, (size_t)n);
-    ASSERT_EQ(dg_mav_decode(big, (size_t)n + 13, &f, &used), DG_MAV_SIGNED_UNSUPPORTED);
+    big[n] = 3;                        /* link id, then timestamp 0x0102030405 LE */
+    big[n + 1] = 5; big[n + 2] = 4; big[n + 3] = 3; big[n + 4] = 2; big[n + 5] = 1;
+    ASSERT_EQ(dg_mav_decode(big, (size_t)n + 13, &f, &used), DG_MAV_OK);
+    ASSERT_EQ(f.is_signed, 1); ASSERT_EQ(f.link_id, 3); ASSERT_EQ(f.sig_ts, 0x0102030405ull);
+    ASSERT_EQ(used, (size_t)n + 13); ASSERT_EQ(f.raw_len, (size_t)n + 13);
 }
 
 TEST(unknown_msg)
@@ -130,8 +137,156 @@ TEST(message_fields)
     ASSERT_EQ(a.command, 400); ASSERT_EQ(a.result, 0);
 }
 
+TEST(scan_stats_counts_each_outcome)
+{
+    uint8_t buf[1024];
+    size_t n = 0;
+    buf[n++] = 0x11; buf[n++] = 0x22;                 /* garbage */
+    n += (size_t)heartbeat(buf + n, 0, 1);           /* ok */
+    int k = heartbeat(buf + n, 1, 1);                 /* bad CRC */
+    buf[n + (size_t)k - 1] ^= 0xff;
+    n += (size_t)k;
+    /* an unknown message (id 150) followed by an STX: skipped whole */
+    uint8_t unk[] = { 0xFD, 4, 0, 0, 0, 1, 1, 150, 0, 0, 1, 2, 3, 4, 0xAA, 0xBB };
+    memcpy(buf + n, unk, sizeof unk);
+    n += sizeof unk;
+    n += (size_t)heartbeat(buf + n, 2, 1);           /* ok */
+    k = heartbeat(buf + n, 3, 1);                     /* truncated at the end */
+    n += (size_t)k - 3;
+    dg_mav_stats_t st;
+    nframes = 0;
+    ASSERT_EQ(dg_mav_scan_stats(buf, n, on_frame, NULL, &st), 2);
+    ASSERT_EQ(nframes, 2);
+    ASSERT_EQ(st.ok, 2);
+    ASSERT_EQ(st.unknown, 1);
+    ASSERT(st.bad_crc >= 1);
+    ASSERT(st.truncated >= 1);
+    ASSERT(st.garbage >= 1);
+}
+
+TEST(unknown_mid_garbage_is_resynced)
+{
+    /* an unknown id whose frame is followed by neither STX nor the end:
+     * taken for garbage, so the heartbeat hidden inside it is found */
+    uint8_t buf[64] = { 0xFD, 20, 0, 0, 0, 1, 1, 150, 0, 0 };
+    int k = heartbeat(buf + 10, 0, 4);
+    size_t n = 10 + (size_t)k + 20;
+    dg_mav_stats_t st;
+    nframes = 0;
+    ASSERT_EQ(dg_mav_scan_stats(buf, n, on_frame, NULL, &st), 1);
+    ASSERT_EQ(last.sysid, 4);
+    ASSERT_EQ(st.unknown, 0);
+}
+
+TEST(getters_and_putters)
+{
+    dg_mav_command_int_t ci = { .param = { 1, 2, 3, 4 }, .x = 473977420, .y = -85455940, .z = 500.5f,
+                                .command = 192, .target_system = 7, .target_component = 1, .frame = 6,
+                                .current = 0, .autocontinue = 0 };
+    uint8_t p[35] = { 0 };
+    dg_mav_put_command_int(p, &ci);
+    uint8_t out[300];
+    int n = dg_mav_encode_v2(out, 0, 255, 190, DG_MAV_MSG_COMMAND_INT, p, sizeof p);
+    dg_mav_frame_t f; size_t used;
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, &f, &used), DG_MAV_OK);
+    dg_mav_command_int_t g;
+    dg_mav_get_command_int(&f, &g);
+    ASSERT_EQ(g.x, 473977420); ASSERT_EQ(g.y, -85455940); ASSERT(g.z == 500.5f);
+    ASSERT_EQ(g.command, 192); ASSERT_EQ(g.frame, 6); ASSERT(g.param[3] == 4.0f);
+    /* SYS_STATUS: battery_remaining at offset 30 */
+    uint8_t ss[31] = { 0 };
+    ss[30] = (uint8_t)(int8_t)-1; ss[14] = 0xE0; ss[15] = 0x2E;
+    n = dg_mav_encode_v2(out, 0, 1, 1, DG_MAV_MSG_SYS_STATUS, ss, sizeof ss);
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, &f, &used), DG_MAV_OK);
+    dg_mav_sys_status_t st;
+    dg_mav_get_sys_status(&f, &st);
+    ASSERT_EQ(st.battery_remaining, -1); ASSERT_EQ(st.voltage_battery, 12000);
+    /* STATUSTEXT: 50 characters without a NUL stay bounded */
+    uint8_t tx[51];
+    tx[0] = 6; memset(tx + 1, 'x', 50);
+    n = dg_mav_encode_v2(out, 0, 1, 1, DG_MAV_MSG_STATUSTEXT, tx, sizeof tx);
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, &f, &used), DG_MAV_OK);
+    dg_mav_statustext_t t;
+    dg_mav_get_statustext(&f, &t);
+    ASSERT_EQ(strlen(t.text), 50); ASSERT_EQ(t.severity, 6);
+}
+
+static void frame_of(dg_mav_frame_t *f, uint32_t msgid, const uint8_t *p, size_t len)
+{
+    uint8_t out[300]; size_t used;
+    int n = dg_mav_encode_v2(out, 0, 1, 1, msgid, p, len);
+    ASSERT(n > 0);
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, f, &used), DG_MAV_OK);
+}
+
+TEST(vehicle_state_merges_rows)
+{
+    dg_mav_state_t s;
+    dg_mav_state_init(&s);
+    dg_mav_frame_t f;
+    dg_record_t r;
+    uint8_t hb[9] = { 0, 0, 0, 0, 2, 12, 0x81, 4, 3 };           /* armed, ACTIVE */
+    frame_of(&f, DG_MAV_MSG_HEARTBEAT, hb, sizeof hb);
+    ASSERT(!dg_mav_state_apply(&s, &f, 1000, 0, &r));
+    uint8_t bs[36] = { 0 };
+    bs[35] = 64;                                                  /* BATTERY_STATUS id 0: 64 % */
+    frame_of(&f, DG_MAV_MSG_BATTERY_STATUS, bs, sizeof bs);
+    dg_mav_state_apply(&s, &f, 1000, 0, &r);
+    dg_mav_gpi_t g = { 0 };
+    uint8_t gp[28] = { 0 };
+    int32_t lat = 473977420, lon = 85455940, alt = 488250;
+    memcpy(gp + 4, &lat, 4); memcpy(gp + 8, &lon, 4); memcpy(gp + 12, &alt, 4);
+    int16_t vx = 300, vy = -400, vz = 50;
+    memcpy(gp + 20, &vx, 2); memcpy(gp + 22, &vy, 2); memcpy(gp + 24, &vz, 2);
+    gp[26] = 0xff; gp[27] = 0xff;                                 /* hdg unknown */
+    (void)g;
+    frame_of(&f, DG_MAV_MSG_GLOBAL_POSITION_INT, gp, sizeof gp);
+    ASSERT(dg_mav_state_apply(&s, &f, 1000, 0, &r));
+    ASSERT(r.lat == 47.397742); ASSERT(r.alt == 488.25);
+    ASSERT(r.speed == 5.0); ASSERT(r.climb == -0.5);
+    ASSERT(!(r.flags & DG_REC_HAS_HEADING));
+    ASSERT(r.battery == 64.0);
+    ASSERT(!strcmp(r.status, "airborne"));
+    ASSERT(!(r.flags & DG_REC_HAS_SEQ));
+    /* the rate: at most one row per 500 ms */
+    ASSERT(!dg_mav_state_apply(&s, &f, 1200, 500, &r));
+    ASSERT(dg_mav_state_apply(&s, &f, 1500, 500, &r));
+    ASSERT(!strcmp(dg_mav_status_word(0, 3), "standby"));
+    ASSERT(!strcmp(dg_mav_status_word(0x80, 3), "armed"));
+    ASSERT(!strcmp(dg_mav_status_word(0, 200), "unknown"));
+}
+
+TEST(signing_roundtrip_and_tamper)
+{
+    uint8_t key[DG_MAV_KEY_LEN], other[DG_MAV_KEY_LEN];
+    memset(key, 0x6b, sizeof key);
+    memset(other, 0x07, sizeof other);
+    ASSERT_EQ(dg_mav_key_parse("6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b", 64, other), 0);
+    ASSERT_MEM_EQ(key, other, sizeof key);
+    ASSERT_EQ(dg_mav_key_parse("6b", 2, other), -1);
+    ASSERT_EQ(dg_mav_key_parse("zz6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b", 64, other), -1);
+    memset(other, 0x07, sizeof other);
+    uint8_t hb[9] = { 0, 0, 0, 0, 2, 12, 0x81, 4, 3 }, out[64];
+    int n = dg_mav_encode_v2_signed(out, 9, 7, 1, 0, hb, sizeof hb, key, 2, 0x123456789aull);
+    ASSERT_EQ(n, 12 + 9 + 13);
+    dg_mav_frame_t f; size_t used;
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, &f, &used), DG_MAV_OK);
+    ASSERT_EQ(f.is_signed, 1); ASSERT_EQ(f.link_id, 2); ASSERT_EQ(f.sig_ts, 0x123456789aull);
+    ASSERT(dg_mav_sig_ok(&f, key));
+    ASSERT(!dg_mav_sig_ok(&f, other));
+    out[n - 8] ^= 1;                    /* the timestamp is signed too */
+    ASSERT_EQ(dg_mav_decode(out, (size_t)n, &f, &used), DG_MAV_OK);
+    ASSERT(!dg_mav_sig_ok(&f, key));
+    ASSERT(dg_mav_sign_now() > 28000000000000ull);   /* after late 2023, in 10 us units */
+}
+
 int main(void)
 {
+    RUN(signing_roundtrip_and_tamper);
+    RUN(scan_stats_counts_each_outcome);
+    RUN(unknown_mid_garbage_is_resynced);
+    RUN(getters_and_putters);
+    RUN(vehicle_state_merges_rows);
     RUN(message_fields);
     RUN(crc_known_vector);
     RUN(v2_roundtrip_and_trim);

@@ -58,6 +58,12 @@ static void usage(FILE *f)
 "  --airborne             start every drone in the air at its cruise altitude,\n"
 "                         somewhere along its first mission (default: on the\n"
 "                         ground, taking off within 5 s); for demos\n"
+"  --transport T          ws (default: WebSocket JSON with acks) | mavlink: each drone\n"
+"                         is a MAVLink vehicle over UDP (HEARTBEAT 1 Hz, then\n"
+"                         GLOBAL_POSITION_INT + SYS_STATUS + VFR_HUD in one datagram\n"
+"                         per message; --rate 0 = as fast as possible); no acks:\n"
+"                         the report reads the gateway's /metrics (at --url)\n"
+"  --mavlink-port P       with --transport mavlink: the gateway's UDP port (default 14550)\n"
 "  --json                 final report as one JSON object on stdout\n"
 "  --quiet                no per-second report and no diagnostics\n"
 "  --help\n", f);
@@ -203,7 +209,7 @@ static void parse_sources(sim_config_t *c, const char *v)
 }
 
 enum { O_URL = 1, O_DRONES, O_RATE, O_BATCH, O_WINDOW, O_DURATION, O_DRAIN, O_PREFIX, O_SOURCES,
-       O_SECRET, O_RAMP, O_JSON, O_QUIET, O_THREADS, O_TS, O_SEED, O_TICK, O_AIRBORNE, O_HELP };
+       O_SECRET, O_RAMP, O_JSON, O_QUIET, O_THREADS, O_TS, O_SEED, O_TICK, O_AIRBORNE, O_TRANSPORT, O_MAVPORT, O_HELP };
 
 static const struct option OPTS[] = {
     { "url", required_argument, 0, O_URL },
@@ -224,6 +230,8 @@ static const struct option OPTS[] = {
     { "seed", required_argument, 0, O_SEED },
     { "tick", required_argument, 0, O_TICK },
     { "airborne", no_argument, 0, O_AIRBORNE },
+    { "transport", required_argument, 0, O_TRANSPORT },
+    { "mavlink-port", required_argument, 0, O_MAVPORT },
     { "help", no_argument, 0, O_HELP },
     { 0, 0, 0, 0 },
 };
@@ -249,6 +257,12 @@ static void apply(sim_config_t *c, raw_opts_t *r, int opt, const char *name, con
     case O_JSON:     c->json = env ? parse_bool("JSON", v) : 1; break;
     case O_QUIET:    c->quiet = env ? parse_bool("QUIET", v) : 1; break;
     case O_AIRBORNE: c->airborne = env ? parse_bool("AIRBORNE", v) : 1; break;
+    case O_TRANSPORT:
+        if (!strcmp(v, "ws")) c->mavlink = 0;
+        else if (!strcmp(v, "mavlink")) c->mavlink = 1;
+        else die("--transport must be ws or mavlink (got \"%s\").", v);
+        break;
+    case O_MAVPORT:  c->mavlink_port = (int)parse_uint(name, v, 1, 65535); break;
     case O_THREADS:  c->threads = (uint32_t)parse_uint(name, v, 1, 256); break;
     case O_TS:
         if (!strcmp(v, "ms")) c->ts_mode = SIM_TS_MS;
@@ -264,7 +278,7 @@ static void apply(sim_config_t *c, raw_opts_t *r, int opt, const char *name, con
 static void configure(sim_config_t *c, int argc, char **argv)
 {
     *c = (sim_config_t){ .drones = 20, .rate = 1, .batch = 1, .window = 1000, .duration = 10, .drain = 5,
-                         .ramp = 2000, .threads = 1, .ts_mode = SIM_TS_MIX, .seed = 1 };
+                         .ramp = 2000, .threads = 1, .ts_mode = SIM_TS_MIX, .seed = 1, .mavlink_port = 14550 };
     raw_opts_t r = { .url = DEFAULT_URL, .prefix = "sim-" };
 
     /* Environment first, flags override. */
@@ -407,6 +421,7 @@ int main(int argc, char **argv)
     sim_config_t cfg;
     configure(&cfg, argc, argv);
     raise_nofile(&cfg);
+    if (cfg.mavlink) return sim_mavlink_run(&cfg);
     check_ports(&cfg);
 
     sigset_t sigs;

@@ -68,7 +68,12 @@ typedef struct sim_config {
     int      ts_mode;           /* SIM_TS_* */
     uint64_t seed;
     size_t   out_hwm;           /* stop generating into a connection above this */
+    int      mavlink;           /* --transport mavlink */
+    int      mavlink_port;      /* the gateway's UDP port */
 } sim_config_t;
+
+/* --transport mavlink (mavlink.c): the whole run; exit status. */
+int sim_mavlink_run(const sim_config_t *c);
 
 /* Worker-visible shared state written by the main thread. */
 enum { SIM_RUN = 0, SIM_STOP = 1, SIM_ABORT = 2 };
