@@ -101,8 +101,8 @@ def test_image_and_manifests_agree():
     assert one(r"^              mountPath: (\S+)$", dep, "volumeMount") == volume
     spool = one(r'^  DRONEGATE_SPOOL_DIR: "([^"]+)"$', cm, "DRONEGATE_SPOOL_DIR")
     assert spool.startswith(volume + "/"), f"spool {spool} outside the image's volume {volume}"
-    exposed = sorted(re.findall(r"^EXPOSE (\d+)/tcp$", cf, re.M))
-    ports = sorted(re.findall(r"^              containerPort: (\d+)$", dep, re.M))
+    exposed = sorted((p, proto.upper()) for p, proto in re.findall(r"^EXPOSE (\d+)/(tcp|udp)$", cf, re.M))
+    ports = sorted(re.findall(r"^              containerPort: (\d+)\n              protocol: (TCP|UDP)$", dep, re.M))
     assert exposed and exposed == ports, f"EXPOSE {exposed} vs containerPort {ports}"
     web = one(r'^  DRONEGATE_WEB_ROOT: "([^"]+)"$', cm, "DRONEGATE_WEB_ROOT")
     assert one(r"DRONEGATE_WEB_ROOT=(\S+)", cf, "ENV DRONEGATE_WEB_ROOT") == web
@@ -186,7 +186,7 @@ CASES = [
     ("capabilities", [("deployment.yaml", 'drop: ["ALL"]', 'drop: ["NET_RAW"]')],
      "capabilities.drop must hold ALL"),
     ("service-links", [("deployment.yaml", "enableServiceLinks: false", "enableServiceLinks: true")],
-     "enableServiceLinks must be false: Service dronegate, dronegate-metrics would inject DRONEGATE_SERVICE_HOST"),
+     "enableServiceLinks must be false: Service dronegate, dronegate-metrics, dronegate-mavlink would inject DRONEGATE_SERVICE_HOST"),
     ("root-user", [("deployment.yaml", "            runAsNonRoot: true\n", "            runAsNonRoot: false\n"),
                    ("deployment.yaml", "        runAsNonRoot: true\n", "        runAsNonRoot: false\n")],
      "runAsNonRoot must be true"),
