@@ -36,10 +36,14 @@ static void usage(FILE *f)
     fputs(
 "usage: dronegate-sim [flags]   (each flag also as env DRONEGATE_SIM_<NAME>)\n"
 "  --url ws://HOST:PORT   server (default " DEFAULT_URL "); drones connect to /ws/{id}\n"
+"                         (grpc: grpc://HOST:PORT or http://HOST:PORT, the --grpc-listen port)\n"
+"  --transport T          ws-json (default), ws-pb (WebSocket dronegate.pb.v1) or\n"
+"                         grpc (dronegate.v1.Telemetry/Stream over h2c)\n"
 "  --drones N             simulated drones, one connection each (default 20)\n"
 "  --rate HZ              messages per second per drone (default 1; 0 = as fast\n"
 "                         as the ack window allows)\n"
-"  --batch K              messages per frame (default 1; K > 1 sends JSON arrays)\n"
+"  --batch K              messages per frame (default 1; K > 1 sends JSON arrays;\n"
+"                         ws-pb/grpc: one message per frame, K of them per write)\n"
 "  --tick MS              with --rate: write each drone's due messages every MS\n"
 "                         ms, one frame each, in one write (default 0: one write\n"
 "                         per message); ack latency counts from the due time\n"
@@ -116,6 +120,7 @@ static void parse_url(sim_config_t *c, const char *url)
     else if (!strncasecmp(url, "wss://", 6))
         die("--url %s: TLS (wss://) is not supported; point the simulator at the plain ws:// listener.", url);
     else if (!strncasecmp(url, "http://", 7)) p = url + 7;
+    else if (!strncasecmp(url, "grpc://", 7)) p = url + 7;
     else die("--url must look like ws://HOST:PORT (got \"%s\").", url);
 
     const char *hs = p, *he, *port = NULL;
@@ -203,7 +208,7 @@ static void parse_sources(sim_config_t *c, const char *v)
 }
 
 enum { O_URL = 1, O_DRONES, O_RATE, O_BATCH, O_WINDOW, O_DURATION, O_DRAIN, O_PREFIX, O_SOURCES,
-       O_SECRET, O_RAMP, O_JSON, O_QUIET, O_THREADS, O_TS, O_SEED, O_TICK, O_AIRBORNE, O_HELP };
+       O_SECRET, O_RAMP, O_JSON, O_QUIET, O_THREADS, O_TS, O_SEED, O_TICK, O_AIRBORNE, O_TRANSPORT, O_HELP };
 
 static const struct option OPTS[] = {
     { "url", required_argument, 0, O_URL },
@@ -224,6 +229,7 @@ static const struct option OPTS[] = {
     { "seed", required_argument, 0, O_SEED },
     { "tick", required_argument, 0, O_TICK },
     { "airborne", no_argument, 0, O_AIRBORNE },
+    { "transport", required_argument, 0, O_TRANSPORT },
     { "help", no_argument, 0, O_HELP },
     { 0, 0, 0, 0 },
 };
@@ -255,6 +261,12 @@ static void apply(sim_config_t *c, raw_opts_t *r, int opt, const char *name, con
         else if (!strcmp(v, "rfc3339")) c->ts_mode = SIM_TS_RFC3339;
         else if (!strcmp(v, "mix")) c->ts_mode = SIM_TS_MIX;
         else die("--timestamps must be ms, rfc3339 or mix (got \"%s\").", v);
+        break;
+    case O_TRANSPORT:
+        if (!strcmp(v, "ws-json")) c->transport = SIM_TR_WS_JSON;
+        else if (!strcmp(v, "ws-pb")) c->transport = SIM_TR_WS_PB;
+        else if (!strcmp(v, "grpc")) c->transport = SIM_TR_GRPC;
+        else die("--transport must be ws-json, ws-pb or grpc (got \"%s\").", v);
         break;
     case O_SEED:     c->seed = parse_uint(name, v, 0, UINT64_MAX); break;
     case O_TICK:     c->tick_us = (int64_t)(parse_num(name, v, 0, 10000) * 1000); break;
