@@ -167,6 +167,7 @@ static void end_call(dg_conn_t *c, int status, const char *msg)
     g->ending = true;
     g->status = status;
     set_message(g, msg ? msg : "");
+    dg_debug("grpc: drone %s call ends: grpc-status %d (%s)", g->drone[0] ? g->drone : "-", status, g->message);
     if (!g->resp) {
         g->resp = true;
         char st[8];
