@@ -264,6 +264,15 @@ M = [
      "{ dg_http_error(c, 404, \"unknown drone\"); return; }",
      ["py:test_fleet.py::test_many_drones_then_offline_bound_keeps_online_ones"],
      "a drone evicted from memory answers 404 although the store has it"),
+    # --- grpc (issue 10: flow control, keepalive) ---
+    ("grpc-window-paused", "src/grpc/grpc.c",
+     "    .store_fed = true,\n    .on_open = grpc_on_open,", "    .store_fed = false,\n    .on_open = grpc_on_open,",
+     ["py:test_grpc_flow.py::test_window_stops_while_the_pipeline_is_paused"],
+     "a paused pipeline does not stop reading the h2 connection: the peer's window keeps opening"),
+    ("grpc-keepalive", "src/grpc/grpc.c",
+     "        nghttp2_submit_ping(g->ng, NGHTTP2_FLAG_NONE, NULL);", "",
+     ["py:test_grpc_flow.py::test_keepalive_pings_then_idle_timeout"],
+     "a silent gRPC call is never pinged"),
 ]
 
 args = sys.argv[1:]
