@@ -245,7 +245,7 @@ static void process(dg_conn_t *c)
     grpc_conn_t *g = G(c);
     if (!g->started || c->u.drone.session_wait) return;
     size_t off = 0, max = (size_t)c->w->srv->cfg->max_message;
-    while (!g->ending && !c->dead && !c->closing) {
+    while (!g->ending && !c->dead && !c->closing && off < g->in.len) {   /* (in.data may be NULL) */
         long len = dg_grpc_frame((const uint8_t *)g->in.data + off, g->in.len - off, max);
         if (len == DG_GRPC_MORE) break;
         if (len == DG_GRPC_COMPRESSED) { end_call(c, ST_UNIMPLEMENTED, "compressed messages are not supported"); break; }
