@@ -30,7 +30,7 @@ free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.
 TMP=$(mktemp -d /tmp/dggrpc.XXXXXX)
 declare -A WS GRPC SPID
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "logs kept in $TMP" >&2 || rm -rf "$TMP"; }
 trap cleanup EXIT
 
 dronegate() {   # dronegate NAME STORE: a gateway with both listeners
@@ -50,7 +50,10 @@ if [[ " $CONFIGS " == *"-sqlite"* ]]; then dronegate sqlite "sqlite:$TMP/sqlite/
 sleep 0.3
 
 RUN=0
-sim() {   # sim CONFIG ARGS... -> "acked_per_s p99_ms unacked"
+sim() {   # sim CONFIG RUN ARGS... -> "acked_per_s p99_ms unacked"
+  # fresh drone ids every run (RUN, counted by the caller: this runs in a
+  # subshell): a drone starting its seq at 1 again with other samples would
+  # be told seq_reused on SQLite, not acked
   local c=$1 srv=${1#*-} tr=${1%%-*} url
   [ "$c" = grpc-minimal ] && { srv=minimal; tr=grpc; }
   [ "$c" = ws-minimal ] && { srv=minimal; tr=wsjson; }
@@ -59,9 +62,8 @@ sim() {   # sim CONFIG ARGS... -> "acked_per_s p99_ms unacked"
     wspb)   url="ws://127.0.0.1:${WS[$srv]}"; tr=ws-pb ;;
     wsjson) url="ws://127.0.0.1:${WS[$srv]}"; tr=ws-json ;;
   esac
-  RUN=$((RUN + 1))
-  $B/dronegate-sim --transport "$tr" --url "$url" --prefix "g$RUN-" --drones "$DRONES" --duration "$DUR" \
-    --quiet --json --rate 0 "${@:2}" |
+  $B/dronegate-sim --transport "$tr" --url "$url" --prefix "g$2-" --drones "$DRONES" --duration "$DUR" \
+    --quiet --json --rate 0 "${@:3}" |
     /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["acked_per_s"]), r["ack_latency_ms"]["p99"], r["sent"] - r["acked"])'
 }
 
@@ -70,7 +72,8 @@ printf '| %-14s | %6s | %12s | %9s | %7s |\n' config window "acked msgs/s" "ack 
 printf '|%s|\n' "----------------|--------|--------------|-----------|---------"
 for w in $WINDOWS; do
   for c in $CONFIGS; do
-    read -r sat p99 un < <(sim "$c" --window "$w")
+    RUN=$((RUN + 1))
+    read -r sat p99 un < <(sim "$c" $RUN --window "$w")
     printf '| %-14s | %6s | %12s | %9s | %7s |\n' "$c" "$w" "$sat" "${p99} ms" "$un"
   done
 done
