@@ -41,6 +41,7 @@ class H2:
         self.data = {}                 # stream -> DATA bytes received
         self.ended = set()             # streams the server ended (END_STREAM)
         self.reset = {}                # stream -> RST_STREAM error code
+        self.headers = set()           # streams with response HEADERS
         self.goaway = None
         self.sk.sendall(PREFACE + frame(SETTINGS, 0, 0, settings))
 
@@ -97,6 +98,8 @@ class H2:
             if payload:   # give the window back at once: acks must never be held by us
                 self.sk.sendall(frame(WINDOW_UPDATE, 0, 0, len(payload).to_bytes(4, "big")) +
                                 frame(WINDOW_UPDATE, 0, stream, len(payload).to_bytes(4, "big")))
+        elif ftype == HEADERS:
+            self.headers.add(stream)
         elif ftype == RST_STREAM:
             self.reset[stream] = int.from_bytes(payload, "big")
         elif ftype == GOAWAY:
@@ -118,6 +121,18 @@ class H2:
             out.append(pb.ServerMessage.FromString(b[5:5 + n]))
             b = b[5 + n:]
         return out
+
+    def send_all(self, stream, body):
+        """Send body as DATA frames as the windows allow, reading frames
+        (WINDOW_UPDATE) whenever they are exhausted."""
+        off = 0
+        while off < len(body):
+            k = self.can_send(stream)
+            if k > 0:
+                self.send_data(stream, body[off:off + k])
+                off += k
+            elif self.read_frame() is None:
+                raise AssertionError("connection closed while sending")
 
     def close(self):
         self.sk.close()

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from dg import SIM, T, clean_env, metric, new_id, wait_until
-from h2raw import DATA, H2, HEADERS, grpc_msg
+from h2raw import H2, SETTINGS, frame, grpc_msg
 
 grpc = pytest.importorskip("grpc", reason="python3-grpcio is required (scripts/deps.d/grpc.list)")
 from test_grpc import Call, gateway, gen, max_ack  # noqa: E402,F401  (gen: the stubs fixture)
@@ -177,8 +177,12 @@ def test_one_stream_per_connection(server_factory, gen):
 def test_slow_reader_stays_bounded_and_others_served(server_factory, gen):
     """A grpcio client that sends 20000 messages and never reads its
     responses: the gateway keeps serving another drone, its memory stays
-    bounded, and everything the slow reader sent is stored."""
-    s = gateway(server_factory)
+    bounded, and everything the slow reader sent is stored. Then a client
+    that grants no window at all (SETTINGS_INITIAL_WINDOW_SIZE 0: not one
+    response byte can reach it): its 20000 messages are stored all the same,
+    and once it opens its window the acks it was owed arrive, up to the last."""
+    pb, _ = gen
+    s = gateway(server_factory, "--max-msg-rate", "0")
     slow_id = new_id("grpcslow")
     slow = Call(gen, s, slow_id)
     n = 20000
@@ -196,3 +200,15 @@ def test_slow_reader_stays_bounded_and_others_served(server_factory, gen):
     s.check_alive()
     other.close()
     slow.close()
+
+    shut = new_id("grpcshut")
+    h = H2(s.grpc_target, T(30), settings=(4).to_bytes(2, "big") + (0).to_bytes(4, "big"))
+    h.open(1, s.grpc_target, shut)
+    h.until(lambda: 1 in h.headers, "the response HEADERS (not flow controlled)")
+    h.send_all(1, b"".join(grpc_msg(telemetry(pb, seq)) for seq in range(1, n + 1)))
+    wait_until(lambda: len(s.seqs(shut)) == n, T(60), "every message of the window-0 client stored")
+    assert 1 not in h.data, "DATA sent into a zero window"
+    h.sk.sendall(frame(SETTINGS, 0, 0, (4).to_bytes(2, "big") + (65535).to_bytes(4, "big")))
+    h.until(lambda: max_ack(h.messages(1, pb)) == n, "the acks it was owed")
+    assert h.messages(1, pb)[0].WhichOneof("body") == "session"
+    h.close()
