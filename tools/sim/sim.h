@@ -1,7 +1,8 @@
 /* sim.h - dronegate-sim internals: configuration, drones, workers, stats.
  *
  * dronegate-sim plays N drones against a dronegate server over WebSocket
- * (dronegate.json.v1) and doubles as the load generator. Files:
+ * (dronegate.json.v1 or dronegate.pb.v1) or gRPC, and doubles as the load
+ * generator. Files:
  *
  *   main.c     flags + DRONEGATE_SIM_* env vars, start-up, the report, signals
  *   worker.c   one epoll event loop per worker thread: timer heap, ready and
@@ -10,6 +11,8 @@
  *              source address), RFC 6455 client handshake, frame parsing,
  *              output buffer with partial writes, acks, reconnect + backoff
  *   proto.c    server -> drone JSON (ack, error, command) and command_acks
+ *   pb.c       --transport ws-pb / grpc: DroneMessage / ServerMessage (protobuf-c)
+ *   grpc.c     --transport grpc: the h2c client (nghttp2 client session per drone)
  *   mission.c  flight physics: take-off, waypoints, return, landing, battery
  *   fmt.c      fixed-point telemetry JSON and masked client frames (hot path)
  *   hist.c     log-bucketed latency histogram (HDR style, ~1.6% resolution)
