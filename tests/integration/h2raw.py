@@ -30,6 +30,8 @@ class H2:
     def __init__(self, target, timeout, settings=b"", answer_pings=True):
         host, port = target.split(":")
         self.sk = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sk.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.ping_acks = []
         self.sk.settimeout(timeout)
         self.buf = b""
         self.conn_win = 65535          # what we may still send
@@ -89,6 +91,8 @@ class H2:
                 self.conn_win += inc
             elif stream in self.stream_win:
                 self.stream_win[stream] += inc
+        elif ftype == PING and flags & ACK:
+            self.ping_acks.append(payload)
         elif ftype == PING and not flags & ACK:
             self.pings += 1
             if self.answer_pings:
@@ -133,6 +137,12 @@ class H2:
                 off += k
             elif self.read_frame() is None:
                 raise AssertionError("connection closed while sending")
+
+    def sync(self):
+        """A PING and its ACK: the server has read every byte sent before it."""
+        token = len(self.ping_acks).to_bytes(8, "big")
+        self.sk.sendall(frame(PING, 0, 0, token))
+        self.until(lambda: token in self.ping_acks, "the PING ACK")
 
     def close(self):
         self.sk.close()

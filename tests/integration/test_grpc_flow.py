@@ -8,7 +8,9 @@ driving the gateway with --transport grpc and ws-pb.
   test_window_stops_while_the_pipeline_is_paused     store locked: the client's window runs out, nothing lost after
   test_keepalive_pings_then_idle_timeout             PINGs answered keep the call; unanswered, UNAVAILABLE
   test_one_stream_per_connection                     SETTINGS 1, a second stream REFUSED, the first goes on
-  test_slow_reader_stays_bounded_and_others_served   grpcio sender that never reads
+  test_slow_reader_stays_bounded_and_others_served   grpcio sender that never reads; a client with window 0
+  test_sigterm_acks_what_was_received_then_unavailable_and_goaway
+  test_rate_limit_and_backlog_full_are_resource_exhausted   (plain only: ~6 s of SQLite busy timeout)
 """
 import json
 import os
@@ -105,8 +107,11 @@ def test_window_stops_while_the_pipeline_is_paused(server_factory, gen):
             try:
                 h.read_frame()
             except socket.timeout:
-                blocked = True
-                break
+                # blocked, once the worker has paused (a slow machine may
+                # just be late with a WINDOW_UPDATE before that)
+                if metric(s.metrics(), "dronegate_pipeline_paused_total") >= 1:
+                    blocked = True
+                    break
         assert blocked, "the whole 1 MB got window while the store was locked: the window is not tied to the pipeline"
         assert metric(s.metrics(), "dronegate_pipeline_paused_total") >= 1
         assert max_ack(h.messages(1, pb)) == 0, "acked while the store was locked"
@@ -212,3 +217,61 @@ def test_slow_reader_stays_bounded_and_others_served(server_factory, gen):
     h.until(lambda: max_ack(h.messages(1, pb)) == n, "the acks it was owed")
     assert h.messages(1, pb)[0].WhichOneof("body") == "session"
     h.close()
+
+
+def test_sigterm_acks_what_was_received_then_unavailable_and_goaway(server_factory, gen):
+    """SIGTERM right after 3000 messages were received (a PING answered after
+    them), no ack awaited: the drain makes all of them durable and acks
+    them, then ends the call with UNAVAILABLE and sends GOAWAY. (Bytes still
+    in the client's kernel at the SIGTERM are not "received": the drain
+    reads what the gateway's kernel held, as on WebSocket.)"""
+    import signal
+    pb, _ = gen
+    s = gateway(server_factory, "--log-level", "debug", "--max-msg-rate", "0")
+    drone = new_id("grpcterm")
+    n = 3000
+    h = H2(s.grpc_target, T(30))
+    h.open(1, s.grpc_target, drone)
+    h.until(lambda: any(m.WhichOneof("body") == "session" for m in h.messages(1, pb)), "the session message")
+    h.send_all(1, b"".join(grpc_msg(telemetry(pb, seq)) for seq in range(1, n + 1)))
+    h.sync()   # every message received (not necessarily stored or acked)
+    s.send_signal(signal.SIGTERM)
+    h.until(lambda: 1 in h.ended and h.goaway is not None, "the trailers and GOAWAY")
+    assert max_ack(h.messages(1, pb)) == n
+    assert h.goaway == 0, h.goaway
+    h.close()
+    assert s.wait_exit(T(30)) == 0
+    assert f"drone {drone} call ends: grpc-status 14 (server shutting down)" in s.stderr()
+    s.restart()
+    assert s.seqs(drone) == list(range(1, n + 1))
+
+
+@pytest.mark.plain_only
+def test_rate_limit_and_backlog_full_are_resource_exhausted(server_factory, gen):
+    s = gateway(server_factory, "--max-msg-rate", "100")
+    c = Call(gen, s, new_id("grpcrate"))
+    assert c.next().WhichOneof("body") == "session"
+    for seq in range(1, 1001):
+        c.telemetry(seq)
+    _, code, details = c.rest()
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "rate" in details, (code, details)
+    c.close()
+    # no spool, 2 batches of 16: with the store locked past its busy timeout
+    # the backlog is full and the call is told so (not silently stalled)
+    s = gateway(server_factory, "--batch-records", "16", "--batch-pool", "2", "--spool-max-mb", "0",
+                "--max-msg-rate", "0")
+    drone = new_id("grpcfull")
+    c = Call(gen, s, drone)
+    assert c.next().WhichOneof("body") == "session"
+    con = sqlite3.connect(str(s.db), timeout=T(30), isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")
+    try:
+        for seq in range(1, 3001):
+            c.telemetry(seq)
+        got, code, details = c.rest()
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "backlog" in details, (code, details)
+        assert max_ack(got) == 0, "acked while the store was locked"
+    finally:
+        con.rollback()
+        con.close()
+    c.close()
