@@ -32,6 +32,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "minimal.h"
+
 #define MAX_EV  256
 #define MSG_MAX (16u << 20)
 
@@ -54,23 +56,9 @@ typedef struct conn {
     size_t    out_len, out_off, out_cap;
 } conn_t;
 
-static struct sockaddr_in listen_addr;
-
-static int grow(uint8_t **p, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need) c *= 2;
-    uint8_t *q = realloc(*p, c);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 static int put(uint8_t **p, size_t *len, size_t *cap, const void *d, size_t n)
 {
-    if (grow(p, cap, *len + n)) return -1;
+    if (grow((void **)p, cap, *len + n)) return -1;
     memcpy(*p + *len, d, n);
     *len += n;
     return 0;
@@ -244,13 +232,7 @@ static void *loop(void *arg)
 {
     (void)arg;
     int one = 1;
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(ls, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (ls < 0 || bind(ls, (struct sockaddr *)&listen_addr, sizeof listen_addr) || listen(ls, 4096)) {
-        perror("grpc_minimal: listen");
-        exit(1);
-    }
+    int ls = minimal_listen("grpc_minimal");
     int ep = epoll_create1(0);
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL }, evs[MAX_EV];
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
@@ -293,35 +275,10 @@ static void *loop(void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *listen = "127.0.0.1:50052";
-    int threads = 2;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--listen") && i + 1 < argc) listen = argv[++i];
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: grpc_minimal [--listen HOST:PORT] [--threads N]\n"); return 2; }
-    }
-    char host[64];
-    const char *colon = strrchr(listen, ':');
-    if (!colon || (size_t)(colon - listen) >= sizeof host || threads < 1 || threads > 64) {
-        fprintf(stderr, "grpc_minimal: bad --listen or --threads\n");
-        return 2;
-    }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    listen_addr.sin_family = AF_INET;
-    listen_addr.sin_port = htons((uint16_t)atoi(colon + 1));
-    if (inet_pton(AF_INET, host, &listen_addr.sin_addr) != 1) {
-        fprintf(stderr, "grpc_minimal: bad address %s\n", host);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
     if (nghttp2_session_callbacks_new(&callbacks)) return 1;
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
-    pthread_t th[64];
-    for (int i = 1; i < threads; i++) pthread_create(&th[i], NULL, loop, NULL);
-    loop(NULL);
-    return 0;
+    return minimal_main(argc, argv, "grpc_minimal", "127.0.0.1:50052", loop);
 }
