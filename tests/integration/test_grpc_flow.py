@@ -37,6 +37,11 @@ def telemetry(pb, seq):
     return m.SerializeToString()
 
 
+def rss_kib(s):
+    with open(f"/proc/{s.proc.pid}/status") as f:
+        return int([line for line in f if line.startswith("VmRSS")][0].split()[1])
+
+
 def sim(args, timeout):
     assert os.access(SIM, os.X_OK), f"simulator not built: {SIM}"
     return subprocess.Popen([SIM, "--json", "--quiet", "--drain", str(T(30)), *map(str, args)],
@@ -182,12 +187,14 @@ def test_one_stream_per_connection(server_factory, gen):
 def test_slow_reader_stays_bounded_and_others_served(server_factory, gen):
     """A grpcio client that sends 20000 messages and never reads its
     responses: the gateway keeps serving another drone, its memory stays
-    bounded, and everything the slow reader sent is stored. Then a client
+    bounded (RSS grows < 64 MiB; not checked under ASan), and everything the
+    slow reader sent is stored. Then a client
     that grants no window at all (SETTINGS_INITIAL_WINDOW_SIZE 0: not one
     response byte can reach it): its 20000 messages are stored all the same,
     and once it opens its window the acks it was owed arrive, up to the last."""
     pb, _ = gen
     s = gateway(server_factory, "--max-msg-rate", "0")
+    rss0 = rss_kib(s)
     slow_id = new_id("grpcslow")
     slow = Call(gen, s, slow_id)
     n = 20000
@@ -199,9 +206,9 @@ def test_slow_reader_stays_bounded_and_others_served(server_factory, gen):
         other.telemetry(seq)
     assert max_ack(other.until(lambda g: max_ack(g) >= 50)) == 50
     wait_until(lambda: len(s.seqs(slow_id)) == n, T(60), "every message of the slow reader stored")
-    with open(f"/proc/{s.proc.pid}/status") as f:
-        rss = int([l for l in f if l.startswith("VmRSS")][0].split()[1])
-    assert rss < 200 * 1024, f"gateway RSS {rss} KiB"
+    rss = rss_kib(s)
+    if not os.environ.get("DRONEGATE_ASAN"):   # ASan's shadow and quarantine say nothing here
+        assert rss - rss0 < 64 * 1024, f"gateway RSS grew from {rss0} to {rss} KiB"
     s.check_alive()
     other.close()
     slow.close()
