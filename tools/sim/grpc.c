@@ -67,6 +67,14 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     sim_drone_t *d = ud;
     sim_worker_t *w = d->w;
     if (f->hd.type == NGHTTP2_PING && !(f->hd.flags & NGHTTP2_FLAG_ACK)) sim_add(&w->st.pings, 1);
+    /* END_STREAM from the gateway ends the call (trailers, or a trailers-only
+     * refusal); nghttp2 closes the stream only once our side ends too */
+    if (f->hd.stream_id == d->h2_sid && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        if (d->h2_status < 0) { d->h2_status = 13; snprintf(d->h2_msg, sizeof d->h2_msg, "no grpc-status"); }
+        d->h2_ended = 1;
+        return 0;
+    }
     if (f->hd.type == NGHTTP2_HEADERS && f->hd.stream_id == d->h2_sid && !d->h2_resp &&
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM) && d->h2_status < 0) {
         d->h2_resp = 1;
