@@ -273,6 +273,10 @@ M = [
      "        nghttp2_submit_ping(g->ng, NGHTTP2_FLAG_NONE, NULL);", "",
      ["py:test_grpc_flow.py::test_keepalive_pings_then_idle_timeout"],
      "a silent gRPC call is never pinged"),
+    ("client-grpc-end", "libclient/grpc.c",
+     "\"no grpc-status\"); }\n        h->ended = 1;", "\"no grpc-status\"); }\n        (void)0;",
+     ["py:test_client_grpc.py::test_grpc_token_auth"],
+     "libdronegate over grpc:// does not see a refused call end (trailers-only UNAUTHENTICATED)"),
 ]
 
 args = sys.argv[1:]
@@ -303,7 +307,8 @@ def targets(killers):
         if k.startswith("unit:"):
             t.add(f"build/tests/{k[5:]}")
         else:
-            t.update(("build/dronegate", "build/dronegate-sim", "build/bench/store_probe"))   # store_probe: test_store_seq
+            t.update(("build/dronegate", "build/dronegate-sim", "build/bench/store_probe",   # store_probe: test_store_seq
+                      "build/examples/drone"))                                            # the library's tests
     return sorted(t)
 
 def run_killer(k, root):
