@@ -9,16 +9,13 @@ a wrong token is refused (UNAUTHENTICATED, reported, nothing stored).
   test_grpc_command_round_trip
   test_grpc_token_auth
 """
-import json
 import re
-import signal
 import subprocess
 import time
 
-import pytest
-
 from dg import T, clean_env, new_id, wait_until
-from test_client import DRONE, LinkProxy, check_exactly_once, finish_drone, proxy_factory, stored_count  # noqa: F401
+from test_client import (DRONE, check_exactly_once, command_round_trip, finish_drone,  # noqa: F401 (fixture)
+                         proxy_factory, stored_count, token_auth)
 
 
 def gateway(server_factory, **kw):
@@ -73,36 +70,10 @@ def test_grpc_every_sample_stored_once_through_kill_and_drop(server_factory, pro
 def test_grpc_command_round_trip(server_factory, tmp_path):
     srv = gateway(server_factory)
     drone = new_id("cmdg")
-    p = start(tmp_path, srv.grpc_port, drone, "--count", 0, "--rate", 20, "--flush-ms", 2000)
-    try:
-        wait_until(lambda: any(d["id"] == drone and d.get("online") for d in srv.drones()), T(10), "drone online")
-        r = srv.get(f"/api/v1/drones/{drone}/commands", method="POST",
-                    body=json.dumps({"name": "return_to_home", "args": {"alt": 50}}),
-                    headers={"Content-Type": "application/json"})
-        assert r.status == 202, r
-        cid = r.json()["id"]
-        wait_until(lambda: srv.get_json(f"/api/v1/commands/{cid}")["status"] == "accepted", T(10), "accepted")
-        p.send_signal(signal.SIGTERM)
-        rc, st, err = finish_drone(p, T(20))
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert rc == 0 and st["left"] == 0, f"{st}\n{err[-2000:]}"
-    assert re.search(rf'command {cid} return_to_home \{{"alt": ?50\}}', err), err[-2000:]
-    assert stored_count(srv.db, drone) == st["given"] > 0
+    command_round_trip(srv, start(tmp_path, srv.grpc_port, drone, "--count", 0, "--rate", 20, "--flush-ms", 2000),
+                       drone)
 
 
 def test_grpc_token_auth(server_factory, tmp_path):
     srv = gateway(server_factory, secret="client-grpc-s3cret")
-    drone = new_id("authg")
-    p = start(tmp_path, srv.grpc_port, drone, "--token", srv.token(drone), "--count", 40, "--rate", 0)
-    rc, st, err = finish_drone(p, T(20))
-    assert rc == 0 and st["acked"] == 40, f"{st}\n{err[-2000:]}"
-    bad = new_id("authg")
-    p = start(tmp_path, srv.grpc_port, bad, "--token", srv.token(drone), "--count", 5, "--rate", 0,
-              "--flush-ms", 600, "--backoff-min-ms", 50)
-    rc, st, err = finish_drone(p, T(20))
-    assert rc == 3 and st["sessions"] == 0 and st["connects"] >= 2, st
-    assert "grpc_16" in err and "wrong token?" in err, err[-2000:]
-    assert stored_count(srv.db, bad) == 0
+    token_auth(srv, lambda drone, *a: start(tmp_path, srv.grpc_port, drone, *a), "grpc_16")

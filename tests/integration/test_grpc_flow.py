@@ -17,7 +17,6 @@ import os
 import socket
 import sqlite3
 import subprocess
-import threading
 import time
 
 import pytest
