@@ -8,12 +8,16 @@ a wrong token is refused (UNAUTHENTICATED, reported, nothing stored).
   test_grpc_every_sample_stored_once_through_kill_and_drop
   test_grpc_command_round_trip
   test_grpc_token_auth
+  test_grpcs_through_nginx      (plain only: nginx, TLS with ALPN h2)
 """
 import re
 import subprocess
 import time
 
+import pytest
+
 from dg import T, clean_env, new_id, wait_until
+from nginx import nginx_factory  # noqa: F401 (fixture)
 from test_client import (DRONE, check_exactly_once, command_round_trip, finish_drone,  # noqa: F401 (fixture)
                          proxy_factory, stored_count, token_auth)
 
@@ -77,3 +81,24 @@ def test_grpc_command_round_trip(server_factory, tmp_path):
 def test_grpc_token_auth(server_factory, tmp_path):
     srv = gateway(server_factory, secret="client-grpc-s3cret")
     token_auth(srv, lambda drone, *a: start(tmp_path, srv.grpc_port, drone, *a), "grpc_16")
+
+
+@pytest.mark.plain_only
+def test_grpcs_through_nginx(server_factory, nginx_factory, tmp_path):  # noqa: F811
+    """grpcs://: TLS with ALPN h2 to nginx (deploy/nginx/dronegate.conf,
+    grpc_pass to --grpc-listen), the library verifying nginx's certificate:
+    every sample stored once, the call ends OK at close."""
+    srv = gateway(server_factory)
+    ngx = nginx_factory([("127.0.0.1", srv.port)], grpc_gateways=[("127.0.0.1", srv.grpc_port)])
+    drone = new_id("libgs")
+    ts0 = int(time.time() * 1000) - 3_600_000
+    errf = open(tmp_path / "grpcs.stderr", "wb")
+    args = ("--url", f"grpcs://127.0.0.1:{ngx.tls_port}", "--ca", ngx.cert, "--id", drone, "--count", 500,
+            "--rate", 0, "--ts0", ts0, "--flush-ms", int(T(20) * 1000))
+    p = subprocess.Popen([DRONE, *map(str, args)],
+                         stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL, env=clean_env())
+    p.errlog = tmp_path / "grpcs.stderr"
+    rc, st, err = finish_drone(p, T(30))
+    assert rc == 0 and st["left"] == 0 and st["sessions"] == 1, f"{st}\n{err[-2000:]}"
+    check_exactly_once(srv, drone, ts0, 500)
+    assert "grpc-status 0" in err, err[-2000:]
