@@ -710,12 +710,14 @@ static size_t batch_want(const dg_client_t *c)
     return k > c->batch_max ? c->batch_max : k;
 }
 
-/* Frame what the window allows into `out`, batch_max samples per frame. */
+/* Bytes not yet written: `out`, and for grpc:// the messages waiting for HTTP/2 window. */
 static size_t out_pending(const dg_client_t *c)
 {
     return ob_pending(&c->out) + (c->h2 ? dgc_h2_pending(c->h2) : 0);
 }
 
+/* Frame what the window allows into `out`, batch_max samples per frame
+ * (grpc://: one message per sample, batch_max per round). */
 static void transmit(dg_client_t *c)
 {
     if (c->phase != PH_OPEN || c->close_sent) return;
