@@ -34,6 +34,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "minimal.h"
+
 #define FRAME_MAX (16u << 20)
 #define MAX_EV    256
 
@@ -45,20 +47,6 @@ typedef struct conn {
     char    *out;           /* unsent output */
     size_t   out_len, out_cap, out_off;
 } conn_t;
-
-static struct sockaddr_in listen_addr;
-
-static int grow(void **p, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
 
 static int out_put(conn_t *c, const void *p, size_t n)
 {
@@ -210,13 +198,7 @@ static void *loop(void *arg)
 {
     (void)arg;
     int one = 1;
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(ls, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (ls < 0 || bind(ls, (struct sockaddr *)&listen_addr, sizeof listen_addr) || listen(ls, 4096)) {
-        perror("ws_minimal: listen");
-        exit(1);
-    }
+    int ls = minimal_listen("ws_minimal");
     int ep = epoll_create1(0);
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL }, evs[MAX_EV];
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
@@ -266,30 +248,5 @@ static void *loop(void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *listen = "127.0.0.1:8081";
-    int threads = 2;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--listen") && i + 1 < argc) listen = argv[++i];
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: ws_minimal [--listen HOST:PORT] [--threads N]\n"); return 2; }
-    }
-    char host[64];
-    const char *colon = strrchr(listen, ':');
-    if (!colon || (size_t)(colon - listen) >= sizeof host || threads < 1 || threads > 64) {
-        fprintf(stderr, "ws_minimal: bad --listen or --threads\n");
-        return 2;
-    }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    listen_addr.sin_family = AF_INET;
-    listen_addr.sin_port = htons((uint16_t)atoi(colon + 1));
-    if (inet_pton(AF_INET, host, &listen_addr.sin_addr) != 1) {
-        fprintf(stderr, "ws_minimal: bad address %s\n", host);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    pthread_t th[64];
-    for (int i = 1; i < threads; i++) pthread_create(&th[i], NULL, loop, NULL);
-    loop(NULL);
-    return 0;
+    return minimal_main(argc, argv, "ws_minimal", "127.0.0.1:8081", loop);
 }

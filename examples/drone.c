@@ -8,7 +8,8 @@
  *   ./drone --url ws://127.0.0.1:8080 --id drone-1 --count 1000 --rate 10
  *
  * Options (all optional except --id):
- *   --url URL          ws://HOST:PORT or wss://HOST:PORT (default ws://127.0.0.1:8080)
+ *   --url URL          ws://HOST:PORT, wss://HOST:PORT, grpc://HOST:PORT or grpcs://HOST:PORT
+ *                      (default ws://127.0.0.1:8080)
  *   --id ID            drone id
  *   --token T          bearer token (default: $DRONEGATE_TOKEN)
  *   --count N          samples to send, 0 = until SIGINT/SIGTERM (default 0)

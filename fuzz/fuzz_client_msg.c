@@ -1,5 +1,7 @@
 /* fuzz_client_msg.c - libFuzzer target for what libdronegate parses: the
- * gateway's JSON messages (libclient/msg.c), and what those messages do to
+ * gateway's JSON messages (libclient/msg.c) and, for grpc://, its protobuf
+ * ServerMessages (libclient/pb.c: the same input decoded both ways), and
+ * what those messages do to
  * the store-and-forward queue (acks and session last_seq are controlled by
  * the server: no value may break the queue's invariants).
  *
@@ -72,6 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f.in = (const uint8_t *)copy;
     int r = dgc_parse_server(copy, size, on_msg, &f);
     CHECK(r >= -1);
+    r = dgc_parse_server_pb((const uint8_t *)copy, size, on_msg, &f);
+    CHECK(r == 1 || r == -1);
     free(copy);
     dgc_q_free(&f.q);
     return 0;

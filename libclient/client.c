@@ -57,6 +57,8 @@ struct dg_client {
     /* configuration (owned copies) */
     char *host, *port, *path, *drone_id, *token, *ca_file, *sni;
     int   tls, tls_insecure;
+    int   grpc;                /* grpc:// or grpcs://: one gRPC call instead of a WebSocket */
+    dgc_h2_t *h2;              /* the call's HTTP/2 session (grpc.c) */
     unsigned batch_max, window, connect_timeout_ms, ping_interval_ms;
     double   rate, tokens;        /* token bucket for samples written (rate 0 = off) */
     int64_t  tokens_ms;
@@ -207,7 +209,9 @@ static int parse_url(dg_client_t *c, const char *url, char *err, size_t el)
     if (!url) { snprintf(err, el, "no url"); return -1; }
     if (!strncmp(url, "ws://", 5)) { c->tls = 0; p = url + 5; }
     else if (!strncmp(url, "wss://", 6)) { c->tls = 1; p = url + 6; }
-    else { snprintf(err, el, "url must start with ws:// or wss://: %s", url); return -1; }
+    else if (!strncmp(url, "grpc://", 7)) { c->tls = 0; c->grpc = 1; p = url + 7; }
+    else if (!strncmp(url, "grpcs://", 8)) { c->tls = 1; c->grpc = 1; p = url + 8; }
+    else { snprintf(err, el, "url must start with ws://, wss://, grpc:// or grpcs://: %s", url); return -1; }
     const char *hs = p, *he, *ps = NULL, *pe = NULL;
     if (*p == '[') {
         hs = p + 1;
@@ -229,7 +233,8 @@ static int parse_url(dg_client_t *c, const char *url, char *err, size_t el)
     size_t pl = strlen(p);
     while (pl && p[pl - 1] == '/') pl--;
     c->host = dupn(hs, (size_t)(he - hs));
-    c->port = ps ? dupn(ps, (size_t)(pe - ps)) : strdup(c->tls ? "443" : "80");
+    c->port = ps ? dupn(ps, (size_t)(pe - ps)) : strdup(c->tls ? "443" : c->grpc ? "50051" : "80");
+    if (c->grpc && pl) { snprintf(err, el, "a grpc:// url has no path: %s", url); return -1; }
     c->path = dupn(p, pl);
     if (!c->host || !c->port || !c->path) { snprintf(err, el, "out of memory"); return -1; }
     return 0;
@@ -246,6 +251,7 @@ static int tls_setup(dg_client_t *c, const dg_client_config_t *cfg, char *err, s
     c->ctx = SSL_CTX_new(TLS_client_method());
     if (!c->ctx) { snprintf(err, el, "SSL_CTX_new failed"); return -1; }
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    if (c->grpc) SSL_CTX_set_alpn_protos(c->ctx, (const unsigned char *)"\x02h2", 3);   /* HTTP/2 over TLS */
     if (cfg->tls_insecure) {
         SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
         return 0;
@@ -389,6 +395,8 @@ static void conn_down(dg_client_t *c, const char *why);
 
 static void drop_socket(dg_client_t *c)
 {
+    dgc_h2_free(c->h2);
+    c->h2 = NULL;
     if (c->ssl) { SSL_free(c->ssl); c->ssl = NULL; }
     if (c->fd >= 0) { close(c->fd); c->fd = -1; }
     c->out.len = c->out.off = 0;
@@ -510,8 +518,19 @@ static void tcp_connected(dg_client_t *c)
     tls_step(c);
 }
 
+static void start_call(dg_client_t *c)
+{
+    int v6 = strchr(c->host, ':') != NULL;
+    char auth[300];
+    snprintf(auth, sizeof auth, "%s%s%s:%s", v6 ? "[" : "", c->host, v6 ? "]" : "", c->port);
+    c->h2 = dgc_h2_new(auth, c->drone_id, c->token);
+    if (!c->h2) { attempt_failed(c, "nomem", "out of memory (HTTP/2 session)"); return; }
+    c->phase = PH_SESSION;   /* the call is sent with the first flush; the session message opens it */
+}
+
 static void send_upgrade(dg_client_t *c)
 {
+    if (c->grpc) { start_call(c); return; }
     unsigned char raw[16];
     for (int i = 0; i < 16; i += 8) {
         uint64_t r = dgc_rand(&c->mask_rng);
@@ -691,19 +710,42 @@ static size_t batch_want(const dg_client_t *c)
     return k > c->batch_max ? c->batch_max : k;
 }
 
-/* Frame what the window allows into `out`, batch_max samples per frame. */
+/* Bytes not yet written: `out`, and for grpc:// the messages waiting for HTTP/2 window. */
+static size_t out_pending(const dg_client_t *c)
+{
+    return ob_pending(&c->out) + (c->h2 ? dgc_h2_pending(c->h2) : 0);
+}
+
+/* Frame what the window allows into `out`, batch_max samples per frame
+ * (grpc://: one message per sample, batch_max per round). */
 static void transmit(dg_client_t *c)
 {
     if (c->phase != PH_OPEN || c->close_sent) return;
     char *buf = NULL;
     size_t bufcap = 0;
-    while (ob_pending(&c->out) < OUT_HWM) {
+    while (out_pending(c) < OUT_HWM) {
         size_t k = batch_want(c);
         if (!k) break;
         if (c->rate > 0) {
             refill(c, now_ms());
             if (c->tokens < (double)k) break;   /* wait for a whole batch's worth */
             c->tokens -= (double)k;
+        }
+        if (c->h2) {   /* grpc://: one DroneMessage per sample, k per write */
+            uint64_t s0 = c->q.tx + 1;
+            size_t i = 0;
+            for (; i < k; i++) {
+                uint8_t pb[DGC_REC_PB_MAX];
+                size_t n = dgc_rec_pb(pb, dgc_q_at(&c->q, s0 + i), s0 + i);
+                if (dgc_h2_send(c->h2, pb, n)) break;
+            }
+            if (!i) break;
+            size_t again = dgc_q_mark_sent(&c->q, s0 + i - 1);
+            c->st.resent += again;
+            c->st.sent += i - again;
+            c->st.frames += i;
+            if (i < k) break;
+            continue;
         }
         size_t need = k * (DGC_REC_JSON_MAX + 1) + 2;
         if (need > bufcap) {
@@ -734,6 +776,15 @@ static void transmit(dg_client_t *c)
 static int flush_out(dg_client_t *c)
 {
     if (c->fd < 0 || c->phase == PH_TCP || c->phase == PH_TLS) return 0;
+    for (int guard = 0; c->h2 && guard < 1024; guard++) {   /* HTTP/2 output first */
+        const uint8_t *p;
+        size_t n;
+        if (dgc_h2_output(c->h2, &p, &n) || (n && ob_append(&c->out, p, n))) {
+            attempt_failed(c, "protocol", "HTTP/2 session failed");
+            return -1;
+        }
+        if (!n) break;
+    }
     while (ob_pending(&c->out)) {
         ssize_t n = io_write(c, c->out.data + c->out.off, ob_pending(&c->out));
         if (n > 0) { c->out.off += (size_t)n; continue; }
@@ -965,6 +1016,52 @@ static int on_frames(dg_client_t *c)
     return -1;
 }
 
+/* grpc://: the call ended (trailers or a reset). */
+static void call_ended(dg_client_t *c, int st, const char *msg)
+{
+    c->close_code = st;
+    if (st == 10) c->bo.fails = 64;   /* ABORTED: another connection of this drone id took over */
+    if (st == 8 && strstr(msg, "rate")) {   /* over the gateway's rate limit: slow down */
+        c->rate = c->rate <= 0 ? 8000 : c->rate / 2 < 50 ? 50 : c->rate / 2;
+        report(c, "rate_limited", 0, "gateway ended the call (rate limit): now at most %.0f samples/s", c->rate);
+    }
+    char why[224];
+    snprintf(why, sizeof why, "gateway ended the call: grpc-status %d %s%s", st, msg,
+             st == 16 ? " (wrong token?)" : st == 10 ? " (another connection of this drone id replaced this one)" : "");
+    if (c->phase == PH_SESSION) {
+        char code[16];
+        snprintf(code, sizeof code, "grpc_%d", st);
+        attempt_failed(c, code, "%s", why);
+        return;
+    }
+    if (!(c->closing && st == 0)) report(c, "closed", 0, "%s", why);
+    conn_down(c, why);
+}
+
+/* grpc://: what was read goes to the HTTP/2 session; the ServerMessages
+ * it completes to on_msg. 0, or -1 when the connection went down. */
+static int call_input(dg_client_t *c)
+{
+    int rc = dgc_h2_recv(c->h2, (const uint8_t *)c->in.data + c->in.off, ob_pending(&c->in));
+    c->in.off = c->in.len = 0;
+    if (rc < 0) { attempt_failed(c, "protocol", "HTTP/2 protocol error from the gateway"); return -1; }
+    const uint8_t *p;
+    size_t n;
+    while (c->h2 && dgc_h2_next(c->h2, &p, &n)) {
+        if (dgc_parse_server_pb(p, n, on_msg, c) < 0)
+            report(c, "protocol", 0, "gateway sent a message that is not a ServerMessage (%zu bytes)", n);
+        if (c->fd < 0) return -1;
+    }
+    int st;
+    const char *msg;
+    if (c->h2 && dgc_h2_ended(c->h2, &st, &msg)) {
+        flush_out(c);   /* e.g. the RST_STREAM nghttp2 answers with */
+        if (c->fd >= 0) call_ended(c, st, msg);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_readable(dg_client_t *c)
 {
     for (int round = 0; round < 16 && c->fd >= 0; round++) {
@@ -987,6 +1084,11 @@ static void on_readable(dg_client_t *c)
         c->in.len += (size_t)r;
         c->last_rx = now_ms();
         c->ping_sent_at = 0;
+        if (c->h2) {
+            if (call_input(c) < 0) return;
+            if ((size_t)r < cap && !(c->ssl && SSL_pending(c->ssl))) return;
+            continue;
+        }
         if (c->phase == PH_UPGRADE) {
             int h = handle_upgrade(c);
             if (h < 0) return;
@@ -1049,7 +1151,8 @@ static void process_locked(dg_client_t *c, int revents)
             return;
         }
         if (idle >= (int64_t)c->ping_interval_ms && !c->ping_sent_at) {
-            append_frame(c, 0x9, "dg", 2);
+            if (c->h2) dgc_h2_ping(c->h2);
+            else append_frame(c, 0x9, "dg", 2);
             c->ping_sent_at = t;
             flush_out(c);
         }
@@ -1100,7 +1203,7 @@ int dg_client_timeout_ms(dg_client_t *c)
     default:
         if (c->phase == PH_OPEN) {
             size_t k = batch_want(c);
-            if (c->dirty && k && ob_pending(&c->out) < OUT_HWM) {
+            if (c->dirty && k && out_pending(c) < OUT_HWM) {
                 due = t;
                 if (c->rate > 0) {
                     refill(c, t);
@@ -1223,7 +1326,14 @@ int dg_client_command_ack(dg_client_t *c, const char *id, const char *status, co
     pthread_mutex_lock(&c->mu);
     int rc = DG_CLIENT_OK;
     if (c->phase != PH_OPEN || c->close_sent) rc = DG_CLIENT_ESTATE;
-    else {
+    else if (c->h2) {
+        size_t cap = strlen(id) + strlen(status) + (message ? strlen(message) : 0) + 64;
+        uint8_t *pb = malloc(cap);
+        size_t n = pb ? dgc_cmd_ack_pb(pb, cap, id, status, message) : 0;
+        if (!n || dgc_h2_send(c->h2, pb, n)) rc = DG_CLIENT_ENOMEM;
+        free(pb);
+        if (rc == 0) { if (thread_running(c)) wake(c); else flush_out(c); }
+    } else {
         /* JSON-escape id and message */
         size_t il = strlen(id), ml = message ? strlen(message) : 0;
         char *buf = malloc(64 + 6 * (il + ml));
@@ -1335,7 +1445,12 @@ long dg_client_close(dg_client_t *c, int flush_ms)
     pthread_mutex_lock(&c->mu);
     /* close handshake: best effort, bounded */
     if (c->phase == PH_OPEN && c->fd >= 0) {
-        send_close(c, 1000, "bye");
+        if (c->h2) {   /* half-close: the gateway ends the call (OK) once all is acked */
+            dgc_h2_half_close(c->h2);
+            c->close_sent = 1;
+        } else {
+            send_close(c, 1000, "bye");
+        }
         c->phase = PH_CLOSING;
         c->deadline = now_ms() + CLOSE_WAIT_MS;
         set_state(c, DG_STATE_CLOSING, "");

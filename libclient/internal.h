@@ -143,4 +143,39 @@ int    dgc_rec_from_sample(dgc_rec_t *r, const dg_sample_t *s, int64_t now_ms, c
 #define DGC_REC_JSON_MAX 512
 size_t dgc_rec_json(char *out, const dgc_rec_t *r, uint64_t seq);
 
+/* ---------------------------------------------- protobuf (pb.c, grpc://) */
+
+/* DroneMessage{telemetry} of one record into out (DGC_REC_PB_MAX bytes at
+ * least); its length. */
+#define DGC_REC_PB_MAX 160
+size_t dgc_rec_pb(uint8_t *out, const dgc_rec_t *r, uint64_t seq);
+/* DroneMessage{command_ack}; 0 when it does not fit in cap. */
+size_t dgc_cmd_ack_pb(uint8_t *out, size_t cap, const char *id, const char *status, const char *message);
+/* One ServerMessage: cb once (DGC_MSG_OTHER for an empty or unknown body;
+ * command args point into data). 1, or -1 when malformed. */
+int    dgc_parse_server_pb(const uint8_t *data, size_t n,
+                           void (*cb)(void *ud, const dgc_msg_t *m), void *ud);
+
+/* ------------------------------------------ HTTP/2 call (grpc.c, grpc://) */
+
+/* One dronegate.v1.Telemetry/Stream call on its own HTTP/2 connection
+ * (nghttp2 client session; bytes in and out through the caller). */
+typedef struct dgc_h2 dgc_h2_t;
+/* authority "host:port"; token NULL = no authorization. NULL on no memory. */
+dgc_h2_t *dgc_h2_new(const char *authority, const char *drone_id, const char *token);
+void   dgc_h2_free(dgc_h2_t *h);
+/* Input from the socket. 0, or -1 on an HTTP/2 protocol error. */
+int    dgc_h2_recv(dgc_h2_t *h, const uint8_t *p, size_t n);
+/* The next gRPC message received (a ServerMessage), 0 when none is complete. */
+int    dgc_h2_next(dgc_h2_t *h, const uint8_t **p, size_t *n);
+/* Queue one DroneMessage (framed with the gRPC prefix). 0 or -1. */
+int    dgc_h2_send(dgc_h2_t *h, const void *msg, size_t n);
+size_t dgc_h2_pending(const dgc_h2_t *h);       /* queued, not yet taken by HTTP/2 */
+void   dgc_h2_half_close(dgc_h2_t *h);          /* END_STREAM once the queue is sent */
+void   dgc_h2_ping(dgc_h2_t *h);
+/* Bytes to write: what nghttp2 has to send now (valid until the next call). */
+int    dgc_h2_output(dgc_h2_t *h, const uint8_t **p, size_t *n);
+/* The call ended: 1 with its grpc-status and message, else 0. */
+int    dgc_h2_ended(const dgc_h2_t *h, int *status, const char **message);
+
 #endif

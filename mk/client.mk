@@ -10,7 +10,7 @@ CLIENT_OBJ      := $(CLIENT_SRC:%.c=$(B)/client/%.o)
 CLIENT_ASAN_OBJ := $(CLIENT_SRC:%.c=$(B)/client-asan/%.o)
 CLIENT_CFLAGS   := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -D_GNU_SOURCE \
                    -Iinclude -Ilibclient -fPIC -fvisibility=hidden
-CLIENT_LIBS     := -lssl -lcrypto -lpthread -lm
+CLIENT_LIBS     := -lssl -lcrypto -lnghttp2 -lpthread -lm
 CLIENT_SOVER    := 0
 CLIENT_UNIT      := $(filter $(B)/tests/test_client_%,$(UNIT_BIN))
 CLIENT_UNIT_ASAN := $(filter $(B)/tests-asan/test_client_%,$(UNIT_ASAN))
@@ -58,7 +58,7 @@ $(CLIENT_UNIT_ASAN): $(B)/tests-asan/%: tests/unit/%.c tests/unit/check.h $(B)/l
 $(CLIENT_FUZZ): $(B)/fuzz/%: fuzz/%.c $(CLIENT_SRC) include/dronegate/client.h libclient/internal.h
 	@mkdir -p $(dir $@)
 	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Iinclude -Ilibclient -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined -o $@ $< libclient/msg.c libclient/queue.c libclient/fileq.c -lm
+	  -fno-sanitize-recover=undefined -o $@ $< libclient/msg.c libclient/pb.c libclient/queue.c libclient/fileq.c -lm
 
 .PHONY: client install-client
 client: $(B)/libdronegate.a $(B)/libdronegate.so $(B)/examples/drone $(B)/examples/minimal
@@ -66,7 +66,7 @@ client: $(B)/libdronegate.a $(B)/libdronegate.so $(B)/examples/drone $(B)/exampl
 # rewritten when PREFIX/LIBDIR/INCLUDEDIR change (like dg_version.h)
 $(B)/dronegate.pc: FORCE
 	@mkdir -p $(dir $@)
-	@printf 'prefix=%s\nexec_prefix=$${prefix}\nlibdir=%s\nincludedir=%s\n\nName: dronegate\nDescription: libdronegate, the drone-side client of the dronegate telemetry gateway\nVersion: %s\nRequires.private: libssl libcrypto\nLibs: -L$${libdir} -ldronegate\nLibs.private: -lpthread -lm\nCflags: -I$${includedir}\n' \
+	@printf 'prefix=%s\nexec_prefix=$${prefix}\nlibdir=%s\nincludedir=%s\n\nName: dronegate\nDescription: libdronegate, the drone-side client of the dronegate telemetry gateway\nVersion: %s\nRequires.private: libssl libcrypto libnghttp2\nLibs: -L$${libdir} -ldronegate\nLibs.private: -lpthread -lm\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(LIBDIR)' '$(INCLUDEDIR)' '$(BASE_VERSION)' > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 

@@ -285,6 +285,19 @@ M = [
      "k->out.payload[32] = k->tries;", "k->out.payload[32] = 0;",
      ["py:test_mavlink.py::test_commands_retransmitted_until_command_ack"],
      "COMMAND_LONG retransmissions without the confirmation counter"),
+    # --- grpc (issue 10: flow control, keepalive) ---
+    ("grpc-window-paused", "src/grpc/grpc.c",
+     "    .store_fed = true,\n    .on_open = grpc_on_open,", "    .store_fed = false,\n    .on_open = grpc_on_open,",
+     ["py:test_grpc_flow.py::test_window_stops_while_the_pipeline_is_paused"],
+     "a paused pipeline does not stop reading the h2 connection: the peer's window keeps opening"),
+    ("grpc-keepalive", "src/grpc/grpc.c",
+     "        nghttp2_submit_ping(g->ng, NGHTTP2_FLAG_NONE, NULL);", "",
+     ["py:test_grpc_flow.py::test_keepalive_pings_then_idle_timeout"],
+     "a silent gRPC call is never pinged"),
+    ("client-grpc-end", "libclient/grpc.c",
+     "\"no grpc-status\"); }\n        h->ended = 1;", "\"no grpc-status\"); }\n        (void)0;",
+     ["py:test_client_grpc.py::test_grpc_token_auth"],
+     "libdronegate over grpc:// does not see a refused call end (trailers-only UNAUTHENTICATED)"),
 ]
 
 args = sys.argv[1:]
@@ -315,7 +328,8 @@ def targets(killers):
         if k.startswith("unit:"):
             t.add(f"build/tests/{k[5:]}")
         else:
-            t.update(("build/dronegate", "build/dronegate-sim", "build/bench/store_probe"))   # store_probe: test_store_seq
+            t.update(("build/dronegate", "build/dronegate-sim", "build/bench/store_probe",   # store_probe: test_store_seq
+                      "build/examples/drone"))                                            # the library's tests
     return sorted(t)
 
 def run_killer(k, root):

@@ -1,7 +1,8 @@
 /* dronegate/client.h - libdronegate: the drone-side client of dronegate.
  *
  * A drone's companion computer links this library to send telemetry to a
- * dronegate gateway over WebSocket (JSON subprotocol dronegate.json.v1) and
+ * dronegate gateway over WebSocket (JSON subprotocol dronegate.json.v1) or
+ * gRPC (grpc://, dronegate.v1.Telemetry/Stream over HTTP/2) and
  * to receive operator commands. It does store-and-forward: every sample given
  * to dg_client_send() gets the next sequence number and stays in a bounded
  * in-memory queue until the gateway's cumulative ack says it is durably
@@ -154,7 +155,9 @@ typedef struct dg_client_callbacks {
 } dg_client_callbacks_t;
 
 typedef struct dg_client_config {
-    const char *url;          /* ws://HOST[:PORT][/PREFIX] or wss://...; /ws/{id} is appended */
+    const char *url;          /* ws://HOST[:PORT][/PREFIX] or wss://...; /ws/{id} is appended.
+                                 grpc://HOST[:PORT] (default port 50051) or grpcs://...: one
+                                 dronegate.v1.Telemetry/Stream call over HTTP/2 instead */
     const char *drone_id;     /* 1-64 chars of [A-Za-z0-9._-] */
     const char *token;        /* Authorization: Bearer token; NULL = none */
     size_t      queue_max;    /* samples held unacked (default 65536; 88 bytes each) */

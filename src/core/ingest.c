@@ -577,7 +577,7 @@ static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
         dg_inc(&dg_metrics.rejected[DG_REJ_BINARY], 1);   /* the frame type this subprotocol does not carry */
         return DG_WS_CLOSE_UNSUPPORTED;
     }
-    return pb ? dg_ingest_pb(c, data, len) : dg_ingest_json(c, data, len);
+    return pb ? dg_ingest_pb(c, data, len, 0) : dg_ingest_json(c, data, len);
 }
 
 /* After one transport message: the registry's newest record, the summary
@@ -600,12 +600,12 @@ int dg_ingest_json(dg_conn_t *c, const uint8_t *data, size_t len)
     return message_done(c, &f);
 }
 
-int dg_ingest_pb(dg_conn_t *c, const uint8_t *data, size_t len)
+int dg_ingest_pb(dg_conn_t *c, const uint8_t *data, size_t len, int64_t now_us)
 {
     if (c->dead || c->closing) return 0;
     frame_ctx_t f = { .c = c, .out = &c->w->scratch };
     dg_decode_sink_t sink = { on_record, on_error, on_command_ack, &f, frame_stop };
-    int64_t now_us = dg_now_us();
+    if (!now_us) now_us = dg_now_us();
     int n = dg_pb_decode(data, len, now_us / 1000, now_us, &sink);
     if (n > 0) dg_inc(c->u.drone.io->transport == DG_TR_GRPC ? &dg_metrics.received_grpc_pb : &dg_metrics.received_ws_pb,
                       (uint64_t)n);

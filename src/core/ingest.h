@@ -58,7 +58,7 @@ void dg_ingest_start_io(dg_conn_t *c, dg_drone_t *d, const dg_drone_io_t *io, co
  * serialized DroneMessage. Returns 0, or a WebSocket close code to end the
  * channel with (rate limit: 1008). */
 int  dg_ingest_json(dg_conn_t *c, const uint8_t *data, size_t len);
-int  dg_ingest_pb(dg_conn_t *c, const uint8_t *data, size_t len);
+int  dg_ingest_pb(dg_conn_t *c, const uint8_t *data, size_t len, int64_t now_us);   /* now_us 0: the clock's */
 /* The transport-independent part of a channel's teardown (registry, ack
  * and pause lists); a transport's on_close calls it. */
 void dg_ingest_release(dg_conn_t *c);

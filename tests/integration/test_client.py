@@ -271,7 +271,14 @@ def test_full_queue_policy_is_counted(tmp_path, policy):
 def test_command_round_trip(server_factory, tmp_path):
     srv = server_factory()
     drone = new_id("cmdc")
-    p = start_drone(tmp_path, srv.port, drone, "--count", 0, "--rate", 20, "--flush-ms", 2000)
+    command_round_trip(srv, start_drone(tmp_path, srv.port, drone, "--count", 0, "--rate", 20, "--flush-ms", 2000),
+                       drone)
+
+
+def command_round_trip(srv, p, drone):
+    """A running drone process p (examples/drone) gets return_to_home
+    (accepted, its args printed) and an unknown command (rejected); SIGTERM
+    flushes, every sample stored. Shared with test_client_grpc.py."""
     try:
         wait_until(lambda: any(d["id"] == drone and d.get("online") for d in srv.drones()), T(10), "drone online")
         r = srv.get(f"/api/v1/drones/{drone}/commands", method="POST",
@@ -393,14 +400,19 @@ def test_token_auth(server_factory, tmp_path):
     """With --auth-secret the library's bearer token gets the drone in; a wrong
     token is refused (HTTP 401, reported, retried with backoff, nothing stored)."""
     srv = server_factory(secret="client-s3cret")
+    token_auth(srv, lambda drone, *a: start_drone(tmp_path, srv.port, drone, *a), "http_401")
+
+
+def token_auth(srv, start, refusal):
+    """start(drone, *args) starts examples/drone; `refusal` is how the wrong
+    token's refusal is reported. Shared with test_client_grpc.py."""
     drone = new_id("auth")
-    p = start_drone(tmp_path, srv.port, drone, "--token", srv.token(drone), "--count", 40, "--rate", 0)
+    p = start(drone, "--token", srv.token(drone), "--count", 40, "--rate", 0)
     rc, st, err = finish_drone(p, T(20))
     assert rc == 0 and st["acked"] == 40, f"{st}\n{err[-2000:]}"
     bad = new_id("auth")
-    p = start_drone(tmp_path, srv.port, bad, "--token", srv.token(drone), "--count", 5, "--rate", 0,
-                    "--flush-ms", 600, "--backoff-min-ms", 50)
+    p = start(bad, "--token", srv.token(drone), "--count", 5, "--rate", 0, "--flush-ms", 600, "--backoff-min-ms", 50)
     rc, st, err = finish_drone(p, T(20))
     assert rc == 3 and st["sessions"] == 0 and st["connects"] >= 2, st
-    assert "http_401" in err and "wrong token?" in err, err[-2000:]
+    assert refusal in err and "wrong token?" in err, err[-2000:]
     assert stored_count(srv.db, bad) == 0

@@ -102,6 +102,8 @@ void sim_drone_free(sim_drone_t *d)
     dg_buf_free(&d->out);
     dg_buf_free(&d->in);
     dg_buf_free(&d->msg);
+    sim_h2_free(d);
+    dg_buf_free(&d->gout);
     free(d->ring);
     d->ring = NULL;
 }
@@ -156,6 +158,28 @@ static void transmit(sim_worker_t *w, sim_drone_t *d, bool force)
     if (d->state != SIM_D_OPEN || d->close_sent) return;
     const uint32_t K = w->cfg->batch;
     uint64_t fresh = 0, again = 0, frames = 0;
+    if (w->cfg->transport != SIM_TR_WS_JSON) {
+        /* protobuf: one DroneMessage per frame (ws-pb) or per gRPC message;
+         * --batch K only groups K of them into one write */
+        uint64_t avail = d->gen_seq - d->tx_seq;
+        if (avail < K && !force) return;
+        while (d->tx_seq < d->gen_seq) {
+            uint64_t seq = d->tx_seq + 1;
+            sim_sample_t *s = ring_at(d, seq);
+            uint8_t buf[SIM_PB_SAMPLE_MAX];
+            size_t len = sim_pb_sample(buf, s, seq);
+            int rc = sim_send_pb(w, d, buf, len);
+            if (rc) {
+                sim_log(w, "%s: out of memory for the output buffer", d->id);
+                break;
+            }
+            d->tx_seq = seq;
+            s->send_us = seq > d->hi_sent && w->cfg->rate > 0 ? s->due_us : w->now;
+            if (seq > d->hi_sent) { d->hi_sent = seq; fresh++; }
+            else again++;
+            frames++;
+        }
+    }
     while (d->tx_seq < d->gen_seq) {
         uint64_t avail = d->gen_seq - d->tx_seq;
         uint32_t k = avail < K ? (uint32_t)avail : K;
@@ -191,7 +215,7 @@ static void transmit(sim_worker_t *w, sim_drone_t *d, bool force)
     }
 }
 
-static inline size_t out_pending(const sim_drone_t *d) { return d->out.len - d->out_off; }
+#define out_pending sim_out_pending
 
 /* Rate 0: may this drone generate more right now? */
 static bool can_fill(const sim_worker_t *w, const sim_drone_t *d)
@@ -248,7 +272,7 @@ void sim_flush_partial_batch(sim_worker_t *w, sim_drone_t *d)
 bool sim_drone_drained(const sim_drone_t *d)
 {
     if (d->state != SIM_D_OPEN) return true;
-    return d->acked_seq >= d->tx_seq && d->out_off == d->out.len;
+    return d->acked_seq >= d->tx_seq && sim_out_pending(d) == 0;
 }
 
 /* ------------------------------------------------------------------- acks */
@@ -321,6 +345,7 @@ static void send_close_frame(sim_worker_t *w, sim_drone_t *d, uint16_t code,
 void sim_flush(sim_worker_t *w, sim_drone_t *d)
 {
     if (d->fd < 0 || d->state == SIM_D_CONNECTING) return;
+    if (d->h2) sim_h2_pump(w, d);
     while (d->out_off < d->out.len) {
         ssize_t n = send(d->fd, d->out.data + d->out_off, d->out.len - d->out_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -370,6 +395,7 @@ static void conn_down(sim_worker_t *w, sim_drone_t *d)
         d->fd = -1;
     }
     if (d->state == SIM_D_OPEN || d->state == SIM_D_CLOSING) sim_sub(&w->st.open, 1);
+    sim_h2_free(d);
     d->ev = 0;
     d->out.len = d->out_off = 0;
     d->in.len = 0;
@@ -480,11 +506,12 @@ static void send_handshake(sim_worker_t *w, sim_drone_t *d)
         "Connection: Upgrade\r\n"
         "Sec-WebSocket-Key: %s\r\n"
         "Sec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: dronegate.json.v1\r\n"
+        "Sec-WebSocket-Protocol: %s\r\n"
         "User-Agent: dronegate-sim\r\n"
         "%s%s%s"
         "\r\n",
         cfg->path, d->id, cfg->query[0] ? "?" : "", cfg->query, cfg->hosthdr, d->key,
+        cfg->transport == SIM_TR_WS_PB ? "dronegate.pb.v1" : "dronegate.json.v1",
         d->token[0] ? "Authorization: Bearer " : "", d->token, d->token[0] ? "\r\n" : "");
     if (rc) {
         attempt_failed(w, d, "out of memory");
@@ -511,6 +538,9 @@ static bool has_token(const char *v, size_t n, const char *tok)
 }
 
 static void on_open(sim_worker_t *w, sim_drone_t *d);
+void sim_conn_opened(sim_worker_t *w, sim_drone_t *d) { on_open(w, d); }
+void sim_conn_down(sim_worker_t *w, sim_drone_t *d) { conn_down(w, d); }
+void sim_conn_failed(sim_worker_t *w, sim_drone_t *d, const char *why) { attempt_failed(w, d, why); }
 
 /* Parse the upgrade answer in d->in. 1 = open (the header is consumed),
  * 0 = need more bytes, -1 = failed (the connection is gone). */
@@ -546,7 +576,7 @@ static int handle_handshake(sim_worker_t *w, sim_drone_t *d)
         attempt_failed(w, d, status ? why : "not an HTTP answer");
         return -1;
     }
-    bool up = false, conn = false, acc_ok = false, proto_ok = true;
+    bool up = false, conn = false, acc_ok = false, proto_ok = true, seen_proto = false;
     char expect[29];
     if (dg_ws_accept_key(d->key, strlen(d->key), expect) != 0) expect[0] = '\0';
     const char *p = eol + 2;
@@ -565,14 +595,17 @@ static int handle_handshake(sim_worker_t *w, sim_drone_t *d)
             else if (HDR("connection")) conn = has_token(v, vl, "upgrade");
             else if (HDR("sec-websocket-accept"))
                 acc_ok = expect[0] && vl == 28 && memcmp(v, expect, 28) == 0;
-            else if (HDR("sec-websocket-protocol"))
-                proto_ok = vl == 17 && memcmp(v, "dronegate.json.v1", 17) == 0;
+            else if (HDR("sec-websocket-protocol") && (seen_proto = true))
+                proto_ok = w->cfg->transport == SIM_TR_WS_PB
+                               ? vl == 15 && memcmp(v, "dronegate.pb.v1", 15) == 0
+                               : vl == 17 && memcmp(v, "dronegate.json.v1", 17) == 0;
             else if (HDR("sec-websocket-extensions") && vl)
                 proto_ok = false;   /* we offered none */
 #undef HDR
         }
         p = le + 2;
     }
+    if (w->cfg->transport == SIM_TR_WS_PB && !seen_proto) proto_ok = false;   /* JSON by default */
     if (!up || !conn || !acc_ok || !proto_ok) {
         snprintf(why, sizeof why, "bad upgrade answer:%s%s%s%s", up ? "" : " no Upgrade: websocket",
                  conn ? "" : " no Connection: upgrade", acc_ok ? "" : " wrong Sec-WebSocket-Accept",
@@ -651,7 +684,8 @@ static void on_close_frame(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, si
 
 static void on_message(sim_worker_t *w, sim_drone_t *d, int op, uint8_t *p, size_t n)
 {
-    if (op == DG_WS_OP_TEXT) sim_proto_message(w, d, (const char *)p, n);
+    if (op == DG_WS_OP_TEXT && w->cfg->transport == SIM_TR_WS_JSON) sim_proto_message(w, d, (const char *)p, n);
+    else if (op == DG_WS_OP_BINARY && w->cfg->transport == SIM_TR_WS_PB) sim_pb_message(w, d, p, n);
     else sim_add(&w->st.unknown_msgs, 1);
 }
 
@@ -768,6 +802,10 @@ static void on_eof(sim_worker_t *w, sim_drone_t *d, int err)
 
 static void on_readable(sim_worker_t *w, sim_drone_t *d)
 {
+    if (w->cfg->transport == SIM_TR_GRPC) {
+        sim_h2_readable(w, d);
+        return;
+    }
     for (int round = 0; round < 8; round++) {
         bool use_in = d->state == SIM_D_HANDSHAKE || d->in.len > 0;
         uint8_t *buf;
@@ -833,6 +871,12 @@ void sim_conn_event(sim_worker_t *w, sim_drone_t *d, uint32_t events)
             attempt_failed(w, d, why);
             return;
         }
+        if (w->cfg->transport == SIM_TR_GRPC) {
+            if (sim_h2_start(w, d)) { attempt_failed(w, d, "out of memory (HTTP/2 session)"); return; }
+            d->state = SIM_D_HANDSHAKE;
+            sim_flush(w, d);
+            return;
+        }
         send_handshake(w, d);
         return;
     }
@@ -868,7 +912,13 @@ void sim_conn_close(sim_worker_t *w, sim_drone_t *d, uint16_t code)
 {
     switch (d->state) {
     case SIM_D_OPEN:
-        send_close_frame(w, d, code, "simulation over");
+        if (d->h2) {   /* gRPC: half-close; the server ends the call (OK) once all is acked */
+            d->h2_eof = 1;
+            sim_h2_queued(d);
+            sim_mark_dirty(w, d);
+        } else {
+            send_close_frame(w, d, code, "simulation over");
+        }
         d->closing_for_good = 1;
         d->state = SIM_D_CLOSING;
         sim_timer_set(w, &d->t_conn, w->now + CLOSE_TIMEOUT_US);
@@ -888,6 +938,7 @@ void sim_conn_abort(sim_worker_t *w, sim_drone_t *d)
         close(d->fd);
         d->fd = -1;
     }
+    sim_h2_free(d);
     if (d->state == SIM_D_OPEN || d->state == SIM_D_CLOSING) sim_sub(&w->st.open, 1);
     set_done(w, d);
 }

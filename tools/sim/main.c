@@ -36,10 +36,15 @@ static void usage(FILE *f)
     fputs(
 "usage: dronegate-sim [flags]   (each flag also as env DRONEGATE_SIM_<NAME>)\n"
 "  --url ws://HOST:PORT   server (default " DEFAULT_URL "); drones connect to /ws/{id}\n"
+"                         (grpc: grpc://HOST:PORT or http://HOST:PORT, the --grpc-listen port)\n"
+"  --transport T          ws-json (default; also \"ws\"), ws-pb (WebSocket dronegate.pb.v1),\n"
+"                         grpc (dronegate.v1.Telemetry/Stream over h2c) or mavlink\n"
+"                         (below)\n"
 "  --drones N             simulated drones, one connection each (default 20)\n"
 "  --rate HZ              messages per second per drone (default 1; 0 = as fast\n"
 "                         as the ack window allows)\n"
-"  --batch K              messages per frame (default 1; K > 1 sends JSON arrays)\n"
+"  --batch K              messages per frame (default 1; K > 1 sends JSON arrays;\n"
+"                         ws-pb/grpc: one message per frame, K of them per write)\n"
 "  --tick MS              with --rate: write each drone's due messages every MS\n"
 "                         ms, one frame each, in one write (default 0: one write\n"
 "                         per message); ack latency counts from the due time\n"
@@ -58,8 +63,7 @@ static void usage(FILE *f)
 "  --airborne             start every drone in the air at its cruise altitude,\n"
 "                         somewhere along its first mission (default: on the\n"
 "                         ground, taking off within 5 s); for demos\n"
-"  --transport T          ws (default: WebSocket JSON with acks) | mavlink: each drone\n"
-"                         is a MAVLink vehicle over UDP (HEARTBEAT 1 Hz, then\n"
+"  --transport mavlink    each drone is a MAVLink vehicle over UDP (HEARTBEAT 1 Hz, then\n"
 "                         GLOBAL_POSITION_INT + SYS_STATUS + VFR_HUD in one datagram\n"
 "                         per message; --rate 0 = as fast as possible); no acks:\n"
 "                         the report reads the gateway's /metrics (at --url)\n"
@@ -122,6 +126,7 @@ static void parse_url(sim_config_t *c, const char *url)
     else if (!strncasecmp(url, "wss://", 6))
         die("--url %s: TLS (wss://) is not supported; point the simulator at the plain ws:// listener.", url);
     else if (!strncasecmp(url, "http://", 7)) p = url + 7;
+    else if (!strncasecmp(url, "grpc://", 7)) p = url + 7;
     else die("--url must look like ws://HOST:PORT (got \"%s\").", url);
 
     const char *hs = p, *he, *port = NULL;
@@ -257,11 +262,6 @@ static void apply(sim_config_t *c, raw_opts_t *r, int opt, const char *name, con
     case O_JSON:     c->json = env ? parse_bool("JSON", v) : 1; break;
     case O_QUIET:    c->quiet = env ? parse_bool("QUIET", v) : 1; break;
     case O_AIRBORNE: c->airborne = env ? parse_bool("AIRBORNE", v) : 1; break;
-    case O_TRANSPORT:
-        if (!strcmp(v, "ws")) c->mavlink = 0;
-        else if (!strcmp(v, "mavlink")) c->mavlink = 1;
-        else die("--transport must be ws or mavlink (got \"%s\").", v);
-        break;
     case O_MAVPORT:  c->mavlink_port = (int)parse_uint(name, v, 1, 65535); break;
     case O_THREADS:  c->threads = (uint32_t)parse_uint(name, v, 1, 256); break;
     case O_TS:
@@ -269,6 +269,13 @@ static void apply(sim_config_t *c, raw_opts_t *r, int opt, const char *name, con
         else if (!strcmp(v, "rfc3339")) c->ts_mode = SIM_TS_RFC3339;
         else if (!strcmp(v, "mix")) c->ts_mode = SIM_TS_MIX;
         else die("--timestamps must be ms, rfc3339 or mix (got \"%s\").", v);
+        break;
+    case O_TRANSPORT:
+        if (!strcmp(v, "ws-json") || !strcmp(v, "ws")) c->transport = SIM_TR_WS_JSON;
+        else if (!strcmp(v, "ws-pb")) c->transport = SIM_TR_WS_PB;
+        else if (!strcmp(v, "grpc")) c->transport = SIM_TR_GRPC;
+        else if (!strcmp(v, "mavlink")) c->transport = SIM_TR_MAVLINK;
+        else die("--transport must be ws-json, ws-pb, grpc or mavlink (got \"%s\").", v);
         break;
     case O_SEED:     c->seed = parse_uint(name, v, 0, UINT64_MAX); break;
     case O_TICK:     c->tick_us = (int64_t)(parse_num(name, v, 0, 10000) * 1000); break;
@@ -421,7 +428,7 @@ int main(int argc, char **argv)
     sim_config_t cfg;
     configure(&cfg, argc, argv);
     raise_nofile(&cfg);
-    if (cfg.mavlink) return sim_mavlink_run(&cfg);
+    if (cfg.transport == SIM_TR_MAVLINK) return sim_mavlink_run(&cfg);
     check_ports(&cfg);
 
     sigset_t sigs;

@@ -142,6 +142,14 @@ void sim_proto_cmd_ack(sim_worker_t *w, sim_drone_t *d, const char *id, size_t i
     char buf[700];
     char *p = buf;
     if (id_len > 200) id_len = 200;
+    if (w->cfg->transport != SIM_TR_WS_JSON) {   /* protobuf: the id is kept raw */
+        char idz[201];
+        memcpy(idz, id, id_len);
+        idz[id_len] = '\0';
+        size_t n = sim_pb_cmd_ack((uint8_t *)buf, sizeof buf, idz, status, message);
+        if (n && sim_send_pb(w, d, (const uint8_t *)buf, n) == 0) goto counted;
+        return;
+    }
     p = PUTLIT(p, "{\"type\":\"command_ack\",\"id\":\"");
     memcpy(p, id, id_len);               /* kept in its JSON-escaped form */
     p += id_len;
@@ -156,7 +164,9 @@ void sim_proto_cmd_ack(sim_worker_t *w, sim_drone_t *d, const char *id, size_t i
         *p++ = '"';
     }
     *p++ = '}';
-    if (sim_send_text(w, d, buf, (size_t)(p - buf)) == 0) {
+    if (sim_send_text(w, d, buf, (size_t)(p - buf)) != 0) return;
+counted:
+    {
         if (!strcmp(status, "accepted")) sim_add(&w->st.cmd_accepted, 1);
         else if (!strcmp(status, "rejected")) sim_add(&w->st.cmd_rejected, 1);
         else sim_add(&w->st.cmd_done, 1);
@@ -235,6 +245,14 @@ static void on_command(sim_worker_t *w, sim_drone_t *d, const jv_t *id,
     sim_proto_cmd_ack(w, d, id->p, id->n, "accepted", "");
     /* Already satisfied (e.g. land while landed): cmd_event is set, "done" now. */
     sim_proto_check_cmd(w, d);
+}
+
+void sim_proto_command(sim_worker_t *w, sim_drone_t *d, const char *id, size_t id_len,
+                       const char *name, size_t name_len, const char *args, size_t args_len)
+{
+    jv_t i = { id, id_len, 's' }, n = { name, name_len, 's' }, a = { 0 };
+    if (!args_len || !scan_value(args, args + args_len, &a)) a.t = 0;
+    on_command(w, d, &i, &n, a.t ? &a : NULL);
 }
 
 static void on_object(sim_worker_t *w, sim_drone_t *d, const char *p, const char *e)

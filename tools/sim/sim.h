@@ -1,7 +1,8 @@
 /* sim.h - dronegate-sim internals: configuration, drones, workers, stats.
  *
  * dronegate-sim plays N drones against a dronegate server over WebSocket
- * (dronegate.json.v1) and doubles as the load generator. Files:
+ * (dronegate.json.v1 or dronegate.pb.v1) or gRPC, and doubles as the load
+ * generator. Files:
  *
  *   main.c     flags + DRONEGATE_SIM_* env vars, start-up, the report, signals
  *   worker.c   one epoll event loop per worker thread: timer heap, ready and
@@ -10,6 +11,8 @@
  *              source address), RFC 6455 client handshake, frame parsing,
  *              output buffer with partial writes, acks, reconnect + backoff
  *   proto.c    server -> drone JSON (ack, error, command) and command_acks
+ *   pb.c       --transport ws-pb / grpc: DroneMessage / ServerMessage (protobuf-c)
+ *   grpc.c     --transport grpc: the h2c client (nghttp2 client session per drone)
  *   mission.c  flight physics: take-off, waypoints, return, landing, battery
  *   fmt.c      fixed-point telemetry JSON and masked client frames (hot path)
  *   hist.c     log-bucketed latency histogram (HDR style, ~1.6% resolution)
@@ -40,6 +43,8 @@
 /* ------------------------------------------------------------------ config */
 
 enum { SIM_TS_MS = 0, SIM_TS_RFC3339 = 1, SIM_TS_MIX = 2 };
+/* --transport: WebSocket JSON, WebSocket dronegate.pb.v1, gRPC over h2c */
+enum { SIM_TR_WS_JSON = 0, SIM_TR_WS_PB = 1, SIM_TR_GRPC = 2, SIM_TR_MAVLINK = 3 };
 
 typedef struct sim_config {
     char     url[512];
@@ -68,8 +73,8 @@ typedef struct sim_config {
     int      ts_mode;           /* SIM_TS_* */
     uint64_t seed;
     size_t   out_hwm;           /* stop generating into a connection above this */
-    int      mavlink;           /* --transport mavlink */
-    int      mavlink_port;      /* the gateway's UDP port */
+    int      transport;         /* SIM_TR_* */
+    int      mavlink_port;      /* --transport mavlink: the gateway's UDP port */
 } sim_config_t;
 
 /* --transport mavlink (mavlink.c): the whole run; exit status. */
@@ -303,6 +308,18 @@ typedef struct sim_drone {
     uint8_t  cmd_id_len;
     uint8_t  cmd_done_pending;  /* a "done" waits for the connection */
     const char *cmd_done_msg;
+    /* --transport grpc (grpc.c): the nghttp2 client session of the current
+     * connection, its call's stream, the gRPC-framed DroneMessages not yet
+     * taken by nghttp2 (flow control decides when), the call's status */
+    void    *h2;
+    int32_t  h2_sid;
+    uint8_t  h2_eof;            /* half-close the call when `gout` is sent */
+    uint8_t  h2_ended;          /* the call ended inside a callback: drop after mem_recv */
+    uint8_t  h2_resp;           /* response HEADERS (not trailers-only) arrived */
+    int      h2_status;         /* grpc-status of the trailers, -1 none yet */
+    char     h2_msg[128];       /* grpc-message */
+    dg_buf_t gout;
+    size_t   gout_off;
 } sim_drone_t;
 
 typedef struct sim_worker {
@@ -367,7 +384,34 @@ bool  sim_drone_drained(const sim_drone_t *d);            /* nothing left to wai
 void  sim_on_ack(sim_worker_t *w, sim_drone_t *d, uint64_t seq);
 int   sim_send_text(sim_worker_t *w, sim_drone_t *d, const char *p, size_t n);
 
+void  sim_conn_opened(sim_worker_t *w, sim_drone_t *d);   /* handshake done */
+void  sim_conn_down(sim_worker_t *w, sim_drone_t *d);     /* drop; reconnect unless told not to */
+void  sim_conn_failed(sim_worker_t *w, sim_drone_t *d, const char *why); /* before open */
+static inline size_t sim_out_pending(const sim_drone_t *d)
+{
+    return d->out.len - d->out_off + d->gout.len - d->gout_off;
+}
+
+/* pb.c: DroneMessage / ServerMessage (generated protobuf-c code) for the
+ * ws-pb and grpc transports */
+#define SIM_PB_SAMPLE_MAX 128
+size_t sim_pb_sample(uint8_t *out, const sim_sample_t *s, uint64_t seq);  /* out >= SIM_PB_SAMPLE_MAX */
+size_t sim_pb_cmd_ack(uint8_t *out, size_t cap, const char *id, const char *status, const char *message); /* 0 = too long */
+void  sim_pb_message(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, size_t n);
+/* One encoded DroneMessage to the connection (ws-pb: a binary frame; grpc:
+ * a length-prefixed message of the call). */
+int   sim_send_pb(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, size_t n);
+
+/* grpc.c: the h2c client (nghttp2) */
+int   sim_h2_start(sim_worker_t *w, sim_drone_t *d);   /* preface, SETTINGS, the call's HEADERS */
+void  sim_h2_readable(sim_worker_t *w, sim_drone_t *d);
+void  sim_h2_pump(sim_worker_t *w, sim_drone_t *d);     /* nghttp2 output -> d->out */
+void  sim_h2_queued(sim_drone_t *d);                    /* more in gout (or eof): resume the call */
+void  sim_h2_free(sim_drone_t *d);
+
 /* proto.c */
+void  sim_proto_command(sim_worker_t *w, sim_drone_t *d, const char *id, size_t id_len,
+                        const char *name, size_t name_len, const char *args, size_t args_len);
 void  sim_proto_message(sim_worker_t *w, sim_drone_t *d, const char *p, size_t n);
 void  sim_proto_cmd_ack(sim_worker_t *w, sim_drone_t *d, const char *id, size_t id_len,
                         const char *status, const char *message);
