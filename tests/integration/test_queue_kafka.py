@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 
 import dg
+import servers
+from storetest import DB
 from dg import T, Drone, metric, minimal, new_id, run, wait_until
 
 MOCK = str(dg.REPO / "build" / "kafka-mockcluster")
@@ -256,4 +258,41 @@ def test_sink_store_outage_commits_nothing_kill9_restart_exactly_once(server_fac
     # redelivered from the start: nothing was committed before the kill
     assert metric(sk.metrics(), "dronegate_sink_consumed_total") >= n
     wait_until(lambda: sk.get("/readyz").status == 200, T(10), "sink ready again")
+    sk.stop()
+
+
+@pytest.mark.plain_only   # needs the PostgreSQL fixture; the bytes are the same as above
+@pytest.mark.skipif(not servers.pg_available(), reason="PostgreSQL binaries not installed")
+def test_two_gateways_one_sink_postgresql_exactly_once(server_factory, mock, tmp_path):
+    """The README's example: two gateways publish, one sink stores into the
+    PostgreSQL they share; a sink killed with -9 mid-run and restarted still
+    stores every message once."""
+    db = DB(servers.shared_postgres())
+    gws = [server_factory(store=db.uri(), args=["--queue", mock.uri(), "--ack-interval", "0", "--instance", f"gw{i}"])
+           for i in range(2)]
+    drones = [new_id("kpg") for _ in range(4)]
+    n = 500
+    sk = sink_factory(tmp_path, mock.uri(), db.uri(), group="gpg", extra=["--batch-records", "32"])
+    sk.start()
+
+    async def go():
+        ds = [await Drone.connect(gws[i % 2], drone) for i, drone in enumerate(drones)]
+        for i in range(1, n + 1, 50):
+            for d in ds:
+                await d.send([minimal(j) for j in range(i, i + 50)])
+        for d in ds:
+            await d.wait_ack(n)
+            await d.close()
+    run(go())
+
+    def stored():
+        return db.one("SELECT count(*) FROM telemetry")
+    wait_until(lambda: stored() >= 64, T(30), "the sink storing")
+    sk.kill9()
+    sk.restart()
+    wait_until(lambda: stored() >= 4 * n, T(40), "every message stored")
+    rows = db.rows("SELECT drone_id, count(*), count(DISTINCT seq), min(seq), max(seq) FROM telemetry GROUP BY drone_id")
+    assert sorted(rows) == sorted((d, n, n, 1, n) for d in drones)
+    # either gateway's REST history reads what the sink stored
+    assert gws[1].seqs(drones[0]) == list(range(1, n + 1))
     sk.stop()
