@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+import websockets
 
 import dg
 import servers
@@ -176,6 +177,31 @@ def test_brokers_down_nothing_acked_readyz_503_then_recovery(server_factory, moc
     run(go(), T(90))
     seqs = {json.loads(m["payload"])["seq"] for m in kcat(mock) if m["key"] == drone}
     assert seqs == set(range(1, 81))   # every acked seq is in the topic (duplicates allowed)
+
+
+def test_brokers_down_and_batch_pool_full_drone_gets_1008(server_factory, mock):
+    # as with a failing store: a full batch pool while nothing can be
+    # confirmed is said to the drone (1008), not a silent stall
+    s = server_factory(args=["--queue", mock.uri(), "--batch-records", "16", "--batch-pool", "2", "--workers", "1",
+                             "--shutdown-timeout", "1000"])
+    drone = new_id("k1008")
+    mock.cmd("alldown")
+    wait_until(lambda: s.get("/readyz").status == 503, T(20), "readyz 503")
+
+    async def go():
+        d = await Drone.connect(s, drone)
+        try:
+            for i in range(1, 2001, 20):
+                await d.send([minimal(j) for j in range(i, i + 20)])
+        except websockets.ConnectionClosed:
+            pass
+        assert await d.wait_closed(T(20)) == 1008
+        assert d.max_ack is None
+    run(go())
+    # SIGTERM while no broker confirms: the drain ends at --shutdown-timeout,
+    # exit 0, nothing acked
+    s.stop(timeout=T(10))
+    assert "not acked (the drones resend it)" in s.stderr()
 
 
 def test_sink_stores_everything_once_and_skips_poison(server_factory, mock, tmp_path):
