@@ -18,9 +18,6 @@ kcat (Debian package kcat), a client we did not write.
     (the offset is committed only after the store commit)
 """
 import json
-import os
-import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -31,6 +28,7 @@ import websockets
 import dg
 import servers
 from storetest import DB
+from test_outage import lock_db, stored_seqs as db_seqs
 from dg import T, Drone, metric, minimal, new_id, run, wait_until
 
 MOCK = str(dg.REPO / "build" / "kafka-mockcluster")
@@ -59,8 +57,11 @@ class Mock:
         return f"kafka://{self.bootstrap}/{topic}" + (f"?{q}" if q else "")
 
     def close(self):
-        self.p.stdin.close()
+        # a test tool: no graceful teardown needed (librdkafka's takes ~1 s)
+        self.p.kill()
         self.p.wait(timeout=10)
+        self.p.stdin.close()
+        self.p.stdout.close()
 
 
 @pytest.fixture
@@ -100,12 +101,15 @@ def sink_factory(tmp_path, queue, store, group="g1", extra=()):
     return s
 
 
-def db_seqs(path, drone):
-    con = sqlite3.connect(str(path), timeout=30)
-    try:
-        return [r[0] for r in con.execute("SELECT seq FROM telemetry WHERE drone_id=? ORDER BY seq", (drone,))]
-    finally:
-        con.close()
+def publish(s, drone, n, first=1, chunk=50):
+    """Send seqs first..n through gateway s in frames of chunk; wait for the ack of n."""
+    async def go():
+        d = await Drone.connect(s, drone)
+        for i in range(first, n + 1, chunk):
+            await d.send([minimal(j) for j in range(i, min(i + chunk, n + 1))])
+        await d.wait_ack(n)
+        await d.close()
+    run(go())
 
 
 def test_gateway_publishes_per_contract_and_acks_after_delivery(server_factory, mock):
@@ -209,14 +213,8 @@ def test_sink_stores_everything_once_and_skips_poison(server_factory, mock, tmp_
     drones = [new_id("ks") for _ in range(3)]
     n = 300
 
-    async def go():
-        for drone in drones:
-            d = await Drone.connect(s, drone)
-            for i in range(1, n + 1, 50):
-                await d.send([minimal(j) for j in range(i, i + 50)])
-            await d.wait_ack(n)
-            await d.close()
-    run(go())
+    for drone in drones:
+        publish(s, drone, n)
     # a poison message in the topic: counted and skipped, not a stop
     p = subprocess.run(["kcat", "-b", mock.bootstrap, "-P", "-t", TOPIC, "-k", "junk"], input="not json\n",
                        capture_output=True, text=True, timeout=T(30))
@@ -237,12 +235,7 @@ def test_sink_stores_everything_once_and_skips_poison(server_factory, mock, tmp_
     sk.restart()
     # one new message: once it is stored, the restarted sink has read
     # everything after the committed offsets, and nothing before them
-    async def one_more():
-        d = await Drone.connect(s, drones[0])
-        await d.send(minimal(n + 1))
-        await d.wait_ack(n + 1)
-        await d.close()
-    run(one_more())
+    publish(s, drones[0], n + 1, first=n + 1)
     wait_until(lambda: len(db_seqs(s.db, drones[0])) == n + 1, T(30), "the new message stored")
     assert metric(sk.metrics(), "dronegate_sink_consumed_total") == 1, "messages stored before SIGTERM came again"
     sk.stop()
@@ -258,16 +251,9 @@ def test_sink_store_outage_commits_nothing_kill9_restart_exactly_once(server_fac
     sk.start()
     # from now on the sink's store cannot commit: another connection holds
     # it exclusively (as a competing writer would)
-    con = sqlite3.connect(str(store), timeout=30, isolation_level=None)
-    con.execute("BEGIN EXCLUSIVE")
+    con = lock_db(store)
     try:
-        async def go():
-            d = await Drone.connect(s, drone)
-            for i in range(1, n + 1, 100):
-                await d.send([minimal(j) for j in range(i, i + 100)])
-            await d.wait_ack(n)
-            await d.close()
-        run(go())
+        publish(s, drone, n, chunk=100)
         wait_until(lambda: metric(sk.metrics(), "dronegate_store_errors_total") >= 1, T(20), "a failed store commit")
         wait_until(lambda: sk.get("/readyz").status == 503, T(10), "sink readyz 503 while the store fails")
         assert sk.get("/readyz").body == b"store unreachable\n"
