@@ -215,6 +215,16 @@ def test_sink_stores_everything_once_and_skips_poison(server_factory, mock, tmp_
 
     for drone in drones:
         publish(s, drone, n)
+    # a message without seq (never acked: there is nothing to ack) is
+    # published and stored all the same
+    noseq = new_id("kns")
+    async def send_noseq():
+        d = await Drone.connect(s, noseq)
+        await d.send(minimal())
+        await d.sync()
+        await d.close()
+    run(send_noseq())
+    wait_until(lambda: metric(s.metrics(), "dronegate_queue_published_total") == 3 * n + 1, T(10), "the seq-less message published")
     # a poison message in the topic: counted and skipped, not a stop
     p = subprocess.run(["kcat", "-b", mock.bootstrap, "-P", "-t", TOPIC, "-k", "junk"], input="not json\n",
                        capture_output=True, text=True, timeout=T(30))
@@ -223,11 +233,13 @@ def test_sink_stores_everything_once_and_skips_poison(server_factory, mock, tmp_
     sk.start()
     for drone in drones:
         wait_until(lambda: len(db_seqs(s.db, drone)) >= n, T(30), f"the sink stored {drone}")
+    wait_until(lambda: db_seqs(s.db, noseq), T(10), "the seq-less message stored")
     wait_until(lambda: metric(sk.metrics(), "dronegate_sink_lag_messages") == 0, T(15), "lag 0")
     m = sk.metrics()
     assert metric(m, "dronegate_sink_poison_total") == 1
-    assert metric(m, "dronegate_messages_stored_total") == 3 * n
+    assert metric(m, "dronegate_messages_stored_total") == 3 * n + 1
     assert sk.get("/readyz").status == 200
+    assert db_seqs(s.db, noseq) == [None]
     for drone in drones:
         assert db_seqs(s.db, drone) == list(range(1, n + 1))
         assert s.seqs(drone) == list(range(1, n + 1))   # the gateway's REST history reads what the sink stored
