@@ -66,6 +66,8 @@ class Mock:
 
 @pytest.fixture
 def mock():
+    # listed before server_factory in the tests: set up first, torn down
+    # last, so the gateways stop while the brokers are still there
     m = Mock()
     yield m
     m.close()
@@ -112,7 +114,7 @@ def publish(s, drone, n, first=1, chunk=50):
     run(go())
 
 
-def test_gateway_publishes_per_contract_and_acks_after_delivery(server_factory, mock):
+def test_gateway_publishes_per_contract_and_acks_after_delivery(mock, server_factory):
     s = server_factory(args=["--queue", mock.uri(), "--ack-interval", "0"])
     drone = new_id("kq")
     n = 40
@@ -139,7 +141,7 @@ def test_gateway_publishes_per_contract_and_acks_after_delivery(server_factory, 
 
 
 @pytest.mark.plain_only   # start-up sentences; the 5 s broker check dominates
-def test_bad_queue_uri_or_no_broker_exits_2(server_factory, mock):
+def test_bad_queue_uri_or_no_broker_exits_2(mock, server_factory):
     for uri, says in (("kafka://", "HOST:PORT"), ("nats://x:1/t", "unknown queue URI scheme"),
                       (mock.uri(**{"enable.idempotence": "false"}), "enable.idempotence cannot be changed"),
                       (f"kafka://127.0.0.1:{dg.free_port()}/t", "no Kafka broker")):
@@ -151,7 +153,7 @@ def test_bad_queue_uri_or_no_broker_exits_2(server_factory, mock):
         assert "--queue" in err, err
 
 
-def test_brokers_down_nothing_acked_readyz_503_then_recovery(server_factory, mock):
+def test_brokers_down_nothing_acked_readyz_503_then_recovery(mock, server_factory):
     s = server_factory(args=["--queue", mock.uri(), "--ack-interval", "0"])
     drone = new_id("kdown")
 
@@ -183,7 +185,7 @@ def test_brokers_down_nothing_acked_readyz_503_then_recovery(server_factory, moc
     assert seqs == set(range(1, 81))   # every acked seq is in the topic (duplicates allowed)
 
 
-def test_brokers_down_and_batch_pool_full_drone_gets_1008(server_factory, mock):
+def test_brokers_down_and_batch_pool_full_drone_gets_1008(mock, server_factory):
     # as with a failing store: a full batch pool while nothing can be
     # confirmed is said to the drone (1008), not a silent stall
     s = server_factory(args=["--queue", mock.uri(), "--batch-records", "16", "--batch-pool", "2", "--workers", "1",
@@ -208,7 +210,7 @@ def test_brokers_down_and_batch_pool_full_drone_gets_1008(server_factory, mock):
     assert "not acked (the drones resend it)" in s.stderr()
 
 
-def test_sink_stores_everything_once_and_skips_poison(server_factory, mock, tmp_path):
+def test_sink_stores_everything_once_and_skips_poison(mock, server_factory, tmp_path):
     s = server_factory(args=["--queue", mock.uri(), "--ack-interval", "0"])
     drones = [new_id("ks") for _ in range(3)]
     n = 300
@@ -254,7 +256,7 @@ def test_sink_stores_everything_once_and_skips_poison(server_factory, mock, tmp_
 
 
 @pytest.mark.plain_only   # slow (store busy timeout, group rebalance); the bytes are the same as above
-def test_sink_store_outage_commits_nothing_kill9_restart_exactly_once(server_factory, mock, tmp_path):
+def test_sink_store_outage_commits_nothing_kill9_restart_exactly_once(mock, server_factory, tmp_path):
     s = server_factory(args=["--queue", mock.uri(), "--ack-interval", "0"])
     drone = new_id("kx")
     n = 400
@@ -287,7 +289,7 @@ def test_sink_store_outage_commits_nothing_kill9_restart_exactly_once(server_fac
 
 @pytest.mark.plain_only   # needs the PostgreSQL fixture; the bytes are the same as above
 @pytest.mark.skipif(not servers.pg_available(), reason="PostgreSQL binaries not installed")
-def test_two_gateways_one_sink_postgresql_exactly_once(server_factory, mock, tmp_path):
+def test_two_gateways_one_sink_postgresql_exactly_once(mock, server_factory, tmp_path):
     """The README's example: two gateways publish, one sink stores into the
     PostgreSQL they share; a sink killed with -9 mid-run and restarted still
     stores every message once."""
