@@ -17,3 +17,10 @@ $(B)/kafka-mockcluster: tests/kafka/mockcluster.c
 EXTRA_BIN += $(B)/dronegate-sink
 $(B)/dronegate-sink: $(B)/dronegate
 	ln -sf dronegate $@
+
+# `make install` also puts the dronegate-sink name next to dronegate
+install: install-dronegate-sink
+.PHONY: install-dronegate-sink
+install-dronegate-sink:
+	install -d $(DESTDIR)$(BINDIR)
+	ln -sf dronegate $(DESTDIR)$(BINDIR)/dronegate-sink
