@@ -59,6 +59,7 @@ typedef struct sinkst {
     atomic_int                     finished;    /* the consumer loop ended */
     int64_t                        stop_deadline;
     atomic_llong                   lag;
+    int64_t                        next_lag;    /* consumer thread: next lag() */
     dg_counter_t                   consumed, poison, commits, commit_errors;
     int                            lfd;
 } sinkst_t;
@@ -70,6 +71,17 @@ static void on_done(dg_batch_t *b, void *ud)
     s->done = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Consumer thread only (a consumer need not be thread-safe): the lag
+ * gauge, refreshed once a second, also while a batch waits for the store. */
+static void refresh_lag(sinkst_t *s)
+{
+    if (dg_mono_ms() < s->next_lag) return;
+    int64_t lag = s->qops->lag(s->qc);
+    atomic_store(&s->lag, lag);
+    atomic_store(&s->broker_down, lag < 0);
+    s->next_lag = dg_mono_ms() + 1000;
 }
 
 /* Hand b to the writer (one batch in flight at a time). */
@@ -93,6 +105,11 @@ static int wait_batch(sinkst_t *s, dg_batch_t *b)
         ts.tv_nsec += 100 * 1000000L;
         if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        if (!s->done && dg_mono_ms() >= s->next_lag) {
+            pthread_mutex_unlock(&s->mu);
+            refresh_lag(s);
+            pthread_mutex_lock(&s->mu);
+        }
         if (!s->done && atomic_load(&s->stop) && dg_mono_ms() >= s->stop_deadline && !s->writer_stopped) {
             pthread_mutex_unlock(&s->mu);
             dg_warn("sink: the store did not take the batch in flight before --shutdown-timeout: its messages stay in the queue");
@@ -130,15 +147,9 @@ static void *consume_main(void *arg)
     dg_batch_t *pending = NULL;   /* at the writer */
     uint64_t pending_tok = 0;     /* its last message */
     int cur = 0;
-    int64_t next_lag = 0;
     unsigned long poison_logged = 0;
     while (!atomic_load(&s->stop)) {
-        if (dg_mono_ms() >= next_lag) {
-            int64_t lag = s->qops->lag(s->qc);
-            atomic_store(&s->lag, lag);
-            atomic_store(&s->broker_down, lag < 0);
-            next_lag = dg_mono_ms() + 1000;
-        }
+        refresh_lag(s);
         int n = s->qops->poll(s->qc, msgs, max, pending ? 0 : 200);
         if (n < 0) atomic_store(&s->broker_down, 1);
         dg_batch_t *b = bs[cur];
