@@ -298,6 +298,17 @@ M = [
      "\"no grpc-status\"); }\n        h->ended = 1;", "\"no grpc-status\"); }\n        (void)0;",
      ["py:test_client_grpc.py::test_grpc_token_auth"],
      "libdronegate over grpc:// does not see a refused call end (trailers-only UNAUTHENTICATED)"),
+    # --- queue core + Kafka ---
+    ("kafka-ack-delivery", "src/queue/kafka.c",
+     "while (p->head && p->head->ok == p->head->b->n && p->head->outstanding == 0) {",
+     "while (p->head && p->head->produced == p->head->b->n && p->head->outstanding == 0) {",
+     ["py:test_queue_kafka.py::test_brokers_down_nothing_acked_readyz_503_then_recovery"],
+     "a batch whose delivery failed is acked (and never produced again)"),
+    ("sink-commit-after-store", "src/queue/sinkcmd.c",
+     "submit_batch(s, b);",
+     "s->qops->commit(s->qc, msgs[n - 1].token); submit_batch(s, b);",
+     ["py:test_queue_kafka.py::test_sink_store_outage_commits_nothing_kill9_restart_exactly_once"],
+     "the sink commits the offset before the store commit: a crash loses the batch"),
 ]
 
 args = sys.argv[1:]

@@ -39,7 +39,8 @@ static const opt_t opts[] = {
     { "mavlink-signing-key", S(mavlink_signing_key), "MAVLink 2 signing: a 32-byte key as 64 hex digits for every vehicle, or file:PATH with lines \"SYSID HEX64\" (\"*\" = any other); unsigned and badly signed packets are dropped and counted, ours are signed" },
     { "mavlink-signing-optional", B(mavlink_signing_optional), "with --mavlink-signing-key: accept unsigned packets too (signed ones are still checked) (default off)" },
     { "mavlink-forward",   LS(mavlink_forward),   "relay MAVLink/UDP datagrams of known vehicles to ground stations (e.g. QGroundControl) and theirs back to the vehicles: udp:HOST:PORT (repeatable, or a comma list)" },
-    { "queue",             S(queue),             "queue URI kafka://... | amqp://... (not available in this build)" },
+    { "queue",             S(queue),             "message broker between gateway and store: kafka://HOST:PORT[,...]/TOPIC[?prop=v] | amqp://...; telemetry is published there, not stored (dronegate sink stores it)" },
+    { "group",             S(group),             "dronegate sink: consumer group (default: group= of the --queue URI, else dronegate-sink)" },
     { "auth-secret",       S(auth_secret),       "HMAC secret for drone tokens; empty = auth OFF" },
     { "operator-token",    S(operator_token),    "operator token with command scope (REST, live stream, commands), at most 1024 characters; setting it (or --auth-secret) protects the API" },
     { "operator-read-token", S(operator_read_token), "operator token with read scope (REST reads, live stream), at most 1024 characters" },
@@ -154,6 +155,8 @@ void dg_config_usage(FILE *out)
     fprintf(out,
             "usage: dronegate [FLAGS]            run the gateway\n"
             "       dronegate token DRONE_ID     print the drone's token for --auth-secret\n"
+            "       dronegate sink --queue URI --store URI [--listen HOST:PORT] [--group G]\n"
+            "                                    consume the --queue and store it (also: dronegate-sink)\n"
             "       dronegate --version          print the version and git commit\n"
             "       dronegate --help             this text\n\n"
             "Every flag is also an environment variable: --max-message <=> DRONEGATE_MAX_MESSAGE.\n\n");

@@ -22,7 +22,8 @@ typedef struct dg_config {
     char   mavlink_signing_key[1100];  /* HEX64 (every vehicle) or file:PATH ("SYSID HEX64" / "* HEX64" lines) */
     bool   mavlink_signing_optional;   /* accept unsigned packets too (signed ones are still checked) */
     char   mavlink_forward[1024];      /* udp:HOST:PORT[,...]: ground stations to relay to */
-    char   queue[1024];          /* not in this build: refused when set */
+    char   group[256];           /* dronegate sink: consumer group */
+    char   queue[1024];          /* broker URI (queue.h); empty = store directly */
     char   auth_secret[512];     /* empty = auth off */
     char   operator_token[1025]; /* REST + live + commands (command scope); DG_OPERATOR_TOKEN_MAX chars */
     char   operator_read_token[1025]; /* REST reads + live only (read scope) */

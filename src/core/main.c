@@ -4,6 +4,9 @@
  * Threads: main (signals only), one store writer, N workers (event loops).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,8 @@
 #include "../mavlink/endpoint.h"
 #include "../http/http.h"
 #include "../net/worker.h"
+#include "../queue/queue.h"
+#include "../queue/sinkcmd.h"
 
 #define DG_READ_THREADS 4   /* store reads in flight at once (history, commands) */
 
@@ -33,6 +38,25 @@ static void on_batch_done(dg_batch_t *b, void *ud)
 {
     dg_server_t *srv = ud;
     dg_worker_post(srv->workers[b->worker], &b->msg);
+}
+
+/* Joins the workers and says so (a bounded wait for them in main). */
+typedef struct joiner {
+    dg_server_t    *srv;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    bool            done;
+} joiner_t;
+
+static void *join_workers(void *arg)
+{
+    joiner_t *j = arg;
+    for (int i = 0; i < j->srv->nworkers; i++) dg_worker_join(j->srv->workers[i]);
+    pthread_mutex_lock(&j->mu);
+    j->done = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
 }
 
 typedef struct restored {
@@ -120,6 +144,9 @@ static int cmd_token(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "token")) return cmd_token(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "sink")) return dg_sink_main(argc, argv, 2);
+    const char *base = strrchr(argv[0], '/');
+    if (!strcmp(base ? base + 1 : argv[0], "dronegate-sink")) return dg_sink_main(argc, argv, 1);
 
     static dg_config_t cfg;
     static dg_server_t srv;
@@ -131,12 +158,6 @@ int main(int argc, char **argv)
     if (!strcmp(cfg.log_level, "debug")) dg_log_level = DG_LOG_DEBUG;
     else if (!strcmp(cfg.log_level, "warn")) dg_log_level = DG_LOG_WARN;
     else if (!strcmp(cfg.log_level, "error")) dg_log_level = DG_LOG_ERROR;
-    if (cfg.queue[0]) {
-        fprintf(stderr, "dronegate: %s is not available in this build yet; remove the flag "
-                        "(WebSocket on --listen, or gRPC on --grpc-listen, is the uplink)\n",
-                "--queue");
-        return 2;
-    }
     if (cfg.mavlink_forward[0] && !cfg.mavlink_listen[0]) {
         fprintf(stderr, "dronegate: --mavlink-forward needs --mavlink-listen\n");
         return 2;
@@ -173,6 +194,15 @@ int main(int argc, char **argv)
         return 2;
     }
     dg_metrics.store_name = srv.store_ops->scheme;
+    /* --queue: the broker publisher, checked before anything else starts */
+    const dg_sink_ops_t *qops = NULL;
+    void *pub = NULL;
+    char shown_queue[1100] = "";
+    if (cfg.queue[0]) {
+        redact_uri(cfg.queue, shown_queue, sizeof shown_queue);
+        pub = dg_queue_publisher_new(cfg.queue, on_batch_done, &srv, &qops, err, sizeof err);
+        if (!pub) { fprintf(stderr, "dronegate: --queue %s: %s\n", shown_queue, err); return 2; }
+    }
     dg_store_config_t scfg = { .fsync = cfg.fsync };
     /* Block SIGTERM/SIGINT before the first thread exists (the SQLite store
      * starts its checkpoint thread in open()): a thread that does not block
@@ -311,6 +341,19 @@ int main(int argc, char **argv)
     }
     if (srv.writer) dg_writer_set_commit_interval(srv.writer, srv.store_ops->durable ? cfg.commit_interval_ms : 0);
     if (!srv.writer || dg_writer_start(srv.writer)) { fprintf(stderr, "dronegate: cannot start the store writer\n"); return 1; }
+    /* Telemetry goes to the store writer, or with --queue to a broker
+     * publisher (the writer then only writes commands; dronegate sink stores
+     * the telemetry). Both are sinks (sink.h): the acks follow done(). */
+    srv.sink_ops = &dg_writer_sink_ops;
+    srv.sink = srv.writer;
+    if (pub) {
+        int qrc = qops->start(pub);
+        if (qrc) { fprintf(stderr, "dronegate: --queue %s: cannot start the publisher: %s\n", shown_queue, strerror(-qrc)); return 1; }
+        srv.sink_ops = qops;
+        srv.sink = pub;
+        dg_info("telemetry goes to the %s queue %s (acks follow the broker's confirmation); the store keeps "
+                "commands and the registry, dronegate sink stores the telemetry", qops->name, shown_queue);
+    }
     if (!(srv.reads = dg_reads_start(&srv, DG_READ_THREADS))) { fprintf(stderr, "dronegate: cannot start the store read threads\n"); return 1; }
     srv.fleet = dg_fleet_start(&srv, cfg.store, cfg.instance, err, sizeof err);   /* NULL unless postgresql:// */
     if (!srv.fleet && err[0]) { fprintf(stderr, "dronegate: fleet: %s\n", err); return 1; }
@@ -323,15 +366,44 @@ int main(int argc, char **argv)
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     atomic_store(&srv.draining, 1);
     for (int i = 0; i < srv.nworkers; i++) dg_worker_drain(srv.workers[i]);
-    for (int i = 0; i < srv.nworkers; i++) dg_worker_join(srv.workers[i]);
+    if (srv.sink != srv.writer) {
+        /* A publisher holds each batch until the broker confirms it, and the
+         * workers wait for their batches: if the broker does not confirm
+         * within --shutdown-timeout, stop the publisher, which hands back
+         * what is unconfirmed (not acked: the drones resend it). */
+        joiner_t j = { .srv = &srv, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+        pthread_t jt;
+        if (pthread_create(&jt, NULL, join_workers, &j) != 0) join_workers(&j);
+        else {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            long ms = cfg.shutdown_timeout_ms + 1000;
+            until.tv_sec += ms / 1000;
+            until.tv_nsec += (ms % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+            pthread_mutex_lock(&j.mu);
+            while (!j.done && pthread_cond_timedwait(&j.cv, &j.mu, &until) == 0) {}
+            bool done = j.done;
+            pthread_mutex_unlock(&j.mu);
+            if (!done) {
+                dg_warn("the broker did not confirm everything within --shutdown-timeout: what is unconfirmed is not acked (the drones resend it)");
+                srv.sink_ops->stop(srv.sink, dg_mono_ms());
+            }
+            pthread_join(jt, NULL);
+        }
+    } else {
+        for (int i = 0; i < srv.nworkers; i++) dg_worker_join(srv.workers[i]);
+    }
     dg_fleet_stop(srv.fleet);   /* after the workers: their last presence events are written */
     srv.fleet = NULL;
     dg_reads_stop(srv.reads);   /* replies to the joined workers are freed with them */
     srv.reads = NULL;
+    if (srv.sink != srv.writer) srv.sink_ops->stop(srv.sink, dg_mono_ms() + 1000);
     dg_writer_stop(srv.writer, dg_mono_ms() + 1000);
     /* batches handed back after the workers left are freed with the workers */
     for (int i = 0; i < srv.nworkers; i++) dg_worker_free(srv.workers[i]);
     dg_mav_ep_free(mav);
+    if (srv.sink != srv.writer) srv.sink_ops->free(srv.sink);
     dg_writer_free(srv.writer);
     srv.store_ops->close(srv.store);
     dg_registry_free(srv.registry);

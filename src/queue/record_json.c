@@ -153,10 +153,8 @@ int dg_queue_decode_json(const char *p, size_t n, dg_record_t *r, char *err, siz
         if (!c.err_field) snprintf(err, errlen, "invalid_field: not a telemetry record");
         return -1;
     }
-    if (!(r->flags & DG_REC_HAS_SEQ)) {
-        snprintf(err, errlen, "invalid_field: seq missing");
-        return -1;
-    }
+    /* a record without seq is stored too (as on the direct path); only its
+     * redelivery after a sink crash is not idempotent (no (drone_id, seq)) */
     memcpy(r->drone_id, ids, idn);
     r->drone_id[idn] = '\0';
     r->drone_id_len = (uint8_t)idn;
