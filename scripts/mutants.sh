@@ -264,6 +264,11 @@ M = [
      "{ dg_http_error(c, 404, \"unknown drone\"); return; }",
      ["py:test_fleet.py::test_many_drones_then_offline_bound_keeps_online_ones"],
      "a drone evicted from memory answers 404 although the store has it"),
+    # --- amqp (issue 9, RabbitMQ) ---
+    ("amqp-ack-confirm", "src/queue/amqp.c",
+     "while (p->infl_n && infl_at(p, 0)->last <= p->acked) {", "while (p->infl_n) {",
+     ["py:test_queue_amqp.py::test_broker_nack_acks_nothing"],
+     "AMQP publisher hands batches back (acked) before the broker confirmed them"),
 ]
 
 args = sys.argv[1:]
@@ -295,6 +300,8 @@ def targets(killers):
             t.add(f"build/tests/{k[5:]}")
         else:
             t.update(("build/dronegate", "build/dronegate-sim", "build/bench/store_probe"))   # store_probe: test_store_seq
+            if os.path.exists("tests/amqp/drive.c"):
+                t.add("build/amqp-drive")   # test_queue_amqp.py drives the AMQP ops directly
     return sorted(t)
 
 def run_killer(k, root):

@@ -1,0 +1,275 @@
+"""test_queue_amqp.py - the AMQP (RabbitMQ) publisher and consumer of
+--queue amqp://... (src/queue/amqp.c) against a real rabbitmq-server
+(rabbit.py: one broker for the module, free loopback ports, a temp dir).
+
+build/amqp-drive (tests/amqp/drive.c) drives the publisher's sink ops and the
+consumer ops directly; a client we did not write (python3-pika) reads what we
+publish and checks the contract's message format. The gateway tests run the
+real binary with --queue.
+
+Synchronisation is on events: lines the driver prints when the publisher
+hands a batch back ("done ID STATUS FIRST LAST"), the publisher's log line on
+stderr when the broker refuses or goes away, and the broker's own startup.
+
+Plain pass only (module mark): a broker start costs ~10 s and these tests
+feed no bytes from drones to a parser the ASan pass does not already cover.
+"""
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import rabbit
+
+pytestmark = [pytest.mark.skipif(not rabbit.available(), reason="rabbitmq-server not installed"),
+              pytest.mark.plain_only]
+pika = pytest.importorskip("pika")
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVE = Path(os.environ.get("AMQP_DRIVE", ROOT / "build" / "amqp-drive"))
+
+
+@pytest.fixture(scope="module")
+def rb():
+    r = rabbit.Rabbit()
+    try:
+        r.start()
+        yield r
+    finally:
+        r.close()
+
+
+class Drive:
+    """build/amqp-drive publish URI, with its stdout and stderr as event queues."""
+
+    def __init__(self, uri):
+        self.p = subprocess.Popen([str(DRIVE), "publish", uri], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.out, self.err = queue.Queue(), queue.Queue()
+        self.err_lines = []
+        for f, q in ((self.p.stdout, self.out), (self.p.stderr, self.err)):
+            threading.Thread(target=self._pump, args=(f, q), daemon=True).start()
+
+    @staticmethod
+    def _pump(f, q):
+        for line in f:
+            q.put(line.rstrip("\n"))
+        q.put(None)
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def expect(self, q, pred, timeout=30, what=""):
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {what}; saw {seen}; stderr {self.err_lines}")
+            try:
+                line = q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"amqp-drive exited waiting for {what}; saw {seen}; stderr {self.err_lines}")
+            if q is self.err:
+                self.err_lines.append(line)
+            seen.append(line)
+            if pred(line):
+                return line, seen
+
+    def stdout_until(self, pred, **kw):
+        return self.expect(self.out, pred, **kw)
+
+    def stderr_until(self, text, **kw):
+        return self.expect(self.err, lambda l: text in l, what=repr(text), **kw)
+
+    def pub(self, n, drone="d1"):
+        self.cmd(f"pub {n} {drone}")
+        line, _ = self.stdout_until(lambda l: l.startswith("submitted "), what="submitted")
+        return int(line.split()[1])
+
+    def done(self, bid, **kw):
+        """Wait for batch bid to come back: its status; fails if a later batch comes back first."""
+        line, seen = self.stdout_until(lambda l: l.startswith(f"done {bid} "), what=f"done {bid}", **kw)
+        early = [l for l in seen if l.startswith("done ") and int(l.split()[1]) > bid]
+        assert not early, f"batches handed back out of order: {seen}"
+        return int(line.split()[2]), seen
+
+    def state(self):
+        self.cmd("state")
+        line, _ = self.stdout_until(lambda l: l.startswith("state "), what="state")
+        return dict(kv.split("=") for kv in line.split()[1:])
+
+    def stop(self, ms=500):
+        self.cmd(f"stop {ms}")
+        _, seen = self.stdout_until(lambda l: l == "stopped", what="stopped", timeout=ms / 1000 + 15)
+        self.p.stdin.close()
+        assert self.p.wait(timeout=10) == 0
+        return seen
+
+
+def consume(uri, n, commit=True, prefetch=100):
+    r = subprocess.run([str(DRIVE), "consume", uri, str(n), "commit" if commit else "nocommit", str(prefetch)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    msgs = [json.loads(l.split(" ", 2)[2]) for l in r.stdout.splitlines() if l.startswith("msg ")]
+    lag = [int(l.split()[1]) for l in r.stdout.splitlines() if l.startswith("lag ")]
+    return msgs, lag[0]
+
+
+def pika_get_all(rb, q):
+    c = pika.BlockingConnection(rb.pika_params())
+    try:
+        ch = c.channel()
+        out = []
+        while True:
+            method, props, body = ch.basic_get(q, auto_ack=False)
+            if method is None:
+                return out
+            out.append((method, props, body))
+            ch.basic_ack(method.delivery_tag)
+    finally:
+        c.close()
+
+
+def queue_types(rb):
+    rows = rb.ctl("list_queues", "name", "type", "durable", "--no-table-headers", "-q").splitlines()
+    return {r.split()[0]: r.split()[1:] for r in rows if r.strip()}
+
+
+def test_pika_reads_contract_format_default_exchange(rb):
+    d = Drive(rb.uri("fmt.q"))
+    b1 = d.pub(3, "drone-A")
+    b2 = d.pub(2, "drone.B")
+    assert d.done(b1)[0] == 0
+    assert d.done(b2)[0] == 0
+    d.stop()
+    assert queue_types(rb)["fmt.q"] == ["quorum", "true"]
+    got = pika_get_all(rb, "fmt.q")
+    assert len(got) == 5
+    for i, (method, props, body) in enumerate(got):
+        seq = i + 1
+        drone = "drone-A" if seq <= 3 else "drone.B"
+        assert method.exchange == "" and method.routing_key == "fmt.q"
+        assert props.delivery_mode == 2
+        assert props.content_type == "application/json"
+        assert props.message_id == f"{drone}:{seq}"
+        v = json.loads(body)
+        assert v["drone_id"] == drone and v["seq"] == seq
+        assert v["timestamp"] == 1795000000000 + seq
+        assert v["received_at"] == 1795000000500 + seq
+        assert v["latitude"] == pytest.approx(47.0 + seq * 1e-6, abs=1e-12)
+        assert v["longitude"] == 8.5 and v["altitude"] == 400.25 and v["battery"] == 0.5
+        assert "speed" not in v and "status" not in v
+
+
+def test_exchange_routing_key_is_drone_id_and_stream_type(rb):
+    d = Drive(rb.uri("fmt.s", type="stream", exchange="dg.x"))
+    b = d.pub(2, "drone-7")
+    assert d.done(b)[0] == 0
+    d.stop()
+    assert queue_types(rb)["fmt.s"] == ["stream", "true"]
+    # a stream is read with basic.consume, manual acks and a prefetch (pika)
+    c = pika.BlockingConnection(rb.pika_params())
+    try:
+        ch = c.channel()
+        ch.basic_qos(prefetch_count=10)
+        got = []
+        for method, props, body in ch.consume("fmt.s", arguments={"x-stream-offset": "first"},
+                                              inactivity_timeout=10):
+            assert method is not None, f"stream delivered {len(got)} of 2"
+            got.append((method, props, body))
+            ch.basic_ack(method.delivery_tag)
+            if len(got) == 2:
+                break
+        ch.cancel()
+    finally:
+        c.close()
+    assert [m.exchange for m, _, _ in got] == ["dg.x", "dg.x"]
+    assert [m.routing_key for m, _, _ in got] == ["drone-7", "drone-7"]
+    assert [p.message_id for _, p, _ in got] == ["drone-7:1", "drone-7:2"]
+    assert all(p.delivery_mode == 2 and p.content_type == "application/json" for _, p, _ in got)
+
+
+def test_broker_nack_acks_nothing(rb):
+    """x-max-length 4 with overflow reject-publish (a policy): the broker
+    nacks the 5th message on; the batch holding it and every later one are
+    never handed back with status 0, failing() turns true, and at stop they
+    come back with status < 0 (the drones resend)."""
+    rb.ctl("set_policy", "maxlen", "^rej\\.q$", '{"max-length":4,"overflow":"reject-publish"}',
+           "--apply-to", "queues")
+    d = Drive(rb.uri("rej.q", type="classic"))
+    b1 = d.pub(4)
+    assert d.done(b1)[0] == 0
+    b2 = d.pub(3)
+    b3 = d.pub(1)
+    d.stderr_until("basic.nack")
+    assert d.state()["failing"] == "1"
+    assert d.state()["backlog_full"] == "1"
+    seen = d.stop(300)
+    dones = [l.split() for l in seen if l.startswith("done ")]
+    assert [(int(x[1]), int(x[2])) for x in dones] == [(b2, -1), (b3, -1)], seen
+    assert rb.message_count("rej.q") == 4
+    rb.ctl("clear_policy", "maxlen")
+
+
+def test_consumer_acks_only_committed(rb):
+    """Consumer ops: without commit the messages come back (closing the
+    connection requeues them); committed ones (basic.ack multiple) are gone."""
+    uri = rb.uri("cons.q")
+    d = Drive(uri)
+    b = d.pub(10, "dc")
+    assert d.done(b)[0] == 0
+    d.stop()
+    msgs, lag = consume(uri, 10, commit=False, prefetch=4)
+    assert [m["seq"] for m in msgs] == [1, 2, 3, 4]      # the prefetch holds the rest back
+    msgs, lag = consume(uri, 10, commit=False, prefetch=20)
+    assert [m["seq"] for m in msgs] == list(range(1, 11))
+    assert rb.message_count("cons.q") == 10
+    msgs, lag = consume(uri, 10, commit=True, prefetch=4)
+    assert sorted(m["seq"] for m in msgs) == list(range(1, 11))
+    assert lag == 0
+    assert rb.message_count("cons.q") == 0
+
+
+def test_competing_consumers_share_a_queue(rb):
+    uri = rb.uri("comp.q")
+    d = Drive(uri)
+    b = d.pub(40, "dcc")
+    assert d.done(b)[0] == 0
+    d.stop()
+    procs = [subprocess.Popen([str(DRIVE), "consume", uri, "40", "commit", "5"], stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    seqs = []
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        seqs.append([json.loads(l.split(" ", 2)[2])["seq"] for l in out.splitlines() if l.startswith("msg ")])
+    assert sorted(seqs[0] + seqs[1]) == list(range(1, 41))
+    assert seqs[0] and seqs[1], "one consumer got everything"
+
+
+def test_broker_down_then_back_publisher_recovers(rb):
+    """The broker stops with a batch in the pipe: nothing is acked while it
+    is down, failing() is true, and the batch is confirmed after the broker
+    comes back (same process, no restart)."""
+    d = Drive(rb.uri("down.q", type="classic"))
+    b1 = d.pub(5)
+    assert d.done(b1)[0] == 0
+    rb.stop()
+    d.stderr_until("amqp:")        # the publisher saw the connection go
+    b2 = d.pub(5)
+    assert d.state()["failing"] == "1"
+    rb.start()
+    status, seen = d.done(b2, timeout=60)
+    assert status == 0, seen
+    assert d.state()["failing"] == "0"
+    d.stop()
+    seqs = sorted(json.loads(b)["seq"] for _, _, b in pika_get_all(rb, "down.q"))
+    assert set(seqs) == set(range(1, 11))
