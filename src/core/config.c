@@ -31,7 +31,7 @@ static const opt_t opts[] = {
     { "store",             S(store),             "store URI: sqlite:PATH | postgresql://... | influxdb://HOST:PORT/DB | null: (default sqlite:./data/dronegate.db)" },
     { "grpc-listen",       S(grpc_listen),       "HOST:PORT for the gRPC uplink (h2c; off when empty, e.g. 0.0.0.0:50051)" },
     { "mavlink-listen",    S(mavlink_listen),    "HOST:PORT for MAVLink/UDP (not available in this build)" },
-    { "queue",             S(queue),             "queue URI kafka://... | amqp://... (not available in this build)" },
+    { "queue",             S(queue),             "message broker between gateway and store: kafka://HOST:PORT[,...]/TOPIC[?prop=v] | amqp://...; telemetry is published there, not stored (dronegate sink stores it)" },
     { "auth-secret",       S(auth_secret),       "HMAC secret for drone tokens; empty = auth OFF" },
     { "operator-token",    S(operator_token),    "operator token with command scope (REST, live stream, commands), at most 1024 characters; setting it (or --auth-secret) protects the API" },
     { "operator-read-token", S(operator_read_token), "operator token with read scope (REST reads, live stream), at most 1024 characters" },

@@ -14,8 +14,8 @@ typedef struct dg_config {
     char   listen[256];          /* HOST:PORT for HTTP + WebSocket */
     char   store[1024];          /* store URI */
     char   grpc_listen[256];     /* gRPC uplink HOST:PORT, "" = off */
-    char   mavlink_listen[256];  /* not in this build: refused when set */
-    char   queue[1024];          /* not in this build: refused when set */
+    char   mavlink_listen[256];  /* broker URI (queue.h); empty = store directly */
+    char   queue[1024];          /* broker URI (queue.h); empty = store directly */
     char   auth_secret[512];     /* empty = auth off */
     char   operator_token[1025]; /* REST + live + commands (command scope); DG_OPERATOR_TOKEN_MAX chars */
     char   operator_read_token[1025]; /* REST reads + live only (read scope) */

@@ -25,6 +25,7 @@
 #include "../grpc/grpc.h"
 #include "../http/http.h"
 #include "../net/worker.h"
+#include "../queue/queue.h"
 
 #define DG_READ_THREADS 4   /* store reads in flight at once (history, commands) */
 
@@ -130,10 +131,10 @@ int main(int argc, char **argv)
     if (!strcmp(cfg.log_level, "debug")) dg_log_level = DG_LOG_DEBUG;
     else if (!strcmp(cfg.log_level, "warn")) dg_log_level = DG_LOG_WARN;
     else if (!strcmp(cfg.log_level, "error")) dg_log_level = DG_LOG_ERROR;
-    if (cfg.mavlink_listen[0] || cfg.queue[0]) {
+    if (cfg.mavlink_listen[0]) {
         fprintf(stderr, "dronegate: %s is not available in this build yet; remove the flag "
                         "(WebSocket on --listen, or gRPC on --grpc-listen, is the uplink)\n",
-                cfg.mavlink_listen[0] ? "--mavlink-listen" : "--queue");
+                "--mavlink-listen");
         return 2;
     }
 
@@ -168,6 +169,15 @@ int main(int argc, char **argv)
         return 2;
     }
     dg_metrics.store_name = srv.store_ops->scheme;
+    /* --queue: the broker publisher, checked before anything else starts */
+    const dg_sink_ops_t *qops = NULL;
+    void *pub = NULL;
+    char shown_queue[1100] = "";
+    if (cfg.queue[0]) {
+        redact_uri(cfg.queue, shown_queue, sizeof shown_queue);
+        pub = dg_queue_publisher_new(cfg.queue, on_batch_done, &srv, &qops, err, sizeof err);
+        if (!pub) { fprintf(stderr, "dronegate: --queue %s: %s\n", shown_queue, err); return 2; }
+    }
     dg_store_config_t scfg = { .fsync = cfg.fsync };
     /* Block SIGTERM/SIGINT before the first thread exists (the SQLite store
      * starts its checkpoint thread in open()): a thread that does not block
@@ -296,6 +306,19 @@ int main(int argc, char **argv)
     }
     if (srv.writer) dg_writer_set_commit_interval(srv.writer, srv.store_ops->durable ? cfg.commit_interval_ms : 0);
     if (!srv.writer || dg_writer_start(srv.writer)) { fprintf(stderr, "dronegate: cannot start the store writer\n"); return 1; }
+    /* Telemetry goes to the store writer, or with --queue to a broker
+     * publisher (the writer then only writes commands; dronegate sink stores
+     * the telemetry). Both are sinks (sink.h): the acks follow done(). */
+    srv.sink_ops = &dg_writer_sink_ops;
+    srv.sink = srv.writer;
+    if (pub) {
+        int qrc = qops->start(pub);
+        if (qrc) { fprintf(stderr, "dronegate: --queue %s: cannot start the publisher: %s\n", shown_queue, strerror(-qrc)); return 1; }
+        srv.sink_ops = qops;
+        srv.sink = pub;
+        dg_info("telemetry goes to the %s queue %s (acks follow the broker's confirmation); the store keeps "
+                "commands and the registry, dronegate sink stores the telemetry", qops->name, shown_queue);
+    }
     if (!(srv.reads = dg_reads_start(&srv, DG_READ_THREADS))) { fprintf(stderr, "dronegate: cannot start the store read threads\n"); return 1; }
     srv.fleet = dg_fleet_start(&srv, cfg.store, cfg.instance, err, sizeof err);   /* NULL unless postgresql:// */
     if (!srv.fleet && err[0]) { fprintf(stderr, "dronegate: fleet: %s\n", err); return 1; }
@@ -313,9 +336,11 @@ int main(int argc, char **argv)
     srv.fleet = NULL;
     dg_reads_stop(srv.reads);   /* replies to the joined workers are freed with them */
     srv.reads = NULL;
+    if (srv.sink != srv.writer) srv.sink_ops->stop(srv.sink, dg_mono_ms() + 1000);
     dg_writer_stop(srv.writer, dg_mono_ms() + 1000);
     /* batches handed back after the workers left are freed with the workers */
     for (int i = 0; i < srv.nworkers; i++) dg_worker_free(srv.workers[i]);
+    if (srv.sink != srv.writer) srv.sink_ops->free(srv.sink);
     dg_writer_free(srv.writer);
     srv.store_ops->close(srv.store);
     dg_registry_free(srv.registry);

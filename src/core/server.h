@@ -12,6 +12,7 @@
 #include "config.h"
 #include "registry.h"
 #include "../store/store.h"
+#include "../pipeline/sink.h"
 #include "../pipeline/writer.h"
 
 typedef struct dg_worker dg_worker_t;
@@ -20,7 +21,11 @@ typedef struct dg_server {
     const dg_config_t    *cfg;
     const dg_store_ops_t *store_ops;
     dg_store_t           *store;
-    dg_writer_t          *writer;
+    dg_writer_t          *writer;         /* the store writer: telemetry (without --queue) and commands */
+    /* Where workers submit telemetry batches (sink.h): the writer itself
+     * (dg_writer_sink_ops), or a broker publisher with --queue (queue.h). */
+    const dg_sink_ops_t  *sink_ops;
+    void                 *sink;
     dg_registry_t        *registry;
     int                   nworkers;
     dg_worker_t         **workers;

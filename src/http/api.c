@@ -264,6 +264,10 @@ static void get_readyz(dg_conn_t *c)
         dg_http_respond(c, 503, "text/plain", "store unreachable\n", 18, NULL);
         return;
     }
+    if (srv->sink != srv->writer && srv->sink_ops->failing(srv->sink)) {
+        dg_http_respond(c, 503, "text/plain", "queue unreachable\n", 18, NULL);
+        return;
+    }
     dg_http_respond(c, 200, "text/plain", "ready\n", 6, NULL);
 }
 

@@ -328,7 +328,7 @@ static void on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
     }
     if (!(revents & EV_READ) || c->paused || c->closing) return;
     if (c->ops->store_fed && w->paused) {
-        if (dg_writer_backlog_full(w->srv->writer)) {
+        if (w->srv->sink_ops->backlog_full(w->srv->sink)) {
             /* memory and spool are full while the store is down: say so */
             if (c->ops->on_backlog_full) c->ops->on_backlog_full(c);
             else dg_conn_close(c, false);
@@ -470,7 +470,7 @@ static void batch_submit(dg_worker_t *w)
     if (!b || b->n == 0) return;
     w->open = NULL;
     w->inflight++;
-    dg_writer_submit(w->srv->writer, b);
+    w->srv->sink_ops->submit(w->srv->sink, b);
 }
 
 void dg_worker_append(dg_worker_t *w, const dg_record_t *rec)
@@ -637,7 +637,7 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
             c->ops->on_tick(c, now);
         }
     }
-    if (w->paused && w->paused_list && dg_writer_backlog_full(w->srv->writer)) {
+    if (w->paused && w->paused_list && w->srv->sink_ops->backlog_full(w->srv->sink)) {
         /* the store is down and the backlog is full: tell the waiting drones */
         while (w->paused_list) {
             dg_conn_t *c = w->paused_list;
