@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+import dg
 import rabbit
 
 pytestmark = [pytest.mark.skipif(not rabbit.available(), reason="rabbitmq-server not installed"),
@@ -220,6 +221,28 @@ def test_broker_nack_acks_nothing(rb):
     rb.ctl("clear_policy", "maxlen")
 
 
+def test_gateway_broker_nack_no_drone_ack(rb, server_factory):
+    """The same through the gateway: with room for 3 messages, a drone that
+    sends 8 gets acks up to 3 at most, /readyz says 503."""
+    rb.ctl("set_policy", "maxlen3", "^gwrej\\.q$", '{"max-length":3,"overflow":"reject-publish"}',
+           "--apply-to", "queues")
+    srv = server_factory(args=["--queue", rb.uri("gwrej.q", type="classic")])
+    did = dg.new_id("rj")
+
+    async def go():
+        d = await dg.Drone.connect(srv, did)
+        for seq in range(1, 9):
+            await d.send(dg.telem(seq))
+        dg.wait_until(lambda: "basic.nack" in srv.stderr(), 30, "the broker's nack in the log")
+        await d.sync()
+        assert d.max_ack is None or d.max_ack <= 3, d.acks
+        assert srv.get("/readyz").status == 503
+        await d.close()
+    dg.run(go())
+    assert rb.message_count("gwrej.q") == 3
+    rb.ctl("clear_policy", "maxlen3")
+
+
 def test_consumer_acks_only_committed(rb):
     """Consumer ops: without commit the messages come back (closing the
     connection requeues them); committed ones (basic.ack multiple) are gone."""
@@ -255,21 +278,73 @@ def test_competing_consumers_share_a_queue(rb):
     assert seqs[0] and seqs[1], "one consumer got everything"
 
 
-def test_broker_down_then_back_publisher_recovers(rb):
-    """The broker stops with a batch in the pipe: nothing is acked while it
-    is down, failing() is true, and the batch is confirmed after the broker
-    comes back (same process, no restart)."""
-    d = Drive(rb.uri("down.q", type="classic"))
-    b1 = d.pub(5)
-    assert d.done(b1)[0] == 0
-    rb.stop()
-    d.stderr_until("amqp:")        # the publisher saw the connection go
-    b2 = d.pub(5)
-    assert d.state()["failing"] == "1"
-    rb.start()
-    status, seen = d.done(b2, timeout=60)
-    assert status == 0, seen
-    assert d.state()["failing"] == "0"
-    d.stop()
+def test_gateway_publishes_acks_follow_confirms(rb, server_factory):
+    """drones -> gateway --queue amqp://...&exchange=X -> RabbitMQ: every
+    acked message is in the queue, read by pika with routing key = drone id;
+    the telemetry is not written to the gateway's store."""
+    srv = server_factory(args=["--queue", rb.uri("gw.q", exchange="gw.x")])
+    ids = [dg.new_id("gw") for _ in range(2)]
+
+    async def go():
+        for i in ids:
+            d = await dg.Drone.connect(srv, i)
+            for seq in range(1, 21):
+                await d.send(dg.telem(seq))
+            assert await d.wait_ack(20) == 20
+            await d.close()
+    dg.run(go())
+    got = pika_get_all(rb, "gw.q")
+    by = {}
+    for method, props, body in got:
+        v = json.loads(body)
+        assert method.exchange == "gw.x" and method.routing_key == v["drone_id"]
+        assert props.delivery_mode == 2 and props.content_type == "application/json"
+        assert props.message_id == f"{v['drone_id']}:{v['seq']}"
+        by.setdefault(v["drone_id"], set()).add(v["seq"])
+        t = dg.telem(v["seq"])
+        assert v["timestamp"] == dg.to_ms(t["timestamp"])
+        assert v["latitude"] == t["latitude"] and v["status"] == "airborne" and v["battery"] == 76.5
+    assert by == {i: set(range(1, 21)) for i in ids}
+    r = srv.get(f"/api/v1/drones/{ids[0]}/telemetry?limit=10")
+    assert r.status == 404 or r.json()["telemetry"] == [], r
+
+
+def test_broker_down_nothing_acked_readyz_503_then_recovery(rb, server_factory):
+    """The broker stops mid-run. The gateway: nothing acked meanwhile, /readyz
+    503, acks after the broker is back (no restart). The publisher ops
+    (amqp-drive): a batch submitted meanwhile is not handed back, failing() is
+    true; it is confirmed after the broker is back. One broker restart for both."""
+    srv = server_factory(args=["--queue", rb.uri("down.gw", type="classic")])
+    drv = Drive(rb.uri("down.q", type="classic"))
+    b1 = drv.pub(5)
+    assert drv.done(b1)[0] == 0
+    did = dg.new_id("dn")
+
+    async def go():
+        d = await dg.Drone.connect(srv, did)
+        for seq in range(1, 6):
+            await d.send(dg.telem(seq))
+        assert await d.wait_ack(5) == 5
+        assert srv.get("/readyz").status == 200
+        rb.stop()
+        drv.stderr_until("amqp:")                      # the publisher saw the connection go
+        dg.wait_until(lambda: srv.get("/readyz").status == 503, 30, "readyz 503")
+        for seq in range(6, 11):
+            await d.send(dg.telem(seq))
+        b2 = drv.pub(5)
+        await d.sync()                                 # everything the gateway sent so far is read
+        assert d.max_ack == 5
+        assert drv.state()["failing"] == "1"
+        rb.start()
+        assert await d.wait_ack(10, timeout=60) == 10
+        status, seen = drv.done(b2, timeout=60)
+        assert status == 0, seen
+        dg.wait_until(lambda: srv.get("/readyz").status == 200, 30, "readyz 200")
+        await d.close()
+    dg.run(go(), timeout=150)
+    assert drv.state()["failing"] == "0"
+    drv.stop()
     seqs = sorted(json.loads(b)["seq"] for _, _, b in pika_get_all(rb, "down.q"))
     assert set(seqs) == set(range(1, 11))
+    seqs = {json.loads(b)["seq"] for _, _, b in pika_get_all(rb, "down.gw")}
+    assert seqs == set(range(1, 11))
