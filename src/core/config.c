@@ -32,6 +32,7 @@ static const opt_t opts[] = {
     { "grpc-listen",       S(grpc_listen),       "HOST:PORT for the gRPC uplink (h2c; off when empty, e.g. 0.0.0.0:50051)" },
     { "mavlink-listen",    S(mavlink_listen),    "HOST:PORT for MAVLink/UDP (not available in this build)" },
     { "queue",             S(queue),             "message broker between gateway and store: kafka://HOST:PORT[,...]/TOPIC[?prop=v] | amqp://...; telemetry is published there, not stored (dronegate sink stores it)" },
+    { "group",             S(group),             "dronegate sink: consumer group (default: group= of the --queue URI, else dronegate-sink)" },
     { "auth-secret",       S(auth_secret),       "HMAC secret for drone tokens; empty = auth OFF" },
     { "operator-token",    S(operator_token),    "operator token with command scope (REST, live stream, commands), at most 1024 characters; setting it (or --auth-secret) protects the API" },
     { "operator-read-token", S(operator_read_token), "operator token with read scope (REST reads, live stream), at most 1024 characters" },
@@ -142,6 +143,8 @@ void dg_config_usage(FILE *out)
     fprintf(out,
             "usage: dronegate [FLAGS]            run the gateway\n"
             "       dronegate token DRONE_ID     print the drone's token for --auth-secret\n"
+            "       dronegate sink --queue URI --store URI [--listen HOST:PORT] [--group G]\n"
+            "                                    consume the --queue and store it (also: dronegate-sink)\n"
             "       dronegate --version          print the version and git commit\n"
             "       dronegate --help             this text\n\n"
             "Every flag is also an environment variable: --max-message <=> DRONEGATE_MAX_MESSAGE.\n\n");

@@ -15,6 +15,7 @@ typedef struct dg_config {
     char   store[1024];          /* store URI */
     char   grpc_listen[256];     /* gRPC uplink HOST:PORT, "" = off */
     char   mavlink_listen[256];  /* broker URI (queue.h); empty = store directly */
+    char   group[256];           /* dronegate sink: consumer group */
     char   queue[1024];          /* broker URI (queue.h); empty = store directly */
     char   auth_secret[512];     /* empty = auth off */
     char   operator_token[1025]; /* REST + live + commands (command scope); DG_OPERATOR_TOKEN_MAX chars */

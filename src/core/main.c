@@ -26,6 +26,7 @@
 #include "../http/http.h"
 #include "../net/worker.h"
 #include "../queue/queue.h"
+#include "../queue/sinkcmd.h"
 
 #define DG_READ_THREADS 4   /* store reads in flight at once (history, commands) */
 
@@ -120,6 +121,9 @@ static int cmd_token(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "token")) return cmd_token(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "sink")) return dg_sink_main(argc, argv, 2);
+    const char *base = strrchr(argv[0], '/');
+    if (!strcmp(base ? base + 1 : argv[0], "dronegate-sink")) return dg_sink_main(argc, argv, 1);
 
     static dg_config_t cfg;
     static dg_server_t srv;

@@ -86,6 +86,8 @@ int dg_metrics_render(dg_buf_t *o)
     rc |= dg_buf_printf(o, "dronegate_store_errors_total %" PRIu64 "\n", ld(&m->store_errors));
     rc |= hist(o, "dronegate_store_batch_seconds", "Duration of one store transaction.", &m->store_batch);
     rc |= hist(o, "dronegate_ingest_latency_seconds", "Receive to durable, per message.", &m->ingest_latency);
+    rc |= dg_buf_puts(o, "# HELP dronegate_queue_published_total Records the message broker confirmed (--queue).\n# TYPE dronegate_queue_published_total counter\n");
+    rc |= dg_buf_printf(o, "dronegate_queue_published_total %" PRIu64 "\n", ld(&m->queue_published));
     rc |= dg_buf_puts(o, "# HELP dronegate_queue_depth Messages received and not yet durable.\n# TYPE dronegate_queue_depth gauge\n");
     rc |= dg_buf_printf(o, "dronegate_queue_depth %" PRId64 "\n", ldg(&m->queue_depth));
     rc |= dg_buf_puts(o, "# HELP dronegate_backlog_records Records waiting for the store (memory and spool) while it fails or lags.\n# TYPE dronegate_backlog_records gauge\n");

@@ -49,6 +49,7 @@ typedef struct dg_metrics_t {
     dg_counter_t pipeline_paused;
     dg_counter_t live_skipped;             /* live events conflated away for slow watchers */
     dg_counter_t live_events;              /* live events published */          /* times a worker paused reads (store backpressure) */
+    dg_counter_t queue_published;          /* records the broker confirmed (--queue) */
     dg_gauge_t   queue_depth;              /* records received, not yet durable */
     dg_gauge_t   backlog_records;          /* records held by the writer (memory + spool) */
     dg_gauge_t   spool_bytes;              /* bytes in the on-disk spool */
