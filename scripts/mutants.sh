@@ -269,6 +269,10 @@ M = [
      "while (p->infl_n && infl_at(p, 0)->last <= p->acked) {", "while (p->infl_n) {",
      ["py:test_queue_amqp.py::test_broker_nack_acks_nothing"],
      "AMQP publisher hands batches back (acked) before the broker confirmed them"),
+    ("amqp-consume-ack", "src/queue/amqp.c",
+     "0 /* manual acks */", "1 /* auto acks: gone from the broker at delivery */",
+     ["py:test_queue_amqp.py::test_sink_exactly_once_store_outage_then_kill9"],
+     "AMQP consumer: deliveries acked before the sink's store commit (lost at a kill -9)"),
 ]
 
 args = sys.argv[1:]

@@ -17,6 +17,7 @@ feed no bytes from drones to a parser the ASan pass does not already cover.
 import json
 import os
 import queue
+import sqlite3
 import subprocess
 import threading
 import time
@@ -348,3 +349,63 @@ def test_broker_down_nothing_acked_readyz_503_then_recovery(rb, server_factory):
     assert set(seqs) == set(range(1, 11))
     seqs = {json.loads(b)["seq"] for _, _, b in pika_get_all(rb, "down.gw")}
     assert seqs == set(range(1, 11))
+
+
+class Sink(dg.Server):
+    """`dronegate sink --queue amqp://...` with dg.Server's process handling."""
+
+    def _cmd_env(self):
+        cmd, env = super()._cmd_env()
+        return [cmd[0], "sink"] + cmd[1:], env
+
+
+def db_seqs(path, drone):
+    con = sqlite3.connect(str(path), timeout=30)
+    try:
+        return [r[0] for r in con.execute("SELECT seq FROM telemetry WHERE drone_id=? ORDER BY seq", (drone,))]
+    finally:
+        con.close()
+
+
+def test_sink_exactly_once_store_outage_then_kill9(rb, server_factory, tmp_path):
+    """drones -> gateway -> RabbitMQ (quorum) -> dronegate sink -> SQLite.
+    While the sink's store cannot commit, nothing is acked to the broker (the
+    delivered messages stay unacked); the sink is killed -9 then, the broker
+    redelivers, and the restarted sink stores every message exactly once."""
+    uri = rb.uri("e2e.q")
+    s = server_factory(args=["--queue", uri, "--ack-interval", "0"])
+    drone = dg.new_id("ae")
+    n = 400
+    store = tmp_path / "sink.db"
+    sk = Sink(tmp_path / "sink", store=f"sqlite:{store}",
+              args=["--queue", uri, "--batch-records", "64", "--shutdown-timeout", "3000"])
+    sk.start()
+    con = sqlite3.connect(str(store), timeout=30, isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")       # the sink's store commits fail from now on
+    try:
+        async def go():
+            d = await dg.Drone.connect(s, drone)
+            for i in range(1, n + 1, 100):
+                await d.send([dg.minimal(j) for j in range(i, i + 100)])
+            assert await d.wait_ack(n) == n
+            await d.close()
+        dg.run(go())
+        dg.wait_until(lambda: dg.metric(sk.metrics(), "dronegate_store_errors_total") >= 1, 20,
+                      "a failed store commit")
+        assert sk.get("/readyz").status == 503
+        assert dg.metric(sk.metrics(), "dronegate_sink_consumed_total") >= 1
+        assert dg.metric(sk.metrics(), "dronegate_sink_commits_total") == 0
+        sk.kill9()
+    finally:
+        con.rollback()
+        con.close()
+    # nothing was acked: the broker takes the deliveries back, all n are ready
+    dg.wait_until(lambda: rb.message_count("e2e.q") == n, 15, f"{n} messages ready again after the kill")
+    assert db_seqs(store, drone) == []
+    sk.restart()
+    dg.wait_until(lambda: len(db_seqs(store, drone)) >= n, 30, "everything stored after the restart")
+    assert db_seqs(store, drone) == list(range(1, n + 1))
+    dg.wait_until(lambda: rb.message_count("e2e.q") == 0 and
+                  dg.metric(sk.metrics(), "dronegate_sink_lag_messages") == 0, 30, "every delivery acked")
+    assert sk.get("/readyz").status == 200
+    sk.stop()
