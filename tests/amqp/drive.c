@@ -10,8 +10,8 @@
  *         stop MS         stop(deadline now + MS) -> "stopped"
  *       and prints, when the publisher hands a batch back:
  *         done ID STATUS FIRST LAST
- *   amqp-drive consume URI N [nocommit] [PREFETCH]
- *       polls until N messages came (or 3 s without any), prints
+ *   amqp-drive consume URI N [commit|nocommit] [PREFETCH] [IDLE_MS]
+ *       polls until N messages came (or IDLE_MS, default 3000, without any), prints
  *       "msg DELIVERY_TAG BODY" for each, commits after each poll (not with
  *       nocommit), then "lag X" and "count N".
  */
@@ -84,7 +84,7 @@ static int publish(const char *uri)
     return 0;
 }
 
-static int consume(const char *uri, int want, int commit, int prefetch)
+static int consume(const char *uri, int want, int commit, int prefetch, int idle_ms)
 {
     char err[512];
     const dg_queue_consumer_ops_t *ops = dg_queue_consumer_ops(uri, err, sizeof err);
@@ -94,7 +94,7 @@ static int consume(const char *uri, int want, int commit, int prefetch)
     dg_queue_msg_t m[64];
     int got = 0;
     int64_t idle_since = dg_mono_ms();
-    while (got < want && dg_mono_ms() - idle_since < 3000) {
+    while (got < want && dg_mono_ms() - idle_since < idle_ms) {
         int max = want - got < 64 ? want - got : 64;
         int n = ops->poll(c, m, max, 200);
         if (n <= 0) continue;
@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && !strcmp(argv[1], "publish")) return publish(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "consume"))
         return consume(argv[2], atoi(argv[3]), !(argc >= 5 && !strcmp(argv[4], "nocommit")),
-                       argc >= 6 ? atoi(argv[5]) : 100);
-    fprintf(stderr, "usage: amqp-drive publish URI | consume URI N [nocommit|commit] [PREFETCH]\n");
+                       argc >= 6 ? atoi(argv[5]) : 100, argc >= 7 ? atoi(argv[6]) : 3000);
+    fprintf(stderr, "usage: amqp-drive publish URI | consume URI N [nocommit|commit] [PREFETCH] [IDLE_MS]\n");
     return 2;
 }

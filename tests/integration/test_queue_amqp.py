@@ -117,8 +117,10 @@ class Drive:
         return seen
 
 
-def consume(uri, n, commit=True, prefetch=100):
-    r = subprocess.run([str(DRIVE), "consume", uri, str(n), "commit" if commit else "nocommit", str(prefetch)],
+def consume(uri, n, commit=True, prefetch=100, idle_ms=3000):
+    """amqp-drive consume: stops after n messages or idle_ms without one."""
+    r = subprocess.run([str(DRIVE), "consume", uri, str(n), "commit" if commit else "nocommit", str(prefetch),
+                        str(idle_ms)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     msgs = [json.loads(l.split(" ", 2)[2]) for l in r.stdout.splitlines() if l.startswith("msg ")]
@@ -252,7 +254,7 @@ def test_consumer_acks_only_committed(rb):
     b = d.pub(10, "dc")
     assert d.done(b)[0] == 0
     d.stop()
-    msgs, lag = consume(uri, 10, commit=False, prefetch=4)
+    msgs, lag = consume(uri, 10, commit=False, prefetch=4, idle_ms=1000)
     assert [m["seq"] for m in msgs] == [1, 2, 3, 4]      # the prefetch holds the rest back
     msgs, lag = consume(uri, 10, commit=False, prefetch=20)
     assert [m["seq"] for m in msgs] == list(range(1, 11))
@@ -269,7 +271,7 @@ def test_competing_consumers_share_a_queue(rb):
     b = d.pub(40, "dcc")
     assert d.done(b)[0] == 0
     d.stop()
-    procs = [subprocess.Popen([str(DRIVE), "consume", uri, "40", "commit", "5"], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([str(DRIVE), "consume", uri, "40", "commit", "5", "1000"], stdout=subprocess.PIPE,
                               text=True) for _ in range(2)]
     seqs = []
     for p in procs:
