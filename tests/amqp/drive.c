@@ -11,7 +11,8 @@
  *       and prints, when the publisher hands a batch back:
  *         done ID STATUS FIRST LAST
  *   amqp-drive consume URI N [commit|nocommit] [PREFETCH] [IDLE_MS]
- *       polls until N messages came (or IDLE_MS, default 3000, without any), prints
+ *       polls until N messages came (or IDLE_MS, default 3000, without any after
+ *       the first; up to 10 s for the first), prints
  *       "msg DELIVERY_TAG BODY" for each, commits after each poll (not with
  *       nocommit), then "lag X" and "count N".
  */
@@ -94,7 +95,7 @@ static int consume(const char *uri, int want, int commit, int prefetch, int idle
     dg_queue_msg_t m[64];
     int got = 0;
     int64_t idle_since = dg_mono_ms();
-    while (got < want && dg_mono_ms() - idle_since < idle_ms) {
+    while (got < want && dg_mono_ms() - idle_since < (got ? idle_ms : idle_ms > 10000 ? idle_ms : 10000)) {
         int max = want - got < 64 ? want - got : 64;
         int n = ops->poll(c, m, max, 200);
         if (n <= 0) continue;

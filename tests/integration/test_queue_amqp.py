@@ -266,16 +266,22 @@ def test_consumer_acks_only_committed(rb):
 
 
 def test_competing_consumers_share_a_queue(rb):
+    """Two consumers on one queue, both subscribed before anything is
+    published: the broker spreads the messages, each is delivered to one."""
     uri = rb.uri("comp.q")
+    procs = [subprocess.Popen([str(DRIVE), "consume", uri, "40", "commit", "5", "1000"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:                     # "amqp consumer: consuming comp.q ..." once subscribed
+        while "consuming" not in (line := p.stderr.readline()):
+            assert line, "amqp-drive consume exited before subscribing"
     d = Drive(uri)
     b = d.pub(40, "dcc")
     assert d.done(b)[0] == 0
     d.stop()
-    procs = [subprocess.Popen([str(DRIVE), "consume", uri, "40", "commit", "5", "1000"], stdout=subprocess.PIPE,
-                              text=True) for _ in range(2)]
     seqs = []
     for p in procs:
         out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0
         seqs.append([json.loads(l.split(" ", 2)[2])["seq"] for l in out.splitlines() if l.startswith("msg ")])
     assert sorted(seqs[0] + seqs[1]) == list(range(1, 41))
     assert seqs[0] and seqs[1], "one consumer got everything"

@@ -2,7 +2,7 @@
 real client we did not write (python3-pika) declares a durable quorum queue,
 publishes with publisher confirms, and the message survives a broker restart
 on the same ports and data directory. (The dronegate AMQP publisher and
-consumer are not built yet: docs/amqp-notes.md.)"""
+consumer are tested in test_queue_amqp.py.)"""
 import pytest
 
 import rabbit
