@@ -264,6 +264,17 @@ M = [
      "{ dg_http_error(c, 404, \"unknown drone\"); return; }",
      ["py:test_fleet.py::test_many_drones_then_offline_bound_keeps_online_ones"],
      "a drone evicted from memory answers 404 although the store has it"),
+    # --- queue core + Kafka ---
+    ("kafka-ack-delivery", "src/queue/kafka.c",
+     "while (p->head && p->head->ok == p->head->b->n && p->head->outstanding == 0) {",
+     "while (p->head && p->head->produced == p->head->b->n && p->head->outstanding == 0) {",
+     ["py:test_queue_kafka.py::test_brokers_down_nothing_acked_readyz_503_then_recovery"],
+     "a batch whose delivery failed is acked (and never produced again)"),
+    ("sink-commit-after-store", "src/queue/sinkcmd.c",
+     "int st = store_batch(s, b);",
+     "s->qops->commit(s->qc, msgs[n - 1].token); int st = store_batch(s, b);",
+     ["py:test_queue_kafka.py::test_sink_store_outage_commits_nothing_kill9_restart_exactly_once"],
+     "the sink commits the offset before the store commit: a crash loses the batch"),
     # --- amqp (issue 9, RabbitMQ) ---
     ("amqp-ack-confirm", "src/queue/amqp.c",
      "while (p->infl_n && infl_at(p, 0)->last <= p->acked) {", "while (p->infl_n) {",

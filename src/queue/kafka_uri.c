@@ -130,7 +130,7 @@ int dg_kafka_uri_parse(const char *uri, dg_kafka_uri_t *u, char *err, size_t err
             }
             if (!strcmp(name, "group")) {
                 if (!value[0] || strlen(value) >= sizeof u->group) { snprintf(err, errlen, "group= needs a name (at most 255 bytes)"); return -1; }
-                snprintf(u->group, sizeof u->group, "%s", value);
+                memcpy(u->group, value, strlen(value) + 1);
             } else if (!strcmp(name, "format")) {
                 value[64] = 0;   /* for the message */
                 if (strcmp(value, "json") != 0) {
