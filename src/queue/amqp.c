@@ -29,6 +29,11 @@
  *   its batch pool is exhausted (worker.c), and then drones get 1008.
  *   At most `inflight` (URI) records are published and unconfirmed at once.
  *
+ *   publisher_new() connects, declares and selects confirms once: no broker
+ *   (5 s connect timeout), bad credentials, an unknown vhost or a queue that
+ *   exists with another type is an error at start (exit 2); later outages
+ *   are retried.
+ *
  *   stop(deadline) keeps publishing until everything is confirmed or the
  *   deadline passes, then hands back what is left with status -1. If the
  *   thread is stuck in a socket write (a broker that stopped reading), stop
@@ -567,6 +572,16 @@ void *dg_amqp_publisher_new(const char *uri, dg_sink_done_fn done, void *ud, cha
     atomic_init(&p->sockfd, -1);
     p->backoff_ms = BACKOFF_MIN_MS;
     p->next_tag = 1;
+    /* connect, declare and confirm.select now: a broker that is not there,
+     * bad credentials, an unknown vhost or a queue declared with another
+     * type are one sentence at start (the thread keeps this connection) */
+    if (pub_open(p) != 0) {
+        snprintf(err, errlen, "%s", p->err);
+        close(p->efd);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -625,6 +640,7 @@ static void pub_free(void *s)
     amqp_pub_t *p = s;
     if (!p) return;
     if (p->started) pub_stop(p, dg_mono_ms());
+    if (p->st) amqp_destroy_connection(p->st);   /* opened by new(), never started */
     close(p->efd);
     pthread_mutex_destroy(&p->mu);
     free(p->infl);

@@ -318,6 +318,22 @@ def test_gateway_publishes_acks_follow_confirms(rb, server_factory):
     assert r.status == 404 or r.json()["telemetry"] == [], r
 
 
+def test_gateway_start_errors_exit_2(rb, server_factory):
+    """A bad amqp:// URI, no broker, an unknown vhost, or a queue that exists
+    with another type: one sentence on stderr, exit 2."""
+    rb.ctl("add_vhost", "other")        # guest has no permission there
+    for uri, says in ((rb.uri("x", type="lazy"), "type must be quorum, stream or classic"),
+                      (f"amqp://guest:guest@127.0.0.1:{dg.free_port()}/?queue=x", "connect to 127.0.0.1"),
+                      (rb.uri("x", vhost="nope"), "login"),
+                      (rb.uri("x", vhost="other"), "refused for user"),
+                      (rb.uri("fmt.q", type="classic"), "PRECONDITION_FAILED")):
+        s = server_factory(start=False, args=["--queue", uri])
+        s.spawn()
+        assert s.wait_exit(30) == 2, s.tail()
+        assert says in s.stderr(), s.tail()
+        assert "guest:guest" not in s.stderr(), "the password is in the log"
+
+
 def test_broker_down_nothing_acked_readyz_503_then_recovery(rb, server_factory):
     """The broker stops mid-run. The gateway: nothing acked meanwhile, /readyz
     503, acks after the broker is back (no restart). The publisher ops
