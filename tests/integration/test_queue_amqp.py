@@ -14,6 +14,7 @@ stderr when the broker refuses or goes away, and the broker's own startup.
 Plain pass only (module mark): a broker start costs ~10 s and these tests
 feed no bytes from drones to a parser the ASan pass does not already cover.
 """
+import asyncio
 import json
 import os
 import queue
@@ -27,6 +28,8 @@ import pytest
 
 import dg
 import rabbit
+import servers
+from storetest import DB
 
 pytestmark = [pytest.mark.skipif(not rabbit.available(), reason="rabbitmq-server not installed"),
               pytest.mark.plain_only]
@@ -433,3 +436,48 @@ def test_sink_exactly_once_store_outage_then_kill9(rb, server_factory, tmp_path)
                   dg.metric(sk.metrics(), "dronegate_sink_lag_messages") == 0, 30, "every delivery acked")
     assert sk.get("/readyz").status == 200
     sk.stop()
+
+
+@pytest.mark.skipif(not servers.pg_available(), reason="PostgreSQL not installed")
+def test_two_gateways_two_sinks_postgres_exactly_once_with_kill9(rb, server_factory, tmp_path):
+    """Two gateways publish to one quorum queue; two competing sinks store
+    into one PostgreSQL; one sink is killed -9 between the two halves of the
+    run (its unacked deliveries go to the other). Every message is stored
+    exactly once."""
+    db = DB(servers.shared_postgres())
+    uri = rb.uri("pg.q")
+    gws = [server_factory(store=db.uri(), args=["--queue", uri, "--instance", f"gw-{c}", "--ack-interval", "0"])
+           for c in "ab"]
+    sinks = [Sink(tmp_path / f"sink{i}", store=db.uri(),
+                  args=["--queue", uri, "--batch-records", "50", "--shutdown-timeout", "3000"]) for i in range(2)]
+    drones = [dg.new_id("pg") for _ in range(4)]
+    n = 300
+
+    async def send(gw, did, lo, hi):
+        d = await dg.Drone.connect(gw, did)
+        for i in range(lo, hi + 1, 50):
+            await d.send([dg.minimal(j) for j in range(i, min(i + 50, hi + 1))])
+        assert await d.wait_ack(hi) == hi
+        await d.close()
+
+    async def half(lo, hi):
+        await asyncio.gather(*(send(gws[i % 2], did, lo, hi) for i, did in enumerate(drones)))
+    try:
+        for sk in sinks:
+            sk.start()
+        dg.run(half(1, n // 2))
+        dg.wait_until(lambda: dg.metric(sinks[0].metrics(), "dronegate_sink_consumed_total") >= 1, 20,
+                      "sink 0 consumed something")
+        sinks[0].kill9()
+        dg.run(half(n // 2 + 1, n))
+        total = len(drones) * n
+        dg.wait_until(lambda: db.one("SELECT count(*) FROM telemetry") >= total, 60, "everything stored")
+        assert db.one("SELECT count(*) FROM telemetry") == total
+        for did in drones:
+            assert [r[0] for r in db.rows("SELECT seq FROM telemetry WHERE drone_id = %s ORDER BY seq", did)] \
+                == list(range(1, n + 1))
+        dg.wait_until(lambda: rb.message_count("pg.q") == 0, 30, "every delivery acked")
+    finally:
+        for sk in sinks:
+            if sk.alive():
+                sk.stop()
