@@ -30,6 +30,7 @@ import dg
 import rabbit
 import servers
 from storetest import DB
+from test_queue_kafka import Sink, db_seqs   # `dronegate sink` as a dg.Server; seqs in its SQLite
 
 pytestmark = [pytest.mark.skipif(not rabbit.available(), reason="rabbitmq-server not installed"),
               pytest.mark.plain_only]
@@ -39,14 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVE = Path(os.environ.get("AMQP_DRIVE", ROOT / "build" / "amqp-drive"))
 
 
-@pytest.fixture(scope="module")
-def rb():
-    r = rabbit.Rabbit()
-    try:
-        r.start()
-        yield r
-    finally:
-        r.close()
+rb = pytest.fixture(scope="module", name="rb")(rabbit.module_fixture)   # one broker per module
 
 
 class Drive:
@@ -376,22 +370,6 @@ def test_broker_down_nothing_acked_readyz_503_then_recovery(rb, server_factory):
     assert set(seqs) == set(range(1, 11))
     seqs = {json.loads(b)["seq"] for _, _, b in pika_get_all(rb, "down.gw")}
     assert seqs == set(range(1, 11))
-
-
-class Sink(dg.Server):
-    """`dronegate sink --queue amqp://...` with dg.Server's process handling."""
-
-    def _cmd_env(self):
-        cmd, env = super()._cmd_env()
-        return [cmd[0], "sink"] + cmd[1:], env
-
-
-def db_seqs(path, drone):
-    con = sqlite3.connect(str(path), timeout=30)
-    try:
-        return [r[0] for r in con.execute("SELECT seq FROM telemetry WHERE drone_id=? ORDER BY seq", (drone,))]
-    finally:
-        con.close()
 
 
 def test_sink_exactly_once_store_outage_then_kill9(rb, server_factory, tmp_path):

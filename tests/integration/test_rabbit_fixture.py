@@ -13,14 +13,7 @@ pytestmark = [pytest.mark.skipif(not rabbit.available(), reason="rabbitmq-server
 pika = pytest.importorskip("pika")
 
 
-@pytest.fixture(scope="module")
-def rb():
-    r = rabbit.Rabbit()
-    try:
-        r.start()
-        yield r
-    finally:
-        r.close()
+rb = pytest.fixture(scope="module", name="rb")(rabbit.module_fixture)   # one broker per module
 
 
 def test_confirmed_persistent_message_survives_restart(rb):
