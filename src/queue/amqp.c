@@ -70,6 +70,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/timefmt.h"
 
 #define AMQP_HEARTBEAT_S     30
@@ -299,6 +300,7 @@ static void hand_back_confirmed(amqp_pub_t *p)
     while (p->infl_n && infl_at(p, 0)->last <= p->acked) {
         dg_batch_t *b = infl_at(p, 0)->b;
         infl_pop(p);
+        dg_inc(&dg_metrics.queue_published, b->n);
         b->status = 0;
         p->done(b, p->ud);
     }

@@ -311,6 +311,7 @@ def test_gateway_publishes_acks_follow_confirms(rb, server_factory):
         assert v["timestamp"] == dg.to_ms(t["timestamp"])
         assert v["latitude"] == t["latitude"] and v["status"] == "airborne" and v["battery"] == 76.5
     assert by == {i: set(range(1, 21)) for i in ids}
+    assert dg.metric(srv.metrics(), "dronegate_queue_published_total") == 40
     r = srv.get(f"/api/v1/drones/{ids[0]}/telemetry?limit=10")
     assert r.status == 404 or r.json()["telemetry"] == [], r
 
