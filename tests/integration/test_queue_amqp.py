@@ -197,6 +197,9 @@ def test_exchange_routing_key_is_drone_id_and_stream_type(rb):
     assert [m.routing_key for m, _, _ in got] == ["drone-7", "drone-7"]
     assert [p.message_id for _, p, _ in got] == ["drone-7:1", "drone-7:2"]
     assert all(p.delivery_mode == 2 and p.content_type == "application/json" for _, p, _ in got)
+    # our consumer ops read the stream too (x-stream-offset first, manual acks)
+    msgs, _ = consume(rb.uri("fmt.s", type="stream", exchange="dg.x"), 2)
+    assert [(m["drone_id"], m["seq"]) for m in msgs] == [("drone-7", 1), ("drone-7", 2)]
 
 
 def test_broker_nack_acks_nothing(rb):
