@@ -335,12 +335,17 @@ def test_gateway_start_errors_exit_2(rb, server_factory):
         assert "guest:guest" not in s.stderr(), "the password is in the log"
 
 
-def test_broker_down_nothing_acked_readyz_503_then_recovery(rb, server_factory):
+def test_broker_down_nothing_acked_readyz_503_then_recovery(rb, server_factory, tmp_path):
     """The broker stops mid-run. The gateway: nothing acked meanwhile, /readyz
     503, acks after the broker is back (no restart). The publisher ops
     (amqp-drive): a batch submitted meanwhile is not handed back, failing() is
-    true; it is confirmed after the broker is back. One broker restart for both."""
+    true; it is confirmed after the broker is back. The sink: /readyz 503
+    while the broker is away, then it reconnects and stores the rest. One
+    broker restart for all three."""
     srv = server_factory(args=["--queue", rb.uri("down.gw", type="classic")])
+    store = tmp_path / "sink.db"
+    sk = Sink(tmp_path / "sink", store=f"sqlite:{store}", args=["--queue", rb.uri("down.gw", type="classic")])
+    sk.start()
     drv = Drive(rb.uri("down.q", type="classic"))
     b1 = drv.pub(5)
     assert drv.done(b1)[0] == 0
@@ -352,9 +357,11 @@ def test_broker_down_nothing_acked_readyz_503_then_recovery(rb, server_factory):
             await d.send(dg.telem(seq))
         assert await d.wait_ack(5) == 5
         assert srv.get("/readyz").status == 200
+        dg.wait_until(lambda: db_seqs(store, did) == [1, 2, 3, 4, 5], 20, "the sink stored 1..5")
         rb.stop()
         drv.stderr_until("amqp:")                      # the publisher saw the connection go
         dg.wait_until(lambda: srv.get("/readyz").status == 503, 30, "readyz 503")
+        dg.wait_until(lambda: sk.get("/readyz").status == 503, 30, "sink readyz 503")
         for seq in range(6, 11):
             await d.send(dg.telem(seq))
         b2 = drv.pub(5)
@@ -367,13 +374,17 @@ def test_broker_down_nothing_acked_readyz_503_then_recovery(rb, server_factory):
         assert status == 0, seen
         dg.wait_until(lambda: srv.get("/readyz").status == 200, 30, "readyz 200")
         await d.close()
-    dg.run(go(), timeout=150)
-    assert drv.state()["failing"] == "0"
-    drv.stop()
-    seqs = sorted(json.loads(b)["seq"] for _, _, b in pika_get_all(rb, "down.q"))
-    assert set(seqs) == set(range(1, 11))
-    seqs = {json.loads(b)["seq"] for _, _, b in pika_get_all(rb, "down.gw")}
-    assert seqs == set(range(1, 11))
+    try:
+        dg.run(go(), timeout=150)
+        assert drv.state()["failing"] == "0"
+        drv.stop()
+        seqs = sorted(json.loads(b)["seq"] for _, _, b in pika_get_all(rb, "down.q"))
+        assert set(seqs) == set(range(1, 11))
+        dg.wait_until(lambda: db_seqs(store, did) == list(range(1, 11)), 30, "the sink stored 1..10")
+        dg.wait_until(lambda: sk.get("/readyz").status == 200, 30, "sink readyz 200")
+    finally:
+        if sk.alive():
+            sk.stop()
 
 
 def test_sink_exactly_once_store_outage_then_kill9(rb, server_factory, tmp_path):
