@@ -284,6 +284,10 @@ M = [
      "0 /* manual acks */", "1 /* auto acks: gone from the broker at delivery */",
      ["py:test_queue_amqp.py::test_sink_exactly_once_store_outage_then_kill9"],
      "AMQP consumer: deliveries acked before the sink's store commit (lost at a kill -9)"),
+    ("amqp-blocked", "src/queue/amqp.c",
+     "p->blocked = true;", "p->blocked = true; return 0;",
+     ["py:test_queue_amqp.py::test_broker_memory_alarm_blocks_then_recovers"],
+     "AMQP publisher: a broker that blocks publishers (resource alarm) leaves /readyz 200"),
 ]
 
 args = sys.argv[1:]

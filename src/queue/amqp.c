@@ -28,6 +28,9 @@
  *   nothing queued). backlog_full() is failing(): a worker asks only when
  *   its batch pool is exhausted (worker.c), and then drones get 1008.
  *   At most `inflight` (URI) records are published and unconfirmed at once.
+ *   connection.blocked (a broker resource alarm) sets failing until the
+ *   next basic.ack after connection.unblocked; a publish call that has not
+ *   returned for 5 s (the broker stopped reading) also makes failing() true.
  *
  *   publisher_new() connects, declares and selects confirms once: no broker
  *   (5 s connect timeout), bad credentials, an unknown vhost or a queue that
@@ -128,8 +131,17 @@ static amqp_connection_state_t amqp_connect(const dg_amqp_uri_t *u, int channels
     }
     struct timeval rpc = { AMQP_RPC_TIMEOUT, 0 };
     amqp_set_rpc_timeout(st, &rpc);
-    amqp_rpc_reply_t r = amqp_login(st, u->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, AMQP_HEARTBEAT_S,
-                                    AMQP_SASL_METHOD_PLAIN, u->user, u->pass);
+    /* capabilities: connection.blocked (the broker tells a publisher it
+     * stops reading, resource alarm) and authentication_failure_close (a
+     * clear error for bad credentials; rabbitmq-c's default, replaced here) */
+    amqp_table_entry_t caps[2] = {
+        { bytes("authentication_failure_close"), { AMQP_FIELD_KIND_BOOLEAN, { .boolean = 1 } } },
+        { bytes("connection.blocked"), { AMQP_FIELD_KIND_BOOLEAN, { .boolean = 1 } } },
+    };
+    amqp_table_entry_t prop = { bytes("capabilities"), { AMQP_FIELD_KIND_TABLE, { .table = { 2, caps } } } };
+    amqp_table_t props = { 1, &prop };
+    amqp_rpc_reply_t r = amqp_login_with_properties(st, u->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, AMQP_HEARTBEAT_S,
+                                                    &props, AMQP_SASL_METHOD_PLAIN, u->user, u->pass);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         rpc_error(r, "login", err, errlen);
         amqp_destroy_connection(st);
@@ -202,6 +214,8 @@ typedef struct amqp_pub {
     int             efd;           /* eventfd: wakes the thread */
     atomic_int      failing;
     atomic_int      sockfd;        /* -1 when not connected (stop's watchdog) */
+    atomic_llong    writing_since; /* mono ms a publish began, 0 when none */
+    bool            blocked;       /* connection.blocked (publisher thread) */
 
     /* publisher thread only */
     pthread_t       thr;
@@ -330,6 +344,10 @@ static void drop_conn(amqp_pub_t *p, const char *why)
     p->nsingle = 0;
 }
 
+/* A publish that has not returned for this long means the broker stopped
+ * reading (memory or disk alarm, a stalled network): failing() says so. */
+#define WRITE_STALL_MS 5000
+
 static int pub_open(amqp_pub_t *p)
 {
     char err[400];
@@ -348,6 +366,7 @@ static int pub_open(amqp_pub_t *p)
         return -1;
     }
     p->st = st;
+    p->blocked = false;
     p->next_tag = 1;
     p->acked = 0;
     p->nsingle = 0;
@@ -401,7 +420,9 @@ static int publish_pending(amqp_pub_t *p)
         }
         pthread_mutex_unlock(&p->mu);
         if (!b) return 0;
+        atomic_store(&p->writing_since, dg_mono_ms());
         int rc = publish_batch(p, b);
+        atomic_store(&p->writing_since, 0);
         if (infl_push(p, b, p->next_tag - 1) != 0) {
             /* no memory for the ring: back to the head, retried later */
             pthread_mutex_lock(&p->mu);
@@ -424,7 +445,7 @@ static int handle_frame(amqp_pub_t *p, const amqp_frame_t *f)
     case AMQP_BASIC_ACK_METHOD: {
         const amqp_basic_ack_t *m = f->payload.method.decoded;
         confirm(p, m->delivery_tag, m->multiple);
-        clear_failing(p);
+        if (!p->blocked) clear_failing(p);
         return 0;
     }
     case AMQP_BASIC_NACK_METHOD: {
@@ -451,8 +472,18 @@ static int handle_frame(amqp_pub_t *p, const amqp_frame_t *f)
                  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         return -1;
     }
-    case AMQP_CONNECTION_BLOCKED_METHOD:
-        dg_warn("amqp: the broker blocks publishers (resource alarm)");
+    case AMQP_CONNECTION_BLOCKED_METHOD: {
+        const amqp_connection_blocked_t *m = f->payload.method.decoded;
+        char why[200];
+        snprintf(why, sizeof why, "the broker blocks publishers: %.*s", (int)m->reason.len,
+                 (const char *)m->reason.bytes);
+        p->blocked = true;
+        set_failing(p, why);
+        return 0;
+    }
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        p->blocked = false;
+        if (!p->infl_n) clear_failing(p);   /* else at the next basic.ack */
         return 0;
     default:
         return 0;
@@ -572,6 +603,7 @@ void *dg_amqp_publisher_new(const char *uri, dg_sink_done_fn done, void *ud, cha
     pthread_mutex_init(&p->mu, NULL);
     atomic_init(&p->failing, 0);
     atomic_init(&p->sockfd, -1);
+    atomic_init(&p->writing_since, 0);
     p->backoff_ms = BACKOFF_MIN_MS;
     p->next_tag = 1;
     /* connect, declare and confirm.select now: a broker that is not there,
@@ -608,7 +640,12 @@ static void pub_submit(void *s, dg_batch_t *b)
     wake(p);
 }
 
-static int pub_failing(void *s) { return atomic_load(&((amqp_pub_t *)s)->failing); }
+static int pub_failing(void *s)
+{
+    amqp_pub_t *p = s;
+    int64_t since = atomic_load(&p->writing_since);
+    return atomic_load(&p->failing) || (since && dg_mono_ms() - since > WRITE_STALL_MS);
+}
 static int pub_backlog_full(void *s) { return pub_failing(s); }
 
 static void pub_stop(void *s, int64_t deadline_ms)

@@ -335,6 +335,34 @@ def test_gateway_start_errors_exit_2(rb, server_factory):
         assert "guest:guest" not in s.stderr(), "the password is in the log"
 
 
+def test_broker_memory_alarm_blocks_then_recovers(rb, server_factory):
+    """A broker resource alarm (memory watermark 0) blocks publishers
+    (connection.blocked): no ack, /readyz 503; the alarm cleared, the
+    messages are confirmed and acked, /readyz 200."""
+    srv = server_factory(args=["--queue", rb.uri("alarm.q", type="classic")])
+    did = dg.new_id("al")
+
+    async def go():
+        d = await dg.Drone.connect(srv, did)
+        await d.send(dg.telem(1))
+        assert await d.wait_ack(1) == 1
+        rb.ctl("set_vm_memory_high_watermark", "0")
+        try:
+            dg.wait_until(lambda: "memory" in rb.ctl("eval", "rabbit_alarm:get_alarms()."), 30, "the memory alarm")
+            for seq in range(2, 6):
+                await d.send(dg.telem(seq))
+            dg.wait_until(lambda: "blocks publishers" in srv.stderr(), 30, "connection.blocked in the log")
+            assert srv.get("/readyz").status == 503
+            await d.sync()
+            assert d.max_ack == 1, d.acks
+        finally:
+            rb.ctl("set_vm_memory_high_watermark", "0.4")
+        assert await d.wait_ack(5, timeout=30) == 5
+        dg.wait_until(lambda: srv.get("/readyz").status == 200, 30, "readyz 200")
+        await d.close()
+    dg.run(go(), timeout=120)
+
+
 def test_broker_down_nothing_acked_readyz_503_then_recovery(rb, server_factory, tmp_path):
     """The broker stops mid-run. The gateway: nothing acked meanwhile, /readyz
     503, acks after the broker is back (no restart). The publisher ops
