@@ -10,11 +10,17 @@
 #   DRONES=100 DUR=5 bench/bench_queue_kafka.sh
 #   PG_URI=postgresql://... bench/bench_queue_kafka.sh   # + the sink into PostgreSQL
 #
+# The mock keeps only about 5 MB per partition (older message sets are
+# evicted), so the sink reads what is left (~15 MB, about 48,000 messages),
+# not everything the gateway published.
+#
 # Prints one `name value unit` line per figure:
 #   gw_sqlite_acked        acked msgs/s, the gateway storing in SQLite (reference)
 #   gw_kafka_acked         acked msgs/s, the gateway publishing to the mock
-#   sink_sqlite_rows       rows/s the sink stores into SQLite (first row to last)
-#   sink_pg_rows           the same into PostgreSQL (with PG_URI)
+#   sink_sqlite_rows       rows/s the sink stores into SQLite (first row to last;
+#                          the mock's 3 s initial group rebalance is not counted)
+#   sink_sqlite_b16k_rows  the same with --batch-records 16384
+#   sink_pg_rows           the same into PostgreSQL (with PG_URI: an empty database)
 # Compare the sink with bench/bench_sqlite_raw (SQLite's own batched insert)
 # and bench/bench_pg_write (PostgreSQL's write paths).
 # Needs: make all (build/dronegate, dronegate-sim, kafka-mockcluster), curl.
@@ -68,15 +74,14 @@ N=$(metric "$GW_PORT" dronegate_queue_published_total)
 kill "$GW_PID"; wait "$GW_PID" || true
 echo "published $N msgs"
 
-sink() {   # name store
+sink() {   # name store [flags]
+    local name=$1 store=$2; shift 2
     local port; port=$(free_port)
-    $BIN sink --listen "127.0.0.1:$port" --store "$2" --queue "$QUEUE" --group "bench-$1" --log-level warn 2>"$tmp/sink-$1.log" &
+    $BIN sink --listen "127.0.0.1:$port" --store "$store" --queue "$QUEUE" --group "bench-$name" --log-level warn "$@" 2>"$tmp/sink-$name.log" &
     local pid=$!
     pids+=($pid)
     wait_http "$port"
-    # from the first stored row to the last (the mock's 3 s initial group
-    # rebalance is not the sink's time)
-    /usr/bin/python3 - "$port" "$N" "$1" <<'PY'
+    /usr/bin/python3 - "$port" "$R" "$name" <<'PY'
 import sys, time, urllib.request
 port, n, name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 def stored():
@@ -85,15 +90,19 @@ def stored():
 deadline = time.monotonic() + 120
 s = stored()
 while s == 0 and time.monotonic() < deadline:
-    time.sleep(0.005); s = stored()
+    time.sleep(0.002); s = stored()
 t0, s0 = time.monotonic(), s
 while s < n and time.monotonic() < deadline:
-    time.sleep(0.005); s = stored()
+    time.sleep(0.002); s = stored()
 dt = time.monotonic() - t0
-print(f"sink_{name}_rows {round((s - s0) / dt) if dt > 0 else 0} rows/s ({int(s)} of {n} stored in {dt:.2f} s after the first)")
+print(f"sink_{name}_rows {round((s - s0) / dt) if dt > 0 else 0} rows/s ({int(s)} of {n} rows stored, {dt:.2f} s from the first)")
 PY
     kill "$pid"; wait "$pid" || true
 }
+# what the mock kept (see above): read once with kcat
+R=$(timeout 60 kcat -b "$BS" -C -t dronegate.telemetry -o beginning -e -q | wc -l)
+echo "retained $R msgs"
 sink sqlite "sqlite:$tmp/sink.db"
+sink sqlite_b16k "sqlite:$tmp/sink2.db" --batch-records 16384
 if [ -n "${PG_URI:-}" ]; then sink pg "$PG_URI"; fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

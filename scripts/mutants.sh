@@ -271,8 +271,8 @@ M = [
      ["py:test_queue_kafka.py::test_brokers_down_nothing_acked_readyz_503_then_recovery"],
      "a batch whose delivery failed is acked (and never produced again)"),
     ("sink-commit-after-store", "src/queue/sinkcmd.c",
-     "int st = store_batch(s, b);",
-     "s->qops->commit(s->qc, msgs[n - 1].token); int st = store_batch(s, b);",
+     "submit_batch(s, b);",
+     "s->qops->commit(s->qc, msgs[n - 1].token); submit_batch(s, b);",
      ["py:test_queue_kafka.py::test_sink_store_outage_commits_nothing_kill9_restart_exactly_once"],
      "the sink commits the offset before the store commit: a crash loses the batch"),
     # --- amqp (issue 9, RabbitMQ) ---

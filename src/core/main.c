@@ -4,6 +4,9 @@
  * Threads: main (signals only), one store writer, N workers (event loops).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,25 @@ static void on_batch_done(dg_batch_t *b, void *ud)
 {
     dg_server_t *srv = ud;
     dg_worker_post(srv->workers[b->worker], &b->msg);
+}
+
+/* Joins the workers and says so (a bounded wait for them in main). */
+typedef struct joiner {
+    dg_server_t    *srv;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    bool            done;
+} joiner_t;
+
+static void *join_workers(void *arg)
+{
+    joiner_t *j = arg;
+    for (int i = 0; i < j->srv->nworkers; i++) dg_worker_join(j->srv->workers[i]);
+    pthread_mutex_lock(&j->mu);
+    j->done = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
 }
 
 typedef struct restored {
@@ -335,7 +357,34 @@ int main(int argc, char **argv)
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     atomic_store(&srv.draining, 1);
     for (int i = 0; i < srv.nworkers; i++) dg_worker_drain(srv.workers[i]);
-    for (int i = 0; i < srv.nworkers; i++) dg_worker_join(srv.workers[i]);
+    if (srv.sink != srv.writer) {
+        /* A publisher holds each batch until the broker confirms it, and the
+         * workers wait for their batches: if the broker does not confirm
+         * within --shutdown-timeout, stop the publisher, which hands back
+         * what is unconfirmed (not acked: the drones resend it). */
+        joiner_t j = { .srv = &srv, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+        pthread_t jt;
+        if (pthread_create(&jt, NULL, join_workers, &j) != 0) join_workers(&j);
+        else {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            long ms = cfg.shutdown_timeout_ms + 1000;
+            until.tv_sec += ms / 1000;
+            until.tv_nsec += (ms % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+            pthread_mutex_lock(&j.mu);
+            while (!j.done && pthread_cond_timedwait(&j.cv, &j.mu, &until) == 0) {}
+            bool done = j.done;
+            pthread_mutex_unlock(&j.mu);
+            if (!done) {
+                dg_warn("the broker did not confirm everything within --shutdown-timeout: what is unconfirmed is not acked (the drones resend it)");
+                srv.sink_ops->stop(srv.sink, dg_mono_ms());
+            }
+            pthread_join(jt, NULL);
+        }
+    } else {
+        for (int i = 0; i < srv.nworkers; i++) dg_worker_join(srv.workers[i]);
+    }
     dg_fleet_stop(srv.fleet);   /* after the workers: their last presence events are written */
     srv.fleet = NULL;
     dg_reads_stop(srv.reads);   /* replies to the joined workers are freed with them */

@@ -42,7 +42,7 @@
  *   thread is stuck in a socket write (a broker that stopped reading), stop
  *   shuts the socket down a second after the deadline.
  *
- * Consumer (dg_queue_consumer_ops_t): channel 1 carries basic.qos(prefetch)
+ * Consumer (dg_queue_consumer_ops_t): channel 1 carries basic.qos(2 x prefetch)
  * and basic.consume (manual acks; streams get x-stream-offset), channel 2 the
  * passive queue.declare of lag(). token = connection generation << 48 |
  * delivery tag; commit(token) = basic.ack multiple on the connection that
@@ -765,7 +765,9 @@ static void *cons_open(const char *uri, const char *group, int prefetch, char *e
     amqp_cons_t *c = calloc(1, sizeof *c);
     if (!c) { snprintf(err, errlen, "out of memory"); return NULL; }
     if (dg_amqp_uri_parse(uri, &c->u, err, errlen) != 0) { free(c); return NULL; }
-    c->prefetch = prefetch < 1 ? 1 : prefetch > 65535 ? 65535 : prefetch;
+    /* twice the batch: the sink polls the next batch while the writer
+     * stores the one before (both unacked until their store commits) */
+    c->prefetch = prefetch < 1 ? 2 : prefetch > 32767 ? 65535 : 2 * prefetch;
     c->backoff_ms = BACKOFF_MIN_MS;
     pthread_mutex_init(&c->mu, NULL);
     if (cons_connect(c) != 0) dg_warn("amqp consumer: %s (retrying)", c->err);

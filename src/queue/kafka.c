@@ -110,6 +110,7 @@ typedef struct kpub {
     pnode_t          *in_head, *in_tail;  /* submitted, not taken by the thread */
     int64_t           deadline;     /* stop(): set with stopping */
     atomic_int        stopping;
+    bool              closed;       /* the thread is gone: submit hands back at once (under mu) */
     atomic_int        failing;
     /* thread only */
     pnode_t          *head, *tail;  /* in flight, submission order */
@@ -139,11 +140,11 @@ static void pub_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         dg_inc(&dg_metrics.queue_published, 1);
         if (atomic_exchange(&p->failing, 0)) dg_info("kafka: deliveries succeed again");
     } else {
-        if (!n->failed && !atomic_load(&p->stopping))
-            dg_warn("kafka: delivery of %.*s seq %" PRIu64 " failed: %s (the batch is produced again; nothing of it is acked until then)",
+        /* said once per failing period (the next success says it is over) */
+        if (!atomic_exchange(&p->failing, 1) && !atomic_load(&p->stopping))
+            dg_warn("kafka: delivery of %.*s seq %" PRIu64 " failed: %s (its batch is produced again; nothing of it is acked until then)",
                     (int)m->key_len, (const char *)m->key, n->b->recs[0].seq, rd_kafka_err2str(m->err));
         n->failed = true;
-        atomic_store(&p->failing, 1);
     }
 }
 
@@ -271,6 +272,20 @@ static void *pub_main(void *arg)
         p->tail = NULL;
         if (left) dg_warn("kafka: %zu records were not confirmed by the broker before the deadline: not acked (the drones resend them)", left);
     }
+    /* batches submitted after this point (a worker finishing its drain
+     * after the deadline) are handed back at once, not acked */
+    pthread_mutex_lock(&p->mu);
+    p->closed = true;
+    pnode_t *late = p->in_head;
+    p->in_head = p->in_tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (late) {
+        pnode_t *n = late;
+        late = n->next;
+        n->b->status = -1;
+        p->done(n->b, p->ud);
+        free(n);
+    }
     return NULL;
 }
 
@@ -358,6 +373,13 @@ static void pub_submit(void *s, dg_batch_t *b)
     }
     n->b = b;
     pthread_mutex_lock(&p->mu);
+    if (p->closed) {
+        pthread_mutex_unlock(&p->mu);
+        free(n);
+        b->status = -1;
+        p->done(b, p->ud);
+        return;
+    }
     if (p->in_tail) p->in_tail->next = n; else p->in_head = n;
     p->in_tail = n;
     pthread_mutex_unlock(&p->mu);
@@ -548,7 +570,10 @@ static int cons_commit(void *cv, uint64_t token)
         }
     }
     rd_kafka_topic_partition_list_destroy(l);
-    if (rc == 0) c->nmarks = keep;
+    /* forgotten either way: a failed commit (e.g. after a rebalance took the
+     * partition away) only means those messages come again, and the store
+     * ignores them; keeping the marks would grow them without bound */
+    c->nmarks = keep;
     return rc;
 }
 

@@ -3,8 +3,9 @@
  *
  *   consumer thread: poll up to --batch-records messages -> decode (poison
  *                    messages counted and skipped) -> one batch to the store
- *                    writer (pipeline/writer.h, the gateway's own writer) ->
- *                    wait for its done(status 0) -> consumer commit(token)
+ *                    writer (pipeline/writer.h, the gateway's own writer);
+ *                    while it is stored the next batch is polled; once its
+ *                    done(status 0) is back -> consumer commit(token)
  *   writer thread:   the store transaction, retried with backoff while the
  *                    store fails (nothing is committed to the broker then)
  *   http thread:     /metrics, /healthz, /readyz on --listen
@@ -71,15 +72,20 @@ static void on_done(dg_batch_t *b, void *ud)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Hand b to the writer and wait until it is back. Returns its status. On
- * SIGTERM the wait lasts until --shutdown-timeout; then the writer is
- * stopped, which hands b back not stored (status < 0). */
-static int store_batch(sinkst_t *s, dg_batch_t *b)
+/* Hand b to the writer (one batch in flight at a time). */
+static void submit_batch(sinkst_t *s, dg_batch_t *b)
 {
     pthread_mutex_lock(&s->mu);
     s->done = false;
     pthread_mutex_unlock(&s->mu);
     dg_writer_submit(s->writer, b);
+}
+
+/* Wait until b is back from the writer; its status. On SIGTERM the wait
+ * lasts until --shutdown-timeout; then the writer is stopped, which hands b
+ * back not stored (status < 0). */
+static int wait_batch(sinkst_t *s, dg_batch_t *b)
+{
     pthread_mutex_lock(&s->mu);
     while (!s->done) {
         struct timespec ts;
@@ -99,13 +105,31 @@ static int store_batch(sinkst_t *s, dg_batch_t *b)
     return b->status;
 }
 
+static void commit(sinkst_t *s, uint64_t token)
+{
+    if (s->qops->commit(s->qc, token) == 0) dg_inc(&s->commits, 1);
+    else dg_inc(&s->commit_errors, 1);
+}
+
+/* Two batches: the next one is polled and decoded while the writer stores
+ * the one before; a batch's messages are committed only once it is stored,
+ * and in order (a commit covers everything polled up to its token). */
 static void *consume_main(void *arg)
 {
     sinkst_t *s = arg;
     int max = (int)s->cfg->batch_records;
     dg_queue_msg_t *msgs = calloc((size_t)max, sizeof *msgs);
-    dg_batch_t *b = dg_batch_new(0, (size_t)max);
-    if (!msgs || !b) { dg_error("sink: out of memory"); free(msgs); dg_batch_free(b); atomic_store(&s->finished, 1); kill(getpid(), SIGTERM); return NULL; }
+    dg_batch_t *bs[2] = { dg_batch_new(0, (size_t)max), dg_batch_new(0, (size_t)max) };
+    if (!msgs || !bs[0] || !bs[1]) {
+        dg_error("sink: out of memory");
+        free(msgs); dg_batch_free(bs[0]); dg_batch_free(bs[1]);
+        atomic_store(&s->finished, 1);
+        kill(getpid(), SIGTERM);
+        return NULL;
+    }
+    dg_batch_t *pending = NULL;   /* at the writer */
+    uint64_t pending_tok = 0;     /* its last message */
+    int cur = 0;
     int64_t next_lag = 0;
     unsigned long poison_logged = 0;
     while (!atomic_load(&s->stop)) {
@@ -115,13 +139,15 @@ static void *consume_main(void *arg)
             atomic_store(&s->broker_down, lag < 0);
             next_lag = dg_mono_ms() + 1000;
         }
-        int n = s->qops->poll(s->qc, msgs, max, 200);
-        if (n < 0) { atomic_store(&s->broker_down, 1); continue; }
-        if (n == 0) continue;
-        atomic_store(&s->broker_down, 0);
-        dg_inc(&s->consumed, (uint64_t)n);
+        int n = s->qops->poll(s->qc, msgs, max, pending ? 0 : 200);
+        if (n < 0) atomic_store(&s->broker_down, 1);
+        dg_batch_t *b = bs[cur];
         b->n = 0;
         b->status = 0;
+        if (n > 0) {
+            atomic_store(&s->broker_down, 0);
+            dg_inc(&s->consumed, (uint64_t)n);
+        }
         for (int i = 0; i < n; i++) {
             char err[256];
             dg_record_t *r = &b->recs[b->n];
@@ -135,15 +161,25 @@ static void *consume_main(void *arg)
             r->origin = 0;
             b->n++;
         }
-        if (b->n) {
-            int st = store_batch(s, b);
+        if (pending) {
+            int st = wait_batch(s, pending);
+            pending = NULL;
             if (st != 0) break;   /* only at shutdown: not stored, not committed */
+            commit(s, pending_tok);   /* stored: now, and only now, the broker may forget it */
         }
-        /* stored (or nothing storable): now, and only now, the broker may forget them */
-        if (s->qops->commit(s->qc, msgs[n - 1].token) == 0) dg_inc(&s->commits, 1);
-        else dg_inc(&s->commit_errors, 1);
+        if (n <= 0) continue;
+        if (b->n) {
+            submit_batch(s, b);
+            pending = b;
+            pending_tok = msgs[n - 1].token;
+            cur ^= 1;
+        } else {
+            commit(s, msgs[n - 1].token);   /* nothing storable (poison only), the batch before is committed */
+        }
     }
-    dg_batch_free(b);
+    if (pending && wait_batch(s, pending) == 0) commit(s, pending_tok);
+    dg_batch_free(bs[0]);
+    dg_batch_free(bs[1]);
     free(msgs);
     atomic_store(&s->finished, 1);
     return NULL;

@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import queue
-import sqlite3
 import subprocess
 import threading
 import time
@@ -30,7 +29,8 @@ import dg
 import rabbit
 import servers
 from storetest import DB
-from test_queue_kafka import Sink, db_seqs   # `dronegate sink` as a dg.Server; seqs in its SQLite
+from test_outage import lock_db, stored_seqs as db_seqs
+from test_queue_kafka import Sink   # `dronegate sink` as a dg.Server
 
 pytestmark = [pytest.mark.skipif(not rabbit.available(), reason="rabbitmq-server not installed"),
               pytest.mark.plain_only]
@@ -254,8 +254,8 @@ def test_consumer_acks_only_committed(rb):
     b = d.pub(10, "dc")
     assert d.done(b)[0] == 0
     d.stop()
-    msgs, lag = consume(uri, 10, commit=False, prefetch=4, idle_ms=1000)
-    assert [m["seq"] for m in msgs] == [1, 2, 3, 4]      # the prefetch holds the rest back
+    msgs, lag = consume(uri, 10, commit=False, prefetch=2, idle_ms=1000)
+    assert [m["seq"] for m in msgs] == [1, 2, 3, 4]      # basic.qos 2 x 2 holds the rest back
     msgs, lag = consume(uri, 10, commit=False, prefetch=20)
     assert [m["seq"] for m in msgs] == list(range(1, 11))
     assert rb.message_count("cons.q") == 10
@@ -428,8 +428,7 @@ def test_sink_exactly_once_store_outage_then_kill9(rb, server_factory, tmp_path)
     sk = Sink(tmp_path / "sink", store=f"sqlite:{store}",
               args=["--queue", uri, "--batch-records", "64", "--shutdown-timeout", "3000"])
     sk.start()
-    con = sqlite3.connect(str(store), timeout=30, isolation_level=None)
-    con.execute("BEGIN EXCLUSIVE")       # the sink's store commits fail from now on
+    con = lock_db(store)                 # the sink's store commits fail from now on
     try:
         async def go():
             d = await dg.Drone.connect(s, drone)

@@ -18,16 +18,17 @@ kcat (Debian package kcat), a client we did not write.
     (the offset is committed only after the store commit)
 """
 import json
-import os
-import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import websockets
 
 import dg
+import servers
+from storetest import DB
+from test_outage import lock_db, stored_seqs as db_seqs
 from dg import T, Drone, metric, minimal, new_id, run, wait_until
 
 MOCK = str(dg.REPO / "build" / "kafka-mockcluster")
@@ -56,8 +57,11 @@ class Mock:
         return f"kafka://{self.bootstrap}/{topic}" + (f"?{q}" if q else "")
 
     def close(self):
-        self.p.stdin.close()
+        # a test tool: no graceful teardown needed (librdkafka's takes ~1 s)
+        self.p.kill()
         self.p.wait(timeout=10)
+        self.p.stdin.close()
+        self.p.stdout.close()
 
 
 @pytest.fixture
@@ -97,12 +101,15 @@ def sink_factory(tmp_path, queue, store, group="g1", extra=()):
     return s
 
 
-def db_seqs(path, drone):
-    con = sqlite3.connect(str(path), timeout=30)
-    try:
-        return [r[0] for r in con.execute("SELECT seq FROM telemetry WHERE drone_id=? ORDER BY seq", (drone,))]
-    finally:
-        con.close()
+def publish(s, drone, n, first=1, chunk=50):
+    """Send seqs first..n through gateway s in frames of chunk; wait for the ack of n."""
+    async def go():
+        d = await Drone.connect(s, drone)
+        for i in range(first, n + 1, chunk):
+            await d.send([minimal(j) for j in range(i, min(i + chunk, n + 1))])
+        await d.wait_ack(n)
+        await d.close()
+    run(go())
 
 
 def test_gateway_publishes_per_contract_and_acks_after_delivery(server_factory, mock):
@@ -176,19 +183,38 @@ def test_brokers_down_nothing_acked_readyz_503_then_recovery(server_factory, moc
     assert seqs == set(range(1, 81))   # every acked seq is in the topic (duplicates allowed)
 
 
+def test_brokers_down_and_batch_pool_full_drone_gets_1008(server_factory, mock):
+    # as with a failing store: a full batch pool while nothing can be
+    # confirmed is said to the drone (1008), not a silent stall
+    s = server_factory(args=["--queue", mock.uri(), "--batch-records", "16", "--batch-pool", "2", "--workers", "1",
+                             "--shutdown-timeout", "1000"])
+    drone = new_id("k1008")
+    mock.cmd("alldown")
+    wait_until(lambda: s.get("/readyz").status == 503, T(20), "readyz 503")
+
+    async def go():
+        d = await Drone.connect(s, drone)
+        try:
+            for i in range(1, 2001, 20):
+                await d.send([minimal(j) for j in range(i, i + 20)])
+        except websockets.ConnectionClosed:
+            pass
+        assert await d.wait_closed(T(20)) == 1008
+        assert d.max_ack is None
+    run(go())
+    # SIGTERM while no broker confirms: the drain ends at --shutdown-timeout,
+    # exit 0, nothing acked
+    s.stop(timeout=T(10))
+    assert "not acked (the drones resend it)" in s.stderr()
+
+
 def test_sink_stores_everything_once_and_skips_poison(server_factory, mock, tmp_path):
     s = server_factory(args=["--queue", mock.uri(), "--ack-interval", "0"])
     drones = [new_id("ks") for _ in range(3)]
     n = 300
 
-    async def go():
-        for drone in drones:
-            d = await Drone.connect(s, drone)
-            for i in range(1, n + 1, 50):
-                await d.send([minimal(j) for j in range(i, i + 50)])
-            await d.wait_ack(n)
-            await d.close()
-    run(go())
+    for drone in drones:
+        publish(s, drone, n)
     # a poison message in the topic: counted and skipped, not a stop
     p = subprocess.run(["kcat", "-b", mock.bootstrap, "-P", "-t", TOPIC, "-k", "junk"], input="not json\n",
                        capture_output=True, text=True, timeout=T(30))
@@ -209,12 +235,7 @@ def test_sink_stores_everything_once_and_skips_poison(server_factory, mock, tmp_
     sk.restart()
     # one new message: once it is stored, the restarted sink has read
     # everything after the committed offsets, and nothing before them
-    async def one_more():
-        d = await Drone.connect(s, drones[0])
-        await d.send(minimal(n + 1))
-        await d.wait_ack(n + 1)
-        await d.close()
-    run(one_more())
+    publish(s, drones[0], n + 1, first=n + 1)
     wait_until(lambda: len(db_seqs(s.db, drones[0])) == n + 1, T(30), "the new message stored")
     assert metric(sk.metrics(), "dronegate_sink_consumed_total") == 1, "messages stored before SIGTERM came again"
     sk.stop()
@@ -230,16 +251,9 @@ def test_sink_store_outage_commits_nothing_kill9_restart_exactly_once(server_fac
     sk.start()
     # from now on the sink's store cannot commit: another connection holds
     # it exclusively (as a competing writer would)
-    con = sqlite3.connect(str(store), timeout=30, isolation_level=None)
-    con.execute("BEGIN EXCLUSIVE")
+    con = lock_db(store)
     try:
-        async def go():
-            d = await Drone.connect(s, drone)
-            for i in range(1, n + 1, 100):
-                await d.send([minimal(j) for j in range(i, i + 100)])
-            await d.wait_ack(n)
-            await d.close()
-        run(go())
+        publish(s, drone, n, chunk=100)
         wait_until(lambda: metric(sk.metrics(), "dronegate_store_errors_total") >= 1, T(20), "a failed store commit")
         wait_until(lambda: sk.get("/readyz").status == 503, T(10), "sink readyz 503 while the store fails")
         assert sk.get("/readyz").body == b"store unreachable\n"
@@ -256,4 +270,41 @@ def test_sink_store_outage_commits_nothing_kill9_restart_exactly_once(server_fac
     # redelivered from the start: nothing was committed before the kill
     assert metric(sk.metrics(), "dronegate_sink_consumed_total") >= n
     wait_until(lambda: sk.get("/readyz").status == 200, T(10), "sink ready again")
+    sk.stop()
+
+
+@pytest.mark.plain_only   # needs the PostgreSQL fixture; the bytes are the same as above
+@pytest.mark.skipif(not servers.pg_available(), reason="PostgreSQL binaries not installed")
+def test_two_gateways_one_sink_postgresql_exactly_once(server_factory, mock, tmp_path):
+    """The README's example: two gateways publish, one sink stores into the
+    PostgreSQL they share; a sink killed with -9 mid-run and restarted still
+    stores every message once."""
+    db = DB(servers.shared_postgres())
+    gws = [server_factory(store=db.uri(), args=["--queue", mock.uri(), "--ack-interval", "0", "--instance", f"gw{i}"])
+           for i in range(2)]
+    drones = [new_id("kpg") for _ in range(4)]
+    n = 500
+    sk = sink_factory(tmp_path, mock.uri(), db.uri(), group="gpg", extra=["--batch-records", "32"])
+    sk.start()
+
+    async def go():
+        ds = [await Drone.connect(gws[i % 2], drone) for i, drone in enumerate(drones)]
+        for i in range(1, n + 1, 50):
+            for d in ds:
+                await d.send([minimal(j) for j in range(i, i + 50)])
+        for d in ds:
+            await d.wait_ack(n)
+            await d.close()
+    run(go())
+
+    def stored():
+        return db.one("SELECT count(*) FROM telemetry")
+    wait_until(lambda: stored() >= 64, T(30), "the sink storing")
+    sk.kill9()
+    sk.restart()
+    wait_until(lambda: stored() >= 4 * n, T(40), "every message stored")
+    rows = db.rows("SELECT drone_id, count(*), count(DISTINCT seq), min(seq), max(seq) FROM telemetry GROUP BY drone_id")
+    assert sorted(rows) == sorted((d, n, n, 1, n) for d in drones)
+    # either gateway's REST history reads what the sink stored
+    assert gws[1].seqs(drones[0]) == list(range(1, n + 1))
     sk.stop()
