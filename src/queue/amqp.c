@@ -84,8 +84,31 @@
 
 /* ---- shared: connect and declare ---- */
 
+/* The broker's reason in a channel.close or connection.close; -1 for
+ * another method. */
+static int close_text(const amqp_method_t *m, char *out, size_t n)
+{
+    const amqp_bytes_t *text;
+    unsigned code;
+    if (m->id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const amqp_connection_close_t *c = m->decoded;
+        code = c->reply_code;
+        text = &c->reply_text;
+    } else if (m->id == AMQP_CHANNEL_CLOSE_METHOD) {
+        const amqp_channel_close_t *c = m->decoded;
+        code = c->reply_code;
+        text = &c->reply_text;
+    } else {
+        return -1;
+    }
+    return snprintf(out, n, "%s closed by the broker: %u %.*s",
+                    m->id == AMQP_CHANNEL_CLOSE_METHOD ? "channel" : "connection", code,
+                    (int)text->len, (const char *)text->bytes);
+}
+
 static void rpc_error(amqp_rpc_reply_t r, const char *what, char *err, size_t errlen)
 {
+    char why[400];
     switch (r.reply_type) {
     case AMQP_RESPONSE_NORMAL:
         snprintf(err, errlen, "%s: ok", what);
@@ -97,17 +120,10 @@ static void rpc_error(amqp_rpc_reply_t r, const char *what, char *err, size_t er
         snprintf(err, errlen, "%s: %s", what, amqp_error_string2(r.library_error));
         break;
     case AMQP_RESPONSE_SERVER_EXCEPTION:
-        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-            amqp_connection_close_t *m = r.reply.decoded;
-            snprintf(err, errlen, "%s: connection closed by the broker: %u %.*s", what, m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-            amqp_channel_close_t *m = r.reply.decoded;
-            snprintf(err, errlen, "%s: channel closed by the broker: %u %.*s", what, m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        } else {
+        if (close_text(&r.reply, why, sizeof why) >= 0)
+            snprintf(err, errlen, "%s: %s", what, why);
+        else
             snprintf(err, errlen, "%s: broker error (method 0x%08x)", what, r.reply.id);
-        }
         break;
     }
 }
@@ -460,18 +476,10 @@ static int handle_frame(amqp_pub_t *p, const amqp_frame_t *f)
                  (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         return -1;
     }
-    case AMQP_CHANNEL_CLOSE_METHOD: {
-        const amqp_channel_close_t *m = f->payload.method.decoded;
-        snprintf(p->err, sizeof p->err, "channel closed by the broker: %u %.*s", m->reply_code,
-                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        close_text(&f->payload.method, p->err, sizeof p->err);
         return -1;
-    }
-    case AMQP_CONNECTION_CLOSE_METHOD: {
-        const amqp_connection_close_t *m = f->payload.method.decoded;
-        snprintf(p->err, sizeof p->err, "connection closed by the broker: %u %.*s", m->reply_code,
-                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        return -1;
-    }
     case AMQP_CONNECTION_BLOCKED_METHOD: {
         const amqp_connection_blocked_t *m = f->payload.method.decoded;
         char why[200];

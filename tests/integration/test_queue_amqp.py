@@ -323,11 +323,14 @@ def test_gateway_start_errors_exit_2(rb, server_factory):
     """A bad amqp:// URI, no broker, an unknown vhost, or a queue that exists
     with another type: one sentence on stderr, exit 2."""
     rb.ctl("add_vhost", "other")        # guest has no permission there
+    c = pika.BlockingConnection(rb.pika_params())
+    c.channel().queue_declare("pre.q", durable=True, arguments={"x-queue-type": "quorum"})
+    c.close()
     for uri, says in ((rb.uri("x", type="lazy"), "type must be quorum, stream or classic"),
                       (f"amqp://guest:guest@127.0.0.1:{dg.free_port()}/?queue=x", "connect to 127.0.0.1"),
                       (rb.uri("x", vhost="nope"), "login"),
                       (rb.uri("x", vhost="other"), "refused for user"),
-                      (rb.uri("fmt.q", type="classic"), "PRECONDITION_FAILED")):
+                      (rb.uri("pre.q", type="classic"), "PRECONDITION_FAILED")):
         s = server_factory(start=False, args=["--queue", uri])
         s.spawn()
         assert s.wait_exit(30) == 2, s.tail()
