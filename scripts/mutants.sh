@@ -309,6 +309,19 @@ M = [
      "s->qops->commit(s->qc, msgs[n - 1].token); submit_batch(s, b);",
      ["py:test_queue_kafka.py::test_sink_store_outage_commits_nothing_kill9_restart_exactly_once"],
      "the sink commits the offset before the store commit: a crash loses the batch"),
+    # --- amqp (issue 9, RabbitMQ) ---
+    ("amqp-ack-confirm", "src/queue/amqp.c",
+     "while (p->infl_n && infl_at(p, 0)->last <= p->acked) {", "while (p->infl_n) {",
+     ["py:test_queue_amqp.py::test_broker_nack_acks_nothing"],
+     "AMQP publisher hands batches back (acked) before the broker confirmed them"),
+    ("amqp-consume-ack", "src/queue/amqp.c",
+     "0 /* manual acks */", "1 /* auto acks: gone from the broker at delivery */",
+     ["py:test_queue_amqp.py::test_sink_exactly_once_store_outage_then_kill9"],
+     "AMQP consumer: deliveries acked before the sink's store commit (lost at a kill -9)"),
+    ("amqp-blocked", "src/queue/amqp.c",
+     "p->blocked = true;", "p->blocked = true; return 0;",
+     ["py:test_queue_amqp.py::test_broker_memory_alarm_blocks_then_recovers"],
+     "AMQP publisher: a broker that blocks publishers (resource alarm) leaves /readyz 200"),
 ]
 
 args = sys.argv[1:]
@@ -341,6 +354,8 @@ def targets(killers):
         else:
             t.update(("build/dronegate", "build/dronegate-sim", "build/bench/store_probe",   # store_probe: test_store_seq
                       "build/examples/drone"))                                            # the library's tests
+            if os.path.exists("tests/amqp/drive.c"):
+                t.add("build/amqp-drive")   # test_queue_amqp.py drives the AMQP ops directly
     return sorted(t)
 
 def run_killer(k, root):

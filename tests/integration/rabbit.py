@@ -182,3 +182,14 @@ class Rabbit:
             return c.channel().queue_declare(queue, passive=True).method.message_count
         finally:
             c.close()
+
+
+def module_fixture():
+    """One started broker for a test module, closed at its end:
+    rb = pytest.fixture(scope="module", name="rb")(rabbit.module_fixture)"""
+    r = Rabbit()
+    try:
+        r.start()
+        yield r
+    finally:
+        r.close()

@@ -2,7 +2,7 @@
 real client we did not write (python3-pika) declares a durable quorum queue,
 publishes with publisher confirms, and the message survives a broker restart
 on the same ports and data directory. (The dronegate AMQP publisher and
-consumer are not built yet: docs/amqp-notes.md.)"""
+consumer are tested in test_queue_amqp.py.)"""
 import pytest
 
 import rabbit
@@ -13,14 +13,7 @@ pytestmark = [pytest.mark.skipif(not rabbit.available(), reason="rabbitmq-server
 pika = pytest.importorskip("pika")
 
 
-@pytest.fixture(scope="module")
-def rb():
-    r = rabbit.Rabbit()
-    try:
-        r.start()
-        yield r
-    finally:
-        r.close()
+rb = pytest.fixture(scope="module", name="rb")(rabbit.module_fixture)   # one broker per module
 
 
 def test_confirmed_persistent_message_survives_restart(rb):
