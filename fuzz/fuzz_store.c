@@ -30,6 +30,7 @@
 
 #include "codec/json_telemetry.h"
 #include "codec/jsonw.h"
+#include "codec/views.h"
 #include "core/buf.h"
 #include "http/http.h"
 #include "store/store.h"

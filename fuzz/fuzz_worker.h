@@ -50,6 +50,8 @@ static void fuzz_worker_init(int nextra, char **extra)
     worker = dg_worker_new(&srv, 0, sp[0]);
     srv.writer = dg_writer_new(srv.store_ops, srv.store, fuzz_on_done, NULL);
     if (!worker || !srv.writer || dg_writer_start(srv.writer)) abort();
+    srv.sink_ops = &dg_writer_sink_ops;   /* the workers submit through the sink (as main.c) */
+    srv.sink = srv.writer;
 }
 
 /* A fresh connection of the worker with `ops` on sp[0] (non-blocking
