@@ -76,6 +76,22 @@ def clean_env(**extra):
     return env
 
 
+def npm_tool(folder, what):
+    """Install the npm tool pinned in tests/<folder>/ (its install.sh: npm ci
+    from the lock file, skipped while installed) and return node's path; the
+    test fails with npm's output when the install does."""
+    import shutil
+    inst = subprocess.run([str(REPO / "tests" / folder / "install.sh")], capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    if inst.returncode != 0:
+        import pytest
+        pytest.fail(f"tests/{folder}/install.sh failed (npm {what}):\n{inst.stdout[-2000:]}\n"
+                    f"{inst.stderr[-2000:]}", pytrace=False)
+    node = shutil.which("node")
+    assert node, f"node is not on PATH after tests/{folder}/install.sh"
+    return node
+
+
 def run_cli(args, timeout=None, **env):
     """Run a short-lived command (e.g. `dronegate token`); fails on a sanitizer report."""
     p = subprocess.run(args, capture_output=True, text=True, env=clean_env(**env),

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from dg import T, metric, new_id, wait_until
+from dg import T, metric, new_id, npm_tool, wait_until
 
 grpc = pytest.importorskip("grpc", reason="python3-grpcio is required (scripts/deps.d/grpc.list)")
 
@@ -254,9 +254,7 @@ def test_buf_lint_passes_and_catches_a_bad_proto(tmp_path):
     """buf lint (npm @bufbuild/buf, pinned in tests/buf/) on proto/ with
     proto/buf.yaml (STANDARD minus the names the contract fixes); a copy with
     a camelCase field must fail it."""
-    inst = subprocess.run([str(ROOT / "tests/buf/install.sh")], capture_output=True, text=True, timeout=600)
-    if inst.returncode != 0:
-        pytest.fail(f"tests/buf/install.sh failed (npm @bufbuild/buf):\n{inst.stdout}\n{inst.stderr}")
+    npm_tool("buf", "@bufbuild/buf")
     buf = str(ROOT / "tests/buf/node_modules/.bin/buf")
     r = subprocess.run([buf, "lint"], cwd=ROOT / "proto", capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr

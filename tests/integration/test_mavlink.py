@@ -16,7 +16,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from dg import T, metric, run, wait_until
+from dg import T, metric, npm_tool, run, wait_until
 from test_live import live, next_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,14 +34,7 @@ MAVDIR = ROOT / "tests" / "mavlink"
 
 @pytest.fixture(scope="module")
 def node():
-    inst = subprocess.run([str(MAVDIR / "install.sh")], capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL)
-    if inst.returncode != 0:
-        pytest.fail(f"tests/mavlink/install.sh failed (npm node-mavlink):\n{inst.stdout[-2000:]}\n"
-                    f"{inst.stderr[-2000:]}", pytrace=False)
-    n = shutil.which("node")
-    assert n, "node is not on PATH after tests/mavlink/install.sh"
-    return n
+    return npm_tool("mavlink", "node-mavlink")
 
 
 class Vehicle:

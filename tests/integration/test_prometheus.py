@@ -29,7 +29,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -41,7 +40,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dg import REPO, SIM, T, Drone, clean_env, free_port, minimal, run, wait_until
+from dg import REPO, SIM, T, Drone, clean_env, free_port, minimal, npm_tool, run, wait_until
 
 # Prometheus config, rules and dashboard: no gateway code path the ASan pass would add to (deselected there: pytest.ini)
 pytestmark = pytest.mark.plain_only
@@ -136,13 +135,7 @@ def metric_names(expr):
 
 def lezer_parse(items):
     """[(where, expr)] -> [(where, error)] of the rejected ones."""
-    inst = subprocess.run([str(PROMQL_DIR / "install.sh")], capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL)
-    if inst.returncode != 0:
-        pytest.fail(f"tests/promql/install.sh failed (npm @prometheus-io/lezer-promql):\n"
-                    f"{inst.stdout[-2000:]}\n{inst.stderr[-2000:]}", pytrace=False)
-    node = shutil.which("node")
-    assert node, "node is not on PATH after tests/promql/install.sh"
+    node = npm_tool("promql", "@prometheus-io/lezer-promql")
     p = subprocess.run([node, str(PROMQL_DIR / "parse.mjs")], input=json.dumps(
         [{"where": w, "expr": e} for w, e in items]), capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, f"parse.mjs failed: {p.stderr}"
