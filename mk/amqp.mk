@@ -6,9 +6,7 @@
 #                        against a real broker, without the gateway
 #   build/bench/amqp_plain  bench/amqp_plain.c: a plain rabbitmq-c publisher
 #                        with confirms (the limit for bench_queue_amqp.sh)
-# queue.c names the broker entry points as weak symbols (a build without a
-# broker links); -u makes the linker take amqp.o out of the core archive.
-LDLIBS += -Wl,-u,dg_amqp_publisher_new,-u,dg_amqp_publisher_ops,-u,dg_amqp_consumer_ops -lrabbitmq
+LDLIBS += -lrabbitmq
 
 
 $(B)/amqp-drive: tests/amqp/drive.c $(B)/libdronegate-core.a

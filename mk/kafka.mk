@@ -4,7 +4,6 @@
 # for the integration tests (tests/kafka/mockcluster.c); no Kafka broker is
 # packaged in Debian.
 LDLIBS += -lrdkafka
-CFLAGS += -DDG_HAVE_KAFKA
 
 INTEGRATION_DEPS += $(B)/kafka-mockcluster
 

@@ -47,7 +47,7 @@ int  dg_queue_decode_json(const char *p, size_t n, dg_record_t *r, char *err, si
 /* ---- gateway side: publishers are sinks (pipeline/sink.h) ---- */
 
 /* By URI scheme (kafka://, amqp://). NULL and a sentence in err when the
- * URI is bad or the broker kind is not built. *ops receives the table. */
+ * URI is bad or the scheme unknown. *ops receives the table. */
 void *dg_queue_publisher_new(const char *uri, dg_sink_done_fn done, void *ud,
                              const dg_sink_ops_t **ops, char *err, size_t errlen);
 
@@ -77,7 +77,17 @@ typedef struct dg_queue_consumer_ops {
     void (*close)(void *c);
 } dg_queue_consumer_ops_t;
 
-/* By URI scheme; NULL (and err) when unknown or not built. */
+/* By URI scheme; NULL (and err) when the scheme is unknown. */
 const dg_queue_consumer_ops_t *dg_queue_consumer_ops(const char *uri, char *err, size_t errlen);
+
+/* ---- the brokers (kafka.c, amqp.c), picked by the two functions above ---- */
+
+void *dg_amqp_publisher_new(const char *uri, dg_sink_done_fn done, void *ud, char *err, size_t errlen);
+extern const dg_sink_ops_t dg_amqp_publisher_ops;
+extern const dg_queue_consumer_ops_t dg_amqp_consumer_ops;
+
+void *dg_kafka_publisher_new(const char *uri, dg_sink_done_fn done, void *ud, char *err, size_t errlen);
+extern const dg_sink_ops_t dg_kafka_publisher_ops;
+extern const dg_queue_consumer_ops_t dg_kafka_consumer_ops;
 
 #endif

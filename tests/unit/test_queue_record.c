@@ -77,9 +77,8 @@ TEST(dispatch)
     ASSERT(dg_queue_publisher_new("redis://x", NULL, NULL, &ops, err, sizeof err) == NULL);
     ASSERT(strstr(err, "unknown queue URI scheme") != NULL);
     ASSERT(dg_queue_consumer_ops("nats://x", err, sizeof err) == NULL);
-    /* amqp.c lives on another branch: absent here, the sentence says so. */
-    if (dg_queue_consumer_ops("amqp://h/v?queue=q", err, sizeof err) == NULL)
-        ASSERT(strcmp(err, "amqp:// is not available in this build") == 0);
+    ASSERT(dg_queue_consumer_ops("amqp://h/v?queue=q", err, sizeof err) == &dg_amqp_consumer_ops);
+    ASSERT(dg_queue_consumer_ops("kafka://h:1/t", err, sizeof err) == &dg_kafka_consumer_ops);
 }
 
 int main(void)
