@@ -2,11 +2,14 @@
 configuration through the environment, start-up failures, the null store,
 --fsync, /readyz."""
 import asyncio
+import fcntl
 import http.client
 import signal
 import socket
 import sqlite3
 import subprocess
+import sys
+import termios
 
 import pytest
 import websockets
@@ -25,7 +28,19 @@ async def reader(d):
 
 
 async def _flushed(d):
-    while d.ws.transport.get_write_buffer_size():
+    """Wait until every byte sent so far is in the server's receive queue:
+    asyncio's buffer is empty AND the server's TCP acknowledged it all
+    (SIOCOUTQ = unacknowledged bytes). Handed to our kernel is not enough:
+    on a loaded machine loopback packets can wait in the softirq backlog
+    after send() returned, and a drain that starts then never saw them
+    (CI failure: 20 messages 'sent before SIGTERM' were still in flight)."""
+    sock = d.ws.transport.get_extra_info("socket")
+    buf = bytearray(4)
+    while True:
+        if not d.ws.transport.get_write_buffer_size():
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, buf)
+            if int.from_bytes(buf, sys.byteorder) == 0:
+                return
         await asyncio.sleep(0.001)
 
 
