@@ -663,11 +663,15 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
     dg_worker_t *w = p->data;
     /* Second phase of the closes of this iteration first: their teardown
      * may publish (a drone going offline) before the hooks flush. */
+    bool closed = w->dead != NULL;
     while (w->dead) {
         dg_conn_t *c = w->dead;
         w->dead = c->next;
         conn_destroy_now(c);
     }
+    /* draining and waiting for the last close handshakes: the one that just
+     * ended may have been the last (else the next sweep tick would notice) */
+    if (closed && w->draining && w->closing_sent) drain_step(w);
     /* Group commit: submit the open batch when nothing of ours is queued
      * behind the writer's current transaction; otherwise keep filling it. */
     if (w->open && w->open->n && w->inflight < 2) batch_submit(w);
