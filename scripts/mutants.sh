@@ -42,7 +42,7 @@ M = [
      ["py:test_promises.py::test_ack_latency_bounded_by_measured_baseline"],
      "a quiet drone's ack waits 20 group-commit intervals"),
     ("metric-queue", "src/net/worker.c",
-     "dg_gauge_add(&dg_metrics.queue_depth, 1);", "dg_gauge_add(&dg_metrics.queue_depth, 0);",
+     "w->depth_pending++;", "w->depth_pending += 0;",
      ["py:test_promises.py::test_queue_depth_and_acks_sent_follow_the_load"],
      "dronegate_queue_depth does not count received records"),
     ("metric-acks", "src/core/ingest.c",

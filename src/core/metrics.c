@@ -14,13 +14,35 @@ static const uint64_t bounds_ns[DG_HIST_BUCKETS] = {
     10000000000ull,
 };
 
-void dg_hist_observe(dg_hist_t *h, uint64_t ns)
+static int bucket_of(uint64_t ns)
 {
     int i = 0;
     while (i < DG_HIST_BUCKETS && ns > bounds_ns[i]) i++;
-    dg_inc(&h->bucket[i], 1);
+    return i;
+}
+
+void dg_hist_observe(dg_hist_t *h, uint64_t ns)
+{
+    dg_inc(&h->bucket[bucket_of(ns)], 1);
     dg_inc(&h->count, 1);
     dg_inc(&h->sum_ns, ns);
+}
+
+void dg_hist_acc_observe(dg_hist_acc_t *a, uint64_t ns)
+{
+    a->bucket[bucket_of(ns)]++;
+    a->count++;
+    a->sum_ns += ns;
+}
+
+void dg_hist_acc_flush(dg_hist_t *h, dg_hist_acc_t *a)
+{
+    if (!a->count) return;
+    for (int i = 0; i <= DG_HIST_BUCKETS; i++)
+        if (a->bucket[i]) dg_inc(&h->bucket[i], a->bucket[i]);
+    dg_inc(&h->count, a->count);
+    dg_inc(&h->sum_ns, a->sum_ns);
+    *a = (dg_hist_acc_t){ 0 };
 }
 
 void dg_metrics_close(uint16_t code)

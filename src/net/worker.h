@@ -65,6 +65,7 @@ struct dg_worker {
     dg_batch_t      *open;          /* being filled */
     dg_batch_pool_t  pool;          /* free batches (pipeline/batch.h) */
     int              inflight;      /* submitted, not returned */
+    int64_t          depth_pending; /* appended records not yet in dronegate_queue_depth (depth_flush) */
     bool             paused;        /* out of batches: drone reads stopped */
     dg_conn_t       *paused_list;
     dg_conn_t       *ack_list;

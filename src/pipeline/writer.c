@@ -301,6 +301,7 @@ static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
 {
     int64_t now_us = dg_now_us();
     size_t stored = 0, reused = 0;
+    dg_hist_acc_t lat_acc = { 0 };
     for (dg_msg_t *m = batches, *next; m; m = next) {
         next = m->next;
         dg_batch_t *b = (dg_batch_t *)m;
@@ -308,7 +309,7 @@ static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
         if (status == 0) {
             for (size_t i = 0; i < b->n; i++) {
                 int64_t lat = now_us - b->recs[i].recv_us;
-                dg_hist_observe(&dg_metrics.ingest_latency, lat > 0 ? (uint64_t)lat * 1000u : 0);
+                dg_hist_acc_observe(&lat_acc, lat > 0 ? (uint64_t)lat * 1000u : 0);
                 if (!(b->recs[i].flags & DG_REC_REJECTED_REUSED)) { note_last(w, &b->recs[i]); stored++; }
                 else reused++;   /* not stored (store.h): a rejection, not a store */
             }
@@ -318,6 +319,7 @@ static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
         m->next = NULL;
         w->on_done(b, w->ud);
     }
+    dg_hist_acc_flush(&dg_metrics.ingest_latency, &lat_acc);
     if (stored) dg_inc(&dg_metrics.stored, stored);
     if (reused) dg_inc(&dg_metrics.rejected[DG_REJ_SEQ_REUSED], reused);
 }
@@ -448,12 +450,14 @@ static int replay(dg_writer_t *w)
         }
         int64_t now_us = dg_now_us();
         uint64_t reused = 0;
+        dg_hist_acc_t lat_acc = { 0 };
         for (long i = 0; i < n; i++) {
             int64_t lat = now_us - w->replay[i].recv_us;
-            dg_hist_observe(&dg_metrics.ingest_latency, lat > 0 ? (uint64_t)lat * 1000u : 0);
+            dg_hist_acc_observe(&lat_acc, lat > 0 ? (uint64_t)lat * 1000u : 0);
             if (w->replay[i].flags & DG_REC_REJECTED_REUSED) reused++;
             else note_last(w, &w->replay[i]);
         }
+        dg_hist_acc_flush(&dg_metrics.ingest_latency, &lat_acc);
         dg_inc(&dg_metrics.stored, (uint64_t)n - reused);
         if (reused) dg_inc(&dg_metrics.rejected[DG_REJ_SEQ_REUSED], reused);
         dg_gauge_add(&dg_metrics.queue_depth, -(int64_t)n);
