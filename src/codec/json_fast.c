@@ -103,6 +103,30 @@ static inline const unsigned char *scan_string(fctx_t *c, const unsigned char *p
     return p;
 }
 
+/* p: just after a key's opening quote. When the key is one of the telemetry
+ * names followed by the closing quote (then it is exactly that string: no
+ * byte in between can be a backslash or a quote), its F_* with *q at the
+ * closing quote, without scanning; else -1 (scan_string decides). */
+static inline int known_key(const unsigned char *p, const unsigned char *end, const unsigned char **q)
+{
+    size_t left = (size_t)(end - p);
+#define KEY(lit, f) \
+    if (left >= sizeof lit && !memcmp(p, lit "\"", sizeof lit)) { *q = p + sizeof lit - 1; return (f); }
+    if (!left) return -1;
+    switch (*p) {
+    case 's': KEY("seq", F_SEQ) KEY("speed", F_SPEED) KEY("status", F_STATUS) break;
+    case 't': KEY("timestamp", F_TIMESTAMP) KEY("type", F_TYPE) break;
+    case 'l': KEY("latitude", F_LAT) KEY("longitude", F_LON) break;
+    case 'a': KEY("altitude", F_ALT) break;
+    case 'h': KEY("heading", F_HEADING) break;
+    case 'c': KEY("climb", F_CLIMB) break;
+    case 'b': KEY("battery", F_BATTERY) break;
+    default: break;
+    }
+#undef KEY
+    return -1;
+}
+
 enum { V_STR, V_NUM, V_TRUE, V_FALSE, V_NULL };
 
 typedef struct val {
@@ -165,8 +189,13 @@ static const unsigned char *object(fctx_t *c, const unsigned char *p, dg_record_
     p = skip_ws(p + 1, end);
     for (;;) {
         if (p >= end || *p != '"') FAIL(p);              /* also {} (no latitude) */
-        const unsigned char *k = p + 1, *q = scan_string(c, k);
-        if (c->bad) return q;
+        const unsigned char *k = p + 1, *q;
+        int f = known_key(k, end, &q);
+        if (f < 0) {                                     /* id, message, unknown, or not plain */
+            q = scan_string(c, k);
+            if (c->bad) return q;
+            f = dg_json_match_key((const char *)k, (size_t)(q - k));
+        }
         p = skip_ws(q + 1, end);
         if (p >= end || *p != ':') FAIL(p);
         p = skip_ws(p + 1, end);
@@ -175,7 +204,6 @@ static const unsigned char *object(fctx_t *c, const unsigned char *p, dg_record_
         if (c->bad) return p;
         c->tokens += 2;
 
-        int f = dg_json_match_key((const char *)k, (size_t)(q - k));
         if (f >= 0 && f != F_ID && f != F_MESSAGE) {
             if (seen & BIT(f)) FAIL(p);                  /* duplicate: the full decoder's last-wins */
             seen |= BIT(f);
