@@ -64,4 +64,26 @@ static inline size_t dg_worst_frame(int kind, char *buf)
     }
 }
 
+/* The common case, for comparison: bench_decode's batch100 (100 full
+ * telemetry objects with varying values, ~18.7 KB) into buf[0..cap); returns
+ * the length (cap >= 20,000). Also a fast-path input of test_json_fast.c and
+ * fuzz_json_fast.c. */
+static inline size_t dg_batch100_frame(char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[n++] = '[';
+    for (int k = 0; k < 100; k++) {
+        n += (size_t)snprintf(buf + n, cap - n,
+            "%s{\"seq\":%d,\"timestamp\":\"2026-11-24T10:00:%02d.%03dZ\","
+            "\"latitude\":%.6f,\"longitude\":%.6f,\"altitude\":%.1f,"
+            "\"speed\":%.1f,\"heading\":%.1f,\"climb\":%.1f,\"battery\":%.1f,"
+            "\"status\":\"airborne\"}",
+            k ? "," : "", 1000 + k, k % 60, (k * 37) % 1000,
+            47.397742 + k * 1e-5, 8.545594 - k * 1e-5, 488.2 + k * 0.1,
+            12.5 + k % 7, (double)((k * 13) % 360), -0.4 + k % 3 * 0.2, 76.5 - k * 0.05);
+    }
+    buf[n++] = ']';
+    return n;
+}
+
 #endif

@@ -318,6 +318,15 @@ M = [
      "p->blocked = true;", "p->blocked = true; return 0;",
      ["py:test_queue_amqp.py::test_broker_memory_alarm_blocks_then_recovers"],
      "AMQP publisher: a broker that blocks publishers (resource alarm) leaves /readyz 200"),
+    # --- fastjson (issue 8 section 2: the JSON decoder's single-pass fast path) ---
+    ("fast-validate", "src/codec/json_fast.c",
+     "if (dg_record_validate(r, NULL, NULL, 0)) FAIL(p);", "(void)0;",
+     ["unit:test_json_fast"],
+     "the fast path reports records the full decoder rejects (latitude 91, heading 360, ...)"),
+    ("fast-dup-key", "src/codec/json_fast.c",
+     "if (seen & BIT(f)) FAIL(p);", "(void)0;",
+     ["unit:test_json_fast"],
+     "duplicate keys taken by the fast path (a later null leaves the earlier value's flag: not the full decoder's last-wins)"),
 ]
 
 args = sys.argv[1:]

@@ -1,5 +1,11 @@
 /* json_telemetry.c - decode drone -> server JSON text frames (see json_telemetry.h).
  *
+ * Fast path first: json_fast.c decodes the common shape (telemetry objects
+ * with scalar members, no escapes, every object valid) in one pass and
+ * reports exactly what steps 0-3 would; on anything else it gives up before
+ * reporting anything and the frame goes through the steps below from its
+ * first byte (fuzz/fuzz_json_fast.c checks the two agree).
+ *
  * Four steps per frame, none of which allocates once the token array fits:
  *
  *   0. pre-scan   one linear pass (a byte-class table, strings skipped with a
@@ -97,6 +103,8 @@
 #include "jsmn_util.h"
 
 #include "../core/timefmt.h"
+#include "json_fast.h"
+#include "json_keys.h"
 #include "jsonstr.h"
 #include "number.h"
 #include "validate.h"
@@ -116,6 +124,8 @@ struct dg_json_decoder {
     unsigned   max;          /* never grow beyond */
     char      *scratch;      /* unescaped command_ack message */
     size_t     scratch_cap;
+    dg_json_fast_t fast;     /* the single-pass fast path's records (json_fast.c) */
+    bool       no_fast;      /* dg_json_decoder_set_fast(d, false): full decoder only */
 };
 
 dg_json_decoder_t *dg_json_decoder_new(size_t max_tokens)
@@ -136,6 +146,7 @@ void dg_json_decoder_free(dg_json_decoder_t *d)
     if (!d) return;
     free(d->tok);
     free(d->scratch);
+    dg_json_fast_free(&d->fast);
     free(d);
 }
 
@@ -314,39 +325,6 @@ static int walk_value(walk_t *w, int depth)
 
 /* ------------------------------------------------------------------------ */
 /* Step 3: decode objects                                                   */
-
-enum {
-    F_SEQ, F_TYPE, F_TIMESTAMP, F_LAT, F_LON, F_ALT, F_SPEED, F_HEADING, F_CLIMB,
-    F_BATTERY, F_STATUS, F_ID, F_MESSAGE, F_COUNT
-};
-
-static int match_key(const char *k, size_t n)
-{
-    switch (n) {
-    case 2: if (k[0] == 'i' && k[1] == 'd') return F_ID; break;
-    case 3: if (!memcmp(k, "seq", 3)) return F_SEQ; break;
-    case 4: if (!memcmp(k, "type", 4)) return F_TYPE; break;
-    case 5:
-        if (k[0] == 's' && !memcmp(k, "speed", 5)) return F_SPEED;
-        if (k[0] == 'c' && !memcmp(k, "climb", 5)) return F_CLIMB;
-        break;
-    case 6: if (!memcmp(k, "status", 6)) return F_STATUS; break;
-    case 7:
-        if (k[0] == 'h' && !memcmp(k, "heading", 7)) return F_HEADING;
-        if (k[0] == 'b' && !memcmp(k, "battery", 7)) return F_BATTERY;
-        if (k[0] == 'm' && !memcmp(k, "message", 7)) return F_MESSAGE;
-        break;
-    case 8:
-        if (k[0] == 'l' && !memcmp(k, "latitude", 8)) return F_LAT;
-        if (k[0] == 'a' && !memcmp(k, "altitude", 8)) return F_ALT;
-        break;
-    case 9:
-        if (k[0] == 'l' && !memcmp(k, "longitude", 9)) return F_LON;
-        if (k[0] == 't' && !memcmp(k, "timestamp", 9)) return F_TIMESTAMP;
-        break;
-    }
-    return -1;
-}
 
 typedef struct dctx {
     dg_json_decoder_t      *d;
@@ -586,11 +564,11 @@ static int decode_object(dctx_t *c, int i)
         const char *ks = tstr(c, j, &kn);
         int f;
         if (likely(!c->tok[j].size)) {
-            f = match_key(ks, kn);
+            f = dg_json_match_key(ks, kn);
         } else {                                   /* escaped key, e.g. "lat\u0069tude" */
             char buf[16];
             long m = dg_json_str_unescape(ks, kn, buf, sizeof buf);
-            f = m < 0 ? -1 : match_key(buf, (size_t)m);
+            f = m < 0 ? -1 : dg_json_match_key(buf, (size_t)m);
         }
         if (f >= 0) slot[f] = j + 1;               /* duplicates: last one wins */
         j = skip_value(c, j + 1);
@@ -664,7 +642,7 @@ static int strict_parse(dg_json_decoder_t *d, const char *json, size_t len, size
     /* 0. pre-scan: bound depth and tokens before jsmn runs */
     prescan_t ps;
     prescan(json, len, first, DG_JSON_MAX_DEPTH, &ps);
-    d->work = ps.scanned;
+    d->work += ps.scanned;
     if (ps.deep_at != SIZE_MAX)
         return why_fail(why, whylen, "invalid JSON near byte %zu: nested too deeply (more than %d levels)",
                         ps.deep_at, DG_JSON_MAX_DEPTH);
@@ -733,6 +711,11 @@ uint64_t dg_json_decoder_work(const dg_json_decoder_t *d)
     return d->work;
 }
 
+void dg_json_decoder_set_fast(dg_json_decoder_t *d, bool on)
+{
+    d->no_fast = !on;
+}
+
 int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
                    int64_t now_ms, int64_t recv_us, const dg_decode_sink_t *sink)
 {
@@ -746,6 +729,15 @@ int dg_json_decode(dg_json_decoder_t *d, const char *json, size_t len,
     if (first == len) return frame_error(sink, "empty frame: expected a JSON object or array");
     if (json[first] != '{' && json[first] != '[')
         return frame_error(sink, "frame must be a JSON object or an array of objects");
+
+    /* the common shape in one pass; anything else (nothing reported yet)
+     * goes through steps 0-3 from the start */
+    if (likely(!d->no_fast)) {
+        uint64_t fw;
+        int n = dg_json_fast_decode(&d->fast, json, len, first, d->max, now_ms, recv_us, sink, &fw);
+        d->work = fw;
+        if (n != DG_JSON_FAST_GIVE_UP) return n;
+    }
 
     char why[160];
     int ntok;

@@ -74,4 +74,10 @@ int dg_json_validate(dg_json_decoder_t *d, const char *json, size_t len, char *w
  * cost stays linear in the frame size. */
 uint64_t dg_json_decoder_work(const dg_json_decoder_t *d);
 
+/* The single-pass fast path (json_fast.c, on by default) is tried first for
+ * every frame and gives up, before reporting anything, on whatever it does
+ * not handle exactly like the full decoder. Off: the full decoder only
+ * (differential fuzzing, tests, before/after benchmarks). */
+void dg_json_decoder_set_fast(dg_json_decoder_t *d, bool on);
+
 #endif
