@@ -318,6 +318,15 @@ M = [
      "p->blocked = true;", "p->blocked = true; return 0;",
      ["py:test_queue_amqp.py::test_broker_memory_alarm_blocks_then_recovers"],
      "AMQP publisher: a broker that blocks publishers (resource alarm) leaves /readyz 200"),
+    # --- sim on libdronegate (issue 13 §4) ---
+    ("sim-lib-newfd", "tools/sim/drive.c",
+     "if (fd != d->lfd || st.connects != d->lconnects) {", "if (fd != d->lfd) {",
+     ["py:test_sim_library.py"],
+     "the sim misses a reconnect that reused the fd number: the new socket is never in epoll"),
+    ("sim-lib-ack-seq", "tools/sim/drive.c",
+     "d->ring[(s + 1) & (d->ring_cap - 1)].lseq <= lseq) s++;", "d->ring[(s + 1) & (d->ring_cap - 1)].lseq < lseq) s++;",
+     ["py:test_sim.py::test_sim_20_drones_all_acked"],
+     "the sim maps the library's cumulative ack one sample short: acked < sent, latency of the last lost"),
 ]
 
 args = sys.argv[1:]

@@ -7,14 +7,15 @@
  *   main.c     flags + DRONEGATE_SIM_* env vars, start-up, the report, signals
  *   worker.c   one epoll event loop per worker thread: timer heap, ready and
  *              dirty lists, shutdown phases (stop -> drain acks -> close)
- *   client.c   one drone's connection: connect (optionally from a chosen
- *              source address), RFC 6455 client handshake, frame parsing,
- *              output buffer with partial writes, acks, reconnect + backoff
- *   proto.c    server -> drone JSON (ack, error, command) and command_acks
- *   pb.c       --transport ws-pb / grpc: DroneMessage / ServerMessage (protobuf-c)
- *   grpc.c     --transport grpc: the h2c client (nghttp2 client session per drone)
+ *   drive.c    ws-json (default) and grpc: each drone is a libdronegate client
+ *              (include/dronegate/client.h) driven from the worker's loop
+ *   client.c   the drone's samples (ring, window, batches, ack latency) and,
+ *              for ws-pb only, its own WebSocket connection: connect,
+ *              RFC 6455 handshake, frames, reconnect + backoff
+ *   proto.c    commands (goto/land/return_to_home) and their command_acks
+ *   pb.c       --transport ws-pb: DroneMessage / ServerMessage (protobuf-c)
  *   mission.c  flight physics: take-off, waypoints, return, landing, battery
- *   fmt.c      fixed-point telemetry JSON and masked client frames (hot path)
+ *   fmt.c      quantised samples and masked client frames (ws-pb)
  *   hist.c     log-bucketed latency histogram (HDR style, ~1.6% resolution)
  *
  * Threads: the main thread parses flags, prints reports and handles signals;
@@ -25,7 +26,7 @@
  *
  * Names: sim_ prefix; this is a tool, not part of the dg_ library namespace.
  * From libdronegate-core it uses dg_ws_parse_header, dg_ws_accept_key,
- * dg_format_rfc3339, dg_parse_u64/dg_parse_double and dg_buf_t.
+ * dg_parse_double and dg_buf_t (ws-pb); from libdronegate the dg_client_* API.
  */
 #ifndef SIM_H
 #define SIM_H
