@@ -1475,6 +1475,22 @@ long dg_client_flush(dg_client_t *c, int flush_ms)
     }
 }
 
+/* The close handshake of an open connection: WebSocket close 1000, or for
+ * grpc:// a half-close (the gateway ends the call, OK, once all is acked). */
+static void start_close(dg_client_t *c)
+{
+    if (c->h2) {
+        dgc_h2_half_close(c->h2);
+        c->close_sent = 1;
+    } else {
+        send_close(c, 1000, "bye");
+    }
+    c->phase = PH_CLOSING;
+    c->deadline = now_ms() + CLOSE_WAIT_MS;
+    set_state(c, DG_STATE_CLOSING, "");
+    flush_out(c);
+}
+
 int dg_client_shutdown(dg_client_t *c)
 {
     if (!c) return DG_CLIENT_EINVAL;
@@ -1488,16 +1504,7 @@ int dg_client_shutdown(dg_client_t *c)
     if (c->state == DG_STATE_CLOSED || c->phase == PH_CLOSING) {
         /* already closed or closing */
     } else if (c->phase == PH_OPEN && c->fd >= 0) {
-        if (c->h2) {   /* half-close: the gateway ends the call (OK) once all is acked */
-            dgc_h2_half_close(c->h2);
-            c->close_sent = 1;
-        } else {
-            send_close(c, 1000, "bye");
-        }
-        c->phase = PH_CLOSING;
-        c->deadline = now_ms() + CLOSE_WAIT_MS;
-        set_state(c, DG_STATE_CLOSING, "");
-        flush_out(c);
+        start_close(c);
     } else {
         drop_socket(c);
         set_state(c, DG_STATE_CLOSED, dgc_q_count(&c->q) ? "closed with unacked samples" : "");
@@ -1523,18 +1530,9 @@ long dg_client_close(dg_client_t *c, int flush_ms)
     pthread_mutex_lock(&c->mu);
     /* close handshake: best effort, bounded */
     if (c->phase == PH_OPEN && c->fd >= 0) {
-        if (c->h2) {   /* half-close: the gateway ends the call (OK) once all is acked */
-            dgc_h2_half_close(c->h2);
-            c->close_sent = 1;
-        } else {
-            send_close(c, 1000, "bye");
-        }
-        c->phase = PH_CLOSING;
-        c->deadline = now_ms() + CLOSE_WAIT_MS;
-        set_state(c, DG_STATE_CLOSING, "");
         c->closing = 2;
         c->stop = 1;
-        flush_out(c);
+        start_close(c);
         while (c->fd >= 0 && now_ms() < c->deadline) step(c, CLOSE_WAIT_MS);
     }
     long left = (long)dgc_q_count(&c->q);

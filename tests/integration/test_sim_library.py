@@ -10,46 +10,10 @@ import signal
 import sqlite3
 import subprocess
 
-import pytest
-
 from dg import SIM, T, clean_env, new_id, wait_until
-from test_client import LinkProxy
+from test_client import proxy_factory  # noqa: F401 (fixture: LinkProxy, counts bytes held while stalled)
 
 DRONES = 8
-
-
-class HoldingProxy(LinkProxy):
-    """LinkProxy that counts the bytes it holds back on stalled connections."""
-    held = 0
-
-    def _pump(self, src, dst, pair):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if not pair["go"].is_set() and dst is not src and pair["s"][0] is src:
-                    self.held += len(data)          # drone -> gateway bytes that will never arrive
-                while not pair["go"].wait(0.2):
-                    if pair["dead"]:
-                        return
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            self._kill(pair)
-
-
-@pytest.fixture
-def hproxy():
-    made = []
-
-    def make(upstream):
-        made.append(HoldingProxy(upstream))
-        return made[-1]
-    yield make
-    for p in made:
-        p.close()
 
 
 def rows(db, prefix):
@@ -69,9 +33,9 @@ def stored(db, prefix):
     return sum(r[1] for r in rows(db, prefix))
 
 
-def test_sim_drones_resend_through_stalls_and_drops_exactly_once(server_factory, hproxy):
+def test_sim_drones_resend_through_stalls_and_drops_exactly_once(server_factory, proxy_factory):  # noqa: F811
     srv = server_factory()
-    px = hproxy(srv.port)
+    px = proxy_factory(srv.port)
     prefix = new_id("simlib") + "-"
     cmd = [SIM, "--url", f"ws://127.0.0.1:{px.port}", "--prefix", prefix, "--drones", DRONES,
            "--rate", 40, "--batch", 4, "--window", 2000, "--duration", 0, "--drain", T(30),

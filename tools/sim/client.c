@@ -582,10 +582,18 @@ static int handle_handshake(sim_worker_t *w, sim_drone_t *d)
     return 1;
 }
 
-/* First connection: with --rate > 0 start sampling at a random phase of the period. */
-void sim_sampling_start(sim_worker_t *w, sim_drone_t *d)
+/* A connection opened (any transport): counters; the first one starts
+ * sampling (--rate > 0) at a random phase of the period. */
+void sim_opened(sim_worker_t *w, sim_drone_t *d)
 {
     const sim_config_t *cfg = w->cfg;
+    d->state = SIM_D_OPEN;
+    d->open_at = w->now;
+    sim_add(&w->st.open, 1);
+    sim_add(&w->st.handshakes, 1);
+    if (d->ever_open) return;
+    d->ever_open = 1;
+    sim_add(&w->st.ever_open, 1);
     if (cfg->rate <= 0) return;
     int64_t period = (int64_t)(1e6 / cfg->rate);
     if (period < 1) period = 1;
@@ -599,16 +607,8 @@ void sim_sampling_start(sim_worker_t *w, sim_drone_t *d)
 static void on_open(sim_worker_t *w, sim_drone_t *d)
 {
     const sim_config_t *cfg = w->cfg;
-    d->state = SIM_D_OPEN;
-    d->open_at = w->now;
     sim_timer_cancel(w, &d->t_conn);
-    sim_add(&w->st.open, 1);
-    sim_add(&w->st.handshakes, 1);
-    if (!d->ever_open) {
-        d->ever_open = 1;
-        sim_add(&w->st.ever_open, 1);
-        sim_sampling_start(w, d);
-    }
+    sim_opened(w, d);
     d->tx_seq = d->acked_seq;
     transmit(w, d, cfg->rate == 0);
     sim_proto_check_cmd(w, d);

@@ -123,15 +123,7 @@ static void lib_on_state(void *user, dg_client_state_t s, const char *why)
     dg_client_state_t prev = (dg_client_state_t)d->lprev;
     d->lprev = (uint8_t)s;
     if (s == DG_STATE_OPEN) {
-        d->state = SIM_D_OPEN;
-        d->open_at = w->now;
-        sim_add(&w->st.open, 1);
-        sim_add(&w->st.handshakes, 1);
-        if (!d->ever_open) {
-            d->ever_open = 1;
-            sim_add(&w->st.ever_open, 1);
-            sim_sampling_start(w, d);
-        }
+        sim_opened(w, d);
         /* the library resends what it holds; new samples follow */
         sim_lib_transmit(w, d, w->cfg->rate == 0);
         sim_proto_check_cmd(w, d);

@@ -391,7 +391,7 @@ void  sim_lib_close(sim_worker_t *w, sim_drone_t *d);    /* dg_client_shutdown *
 void  sim_lib_abort(sim_worker_t *w, sim_drone_t *d);    /* dg_client_close(c, 0) */
 /* client.c helpers shared with drive.c */
 void  sim_set_done(sim_worker_t *w, sim_drone_t *d);
-void  sim_sampling_start(sim_worker_t *w, sim_drone_t *d);   /* first open, --rate > 0 */
+void  sim_opened(sim_worker_t *w, sim_drone_t *d);   /* counters; the first starts sampling */
 
 const char *sim_status_name(int st);   /* SIM_ST_* -> "airborne", ... */
 
