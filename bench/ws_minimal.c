@@ -108,7 +108,11 @@ static int upgrade(conn_t *c, size_t hdr_len)
                      proto ? "Sec-WebSocket-Protocol: dronegate.json.v1\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof resp) return -1;
     c->upgraded = 1;
-    return out_put(c, resp, (size_t)n);
+    /* the contract's first message: a client (libdronegate, the simulator)
+     * sends telemetry only after it; this endpoint keeps no seqs */
+    static const char session[] = "\x81\x22{\"type\":\"session\",\"last_seq\":null}";
+    if (out_put(c, resp, (size_t)n)) return -1;
+    return out_put(c, session, sizeof session - 1);
 }
 
 /* Highest "seq": N in p[0..n), -1 when none. */

@@ -55,7 +55,9 @@ enum { PH_NONE = 0, PH_TCP, PH_TLS, PH_UPGRADE, PH_SESSION, PH_OPEN, PH_CLOSING 
 struct dg_client {
     pthread_mutex_t mu;
     /* configuration (owned copies) */
-    char *host, *port, *path, *drone_id, *token, *ca_file, *sni;
+    char *host, *port, *path, *query, *drone_id, *token, *ca_file, *sni;   /* query: NULL = none */
+    struct sockaddr_storage src;   /* cfg.source_addr (port 0); src_len 0 = kernel's choice */
+    socklen_t src_len;
     int   tls, tls_insecure;
     int   grpc;                /* grpc:// or grpcs://: one gRPC call instead of a WebSocket */
     dgc_h2_t *h2;              /* the call's HTTP/2 session (grpc.c) */
@@ -228,9 +230,20 @@ static int parse_url(dg_client_t *c, const char *url, char *err, size_t el)
         pe = p;
         if (pe == ps || pe - ps > 5) { snprintf(err, el, "bad port in url: %s", url); return -1; }
     }
-    if (*p && *p != '/') { snprintf(err, el, "unexpected '%c' in url: %s", *p, url); return -1; }
+    if (*p && *p != '/' && *p != '?') { snprintf(err, el, "unexpected '%c' in url: %s", *p, url); return -1; }
     if (he == hs) { snprintf(err, el, "no host in url: %s", url); return -1; }
-    size_t pl = strlen(p);
+    const char *q = strchr(p, '?');   /* a query (e.g. token=...) goes after /ws/{id} */
+    if (q) {
+        if (c->grpc) { snprintf(err, el, "a grpc:// url has no query: %s", url); return -1; }
+        for (const char *t = q + 1; *t; t++)
+            if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f || *t == '#') {
+                snprintf(err, el, "bad character in the url's query: %s", url);
+                return -1;
+            }
+        c->query = strdup(q + 1);
+        if (!c->query) { snprintf(err, el, "out of memory"); return -1; }
+    }
+    size_t pl = q ? (size_t)(q - p) : strlen(p);
     while (pl && p[pl - 1] == '/') pl--;
     c->host = dupn(hs, (size_t)(he - hs));
     c->port = ps ? dupn(ps, (size_t)(pe - ps)) : strdup(c->tls ? "443" : c->grpc ? "50051" : "80");
@@ -242,7 +255,7 @@ static int parse_url(dg_client_t *c, const char *url, char *err, size_t el)
 
 static void free_config(dg_client_t *c)
 {
-    free(c->host); free(c->port); free(c->path); free(c->drone_id);
+    free(c->host); free(c->port); free(c->path); free(c->query); free(c->drone_id);
     free(c->token); free(c->ca_file); free(c->sni);
 }
 
@@ -302,6 +315,21 @@ dg_client_t *dg_client_open(const dg_client_config_t *cfg, char *err, size_t err
     c->sni = strdup(cfg->tls_server_name ? cfg->tls_server_name : c->host);
     if (!c->drone_id || !c->sni) { snprintf(err, errlen, "out of memory"); goto fail; }
     c->tls_insecure = cfg->tls_insecure;
+    if (cfg->source_addr && cfg->source_addr[0]) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&c->src;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->src;
+        if (inet_pton(AF_INET, cfg->source_addr, &s4->sin_addr) == 1) {
+            s4->sin_family = AF_INET;
+            c->src_len = sizeof *s4;
+        } else if (inet_pton(AF_INET6, cfg->source_addr, &s6->sin6_addr) == 1) {
+            s6->sin6_family = AF_INET6;
+            c->src_len = sizeof *s6;
+        } else {
+            snprintf(err, errlen, "source_addr must be a numeric IPv4 or IPv6 address (got \"%.64s\")",
+                     cfg->source_addr);
+            goto fail;
+        }
+    }
     c->batch_max = cfg->batch_max ? cfg->batch_max : 64;
     c->window = cfg->window ? cfg->window : 4096;
     if (c->window < c->batch_max) c->window = c->batch_max;
@@ -353,7 +381,7 @@ static ssize_t io_read(dg_client_t *c, void *buf, size_t n)
     if (c->ssl) {
         ERR_clear_error();
         int r = SSL_read(c->ssl, buf, (int)(n > 1 << 30 ? 1 << 30 : n));
-        if (r > 0) return r;
+        if (r > 0) { c->st.bytes_received += (uint64_t)r; return r; }
         int e = SSL_get_error(c->ssl, r);
         if (e == SSL_ERROR_WANT_READ) return -1;
         if (e == SSL_ERROR_WANT_WRITE) { c->tls_want_write = 1; return -1; }
@@ -362,7 +390,7 @@ static ssize_t io_read(dg_client_t *c, void *buf, size_t n)
     }
     for (;;) {
         ssize_t r = recv(c->fd, buf, n, 0);
-        if (r >= 0) return r;
+        if (r >= 0) { c->st.bytes_received += (uint64_t)r; return r; }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
         return -2;
@@ -374,7 +402,7 @@ static ssize_t io_write(dg_client_t *c, const void *buf, size_t n)
     if (c->ssl) {
         ERR_clear_error();
         int r = SSL_write(c->ssl, buf, (int)(n > 1 << 30 ? 1 << 30 : n));
-        if (r > 0) { c->tls_want_write = 0; return r; }
+        if (r > 0) { c->tls_want_write = 0; c->st.bytes_sent += (uint64_t)r; return r; }
         int e = SSL_get_error(c->ssl, r);
         if (e == SSL_ERROR_WANT_WRITE) { c->tls_want_write = 1; return -1; }
         if (e == SSL_ERROR_WANT_READ) return -1;
@@ -382,7 +410,7 @@ static ssize_t io_write(dg_client_t *c, const void *buf, size_t n)
     }
     for (;;) {
         ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (r >= 0) return r;
+        if (r >= 0) { c->st.bytes_sent += (uint64_t)r; return r; }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
         return -2;
@@ -461,6 +489,20 @@ static void start_connect(dg_client_t *c)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c->src_len) {
+        /* the port is chosen at connect() for the whole 4-tuple, so every
+         * source address brings its own ephemeral port range */
+#ifdef IP_BIND_ADDRESS_NO_PORT
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+        if (c->src.ss_family != ai->ai_family || bind(fd, (struct sockaddr *)&c->src, c->src_len)) {
+            int e = c->src.ss_family != ai->ai_family ? EAFNOSUPPORT : errno;
+            close(fd);
+            freeaddrinfo(res);
+            attempt_failed(c, "connect", "bind to the source address: %s", strerror(e));
+            return;
+        }
+    }
     int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(res);
     if (r < 0 && errno != EINPROGRESS) {
@@ -541,7 +583,7 @@ static void send_upgrade(dg_client_t *c)
     int defport = !strcmp(c->port, c->tls ? "443" : "80");
     char req[2048];
     int n = snprintf(req, sizeof req,
-        "GET %s/ws/%s HTTP/1.1\r\n"
+        "GET %s/ws/%s%s%s HTTP/1.1\r\n"
         "Host: %s%s%s%s%s\r\n"
         "Upgrade: websocket\r\n"
         "Connection: Upgrade\r\n"
@@ -551,7 +593,7 @@ static void send_upgrade(dg_client_t *c)
         "User-Agent: libdronegate/" DG_CLIENT_VERSION "\r\n"
         "%s%s%s"
         "\r\n",
-        c->path, c->drone_id, v6 ? "[" : "", c->host, v6 ? "]" : "", defport ? "" : ":",
+        c->path, c->drone_id, c->query ? "?" : "", c->query ? c->query : "", v6 ? "[" : "", c->host, v6 ? "]" : "", defport ? "" : ":",
         defport ? "" : c->port, c->key,
         c->token ? "Authorization: Bearer " : "", c->token ? c->token : "", c->token ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof req || ob_append(&c->out, req, (size_t)n)) {
@@ -970,7 +1012,7 @@ static int on_frames(dg_client_t *c)
                 if (c->fd >= 0) attempt_failed(c, "protocol", "bad control frame from the gateway");
                 return -1;
             }
-            if (op == 0x9) { if (!c->close_sent) append_frame(c, 0xA, pl, (size_t)len); }
+            if (op == 0x9) { c->st.pings++; if (!c->close_sent) append_frame(c, 0xA, pl, (size_t)len); }
             else if (op == 0x8) { on_close_frame(c, pl, (size_t)len); return -1; }
             else if (op != 0xA) {
                 send_close(c, 1002, "unknown opcode");
@@ -1064,8 +1106,12 @@ static int call_input(dg_client_t *c)
 
 static void on_readable(dg_client_t *c)
 {
-    for (int round = 0; round < 16 && c->fd >= 0; round++) {
-        if (ob_reserve(&c->in, 65536)) { attempt_failed(c, "nomem", "out of memory"); return; }
+    /* A first read of 4 KiB (what an idle drone gets: acks, a ping); a full
+     * read means a backlog, then 64 KiB. The buffer is freed again when it is
+     * empty, so thousands of idle clients in one process hold no 64 KiB each. */
+    size_t want = 4096;
+    for (int round = 0; round < 16 && c->fd >= 0; round++, want = 65536) {
+        if (ob_reserve(&c->in, want)) { attempt_failed(c, "nomem", "out of memory"); return; }
         size_t cap = c->in.cap - c->in.len;
         ssize_t r = io_read(c, c->in.data + c->in.len, cap);
         if (r == -1) return;
@@ -1124,6 +1170,7 @@ static void process_locked(dg_client_t *c, int revents)
         if (revents) tls_step(c);
     } else if (revents & (POLLIN | POLLERR | POLLHUP) || (c->ssl && SSL_pending(c->ssl))) {
         on_readable(c);
+        if (c->in.cap > 8192 && !ob_pending(&c->in)) ob_free(&c->in);   /* see on_readable */
     }
     if (c->fd < 0) return;
     if (c->phase == PH_OPEN) transmit(c);
@@ -1428,6 +1475,44 @@ long dg_client_flush(dg_client_t *c, int flush_ms)
     }
 }
 
+/* The close handshake of an open connection: WebSocket close 1000, or for
+ * grpc:// a half-close (the gateway ends the call, OK, once all is acked). */
+static void start_close(dg_client_t *c)
+{
+    if (c->h2) {
+        dgc_h2_half_close(c->h2);
+        c->close_sent = 1;
+    } else {
+        send_close(c, 1000, "bye");
+    }
+    c->phase = PH_CLOSING;
+    c->deadline = now_ms() + CLOSE_WAIT_MS;
+    set_state(c, DG_STATE_CLOSING, "");
+    flush_out(c);
+}
+
+int dg_client_shutdown(dg_client_t *c)
+{
+    if (!c) return DG_CLIENT_EINVAL;
+    pthread_mutex_lock(&c->mu);
+    if (thread_running(c)) {
+        pthread_mutex_unlock(&c->mu);
+        return DG_CLIENT_ESTATE;
+    }
+    c->closing = 2;
+    c->stop = 1;   /* conn_down now ends in CLOSED instead of BACKOFF */
+    if (c->state == DG_STATE_CLOSED || c->phase == PH_CLOSING) {
+        /* already closed or closing */
+    } else if (c->phase == PH_OPEN && c->fd >= 0) {
+        start_close(c);
+    } else {
+        drop_socket(c);
+        set_state(c, DG_STATE_CLOSED, dgc_q_count(&c->q) ? "closed with unacked samples" : "");
+    }
+    pthread_mutex_unlock(&c->mu);
+    return DG_CLIENT_OK;
+}
+
 long dg_client_close(dg_client_t *c, int flush_ms)
 {
     if (!c) return 0;
@@ -1445,18 +1530,9 @@ long dg_client_close(dg_client_t *c, int flush_ms)
     pthread_mutex_lock(&c->mu);
     /* close handshake: best effort, bounded */
     if (c->phase == PH_OPEN && c->fd >= 0) {
-        if (c->h2) {   /* half-close: the gateway ends the call (OK) once all is acked */
-            dgc_h2_half_close(c->h2);
-            c->close_sent = 1;
-        } else {
-            send_close(c, 1000, "bye");
-        }
-        c->phase = PH_CLOSING;
-        c->deadline = now_ms() + CLOSE_WAIT_MS;
-        set_state(c, DG_STATE_CLOSING, "");
         c->closing = 2;
         c->stop = 1;
-        flush_out(c);
+        start_close(c);
         while (c->fd >= 0 && now_ms() < c->deadline) step(c, CLOSE_WAIT_MS);
     }
     long left = (long)dgc_q_count(&c->q);

@@ -245,9 +245,43 @@ bad:
 #undef BAD
 }
 
-/* Shortest "%.Ng" that reads back as the same double. */
+/* Decimal digits of v (no sign). */
+static char *put_u64(char *p, uint64_t v)
+{
+    char t[20];
+    int n = 0;
+    do { t[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n) *p++ = t[--n];
+    return p;
+}
+
+/* k / 10^dec in fixed point, trailing zeros of the fraction dropped. */
+static int put_fixed(char *p, long long k, int dec)
+{
+    static const uint64_t POW[8] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000 };
+    char *s = p;
+    uint64_t a = k < 0 ? (uint64_t)0 - (uint64_t)k : (uint64_t)k;
+    if (k < 0) *p++ = '-';
+    p = put_u64(p, a / POW[dec]);
+    uint64_t f = a % POW[dec];
+    if (f) {
+        *p++ = '.';
+        for (int i = dec - 1; i >= 0; i--) *p++ = (char)('0' + f / POW[i] % 10);
+        while (p[-1] == '0') p--;
+    }
+    return (int)(p - s);
+}
+
+/* A number that reads back as the same double: fixed point with up to 7
+ * decimals when that is exact (positions, altitudes: the common case, no
+ * printf on the hot path), else the shortest "%.Ng". k / 1e7 is a correctly
+ * rounded division, so when it equals v, parsing the decimal gives v too. */
 static int fmt_double(char *p, double v)
 {
+    if (fabs(v) < 1e9) {
+        long long k = llround(v * 1e7);
+        if ((double)k / 1e7 == v) return put_fixed(p, k, 7);
+    }
     for (int prec = 15; prec <= 17; prec++) {
         int n = sprintf(p, "%.*g", prec, v);
         if (prec == 17 || strtod(p, NULL) == v) return n;
@@ -255,8 +289,15 @@ static int fmt_double(char *p, double v)
     return 0;
 }
 
+/* The same for a float (speed, heading, ...): up to 4 decimals when the
+ * decimal rounds to v (k / 1e4 is never that close to a tie between floats
+ * for |v| < 1e6), else the shortest "%.Ng". */
 static int fmt_float(char *p, float v)
 {
+    if (fabsf(v) < 1e6f) {
+        long long k = llround((double)v * 1e4);
+        if ((float)((double)k / 1e4) == v) return put_fixed(p, k, 4);
+    }
     for (int prec = 6; prec <= 9; prec++) {
         int n = sprintf(p, "%.*g", prec, (double)v);
         if (prec == 9 || strtof(p, NULL) == v) return n;
@@ -264,22 +305,28 @@ static int fmt_float(char *p, float v)
     return 0;
 }
 
+#define PUTS(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
+
 size_t dgc_rec_json(char *out, const dgc_rec_t *r, uint64_t seq)
 {
     char *p = out;
-    p += sprintf(p, "{\"seq\":%llu,\"timestamp\":%lld,\"latitude\":",
-                 (unsigned long long)seq, (long long)r->ts_ms);
+    PUTS(p, "{\"seq\":");
+    p = put_u64(p, seq);
+    PUTS(p, ",\"timestamp\":");
+    if (r->ts_ms < 0) { *p++ = '-'; p = put_u64(p, (uint64_t)0 - (uint64_t)r->ts_ms); }
+    else p = put_u64(p, (uint64_t)r->ts_ms);
+    PUTS(p, ",\"latitude\":");
     p += fmt_double(p, r->lat);
-    p += sprintf(p, ",\"longitude\":");
+    PUTS(p, ",\"longitude\":");
     p += fmt_double(p, r->lon);
-    p += sprintf(p, ",\"altitude\":");
+    PUTS(p, ",\"altitude\":");
     p += fmt_double(p, r->alt);
-    if (r->has & DG_HAS_SPEED) { p += sprintf(p, ",\"speed\":"); p += fmt_float(p, r->speed); }
-    if (r->has & DG_HAS_HEADING) { p += sprintf(p, ",\"heading\":"); p += fmt_float(p, r->heading); }
-    if (r->has & DG_HAS_CLIMB) { p += sprintf(p, ",\"climb\":"); p += fmt_float(p, r->climb); }
-    if (r->has & DG_HAS_BATTERY) { p += sprintf(p, ",\"battery\":"); p += fmt_float(p, r->battery); }
+    if (r->has & DG_HAS_SPEED) { PUTS(p, ",\"speed\":"); p += fmt_float(p, r->speed); }
+    if (r->has & DG_HAS_HEADING) { PUTS(p, ",\"heading\":"); p += fmt_float(p, r->heading); }
+    if (r->has & DG_HAS_CLIMB) { PUTS(p, ",\"climb\":"); p += fmt_float(p, r->climb); }
+    if (r->has & DG_HAS_BATTERY) { PUTS(p, ",\"battery\":"); p += fmt_float(p, r->battery); }
     if (r->status_len) {
-        p += sprintf(p, ",\"status\":\"");
+        PUTS(p, ",\"status\":\"");
         for (unsigned i = 0; i < r->status_len; i++) {
             char ch = r->status[i];
             if (ch == '"' || ch == '\\') *p++ = '\\';

@@ -327,6 +327,16 @@ M = [
      "if (seen & BIT(f)) FAIL(p);", "(void)0;",
      ["unit:test_json_fast"],
      "duplicate keys taken by the fast path (a later null leaves the earlier value's flag: not the full decoder's last-wins)"),
+    # --- sim on libdronegate (issue 13 §4) ---
+    ("sim-lib-events", "tools/sim/drive.c",
+     "                .events = EPOLLRDHUP | (want & POLLIN ? EPOLLIN : 0) | (want & POLLOUT ? EPOLLOUT : 0),",
+     "                .events = EPOLLRDHUP | (want & POLLIN ? EPOLLIN : 0),",
+     ["py:test_sim.py::test_sim_20_drones_all_acked", "py:test_sim_library.py"],
+     "the sim registers a new client socket without the events the library asked for (POLLOUT: connect)"),
+    ("sim-lib-ack-seq", "tools/sim/drive.c",
+     "d->ring[(s + 1) & (d->ring_cap - 1)].lseq <= lseq) s++;", "d->ring[(s + 1) & (d->ring_cap - 1)].lseq < lseq) s++;",
+     ["py:test_sim.py::test_sim_20_drones_all_acked"],
+     "the sim maps the library's cumulative ack one sample short: acked < sent, latency of the last lost"),
 ]
 
 args = sys.argv[1:]

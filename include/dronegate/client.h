@@ -155,7 +155,8 @@ typedef struct dg_client_callbacks {
 } dg_client_callbacks_t;
 
 typedef struct dg_client_config {
-    const char *url;          /* ws://HOST[:PORT][/PREFIX] or wss://...; /ws/{id} is appended.
+    const char *url;          /* ws://HOST[:PORT][/PREFIX][?QUERY] or wss://...; /ws/{id} is appended
+                                 (before ?QUERY, which is passed on as is).
                                  grpc://HOST[:PORT] (default port 50051) or grpcs://...: one
                                  dronegate.v1.Telemetry/Stream call over HTTP/2 instead */
     const char *drone_id;     /* 1-64 chars of [A-Za-z0-9._-] */
@@ -184,6 +185,13 @@ typedef struct dg_client_config {
      * NULL = memory only. One client per file. */
     const char *queue_file;
     int         queue_file_sync;  /* 1 = fdatasync each sample (power loss safe, slow) */
+    /* Local address to connect from: a numeric IPv4 or IPv6 address (bound
+     * with IP_BIND_ADDRESS_NO_PORT, so the port is picked per destination and
+     * every source address has its own ephemeral port range: a load generator
+     * with many clients spreads them over 127.0.0.1, .2, ...). NULL = the
+     * kernel's choice. An address of the other family than the gateway's
+     * fails each connect attempt (error code "connect"). */
+    const char *source_addr;
     dg_client_callbacks_t cb;
     void       *user;         /* passed to every callback */
 } dg_client_config_t;
@@ -207,6 +215,9 @@ typedef struct dg_client_stats {
     uint64_t replayed;        /* unacked samples found in the queue file at open */
     uint64_t rejected;        /* samples the gateway rejected (on_error told which); dropped
                                  from the queue once all before them were acked */
+    uint64_t bytes_sent;      /* bytes written to the connection (after TLS: plaintext) */
+    uint64_t bytes_received;  /* bytes read from the connection (plaintext) */
+    uint64_t pings;           /* WebSocket pings received from the gateway (answered) */
 } dg_client_stats_t;
 
 /* Fill *cfg with the defaults (everything else NULL/0). */
@@ -263,6 +274,18 @@ DG_CLIENT_API const char *dg_client_strerror(int rc);
  * just waits). Returns the number of samples still unacked. Must not be
  * called from a callback. */
 DG_CLIENT_API long dg_client_flush(dg_client_t *c, int flush_ms);
+
+/* Start closing without waiting (for a caller that drives many clients from
+ * one event loop, where dg_client_close's blocking flush would stall the
+ * others): an open connection gets its close handshake (WebSocket close 1000;
+ * grpc://: the call is half-closed and the gateway ends it), anything else
+ * stops at once. No reconnect follows. Keep driving the client until
+ * dg_client_state() is DG_STATE_CLOSED (at most ~1 s: the close handshake's
+ * own timeout), then free it with dg_client_close(c, 0). Samples still
+ * queued are not sent anymore: flush first (wait for stats.queued == 0) if
+ * they matter. Returns DG_CLIENT_OK, or DG_CLIENT_ESTATE when a thread of
+ * its own runs (use dg_client_close). */
+DG_CLIENT_API int dg_client_shutdown(dg_client_t *c);
 
 /* Flush and close: keep running (reconnecting if needed) until every queued
  * sample is acked or flush_ms has passed, then close the WebSocket (1000) and

@@ -52,6 +52,7 @@ class LinkProxy:
         self.port = self.ls.getsockname()[1]
         self.pairs = []
         self.accepted = 0
+        self.held = 0           # drone -> gateway bytes that arrived on a stalled connection
         self.lock = threading.Lock()
         self.closed = False
         self.t = threading.Thread(target=self._accept, daemon=True)
@@ -84,6 +85,8 @@ class LinkProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if not pair["go"].is_set() and src is pair["s"][0]:
+                    self.held += len(data)
                 while not pair["go"].wait(0.2):   # stalled: hold the bytes
                     if pair["dead"]:
                         return

@@ -345,6 +345,62 @@ TEST(send_never_blocks_and_validates)
     dg_client_close(c2, 0);
 }
 
+/* The hooks a many-clients driver (dronegate-sim) needs: a local source
+ * address, a ?query on the URL, byte counters, and dg_client_shutdown: a
+ * close that does not block (the loop drives it to CLOSED). */
+TEST(source_addr_query_and_shutdown_without_blocking)
+{
+    fake_t f;
+    fake_listen(&f);
+    dg_client_config_t cfg;
+    dg_client_config_init(&cfg);
+    char url[96], err[128];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/pre?k=v1", f.port);
+    cfg.url = url;
+    cfg.drone_id = "unit-1";
+    cfg.source_addr = "not-an-ip";
+    cfg.cb.on_state = on_state;
+    cfg.cb.on_ack = on_ack;
+    cfg.ping_interval_ms = 0;
+    ASSERT(dg_client_open(&cfg, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "source_addr"));
+    cfg.source_addr = "127.0.0.2";
+    nstates = 0;
+    last_ack = 0;
+    dg_client_t *c = dg_client_open(&cfg, err, sizeof err);
+    ASSERT(c);
+    PUMP_UNTIL(dg_client_state(c) == DG_STATE_OPEN, "{\"type\":\"session\",\"last_seq\":null}");
+    ASSERT(strstr(f.req, "GET /pre/ws/unit-1?k=v1 HTTP/1.1\r\n") == f.req);
+    struct sockaddr_in peer;
+    socklen_t pl = sizeof peer;
+    ASSERT_EQ(getpeername(f.fd, (struct sockaddr *)&peer, &pl), 0);
+    ASSERT_EQ(ntohl(peer.sin_addr.s_addr), 0x7f000002);
+    send_n(c, 3, 5000);
+    PUMP_UNTIL(f.nseqs == 3, NULL);
+    fake_ack(&f, 3);
+    PUMP_UNTIL(last_ack == 3, NULL);
+    dg_client_stats_t st;
+    dg_client_stats(c, &st);
+    ASSERT(st.bytes_sent > 100 && st.bytes_received > 50);
+    int64_t t0 = ms_now();
+    ASSERT_EQ(dg_client_shutdown(c), DG_CLIENT_OK);
+    ASSERT(ms_now() - t0 < 100);                       /* no waiting inside */
+    ASSERT_EQ(dg_client_state(c), DG_STATE_CLOSING);
+    dg_sample_t s = { .latitude = 1, .longitude = 2, .altitude = 3 };
+    ASSERT_EQ(dg_client_send(c, &s, NULL), DG_CLIENT_ECLOSED);
+    fake_serve(&f, NULL);
+    fake_drop(&f);                                     /* the gateway closes TCP */
+    int64_t dl = ms_now() + 3000;
+    while (dg_client_state(c) != DG_STATE_CLOSED && ms_now() < dl) dg_client_step(c, 5);
+    ASSERT_EQ(dg_client_state(c), DG_STATE_CLOSED);
+    ASSERT_EQ(dg_client_fd(c), -1);
+    ASSERT_EQ(dg_client_timeout_ms(c), -1);            /* nothing more to do: no reconnect */
+    dg_client_stats(c, &st);
+    ASSERT_EQ(st.connects, 1);
+    ASSERT_EQ(dg_client_close(c, 0), 0);
+    close(f.ls);
+}
+
 int main(void)
 {
     RUN(backoff_after_refused_connects);
@@ -352,5 +408,6 @@ int main(void)
     RUN(fresh_drone_renumbers_after_last_seq);
     RUN(rejected_samples_leave_the_queue);
     RUN(send_never_blocks_and_validates);
+    RUN(source_addr_query_and_shutdown_without_blocking);
     return check_summary("client_conn");
 }

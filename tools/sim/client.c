@@ -59,7 +59,6 @@
 #define BACKOFF_MAX_US     5000000
 
 static void conn_down(sim_worker_t *w, sim_drone_t *d);
-static void set_done(sim_worker_t *w, sim_drone_t *d);
 
 /* ------------------------------------------------------------------ setup */
 
@@ -70,6 +69,7 @@ int sim_drone_init(sim_drone_t *d, sim_worker_t *w, uint32_t idx)
     d->w = w;
     d->idx = idx;
     d->fd = -1;
+    d->lfd = -1;
     d->t_conn = (sim_timer_t){ .idx = -1, .kind = SIM_T_CONN, .d = d };
     d->t_sample = (sim_timer_t){ .idx = -1, .kind = SIM_T_SAMPLE, .d = d };
     int n = snprintf(d->id, sizeof d->id, "%s%0*u", cfg->prefix, (int)cfg->id_width, idx);
@@ -92,18 +92,17 @@ int sim_drone_init(sim_drone_t *d, sim_worker_t *w, uint32_t idx)
     d->ts_rfc3339 = cfg->ts_mode == SIM_TS_RFC3339 || (cfg->ts_mode == SIM_TS_MIX && (idx & 1));
     sim_mission_init(&d->m, idx, cfg->seed);
     if (cfg->airborne) sim_mission_airborne(&d->m);
-    return 0;
+    return cfg->lib ? sim_lib_init(w, d) : 0;
 }
 
 void sim_drone_free(sim_drone_t *d)
 {
+    sim_lib_free(d);
     if (d->fd >= 0) close(d->fd);
     d->fd = -1;
     dg_buf_free(&d->out);
     dg_buf_free(&d->in);
     dg_buf_free(&d->msg);
-    sim_h2_free(d);
-    dg_buf_free(&d->gout);
     free(d->ring);
     d->ring = NULL;
 }
@@ -155,56 +154,30 @@ static inline uint32_t new_mask(sim_worker_t *w) { return (uint32_t)sim_rand(&w-
  * partial batch only when `force`. */
 static void transmit(sim_worker_t *w, sim_drone_t *d, bool force)
 {
+    if (w->cfg->lib) { sim_lib_transmit(w, d, force); return; }
     if (d->state != SIM_D_OPEN || d->close_sent) return;
     const uint32_t K = w->cfg->batch;
     uint64_t fresh = 0, again = 0, frames = 0;
-    if (w->cfg->transport != SIM_TR_WS_JSON) {
-        /* protobuf: one DroneMessage per frame (ws-pb) or per gRPC message;
-         * --batch K only groups K of them into one write */
-        uint64_t avail = d->gen_seq - d->tx_seq;
-        if (avail < K && !force) return;
-        while (d->tx_seq < d->gen_seq) {
-            uint64_t seq = d->tx_seq + 1;
-            sim_sample_t *s = ring_at(d, seq);
-            uint8_t buf[SIM_PB_SAMPLE_MAX];
-            size_t len = sim_pb_sample(buf, s, seq);
-            int rc = sim_send_pb(w, d, buf, len);
-            if (rc) {
-                sim_log(w, "%s: out of memory for the output buffer", d->id);
-                break;
-            }
-            d->tx_seq = seq;
-            s->send_us = seq > d->hi_sent && w->cfg->rate > 0 ? s->due_us : w->now;
-            if (seq > d->hi_sent) { d->hi_sent = seq; fresh++; }
-            else again++;
-            frames++;
-        }
-    }
+    /* protobuf: one DroneMessage per frame; --batch K only groups K of
+     * them into one write */
+    uint64_t avail = d->gen_seq - d->tx_seq;
+    if (avail < K && !force) return;
     while (d->tx_seq < d->gen_seq) {
-        uint64_t avail = d->gen_seq - d->tx_seq;
-        uint32_t k = avail < K ? (uint32_t)avail : K;
-        if (k < K && !force) break;
-        char *p0 = (char *)sim_frame_begin(&d->out, (size_t)k * (SIM_SAMPLE_MAX_JSON + 1) + 2);
-        if (!p0) {
+        uint64_t seq = d->tx_seq + 1;
+        sim_sample_t *s = ring_at(d, seq);
+        uint8_t buf[SIM_PB_SAMPLE_MAX];
+        size_t len = sim_pb_sample(buf, s, seq);
+        if (sim_send_pb(w, d, buf, len)) {
             sim_log(w, "%s: out of memory for the output buffer", d->id);
             break;
         }
-        char *p = p0;
-        if (K > 1) *p++ = '[';
-        for (uint32_t i = 0; i < k; i++) {
-            uint64_t seq = ++d->tx_seq;
-            sim_sample_t *s = ring_at(d, seq);
-            if (i) *p++ = ',';
-            p = sim_fmt_sample(p, s, seq, &w->tsc);
-            /* latency of a first send counts from when the sample was due
-             * (timer lateness and --tick coalescing included); of a resend,
-             * from the resend */
-            s->send_us = seq > d->hi_sent && w->cfg->rate > 0 ? s->due_us : w->now;
-            if (seq > d->hi_sent) { d->hi_sent = seq; fresh++; }
-            else again++;
-        }
-        if (K > 1) *p++ = ']';
-        sim_frame_end(&d->out, DG_WS_OP_TEXT, (size_t)(p - p0), new_mask(w));
+        d->tx_seq = seq;
+        /* latency of a first send counts from when the sample was due
+         * (timer lateness and --tick coalescing included); of a resend,
+         * from the resend */
+        s->send_us = seq > d->hi_sent && w->cfg->rate > 0 ? s->due_us : w->now;
+        if (seq > d->hi_sent) { d->hi_sent = seq; fresh++; }
+        else again++;
         frames++;
     }
     if (frames) {
@@ -271,6 +244,8 @@ void sim_flush_partial_batch(sim_worker_t *w, sim_drone_t *d)
 
 bool sim_drone_drained(const sim_drone_t *d)
 {
+    /* a libdronegate drone keeps what it was given across reconnects */
+    if (d->w->cfg->lib) return d->state == SIM_D_DONE || d->acked_seq >= d->tx_seq;
     if (d->state != SIM_D_OPEN) return true;
     return d->acked_seq >= d->tx_seq && sim_out_pending(d) == 0;
 }
@@ -315,14 +290,6 @@ static void set_interest(sim_worker_t *w, sim_drone_t *d)
     if (epoll_ctl(w->ep, EPOLL_CTL_MOD, d->fd, &ev) == 0) d->ev = want;
 }
 
-int sim_send_text(sim_worker_t *w, sim_drone_t *d, const char *p, size_t n)
-{
-    if (d->state != SIM_D_OPEN || d->close_sent) return -1;
-    if (sim_frame_append(&d->out, DG_WS_OP_TEXT, p, n, new_mask(w))) return -1;
-    sim_mark_dirty(w, d);
-    return 0;
-}
-
 static void send_close_frame(sim_worker_t *w, sim_drone_t *d, uint16_t code,
                              const char *reason)
 {
@@ -344,8 +311,8 @@ static void send_close_frame(sim_worker_t *w, sim_drone_t *d, uint16_t code,
 
 void sim_flush(sim_worker_t *w, sim_drone_t *d)
 {
+    if (w->cfg->lib) { sim_lib_run(w, d, 0); return; }
     if (d->fd < 0 || d->state == SIM_D_CONNECTING) return;
-    if (d->h2) sim_h2_pump(w, d);
     while (d->out_off < d->out.len) {
         ssize_t n = send(d->fd, d->out.data + d->out_off, d->out.len - d->out_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -377,7 +344,7 @@ void sim_flush(sim_worker_t *w, sim_drone_t *d)
 
 /* ----------------------------------------------------------- lifecycle */
 
-static void set_done(sim_worker_t *w, sim_drone_t *d)
+void sim_set_done(sim_worker_t *w, sim_drone_t *d)
 {
     if (d->state == SIM_D_DONE) return;
     d->state = SIM_D_DONE;
@@ -395,7 +362,6 @@ static void conn_down(sim_worker_t *w, sim_drone_t *d)
         d->fd = -1;
     }
     if (d->state == SIM_D_OPEN || d->state == SIM_D_CLOSING) sim_sub(&w->st.open, 1);
-    sim_h2_free(d);
     d->ev = 0;
     d->out.len = d->out_off = 0;
     d->in.len = 0;
@@ -409,7 +375,7 @@ static void conn_down(sim_worker_t *w, sim_drone_t *d)
     d->close_sent = 0;
     d->close_rcvd = 0;
     if (w->phase != SIM_RUN || d->no_reconnect || d->closing_for_good) {
-        set_done(w, d);
+        sim_set_done(w, d);
         return;
     }
     d->state = SIM_D_BACKOFF;
@@ -435,7 +401,7 @@ void sim_conn_start(sim_worker_t *w, sim_drone_t *d)
 {
     const sim_config_t *cfg = w->cfg;
     char why[512];
-    if (w->phase != SIM_RUN) { set_done(w, d); return; }
+    if (w->phase != SIM_RUN) { sim_set_done(w, d); return; }
     int fd = socket(cfg->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(why, sizeof why, "socket: %s%s", strerror(errno),
@@ -511,7 +477,7 @@ static void send_handshake(sim_worker_t *w, sim_drone_t *d)
         "%s%s%s"
         "\r\n",
         cfg->path, d->id, cfg->query[0] ? "?" : "", cfg->query, cfg->hosthdr, d->key,
-        cfg->transport == SIM_TR_WS_PB ? "dronegate.pb.v1" : "dronegate.json.v1",
+        "dronegate.pb.v1",
         d->token[0] ? "Authorization: Bearer " : "", d->token, d->token[0] ? "\r\n" : "");
     if (rc) {
         attempt_failed(w, d, "out of memory");
@@ -596,16 +562,14 @@ static int handle_handshake(sim_worker_t *w, sim_drone_t *d)
             else if (HDR("sec-websocket-accept"))
                 acc_ok = expect[0] && vl == 28 && memcmp(v, expect, 28) == 0;
             else if (HDR("sec-websocket-protocol") && (seen_proto = true))
-                proto_ok = w->cfg->transport == SIM_TR_WS_PB
-                               ? vl == 15 && memcmp(v, "dronegate.pb.v1", 15) == 0
-                               : vl == 17 && memcmp(v, "dronegate.json.v1", 17) == 0;
+                proto_ok = vl == 15 && memcmp(v, "dronegate.pb.v1", 15) == 0;
             else if (HDR("sec-websocket-extensions") && vl)
                 proto_ok = false;   /* we offered none */
 #undef HDR
         }
         p = le + 2;
     }
-    if (w->cfg->transport == SIM_TR_WS_PB && !seen_proto) proto_ok = false;   /* JSON by default */
+    if (!seen_proto) proto_ok = false;   /* the gateway speaks JSON by default */
     if (!up || !conn || !acc_ok || !proto_ok) {
         snprintf(why, sizeof why, "bad upgrade answer:%s%s%s%s", up ? "" : " no Upgrade: websocket",
                  conn ? "" : " no Connection: upgrade", acc_ok ? "" : " wrong Sec-WebSocket-Accept",
@@ -618,28 +582,33 @@ static int handle_handshake(sim_worker_t *w, sim_drone_t *d)
     return 1;
 }
 
-static void on_open(sim_worker_t *w, sim_drone_t *d)
+/* A connection opened (any transport): counters; the first one starts
+ * sampling (--rate > 0) at a random phase of the period. */
+void sim_opened(sim_worker_t *w, sim_drone_t *d)
 {
     const sim_config_t *cfg = w->cfg;
     d->state = SIM_D_OPEN;
     d->open_at = w->now;
-    sim_timer_cancel(w, &d->t_conn);
     sim_add(&w->st.open, 1);
     sim_add(&w->st.handshakes, 1);
-    if (!d->ever_open) {
-        d->ever_open = 1;
-        sim_add(&w->st.ever_open, 1);
-        if (cfg->rate > 0) {
-            /* First connection: start sampling at a random phase of the period. */
-            int64_t period = (int64_t)(1e6 / cfg->rate);
-            if (period < 1) period = 1;
-            sim_mission_step(&d->m, w->now);
-            int64_t first = w->now + (int64_t)(sim_rand(&w->rng) % (uint64_t)period);
-            d->t_sample_due = first;
-            if (cfg->tick_us > period) d->tick_phase = w->now + (int64_t)(sim_rand(&w->rng) % (uint64_t)cfg->tick_us);
-            sim_timer_set(w, &d->t_sample, first);
-        }
-    }
+    if (d->ever_open) return;
+    d->ever_open = 1;
+    sim_add(&w->st.ever_open, 1);
+    if (cfg->rate <= 0) return;
+    int64_t period = (int64_t)(1e6 / cfg->rate);
+    if (period < 1) period = 1;
+    sim_mission_step(&d->m, w->now);
+    int64_t first = w->now + (int64_t)(sim_rand(&w->rng) % (uint64_t)period);
+    d->t_sample_due = first;
+    if (cfg->tick_us > period) d->tick_phase = w->now + (int64_t)(sim_rand(&w->rng) % (uint64_t)cfg->tick_us);
+    sim_timer_set(w, &d->t_sample, first);
+}
+
+static void on_open(sim_worker_t *w, sim_drone_t *d)
+{
+    const sim_config_t *cfg = w->cfg;
+    sim_timer_cancel(w, &d->t_conn);
+    sim_opened(w, d);
     d->tx_seq = d->acked_seq;
     transmit(w, d, cfg->rate == 0);
     sim_proto_check_cmd(w, d);
@@ -684,8 +653,7 @@ static void on_close_frame(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, si
 
 static void on_message(sim_worker_t *w, sim_drone_t *d, int op, uint8_t *p, size_t n)
 {
-    if (op == DG_WS_OP_TEXT && w->cfg->transport == SIM_TR_WS_JSON) sim_proto_message(w, d, (const char *)p, n);
-    else if (op == DG_WS_OP_BINARY && w->cfg->transport == SIM_TR_WS_PB) sim_pb_message(w, d, p, n);
+    if (op == DG_WS_OP_BINARY) sim_pb_message(w, d, p, n);
     else sim_add(&w->st.unknown_msgs, 1);
 }
 
@@ -802,10 +770,6 @@ static void on_eof(sim_worker_t *w, sim_drone_t *d, int err)
 
 static void on_readable(sim_worker_t *w, sim_drone_t *d)
 {
-    if (w->cfg->transport == SIM_TR_GRPC) {
-        sim_h2_readable(w, d);
-        return;
-    }
     for (int round = 0; round < 8; round++) {
         bool use_in = d->state == SIM_D_HANDSHAKE || d->in.len > 0;
         uint8_t *buf;
@@ -860,6 +824,7 @@ static void on_readable(sim_worker_t *w, sim_drone_t *d)
 
 void sim_conn_event(sim_worker_t *w, sim_drone_t *d, uint32_t events)
 {
+    if (w->cfg->lib) { sim_lib_run(w, d, events); return; }
     if (d->state == SIM_D_CONNECTING) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
         int err = 0;
@@ -869,12 +834,6 @@ void sim_conn_event(sim_worker_t *w, sim_drone_t *d, uint32_t events)
             char why[512];
             snprintf(why, sizeof why, "connect to %s: %s", w->cfg->hosthdr, strerror(err));
             attempt_failed(w, d, why);
-            return;
-        }
-        if (w->cfg->transport == SIM_TR_GRPC) {
-            if (sim_h2_start(w, d)) { attempt_failed(w, d, "out of memory (HTTP/2 session)"); return; }
-            d->state = SIM_D_HANDSHAKE;
-            sim_flush(w, d);
             return;
         }
         send_handshake(w, d);
@@ -890,6 +849,7 @@ void sim_conn_event(sim_worker_t *w, sim_drone_t *d, uint32_t events)
 
 void sim_conn_timer(sim_worker_t *w, sim_drone_t *d)
 {
+    if (w->cfg->lib) { if (d->state == SIM_D_IDLE) sim_lib_start(w, d); else sim_lib_run(w, d, 0); return; }
     switch (d->state) {
     case SIM_D_IDLE:
     case SIM_D_BACKOFF:
@@ -910,15 +870,10 @@ void sim_conn_timer(sim_worker_t *w, sim_drone_t *d)
 
 void sim_conn_close(sim_worker_t *w, sim_drone_t *d, uint16_t code)
 {
+    if (w->cfg->lib) { sim_lib_close(w, d); return; }
     switch (d->state) {
     case SIM_D_OPEN:
-        if (d->h2) {   /* gRPC: half-close; the server ends the call (OK) once all is acked */
-            d->h2_eof = 1;
-            sim_h2_queued(d);
-            sim_mark_dirty(w, d);
-        } else {
-            send_close_frame(w, d, code, "simulation over");
-        }
+        send_close_frame(w, d, code, "simulation over");
         d->closing_for_good = 1;
         d->state = SIM_D_CLOSING;
         sim_timer_set(w, &d->t_conn, w->now + CLOSE_TIMEOUT_US);
@@ -934,11 +889,11 @@ void sim_conn_close(sim_worker_t *w, sim_drone_t *d, uint16_t code)
 
 void sim_conn_abort(sim_worker_t *w, sim_drone_t *d)
 {
+    if (w->cfg->lib) { sim_lib_abort(w, d); return; }
     if (d->fd >= 0) {
         close(d->fd);
         d->fd = -1;
     }
-    sim_h2_free(d);
     if (d->state == SIM_D_OPEN || d->state == SIM_D_CLOSING) sim_sub(&w->st.open, 1);
-    set_done(w, d);
+    sim_set_done(w, d);
 }

@@ -332,6 +332,30 @@ static void configure(sim_config_t *c, int argc, char **argv)
         uint32_t n = (c->drones + AUTO_SPREAD - 1) / AUTO_SPREAD;
         for (uint32_t i = 0; i < n; i++) add_src(c, 0x7f000001u + i);
     }
+
+    /* ws-json and grpc drones are libdronegate clients (drive.c): the URL
+     * they get names the address resolved once here, so 10,000 reconnecting
+     * drones do not resolve the name 10,000 times */
+    c->lib = c->transport == SIM_TR_WS_JSON || c->transport == SIM_TR_GRPC;
+    if (c->lib) {
+        char a[INET6_ADDRSTRLEN] = "";
+        unsigned port = 0;
+        if (c->dst.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&c->dst;
+            inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof a);
+            port = ntohs(s6->sin6_port);
+        } else {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&c->dst;
+            inet_ntop(AF_INET, &s4->sin_addr, a, sizeof a);
+            port = ntohs(s4->sin_port);
+        }
+        bool v6 = c->dst.ss_family == AF_INET6;
+        if (c->transport == SIM_TR_GRPC && (c->path[0] || c->query[0]))
+            die("--url %s: a gRPC url has no path or query.", c->url);
+        snprintf(c->lib_url, sizeof c->lib_url, "%s://%s%s%s:%u%s%s%s",
+                 c->transport == SIM_TR_GRPC ? "grpc" : "ws", v6 ? "[" : "", a, v6 ? "]" : "", port,
+                 c->path, c->query[0] ? "?" : "", c->query);
+    }
 }
 
 /* Ports per source address: warn when the connections will not fit. */

@@ -22,6 +22,11 @@ static const char *const STATUS[SIM_ST__N] = {
     [SIM_ST_RETURNING] = "returning", [SIM_ST_LANDING] = "landing",
 };
 
+const char *sim_status_name(int st)
+{
+    return st >= 0 && st < SIM_ST__N ? STATUS[st] : "landed";
+}
+
 size_t sim_pb_sample(uint8_t *out, const sim_sample_t *s, uint64_t seq)
 {
     Dronegate__V1__Position pos = DRONEGATE__V1__POSITION__INIT;
@@ -98,14 +103,8 @@ void sim_pb_message(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, size_t n)
 
 int sim_send_pb(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, size_t n)
 {
-    if (d->state != SIM_D_OPEN || d->close_sent || d->h2_eof) return -1;
-    if (w->cfg->transport == SIM_TR_GRPC) {
-        uint8_t pre[5] = { 0, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
-        if (dg_buf_append(&d->gout, pre, 5) || dg_buf_append(&d->gout, p, n)) return -ENOMEM;
-        sim_h2_queued(d);
-    } else if (sim_frame_append(&d->out, 0x2 /* binary */, p, n, (uint32_t)sim_rand(&w->rng))) {
-        return -ENOMEM;
-    }
+    if (d->state != SIM_D_OPEN || d->close_sent) return -1;
+    if (sim_frame_append(&d->out, 0x2 /* binary */, p, n, (uint32_t)sim_rand(&w->rng))) return -ENOMEM;
     sim_mark_dirty(w, d);
     return 0;
 }

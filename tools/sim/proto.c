@@ -1,15 +1,12 @@
-/* proto.c - server -> drone JSON messages and the drone's command_acks.
+/* proto.c - the drone's commands and their command_acks.
  *
- *   {"type":"ack","seq":N}                      -> sim_on_ack (cumulative)
- *   {"type":"error","seq":N,"code":"...",...}   -> counted by code
- *   {"type":"command","id":"...","name":"...","args":{...}}
- *        return_to_home | land | goto {lat, lon, alt}  -> "accepted", later "done"
- *        anything else                                 -> "rejected"
+ *   command return_to_home | land | goto {lat, lon, alt} -> "accepted", later "done"
+ *           anything else                                 -> "rejected"
  *
- * A frame may hold one object or an array of objects. The scanner is a small
- * tolerant one (this is our own server's output, not untrusted input to
- * validate): it finds member spans without copying; strings stay in their
- * escaped form, which is what we echo back as the command id.
+ * Commands arrive decoded (libdronegate's on_command for ws-json/grpc,
+ * pb.c for ws-pb), with args as JSON text; the scanner below is a small
+ * tolerant one (our own server's output) that finds the args' member spans
+ * without copying. The acks go back through libdronegate or as protobuf.
  *
  * A new command while one is in progress finishes the old one with
  * status "done" and message "superseded" (the operator sees a final state).
@@ -22,6 +19,7 @@
 #include <string.h>
 
 #include "codec/number.h"
+#include "dronegate/client.h"
 
 typedef struct jv {
     const char *p;   /* strings: content without quotes; others: the raw text */
@@ -121,56 +119,24 @@ static bool num(const jv_t *v, double *out)
 
 /* ---------------------------------------------------------- command_acks */
 
-/* Append a JSON string body (no quotes) with escaping, truncated to cap. */
-static char *put_escaped(char *p, const char *s, size_t cap)
-{
-    for (size_t i = 0; s[i] && i < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') { *p++ = '\\'; *p++ = (char)c; }
-        else if (c < 0x20) *p++ = ' ';
-        else *p++ = (char)c;
-    }
-    return p;
-}
-
-#define PUTLIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
-
 void sim_proto_cmd_ack(sim_worker_t *w, sim_drone_t *d, const char *id, size_t id_len,
                        const char *status, const char *message)
 {
-    /* Bounded: 40 + 200 (id) + 10 (status) + 14 + 2 * 200 (escaped message) < 700. */
-    char buf[700];
-    char *p = buf;
+    char idz[201];
     if (id_len > 200) id_len = 200;
-    if (w->cfg->transport != SIM_TR_WS_JSON) {   /* protobuf: the id is kept raw */
-        char idz[201];
-        memcpy(idz, id, id_len);
-        idz[id_len] = '\0';
-        size_t n = sim_pb_cmd_ack((uint8_t *)buf, sizeof buf, idz, status, message);
-        if (n && sim_send_pb(w, d, (const uint8_t *)buf, n) == 0) goto counted;
-        return;
+    memcpy(idz, id, id_len);
+    idz[id_len] = '\0';
+    if (d->lc) {   /* ws-json, grpc: libdronegate writes it */
+        if (dg_client_command_ack(d->lc, idz, status, message && *message ? message : NULL)) return;
+        sim_mark_dirty(w, d);   /* re-read its events: the write may be partial */
+    } else {       /* ws-pb */
+        uint8_t buf[700];
+        size_t n = sim_pb_cmd_ack(buf, sizeof buf, idz, status, message);
+        if (!n || sim_send_pb(w, d, buf, n)) return;
     }
-    p = PUTLIT(p, "{\"type\":\"command_ack\",\"id\":\"");
-    memcpy(p, id, id_len);               /* kept in its JSON-escaped form */
-    p += id_len;
-    p = PUTLIT(p, "\",\"status\":\"");
-    size_t sl = strlen(status);          /* "accepted" | "rejected" | "done" */
-    memcpy(p, status, sl);
-    p += sl;
-    *p++ = '"';
-    if (message && *message) {
-        p = PUTLIT(p, ",\"message\":\"");
-        p = put_escaped(p, message, 200);
-        *p++ = '"';
-    }
-    *p++ = '}';
-    if (sim_send_text(w, d, buf, (size_t)(p - buf)) != 0) return;
-counted:
-    {
-        if (!strcmp(status, "accepted")) sim_add(&w->st.cmd_accepted, 1);
-        else if (!strcmp(status, "rejected")) sim_add(&w->st.cmd_rejected, 1);
-        else sim_add(&w->st.cmd_done, 1);
-    }
+    if (!strcmp(status, "accepted")) sim_add(&w->st.cmd_accepted, 1);
+    else if (!strcmp(status, "rejected")) sim_add(&w->st.cmd_rejected, 1);
+    else sim_add(&w->st.cmd_done, 1);
 }
 
 /* Called after every mission step and when a connection opens: report a
@@ -253,70 +219,4 @@ void sim_proto_command(sim_worker_t *w, sim_drone_t *d, const char *id, size_t i
     jv_t i = { id, id_len, 's' }, n = { name, name_len, 's' }, a = { 0 };
     if (!args_len || !scan_value(args, args + args_len, &a)) a.t = 0;
     on_command(w, d, &i, &n, a.t ? &a : NULL);
-}
-
-static void on_object(sim_worker_t *w, sim_drone_t *d, const char *p, const char *e)
-{
-    jv_t k, v, type = { 0 }, seq = { 0 }, code = { 0 }, id = { 0 }, name = { 0 }, args = { 0 },
-                msg = { 0 };
-    bool has_type = false, has_seq = false, has_code = false, has_id = false,
-         has_name = false, has_args = false, has_msg = false;
-    int r;
-    while ((r = obj_next(&p, e, &k, &v)) == 1) {
-        if (k.n < 2 || k.n > 7) continue;
-        if (is(&k, "type")) { type = v; has_type = true; }
-        else if (is(&k, "seq")) { seq = v; has_seq = true; }
-        else if (is(&k, "code")) { code = v; has_code = true; }
-        else if (is(&k, "id")) { id = v; has_id = true; }
-        else if (is(&k, "name")) { name = v; has_name = true; }
-        else if (is(&k, "args")) { args = v; has_args = true; }
-        else if (is(&k, "message")) { msg = v; has_msg = true; }
-    }
-    if (r < 0 || !has_type || type.t != 's') {
-        sim_add(&w->st.unknown_msgs, 1);
-        return;
-    }
-    if (is(&type, "ack")) {
-        uint64_t n;
-        if (has_seq && seq.t == 'v' && dg_parse_u64(seq.p, seq.n, &n) == 0)
-            sim_on_ack(w, d, n);
-        else
-            sim_add(&w->st.unknown_msgs, 1);
-    } else if (is(&type, "error")) {
-        sim_add(&w->st.errors, 1);
-        if (has_code && code.t == 's') sim_code_inc(w->error_codes, code.p, code.n);
-        else sim_code_inc(w->error_codes, "unknown", 7);
-        if (has_msg && msg.t == 's' && w->err_log_budget > 0 && w->err_log_budget--)
-            sim_log(w, "%s: server error %.*s: %.*s", d->id, has_code ? (int)code.n : 0,
-                    code.p ? code.p : "", (int)(msg.n > 200 ? 200 : msg.n), msg.p);
-    } else if (is(&type, "command")) {
-        on_command(w, d, has_id ? &id : NULL, has_name ? &name : NULL, has_args ? &args : NULL);
-    } else {
-        sim_add(&w->st.unknown_msgs, 1);
-    }
-}
-
-void sim_proto_message(sim_worker_t *w, sim_drone_t *d, const char *p, size_t n)
-{
-    const char *e = p + n;
-    p = skip_ws(p, e);
-    if (p < e && *p == '{') {
-        on_object(w, d, p + 1, e);
-        return;
-    }
-    if (p < e && *p == '[') {
-        p++;
-        for (;;) {
-            jv_t v;
-            p = skip_ws(p, e);
-            if (p < e && *p == ',') p++;
-            p = skip_ws(p, e);
-            if (p >= e || *p == ']') return;
-            const char *q = scan_value(p, e, &v);
-            if (!q) break;
-            if (v.t == 'o') on_object(w, d, v.p + 1, v.p + v.n);
-            p = q;
-        }
-    }
-    sim_add(&w->st.unknown_msgs, 1);
 }

@@ -7,14 +7,15 @@
  *   main.c     flags + DRONEGATE_SIM_* env vars, start-up, the report, signals
  *   worker.c   one epoll event loop per worker thread: timer heap, ready and
  *              dirty lists, shutdown phases (stop -> drain acks -> close)
- *   client.c   one drone's connection: connect (optionally from a chosen
- *              source address), RFC 6455 client handshake, frame parsing,
- *              output buffer with partial writes, acks, reconnect + backoff
- *   proto.c    server -> drone JSON (ack, error, command) and command_acks
- *   pb.c       --transport ws-pb / grpc: DroneMessage / ServerMessage (protobuf-c)
- *   grpc.c     --transport grpc: the h2c client (nghttp2 client session per drone)
+ *   drive.c    ws-json (default) and grpc: each drone is a libdronegate client
+ *              (include/dronegate/client.h) driven from the worker's loop
+ *   client.c   the drone's samples (ring, window, batches, ack latency) and,
+ *              for ws-pb only, its own WebSocket connection: connect,
+ *              RFC 6455 handshake, frames, reconnect + backoff
+ *   proto.c    commands (goto/land/return_to_home) and their command_acks
+ *   pb.c       --transport ws-pb: DroneMessage / ServerMessage (protobuf-c)
  *   mission.c  flight physics: take-off, waypoints, return, landing, battery
- *   fmt.c      fixed-point telemetry JSON and masked client frames (hot path)
+ *   fmt.c      quantised samples and masked client frames (ws-pb)
  *   hist.c     log-bucketed latency histogram (HDR style, ~1.6% resolution)
  *
  * Threads: the main thread parses flags, prints reports and handles signals;
@@ -25,7 +26,7 @@
  *
  * Names: sim_ prefix; this is a tool, not part of the dg_ library namespace.
  * From libdronegate-core it uses dg_ws_parse_header, dg_ws_accept_key,
- * dg_format_rfc3339, dg_parse_u64/dg_parse_double and dg_buf_t.
+ * dg_parse_double and dg_buf_t (ws-pb); from libdronegate the dg_client_* API.
  */
 #ifndef SIM_H
 #define SIM_H
@@ -48,6 +49,8 @@ enum { SIM_TR_WS_JSON = 0, SIM_TR_WS_PB = 1, SIM_TR_GRPC = 2, SIM_TR_MAVLINK = 3
 
 typedef struct sim_config {
     char     url[512];
+    char     lib_url[600];      /* ws-json/grpc: the URL given to libdronegate (numeric host) */
+    int      lib;               /* ws-json/grpc: drones are libdronegate clients (drive.c) */
     char     host[256];         /* as written in the URL (no brackets) */
     char     hosthdr[300];      /* Host: header value */
     char     path[256];         /* URL path prefix ("" or "/base"), no trailing '/' */
@@ -217,21 +220,11 @@ typedef struct sim_sample {
     uint16_t battery_cp;        /* percent * 100, [0, 10000] */
     uint8_t  status;            /* SIM_ST_* */
     uint8_t  ts_rfc3339;        /* format the timestamp as RFC 3339 */
+    uint64_t lseq;              /* ws-json/grpc: the seq libdronegate gave it (drive.c) */
 } sim_sample_t;
 
 void sim_sample_from_mission(sim_sample_t *s, const sim_mission_t *m,
                              int64_t wall_ms, bool rfc3339);
-
-/* RFC 3339 prefix cache ("YYYY-MM-DDTHH:MM:SS.") so that formatting a
- * timestamp costs a compare and a copy. One per worker. */
-typedef struct sim_tscache { int64_t sec; char prefix[24]; } sim_tscache_t;
-
-#define SIM_SAMPLE_MAX_JSON 256  /* upper bound of one formatted object */
-/* Format {"seq":...} into out (>= SIM_SAMPLE_MAX_JSON bytes). Returns the end. */
-char *sim_fmt_sample(char *out, const sim_sample_t *s, uint64_t seq, sim_tscache_t *tc);
-char *sim_fmt_u64(char *p, uint64_t v);
-/* Fixed-point: v / 10^dec with exactly dec decimals (dec 1..9). */
-char *sim_fmt_fixed(char *p, int64_t v, int dec);
 
 /* Client frames: reserve + format in place + finish.
  * sim_frame_begin() makes room for a frame whose payload is at most
@@ -308,18 +301,15 @@ typedef struct sim_drone {
     uint8_t  cmd_id_len;
     uint8_t  cmd_done_pending;  /* a "done" waits for the connection */
     const char *cmd_done_msg;
-    /* --transport grpc (grpc.c): the nghttp2 client session of the current
-     * connection, its call's stream, the gRPC-framed DroneMessages not yet
-     * taken by nghttp2 (flow control decides when), the call's status */
-    void    *h2;
-    int32_t  h2_sid;
-    uint8_t  h2_eof;            /* half-close the call when `gout` is sent */
-    uint8_t  h2_ended;          /* the call ended inside a callback: drop after mem_recv */
-    uint8_t  h2_resp;           /* response HEADERS (not trailers-only) arrived */
-    int      h2_status;         /* grpc-status of the trailers, -1 none yet */
-    char     h2_msg[128];       /* grpc-message */
-    dg_buf_t gout;
-    size_t   gout_off;
+    /* --transport ws-json / grpc (drive.c): the drone is a libdronegate
+     * client driven from this worker's epoll loop */
+    struct dg_client *lc;
+    int      lfd;               /* the client's fd registered with epoll, -1 none */
+    uint8_t  lev;               /* POLLIN/POLLOUT bits registered */
+    uint8_t  lgiveup;           /* refused in a way retrying cannot fix: shut down */
+    uint8_t  lprev;             /* previous dg_client_state_t */
+    uint64_t lconnects;         /* stats.connects at the last sync: a new socket */
+    uint64_t lsent, lresent, lframes, lbin, lbout, lpings;   /* stats at the last sync */
 } sim_drone_t;
 
 typedef struct sim_worker {
@@ -341,7 +331,6 @@ typedef struct sim_worker {
     int64_t             now;        /* monotonic us, cached per iteration */
     int64_t             wall_ms;    /* realtime ms, cached per iteration */
     uint64_t            rng;
-    sim_tscache_t       tsc;
     int                 phase;      /* local view: SIM_RUN, SIM_STOP, SIM_ABORT */
     int64_t             drain_until, close_until;
     int                 closing;    /* close frames sent */
@@ -382,15 +371,29 @@ void  sim_conn_close(sim_worker_t *w, sim_drone_t *d, uint16_t code); /* start c
 void  sim_conn_abort(sim_worker_t *w, sim_drone_t *d);    /* drop without handshake */
 bool  sim_drone_drained(const sim_drone_t *d);            /* nothing left to wait for */
 void  sim_on_ack(sim_worker_t *w, sim_drone_t *d, uint64_t seq);
-int   sim_send_text(sim_worker_t *w, sim_drone_t *d, const char *p, size_t n);
 
 void  sim_conn_opened(sim_worker_t *w, sim_drone_t *d);   /* handshake done */
 void  sim_conn_down(sim_worker_t *w, sim_drone_t *d);     /* drop; reconnect unless told not to */
 void  sim_conn_failed(sim_worker_t *w, sim_drone_t *d, const char *why); /* before open */
 static inline size_t sim_out_pending(const sim_drone_t *d)
 {
-    return d->out.len - d->out_off + d->gout.len - d->gout_off;
+    return d->out.len - d->out_off;
 }
+
+/* drive.c: ws-json and grpc drones are libdronegate clients (one
+ * implementation of the client protocol); client.c keeps ws-pb. */
+int   sim_lib_init(sim_worker_t *w, sim_drone_t *d);     /* dg_client_open */
+void  sim_lib_free(sim_drone_t *d);
+void  sim_lib_start(sim_worker_t *w, sim_drone_t *d);    /* its ramp slot */
+void  sim_lib_run(sim_worker_t *w, sim_drone_t *d, uint32_t epoll_events); /* process + re-arm */
+void  sim_lib_transmit(sim_worker_t *w, sim_drone_t *d, bool force);  /* ring -> dg_client_send */
+void  sim_lib_close(sim_worker_t *w, sim_drone_t *d);    /* dg_client_shutdown */
+void  sim_lib_abort(sim_worker_t *w, sim_drone_t *d);    /* dg_client_close(c, 0) */
+/* client.c helpers shared with drive.c */
+void  sim_set_done(sim_worker_t *w, sim_drone_t *d);
+void  sim_opened(sim_worker_t *w, sim_drone_t *d);   /* counters; the first starts sampling */
+
+const char *sim_status_name(int st);   /* SIM_ST_* -> "airborne", ... */
 
 /* pb.c: DroneMessage / ServerMessage (generated protobuf-c code) for the
  * ws-pb and grpc transports */
@@ -402,17 +405,9 @@ void  sim_pb_message(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, size_t n
  * a length-prefixed message of the call). */
 int   sim_send_pb(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, size_t n);
 
-/* grpc.c: the h2c client (nghttp2) */
-int   sim_h2_start(sim_worker_t *w, sim_drone_t *d);   /* preface, SETTINGS, the call's HEADERS */
-void  sim_h2_readable(sim_worker_t *w, sim_drone_t *d);
-void  sim_h2_pump(sim_worker_t *w, sim_drone_t *d);     /* nghttp2 output -> d->out */
-void  sim_h2_queued(sim_drone_t *d);                    /* more in gout (or eof): resume the call */
-void  sim_h2_free(sim_drone_t *d);
-
 /* proto.c */
 void  sim_proto_command(sim_worker_t *w, sim_drone_t *d, const char *id, size_t id_len,
                         const char *name, size_t name_len, const char *args, size_t args_len);
-void  sim_proto_message(sim_worker_t *w, sim_drone_t *d, const char *p, size_t n);
 void  sim_proto_cmd_ack(sim_worker_t *w, sim_drone_t *d, const char *id, size_t id_len,
                         const char *status, const char *message);
 void  sim_proto_check_cmd(sim_worker_t *w, sim_drone_t *d);

@@ -179,7 +179,6 @@ int sim_worker_init(sim_worker_t *w, uint32_t id, const sim_config_t *cfg, sim_s
     w->ep = -1;
     w->log_budget = LOG_BUDGET;
     w->err_log_budget = 3;
-    w->tsc.sec = -1;
     w->n = cfg->drones / cfg->threads + (id < cfg->drones % cfg->threads ? 1 : 0);
     w->drones = calloc(w->n ? w->n : 1, sizeof *w->drones);
     w->heap = calloc(2 * (size_t)w->n + 1, sizeof *w->heap);
@@ -234,7 +233,12 @@ static void on_stop(sim_worker_t *w)
         sim_drone_t *d = &w->drones[j];
         sim_timer_cancel(w, &d->t_sample);
         if (d->state == SIM_D_OPEN) sim_flush_partial_batch(w, d);
-        else if (d->state != SIM_D_CLOSING && d->state != SIM_D_DONE) sim_conn_abort(w, d);
+        else if (w->cfg->lib && d->ever_open && d->state != SIM_D_DONE) {
+            /* libdronegate: the partial batch is queued too, and a drone
+             * that is reconnecting delivers what it holds within --drain */
+            sim_flush_partial_batch(w, d);
+            if (sim_drone_drained(d)) sim_conn_abort(w, d);
+        } else if (d->state != SIM_D_CLOSING && d->state != SIM_D_DONE) sim_conn_abort(w, d);
     }
 }
 
@@ -287,7 +291,7 @@ void *sim_worker_main(void *arg)
             uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
             if (slot >= w->n) continue;
             sim_drone_t *d = &w->drones[slot];
-            if (d->gen != gen || d->fd < 0) continue;
+            if (d->gen != gen || (d->fd < 0 && d->lfd < 0)) continue;   /* lfd: drive.c */
             sim_conn_event(w, d, evs[i].events);
         }
 
