@@ -5,6 +5,8 @@
 #include "check.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -313,6 +315,52 @@ TEST(sample_validation_and_json)
     ASSERT(sizeof(dgc_rec_t) <= 88);
 }
 
+/* Every number written in the sample JSON reads back as the value given
+ * (fixed point when exact, else %g): positions on the 1e-7 grid, fractions
+ * with trailing zeros, negatives, tiny values and arbitrary doubles. */
+static double field(const char *json, const char *key)
+{
+    const char *p = strstr(json, key);
+    return p ? strtod(p + strlen(key), NULL) : NAN;
+}
+
+TEST(json_numbers_read_back_exactly)
+{
+    char out[DGC_REC_JSON_MAX];
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        double lat;
+        switch (i % 4) {
+        case 0: lat = (double)((long long)(x % 1800000001ull) - 900000000LL) / 1e7; break;   /* the 1e-7 grid */
+        case 1: lat = (double)((long long)(x % 1801ull) - 900LL) / 10; break;                /* 12.5, -0.1 */
+        case 2: lat = ((double)(x >> 11) / 9007199254740992.0) * 180.0 - 90.0; break;     /* any double */
+        default: lat = ldexp((double)(x % 1000u), -10 - (int)(x % 50u)); break;            /* tiny */
+        }
+        float speed = (float)((double)(x % 100000u) / 1000.0 + (i % 3 ? 0.0 : 1e-5));
+        dg_sample_t s = { .latitude = lat, .longitude = -lat * 2 / 1.0000001, .altitude = lat * 10,
+                          .has = DG_HAS_SPEED, .speed = speed };
+        if (s.longitude < -180 || s.longitude > 180) s.longitude = 8.5;
+        dgc_rec_t r;
+        const char *why = NULL;
+        ASSERT_EQ(dgc_rec_from_sample(&r, &s, 1, &why), DG_CLIENT_OK);
+        dgc_rec_json(out, &r, 1);
+        if (field(out, "\"latitude\":") != r.lat || field(out, "\"longitude\":") != r.lon ||
+            field(out, "\"altitude\":") != r.alt || (float)field(out, "\"speed\":") != r.speed) {
+            fprintf(stderr, "does not read back: lat %.17g lon %.17g alt %.17g speed %.9g -> %s\n",
+                    r.lat, r.lon, r.alt, (double)r.speed, out);
+            ASSERT(0);
+            return;
+        }
+    }
+    dg_sample_t s = { .latitude = -0.05, .longitude = 10.1000001, .altitude = 100 };
+    dgc_rec_t r;
+    const char *why = NULL;
+    ASSERT_EQ(dgc_rec_from_sample(&r, &s, 0, &why), DG_CLIENT_OK);
+    dgc_rec_json(out, &r, 7);
+    ASSERT_STR_EQ(out, "{\"seq\":7,\"timestamp\":0,\"latitude\":-0.05,\"longitude\":10.1000001,\"altitude\":100}");
+}
+
 static dgc_msg_t got[8];
 static int ngot;
 static void collect(void *ud, const dgc_msg_t *m)
@@ -390,6 +438,7 @@ int main(void)
     RUN(session_empty_queue_moves_next);
     RUN(backoff_doubles_with_jitter_and_cap);
     RUN(sample_validation_and_json);
+    RUN(json_numbers_read_back_exactly);
     RUN(server_messages);
     return check_summary("client_queue");
 }
