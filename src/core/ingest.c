@@ -658,6 +658,10 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
             dg_decode_error_t e = { .seq = r->seq, .has_seq = true, .code = "seq_reused", .field = NULL };
             snprintf(e.message, sizeof e.message, "seq %" PRIu64 " is already stored with another timestamp: not stored; "
                      "continue after the last stored seq", r->seq);
+            if (!c->u.drone.has_rej || r->seq > c->u.drone.rej_max) {
+                c->u.drone.rej_max = r->seq;
+                c->u.drone.has_rej = true;
+            }
             c->u.drone.io->error(c, &e, 0);
             continue;
         }

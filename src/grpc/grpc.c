@@ -226,6 +226,7 @@ static void io_error(dg_conn_t *c, const dg_decode_error_t *e, uint64_t suppress
         return;
     }
     send_scratch(c, dg_pb_error(&c->w->scratch, e->has_seq, e->seq, e->code, e->field, e->message));
+    maybe_finish(c);   /* a rejected reused seq may be the last one taken in */
 }
 static void io_close(dg_conn_t *c, uint16_t code, const char *reason)
 {
@@ -278,13 +279,26 @@ static void check_end(dg_conn_t *c)
     maybe_finish(c);
 }
 
-/* After a half-close: OK once everything taken in is acked. */
+/* Everything taken in has its answer: acked, or rejected by the store as a
+ * reused seq (never acked: once the highest seq taken in is rejected and no
+ * durable seq waits for its ack, nothing more will come). */
+static bool settled(const dg_conn_t *c)
+{
+    if (!c->u.drone.has_in) return true;
+    bool sent = c->u.drone.has_sent;
+    if (sent && c->u.drone.ack_sent >= c->u.drone.max_in) return true;
+    bool ack_owed = c->u.drone.has_pending && (!sent || c->u.drone.ack_pending > c->u.drone.ack_sent);
+    return c->u.drone.has_rej && c->u.drone.rej_max >= c->u.drone.max_in && !ack_owed;
+}
+
+/* After a half-close: OK once everything taken in is settled (acked or
+ * rejected). */
 static void maybe_finish(dg_conn_t *c)
 {
     grpc_conn_t *g = G(c);
     if (!g->half_closed || g->ending || !g->started || c->u.drone.session_wait) return;
     if (g->in.len) return;   /* a partial message, then END_STREAM: process() ended it */
-    if (c->u.drone.has_in && !(c->u.drone.has_sent && c->u.drone.ack_sent >= c->u.drone.max_in)) return;
+    if (!settled(c)) return;
     end_call(c, ST_OK, "");
 }
 

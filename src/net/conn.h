@@ -109,6 +109,9 @@ struct dg_conn {
             bool            has_in;       /* max_in is set */
             uint64_t        max_in;       /* highest seq taken in (gRPC: the call ends
                                            * with OK after a half-close once it is acked) */
+            bool            has_rej;      /* rej_max is set */
+            uint64_t        rej_max;      /* highest seq the store rejected (reused): never
+                                           * acked, so it settles max_in in place of an ack */
             int64_t         last_ack_ms;
             double          tokens;       /* rate limit bucket */
             int64_t         tokens_ms;

@@ -142,6 +142,35 @@ def test_stream_session_acks_errors_then_ok_after_half_close(server_factory, gen
     assert metric(s.metrics(), "dronegate_messages_received_total", transport="grpc", format="protobuf") == 6   # valid ones
 
 
+def test_half_close_after_a_rejected_reused_seq_ends_ok(server_factory, gen):
+    """The last seq of a call is a reused one (stored before with another
+    timestamp): the store rejects it, it is never acked, and the call still
+    ends with OK right after the seq_reused error, not at the idle timeout
+    (set far beyond the call's deadline here, so waiting for it fails)."""
+    s = gateway(server_factory, "--idle-timeout", str(int(T(600) * 1000)))
+    drone = new_id("grpcreuse")
+    c = Call(gen, s, drone)
+    assert c.next().WhichOneof("body") == "session"
+    for seq in (1, 2):
+        c.telemetry(seq, timestamp_ms=1_700_000_000_000 + seq)
+    assert max_ack(c.until(lambda g: max_ack(g) >= 2)) == 2
+    c.half_close()
+    _, code, _ = c.rest()
+    assert code == grpc.StatusCode.OK
+    c.close()
+    c = Call(gen, s, drone)
+    first = c.next()
+    assert first.WhichOneof("body") == "session" and first.session.last_seq == 2, first
+    c.telemetry(2, timestamp_ms=1_700_000_000_999)          # seq 2 again, another timestamp
+    c.half_close()
+    rest, code, details = c.rest()
+    errs = [(m.error.code, m.error.seq) for m in rest if m.WhichOneof("body") == "error"]
+    assert errs == [("seq_reused", 2)] and max_ack(rest) == 0, rest
+    assert code == grpc.StatusCode.OK, (code, details)
+    c.close()
+    assert s.seqs(drone) == [1, 2]
+
+
 def test_call_errors_are_grpc_status_codes(server_factory, gen):
     s = gateway(server_factory, secret="grpc-secret")
     drone = new_id("grpcauth")
