@@ -2,7 +2,7 @@
 over WebSocket (test_client.py) with the library's HTTP/2 call
 (libclient/grpc.c, protobuf by hand in libclient/pb.c) against the real
 gateway's --grpc-listen: every sample handed to dg_client_send() is stored
-exactly once through a kill -9 and a dropped link; commands round trip;
+exactly once through a kill -9, a dropped link and a stalled one; commands round trip;
 a wrong token is refused (UNAUTHENTICATED, reported, nothing stored).
 
   test_grpc_every_sample_stored_once_through_kill_and_drop
@@ -46,7 +46,7 @@ def test_grpc_every_sample_stored_once_through_kill_and_drop(server_factory, pro
     srv = gateway(server_factory)
     px = proxy_factory(srv.grpc_port)
     drone = new_id("libg")
-    n, rate = 3000, 400
+    n, rate = 6000, 400
     ts0 = int(time.time() * 1000) - 3_600_000
     p = start(tmp_path, px.port, drone, "--count", n, "--rate", rate, "--ts0", ts0, "--ping-ms", 300,
               "--backoff-min-ms", 50, "--backoff-max-ms", 400, "--batch", 32, "--flush-ms", int(T(40) * 1000))
@@ -61,13 +61,18 @@ def test_grpc_every_sample_stored_once_through_kill_and_drop(server_factory, pro
         assert px.drop_all() >= 1                    # the link drops (RST)
         base = stored_count(srv.db, drone)
         progress(base + 400)
+        before = px.accepted
+        assert px.stall_all() >= 1                   # the link stalls: only the HTTP/2 PING timeout sees it
+        wait_until(lambda: px.accepted > before, T(10), "the drone to reconnect after the stall")
+        base = stored_count(srv.db, drone)
+        progress(base + 400)
         rc, st, err = finish_drone(p, T(60))
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
     assert rc == 0 and st["left"] == 0, f"drone exit {rc}, stats {st}\n{err[-3000:]}"
-    assert st["given"] == n and st["sessions"] >= 3, st
+    assert st["given"] == n and st["sessions"] >= 4, st
     check_exactly_once(srv, drone, ts0, n)
 
 
