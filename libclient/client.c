@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -70,6 +71,7 @@ struct dg_client {
     dg_client_state_t state;
     int      phase;
     int      fd;
+    struct dgc_lookup *lookup; /* a name being resolved on a thread (fd -1 meanwhile) */
     SSL_CTX *ctx;
     SSL     *ssl;
     int      tls_want_write;
@@ -421,12 +423,83 @@ static ssize_t io_write(dg_client_t *c, const void *buf, size_t n)
 
 static void conn_down(dg_client_t *c, const char *why);
 
+/* ---------------------------------------------------- name lookup
+ *
+ * getaddrinfo() blocks for as long as DNS takes (seconds when a resolver
+ * does not answer), which would stall the application's event loop. A host
+ * that is an address literal is converted at once (AI_NUMERICHOST); a name
+ * is resolved on a short-lived detached thread that signals an eventfd: the
+ * client hands that eventfd out as its fd (POLLIN) until the answer is in,
+ * and gives up at the connect timeout. The lookup is shared by the client
+ * and the thread and freed by whichever lets go last, so a client closed or
+ * timed out mid-lookup never waits for the thread. */
+struct dgc_lookup {
+    int refs;                  /* atomic: client + thread */
+    int done;                  /* atomic: rc and res are set (the thread's last write to them) */
+    int efd;
+    int rc;
+    struct addrinfo *res;
+    char host[256], port[16];
+};
+
+static void lookup_release(struct dgc_lookup *l)
+{
+    if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL)) return;
+    if (l->res) freeaddrinfo(l->res);
+    close(l->efd);
+    free(l);
+}
+
+static const struct addrinfo lookup_hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                              .ai_flags = AI_ADDRCONFIG };
+
+static void *lookup_main(void *arg)
+{
+    struct dgc_lookup *l = arg;
+    struct addrinfo *res = NULL;
+    l->rc = getaddrinfo(l->host, l->port, &lookup_hints, &res);
+    l->res = res;
+    __atomic_store_n(&l->done, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    ssize_t w = write(l->efd, &one, sizeof one);
+    (void)w;
+    lookup_release(l);
+    return NULL;
+}
+
+/* Start resolving c->host on a thread; NULL when that cannot start (the
+ * caller then resolves inline). */
+static struct dgc_lookup *lookup_start(dg_client_t *c)
+{
+    if (strlen(c->host) >= sizeof ((struct dgc_lookup *)0)->host ||
+        strlen(c->port) >= sizeof ((struct dgc_lookup *)0)->port) return NULL;
+    struct dgc_lookup *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->efd < 0) { free(l); return NULL; }
+    strcpy(l->host, c->host);
+    strcpy(l->port, c->port);
+    l->refs = 2;
+    pthread_attr_t at;
+    pthread_t th;
+    int ok = !pthread_attr_init(&at);
+    if (ok) {
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&at, 512 * 1024);   /* getaddrinfo and NSS modules: far less */
+        ok = !pthread_create(&th, &at, lookup_main, l);
+        pthread_attr_destroy(&at);
+    }
+    if (!ok) { close(l->efd); free(l); return NULL; }
+    return l;
+}
+
 static void drop_socket(dg_client_t *c)
 {
     dgc_h2_free(c->h2);
     c->h2 = NULL;
     if (c->ssl) { SSL_free(c->ssl); c->ssl = NULL; }
     if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+    if (c->lookup) { lookup_release(c->lookup); c->lookup = NULL; }
     c->out.len = c->out.off = 0;
     c->in.len = c->in.off = 0;
     c->msg.len = c->msg.off = 0;
@@ -463,15 +536,44 @@ static void attempt_failed(dg_client_t *c, const char *code, const char *fmt, ..
 
 static void send_upgrade(dg_client_t *c);
 
+static void connect_to(dg_client_t *c, int g, struct addrinfo *res);
+
 static void start_connect(dg_client_t *c)
 {
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_ADDRCONFIG }, *res = NULL;
+    struct addrinfo hints = lookup_hints, *res = NULL;
+    hints.ai_flags |= AI_NUMERICHOST;
     c->st.connects++;
     set_state(c, DG_STATE_CONNECTING, "");
     c->deadline = now_ms() + c->connect_timeout_ms;
-    int g = getaddrinfo(c->host, c->port, &hints, &res);
+    int g = getaddrinfo(c->host, c->port, &hints, &res);   /* an address literal: no lookup */
+    if (g == EAI_NONAME) {
+        if ((c->lookup = lookup_start(c))) return;          /* a name: on a thread (lookup_step) */
+        g = getaddrinfo(c->host, c->port, &lookup_hints, &res);   /* no thread: inline */
+    }
+    connect_to(c, g, res);
+}
+
+/* Resolving: the answer is in (or the connect timeout passed). */
+static void lookup_step(dg_client_t *c, int64_t t)
+{
+    struct dgc_lookup *l = c->lookup;
+    if (__atomic_load_n(&l->done, __ATOMIC_ACQUIRE)) {
+        int g = l->rc;
+        struct addrinfo *res = l->res;
+        l->res = NULL;
+        c->lookup = NULL;
+        lookup_release(l);
+        connect_to(c, g, res);
+    } else if (t >= c->deadline) {
+        attempt_failed(c, "connect", "cannot resolve %s: no answer within %u ms", c->host, c->connect_timeout_ms);
+    }
+}
+
+/* Connect to the k-th address of res (freed here); g: getaddrinfo's result. */
+static void connect_to(dg_client_t *c, int g, struct addrinfo *res)
+{
     if (g || !res) {
+        if (res) freeaddrinfo(res);
         attempt_failed(c, "connect", "cannot resolve %s: %s", c->host, g ? gai_strerror(g) : "no address");
         return;
     }
@@ -1172,6 +1274,7 @@ static void process_locked(dg_client_t *c, int revents)
     default:
         break;
     }
+    if (c->lookup) { lookup_step(c, t); return; }
     if (c->fd < 0) return;
     if (c->phase == PH_TCP) {
         if (revents & (POLLOUT | POLLERR | POLLHUP)) tcp_connected(c);
@@ -1231,7 +1334,7 @@ int dg_client_process(dg_client_t *c, int revents)
 int dg_client_fd(dg_client_t *c)
 {
     pthread_mutex_lock(&c->mu);
-    int fd = c->fd;
+    int fd = c->lookup ? c->lookup->efd : c->fd;
     pthread_mutex_unlock(&c->mu);
     return fd;
 }
@@ -1240,7 +1343,8 @@ int dg_client_events(dg_client_t *c)
 {
     pthread_mutex_lock(&c->mu);
     int ev = 0;
-    if (c->fd >= 0) {
+    if (c->lookup) ev = POLLIN;
+    else if (c->fd >= 0) {
         ev = POLLIN;
         if (c->phase == PH_TCP || c->tls_want_write || ob_pending(&c->out)) ev |= POLLOUT;
     }

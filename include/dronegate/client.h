@@ -245,7 +245,10 @@ DG_CLIENT_API int dg_client_command_ack(dg_client_t *c, const char *id, const ch
 
 /* ---- driving from your own event loop ---- */
 
-/* The socket to watch, or -1 (then only the timeout matters). */
+/* The fd to watch, or -1 (then only the timeout matters): the socket, or
+ * while a host name is being resolved (on a thread of the library's, never
+ * inside dg_client_process) an eventfd that becomes readable with the
+ * answer. */
 DG_CLIENT_API int dg_client_fd(dg_client_t *c);
 /* POLLIN / POLLOUT bits to watch dg_client_fd() for. */
 DG_CLIENT_API int dg_client_events(dg_client_t *c);

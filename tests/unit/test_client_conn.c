@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -401,6 +402,57 @@ TEST(source_addr_query_and_shutdown_without_blocking)
     close(f.ls);
 }
 
+/* A host name is resolved on a thread: while it resolves, the client's fd is
+ * an eventfd (not a socket) to watch for POLLIN, and the application's loop
+ * never waits inside getaddrinfo. "localhost" comes from /etc/hosts (no
+ * packet leaves the machine); ::1 may come first and be refused (the fake
+ * listens on IPv4): the next attempt takes the next address. Closing a
+ * client mid-lookup returns at once (the thread frees what it shares). */
+TEST(host_names_resolve_off_the_loop)
+{
+    fake_t f;
+    fake_listen(&f);
+    dg_client_config_t cfg;
+    dg_client_config_init(&cfg);
+    char url[96], err[128];
+    snprintf(url, sizeof url, "ws://localhost:%d/pre", f.port);
+    cfg.url = url;
+    cfg.drone_id = "unit-1";
+    cfg.ping_interval_ms = 0;
+    cfg.backoff_min_ms = 5;
+    cfg.backoff_max_ms = 20;
+    cfg.cb.on_state = on_state;
+    cfg.cb.on_ack = on_ack;
+    nstates = 0;
+    last_ack = 0;
+    dg_client_t *c = dg_client_open(&cfg, err, sizeof err);
+    ASSERT(c);
+    ASSERT_EQ(dg_client_process(c, 0), 0);             /* idle -> the lookup starts */
+    ASSERT_EQ(dg_client_state(c), DG_STATE_CONNECTING);
+    int fd = dg_client_fd(c), type = 0;
+    socklen_t tl = sizeof type;
+    ASSERT(fd >= 0);
+    ASSERT(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 && errno == ENOTSOCK);   /* the eventfd */
+    ASSERT_EQ(dg_client_events(c), POLLIN);
+    PUMP_UNTIL(dg_client_state(c) == DG_STATE_OPEN, "{\"type\":\"session\",\"last_seq\":null}");
+    ASSERT(strstr(f.req, "Host: localhost:"));
+    send_n(c, 3, 7000);
+    PUMP_UNTIL(f.nseqs == 3, NULL);
+    fake_ack(&f, 3);
+    PUMP_UNTIL(last_ack == 3, NULL);
+    ASSERT_EQ(dg_client_close(c, 0), 0);
+    fake_drop(&f);
+    for (int i = 0; i < 20; i++) {                     /* closed mid-lookup, over and over */
+        c = dg_client_open(&cfg, err, sizeof err);
+        ASSERT(c);
+        ASSERT_EQ(dg_client_process(c, 0), 0);
+        int64_t t0 = ms_now();
+        ASSERT_EQ(dg_client_close(c, 0), 0);
+        ASSERT(ms_now() - t0 < 100);
+    }
+    close(f.ls);
+}
+
 int main(void)
 {
     RUN(backoff_after_refused_connects);
@@ -409,5 +461,6 @@ int main(void)
     RUN(rejected_samples_leave_the_queue);
     RUN(send_never_blocks_and_validates);
     RUN(source_addr_query_and_shutdown_without_blocking);
+    RUN(host_names_resolve_off_the_loop);
     return check_summary("client_conn");
 }
