@@ -159,24 +159,31 @@ static uint64_t last_ack;
 static void on_state(void *u, dg_client_state_t s, const char *d) { (void)u; (void)d; if (nstates < 256) states[nstates++] = s; }
 static void on_ack(void *u, uint64_t seq) { (void)u; last_ack = seq; }
 
+/* The tests' config: ws://HOST:PORT/pre + rest, drone unit-1, no pings,
+ * state/ack callbacks (their records reset). url: the caller's buffer. */
+static void unit_cfg(dg_client_config_t *cfg, char *url, size_t ul, const char *host, int port, const char *rest)
+{
+    dg_client_config_init(cfg);
+    snprintf(url, ul, "ws://%s:%d/pre%s", host, port, rest);
+    cfg->url = url;
+    cfg->drone_id = "unit-1";
+    cfg->ping_interval_ms = 0;
+    cfg->cb.on_state = on_state;
+    cfg->cb.on_ack = on_ack;
+    nstates = 0;
+    last_ack = 0;
+}
+
 static dg_client_t *mk(int port, unsigned bmin, unsigned bmax, unsigned batch)
 {
     dg_client_config_t cfg;
-    dg_client_config_init(&cfg);
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/pre", port);
-    cfg.url = url;
-    cfg.drone_id = "unit-1";
+    unit_cfg(&cfg, url, sizeof url, "127.0.0.1", port, "");
     cfg.token = "tok123";
     cfg.backoff_min_ms = bmin;
     cfg.backoff_max_ms = bmax;
     cfg.batch_max = batch;
-    cfg.ping_interval_ms = 0;
     cfg.max_rate = 0;
-    cfg.cb.on_state = on_state;
-    cfg.cb.on_ack = on_ack;
-    nstates = 0;
-    last_ack = 0;
     char err[128];
     return dg_client_open(&cfg, err, sizeof err);
 }
@@ -354,15 +361,9 @@ TEST(source_addr_query_and_shutdown_without_blocking)
     fake_t f;
     fake_listen(&f);
     dg_client_config_t cfg;
-    dg_client_config_init(&cfg);
     char url[96], err[128];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/pre?k=v1", f.port);
-    cfg.url = url;
-    cfg.drone_id = "unit-1";
+    unit_cfg(&cfg, url, sizeof url, "127.0.0.1", f.port, "?k=v1");
     cfg.source_addr = "not-an-ip";
-    cfg.cb.on_state = on_state;
-    cfg.cb.on_ack = on_ack;
-    cfg.ping_interval_ms = 0;
     ASSERT(dg_client_open(&cfg, err, sizeof err) == NULL);
     ASSERT(strstr(err, "source_addr"));
     cfg.source_addr = "127.0.0.2";
@@ -413,18 +414,10 @@ TEST(host_names_resolve_off_the_loop)
     fake_t f;
     fake_listen(&f);
     dg_client_config_t cfg;
-    dg_client_config_init(&cfg);
     char url[96], err[128];
-    snprintf(url, sizeof url, "ws://localhost:%d/pre", f.port);
-    cfg.url = url;
-    cfg.drone_id = "unit-1";
-    cfg.ping_interval_ms = 0;
+    unit_cfg(&cfg, url, sizeof url, "localhost", f.port, "");
     cfg.backoff_min_ms = 5;
     cfg.backoff_max_ms = 20;
-    cfg.cb.on_state = on_state;
-    cfg.cb.on_ack = on_ack;
-    nstates = 0;
-    last_ack = 0;
     dg_client_t *c = dg_client_open(&cfg, err, sizeof err);
     ASSERT(c);
     ASSERT_EQ(dg_client_process(c, 0), 0);             /* idle -> the lookup starts */
