@@ -1,10 +1,13 @@
 /* ws_minimal.c - the network-path reference for bench/bench_window.sh: a
  * minimal WebSocket endpoint that only frames and acks. It accepts the
  * upgrade on any path (answering dronegate.json.v1 when offered), reads
- * masked client frames, and for each text frame sends one
- * {"type":"ack","seq":N} with the highest "seq" found in it (a byte scan,
- * no JSON parsing, no validation, no store). Pings get pongs, a close gets
- * a close. What dronegate on `null:` adds on top of this is its own cost.
+ * masked client frames, and after each read sends one cumulative
+ * {"type":"ack","seq":N} with the highest "seq" found in the text frames of
+ * that read (a byte scan, no JSON parsing, no validation, no store): the
+ * fewest acks a correct endpoint can send (one per frame made the client,
+ * not the endpoint, the limit at window 256 once dronegate-sim ran on
+ * libdronegate). Pings get pongs, a close gets a close. What dronegate on
+ * `null:` adds on top of this is its own cost.
  *
  *   ws_minimal [--listen 127.0.0.1:PORT] [--threads N]   (default :8081, 2)
  *
@@ -137,6 +140,8 @@ static int64_t max_seq(const uint8_t *p, size_t n, uint64_t *out)
 static int frames(conn_t *c)
 {
     size_t off = 0;
+    uint64_t ack = 0;
+    int have_ack = 0;
     for (;;) {
         uint8_t *p = c->in + off;
         size_t n = c->in_len - off;
@@ -158,10 +163,9 @@ static int frames(conn_t *c)
         for (uint64_t i = 0; i < len; i++) d[i] ^= m[i & 3];
         if (op == 1 || op == 0) {
             uint64_t seq = 0;
-            if (max_seq(d, (size_t)len, &seq) == 0) {
-                char a[64];
-                int k = snprintf(a, sizeof a, "{\"type\":\"ack\",\"seq\":%" PRIu64 "}", seq);
-                if (send_frame(c, 1, a, (size_t)k)) return -1;
+            if (max_seq(d, (size_t)len, &seq) == 0 && (!have_ack || seq > ack)) {
+                ack = seq;
+                have_ack = 1;
             }
         } else if (op == 9) {
             if (send_frame(c, 10, d, (size_t)len)) return -1;
@@ -172,6 +176,11 @@ static int frames(conn_t *c)
             return -1;
         }
         off += hl + 4 + (size_t)len;
+    }
+    if (have_ack) {
+        char a[64];
+        int k = snprintf(a, sizeof a, "{\"type\":\"ack\",\"seq\":%" PRIu64 "}", ack);
+        if (send_frame(c, 1, a, (size_t)k)) return -1;
     }
     memmove(c->in, c->in + off, c->in_len - off);
     c->in_len -= off;
