@@ -16,7 +16,8 @@ import time
 
 import websockets
 
-from dg import ASAN, T, Drone, metric, minimal, new_id, run, wait_until
+from dg import ASAN, T, Drone, dumps, metric, minimal, new_id, run, wait_until
+from rawws import OP_TEXT, RawWS, build_frame
 
 N_FLEET = 100_000
 
@@ -158,6 +159,29 @@ def test_live_snapshot_filter_in_chunks(server_factory):
         assert sorted(d["id"] for d in drones) == ids and 3 <= len(chunks) <= 4, len(chunks)
         await w.close()
     run(go())
+
+
+def test_latest_state_of_one_read_is_the_one_of_its_messages_in_order(server_factory):
+    """The registry takes one WebSocket read's newest record at the end of
+    the read, not one update per message; the result must be that of the
+    messages one by one: after seq 5, a record without seq and then seq 3
+    (one TCP write, so one read) leave seq 3's position (a record without
+    seq supersedes by arrival, and seq 3 then supersedes it), not seq 5's."""
+    s = server_factory()
+    drone = new_id("fold")
+    with RawWS.open(s.port, f"/ws/{drone}") as ws:
+        ws.text(dumps(minimal(5, latitude=5.0)))
+        wait_until(lambda: any(f.opcode == OP_TEXT and json.loads(f.payload).get("seq") == 5
+                               for f in [ws.recv_frame(T(10))]), T(10), "ack 5")
+        assert s.get_json(f"/api/v1/drones/{drone}")["latitude"] == 5.0
+        ws.send(build_frame(OP_TEXT, dumps(minimal(None, latitude=20.0)).encode()) +
+                build_frame(OP_TEXT, dumps(minimal(3, latitude=30.0)).encode()) +
+                build_frame(OP_TEXT, dumps(minimal(97, latitude=1000.0)).encode()))   # its error: the read is done
+        wait_until(lambda: any(f.opcode == OP_TEXT and json.loads(f.payload).get("type") == "error"
+                               and json.loads(f.payload).get("seq") == 97
+                               for f in [ws.recv_frame(T(10))]), T(10), "the error for seq 97")
+        st = s.get_json(f"/api/v1/drones/{drone}")
+        assert st["latitude"] == 30.0 and st.get("seq") == 3, st
 
 
 def test_latest_state_follows_what_was_sent_last_live_and_after_restart(server_factory):
