@@ -10,6 +10,7 @@
  * Options (all optional except --id):
  *   --url URL          ws://HOST:PORT, wss://HOST:PORT, grpc://HOST:PORT or grpcs://HOST:PORT
  *                      (default ws://127.0.0.1:8080)
+ *   --format json|pb   ws://, wss://: subprotocol dronegate.json.v1 (default) or dronegate.pb.v1
  *   --id ID            drone id
  *   --token T          bearer token (default: $DRONEGATE_TOKEN)
  *   --count N          samples to send, 0 = until SIGINT/SIGTERM (default 0)
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
         if (OPT("--url")) cfg.url = v;
         else if (OPT("--id")) cfg.drone_id = v;
         else if (OPT("--token")) cfg.token = v;
+        else if (OPT("--format")) cfg.format = !strcmp(v, "pb") ? DG_FORMAT_PROTOBUF : DG_FORMAT_JSON;
         else if (OPT("--count")) count = atoll(v);
         else if (OPT("--rate")) rate = atof(v);
         else if (OPT("--ts0")) ts0 = atoll(v);

@@ -45,6 +45,8 @@
 #define HANDSHAKE_MAX 16384
 #define OUT_HWM       (256u << 10) /* stop framing samples while this much is unsent */
 #define CLOSE_WAIT_MS 1000         /* for the server's close answer / EOF */
+#define JSON_PROTO    "dronegate.json.v1"
+#define PB_PROTO      "dronegate.pb.v1"
 
 typedef struct obuf {
     char  *data;
@@ -61,6 +63,8 @@ struct dg_client {
     socklen_t src_len;
     int   tls, tls_insecure;
     int   grpc;                /* grpc:// or grpcs://: one gRPC call instead of a WebSocket */
+    int   pb;                  /* protobuf messages: grpc://, or ws:// with DG_FORMAT_PROTOBUF
+                                  (subprotocol dronegate.pb.v1, one DroneMessage per binary frame) */
     dgc_h2_t *h2;              /* the call's HTTP/2 session (grpc.c) */
     unsigned batch_max, window, connect_timeout_ms, ping_interval_ms;
     double   rate, tokens;        /* token bucket for samples written (rate 0 = off) */
@@ -317,6 +321,11 @@ dg_client_t *dg_client_open(const dg_client_config_t *cfg, char *err, size_t err
     c->sni = strdup(cfg->tls_server_name ? cfg->tls_server_name : c->host);
     if (!c->drone_id || !c->sni) { snprintf(err, errlen, "out of memory"); goto fail; }
     c->tls_insecure = cfg->tls_insecure;
+    if (cfg->format != DG_FORMAT_JSON && cfg->format != DG_FORMAT_PROTOBUF) {
+        snprintf(err, errlen, "format must be DG_FORMAT_JSON or DG_FORMAT_PROTOBUF");
+        goto fail;
+    }
+    c->pb = c->grpc || cfg->format == DG_FORMAT_PROTOBUF;
     if (cfg->source_addr && cfg->source_addr[0]) {
         struct sockaddr_in *s4 = (struct sockaddr_in *)&c->src;
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->src;
@@ -691,12 +700,12 @@ static void send_upgrade(dg_client_t *c)
         "Connection: Upgrade\r\n"
         "Sec-WebSocket-Key: %s\r\n"
         "Sec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: dronegate.json.v1\r\n"
+        "Sec-WebSocket-Protocol: %s\r\n"
         "User-Agent: libdronegate/" DG_CLIENT_VERSION "\r\n"
         "%s%s%s"
         "\r\n",
         c->path, c->drone_id, c->query ? "?" : "", c->query ? c->query : "", v6 ? "[" : "", c->host, v6 ? "]" : "", defport ? "" : ":",
-        defport ? "" : c->port, c->key,
+        defport ? "" : c->port, c->key, c->pb ? PB_PROTO : JSON_PROTO,
         c->token ? "Authorization: Bearer " : "", c->token ? c->token : "", c->token ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof req || ob_append(&c->out, req, (size_t)n)) {
         attempt_failed(c, "handshake", "upgrade request too long");
@@ -753,7 +762,10 @@ static int handle_upgrade(dg_client_t *c)
                        status == 401 || status == 403 ? " (wrong token?)" : "");
         return -1;
     }
-    int up = 0, conn = 0, acc = 0, proto = 1;
+    /* JSON is the gateway's default when it names no subprotocol; protobuf
+     * must be selected explicitly (a gateway without it would talk JSON) */
+    const char *want = c->pb ? PB_PROTO : JSON_PROTO;
+    int up = 0, conn = 0, acc = 0, proto = !c->pb, ext = 0;
     char expect[32];
     accept_key(c->key, expect);
     const char *p = eol + 2;
@@ -771,16 +783,17 @@ static int handle_upgrade(dg_client_t *c)
             if (HDR("upgrade")) up = vl == 9 && !strncasecmp(v, "websocket", 9);
             else if (HDR("connection")) conn = has_token(v, vl, "upgrade");
             else if (HDR("sec-websocket-accept")) acc = vl == 28 && !memcmp(v, expect, 28);
-            else if (HDR("sec-websocket-protocol")) proto = vl == 17 && !memcmp(v, "dronegate.json.v1", 17);
-            else if (HDR("sec-websocket-extensions") && vl) proto = 0;
+            else if (HDR("sec-websocket-protocol")) proto = vl == strlen(want) && !memcmp(v, want, vl);
+            else if (HDR("sec-websocket-extensions") && vl) ext = 1;
 #undef HDR
         }
         p = le + 2;
     }
-    if (!up || !conn || !acc || !proto) {
-        attempt_failed(c, "handshake", "bad upgrade answer:%s%s%s%s", up ? "" : " no Upgrade: websocket",
+    if (!up || !conn || !acc || !proto || ext) {
+        attempt_failed(c, "handshake", "bad upgrade answer:%s%s%s%s%s%s", up ? "" : " no Upgrade: websocket",
                        conn ? "" : " no Connection: upgrade", acc ? "" : " wrong Sec-WebSocket-Accept",
-                       proto ? "" : " unexpected subprotocol/extension");
+                       proto ? "" : " the gateway did not select the subprotocol ", proto ? "" : want,
+                       ext ? " unexpected extension" : "");
         return -1;
     }
     c->in.off += hlen;
@@ -790,9 +803,10 @@ static int handle_upgrade(dg_client_t *c)
 
 /* ------------------------------------------------------ frames out */
 
-static int append_frame(dg_client_t *c, int opcode, const void *payload, size_t n)
+/* A client frame's header with a fresh mask into h (14 bytes at most): its
+ * length; the mask in *m32. */
+static size_t frame_header(dg_client_t *c, uint8_t *h, int opcode, size_t n, uint32_t *m32)
 {
-    uint8_t h[14];
     size_t hl = 0;
     h[hl++] = (uint8_t)(0x80 | opcode);
     if (n < 126) h[hl++] = (uint8_t)(0x80 | n);
@@ -801,16 +815,17 @@ static int append_frame(dg_client_t *c, int opcode, const void *payload, size_t 
         h[hl++] = 0x80 | 127;
         for (int i = 7; i >= 0; i--) h[hl++] = (uint8_t)((uint64_t)n >> (8 * i));
     }
-    uint32_t m32 = (uint32_t)dgc_rand(&c->mask_rng);
+    *m32 = (uint32_t)dgc_rand(&c->mask_rng);
+    memcpy(h + hl, m32, 4);
+    return hl + 4;
+}
+
+/* d = s ^ mask (d == s allowed), eight bytes at a time (byte by byte was
+ * 17% of a many-drone sim). */
+static void mask_copy(uint8_t *d, const uint8_t *s, size_t n, uint32_t m32)
+{
     uint8_t mask[4];
     memcpy(mask, &m32, 4);
-    memcpy(h + hl, mask, 4);
-    hl += 4;
-    if (ob_reserve(&c->out, hl + n)) return -1;
-    memcpy(c->out.data + c->out.len, h, hl);
-    uint8_t *d = (uint8_t *)c->out.data + c->out.len + hl;
-    const uint8_t *s = payload;
-    /* eight bytes at a time (byte by byte was 17% of a many-drone sim) */
     uint64_t m64 = (uint64_t)m32 | (uint64_t)m32 << 32;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -820,7 +835,34 @@ static int append_frame(dg_client_t *c, int opcode, const void *payload, size_t 
         memcpy(d + i, &v, 8);
     }
     for (; i < n; i++) d[i] = s[i] ^ mask[i & 3];
+}
+
+static int append_frame(dg_client_t *c, int opcode, const void *payload, size_t n)
+{
+    uint8_t h[14];
+    uint32_t m32;
+    size_t hl = frame_header(c, h, opcode, n, &m32);
+    if (ob_reserve(&c->out, hl + n)) return -1;
+    memcpy(c->out.data + c->out.len, h, hl);
+    mask_copy((uint8_t *)c->out.data + c->out.len + hl, payload, n, m32);
     c->out.len += hl + n;
+    return 0;
+}
+
+/* dronegate.pb.v1: samples s0 .. s0+k-1, one binary frame each, encoded and
+ * masked in place in `out` (a DroneMessage{telemetry} is < 126 bytes: a
+ * 6-byte header). 0 or -1 (no memory). */
+static int append_pb_frames(dg_client_t *c, uint64_t s0, size_t k)
+{
+    if (ob_reserve(&c->out, k * (6 + DGC_REC_PB_MAX))) return -1;
+    for (size_t i = 0; i < k; i++) {
+        uint8_t *f = (uint8_t *)c->out.data + c->out.len;
+        size_t n = dgc_rec_pb(f + 6, dgc_q_at(&c->q, s0 + i), s0 + i);
+        uint32_t m32;
+        frame_header(c, f, 0x2, n, &m32);
+        mask_copy(f + 6, f + 6, n, m32);
+        c->out.len += 6 + n;
+    }
     return 0;
 }
 
@@ -869,8 +911,15 @@ static size_t out_pending(const dg_client_t *c)
     return ob_pending(&c->out) + (c->h2 ? dgc_h2_pending(c->h2) : 0);
 }
 
+/* One DroneMessage out: a binary frame (dronegate.pb.v1) or a gRPC message
+ * of the call. 0 or -1 (no memory). */
+static int send_pb(dg_client_t *c, const void *p, size_t n)
+{
+    return c->h2 ? dgc_h2_send(c->h2, p, n) : append_frame(c, 0x2, p, n);
+}
+
 /* Frame what the window allows into `out`, batch_max samples per frame
- * (grpc://: one message per sample, batch_max per round). */
+ * (protobuf: one DroneMessage per sample, batch_max per round). */
 static void transmit(dg_client_t *c)
 {
     if (c->phase != PH_OPEN || c->close_sent) return;
@@ -884,10 +933,11 @@ static void transmit(dg_client_t *c)
             if (c->tokens < (double)k) break;   /* wait for a whole batch's worth */
             c->tokens -= (double)k;
         }
-        if (c->h2) {   /* grpc://: one DroneMessage per sample, k per write */
+        if (c->pb) {   /* protobuf: one DroneMessage (frame or gRPC message) per sample, k per write */
             uint64_t s0 = c->q.tx + 1;
             size_t i = 0;
-            for (; i < k; i++) {
+            if (!c->h2) i = append_pb_frames(c, s0, k) ? 0 : k;
+            else for (; i < k; i++) {
                 uint8_t pb[DGC_REC_PB_MAX];
                 size_t n = dgc_rec_pb(pb, dgc_q_at(&c->q, s0 + i), s0 + i);
                 if (dgc_h2_send(c->h2, pb, n)) break;
@@ -1049,10 +1099,24 @@ static void on_msg(void *ud, const dgc_msg_t *m)
     }
 }
 
-static void on_text(dg_client_t *c, const char *p, size_t n)
+/* A whole data message (op 1 text, 2 binary): JSON text on dronegate.json.v1,
+ * one ServerMessage per binary frame on dronegate.pb.v1; the other kind is a
+ * protocol error (close 1003, as the gateway does). 0, or -1 when the
+ * connection went down. */
+static int on_data(dg_client_t *c, int op, const uint8_t *p, size_t n)
 {
-    if (dgc_parse_server(p, n, on_msg, c) < 0)
-        report(c, "protocol", 0, "gateway sent a text frame that is not JSON (%zu bytes)", n);
+    if (op != (c->pb ? 0x2 : 0x1)) {
+        send_close(c, 1003, c->pb ? "text frame on dronegate.pb.v1" : "binary frame on dronegate.json.v1");
+        flush_out(c);
+        if (c->fd >= 0)
+            attempt_failed(c, "protocol", "gateway sent a %s frame on %s", op == 0x1 ? "text" : "binary",
+                           c->pb ? PB_PROTO : JSON_PROTO);
+        return -1;
+    }
+    if (c->pb ? dgc_parse_server_pb(p, n, on_msg, c) < 0 : dgc_parse_server((const char *)p, n, on_msg, c) < 0)
+        report(c, "protocol", 0, "gateway sent a %s (%zu bytes)",
+               c->pb ? "binary frame that is not a ServerMessage" : "text frame that is not JSON", n);
+    return c->fd >= 0 ? 0 : -1;
 }
 
 static void on_close_frame(dg_client_t *c, const uint8_t *p, size_t n)
@@ -1143,8 +1207,9 @@ static int on_frames(dg_client_t *c)
             if (fin) {
                 int mop = c->msg_op;
                 c->msg_op = 0;
-                if (mop == 0x1) on_text(c, c->msg.data, c->msg.len);
+                int r = on_data(c, mop, (const uint8_t *)c->msg.data, c->msg.len);
                 c->msg.len = 0;
+                if (r < 0) return -1;
             }
         } else if (op == 0x1 || op == 0x2) {
             if (c->msg_op) {
@@ -1153,7 +1218,7 @@ static int on_frames(dg_client_t *c)
                 if (c->fd >= 0) attempt_failed(c, "protocol", "interleaved message from the gateway");
                 return -1;
             }
-            if (fin) { if (op == 0x1) on_text(c, (const char *)pl, (size_t)len); }
+            if (fin) { if (on_data(c, op, pl, (size_t)len) < 0) return -1; }
             else {
                 c->msg_op = op;
                 c->msg.len = 0;
@@ -1486,11 +1551,11 @@ int dg_client_command_ack(dg_client_t *c, const char *id, const char *status, co
     pthread_mutex_lock(&c->mu);
     int rc = DG_CLIENT_OK;
     if (c->phase != PH_OPEN || c->close_sent) rc = DG_CLIENT_ESTATE;
-    else if (c->h2) {
+    else if (c->pb) {
         size_t cap = strlen(id) + strlen(status) + (message ? strlen(message) : 0) + 64;
         uint8_t *pb = malloc(cap);
         size_t n = pb ? dgc_cmd_ack_pb(pb, cap, id, status, message) : 0;
-        if (!n || dgc_h2_send(c->h2, pb, n)) rc = DG_CLIENT_ENOMEM;
+        if (!n || send_pb(c, pb, n)) rc = DG_CLIENT_ENOMEM;
         free(pb);
         if (rc == 0) { if (thread_running(c)) wake(c); else flush_out(c); }
     } else {

@@ -146,7 +146,7 @@ size_t dgc_rec_json(char *out, const dgc_rec_t *r, uint64_t seq);
 /* ---------------------------------------------- protobuf (pb.c, grpc://) */
 
 /* DroneMessage{telemetry} of one record into out (DGC_REC_PB_MAX bytes at
- * least); its length. */
+ * least); its length (at most 107: client.c frames it with a 6-byte header). */
 #define DGC_REC_PB_MAX 160
 size_t dgc_rec_pb(uint8_t *out, const dgc_rec_t *r, uint64_t seq);
 /* DroneMessage{command_ack}; 0 when it does not fit in cap. */

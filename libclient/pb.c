@@ -46,24 +46,29 @@ static uint8_t *put_bytes(uint8_t *p, int field, const void *s, size_t n)
     return p + n;
 }
 
+/* Written in place: a TelemetryFrame is at most 105 bytes (seq and
+ * timestamp 11 each, position 29, four floats 20, status 34), so its length
+ * is one varint byte, and Position is always three doubles (27 bytes). */
 size_t dgc_rec_pb(uint8_t *out, const dgc_rec_t *r, uint64_t seq)
 {
-    uint8_t pos[27], tf[DGC_REC_PB_MAX], *p = pos;
-    p = put_double(p, 1, r->lat);
-    p = put_double(p, 2, r->lon);
-    p = put_double(p, 3, r->alt);
-    uint8_t *q = tf;
+    uint8_t *q = out + 2;                            /* DroneMessage.telemetry: tag, 1-byte length */
     *q++ = 1 << 3;
     q = put_varint(q, seq);
     *q++ = 2 << 3;
     q = put_varint(q, (uint64_t)r->ts_ms);           /* int64: two's complement varint */
-    q = put_bytes(q, 3, pos, (size_t)(p - pos));
+    *q++ = 3 << 3 | 2;
+    *q++ = 27;
+    q = put_double(q, 1, r->lat);
+    q = put_double(q, 2, r->lon);
+    q = put_double(q, 3, r->alt);
     if (r->has & DG_HAS_SPEED) q = put_float(q, 4, r->speed);
     if (r->has & DG_HAS_HEADING) q = put_float(q, 5, r->heading);
     if (r->has & DG_HAS_CLIMB) q = put_float(q, 6, r->climb);
     if (r->has & DG_HAS_BATTERY) q = put_float(q, 7, r->battery);
     if (r->status_len) q = put_bytes(q, 8, r->status, r->status_len);
-    return (size_t)(put_bytes(out, 1, tf, (size_t)(q - tf)) - out);
+    out[0] = 1 << 3 | 2;
+    out[1] = (uint8_t)(q - out - 2);                 /* < 128 (see above) */
+    return (size_t)(q - out);
 }
 
 size_t dgc_cmd_ack_pb(uint8_t *out, size_t cap, const char *id, const char *status, const char *message)

@@ -46,13 +46,17 @@ $(B)/examples/%: examples/%.c include/dronegate/client.h $(B)/libdronegate.a
 	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Iinclude -o $@ $< $(B)/libdronegate.a $(CLIENT_LIBS)
 
 # unit tests of the client (tests/unit/test_client_*.c) link the client library
-$(CLIENT_UNIT): $(B)/tests/%: tests/unit/%.c tests/unit/check.h $(B)/libdronegate.a
+# (and the gateway's core, so a test can read the client's bytes back with the
+# gateway's own decoder: test_client_queue.c, protobuf samples)
+$(CLIENT_UNIT): $(B)/tests/%: tests/unit/%.c tests/unit/check.h $(B)/libdronegate.a $(B)/libdronegate-core.a
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -g $(CLIENT_CFLAGS) -Itests/unit -o $@ $< $(B)/libdronegate.a $(CLIENT_LIBS)
+	$(CC) -O2 -g $(CLIENT_CFLAGS) -Isrc -Itests/unit -o $@ $< $(B)/libdronegate.a $(B)/libdronegate-core.a \
+	  $(CLIENT_LIBS) $(LDLIBS)
 
-$(CLIENT_UNIT_ASAN): $(B)/tests-asan/%: tests/unit/%.c tests/unit/check.h $(B)/libdronegate-asan.a
+$(CLIENT_UNIT_ASAN): $(B)/tests-asan/%: tests/unit/%.c tests/unit/check.h $(B)/libdronegate-asan.a $(B)/libdronegate-core-asan.a
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -g $(CLIENT_CFLAGS) $(SAN) -Itests/unit -o $@ $< $(B)/libdronegate-asan.a $(CLIENT_LIBS)
+	$(CC) -O1 -g $(CLIENT_CFLAGS) $(SAN) -Isrc -Itests/unit -o $@ $< $(B)/libdronegate-asan.a \
+	  $(B)/libdronegate-core-asan.a $(CLIENT_LIBS) $(LDLIBS)
 
 # libFuzzer target for what the client parses (the gateway's messages)
 $(CLIENT_FUZZ): $(B)/fuzz/%: fuzz/%.c $(CLIENT_SRC) include/dronegate/client.h libclient/internal.h

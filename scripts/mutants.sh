@@ -357,6 +357,15 @@ M = [
      "d->ring[(s + 1) & (d->ring_cap - 1)].lseq <= lseq) s++;", "d->ring[(s + 1) & (d->ring_cap - 1)].lseq < lseq) s++;",
      ["py:test_sim.py::test_sim_20_drones_all_acked"],
      "the sim maps the library's cumulative ack one sample short: acked < sent, latency of the last lost"),
+    # --- client ws-pb ---
+    ("wspb-proto-check", "libclient/client.c",
+     "int up = 0, conn = 0, acc = 0, proto = !c->pb, ext = 0;", "int up = 0, conn = 0, acc = 0, proto = 1, ext = 0;",
+     ["unit:test_client_conn"],
+     "a DG_FORMAT_PROTOBUF client accepts an upgrade that selects no subprotocol (the gateway would talk JSON)"),
+    ("wspb-binary-decode", "libclient/client.c",
+     "if (c->pb ? dgc_parse_server_pb(p, n, on_msg, c) < 0 :", "if (0 ? dgc_parse_server_pb(p, n, on_msg, c) < 0 :",
+     ["unit:test_client_conn", "py:test_client_pb.py"],
+     "binary frames on dronegate.pb.v1 parsed as JSON: no session, ack or command ever understood"),
 ]
 
 args = sys.argv[1:]

@@ -1,8 +1,10 @@
 /* dronegate/client.h - libdronegate: the drone-side client of dronegate.
  *
  * A drone's companion computer links this library to send telemetry to a
- * dronegate gateway over WebSocket (JSON subprotocol dronegate.json.v1) or
- * gRPC (grpc://, dronegate.v1.Telemetry/Stream over HTTP/2) and
+ * dronegate gateway over WebSocket (subprotocol dronegate.json.v1: JSON text
+ * frames, or with cfg.format = DG_FORMAT_PROTOBUF dronegate.pb.v1: one
+ * protobuf DroneMessage per binary frame) or gRPC (grpc://,
+ * dronegate.v1.Telemetry/Stream over HTTP/2) and
  * to receive operator commands. It does store-and-forward: every sample given
  * to dg_client_send() gets the next sequence number and stays in a bounded
  * in-memory queue until the gateway's cumulative ack says it is durably
@@ -100,6 +102,17 @@ typedef enum dg_client_state {
     DG_STATE_CLOSED,        /* for good (closed, or refused in a way retrying cannot fix) */
 } dg_client_state_t;
 
+/* Message encoding on ws:// and wss:// (dg_client_config_t.format). */
+typedef enum dg_client_format {
+    DG_FORMAT_JSON     = 0,   /* subprotocol dronegate.json.v1: JSON text frames,
+                                 batch_max samples per frame as one array (default) */
+    DG_FORMAT_PROTOBUF = 1,   /* subprotocol dronegate.pb.v1: each binary frame holds
+                                 one DroneMessage (proto/dronegate/v1/telemetry.proto),
+                                 batch_max frames per write; the gateway must select
+                                 dronegate.pb.v1 in its upgrade answer, else the attempt
+                                 fails with error code "handshake" (and is retried) */
+} dg_client_format_t;
+
 /* Optional fields present in a sample (dg_sample_t.has). */
 enum {
     DG_HAS_SPEED   = 1 << 0,
@@ -163,7 +176,10 @@ typedef struct dg_client_config {
     const char *token;        /* Authorization: Bearer token; NULL = none */
     size_t      queue_max;    /* samples held unacked (default 65536; 88 bytes each) */
     dg_full_policy_t full_policy;
-    unsigned    batch_max;    /* samples per frame (JSON array) (default 64) */
+    dg_client_format_t format;    /* ws://, wss://: DG_FORMAT_JSON (default) or DG_FORMAT_PROTOBUF;
+                                 grpc:// always speaks protobuf (the field is ignored there) */
+    unsigned    batch_max;    /* samples per frame (JSON array); protobuf: DroneMessages
+                                 per write (default 64) */
     unsigned    window;       /* samples sent but not yet acked, at most (default 4096) */
     unsigned    backoff_min_ms;       /* first reconnect delay (default 100) */
     unsigned    backoff_max_ms;       /* cap (default 10000); jitter 0.5x..1.5x, capped */

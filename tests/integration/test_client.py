@@ -178,6 +178,22 @@ def finish_drone(p, timeout):
     return p.returncode, json.loads(lines[-1]), err
 
 
+def finish_stored_once(srv, p, drone, ts0, n, min_sessions):
+    """Let drone process p flush and exit (killed if it hangs): it must have
+    given n samples, all acked, over at least min_sessions sessions, and
+    every one is stored exactly once. Returns (stats, stderr)."""
+    try:
+        rc, st, err = finish_drone(p, T(60))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert rc == 0 and st["left"] == 0, f"drone exit {rc}, stats {st}\n{err[-3000:]}"
+    assert st["given"] == n and st["sessions"] >= min_sessions, st
+    check_exactly_once(srv, drone, ts0, n)
+    return st, err
+
+
 def check_exactly_once(srv, drone, ts0, n, first_seq=1):
     rows = srv.history(drone, limit=n + 1000)
     seqs = [r["seq"] for r in rows]
@@ -222,15 +238,12 @@ def test_every_sample_stored_once_through_kills_drops_and_stalls(server_factory,
         srv.kill9()                                  # 4. another kill -9 while samples flow
         srv.restart()
         px.upstream = srv.port
-        rc, st, err = finish_drone(p, T(60))
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert rc == 0 and st["left"] == 0, f"drone exit {rc}, stats {st}\n{err[-3000:]}"
-    assert st["given"] == n and st["refused_full"] == 0 and st["dropped_oldest"] == 0, st
-    check_exactly_once(srv, drone, ts0, n)
-    assert st["sessions"] >= 5, f"expected >= 5 sessions (start, restart, drop, stall, restart): {st}"
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    st, _ = finish_stored_once(srv, p, drone, ts0, n, 5)   # start, restart, drop, stall, restart
+    assert st["refused_full"] == 0 and st["dropped_oldest"] == 0, st
     assert st["resent"] > 0 or st["skipped_by_session"] > 0, st
     print("stats:", st)
 

@@ -19,7 +19,7 @@ import pytest
 from dg import T, clean_env, new_id, wait_until
 from nginx import nginx_factory  # noqa: F401 (fixture)
 from test_client import (DRONE, check_exactly_once, command_round_trip, finish_drone,  # noqa: F401 (fixture)
-                         proxy_factory, stored_count, token_auth)
+                         finish_stored_once, proxy_factory, stored_count, token_auth)
 
 
 def gateway(server_factory, **kw):
@@ -66,14 +66,11 @@ def test_grpc_every_sample_stored_once_through_kill_and_drop(server_factory, pro
         wait_until(lambda: px.accepted > before, T(10), "the drone to reconnect after the stall")
         base = stored_count(srv.db, drone)
         progress(base + 400)
-        rc, st, err = finish_drone(p, T(60))
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert rc == 0 and st["left"] == 0, f"drone exit {rc}, stats {st}\n{err[-3000:]}"
-    assert st["given"] == n and st["sessions"] >= 4, st
-    check_exactly_once(srv, drone, ts0, n)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    finish_stored_once(srv, p, drone, ts0, n, 4)
 
 
 def test_grpc_command_round_trip(server_factory, tmp_path):

@@ -4,13 +4,17 @@ store-and-forward: its drones go through LinkProxy (test_client.py), whose
 connections are stalled (bytes the drones wrote are held, then thrown away)
 and reset twice mid-run; the drones reconnect, resend what was not acked, and
 every sample the simulator reports as sent is stored exactly once, seqs
-1..n per drone without a gap or a duplicate."""
+1..n per drone without a gap or a duplicate. Both WebSocket subprotocols:
+dronegate.json.v1 and dronegate.pb.v1 (--transport ws-pb: the library's
+DG_FORMAT_PROTOBUF)."""
 import json
 import signal
 import sqlite3
 import subprocess
 
-from dg import SIM, T, clean_env, new_id, wait_until
+import pytest
+
+from dg import SIM, T, clean_env, metric, new_id, wait_until
 from test_client import proxy_factory  # noqa: F401 (fixture: LinkProxy, counts bytes held while stalled)
 
 DRONES = 8
@@ -33,11 +37,14 @@ def stored(db, prefix):
     return sum(r[1] for r in rows(db, prefix))
 
 
-def test_sim_drones_resend_through_stalls_and_drops_exactly_once(server_factory, proxy_factory):  # noqa: F811
+@pytest.mark.parametrize("transport", ["ws-json", "ws-pb"])
+def test_sim_drones_resend_through_stalls_and_drops_exactly_once(server_factory, proxy_factory,  # noqa: F811
+                                                                 transport):
     srv = server_factory()
     px = proxy_factory(srv.port)
     prefix = new_id("simlib") + "-"
-    cmd = [SIM, "--url", f"ws://127.0.0.1:{px.port}", "--prefix", prefix, "--drones", DRONES,
+    cmd = [SIM, "--transport", transport, "--url", f"ws://127.0.0.1:{px.port}", "--prefix", prefix,
+           "--drones", DRONES,
            "--rate", 40, "--batch", 4, "--window", 2000, "--duration", 0, "--drain", T(30),
            "--json", "--quiet"]
     p = subprocess.Popen([str(a) for a in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -74,3 +81,7 @@ def test_sim_drones_resend_through_stalls_and_drops_exactly_once(server_factory,
         assert n == distinct == hi and lo == 1, f"{drone}: {n} rows, {distinct} seqs, {lo}..{hi}"
     assert sum(r[1] for r in per) == rep["sent"], (per, rep)
     assert rep["resent"] > 0, f"nothing was resent after the stalls: {rep}"
+    # the subprotocol asked for is the one the gateway received
+    fmt = "protobuf" if transport == "ws-pb" else "json"
+    got = metric(srv.metrics(), "dronegate_messages_received_total", transport="websocket", format=fmt)
+    assert got >= rep["sent"], (fmt, got, rep)

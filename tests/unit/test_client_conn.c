@@ -3,7 +3,8 @@
  * test, single thread, the client driven through dg_client_step):
  * reconnect backoff after refused connects, no telemetry before the session
  * message, resend in order after a drop, honouring last_seq, batches as JSON
- * arrays, masked frames, the upgrade request. Links build/libdronegate.a. */
+ * arrays, masked frames, the upgrade request; dronegate.pb.v1 (binary
+ * frames, one DroneMessage each). Links build/libdronegate.a. */
 #include "check.h"
 
 #include <arpa/inet.h>
@@ -38,6 +39,10 @@ typedef struct fake {
     int nseqs;
     int frames, arrays, unmasked;
     char req[4096];
+    const char *proto;      /* subprotocol the upgrade answer selects (NULL: no header) */
+    int bins;               /* binary frames: DroneMessages (dronegate.pb.v1) */
+    int close_code;         /* of the last close frame from the client */
+    char cmd_ack[64];       /* "id/status" of the last command_ack (either format) */
 } fake_t;
 
 static void fake_listen(fake_t *f)
@@ -50,6 +55,7 @@ static void fake_listen(fake_t *f)
     socklen_t l = sizeof a;
     getsockname(f->ls, (struct sockaddr *)&a, &l);
     f->port = ntohs(a.sin_port);
+    f->proto = "dronegate.json.v1";
     listen(f->ls, 8);
 }
 
@@ -65,16 +71,78 @@ static void fake_drop(fake_t *f)
     f->upgraded = 0;
 }
 
-static void fake_send_text(fake_t *f, const char *s)
+static void fake_send_frame(fake_t *f, int op, const void *s, size_t n)
 {
     uint8_t h[4];
-    size_t n = strlen(s), hl = 2;
-    h[0] = 0x81;
+    size_t hl = 2;
+    h[0] = (uint8_t)(0x80 | op);
     if (n < 126) h[1] = (uint8_t)n;
     else { h[1] = 126; h[2] = (uint8_t)(n >> 8); h[3] = (uint8_t)n; hl = 4; }
     ssize_t w = write(f->fd, h, hl);
     w = write(f->fd, s, n);
     (void)w;
+}
+
+static void fake_send_text(fake_t *f, const char *s) { fake_send_frame(f, 0x1, s, strlen(s)); }
+
+/* ---- protobuf by hand (what the gateway's dronegate.pb.v1 side sends) ---- */
+static size_t pb_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) { p[n++] = (uint8_t)(v | 0x80); v >>= 7; }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* ServerMessage{body_field: {1: v}} (ack = 1, session = 4); v < 0: empty body */
+static void fake_send_pb(fake_t *f, int body_field, int64_t v)
+{
+    uint8_t inner[16], m[32];
+    size_t il = 0, n = 0;
+    if (v >= 0) { inner[il++] = 1 << 3; il += pb_varint(inner + il, (uint64_t)v); }
+    m[n++] = (uint8_t)(body_field << 3 | 2);
+    n += pb_varint(m + n, il);
+    memcpy(m + n, inner, il);
+    fake_send_frame(f, 0x2, m, n + il);
+}
+
+/* Read a LEN field's span or a varint; 0 at the end or on garbage. */
+static int pb_next(const uint8_t **p, const uint8_t *e, int *field, uint64_t *v, const uint8_t **sub)
+{
+    if (*p >= e) return 0;
+    uint64_t tag = 0, x = 0;
+    for (int sh = 0; *p < e; sh += 7) { uint8_t b = *(*p)++; tag |= (uint64_t)(b & 0x7f) << sh; if (!(b & 0x80)) break; }
+    *field = (int)(tag >> 3);
+    int wt = (int)(tag & 7);
+    if (wt == 1) { *p += 8; return 1; }
+    if (wt == 5) { *p += 4; return 1; }
+    for (int sh = 0; *p < e; sh += 7) { uint8_t b = *(*p)++; x |= (uint64_t)(b & 0x7f) << sh; if (!(b & 0x80)) break; }
+    *v = x;
+    if (wt == 2) { if (x > (uint64_t)(e - *p)) return 0; *sub = *p; *p += x; }
+    return 1;
+}
+
+/* One DroneMessage: telemetry (record its seq) or command_ack. */
+static void fake_drone_message(fake_t *f, const uint8_t *p, size_t n)
+{
+    const uint8_t *e = p + n, *sub = NULL, *s2 = NULL;
+    int field, f2;
+    uint64_t v, v2;
+    f->bins++;
+    while (pb_next(&p, e, &field, &v, &sub)) {
+        const uint8_t *q = sub, *qe = sub + v;
+        if (field == 1) {
+            while (pb_next(&q, qe, &f2, &v2, &s2))
+                if (f2 == 1 && f->nseqs < 4096) f->seqs[f->nseqs++] = v2;
+        } else if (field == 2) {
+            char id[32] = "", st[32] = "";
+            while (pb_next(&q, qe, &f2, &v2, &s2)) {
+                if (f2 == 1) snprintf(id, sizeof id, "%.*s", (int)v2, (const char *)s2);
+                if (f2 == 2) snprintf(st, sizeof st, "%.*s", (int)v2, (const char *)s2);
+            }
+            snprintf(f->cmd_ack, sizeof f->cmd_ack, "%s/%s", id, st);
+        }
+    }
 }
 
 static void accept_key(const char *key, size_t kl, char out[29])
@@ -109,14 +177,15 @@ static void fake_serve(fake_t *f, const char *session)
         if (k) { k += 19; accept_key(k, strcspn(k, "\r"), acc); }
         char resp[512];
         int n = snprintf(resp, sizeof resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
-                         "Sec-WebSocket-Protocol: dronegate.json.v1\r\n\r\n", acc);
+                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n", acc,
+                         f->proto ? "Sec-WebSocket-Protocol: " : "", f->proto ? f->proto : "", f->proto ? "\r\n" : "");
         ssize_t w = write(f->fd, resp, (size_t)n);
         (void)w;
         memmove(f->in, f->in + hl, f->in_len - hl);
         f->in_len -= hl;
         f->upgraded = 1;
-        if (session) fake_send_text(f, session);
+        if (session && !strcmp(session, "pb")) fake_send_pb(f, 4, -1);   /* Session{} : last_seq null */
+        else if (session) fake_send_text(f, session);
     }
     size_t off = 0;
     while (f->in_len - off >= 2) {
@@ -131,7 +200,13 @@ static void fake_serve(fake_t *f, const char *session)
         uint8_t *pl = p + hl;
         if (masked) for (uint64_t i = 0; i < len; i++) pl[i] ^= p[hl - 4 + (i & 3)];
         else f->unmasked++;
+        if ((p[0] & 0x0f) == 2) fake_drone_message(f, pl, (size_t)len);
+        if ((p[0] & 0x0f) == 8 && len >= 2) f->close_code = pl[0] << 8 | pl[1];
         if ((p[0] & 0x0f) == 1) {
+            static const char ca_key[] = "\"command_ack\",\"id\":\"", acc_key[] = "\"status\":\"accepted\"";
+            char *ca = memmem(pl, (size_t)len, ca_key, sizeof ca_key - 1);
+            if (ca) snprintf(f->cmd_ack, sizeof f->cmd_ack, "%.*s/%s", (int)strcspn(ca + sizeof ca_key - 1, "\""),
+                             ca + sizeof ca_key - 1, memmem(pl, (size_t)len, acc_key, sizeof acc_key - 1) ? "accepted" : "?");
             f->frames++;
             if (pl[0] == '[') f->arrays++;
             char *s = (char *)pl, *end = (char *)pl + len;
@@ -159,6 +234,16 @@ static uint64_t last_ack;
 static void on_state(void *u, dg_client_state_t s, const char *d) { (void)u; (void)d; if (nstates < 256) states[nstates++] = s; }
 static void on_ack(void *u, uint64_t seq) { (void)u; last_ack = seq; }
 
+static int ws_format;   /* cfg.format of the clients mk() makes */
+static char last_err[64];
+static void on_error(void *u, const dg_client_error_t *e) { (void)u; snprintf(last_err, sizeof last_err, "%s", e->code); }
+static dg_client_t *cur;   /* the client mk() made last */
+static void on_command(void *u, const dg_client_command_t *cmd)
+{
+    (void)u;
+    dg_client_command_ack(cur, cmd->id, "accepted", NULL);
+}
+
 /* The tests' config: ws://HOST:PORT/pre + rest, drone unit-1, no pings,
  * state/ack callbacks (their records reset). url: the caller's buffer. */
 static void unit_cfg(dg_client_config_t *cfg, char *url, size_t ul, const char *host, int port, const char *rest)
@@ -179,13 +264,16 @@ static dg_client_t *mk(int port, unsigned bmin, unsigned bmax, unsigned batch)
     dg_client_config_t cfg;
     char url[64];
     unit_cfg(&cfg, url, sizeof url, "127.0.0.1", port, "");
+    cfg.format = ws_format;
+    cfg.cb.on_error = on_error;
     cfg.token = "tok123";
     cfg.backoff_min_ms = bmin;
     cfg.backoff_max_ms = bmax;
     cfg.batch_max = batch;
     cfg.max_rate = 0;
+    cfg.cb.on_command = on_command;
     char err[128];
-    return dg_client_open(&cfg, err, sizeof err);
+    return cur = dg_client_open(&cfg, err, sizeof err);
 }
 
 static void send_n(dg_client_t *c, int n, int64_t ts0)
@@ -446,6 +534,109 @@ TEST(host_names_resolve_off_the_loop)
     close(f.ls);
 }
 
+/* DG_FORMAT_PROTOBUF offers dronegate.pb.v1 and refuses an answer that
+ * selects another subprotocol or none (the gateway would talk JSON). */
+TEST(protobuf_subprotocol_must_be_selected)
+{
+    fake_t f;
+    fake_listen(&f);
+    ws_format = DG_FORMAT_PROTOBUF;
+    dg_client_t *c = mk(f.port, 5, 20, 8);
+    ws_format = DG_FORMAT_JSON;
+    ASSERT(c);
+    for (int round = 0; round < 2; round++) {
+        f.proto = round ? NULL : "dronegate.json.v1";
+        last_err[0] = '\0';
+        PUMP_UNTIL(dg_client_state(c) == DG_STATE_BACKOFF && last_err[0], NULL);
+        ASSERT(strstr(f.req, "Sec-WebSocket-Protocol: dronegate.pb.v1\r\n"));
+        ASSERT_STR_EQ(last_err, "handshake");
+        fake_drop(&f);
+    }
+    dg_client_stats_t st;
+    dg_client_stats(c, &st);
+    ASSERT_EQ(st.sessions, 0);
+    ASSERT_EQ(dg_client_close(c, 0), 0);
+    /* a bad format value is refused at open */
+    dg_client_config_t cfg;
+    dg_client_config_init(&cfg);
+    char err[128];
+    cfg.url = "ws://127.0.0.1:1";
+    cfg.drone_id = "ok";
+    cfg.format = (dg_client_format_t)7;
+    ASSERT(!dg_client_open(&cfg, err, sizeof err));
+    ASSERT(strstr(err, "format"));
+    close(f.ls);
+}
+
+/* dronegate.pb.v1: one DroneMessage per binary frame, masked; ServerMessages
+ * in binary frames (session, ack, command); resend after a drop honours
+ * last_seq; command_ack goes back as a DroneMessage. */
+TEST(protobuf_frames_resend_and_commands)
+{
+    fake_t f;
+    fake_listen(&f);
+    f.proto = "dronegate.pb.v1";
+    ws_format = DG_FORMAT_PROTOBUF;
+    dg_client_t *c = mk(f.port, 5, 20, 8);
+    ws_format = DG_FORMAT_JSON;
+    ASSERT(c);
+    send_n(c, 20, 1000);
+    PUMP_UNTIL(f.nseqs == 20, "pb");
+    for (int i = 0; i < 20; i++) ASSERT_U64_EQ(f.seqs[i], (uint64_t)i + 1);
+    ASSERT_EQ(f.bins, 20);                /* one frame per sample */
+    ASSERT_EQ(f.frames, 0);               /* no text */
+    ASSERT_EQ(f.unmasked, 0);
+    fake_send_pb(&f, 1, 5);               /* Ack{5} */
+    PUMP_UNTIL(last_ack == 5, NULL);
+    fake_drop(&f);
+    send_n(c, 5, 2000);                   /* 21..25 while down */
+    f.nseqs = 0;
+    int64_t dl = ms_now() + 3000;
+    while (!f.upgraded && ms_now() < dl) { dg_client_step(c, 2); fake_serve(&f, NULL); }
+    fake_send_pb(&f, 4, 9);               /* Session{last_seq: 9} */
+    PUMP_UNTIL(f.nseqs == 16, NULL);
+    for (int i = 0; i < 16; i++) ASSERT_U64_EQ(f.seqs[i], (uint64_t)i + 10);
+    dg_client_stats_t st;
+    dg_client_stats(c, &st);
+    ASSERT_EQ(st.skipped_by_session, 4);
+    ASSERT_EQ(st.resent, 11);
+    /* Command{id "c-1", name "land", args_json "{}"} */
+    static const uint8_t cmd[] = { 3 << 3 | 2, 15, 0x0a, 3, 'c', '-', '1', 0x12, 4, 'l', 'a', 'n', 'd', 0x1a, 2, '{', '}' };
+    fake_send_frame(&f, 0x2, cmd, sizeof cmd);
+    PUMP_UNTIL(f.cmd_ack[0], NULL);
+    ASSERT_STR_EQ(f.cmd_ack, "c-1/accepted");
+    fake_send_pb(&f, 1, 25);
+    PUMP_UNTIL(last_ack == 25, NULL);
+    ASSERT_EQ(dg_client_close(c, 200), 0);
+    fake_drop(&f);
+    close(f.ls);
+}
+
+/* A text frame on dronegate.pb.v1 (and a binary one on JSON) closes with 1003. */
+TEST(protobuf_text_frame_is_a_protocol_error)
+{
+    for (int pb = 0; pb < 2; pb++) {
+        fake_t f;
+        fake_listen(&f);
+        f.proto = pb ? "dronegate.pb.v1" : "dronegate.json.v1";
+        ws_format = pb ? DG_FORMAT_PROTOBUF : DG_FORMAT_JSON;
+        dg_client_t *c = mk(f.port, 5, 20, 8);
+        ws_format = DG_FORMAT_JSON;
+        ASSERT(c);
+        PUMP_UNTIL(dg_client_state(c) == DG_STATE_OPEN, pb ? "pb" : "{\"type\":\"session\",\"last_seq\":null}");
+        last_err[0] = '\0';
+        if (pb) fake_send_text(&f, "{\"type\":\"ack\",\"seq\":1}");
+        else fake_send_pb(&f, 1, 1);
+        PUMP_UNTIL(dg_client_state(c) == DG_STATE_BACKOFF, NULL);
+        ASSERT_STR_EQ(last_err, "protocol");
+        fake_serve(&f, NULL);
+        ASSERT_EQ(f.close_code, 1003);
+        ASSERT_EQ(dg_client_close(c, 0), 0);
+        fake_drop(&f);
+        close(f.ls);
+    }
+}
+
 int main(void)
 {
     RUN(backoff_after_refused_connects);
@@ -455,5 +646,8 @@ int main(void)
     RUN(send_never_blocks_and_validates);
     RUN(source_addr_query_and_shutdown_without_blocking);
     RUN(host_names_resolve_off_the_loop);
+    RUN(protobuf_subprotocol_must_be_selected);
+    RUN(protobuf_frames_resend_and_commands);
+    RUN(protobuf_text_frame_is_a_protocol_error);
     return check_summary("client_conn");
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "codec/pb_telemetry.h"
 
 static dgc_rec_t rec(int64_t ts)
 {
@@ -422,6 +423,52 @@ TEST(server_messages)
     ASSERT_EQ(strlen(got[0].message), sizeof got[0].message - 1);
 }
 
+/* dgc_rec_pb (written in place, one-byte lengths) read back by the
+ * gateway's own DroneMessage decoder: every field, the extremes of seq and
+ * timestamp (10-byte varints), a 32-byte status, no optional field. */
+static dg_record_t pb_got;
+static int pb_records, pb_errors;
+static void pb_on_record(void *ud, const dg_record_t *r) { (void)ud; pb_got = *r; pb_records++; }
+static void pb_on_error(void *ud, const dg_decode_error_t *e) { (void)ud; (void)e; pb_errors++; }
+
+TEST(pb_sample_read_back_by_the_gateway)
+{
+    static const char st32[] = "0123456789abcdef0123456789abcdef";
+    struct { int64_t ts; uint64_t seq; unsigned has; const char *status; } cases[] = {
+        { 1764000000123, 1, DG_HAS_SPEED | DG_HAS_HEADING | DG_HAS_CLIMB | DG_HAS_BATTERY, "airborne" },
+        { -9000000000000, UINT64_MAX, 0, NULL },                 /* 10-byte varints, nothing optional */
+        { 9000000000000, (uint64_t)1 << 63, DG_HAS_BATTERY, st32 },
+        { -9000000000000, UINT64_MAX, DG_HAS_SPEED | DG_HAS_HEADING | DG_HAS_CLIMB | DG_HAS_BATTERY, st32 },
+    };
+    dg_decode_sink_t sink = { .on_record = pb_on_record, .on_error = pb_on_error };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dg_sample_t smp = { .timestamp_ms = cases[i].ts, .latitude = -89.9999999, .longitude = 179.1234567,
+                            .altitude = 99999.99, .speed = 12.5, .heading = 359.99, .climb = -3.25,
+                            .battery = 0.5, .has = cases[i].has, .status = cases[i].status };
+        dgc_rec_t r;
+        const char *why = NULL;
+        ASSERT_EQ(dgc_rec_from_sample(&r, &smp, 1, &why), DG_CLIENT_OK);
+        uint8_t buf[DGC_REC_PB_MAX];
+        size_t n = dgc_rec_pb(buf, &r, cases[i].seq);
+        ASSERT(n <= 107);                 /* client.c frames it with a 6-byte header (< 126) */
+        pb_records = pb_errors = 0;
+        ASSERT_EQ(dg_pb_decode(buf, n, 5, 0, &sink), 1);
+        ASSERT_EQ(pb_records, 1);
+        ASSERT_EQ(pb_errors, 0);
+        ASSERT_U64_EQ(pb_got.seq, cases[i].seq);
+        ASSERT_EQ(pb_got.ts_ms, cases[i].ts);
+        ASSERT_DBL_EQ(pb_got.lat, -89.9999999);
+        ASSERT_DBL_EQ(pb_got.lon, 179.1234567);
+        ASSERT_DBL_EQ(pb_got.alt, 99999.99);
+        if (cases[i].has & DG_HAS_SPEED) ASSERT_DBL_EQ(pb_got.speed, 12.5);
+        else ASSERT(isnan(pb_got.speed));
+        if (cases[i].has & DG_HAS_BATTERY) ASSERT_DBL_EQ(pb_got.battery, 0.5);
+        else ASSERT(isnan(pb_got.battery));
+        if (cases[i].has & DG_HAS_HEADING) ASSERT_DBL_EQ(pb_got.heading, (double)359.99f);
+        ASSERT_STR_EQ(pb_got.status, cases[i].status ? cases[i].status : "");
+    }
+}
+
 int main(void)
 {
     RUN(seq_assignment);
@@ -440,5 +487,6 @@ int main(void)
     RUN(sample_validation_and_json);
     RUN(json_numbers_read_back_exactly);
     RUN(server_messages);
+    RUN(pb_sample_read_back_by_the_gateway);
     return check_summary("client_queue");
 }

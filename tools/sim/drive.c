@@ -1,5 +1,5 @@
-/* drive.c - --transport ws-json (default) and grpc: every simulated drone is
- * a libdronegate client (include/dronegate/client.h), driven from the
+/* drive.c - --transport ws-json (default), ws-pb and grpc: every simulated
+ * drone is a libdronegate client (include/dronegate/client.h), driven from the
  * worker's own epoll loop. The library is the project's one implementation
  * of the client protocol (upgrade or gRPC call, framing, session message,
  * acks, store-and-forward queue, resend after a reconnect, backoff); this
@@ -15,7 +15,7 @@
  *   the worker's heap; 0 puts the drone on the dirty list (processed in the
  *   same iteration's flush phase).
  * - samples: the mission makes them into the drone's ring as before
- *   (client.c: generate, window, --batch, --tick); sim_lib_transmit hands
+ *   (drone.c: generate, window, --batch, --tick); sim_lib_transmit hands
  *   them to dg_client_send, --batch at a time, and remembers the seq the
  *   library gave each one. The library keeps them until acked (they survive
  *   reconnects: store-and-forward), the ring keeps their due/send time, so
@@ -154,10 +154,11 @@ int sim_lib_init(sim_worker_t *w, sim_drone_t *d)
     dg_client_config_t lc;
     dg_client_config_init(&lc);
     lc.url = cfg->lib_url;
+    lc.format = cfg->transport == SIM_TR_WS_PB ? DG_FORMAT_PROTOBUF : DG_FORMAT_JSON;
     lc.drone_id = d->id;
     lc.token = d->token[0] ? d->token : NULL;
     lc.source_addr = src[0] ? src : NULL;
-    /* the simulator never hands over more than --window samples (client.c:
+    /* the simulator never hands over more than --window samples (drone.c:
      * generate), so the queue holds at most that; it grows on demand */
     lc.queue_max = cfg->window;
     lc.window = cfg->window;
@@ -207,6 +208,14 @@ static void sync_stats(sim_worker_t *w, sim_drone_t *d, dg_client_stats_t *st)
     DELTA(bytes_out, bytes_sent, lbout);
     DELTA(pings, pings, lpings);
 #undef DELTA
+}
+
+/* The drone's connection timer: its ramp slot (first start), or the
+ * library's timeout. */
+void sim_lib_timer(sim_worker_t *w, sim_drone_t *d)
+{
+    if (d->state == SIM_D_IDLE) sim_lib_start(w, d);
+    else sim_lib_run(w, d, 0);
 }
 
 void sim_lib_run(sim_worker_t *w, sim_drone_t *d, uint32_t ev)

@@ -323,7 +323,6 @@ static void configure(sim_config_t *c, int argc, char **argv)
     if (r.secret && *r.secret) c->auth_secret = strdup(r.secret);
     if (r.sources && *r.sources) parse_sources(c, r.sources);
     if (c->threads > c->drones) c->threads = c->drones;
-    c->out_hwm = c->drones <= 256 ? 256 * 1024 : 16 * 1024;
     parse_url(c, r.url);
 
     /* Many loopback connections: spread them over 127.0.0.x automatically. */
@@ -333,11 +332,10 @@ static void configure(sim_config_t *c, int argc, char **argv)
         for (uint32_t i = 0; i < n; i++) add_src(c, 0x7f000001u + i);
     }
 
-    /* ws-json and grpc drones are libdronegate clients (drive.c): the URL
-     * they get names the address resolved once here, so 10,000 reconnecting
-     * drones do not resolve the name 10,000 times */
-    c->lib = c->transport == SIM_TR_WS_JSON || c->transport == SIM_TR_GRPC;
-    if (c->lib) {
+    /* every drone is a libdronegate client (drive.c): the URL it gets
+     * names the address resolved once here, so 10,000 reconnecting drones
+     * do not resolve the name 10,000 times */
+    if (c->transport != SIM_TR_MAVLINK) {
         char a[INET6_ADDRSTRLEN] = "";
         unsigned port = 0;
         if (c->dst.ss_family == AF_INET6) {

@@ -3,10 +3,10 @@
  *   command return_to_home | land | goto {lat, lon, alt} -> "accepted", later "done"
  *           anything else                                 -> "rejected"
  *
- * Commands arrive decoded (libdronegate's on_command for ws-json/grpc,
- * pb.c for ws-pb), with args as JSON text; the scanner below is a small
- * tolerant one (our own server's output) that finds the args' member spans
- * without copying. The acks go back through libdronegate or as protobuf.
+ * Commands arrive decoded by libdronegate (on_command, any transport), with
+ * args as JSON text; the scanner below is a small tolerant one (our own
+ * server's output) that finds the args' member spans without copying. The
+ * acks go back through dg_client_command_ack.
  *
  * A new command while one is in progress finishes the old one with
  * status "done" and message "superseded" (the operator sees a final state).
@@ -126,14 +126,8 @@ void sim_proto_cmd_ack(sim_worker_t *w, sim_drone_t *d, const char *id, size_t i
     if (id_len > 200) id_len = 200;
     memcpy(idz, id, id_len);
     idz[id_len] = '\0';
-    if (d->lc) {   /* ws-json, grpc: libdronegate writes it */
-        if (dg_client_command_ack(d->lc, idz, status, message && *message ? message : NULL)) return;
-        sim_mark_dirty(w, d);   /* re-read its events: the write may be partial */
-    } else {       /* ws-pb */
-        uint8_t buf[700];
-        size_t n = sim_pb_cmd_ack(buf, sizeof buf, idz, status, message);
-        if (!n || sim_send_pb(w, d, buf, n)) return;
-    }
+    if (!d->lc || dg_client_command_ack(d->lc, idz, status, message && *message ? message : NULL)) return;
+    sim_mark_dirty(w, d);   /* re-read its events: the write may be partial */
     if (!strcmp(status, "accepted")) sim_add(&w->st.cmd_accepted, 1);
     else if (!strcmp(status, "rejected")) sim_add(&w->st.cmd_rejected, 1);
     else sim_add(&w->st.cmd_done, 1);

@@ -1,21 +1,19 @@
 /* sim.h - dronegate-sim internals: configuration, drones, workers, stats.
  *
  * dronegate-sim plays N drones against a dronegate server over WebSocket
- * (dronegate.json.v1 or dronegate.pb.v1) or gRPC, and doubles as the load
- * generator. Files:
+ * (dronegate.json.v1 or dronegate.pb.v1) or gRPC, every drone a libdronegate
+ * client, and doubles as the load generator (or N MAVLink vehicles over UDP).
+ * Files:
  *
  *   main.c     flags + DRONEGATE_SIM_* env vars, start-up, the report, signals
  *   worker.c   one epoll event loop per worker thread: timer heap, ready and
  *              dirty lists, shutdown phases (stop -> drain acks -> close)
- *   drive.c    ws-json (default) and grpc: each drone is a libdronegate client
- *              (include/dronegate/client.h) driven from the worker's loop
- *   client.c   the drone's samples (ring, window, batches, ack latency) and,
- *              for ws-pb only, its own WebSocket connection: connect,
- *              RFC 6455 handshake, frames, reconnect + backoff
+ *   drive.c    ws-json (default), ws-pb and grpc: each drone is a libdronegate
+ *              client (include/dronegate/client.h) driven from the worker's loop
+ *   drone.c    the drone's samples (ring, window, batches, ack latency)
  *   proto.c    commands (goto/land/return_to_home) and their command_acks
- *   pb.c       --transport ws-pb: DroneMessage / ServerMessage (protobuf-c)
  *   mission.c  flight physics: take-off, waypoints, return, landing, battery
- *   fmt.c      quantised samples and masked client frames (ws-pb)
+ *   mavlink.c  --transport mavlink: MAVLink v2 vehicles over UDP
  *   hist.c     log-bucketed latency histogram (HDR style, ~1.6% resolution)
  *
  * Threads: the main thread parses flags, prints reports and handles signals;
@@ -25,8 +23,8 @@
  * are plain moves on x86) and sim_shared_t (phase word written by main).
  *
  * Names: sim_ prefix; this is a tool, not part of the dg_ library namespace.
- * From libdronegate-core it uses dg_ws_parse_header, dg_ws_accept_key,
- * dg_parse_double and dg_buf_t (ws-pb); from libdronegate the dg_client_* API.
+ * From libdronegate-core it uses dg_drone_id_valid, dg_parse_double and the
+ * MAVLink encoder (mavlink.c); from libdronegate the dg_client_* API.
  */
 #ifndef SIM_H
 #define SIM_H
@@ -39,8 +37,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/buf.h"
-
 /* ------------------------------------------------------------------ config */
 
 enum { SIM_TS_MS = 0, SIM_TS_RFC3339 = 1, SIM_TS_MIX = 2 };
@@ -49,10 +45,9 @@ enum { SIM_TR_WS_JSON = 0, SIM_TR_WS_PB = 1, SIM_TR_GRPC = 2, SIM_TR_MAVLINK = 3
 
 typedef struct sim_config {
     char     url[512];
-    char     lib_url[600];      /* ws-json/grpc: the URL given to libdronegate (numeric host) */
-    int      lib;               /* ws-json/grpc: drones are libdronegate clients (drive.c) */
+    char     lib_url[600];      /* the URL given to libdronegate (numeric host) */
     char     host[256];         /* as written in the URL (no brackets) */
-    char     hosthdr[300];      /* Host: header value */
+    char     hosthdr[300];      /* host:port (mavlink.c's Host: header) */
     char     path[256];         /* URL path prefix ("" or "/base"), no trailing '/' */
     char     query[256];        /* URL query without '?' ("" when none) */
     struct sockaddr_storage dst;
@@ -75,7 +70,6 @@ typedef struct sim_config {
     uint32_t threads;
     int      ts_mode;           /* SIM_TS_* */
     uint64_t seed;
-    size_t   out_hwm;           /* stop generating into a connection above this */
     int      transport;         /* SIM_TR_* */
     int      mavlink_port;      /* --transport mavlink: the gateway's UDP port */
 } sim_config_t;
@@ -220,32 +214,19 @@ typedef struct sim_sample {
     uint16_t battery_cp;        /* percent * 100, [0, 10000] */
     uint8_t  status;            /* SIM_ST_* */
     uint8_t  ts_rfc3339;        /* format the timestamp as RFC 3339 */
-    uint64_t lseq;              /* ws-json/grpc: the seq libdronegate gave it (drive.c) */
+    uint64_t lseq;              /* the seq libdronegate gave it (drive.c) */
 } sim_sample_t;
 
 void sim_sample_from_mission(sim_sample_t *s, const sim_mission_t *m,
                              int64_t wall_ms, bool rfc3339);
 
-/* Client frames: reserve + format in place + finish.
- * sim_frame_begin() makes room for a frame whose payload is at most
- * max_payload bytes and returns where the payload must be written;
- * sim_frame_end() writes the header (minimal length encoding, moving the
- * payload if the guess was wrong), masks the payload and commits it.
- * Returns 0 or -ENOMEM. */
-uint8_t *sim_frame_begin(dg_buf_t *b, size_t max_payload);
-void     sim_frame_end(dg_buf_t *b, int opcode, size_t payload_len, uint32_t mask);
-int      sim_frame_append(dg_buf_t *b, int opcode, const void *p, size_t n, uint32_t mask);
-/* XOR p[0..n) with the 4-byte mask (in network order, as on the wire). */
-void     sim_mask(uint8_t *p, size_t n, uint32_t mask);
-
 /* ----------------------------------------------------------------- drones */
 
 enum {
     SIM_D_IDLE = 0,      /* not yet started (waiting for its ramp slot) */
-    SIM_D_CONNECTING,    /* TCP connect in progress */
-    SIM_D_HANDSHAKE,     /* HTTP upgrade sent, waiting for 101 */
+    SIM_D_CONNECTING,    /* the library connects (TCP, TLS, upgrade or call, session) */
     SIM_D_OPEN,
-    SIM_D_CLOSING,       /* our close frame sent, waiting for the server's */
+    SIM_D_CLOSING,       /* the library's close handshake */
     SIM_D_BACKOFF,       /* waiting to reconnect */
     SIM_D_DONE,          /* finished for good */
 };
@@ -264,27 +245,15 @@ typedef struct sim_drone {
     struct sim_worker *w;
     uint32_t idx;               /* global drone index */
     uint32_t gen;               /* socket generation: stale epoll events are ignored */
-    int      fd;
     uint8_t  state;             /* SIM_D_* */
-    uint8_t  ev;                /* epoll interest currently registered */
     uint8_t  in_ready, in_dirty;
     uint8_t  ts_rfc3339;        /* this drone's timestamp style */
     uint8_t  close_sent;        /* a close frame went out: no more data frames */
     uint8_t  closing_for_good;  /* that close was our shutdown close */
-    uint8_t  close_rcvd;        /* the server's close frame arrived: wait for its EOF */
-    uint8_t  no_reconnect;      /* 4409 or a 4xx upgrade refusal: stay down */
     uint8_t  ever_open;
     uint8_t  id_len;
-    uint16_t fails;             /* failed or short-lived attempts in a row (backoff) */
-    int64_t  open_at;           /* when the current connection opened (0 = not open) */
     char     id[65];
     char     token[65];         /* hex HMAC, "" without auth */
-    char     key[25];           /* Sec-WebSocket-Key of the current attempt */
-    size_t   out_off;           /* bytes of out already written */
-    dg_buf_t out;               /* framed bytes waiting for the socket */
-    dg_buf_t in;                /* partial input (handshake, split frames) */
-    dg_buf_t msg;               /* fragmented message being reassembled */
-    uint8_t  msg_op;
     sim_timer_t t_conn;         /* connect/handshake/close timeout, reconnect */
     sim_timer_t t_sample;       /* next sample (rate mode) */
     int64_t  tick_phase;        /* --tick: this drone's offset in the tick */
@@ -301,8 +270,8 @@ typedef struct sim_drone {
     uint8_t  cmd_id_len;
     uint8_t  cmd_done_pending;  /* a "done" waits for the connection */
     const char *cmd_done_msg;
-    /* --transport ws-json / grpc (drive.c): the drone is a libdronegate
-     * client driven from this worker's epoll loop */
+    /* drive.c: the drone is a libdronegate client driven from this
+     * worker's epoll loop */
     struct dg_client *lc;
     int      lfd;               /* the client's fd registered with epoll, -1 none */
     uint8_t  lev;               /* POLLIN/POLLOUT bits registered */
@@ -326,8 +295,6 @@ typedef struct sim_worker {
     uint32_t            ready_n;
     sim_drone_t       **dirty;      /* drones with output to flush this iteration */
     uint32_t            dirty_n;
-    uint8_t            *rbuf;       /* read scratch, shared by this worker's drones */
-    size_t              rbuf_cap;
     int64_t             now;        /* monotonic us, cached per iteration */
     int64_t             wall_ms;    /* realtime ms, cached per iteration */
     uint64_t            rng;
@@ -357,53 +324,28 @@ void  sim_mark_ready(sim_worker_t *w, sim_drone_t *d);
 uint64_t sim_rand(uint64_t *s);
 void  sim_log(sim_worker_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* client.c */
-int   sim_drone_init(sim_drone_t *d, sim_worker_t *w, uint32_t idx);
+/* drone.c */
+int   sim_drone_init(sim_drone_t *d, sim_worker_t *w, uint32_t idx);   /* + sim_lib_init */
 void  sim_drone_free(sim_drone_t *d);
-void  sim_conn_start(sim_worker_t *w, sim_drone_t *d);
-void  sim_conn_event(sim_worker_t *w, sim_drone_t *d, uint32_t events);
-void  sim_conn_timer(sim_worker_t *w, sim_drone_t *d);
 void  sim_sample_timer(sim_worker_t *w, sim_drone_t *d);
 void  sim_fill(sim_worker_t *w, sim_drone_t *d);         /* rate 0 */
-void  sim_flush(sim_worker_t *w, sim_drone_t *d);
 void  sim_flush_partial_batch(sim_worker_t *w, sim_drone_t *d); /* at stop */
-void  sim_conn_close(sim_worker_t *w, sim_drone_t *d, uint16_t code); /* start close handshake */
-void  sim_conn_abort(sim_worker_t *w, sim_drone_t *d);    /* drop without handshake */
 bool  sim_drone_drained(const sim_drone_t *d);            /* nothing left to wait for */
 void  sim_on_ack(sim_worker_t *w, sim_drone_t *d, uint64_t seq);
+void  sim_set_done(sim_worker_t *w, sim_drone_t *d);
+void  sim_opened(sim_worker_t *w, sim_drone_t *d);   /* counters; the first starts sampling */
+const char *sim_status_name(int st);   /* SIM_ST_* -> "airborne", ... */
 
-void  sim_conn_opened(sim_worker_t *w, sim_drone_t *d);   /* handshake done */
-void  sim_conn_down(sim_worker_t *w, sim_drone_t *d);     /* drop; reconnect unless told not to */
-void  sim_conn_failed(sim_worker_t *w, sim_drone_t *d, const char *why); /* before open */
-static inline size_t sim_out_pending(const sim_drone_t *d)
-{
-    return d->out.len - d->out_off;
-}
-
-/* drive.c: ws-json and grpc drones are libdronegate clients (one
- * implementation of the client protocol); client.c keeps ws-pb. */
+/* drive.c: every drone is a libdronegate client (one implementation of the
+ * client protocol) driven from its worker's epoll loop */
 int   sim_lib_init(sim_worker_t *w, sim_drone_t *d);     /* dg_client_open */
 void  sim_lib_free(sim_drone_t *d);
 void  sim_lib_start(sim_worker_t *w, sim_drone_t *d);    /* its ramp slot */
+void  sim_lib_timer(sim_worker_t *w, sim_drone_t *d);    /* t_conn: start, or the library's timeout */
 void  sim_lib_run(sim_worker_t *w, sim_drone_t *d, uint32_t epoll_events); /* process + re-arm */
 void  sim_lib_transmit(sim_worker_t *w, sim_drone_t *d, bool force);  /* ring -> dg_client_send */
 void  sim_lib_close(sim_worker_t *w, sim_drone_t *d);    /* dg_client_shutdown */
 void  sim_lib_abort(sim_worker_t *w, sim_drone_t *d);    /* dg_client_close(c, 0) */
-/* client.c helpers shared with drive.c */
-void  sim_set_done(sim_worker_t *w, sim_drone_t *d);
-void  sim_opened(sim_worker_t *w, sim_drone_t *d);   /* counters; the first starts sampling */
-
-const char *sim_status_name(int st);   /* SIM_ST_* -> "airborne", ... */
-
-/* pb.c: DroneMessage / ServerMessage (generated protobuf-c code) for the
- * ws-pb and grpc transports */
-#define SIM_PB_SAMPLE_MAX 128
-size_t sim_pb_sample(uint8_t *out, const sim_sample_t *s, uint64_t seq);  /* out >= SIM_PB_SAMPLE_MAX */
-size_t sim_pb_cmd_ack(uint8_t *out, size_t cap, const char *id, const char *status, const char *message); /* 0 = too long */
-void  sim_pb_message(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, size_t n);
-/* One encoded DroneMessage to the connection (ws-pb: a binary frame; grpc:
- * a length-prefixed message of the call). */
-int   sim_send_pb(sim_worker_t *w, sim_drone_t *d, const uint8_t *p, size_t n);
 
 /* proto.c */
 void  sim_proto_command(sim_worker_t *w, sim_drone_t *d, const char *id, size_t id_len,

@@ -3,21 +3,24 @@
  * One iteration:
  *   1. epoll_wait (timeout 0 while drones are ready or have output, else
  *      until the next timer, at most 100 ms);
- *   2. socket events: read and parse (acks, commands, pings), flush on EPOLLOUT;
+ *   2. socket events: dg_client_process of the drone's libdronegate client
+ *      (drive.c: read, acks, commands, pings, writes);
  *   3. expired timers from a binary heap (connect ramp, timeouts, reconnect
  *      backoff, and with --rate > 0 each drone's next sample);
  *   4. with --rate 0, every "ready" drone (open, window not full, output
  *      below the high-water mark) generates as much as it may;
- *   5. every drone with new output is flushed: one send() for all the frames,
- *      pongs and command_acks produced in this iteration.
+ *   5. every "dirty" drone (samples handed over, a timeout of 0) gets one
+ *      more dg_client_process: the library frames and writes what this
+ *      iteration produced, one write for all of it.
  *   6. shutdown: when main sets SIM_STOP, partial batches are sent, sampling
  *      stops, the worker waits up to 5 s until all sent messages are acked,
  *      then closes every connection with 1000 and waits up to 2 s for the
  *      answers. SIM_ABORT (second signal) drops everything at once.
  *
- * Level-triggered epoll; EPOLLOUT is only asked for while output is pending.
- * epoll data = (socket generation << 32 | drone slot), so an event that
- * belongs to an earlier socket of the same drone is ignored.
+ * Level-triggered epoll on each client's fd, for the events the library
+ * asks for (drive.c follows them). epoll data = (socket generation << 32 |
+ * drone slot), so an event that belongs to an earlier socket of the same
+ * drone is ignored.
  *
  * Timer heap: O(log n) set/cancel; each drone has two timers (connection and
  * sample), so the heap holds at most 2 * drones entries.
@@ -34,10 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ws/ws.h"
 #include "core/hash.h"
 
-#define RBUF_SIZE   (256 * 1024)
 #define MAX_EVENTS  1024
 #define CLOSE_US    2500000   /* wait for close answers (per-drone timeout is 2 s) */
 #define LOG_BUDGET  10
@@ -184,9 +185,7 @@ int sim_worker_init(sim_worker_t *w, uint32_t id, const sim_config_t *cfg, sim_s
     w->heap = calloc(2 * (size_t)w->n + 1, sizeof *w->heap);
     w->ready = calloc(w->n + 1, sizeof *w->ready);
     w->dirty = calloc(w->n + 1, sizeof *w->dirty);
-    w->rbuf_cap = RBUF_SIZE;
-    w->rbuf = malloc(w->rbuf_cap);
-    if (!w->drones || !w->heap || !w->ready || !w->dirty || !w->rbuf) return -ENOMEM;
+    if (!w->drones || !w->heap || !w->ready || !w->dirty) return -ENOMEM;
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     if (w->ep < 0) return -errno;
     if (getrandom(&w->rng, sizeof w->rng, 0) != (ssize_t)sizeof w->rng)
@@ -209,12 +208,10 @@ void sim_worker_free(sim_worker_t *w)
     free(w->heap);
     free(w->ready);
     free(w->dirty);
-    free(w->rbuf);
     if (w->ep >= 0) close(w->ep);
     w->drones = NULL;
     w->heap = NULL;
     w->ready = w->dirty = NULL;
-    w->rbuf = NULL;
     w->ep = -1;
 }
 
@@ -233,12 +230,12 @@ static void on_stop(sim_worker_t *w)
         sim_drone_t *d = &w->drones[j];
         sim_timer_cancel(w, &d->t_sample);
         if (d->state == SIM_D_OPEN) sim_flush_partial_batch(w, d);
-        else if (w->cfg->lib && d->ever_open && d->state != SIM_D_DONE) {
-            /* libdronegate: the partial batch is queued too, and a drone
-             * that is reconnecting delivers what it holds within --drain */
+        else if (d->ever_open && d->state != SIM_D_DONE) {
+            /* the partial batch is queued too, and a drone that is
+             * reconnecting delivers what its library holds within --drain */
             sim_flush_partial_batch(w, d);
-            if (sim_drone_drained(d)) sim_conn_abort(w, d);
-        } else if (d->state != SIM_D_CLOSING && d->state != SIM_D_DONE) sim_conn_abort(w, d);
+            if (sim_drone_drained(d)) sim_lib_abort(w, d);
+        } else if (d->state != SIM_D_CLOSING && d->state != SIM_D_DONE) sim_lib_abort(w, d);
     }
 }
 
@@ -246,7 +243,7 @@ static void start_closing(sim_worker_t *w)
 {
     w->closing = 1;
     w->close_until = w->now + CLOSE_US;
-    for (uint32_t j = 0; j < w->n; j++) sim_conn_close(w, &w->drones[j], DG_WS_CLOSE_NORMAL);
+    for (uint32_t j = 0; j < w->n; j++) sim_lib_close(w, &w->drones[j]);
 }
 
 void *sim_worker_main(void *arg)
@@ -291,14 +288,14 @@ void *sim_worker_main(void *arg)
             uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
             if (slot >= w->n) continue;
             sim_drone_t *d = &w->drones[slot];
-            if (d->gen != gen || (d->fd < 0 && d->lfd < 0)) continue;   /* lfd: drive.c */
-            sim_conn_event(w, d, evs[i].events);
+            if (d->gen != gen || d->lfd < 0) continue;
+            sim_lib_run(w, d, evs[i].events);
         }
 
         for (int budget = 65536; w->heap_len && w->heap[0]->at <= w->now && budget > 0; budget--) {
             sim_timer_t *t = w->heap[0];
             sim_timer_cancel(w, t);
-            if (t->kind == SIM_T_CONN) sim_conn_timer(w, t->d);
+            if (t->kind == SIM_T_CONN) sim_lib_timer(w, t->d);
             else sim_sample_timer(w, t->d);
         }
 
@@ -318,7 +315,7 @@ void *sim_worker_main(void *arg)
             for (uint32_t i = 0; i < n; i++) {
                 sim_drone_t *d = w->dirty[i];
                 d->in_dirty = 0;
-                sim_flush(w, d);
+                sim_lib_run(w, d, 0);
             }
         }
 
@@ -333,7 +330,7 @@ void *sim_worker_main(void *arg)
         if (w->closing && (w->live == 0 || w->now >= w->close_until)) break;
     }
 
-    for (uint32_t j = 0; j < w->n; j++) sim_conn_abort(w, &w->drones[j]);
+    for (uint32_t j = 0; j < w->n; j++) sim_lib_abort(w, &w->drones[j]);
     free(evs);
     atomic_store(&w->finished, 1);
     return NULL;
