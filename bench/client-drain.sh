@@ -12,6 +12,7 @@
 set -eu
 N=${1:-1000000}; CRATE=${2:-8000}; GRATE=${3:-10000}; STORE=${4:-sqlite:/tmp/dg-drain-$$.db}
 B=$(cd "$(dirname "$0")/.." && pwd)/build
+. "$(dirname "$0")/client-common.sh"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 OUT=$(mktemp -d)
 /usr/bin/time -f "drone peak RSS %M KB" -o "$OUT/time" "$B/examples/drone" --url "ws://127.0.0.1:$PORT" \
@@ -27,13 +28,4 @@ while :; do
   prev=$rss
 done
 echo "queued $N samples during the outage; drone RSS ${rss} KB"
-t0=$(date +%s.%N)
-"$B/dronegate" --listen "127.0.0.1:$PORT" --store "$STORE" --workers 2 --max-msg-rate "$GRATE" 2> "$OUT/gw" &
-GP=$!
-wait $DP || true
-t1=$(date +%s.%N)
-kill $GP; wait $GP || true
-cat "$OUT/stats" "$OUT/time"
-python3 -c "import sys; t=float(sys.argv[2])-float(sys.argv[1]); print(f'drain: {int(sys.argv[3])} samples in {t:.1f} s from gateway start to the last ack ({int(sys.argv[3])/t:.0f} samples/s)')" "$t0" "$t1" "$N"
-case "$STORE" in sqlite:*) rm -rf "${STORE#sqlite:}"*;; esac
-rm -rf "$OUT"
+drain_now --max-msg-rate "$GRATE"

@@ -14,6 +14,7 @@ set -eu
 OUTAGE=${1:-600}; RATE=${2:-1667}; STORE=${3:-sqlite:/tmp/dg-outage-$$.db}
 N=$((OUTAGE * RATE))
 B=$(cd "$(dirname "$0")/.." && pwd)/build
+. "$(dirname "$0")/client-common.sh"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 OUT=$(mktemp -d)
 /usr/bin/time -f "drone peak RSS %M KB" -o "$OUT/time" "$B/examples/drone" --url "ws://127.0.0.1:$PORT" \
@@ -23,13 +24,4 @@ DP=$!
 sleep "$OUTAGE"   # the outage (a benchmark, not a test: the clock is the point)
 rss=$(awk '/VmRSS/{print $2}' /proc/$(pgrep -P $DP drone || echo $DP)/status 2>/dev/null || echo 0)
 echo "outage of $OUTAGE s at $RATE samples/s: $N samples generated; drone RSS ${rss} KB"
-t0=$(date +%s.%N)
-"$B/dronegate" --listen "127.0.0.1:$PORT" --store "$STORE" --workers 2 2> "$OUT/gw" &
-GP=$!
-wait $DP || true
-t1=$(date +%s.%N)
-kill $GP; wait $GP || true
-cat "$OUT/stats" "$OUT/time"
-python3 -c "import sys; t=float(sys.argv[2])-float(sys.argv[1]); print(f'drain: {int(sys.argv[3])} samples in {t:.1f} s from gateway start to the last ack ({int(sys.argv[3])/t:.0f} samples/s)')" "$t0" "$t1" "$N"
-case "$STORE" in sqlite:*) rm -rf "${STORE#sqlite:}"*;; esac
-rm -rf "$OUT"
+drain_now
