@@ -108,7 +108,7 @@ $(B)/dronegate: $(B)/obj/$(MAIN:.c=.o) $(B)/libdronegate-core.a
 $(B)/dronegate-asan: $(B)/asan/$(MAIN:.c=.o) $(B)/libdronegate-core-asan.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-# the simulator's ws-json/grpc drones are libdronegate clients (tools/sim/drive.c)
+# every simulator drone but MAVLink is a libdronegate client (tools/sim/drive.c)
 $(B)/dronegate-sim: $(SIMSRC) $(wildcard tools/sim/*.h) $(B)/libdronegate-core.a $(B)/libdronegate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(SIMSRC) $(B)/libdronegate-core.a $(B)/libdronegate.a $(LDLIBS) $(CLIENT_LIBS)

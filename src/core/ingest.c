@@ -310,10 +310,39 @@ void dg_ingest_ping(dg_conn_t *c)
  * instead of ~10 MB (which used to hit the output cap mid-decode). */
 #define DG_FRAME_MAX_ERRORS 100
 
+/* The receive time of the WebSocket read being processed (0: none): every
+ * message of one read was received at the same moment, and one clock read
+ * per message was ~4.5 % of the gateway's CPU at window 256 (perf). */
+static __thread int64_t rx_read_us;
+/* The newest record taken in and not yet given to the registry: flushed at
+ * the end of each message, or within a WebSocket read at the end of the
+ * read (one stripe lock per read, not per message: ~4 % at window 256).
+ * Folded only while both records have a seq (the rule is then "highest
+ * seq", which folds); otherwise the pending one goes to the registry first,
+ * so the result is always the one of updates record by record. */
+static __thread dg_record_t rx_last;
+static __thread dg_drone_t *rx_last_drone;   /* whose record it is; NULL: none pending */
+
+static void rx_flush_last(dg_conn_t *c)
+{
+    if (!rx_last_drone) return;
+    dg_registry_update(c->w->srv->registry, rx_last_drone, &rx_last);
+    rx_last_drone = NULL;
+}
+
+static void rx_fold_last(dg_conn_t *c, const dg_record_t *rec)
+{
+    if (rx_last_drone && (rx_last_drone != c->u.drone.drone ||
+                          !((rec->flags & DG_REC_HAS_SEQ) && (rx_last.flags & DG_REC_HAS_SEQ))))
+        rx_flush_last(c);
+    if (!rx_last_drone || dg_registry_supersedes(rec, &rx_last)) {
+        rx_last = *rec;
+        rx_last_drone = c->u.drone.drone;
+    }
+}
+
 typedef struct frame_ctx {
     dg_conn_t   *c;
-    dg_record_t  last;      /* newest record of this frame, for the registry */
-    int          have_last;
     uint16_t     fail;      /* close code to fail with (rate limit) */
     uint32_t     errors;    /* error replies sent for this frame */
     uint64_t     suppressed;/* errors over DG_FRAME_MAX_ERRORS, not sent */
@@ -365,10 +394,7 @@ static void on_record(void *ud, const dg_record_t *rec)
     }
     dg_worker_append(c->w, &r);
     if (dg_live_active(c->w)) dg_live_publish_record(c->w, &r);
-    if (!f->have_last || dg_registry_supersedes(&r, &f->last)) {
-        f->last = r;
-        f->have_last = 1;
-    }
+    rx_fold_last(c, &r);
 }
 
 static void on_error(void *ud, const dg_decode_error_t *err)
@@ -568,34 +594,6 @@ void dg_ingest_expire_commands(dg_worker_t *w)
     dg_commands_expire(w->srv->commands, dg_now_ms(), on_expired, w);
 }
 
-/* The receive time of the WebSocket read being processed (0: none): every
- * message of one read was received at the same moment, and one clock read
- * per message was ~4.5 % of the gateway's CPU at window 256 (perf). */
-static __thread int64_t rx_read_us;
-/* The newest record of the read so far, for the registry once the read is
- * processed (one stripe lock per read, not per message: ~4 % at window
- * 256). Folded only while both have a seq (the rule is then "highest seq",
- * which folds); otherwise the pending one goes to the registry first, so
- * the result is the one of per-message updates. */
-static __thread dg_record_t rx_last;
-static __thread bool rx_have_last;
-
-static void rx_flush_last(dg_conn_t *c)
-{
-    if (!rx_have_last) return;
-    rx_have_last = false;
-    dg_registry_update(c->w->srv->registry, c->u.drone.drone, &rx_last);
-}
-
-static void rx_fold_last(dg_conn_t *c, const dg_record_t *rec)
-{
-    if (rx_have_last && !((rec->flags & DG_REC_HAS_SEQ) && (rx_last.flags & DG_REC_HAS_SEQ))) rx_flush_last(c);
-    if (!rx_have_last || dg_registry_supersedes(rec, &rx_last)) {
-        rx_last = *rec;
-        rx_have_last = true;
-    }
-}
-
 static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
 {
     dg_conn_t *c = ud;
@@ -612,10 +610,7 @@ static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
  * of suppressed errors, the close code. */
 static int message_done(dg_conn_t *c, frame_ctx_t *f)
 {
-    if (f->have_last) {
-        if (rx_read_us) rx_fold_last(c, &f->last);   /* within a WebSocket read: once at its end */
-        else dg_registry_update(c->w->srv->registry, c->u.drone.drone, &f->last);
-    }
+    if (!rx_read_us) rx_flush_last(c);   /* within a WebSocket read: once at its end */
     if (f->suppressed && !c->dead && !c->closing) c->u.drone.io->error(c, NULL, f->suppressed);
     return f->fail;
 }

@@ -166,7 +166,8 @@ def test_latest_state_of_one_read_is_the_one_of_its_messages_in_order(server_fac
     the read, not one update per message; the result must be that of the
     messages one by one: after seq 5, a record without seq and then seq 3
     (one TCP write, so one read) leave seq 3's position (a record without
-    seq supersedes by arrival, and seq 3 then supersedes it), not seq 5's."""
+    seq supersedes by arrival, and seq 3 then supersedes it), not seq 5's;
+    and the same for the records of one frame (a JSON array)."""
     s = server_factory()
     drone = new_id("fold")
     with RawWS.open(s.port, f"/ws/{drone}") as ws:
@@ -182,6 +183,13 @@ def test_latest_state_of_one_read_is_the_one_of_its_messages_in_order(server_fac
                                for f in [ws.recv_frame(T(10))]), T(10), "the error for seq 97")
         st = s.get_json(f"/api/v1/drones/{drone}")
         assert st["latitude"] == 30.0 and st.get("seq") == 3, st
+        # the same within one frame (a JSON array): no seq, then seq 2 -> seq 2's
+        ws.text(dumps([minimal(None, latitude=40.0), minimal(2, latitude=42.0), minimal(96, latitude=1000.0)]))
+        wait_until(lambda: any(f.opcode == OP_TEXT and json.loads(f.payload).get("type") == "error"
+                               and json.loads(f.payload).get("seq") == 96
+                               for f in [ws.recv_frame(T(10))]), T(10), "the error for seq 96")
+        st = s.get_json(f"/api/v1/drones/{drone}")
+        assert st["latitude"] == 42.0 and st.get("seq") == 2, st
 
 
 def test_latest_state_follows_what_was_sent_last_live_and_after_restart(server_factory):
