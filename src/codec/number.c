@@ -140,8 +140,34 @@ int dg_parse_double(const char *s, size_t n, double *out)
     return parse_double_slow(s, n, out);
 }
 
+/* 8 ASCII digits at a time (little-endian loads; as fast_float and simdjson
+ * do): one check that all 8 bytes are digits, three multiplications for
+ * their value. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define DG__SWAR 1
+#else
+#define DG__SWAR 0
+#endif
+
+static inline bool eight_digits(uint64_t x)
+{
+    return !(((x + UINT64_C(0x4646464646464646)) | (x - UINT64_C(0x3030303030303030)))
+             & UINT64_C(0x8080808080808080));
+}
+
+static inline uint64_t eight_value(uint64_t x)   /* first byte = most significant */
+{
+    x = (x & UINT64_C(0x0F0F0F0F0F0F0F0F)) * 2561 >> 8;
+    x = (x & UINT64_C(0x00FF00FF00FF00FF)) * 6553601 >> 16;
+    return (x & UINT64_C(0x0000FFFF0000FFFF)) * UINT64_C(42949672960001) >> 32;
+}
+
 /* Digits of a JSON integer without sign: "0" or [1-9][0-9]*. Accumulates into
- * *out and fails on overflow past `max`. */
+ * *out and fails on overflow past `max`. Up to 19 digits cannot overflow a
+ * uint64_t (10^19 - 1 < 2^64): accumulated unchecked (8 at a time where
+ * possible), then compared once; longer ones are checked digit by digit
+ * (13-digit ms timestamps: the per-digit check was 5 % of the gateway's CPU
+ * at window 256). */
 static int parse_uint_digits(const char *p, const char *end, uint64_t max, uint64_t *out)
 {
     if (p == end) return -1;
@@ -151,6 +177,24 @@ static int parse_uint_digits(const char *p, const char *end, uint64_t max, uint6
         return 0;
     }
     uint64_t v = 0;
+    if (end - p <= 19) {
+#if DG__SWAR
+        while (end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            if (!eight_digits(x)) return -1;
+            v = v * 100000000 + eight_value(x);
+            p += 8;
+        }
+#endif
+        for (; p < end; p++) {
+            if (!is_digit(*p)) return -1;
+            v = v * 10 + (uint64_t)(*p - '0');
+        }
+        if (v > max) return -1;
+        *out = v;
+        return 0;
+    }
     for (; p < end; p++) {
         if (!is_digit(*p)) return -1;
         unsigned d = (unsigned)(*p - '0');
