@@ -375,6 +375,10 @@ M = [
      "            if (!eight_digits(x)) return -1;", "            (void)eight_digits;",
      ["unit:test_codec"],
      "8 bytes taken as digits without checking them: '-', 'x' or '.' inside an integer read as a digit"),
+    ("scan-int-max", "src/codec/number.c",
+     "    if (v > max) return NULL;", "    (void)max;",
+     ["unit:test_codec", "unit:test_json_fast"],
+     "json_fast's one-pass integers: 19 digits over int64 (a timestamp) wrap instead of failing"),
 ]
 
 args = sys.argv[1:]

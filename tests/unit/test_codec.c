@@ -178,8 +178,10 @@ TEST(number_random_vs_strtod)
         s[n] = '\0';
         double v;
         if (dg_parse_double(s, n, &v) != 0) CHECK__FAIL("rejected \"%s\"", s);
-        double w = strtod(s, NULL);
+        double w = strtod(s, NULL), x = 0;
         if (dbits(v) != dbits(w)) CHECK__FAIL("\"%s\": %.17g != strtod %.17g", s, v, w);
+        s[n] = ',';   /* greedy form, inside a longer text */
+        if (dg_scan_double(s, s + n + 1, &x) != s + n || dbits(x) != dbits(w)) CHECK__FAIL("scan \"%.*s\"", (int)n, s);
     }
     /* shortest representations of random doubles (the telemetry case) */
     for (int iter = 0; iter < 500000; iter++) {
@@ -224,6 +226,11 @@ TEST(number_integers_vs_strtoull)
         errno = 0;
         long long ei = strtoll(s, NULL, 10);
         int i_ok = digits_only && errno == 0;
+        /* the greedy forms agree: the whole text exactly when it parses */
+        uint64_t su; int64_t si;
+        const char *qu = dg_scan_u64(s, s + n, &su), *qi = dg_scan_i64(s, s + n, &si);
+        if ((qu == s + n) != (ru == 0) || (ru == 0 && su != u)) CHECK__FAIL("scan_u64 \"%s\"", s);
+        if ((qi == s + n) != (ri == 0) || (ri == 0 && si != i)) CHECK__FAIL("scan_i64 \"%s\"", s);
         if ((ru == 0) != u_ok) CHECK__FAIL("u64 \"%s\": rc %d", s, ru);
         if (ru == 0 && u != eu) CHECK__FAIL("u64 \"%s\": %llu", s, (unsigned long long)u);
         if ((ri == 0) != i_ok) CHECK__FAIL("i64 \"%s\": rc %d", s, ri);
