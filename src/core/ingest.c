@@ -642,11 +642,31 @@ int dg_ingest_pb(dg_conn_t *c, const uint8_t *data, size_t len, int64_t now_us)
     if (!now_us) now_us = dg_now_us();
     int n = dg_pb_decode(data, len, now_us / 1000, now_us, &sink);
     if (n > 0) {
-        if (rx_read_us) rx_count_pb += (uint64_t)n;  /* a WebSocket read: counted at its end */
+        if (rx_read_us) rx_count_pb += (uint64_t)n;  /* within a read: counted at its end */
         else dg_inc(c->u.drone.io->transport == DG_TR_GRPC ? &dg_metrics.received_grpc_pb : &dg_metrics.received_ws_pb,
                     (uint64_t)n);
     }
     return message_done(c, &f);
+}
+
+int64_t dg_ingest_read_begin(void)
+{
+    return rx_read_us = dg_now_us();
+}
+
+void dg_ingest_read_end(dg_conn_t *c)
+{
+    rx_read_us = 0;
+    rx_flush_last(c);
+    if (rx_count) {
+        dg_inc(&dg_metrics.received_json, rx_count);
+        rx_count = 0;
+    }
+    if (rx_count_pb) {
+        dg_inc(c->u.drone.io->transport == DG_TR_GRPC ? &dg_metrics.received_grpc_pb : &dg_metrics.received_ws_pb,
+               rx_count_pb);
+        rx_count_pb = 0;
+    }
 }
 
 void dg_ingest_on_data(dg_conn_t *c, uint8_t *p, size_t n)
@@ -657,18 +677,9 @@ void dg_ingest_on_data(dg_conn_t *c, uint8_t *p, size_t n)
         if (dg_buf_append(&c->u.drone.stash, p, n)) dg_conn_close(c, true);
         return;
     }
-    rx_read_us = dg_now_us();
+    dg_ingest_read_begin();
     int rc = dg_ws_feed(&c->u.drone.ws, p, n, &ws_cb, c);
-    rx_read_us = 0;
-    rx_flush_last(c);
-    if (rx_count) {
-        dg_inc(&dg_metrics.received_json, rx_count);
-        rx_count = 0;
-    }
-    if (rx_count_pb) {
-        dg_inc(&dg_metrics.received_ws_pb, rx_count_pb);
-        rx_count_pb = 0;
-    }
+    dg_ingest_read_end(c);
     if (rc > 0 && !c->dead) {
         /* failed by the session or close handshake done: one count per close */
         uint16_t sent = c->u.drone.ws.close_code;
