@@ -379,6 +379,15 @@ M = [
      "    if (v > max) return NULL;", "    (void)max;",
      ["unit:test_codec", "unit:test_json_fast"],
      "json_fast's one-pass integers: 19 digits over int64 (a timestamp) wrap instead of failing"),
+    # --- SQLite WAL write coalescing (stop 22) ---
+    ("walbuf-commit-flush", "src/store/sqlite_walbuf.c",
+     "    if (was_commit_hdr) return wb_flush(f);", "    if (0) return wb_flush(f);",
+     ["unit:test_walbuf"],
+     "the commit frame stays buffered: a write error surfaces only while the commit is published (abort) instead of failing the COMMIT"),
+    ("walbuf-publish-net", "src/store/sqlite_walbuf.c",
+     "    wb_file_t *f = wb_pending;", "    wb_file_t *f = NULL;",
+     ["unit:test_walbuf"],
+     "a commit published while a rewritten frame header is still buffered: lost by a crash after COMMIT returned"),
 ]
 
 args = sys.argv[1:]

@@ -72,6 +72,14 @@
  *                      The checkpointer's connection must have read the
  *                      file once, else its checkpoints silently do nothing
  *                      (tests/unit/test_store.c checks that they copy).
+ *   WAL appends coalesced: every connection is opened through the
+ *                      "dg-walbuf" VFS (sqlite_walbuf.c), SQLite's unix VFS
+ *                      whose WAL file buffers a transaction's frames and
+ *                      writes them with one pwrite per 120 KiB instead of two
+ *                      per page (frame header, page): bench_store at 1000
+ *                      drones, batch 2000: 23 -> 14-18 us of CPU per row.
+ *                      DRONEGATE_SQLITE_VFS=default opens with SQLite's own
+ *                      VFS (for comparisons).
  * A database created with another page size keeps it (SQLite fixes it at
  * creation); only the speed differs.
  *
@@ -114,6 +122,7 @@
  * deleted or replaced under a running gateway, write_batch() does not.
  */
 #include "store.h"
+#include "sqlite_walbuf.h"
 #include "../core/commands.h"
 
 #include <errno.h>
@@ -188,6 +197,7 @@ struct dg_store {
                                      hold old snapshots) */
     int             ck_step, ck_max; /* CK_STEP_FRAMES, CK_MAX_FRAMES (tests lower them) */
     sqlite3        *ck_db;        /* checkpointer connection (its thread only) */
+    const char     *vfs;          /* every connection's VFS (NULL: SQLite's default) */
     pthread_t       ck_thread;
     int             ck_started;   /* ck_thread exists */
     pthread_mutex_t ck_mu;        /* protects ck_kick, ck_stop */
@@ -566,7 +576,7 @@ static void rd_close(rd_conn_t *c)
 
 static int rd_open(dg_store_t *s, rd_conn_t *c, char *err, size_t errlen)
 {
-    int rc = sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, s->vfs);
     if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
     if (rc == SQLITE_OK) rc = sqlite3_exec(c->db, READER_PRAGMAS, NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = prepare(c->db, sql_hist, &c->hist);
@@ -698,7 +708,7 @@ void dg__sqlite_set_wal_limits(dg_store_t *s, int step_frames, int max_frames)
 static int ck_start(dg_store_t *s, char *err, size_t errlen)
 {
     int rc = sqlite3_open_v2(s->path, &s->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+                             s->vfs);
     if (rc == SQLITE_OK) rc = sqlite3_exec(s->ck_db, "PRAGMA cache_size = -1024", NULL, NULL, NULL);
     /* Read the file once: until a connection has read it, it does not know
      * the database is in WAL mode and its checkpoints are silent no-ops. */
@@ -882,8 +892,14 @@ static int sq_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
     s->ck_step = CK_STEP_FRAMES;
     s->ck_max = CK_MAX_FRAMES;
 
+    /* every connection through dg-walbuf (WAL appends coalesced; sqlite_walbuf.h);
+     * DRONEGATE_SQLITE_VFS=default opens with SQLite's own VFS (comparisons) */
+    {
+        const char *v = getenv("DRONEGATE_SQLITE_VFS");
+        s->vfs = v && !strcmp(v, "default") ? NULL : dg_sqlite_walbuf_vfs();
+    }
     rc = sqlite3_open_v2(path, &s->w,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, s->vfs);
     if (rc != SQLITE_OK) goto sqlerr;
     rc = sqlite3_busy_timeout(s->w, BUSY_TIMEOUT_MS);
     if (rc != SQLITE_OK) goto sqlerr;
