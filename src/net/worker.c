@@ -9,8 +9,10 @@
  * The loop knows no protocol: a connection's handler table (conn.h,
  * dg_conn_ops_t) parses its input, ticks its timeouts, closes it politely on
  * drain; inbox messages carry their handler (dg_msg_t.handle); the layers
- * above hook the loop's fixed points (dg_worker_hooks_t). A new transport is
- * a new table, not an edit here.
+ * above hook the loop's fixed points (dg_worker_hooks_t) and keep their
+ * per-worker state in slots they register (dg_worker_ext_t); a connection's
+ * protocol state is its opaque pstate. A new transport is a new table, not
+ * an edit here.
  *
  * Closing is deferred (libuv's uv_close): dg_conn_close(c, true) marks the
  * connection dead; its teardown, close(fd) and free run in the prepare step,
