@@ -46,7 +46,7 @@ M = [
      ["py:test_promises.py::test_queue_depth_and_acks_sent_follow_the_load"],
      "dronegate_queue_depth does not count received records"),
     ("metric-acks", "src/core/ingest.c",
-     "dg_inc(&dg_metrics.acks_sent, 1);", "dg_inc(&dg_metrics.acks_sent, 2);",
+     "            acks++;", "            acks += 2;",
      ["py:test_promises.py::test_queue_depth_and_acks_sent_follow_the_load"],
      "dronegate_acks_sent_total miscounts"),
     ("metric-paused", "src/net/worker.c",
@@ -366,6 +366,19 @@ M = [
      "if (c->pb ? dgc_parse_server_pb(p, n, on_msg, c) < 0 :", "if (0 ? dgc_parse_server_pb(p, n, on_msg, c) < 0 :",
      ["unit:test_client_conn", "py:test_client_pb.py"],
      "binary frames on dronegate.pb.v1 parsed as JSON: no session, ack or command ever understood"),
+    # --- numbers (stop 22) ---
+    ("num-int-max", "src/codec/number.c",
+     "        if (v > max) return -1;", "        (void)max;",
+     ["unit:test_codec"],
+     "an integer of <= 19 digits over the type's range (int64 seq/timestamp overflow) accepted, wrapped"),
+    ("num-swar-check", "src/codec/number.c",
+     "            if (!eight_digits(x)) return -1;", "            (void)eight_digits;",
+     ["unit:test_codec"],
+     "8 bytes taken as digits without checking them: '-', 'x' or '.' inside an integer read as a digit"),
+    ("scan-int-max", "src/codec/number.c",
+     "    if (v > max) return NULL;", "    (void)max;",
+     ["unit:test_codec", "unit:test_json_fast"],
+     "json_fast's one-pass integers: 19 digits over int64 (a timestamp) wrap instead of failing"),
 ]
 
 args = sys.argv[1:]

@@ -127,7 +127,7 @@ static inline int known_key(const unsigned char *p, const unsigned char *end, co
     return -1;
 }
 
-enum { V_STR, V_NUM, V_TRUE, V_FALSE, V_NULL };
+enum { V_STR, V_NUM, V_TRUE, V_FALSE, V_NULL, V_PARSED /* a number, already in its field */ };
 
 typedef struct val {
     int         kind;
@@ -167,6 +167,8 @@ static inline const unsigned char *scalar(fctx_t *c, const unsigned char *p, val
 
 #define BIT(f) (1u << (f))
 #define REQUIRED (BIT(F_LAT) | BIT(F_LON) | BIT(F_ALT))
+#define NUMERIC  (BIT(F_SEQ) | BIT(F_TIMESTAMP) | BIT(F_LAT) | BIT(F_LON) | BIT(F_ALT) | \
+                  BIT(F_SPEED) | BIT(F_HEADING) | BIT(F_CLIMB) | BIT(F_BATTERY))
 
 /* The object at p ('{') into *r. Returns the position after its '}'. */
 static const unsigned char *object(fctx_t *c, const unsigned char *p, dg_record_t *r,
@@ -200,8 +202,23 @@ static const unsigned char *object(fctx_t *c, const unsigned char *p, dg_record_
         if (p >= end || *p != ':') FAIL(p);
         p = skip_ws(p + 1, end);
         val_t v = { V_NULL, NULL, 0 };
-        p = scalar(c, p, &v);
-        if (c->bad) return p;
+        if (f >= 0 && (BIT(f) & NUMERIC) && p < end && (*p == '-' || (unsigned)(*p - '0') < 10)) {
+            /* a number in a numeric field: parsed in the same pass, straight
+             * into its place (no scan for its end first). A byte after it
+             * that would continue the run ("1.2.3", "2-3", "01") is caught
+             * below: only whitespace, ',' or '}' may follow a value */
+            const char *vs = (const char *)p, *ve = (const char *)end, *q;
+            if (f == F_SEQ)            q = dg_scan_u64(vs, ve, &seq);
+            else if (f == F_TIMESTAMP) q = dg_scan_i64(vs, ve, &ts);
+            else                       q = dg_scan_double(vs, ve, &num[f]);
+            if (!q) FAIL(p);
+            c->extra += (size_t)(q - vs);
+            v.kind = V_PARSED;
+            p = (const unsigned char *)q;
+        } else {
+            p = scalar(c, p, &v);
+            if (c->bad) return p;
+        }
         c->tokens += 2;
 
         if (f >= 0 && f != F_ID && f != F_MESSAGE) {
@@ -211,7 +228,7 @@ static const unsigned char *object(fctx_t *c, const unsigned char *p, dg_record_
         switch (f) {
         case F_SEQ:
             if (v.kind == V_NULL) break;
-            if (v.kind != V_NUM || dg_parse_u64(v.s, v.n, &seq)) FAIL(p);
+            if (v.kind != V_PARSED) FAIL(p);
             flags |= DG_REC_HAS_SEQ;
             break;
         case F_TYPE:
@@ -222,17 +239,17 @@ static const unsigned char *object(fctx_t *c, const unsigned char *p, dg_record_
             if (v.kind == V_NULL) break;
             if (v.kind == V_STR) {
                 if (v.n == 0 || dg_parse_rfc3339(v.s, v.n, &ts)) FAIL(p);
-            } else if (v.kind != V_NUM || dg_parse_i64(v.s, v.n, &ts)) {
+            } else if (v.kind != V_PARSED) {
                 FAIL(p);
             }
             flags |= DG_REC_HAS_TS;
             break;
         case F_LAT: case F_LON: case F_ALT:
-            if (v.kind != V_NUM || dg_parse_double(v.s, v.n, &num[f])) FAIL(p);
+            if (v.kind != V_PARSED) FAIL(p);
             break;
         case F_SPEED: case F_HEADING: case F_CLIMB: case F_BATTERY:
             if (v.kind == V_NULL) break;
-            if (v.kind != V_NUM || dg_parse_double(v.s, v.n, &num[f])) FAIL(p);
+            if (v.kind != V_PARSED) FAIL(p);
             flags |= opt_flag[f];
             break;
         case F_STATUS:

@@ -104,6 +104,11 @@ void dg_ingest_start_io(dg_conn_t *c, dg_drone_t *d, const dg_drone_io_t *io, co
  * channel with (rate limit: 1008). */
 int  dg_ingest_json(dg_conn_t *c, const uint8_t *data, size_t len);
 int  dg_ingest_pb(dg_conn_t *c, const uint8_t *data, size_t len, int64_t now_us);   /* now_us 0: the clock's */
+/* A transport that decodes several messages of one read of c (gRPC)
+ * brackets them: one receive time for all (returned), the registry's
+ * newest record and the received counters updated once at the end. */
+int64_t dg_ingest_read_begin(void);
+void    dg_ingest_read_end(dg_conn_t *c);
 /* The transport-independent part of a channel's teardown (registry, ack
  * and pause lists); a transport's on_close calls it. */
 void dg_ingest_release(dg_conn_t *c);

@@ -246,7 +246,8 @@ static void process(dg_conn_t *c)
     grpc_conn_t *g = G(c);
     if (!g->started || dg_drone_chan(c)->session_wait) return;
     size_t off = 0, max = (size_t)c->w->srv->cfg->max_message;
-    int64_t now_us = g->in.len ? dg_now_us() : 0;   /* received_at: one clock read per read */
+    if (!g->in.len) { check_end(c); return; }
+    int64_t now_us = dg_ingest_read_begin();   /* received_at, registry, counters: once per read */
     while (!g->ending && !c->dead && !c->closing && off < g->in.len) {   /* (in.data may be NULL) */
         long len = dg_grpc_frame((const uint8_t *)g->in.data + off, g->in.len - off, max);
         if (len == DG_GRPC_MORE) break;
@@ -260,6 +261,7 @@ static void process(dg_conn_t *c)
         off += 5 + (size_t)len;
         if (rc) { dg_ingest_close(c, (uint16_t)rc, rc == 1008 ? "rate limit exceeded" : "channel failed"); break; }
     }
+    dg_ingest_read_end(c);
     if (off) {
         c->last_rx_ms = dg_mono_ms();   /* once per read, not per message (it showed in profiles) */
         memmove(g->in.data, g->in.data + off, g->in.len - off);

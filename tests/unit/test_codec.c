@@ -6,6 +6,7 @@
  * invalid_json. Random tests use a fixed-seed xorshift PRNG, so runs are
  * reproducible.
  */
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdbool.h>
@@ -177,8 +178,10 @@ TEST(number_random_vs_strtod)
         s[n] = '\0';
         double v;
         if (dg_parse_double(s, n, &v) != 0) CHECK__FAIL("rejected \"%s\"", s);
-        double w = strtod(s, NULL);
+        double w = strtod(s, NULL), x = 0;
         if (dbits(v) != dbits(w)) CHECK__FAIL("\"%s\": %.17g != strtod %.17g", s, v, w);
+        s[n] = ',';   /* greedy form, inside a longer text */
+        if (dg_scan_double(s, s + n + 1, &x) != s + n || dbits(x) != dbits(w)) CHECK__FAIL("scan \"%.*s\"", (int)n, s);
     }
     /* shortest representations of random doubles (the telemetry case) */
     for (int iter = 0; iter < 500000; iter++) {
@@ -193,6 +196,63 @@ TEST(number_random_vs_strtod)
         double w = strtod(s, NULL);
         if (dbits(v) != dbits(w)) CHECK__FAIL("\"%s\": %.17g != strtod %.17g", s, v, w);
     }
+}
+
+/* Integers of every length up to 21 digits, random digits (8 at a time in
+ * number.c where 8 remain): the same as strtoull/strtoll, overflow refused,
+ * one non-digit anywhere refused. */
+TEST(number_integers_vs_strtoull)
+{
+    char s[32];
+    for (int iter = 0; iter < 400000; iter++) {
+        size_t n = 0;
+        int neg = (int)(rnd() & 1);
+        if (neg) s[n++] = '-';
+        size_t len = 1 + rnd() % 21;
+        s[n++] = (char)('1' + rnd() % 9);
+        for (size_t k = 1; k < len; k++) s[n++] = (char)('0' + rnd() % 10);
+        if (rnd() % 8 == 0) s[neg + rnd() % len] = (char)"x.e-+/:"[rnd() % 7];
+        s[n] = '\0';
+        /* the oracle: an optional '-' (i64 only), then [1-9][0-9]* or "0" */
+        size_t m0 = s[0] == '-';
+        int digits_only = n > m0 && !(s[m0] == '0' && n > m0 + 1);
+        for (size_t k = m0; k < n; k++) if (s[k] < '0' || s[k] > '9') digits_only = 0;
+        neg = (int)m0;
+        uint64_t u; int64_t i;
+        int ru = dg_parse_u64(s, n, &u), ri = dg_parse_i64(s, n, &i);
+        errno = 0;
+        unsigned long long eu = strtoull(s, NULL, 10);
+        int u_ok = digits_only && !neg && errno == 0;
+        errno = 0;
+        long long ei = strtoll(s, NULL, 10);
+        int i_ok = digits_only && errno == 0;
+        /* the greedy forms agree: the whole text exactly when it parses */
+        uint64_t su; int64_t si;
+        const char *qu = dg_scan_u64(s, s + n, &su), *qi = dg_scan_i64(s, s + n, &si);
+        if ((qu == s + n) != (ru == 0) || (ru == 0 && su != u)) CHECK__FAIL("scan_u64 \"%s\"", s);
+        if ((qi == s + n) != (ri == 0) || (ri == 0 && si != i)) CHECK__FAIL("scan_i64 \"%s\"", s);
+        if ((ru == 0) != u_ok) CHECK__FAIL("u64 \"%s\": rc %d", s, ru);
+        if (ru == 0 && u != eu) CHECK__FAIL("u64 \"%s\": %llu", s, (unsigned long long)u);
+        if ((ri == 0) != i_ok) CHECK__FAIL("i64 \"%s\": rc %d", s, ri);
+        if (ri == 0 && i != ei) CHECK__FAIL("i64 \"%s\": %lld", s, (long long)i);
+    }
+    uint64_t u;
+    int64_t i;
+    ASSERT_EQ(dg_parse_u64("18446744073709551615", 20, &u), 0);
+    ASSERT_U64_EQ(u, UINT64_MAX);
+    ASSERT_EQ(dg_parse_u64("18446744073709551616", 20, &u), -1);
+    ASSERT_EQ(dg_parse_u64("9999999999999999999", 19, &u), 0);
+    ASSERT_U64_EQ(u, UINT64_C(9999999999999999999));
+    ASSERT_EQ(dg_parse_i64("9223372036854775807", 19, &i), 0);
+    ASSERT(i == INT64_MAX);
+    ASSERT_EQ(dg_parse_i64("9223372036854775808", 19, &i), -1);
+    ASSERT_EQ(dg_parse_i64("-9223372036854775808", 20, &i), 0);
+    ASSERT(i == INT64_MIN);
+    ASSERT_EQ(dg_parse_i64("-9223372036854775809", 20, &i), -1);
+    ASSERT_EQ(dg_parse_u64("1234567812345678", 15, &u), 0);   /* length is explicit */
+    ASSERT_U64_EQ(u, UINT64_C(123456781234567));
+    ASSERT_EQ(dg_parse_u64("12345678x", 9, &u), -1);
+    ASSERT_EQ(dg_parse_u64("1234567x8", 9, &u), -1);
 }
 
 TEST(number_long)
@@ -1048,6 +1108,7 @@ int main(void)
     RUN(number_grammar);
     RUN(number_hard_cases);
     RUN(number_random_vs_strtod);
+    RUN(number_integers_vs_strtoull);
     RUN(number_long);
     RUN(number_integers);
     RUN(jsonw_strings);
