@@ -10,7 +10,6 @@
  */
 #include <string.h>
 
-#include "core/live.h"
 #include "fuzz_worker.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -30,14 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data, size);
     size_t cut = size ? (size_t)data[0] % (size + 1) : 0;
     c->cork = 1;
-    if (cut) {
-        if (c->kind == DG_CONN_HTTP) dg_http_on_data(c, buf, cut);
-    }
-    if (!c->dead && !c->closing && cut < size) {   /* the server stops reading a closing connection */
-        if (c->kind == DG_CONN_HTTP) dg_http_on_data(c, buf + cut, size - cut);
-        else if (c->kind == DG_CONN_DRONE) dg_ingest_on_data(c, buf + cut, size - cut);
-        else dg_live_on_data(c, buf + cut, size - cut);
-    }
+    if (cut) dg_http_on_data(c, buf, cut);
+    /* the server stops reading a closing connection; an upgraded one
+     * (drone channel, live watcher) reads through its new table */
+    if (!c->dead && !c->closing && cut < size) c->ops->on_data(c, buf + cut, size - cut);
     if (!c->dead) { c->cork = 0; dg_conn_close(c, true); }
     free(buf);
     char sink[65536];

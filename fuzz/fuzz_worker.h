@@ -44,6 +44,7 @@ static void fuzz_worker_init(int nextra, char **extra)
     srv.nworkers = 1;
     srv.accept_ops = &dg_http_conn_ops;
     srv.worker_hooks = &dg_ingest_worker_hooks;
+    if (dg_ingest_register()) abort();
     srv.workers = &worker;
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp)) abort();   /* a dummy listening fd for the worker */

@@ -25,6 +25,23 @@
 #include "../codec/pb_telemetry.h"
 #include "../net/worker.h"
 
+/* The drone channel tables' family tag (conn.h dg_conn_ops_t.family). */
+const char dg_ingest_family = 'd';
+
+static inline dg_drone_chan_t *D(dg_conn_t *c) { return dg_drone_chan(c); }
+
+/* Per worker (worker.h ext, slot ingest_slot): the JSON decoder, the
+ * connections owing an ack, the timer that sends them. */
+typedef struct ingest_worker {
+    dg_json_decoder_t *dec;
+    dg_conn_t         *ack_list;   /* linked through dg_drone_chan_t.ack_next */
+    ev_timer           ack_timer;  /* deferred (coalesced) acks */
+} ingest_worker_t;
+
+static int ingest_slot = -1;   /* dg_ingest_register */
+
+static inline ingest_worker_t *IW(dg_worker_t *w) { return w->ext[ingest_slot]; }
+
 static int  ws_send(void *ud, const void *p, size_t n) { return dg_conn_send(ud, p, n); }
 
 /* Frame and send a message as one write (header and payload corked). */
@@ -59,7 +76,7 @@ static void on_close_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
 {
     dg_close_msg_t *cm = (dg_close_msg_t *)m;
     dg_conn_t *c = deliver ? dg_worker_conn(w, cm->slot, cm->gen) : NULL;
-    if (c && c->kind == DG_CONN_DRONE) dg_ingest_close(c, cm->code, "replaced by a newer connection of the same drone");
+    if (c && dg_ingest_is_channel(c)) dg_ingest_close(c, cm->code, "replaced by a newer connection of the same drone");
     free(cm);
 }
 
@@ -94,7 +111,7 @@ static void on_command_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
         return;
     }
     dg_conn_t *c = deliver ? dg_worker_conn(w, cm->slot, cm->gen) : NULL;
-    if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, &cm->cmd);
+    if (c && dg_ingest_is_channel(c)) dg_ingest_send_command(c, &cm->cmd);
     free(cm);
 }
 
@@ -113,9 +130,9 @@ static void on_command_msg(dg_worker_t *w, dg_msg_t *m, bool deliver)
 static void session_send(dg_conn_t *c, int known, uint64_t seq)
 {
     dg_worker_t *w = c->w;
-    dg_drone_t *d = c->u.drone.drone;
-    c->u.drone.session_wait = 0;
-    c->u.drone.io->session(c, known, seq);
+    dg_drone_t *d = D(c)->drone;
+    D(c)->session_wait = 0;
+    D(c)->io->session(c, known, seq);
     if (c->dead || c->closing) return;
     /* commands queued while the drone was offline or between connections */
     dg_command_t pend[8];
@@ -125,8 +142,8 @@ static void session_send(dg_conn_t *c, int known, uint64_t seq)
         c->paused = 0;
         dg_conn_update_events(c);
     }
-    dg_buf_t st = c->u.drone.stash;
-    c->u.drone.stash = (dg_buf_t){ 0 };
+    dg_buf_t st = D(c)->stash;
+    D(c)->stash = (dg_buf_t){ 0 };
     if (st.len && !c->dead) c->ops->on_data(c, (uint8_t *)st.data, st.len);
     dg_buf_free(&st);
 }
@@ -145,15 +162,15 @@ static void read_last_seq(dg_server_t *srv, dg_read_job_t *j)
 static void on_last_seq(dg_worker_t *w, dg_read_job_t *j)
 {
     dg_conn_t *c = dg_worker_conn(w, j->slot, j->gen);
-    if (!c || c->kind != DG_CONN_DRONE || c->closing || !c->u.drone.session_wait) goto out;
+    if (!c || !dg_ingest_is_channel(c) || c->closing || !D(c)->session_wait) goto out;
     if (j->found < 0) {
         dg_warn("last stored seq of drone %s: %s", j->id, j->err[0] ? j->err : "store read not done");
         dg_ingest_close(c, DG_WS_CLOSE_TRY_AGAIN, "store unavailable: retry later");
         goto out;
     }
-    dg_registry_set_last_seq(w->srv->registry, c->u.drone.drone, j->found, j->seq);
+    dg_registry_set_last_seq(w->srv->registry, D(c)->drone, j->found, j->seq);
     uint64_t seq = 0;
-    int known = dg_registry_last_seq(w->srv->registry, c->u.drone.drone, &seq);
+    int known = dg_registry_last_seq(w->srv->registry, D(c)->drone, &seq);
     session_send(c, known, seq);
     if (!c->dead) dg_conn_flush(c);
 out:
@@ -164,11 +181,11 @@ static void session_start(dg_conn_t *c)
 {
     dg_server_t *srv = c->w->srv;
     uint64_t seq = 0;
-    int known = dg_registry_last_seq(srv->registry, c->u.drone.drone, &seq);
+    int known = dg_registry_last_seq(srv->registry, D(c)->drone, &seq);
     if (known < 0 && (!srv->store_ops->last_seq || !srv->reads)) {
         /* the store cannot tell: nothing stored as far as we know (durable
          * batches of this run raise it from here) */
-        dg_registry_set_last_seq(srv->registry, c->u.drone.drone, 0, 0);
+        dg_registry_set_last_seq(srv->registry, D(c)->drone, 0, 0);
         known = 0;
     }
     if (known >= 0) {
@@ -183,7 +200,7 @@ static void session_start(dg_conn_t *c)
         j->slot = c->slot;
         j->gen = c->gen;
         j->found = -1;   /* also when the pool stops before running it */
-        snprintf(j->id, sizeof j->id, "%s", dg_drone_id(c->u.drone.drone, NULL));
+        snprintf(j->id, sizeof j->id, "%s", dg_drone_id(D(c)->drone, NULL));
         if (dg_reads_submit(srv->reads, j) == 0) {
             c->paused = 1;
             dg_conn_update_events(c);
@@ -203,23 +220,23 @@ void dg_ingest_start_io(dg_conn_t *c, dg_drone_t *d, const dg_drone_io_t *io, co
 {
     dg_worker_t *w = c->w;
     const dg_config_t *cfg = w->srv->cfg;
-    memset(&c->u.drone, 0, sizeof c->u.drone);
-    dg_conn_set_ops(c, ops, DG_CONN_DRONE);
-    c->u.drone.io = io;
-    if (io->ws) dg_ws_session_init(&c->u.drone.ws, (uint64_t)cfg->max_message);
-    c->u.drone.drone = d;
-    c->u.drone.tokens = (double)cfg->max_msg_rate;
-    c->u.drone.tokens_ms = dg_mono_ms();
-    c->last_ping_ms = c->last_rx_ms;
+    memset(D(c), 0, sizeof *D(c));
+    dg_conn_set_ops(c, ops);
+    D(c)->io = io;
+    if (io->ws) dg_ws_session_init(&D(c)->ws, (uint64_t)cfg->max_message);
+    D(c)->drone = d;
+    D(c)->tokens = (double)cfg->max_msg_rate;
+    D(c)->tokens_ms = dg_mono_ms();
+    D(c)->last_ping_ms = c->last_rx_ms;
     dg_conn_ref_t ref = { w->id, c->slot, c->gen }, old;
     int replaced = dg_registry_attach(w->srv->registry, d, ref, &old, dg_now_ms());
     dg_fleet_presence(w->srv->fleet, dg_drone_id(d, NULL), true);
     if (!replaced) dg_live_publish_presence(w, dg_drone_id(d, NULL), true, dg_now_ms());
-    c->u.drone.session_wait = 1;   /* the session message goes first */
+    D(c)->session_wait = 1;   /* the session message goes first */
     if (replaced) {
         if (old.worker == w->id) {
             dg_conn_t *oc = dg_worker_conn(w, old.slot, old.gen);
-            if (oc && oc->kind == DG_CONN_DRONE)
+            if (oc && dg_ingest_is_channel(oc))
                 dg_ingest_close(oc, DG_WS_CLOSE_REPLACED, "replaced by a newer connection of the same drone");
         } else {
             post_replaced(w->srv, old);
@@ -237,30 +254,30 @@ int dg_ingest_replaced_elsewhere(struct dg_server *srv, const char *drone_id)
 
 void dg_ingest_on_close(dg_conn_t *c)
 {
-    if (!c->u.drone.ws.closed) dg_metrics_close(1006);
-    dg_ws_session_free(&c->u.drone.ws);
+    if (!D(c)->ws.closed) dg_metrics_close(1006);
+    dg_ws_session_free(&D(c)->ws);
     dg_ingest_release(c);
 }
 
 void dg_ingest_release(dg_conn_t *c)
 {
     dg_worker_t *w = c->w;
-    dg_buf_free(&c->u.drone.stash);
-    if (c->u.drone.io && c->u.drone.io->release) c->u.drone.io->release(c);
+    dg_buf_free(&D(c)->stash);
+    if (D(c)->io && D(c)->io->release) D(c)->io->release(c);
     dg_conn_ref_t ref = { w->id, c->slot, c->gen };
-    if (c->u.drone.drone && dg_registry_detach(w->srv->registry, c->u.drone.drone, ref, dg_now_ms())) {
+    if (D(c)->drone && dg_registry_detach(w->srv->registry, D(c)->drone, ref, dg_now_ms())) {
         dg_drone_state_t st;
-        dg_registry_state(w->srv->registry, c->u.drone.drone, &st);
+        dg_registry_state(w->srv->registry, D(c)->drone, &st);
         if (!st.online)   /* else it moved to another gateway of the fleet: still online */
-            dg_live_publish_presence(w, dg_drone_id(c->u.drone.drone, NULL), false, dg_now_ms());
-        dg_fleet_presence(w->srv->fleet, dg_drone_id(c->u.drone.drone, NULL), false);
+            dg_live_publish_presence(w, dg_drone_id(D(c)->drone, NULL), false, dg_now_ms());
+        dg_fleet_presence(w->srv->fleet, dg_drone_id(D(c)->drone, NULL), false);
     }
-    dg_registry_release(w->srv->registry, c->u.drone.drone);   /* the pin of dg_registry_get(create) */
+    dg_registry_release(w->srv->registry, D(c)->drone);   /* the pin of dg_registry_get(create) */
     /* unlink from the ack and pause lists */
-    if (c->ack_dirty) {
-        for (dg_conn_t **pp = &w->ack_list; *pp; pp = &(*pp)->ack_next)
-            if (*pp == c) { *pp = c->ack_next; break; }
-        c->ack_dirty = 0;
+    if (D(c)->ack_dirty) {
+        for (dg_conn_t **pp = &IW(w)->ack_list; *pp; pp = &D(*pp)->ack_next)
+            if (*pp == c) { *pp = D(c)->ack_next; break; }
+        D(c)->ack_dirty = 0;
     }
     if (c->paused) {
         for (dg_conn_t **pp = &w->paused_list; *pp; pp = &(*pp)->pause_next)
@@ -272,16 +289,16 @@ void dg_ingest_release(dg_conn_t *c)
 void dg_ingest_close(dg_conn_t *c, uint16_t code, const char *reason)
 {
     if (c->dead) return;
-    c->u.drone.io->close(c, code, reason);
+    D(c)->io->close(c, code, reason);
 }
 
 static void ws_close(dg_conn_t *c, uint16_t code, const char *reason)
 {
-    if (!c->u.drone.ws.closed) {
+    if (!D(c)->ws.closed) {
         dg_metrics_close(code);
         uint8_t was = c->cork;
         c->cork = 1;
-        dg_ws_close(&c->u.drone.ws, code, reason, &ws_cb, c);
+        dg_ws_close(&D(c)->ws, code, reason, &ws_cb, c);
         c->cork = was;
     }
     dg_conn_close(c, false);
@@ -337,12 +354,12 @@ static void rx_flush_last(dg_conn_t *c)
 
 static void rx_fold_last(dg_conn_t *c, const dg_record_t *rec)
 {
-    if (rx_last_drone && (rx_last_drone != c->u.drone.drone ||
+    if (rx_last_drone && (rx_last_drone != D(c)->drone ||
                           !((rec->flags & DG_REC_HAS_SEQ) && (rx_last.flags & DG_REC_HAS_SEQ))))
         rx_flush_last(c);
     if (!rx_last_drone || dg_registry_supersedes(rec, &rx_last)) {
         rx_last = *rec;
-        rx_last_drone = c->u.drone.drone;
+        rx_last_drone = D(c)->drone;
     }
 }
 
@@ -365,15 +382,15 @@ static bool rate_ok(dg_conn_t *c)
 {
     long rate = c->w->srv->cfg->max_msg_rate;
     if (rate <= 0) return true;
-    if (c->u.drone.tokens < 1.0) {
+    if (D(c)->tokens < 1.0) {
         int64_t now = dg_mono_ms();
-        double add = (double)(now - c->u.drone.tokens_ms) * (double)rate / 1000.0;
-        c->u.drone.tokens_ms = now;
-        c->u.drone.tokens += add;
-        if (c->u.drone.tokens > (double)rate) c->u.drone.tokens = (double)rate;
-        if (c->u.drone.tokens < 1.0) return false;
+        double add = (double)(now - D(c)->tokens_ms) * (double)rate / 1000.0;
+        D(c)->tokens_ms = now;
+        D(c)->tokens += add;
+        if (D(c)->tokens > (double)rate) D(c)->tokens = (double)rate;
+        if (D(c)->tokens < 1.0) return false;
     }
-    c->u.drone.tokens -= 1.0;
+    D(c)->tokens -= 1.0;
     return true;
 }
 
@@ -389,13 +406,13 @@ static void on_record(void *ud, const dg_record_t *rec)
     }
     dg_record_t r = *rec;
     size_t idlen;
-    const char *id = dg_drone_id(c->u.drone.drone, &idlen);
+    const char *id = dg_drone_id(D(c)->drone, &idlen);
     memcpy(r.drone_id, id, idlen + 1);
     r.drone_id_len = (uint8_t)idlen;
     r.origin = dg_origin_pack((unsigned)c->w->id, c->slot, c->gen);
-    if ((r.flags & DG_REC_HAS_SEQ) && (!c->u.drone.has_in || r.seq > c->u.drone.max_in)) {
-        c->u.drone.max_in = r.seq;
-        c->u.drone.has_in = true;
+    if ((r.flags & DG_REC_HAS_SEQ) && (!D(c)->has_in || r.seq > D(c)->max_in)) {
+        D(c)->max_in = r.seq;
+        D(c)->has_in = true;
     }
     dg_worker_append(c->w, &r);
     if (dg_live_active(c->w)) dg_live_publish_record(c->w, &r);
@@ -413,7 +430,7 @@ static void on_error(void *ud, const dg_decode_error_t *err)
         return;
     }
     f->errors++;
-    c->u.drone.io->error(c, err, 0);
+    D(c)->io->error(c, err, 0);
 }
 
 /* ---- WebSocket JSON (dronegate.json.v1) output ---- */
@@ -465,7 +482,7 @@ static void ws_json_command(dg_conn_t *c, const dg_command_t *cmd)
     if (command_frame(b, cmd) == 0) send_msg(c, DG_WS_OP_TEXT, b->data, b->len);
 }
 
-static bool ws_closed(dg_conn_t *c) { return c->u.drone.ws.closed; }
+static bool ws_closed(dg_conn_t *c) { return D(c)->ws.closed; }
 
 void dg_ingest_ws_send(dg_conn_t *c, int opcode, const void *p, size_t n) { send_msg(c, opcode, p, n); }
 void dg_ingest_ws_close(dg_conn_t *c, uint16_t code, const char *reason) { ws_close(c, code, reason); }
@@ -516,10 +533,10 @@ static void on_command_ack(void *ud, const dg_command_ack_t *ack)
     int st = dg_command_status_parse(ack->status, ack->status_len);
     if (st < 0) return;   /* the decoder validated it already */
     dg_command_t cmd;
-    int rc = dg_commands_set(w->srv->commands, ack->id, ack->id_len, dg_drone_id(c->u.drone.drone, NULL), st,
+    int rc = dg_commands_set(w->srv->commands, ack->id, ack->id_len, dg_drone_id(D(c)->drone, NULL), st,
                              ack->message, ack->message_len, dg_now_ms(), &cmd);
     if (rc == 0) dg_ingest_command_changed(w, &cmd);
-    else if (rc == -1) dg_debug("command_ack for unknown command from %s", dg_drone_id(c->u.drone.drone, NULL));
+    else if (rc == -1) dg_debug("command_ack for unknown command from %s", dg_drone_id(D(c)->drone, NULL));
 }
 
 void dg_ingest_command_changed(dg_worker_t *w, const dg_command_t *cmd)
@@ -545,9 +562,9 @@ static int command_frame(dg_buf_t *b, const dg_command_t *cmd)
 void dg_ingest_send_command(dg_conn_t *c, const dg_command_t *cmd)
 {
     dg_worker_t *w = c->w;
-    if (c->dead || c->closing || c->u.drone.io->closed(c)) return;   /* stays pending; expires */
-    if (c->u.drone.session_wait) return;   /* stays pending: sent after the session message */
-    c->u.drone.io->command(c, cmd);
+    if (c->dead || c->closing || D(c)->io->closed(c)) return;   /* stays pending; expires */
+    if (D(c)->session_wait) return;   /* stays pending: sent after the session message */
+    D(c)->io->command(c, cmd);
     dg_command_t st;
     if (dg_commands_set(w->srv->commands, cmd->id, strlen(cmd->id), NULL, DG_CMD_SENT, NULL, 0, dg_now_ms(), &st) == 0)
         dg_ingest_command_changed(w, &st);
@@ -573,7 +590,7 @@ int dg_ingest_dispatch_command(dg_worker_t *w, const dg_command_t *cmd)
         if (noconn_command) noconn_command(w, ref.gen, cmd);
     } else if (ref.worker == w->id) {
         dg_conn_t *c = dg_worker_conn(w, ref.slot, ref.gen);
-        if (c && c->kind == DG_CONN_DRONE) dg_ingest_send_command(c, cmd);
+        if (c && dg_ingest_is_channel(c)) dg_ingest_send_command(c, cmd);
     } else if (ref.worker >= 0 && ref.worker < w->srv->nworkers) {
         post_command(w->srv, ref, cmd);
     }
@@ -602,8 +619,8 @@ void dg_ingest_expire_commands(dg_worker_t *w)
 static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
 {
     dg_conn_t *c = ud;
-    if (c->u.drone.io->message) return c->dead || c->closing ? 0 : c->u.drone.io->message(c, opcode, data, len);
-    bool pb = c->u.drone.io == &dg_ws_pb_io;
+    if (D(c)->io->message) return c->dead || c->closing ? 0 : D(c)->io->message(c, opcode, data, len);
+    bool pb = D(c)->io == &dg_ws_pb_io;
     if (opcode != (pb ? DG_WS_OP_BINARY : DG_WS_OP_TEXT)) {
         dg_inc(&dg_metrics.rejected[DG_REJ_BINARY], 1);   /* the frame type this subprotocol does not carry */
         return DG_WS_CLOSE_UNSUPPORTED;
@@ -616,7 +633,7 @@ static int on_message(void *ud, int opcode, uint8_t *data, size_t len)
 static int message_done(dg_conn_t *c, frame_ctx_t *f)
 {
     if (!rx_read_us) rx_flush_last(c);   /* within a WebSocket read: once at its end */
-    if (f->suppressed && !c->dead && !c->closing) c->u.drone.io->error(c, NULL, f->suppressed);
+    if (f->suppressed && !c->dead && !c->closing) D(c)->io->error(c, NULL, f->suppressed);
     return f->fail;
 }
 
@@ -626,7 +643,7 @@ int dg_ingest_json(dg_conn_t *c, const uint8_t *data, size_t len)
     frame_ctx_t f = { .c = c, .out = &c->w->scratch };
     dg_decode_sink_t sink = { on_record, on_error, on_command_ack, &f, frame_stop };
     int64_t now_us = rx_read_us ? rx_read_us : dg_now_us();
-    int n = dg_json_decode(c->w->dec, (const char *)data, len, now_us / 1000, now_us, &sink);
+    int n = dg_json_decode(IW(c->w)->dec, (const char *)data, len, now_us / 1000, now_us, &sink);
     if (n > 0) {
         if (rx_read_us) rx_count += (uint64_t)n;     /* counted at the read's end */
         else            dg_inc(&dg_metrics.received_json, (uint64_t)n);
@@ -643,7 +660,7 @@ int dg_ingest_pb(dg_conn_t *c, const uint8_t *data, size_t len, int64_t now_us)
     int n = dg_pb_decode(data, len, now_us / 1000, now_us, &sink);
     if (n > 0) {
         if (rx_read_us) rx_count_pb += (uint64_t)n;  /* within a read: counted at its end */
-        else dg_inc(c->u.drone.io->transport == DG_TR_GRPC ? &dg_metrics.received_grpc_pb : &dg_metrics.received_ws_pb,
+        else dg_inc(D(c)->io->transport == DG_TR_GRPC ? &dg_metrics.received_grpc_pb : &dg_metrics.received_ws_pb,
                     (uint64_t)n);
     }
     return message_done(c, &f);
@@ -663,7 +680,7 @@ void dg_ingest_read_end(dg_conn_t *c)
         rx_count = 0;
     }
     if (rx_count_pb) {
-        dg_inc(c->u.drone.io->transport == DG_TR_GRPC ? &dg_metrics.received_grpc_pb : &dg_metrics.received_ws_pb,
+        dg_inc(D(c)->io->transport == DG_TR_GRPC ? &dg_metrics.received_grpc_pb : &dg_metrics.received_ws_pb,
                rx_count_pb);
         rx_count_pb = 0;
     }
@@ -671,18 +688,18 @@ void dg_ingest_read_end(dg_conn_t *c)
 
 void dg_ingest_on_data(dg_conn_t *c, uint8_t *p, size_t n)
 {
-    if (c->u.drone.session_wait) {
+    if (D(c)->session_wait) {
         /* came with the upgrade request; reads are stopped until the
          * session message is out, so this is at most one read */
-        if (dg_buf_append(&c->u.drone.stash, p, n)) dg_conn_close(c, true);
+        if (dg_buf_append(&D(c)->stash, p, n)) dg_conn_close(c, true);
         return;
     }
     dg_ingest_read_begin();
-    int rc = dg_ws_feed(&c->u.drone.ws, p, n, &ws_cb, c);
+    int rc = dg_ws_feed(&D(c)->ws, p, n, &ws_cb, c);
     dg_ingest_read_end(c);
     if (rc > 0 && !c->dead) {
         /* failed by the session or close handshake done: one count per close */
-        uint16_t sent = c->u.drone.ws.close_code;
+        uint16_t sent = D(c)->ws.close_code;
         dg_metrics_close(sent ? sent : (uint16_t)rc);
         dg_conn_close(c, false);
     }
@@ -709,31 +726,31 @@ void dg_ingest_batch_done(dg_worker_t *w, dg_batch_t *b)
             last_slot = dg_origin_slot(r->origin);
             last_gen = dg_origin_gen(r->origin);
             c = dg_worker_conn(w, last_slot, last_gen);
-            if (c && c->kind != DG_CONN_DRONE) c = NULL;
+            if (c && !dg_ingest_is_channel(c)) c = NULL;
         }
         if (r->seq > gmax) gmax = r->seq;
-        if (!c || c->closing || c->u.drone.io->closed(c)) continue;   /* closed: no more acks */
+        if (!c || c->closing || D(c)->io->closed(c)) continue;   /* closed: no more acks */
         if (r->flags & DG_REC_REJECTED_REUSED) {   /* not stored (store.h): never acked, reported */
             dg_decode_error_t e = { .seq = r->seq, .has_seq = true, .code = "seq_reused", .field = NULL };
             snprintf(e.message, sizeof e.message, "seq %" PRIu64 " is already stored with another timestamp: not stored; "
                      "continue after the last stored seq", r->seq);
-            if (!c->u.drone.has_rej || r->seq > c->u.drone.rej_max) {
-                c->u.drone.rej_max = r->seq;
-                c->u.drone.has_rej = true;
+            if (!D(c)->has_rej || r->seq > D(c)->rej_max) {
+                D(c)->rej_max = r->seq;
+                D(c)->has_rej = true;
             }
-            c->u.drone.io->error(c, &e, 0);
+            D(c)->io->error(c, &e, 0);
             continue;
         }
-        if (!c->u.drone.has_pending || r->seq > c->u.drone.ack_pending) {
-            c->u.drone.ack_pending = r->seq;
-            c->u.drone.has_pending = true;
+        if (!D(c)->has_pending || r->seq > D(c)->ack_pending) {
+            D(c)->ack_pending = r->seq;
+            D(c)->has_pending = true;
         }
         /* a redelivery of something acked already is acked again */
-        if (c->u.drone.has_sent && r->seq <= c->u.drone.ack_sent) c->u.drone.reack = true;
-        if (!c->ack_dirty) {
-            c->ack_dirty = 1;
-            c->ack_next = w->ack_list;
-            w->ack_list = c;
+        if (D(c)->has_sent && r->seq <= D(c)->ack_sent) D(c)->reack = true;
+        if (!D(c)->ack_dirty) {
+            D(c)->ack_dirty = 1;
+            D(c)->ack_next = IW(w)->ack_list;
+            IW(w)->ack_list = c;
         }
     }
     if (gr) dg_registry_raise_last_seq(w->srv->registry, gr->drone_id, gr->drone_id_len, gmax);
@@ -743,22 +760,22 @@ void dg_ingest_flush_acks(dg_worker_t *w, bool force)
 {
     int64_t now = dg_mono_ms();
     long iv = w->srv->cfg->ack_interval_ms;
-    dg_conn_t **pp = &w->ack_list;
+    dg_conn_t **pp = &IW(w)->ack_list;
     uint64_t acks = 0;
     while (*pp) {
         dg_conn_t *c = *pp;
-        if (!force && now - c->u.drone.last_ack_ms < iv) { pp = &c->ack_next; continue; }
-        *pp = c->ack_next;
-        c->ack_dirty = 0;
-        c->ack_next = NULL;
-        if (c->u.drone.has_pending && (!c->u.drone.has_sent || c->u.drone.ack_pending > c->u.drone.ack_sent ||
-                                       c->u.drone.reack)) {
-            c->u.drone.reack = false;
-            c->u.drone.ack_sent = c->u.drone.ack_pending;
-            c->u.drone.has_sent = true;
-            c->u.drone.last_ack_ms = now;
+        if (!force && now - D(c)->last_ack_ms < iv) { pp = &D(c)->ack_next; continue; }
+        *pp = D(c)->ack_next;
+        D(c)->ack_dirty = 0;
+        D(c)->ack_next = NULL;
+        if (D(c)->has_pending && (!D(c)->has_sent || D(c)->ack_pending > D(c)->ack_sent ||
+                                       D(c)->reack)) {
+            D(c)->reack = false;
+            D(c)->ack_sent = D(c)->ack_pending;
+            D(c)->has_sent = true;
+            D(c)->last_ack_ms = now;
             acks++;
-            c->u.drone.io->ack(c, c->u.drone.ack_pending);
+            D(c)->io->ack(c, D(c)->ack_pending);
         }
     }
     if (acks) dg_inc(&dg_metrics.acks_sent, acks);   /* one locked add per pass */
@@ -769,12 +786,12 @@ void dg_ingest_flush_acks(dg_worker_t *w, bool force)
 static void ingest_on_tick(dg_conn_t *c, int64_t now)
 {
     const dg_config_t *cfg = c->w->srv->cfg;
-    if (!c->u.drone.ws.closed) {
+    if (!D(c)->ws.closed) {
         if (now - c->last_rx_ms >= cfg->idle_timeout_ms) {
             dg_ingest_close(c, DG_WS_CLOSE_GOING_AWAY, "idle timeout");
         } else if (now - c->last_rx_ms >= cfg->ping_interval_ms &&
-                   now - c->last_ping_ms >= cfg->ping_interval_ms) {
-            c->last_ping_ms = now;
+                   now - D(c)->last_ping_ms >= cfg->ping_interval_ms) {
+            D(c)->last_ping_ms = now;
             dg_ingest_ping(c);
         }
     } else if (now - c->last_rx_ms >= 5000) {
@@ -791,7 +808,7 @@ static void ingest_on_drain(dg_conn_t *c)
  * frames are skipped by the closed session); only then is FIN sent. */
 static bool ingest_on_linger(dg_conn_t *c, uint8_t *p, size_t n)
 {
-    return dg_ws_feed(&c->u.drone.ws, p, n, &ws_cb, c) > 0;
+    return dg_ws_feed(&D(c)->ws, p, n, &ws_cb, c) > 0;
 }
 
 static void ingest_on_backlog_full(dg_conn_t *c)
@@ -803,6 +820,7 @@ const dg_conn_ops_t dg_ingest_conn_ops = {
     .name = "websocket",
     .transport = DG_TR_WEBSOCKET,
     .store_fed = true,
+    .family = &dg_ingest_family,
     .on_data = dg_ingest_on_data,
     .on_close = dg_ingest_on_close,
     .on_tick = ingest_on_tick,
@@ -818,17 +836,61 @@ static void hook_tick(dg_worker_t *w)
     if (w->id == 0) dg_ingest_expire_commands(w);
 }
 
-static void hook_on_free(dg_worker_t *w)
+/* Before the loop blocks: publish to the live stream, then arm the ack
+ * timer when acks are owed (sent once the interval has passed). */
+static void hook_before_sleep(dg_worker_t *w)
 {
-    dg_live_chunk_unref(w->live_open);
-    w->live_open = NULL;
+    dg_live_flush(w);
+    ingest_worker_t *iw = IW(w);
+    if (iw->ack_list && !ev_is_active(&iw->ack_timer)) {
+        double iv = (double)w->srv->cfg->ack_interval_ms / 1000.0;
+        ev_timer_set(&iw->ack_timer, iv > 0.002 ? iv / 2 : 0.001, 0.0);
+        ev_timer_start(w->loop, &iw->ack_timer);
+    }
 }
 
 const dg_worker_hooks_t dg_ingest_worker_hooks = {
     .batch_done = dg_ingest_batch_done,
     .after_inbox = dg_ingest_flush_acks,
     .tick = hook_tick,
-    .before_sleep = dg_live_flush,
-    .on_free = hook_on_free,
+    .before_sleep = hook_before_sleep,
 };
+
+/* ---- the drone channel's per-worker state (worker.h ext) ---- */
+
+static void on_ack_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop; (void)revents;
+    dg_ingest_flush_acks(t->data, false);
+}
+
+static void *ingest_worker_init(dg_worker_t *w)
+{
+    ingest_worker_t *iw = calloc(1, sizeof *iw);
+    if (!iw) return NULL;
+    if (!(iw->dec = dg_json_decoder_new(1u << 20))) { free(iw); return NULL; }
+    ev_timer_init(&iw->ack_timer, on_ack_timer, 0.05, 0.0);
+    iw->ack_timer.data = w;
+    return iw;
+}
+
+static void ingest_worker_free(dg_worker_t *w, void *p)
+{
+    ingest_worker_t *iw = p;
+    if (w->loop) ev_timer_stop(w->loop, &iw->ack_timer);
+    dg_json_decoder_free(iw->dec);
+    free(iw);
+}
+
+static const dg_worker_ext_t ingest_ext = {
+    .name = "drone channel", .init = ingest_worker_init, .free = ingest_worker_free,
+};
+
+int dg_ingest_register(void)
+{
+    int slot = dg_worker_ext_register(&ingest_ext);
+    if (slot < 0 || dg_live_register()) return -1;
+    ingest_slot = slot;
+    return 0;
+}
 

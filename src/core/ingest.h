@@ -10,9 +10,54 @@
 
 #include "../net/conn.h"
 #include "../pipeline/writer.h"
+#include "../ws/ws.h"
 #include "commands.h"
+#include "registry.h"
 
 struct dg_server;
+struct dg_drone_io;
+
+/* The drone channel's state of a connection (its pstate, conn.h), on every
+ * drone transport (WebSocket JSON / protobuf / mavlink2, gRPC): set up by
+ * dg_ingest_start_io, released by dg_ingest_release. */
+typedef struct dg_drone_chan {
+    dg_ws_session_t ws;           /* WebSocket transports (io->ws) */
+    dg_drone_t     *drone;
+    const struct dg_drone_io *io; /* how this transport frames acks, errors,
+                                   * commands; NULL: not (yet) a drone channel */
+    dg_conn_t      *ack_next;     /* the worker's list of channels owing an ack */
+    uint64_t        ack_pending;  /* highest durable seq not yet acked */
+    uint64_t        ack_sent;     /* highest seq acked */
+    uint64_t        max_in;       /* highest seq taken in (gRPC: the call ends
+                                   * with OK after a half-close once it is acked) */
+    uint64_t        rej_max;      /* highest seq the store rejected (reused): never
+                                   * acked, so it settles max_in in place of an ack */
+    int64_t         last_ack_ms;
+    int64_t         last_ping_ms;
+    double          tokens;       /* rate limit bucket */
+    int64_t         tokens_ms;
+    dg_buf_t        stash;        /* input received before the session message */
+    uint8_t         session_wait; /* session message not sent yet: reads
+                                   * stopped, input stashed, no commands */
+    bool            has_pending;
+    bool            has_sent;
+    bool            reack;        /* a resent seq <= ack_sent became durable: ack again */
+    bool            has_in;       /* max_in is set */
+    bool            has_rej;      /* rej_max is set */
+    uint8_t         ack_dirty;    /* on the worker's ack list */
+} dg_drone_chan_t;
+_Static_assert(sizeof(dg_drone_chan_t) <= DG_CONN_PSTATE_BYTES, "the drone channel state must fit a connection's pstate");
+
+static inline dg_drone_chan_t *dg_drone_chan(dg_conn_t *c) { return (dg_drone_chan_t *)(void *)c->pstate; }
+
+/* The family tag (dg_conn_ops_t.family) of every drone channel table. */
+extern const char dg_ingest_family;
+/* Is c a drone channel (its pstate a dg_drone_chan_t, dg_ingest_start_io
+ * done)? A gRPC connection is one only once its call has started. */
+static inline bool dg_ingest_is_channel(dg_conn_t *c)
+{
+    return c->ops->family == &dg_ingest_family && dg_drone_chan(c)->io != NULL;
+}
 
 /* What a transport does with the drone channel's output: the per-message
  * logic (validate, rate limit, seq rules, batch, acks after durability,
@@ -22,7 +67,7 @@ struct dg_decode_error;
 typedef struct dg_drone_io {
     const char *name;
     int   transport;   /* DG_TR_*: which messages_received counter */
-    bool  ws;          /* the channel is a WebSocket session (u.drone.ws) */
+    bool  ws;          /* the channel is a WebSocket session (dg_drone_chan(c)->ws) */
     void (*session)(dg_conn_t *c, int known, uint64_t last_seq);
     void (*ack)(dg_conn_t *c, uint64_t seq);
     /* one rejected message; suppressed > 0: "too_many_errors" summary */
@@ -106,6 +151,12 @@ void dg_ingest_set_noconn_command(void (*fn)(dg_worker_t *w, uint32_t gen, const
 void dg_ingest_expire_commands(dg_worker_t *w);
 /* Persist + publish a command change. */
 void dg_ingest_command_changed(dg_worker_t *w, const dg_command_t *cmd);
+
+/* Before the first worker is created (main thread): register the drone
+ * channel's per-worker state (JSON decoder, ack list and timer; worker.h
+ * dg_worker_ext_t) and the live stream's (dg_live_register). 0, or -1 when
+ * the worker's ext table is full. */
+int  dg_ingest_register(void);
 
 /* What the drone channel and the live stream do at the worker loop's fixed
  * points: acks after durable batches, command expiry, live publishing. */

@@ -64,6 +64,18 @@ struct dg_live_watch {
     dg_registry_pos_t snap_pos;     /* where the next chunk starts */
 };
 
+/* Per worker (worker.h ext, slot live_slot). */
+typedef struct live_worker {
+    dg_live_chunk_t      *open;        /* events published during this loop iteration */
+    struct dg_live_watch *watchers;
+    atomic_int            nwatchers;   /* read by other workers (dg_live_flush) */
+} live_worker_t;
+
+static int live_slot = -1;   /* dg_live_register */
+
+static inline live_worker_t *LW(dg_worker_t *w) { return w->ext[live_slot]; }
+static inline dg_live_conn_t *L(dg_conn_t *c) { return dg_live_conn(c); }
+
 static int ws_send(void *ud, const void *p, size_t n) { return dg_conn_send(ud, p, n); }
 static int on_message(void *ud, int op, uint8_t *d, size_t n) { return 0; }   /* watchers only listen */
 static const dg_ws_callbacks_t ws_cb = { .on_message = on_message, .send = ws_send };
@@ -77,13 +89,14 @@ bool dg_live_active(dg_worker_t *w)
 
 static dg_live_chunk_t *open_chunk(dg_worker_t *w)
 {
-    if (!w->live_open) {
+    live_worker_t *lv = LW(w);
+    if (!lv->open) {
         dg_live_chunk_t *ch = calloc(1, sizeof *ch);
         if (!ch) return NULL;
         atomic_init(&ch->refs, 1);
-        w->live_open = ch;
+        lv->open = ch;
     }
-    return w->live_open;
+    return lv->open;
 }
 
 /* Append one event: `json` framed as a WebSocket text frame. */
@@ -171,21 +184,21 @@ void dg_live_close(dg_conn_t *c, uint16_t code, const char *reason)
     if (c->dead) return;
     uint8_t was = c->cork;
     c->cork = 1;
-    dg_ws_close(&c->u.live.ws, code, reason, &ws_cb, c);
+    dg_ws_close(&L(c)->ws, code, reason, &ws_cb, c);
     c->cork = was;
     dg_conn_close(c, false);
 }
 
 void dg_live_flush(dg_worker_t *w)
 {
-    dg_live_chunk_t *ch = w->live_open;
+    dg_live_chunk_t *ch = LW(w)->open;
     if (!ch) return;
-    w->live_open = NULL;
+    LW(w)->open = NULL;
     if (ch->n) {
         dg_server_t *srv = w->srv;
         for (int i = 0; i < srv->nworkers; i++) {
             dg_worker_t *o = srv->workers[i];
-            if (atomic_load_explicit(&o->nwatchers, memory_order_relaxed) == 0) continue;
+            if (atomic_load_explicit(&LW(o)->nwatchers, memory_order_relaxed) == 0) continue;
             if (o == w) { dg_live_deliver(w, ch); continue; }
             live_msg_t *m = malloc(sizeof *m);
             if (!m) continue;
@@ -261,7 +274,7 @@ static void conflate(struct dg_live_watch *lw, const char *id, size_t idlen, con
 
 void dg_live_deliver(dg_worker_t *w, dg_live_chunk_t *ch)
 {
-    for (struct dg_live_watch *lw = w->watchers, *next; lw; lw = next) {
+    for (struct dg_live_watch *lw = LW(w)->watchers, *next; lw; lw = next) {
         next = lw->next;            /* a failing write closes (and frees) lw */
         dg_conn_t *c = lw->conn;
         if (c->dead || c->closing) continue;
@@ -310,7 +323,7 @@ static void snapshot_chunk(dg_conn_t *c, struct dg_live_watch *lw)
 
 void dg_live_on_drained(dg_conn_t *c)
 {
-    struct dg_live_watch *lw = c->u.live.lw;
+    struct dg_live_watch *lw = L(c)->lw;
     if (!lw || lw->pumping || (!lw->ndirty && !lw->snap_active) || c->dead || c->closing) return;
     lw->pumping = true;
     for (;;) {
@@ -350,17 +363,18 @@ static void parse_filter(struct dg_live_watch *lw, const char *filter)
 void dg_live_start(dg_conn_t *c, const char *filter)
 {
     dg_worker_t *w = c->w;
-    memset(&c->u.live, 0, sizeof c->u.live);
-    dg_conn_set_ops(c, &dg_live_conn_ops, DG_CONN_LIVE);
-    dg_ws_session_init(&c->u.live.ws, 64 * 1024);
+    memset(L(c), 0, sizeof *L(c));
+    dg_conn_set_ops(c, &dg_live_conn_ops);
+    dg_ws_session_init(&L(c)->ws, 64 * 1024);
     struct dg_live_watch *lw = calloc(1, sizeof *lw);
     if (!lw) { dg_conn_close(c, true); return; }
     lw->conn = c;
     parse_filter(lw, filter);
-    c->u.live.lw = lw;
-    lw->next = w->watchers;
-    w->watchers = lw;
-    atomic_fetch_add(&w->nwatchers, 1);
+    L(c)->lw = lw;
+    live_worker_t *lv = LW(w);
+    lw->next = lv->watchers;
+    lv->watchers = lw;
+    atomic_fetch_add(&lv->nwatchers, 1);
     atomic_fetch_add(&w->srv->live_watchers, 1);
 
     /* initial snapshot of the latest state of each (wanted) drone: in
@@ -371,19 +385,20 @@ void dg_live_start(dg_conn_t *c, const char *filter)
 
 void dg_live_on_data(dg_conn_t *c, uint8_t *p, size_t n)
 {
-    int rc = dg_ws_feed(&c->u.live.ws, p, n, &ws_cb, c);
+    int rc = dg_ws_feed(&L(c)->ws, p, n, &ws_cb, c);
     if (rc > 0 && !c->dead) dg_conn_close(c, false);
 }
 
 void dg_live_on_close(dg_conn_t *c)
 {
     dg_worker_t *w = c->w;
-    struct dg_live_watch *lw = c->u.live.lw;
-    dg_ws_session_free(&c->u.live.ws);
+    struct dg_live_watch *lw = L(c)->lw;
+    dg_ws_session_free(&L(c)->ws);
     if (!lw) return;
-    for (struct dg_live_watch **pp = &w->watchers; *pp; pp = &(*pp)->next)
+    live_worker_t *lv = LW(w);
+    for (struct dg_live_watch **pp = &lv->watchers; *pp; pp = &(*pp)->next)
         if (*pp == lw) { *pp = lw->next; break; }
-    atomic_fetch_sub(&w->nwatchers, 1);
+    atomic_fetch_sub(&lv->nwatchers, 1);
     atomic_fetch_sub(&w->srv->live_watchers, 1);
     for (size_t i = 0; i < lw->cf_cap; i++) dg_buf_free(&lw->cf[i].frame);
     free(lw->cf);
@@ -391,7 +406,7 @@ void dg_live_on_close(dg_conn_t *c)
     free(lw->ids);
     free(lw->ids_mem);
     free(lw);
-    c->u.live.lw = NULL;
+    L(c)->lw = NULL;
 }
 
 /* ---- the live watcher's connection handlers (conn.h) ---- */
@@ -404,8 +419,8 @@ static void live_on_writable(dg_conn_t *c)
 static void live_on_tick(dg_conn_t *c, int64_t now)
 {
     /* watchers are kept alive by our pings; their silence is normal */
-    if (now - c->last_ping_ms >= c->w->srv->cfg->ping_interval_ms && !c->u.live.ws.closed) {
-        c->last_ping_ms = now;
+    if (now - L(c)->last_ping_ms >= c->w->srv->cfg->ping_interval_ms && !L(c)->ws.closed) {
+        L(c)->last_ping_ms = now;
         uint8_t was = c->cork;
         c->cork = 1;
         dg_conn_send(c, "\x89\x00", 2);   /* ping, empty payload */
@@ -422,7 +437,7 @@ static void live_on_drain(dg_conn_t *c)
 /* As for drones (ingest.c): FIN only after the watcher's close frame. */
 static bool live_on_linger(dg_conn_t *c, uint8_t *p, size_t n)
 {
-    return dg_ws_feed(&c->u.live.ws, p, n, &ws_cb, c) > 0;
+    return dg_ws_feed(&L(c)->ws, p, n, &ws_cb, c) > 0;
 }
 
 const dg_conn_ops_t dg_live_conn_ops = {
@@ -435,3 +450,32 @@ const dg_conn_ops_t dg_live_conn_ops = {
     .on_drain = live_on_drain,
     .on_linger = live_on_linger,
 };
+
+/* ---- the live stream's per-worker state (worker.h ext) ---- */
+
+static void *live_worker_init(dg_worker_t *w)
+{
+    live_worker_t *lv = calloc(1, sizeof *lv);
+    if (lv) atomic_init(&lv->nwatchers, 0);
+    return lv;
+}
+
+/* After the worker's connections (the watchers) are gone. */
+static void live_worker_free(dg_worker_t *w, void *p)
+{
+    live_worker_t *lv = p;
+    dg_live_chunk_unref(lv->open);
+    free(lv);
+}
+
+static const dg_worker_ext_t live_ext = {
+    .name = "live stream", .init = live_worker_init, .free = live_worker_free,
+};
+
+int dg_live_register(void)
+{
+    int slot = dg_worker_ext_register(&live_ext);
+    if (slot < 0) return -1;
+    live_slot = slot;
+    return 0;
+}

@@ -24,6 +24,7 @@
 #include "record.h"
 #include "../net/conn.h"
 #include "../pipeline/writer.h"
+#include "../ws/ws.h"
 
 #define DG_LIVE_HIGH (512 * 1024)
 #define DG_LIVE_LOW  (64 * 1024)
@@ -36,6 +37,22 @@
 #define DG_LIVE_SNAPSHOT_CHUNK 1000
 
 typedef struct dg_live_chunk dg_live_chunk_t;
+
+/* A live watcher's state of its connection (pstate, conn.h): set up by
+ * dg_live_start, released by dg_live_on_close. */
+typedef struct dg_live_conn {
+    dg_ws_session_t       ws;
+    struct dg_live_watch *lw;           /* filter, conflation state */
+    int64_t               last_ping_ms;
+} dg_live_conn_t;
+_Static_assert(sizeof(dg_live_conn_t) <= DG_CONN_PSTATE_BYTES, "the live watcher state must fit a connection's pstate");
+
+static inline dg_live_conn_t *dg_live_conn(dg_conn_t *c) { return (dg_live_conn_t *)(void *)c->pstate; }
+
+/* Before the first worker is created (main thread): register the live
+ * stream's per-worker state (worker.h dg_worker_ext_t: the open chunk, the
+ * watchers). 0, or -1 when the worker's ext table is full. */
+int  dg_live_register(void);
 
 /* Any worker thread: is anybody watching? (one atomic load) */
 bool dg_live_active(dg_worker_t *w);

@@ -259,6 +259,8 @@ int main(int argc, char **argv)
         int probe = dg_listen_probe(srv.host, port, err, sizeof err);
         if (probe < 0) { fprintf(stderr, "dronegate: %s\n", err); return 1; }
     }
+    /* the per-worker state of the drone channel and the live stream (worker.h ext) */
+    if (dg_ingest_register()) { fprintf(stderr, "dronegate: too many per-worker extensions\n"); return 1; }
     for (int i = 0; i < srv.nworkers; i++) {
         int bound = 0;
         int fd = dg_listen(srv.host, port, &bound, err, sizeof err);

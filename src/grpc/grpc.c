@@ -41,7 +41,7 @@ enum { ST_OK = 0, ST_INVALID_ARGUMENT = 3, ST_RESOURCE_EXHAUSTED = 8, ST_ABORTED
 typedef struct grpc_conn {
     nghttp2_session *ng;
     int32_t   sid;              /* the call's stream, 0 before it */
-    bool      started;          /* the stream is a drone channel (c->kind DG_CONN_DRONE) */
+    bool      started;          /* the stream is a drone channel (dg_ingest_start_io done) */
     bool      resp;             /* response HEADERS submitted */
     bool      ending;           /* trailers due after `out` */
     bool      half_closed;      /* the client sent END_STREAM */
@@ -244,7 +244,7 @@ static const dg_drone_io_t dg_grpc_io = {
 static void process(dg_conn_t *c)
 {
     grpc_conn_t *g = G(c);
-    if (!g->started || c->u.drone.session_wait) return;
+    if (!g->started || dg_drone_chan(c)->session_wait) return;
     size_t off = 0, max = (size_t)c->w->srv->cfg->max_message;
     if (!g->in.len) { check_end(c); return; }
     int64_t now_us = dg_ingest_read_begin();   /* received_at, registry, counters: once per read */
@@ -276,7 +276,7 @@ static void process(dg_conn_t *c)
 static void check_end(dg_conn_t *c)
 {
     grpc_conn_t *g = G(c);
-    if (!g->half_closed || g->ending || !g->started || c->u.drone.session_wait) return;
+    if (!g->half_closed || g->ending || !g->started || dg_drone_chan(c)->session_wait) return;
     if (g->in.len) { end_call(c, ST_INTERNAL, "the stream ended inside a message"); return; }
     maybe_finish(c);
 }
@@ -284,13 +284,14 @@ static void check_end(dg_conn_t *c)
 /* Everything taken in has its answer: acked, or rejected by the store as a
  * reused seq (never acked: once the highest seq taken in is rejected and no
  * durable seq waits for its ack, nothing more will come). */
-static bool settled(const dg_conn_t *c)
+static bool settled(dg_conn_t *c)
 {
-    if (!c->u.drone.has_in) return true;
-    bool sent = c->u.drone.has_sent;
-    if (sent && c->u.drone.ack_sent >= c->u.drone.max_in) return true;
-    bool ack_owed = c->u.drone.has_pending && (!sent || c->u.drone.ack_pending > c->u.drone.ack_sent);
-    return c->u.drone.has_rej && c->u.drone.rej_max >= c->u.drone.max_in && !ack_owed;
+    const dg_drone_chan_t *d = dg_drone_chan(c);
+    if (!d->has_in) return true;
+    bool sent = d->has_sent;
+    if (sent && d->ack_sent >= d->max_in) return true;
+    bool ack_owed = d->has_pending && (!sent || d->ack_pending > d->ack_sent);
+    return d->has_rej && d->rej_max >= d->max_in && !ack_owed;
 }
 
 /* After a half-close: OK once everything taken in is settled (acked or
@@ -298,7 +299,7 @@ static bool settled(const dg_conn_t *c)
 static void maybe_finish(dg_conn_t *c)
 {
     grpc_conn_t *g = G(c);
-    if (!g->half_closed || g->ending || !g->started || c->u.drone.session_wait) return;
+    if (!g->half_closed || g->ending || !g->started || dg_drone_chan(c)->session_wait) return;
     if (g->in.len) return;   /* a partial message, then END_STREAM: process() ended it */
     if (!settled(c)) return;
     end_call(c, ST_OK, "");
@@ -416,7 +417,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t sid, const 
     if (sid != g->sid || !g->started || g->ending) return 0;
     size_t max = (size_t)c->w->srv->cfg->max_message + 5;
     if (g->in.len + len > max + 16384) {   /* more than one message's worth undecoded */
-        if (c->u.drone.session_wait) return NGHTTP2_ERR_CALLBACK_FAILURE;
+        if (dg_drone_chan(c)->session_wait) return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     if (dg_buf_append(&g->in, data, len)) return NGHTTP2_ERR_CALLBACK_FAILURE;
     process(c);
@@ -513,8 +514,8 @@ static void grpc_on_tick(dg_conn_t *c, int64_t now)
     }
     if (now - c->last_rx_ms >= cfg->idle_timeout_ms) {
         end_call(c, ST_UNAVAILABLE, "idle timeout");
-    } else if (now - c->last_rx_ms >= cfg->ping_interval_ms && now - c->last_ping_ms >= cfg->ping_interval_ms) {
-        c->last_ping_ms = now;
+    } else if (now - c->last_rx_ms >= cfg->ping_interval_ms && now - dg_drone_chan(c)->last_ping_ms >= cfg->ping_interval_ms) {
+        dg_drone_chan(c)->last_ping_ms = now;
         nghttp2_submit_ping(g->ng, NGHTTP2_FLAG_NONE, NULL);
         pump(c);
     }
@@ -554,6 +555,7 @@ const dg_conn_ops_t dg_grpc_conn_ops = {
     .transport = DG_TR_GRPC,
     .out_max = GRPC_OUT_MAX + (1u << 20),
     .store_fed = true,
+    .family = &dg_ingest_family,   /* a drone channel once the call started */
     .on_open = grpc_on_open,
     .on_data = grpc_on_data,
     .on_writable = grpc_on_writable,

@@ -28,6 +28,8 @@
 #include "../ws/ws.h"
 #include "../core/strutil.h"
 
+static inline dg_http_conn_t *H(dg_conn_t *c) { return dg_http_conn(c); }
+
 static const char *reason_of(int status)
 {
     switch (status) {
@@ -55,7 +57,7 @@ static const char *reason_of(int status)
 
 static int keep_alive_of(dg_conn_t *c)
 {
-    return http_should_keep_alive(&c->u.http.parser) && !c->w->draining;
+    return http_should_keep_alive(&H(c)->parser) && !c->w->draining;
 }
 
 void dg_http_respond(dg_conn_t *c, int status, const char *ctype, const void *body, size_t len,
@@ -72,10 +74,10 @@ void dg_http_respond(dg_conn_t *c, int status, const char *ctype, const void *bo
     uint8_t was = c->cork;
     c->cork = 1;
     dg_conn_send(c, head, (size_t)n);
-    if (len && c->u.http.req && c->u.http.req->method != HTTP_HEAD) dg_conn_send(c, body, len);
+    if (len && H(c)->req && H(c)->req->method != HTTP_HEAD) dg_conn_send(c, body, len);
     c->cork = was;
     dg_inc(&dg_metrics.http_requests, 1);
-    c->served = 1;
+    H(c)->served = 1;
     if (!ka) dg_conn_close(c, false);
     else if (!was) dg_conn_flush(c);
 }
@@ -100,7 +102,7 @@ void dg_http_error(dg_conn_t *c, int status, const char *msg)
 
 /* ---- request assembly ---- */
 
-static dg_http_req_t *req_of(http_parser *p) { return ((dg_conn_t *)p->data)->u.http.req; }
+static dg_http_req_t *req_of(http_parser *p) { return dg_http_conn((dg_conn_t *)p->data)->req; }
 
 static int grow_header(dg_http_req_t *r, size_t n)
 {
@@ -155,9 +157,9 @@ static void header_done(dg_http_req_t *r)
 static int on_message_begin(http_parser *p)
 {
     dg_conn_t *c = p->data;
-    if (!c->u.http.req) {
-        c->u.http.req = calloc(1, sizeof(dg_http_req_t));
-        if (!c->u.http.req) return -1;
+    if (!H(c)->req) {
+        H(c)->req = calloc(1, sizeof(dg_http_req_t));
+        if (!H(c)->req) return -1;
     }
     return 0;
 }
@@ -204,7 +206,7 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     dg_conn_t *c = p->data;
-    dg_http_req_t *r = c->u.http.req;
+    dg_http_req_t *r = H(c)->req;
     if (r->body.len + n > (size_t)c->w->srv->cfg->max_http_body) { r->too_big = 2; return -1; }
     return dg_buf_append(&r->body, at, n) ? -1 : 0;
 }
@@ -214,29 +216,29 @@ static void handle_request(dg_conn_t *c, dg_http_req_t *r, bool parser_upgrade);
 static int on_message_complete(http_parser *p)
 {
     dg_conn_t *c = p->data;
-    dg_http_req_t *r = c->u.http.req;
+    dg_http_req_t *r = H(c)->req;
     r->complete = 1;
     if (!p->upgrade) {
         handle_request(c, r, false);
-        if (!c->dead && c->kind == DG_CONN_HTTP && c->u.http.awaiting) {
+        if (!c->dead && c->ops == &dg_http_conn_ops && H(c)->awaiting) {
             /* answered later (dg_http_read_done): keep the request, parse
              * nothing after it until then (replies stay in order) */
             http_parser_pause(p, 1);
             return 0;
         }
-        if (!c->dead && c->kind == DG_CONN_HTTP && c->u.http.req) {  /* not upgraded */
-            dg_buf_free(&c->u.http.req->url);
-            dg_buf_free(&c->u.http.req->body);
-            dg_buf_free(&c->u.http.req->hval);
-            free(c->u.http.req);
-            c->u.http.req = NULL;
+        if (!c->dead && c->ops == &dg_http_conn_ops && H(c)->req) {  /* not upgraded */
+            dg_buf_free(&H(c)->req->url);
+            dg_buf_free(&H(c)->req->body);
+            dg_buf_free(&H(c)->req->hval);
+            free(H(c)->req);
+            H(c)->req = NULL;
             c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->http_idle_timeout_ms;
         }
         if (c->dead || c->closing) return -1;   /* stop parsing: nothing more to answer */
-        if (c->kind == DG_CONN_HTTP && c->out.len > DG_HTTP_OUT_HIGH) {
+        if (c->ops == &dg_http_conn_ops && c->out.len > DG_HTTP_OUT_HIGH) {
             /* pipelining client that does not read: parse nothing more
              * until its output drains (dg_http_on_drained) */
-            c->u.http.blocked = 1;
+            H(c)->blocked = 1;
             http_parser_pause(p, 1);
         }
     }
@@ -255,32 +257,32 @@ static const http_parser_settings settings = {
 
 void dg_http_init(dg_conn_t *c)
 {
-    http_parser_init(&c->u.http.parser, HTTP_REQUEST);
-    c->u.http.parser.data = c;
-    c->u.http.req = NULL;
+    http_parser_init(&H(c)->parser, HTTP_REQUEST);
+    H(c)->parser.data = c;
+    H(c)->req = NULL;
 }
 
 void dg_http_free(dg_conn_t *c)
 {
-    dg_buf_free(&c->u.http.stash);
-    c->u.http.awaiting = 0;
-    dg_http_req_t *r = c->u.http.req;
+    dg_buf_free(&H(c)->stash);
+    H(c)->awaiting = 0;
+    dg_http_req_t *r = H(c)->req;
     if (!r) return;
     dg_buf_free(&r->url);
     dg_buf_free(&r->body);
     dg_buf_free(&r->hval);
     free(r);
-    c->u.http.req = NULL;
+    H(c)->req = NULL;
 }
 
 void dg_http_on_drained(dg_conn_t *c)
 {
-    if (c->kind != DG_CONN_HTTP || !c->u.http.blocked || c->u.http.awaiting) return;
+    if (c->ops != &dg_http_conn_ops || !H(c)->blocked || H(c)->awaiting) return;
     if (c->dead || c->closing || c->out.len > DG_HTTP_OUT_LOW) return;
-    c->u.http.blocked = 0;
-    dg_buf_t st = c->u.http.stash;
-    c->u.http.stash = (dg_buf_t){ 0 };
-    http_parser_pause(&c->u.http.parser, 0);
+    H(c)->blocked = 0;
+    dg_buf_t st = H(c)->stash;
+    H(c)->stash = (dg_buf_t){ 0 };
+    http_parser_pause(&H(c)->parser, 0);
     c->paused = 0;
     uint8_t was = c->cork;
     c->cork = 1;   /* the caller flushes once */
@@ -292,35 +294,35 @@ void dg_http_on_drained(dg_conn_t *c)
 
 void dg_http_await(dg_conn_t *c)
 {
-    c->u.http.awaiting = 1;
+    H(c)->awaiting = 1;
     c->deadline_ms = INT64_MAX;   /* the read has its own timeouts */
 }
 
 void dg_http_read_done(dg_worker_t *w, struct dg_read_job *j)
 {
     dg_conn_t *c = dg_worker_conn(w, j->slot, j->gen);
-    if (!c || c->dead || c->closing || c->kind != DG_CONN_HTTP || !c->u.http.awaiting) {
+    if (!c || c->dead || c->closing || c->ops != &dg_http_conn_ops || !H(c)->awaiting) {
         dg_read_job_free(j);   /* the client went away meanwhile */
         return;
     }
     if (j->status >= 400) dg_http_error(c, j->status, j->err);
     else dg_http_respond(c, j->status, j->ctype, j->body.data, j->body.len, NULL);
     dg_read_job_free(j);
-    c->u.http.awaiting = 0;
+    H(c)->awaiting = 0;
     if (c->dead) return;
-    dg_http_req_t *r = c->u.http.req;
+    dg_http_req_t *r = H(c)->req;
     if (r) {
         dg_buf_free(&r->url);
         dg_buf_free(&r->body);
         dg_buf_free(&r->hval);
         free(r);
-        c->u.http.req = NULL;
+        H(c)->req = NULL;
     }
     c->deadline_ms = dg_mono_ms() + w->srv->cfg->http_idle_timeout_ms;
-    dg_buf_t st = c->u.http.stash;
-    c->u.http.stash = (dg_buf_t){ 0 };
+    dg_buf_t st = H(c)->stash;
+    H(c)->stash = (dg_buf_t){ 0 };
     if (!c->closing) {
-        http_parser_pause(&c->u.http.parser, 0);
+        http_parser_pause(&H(c)->parser, 0);
         c->paused = 0;
         if (st.len) dg_http_on_data(c, (uint8_t *)st.data, st.len);
         if (!c->dead) dg_conn_update_events(c);
@@ -568,7 +570,7 @@ static void upgrade(dg_conn_t *c, dg_http_req_t *r, const char *id, size_t idlen
 
 /* `parser_upgrade`: http_parser itself saw an upgrade and stopped, so the
  * connection may switch protocols. From inside a parser callback it may
- * not: the parser state lives in the union the WebSocket state replaces. */
+ * not: the parser state lives in pstate, which the WebSocket state replaces. */
 static void handle_request(dg_conn_t *c, dg_http_req_t *r, bool parser_upgrade)
 {
     if (dg_buf_append(&r->url, "", 1)) { dg_conn_close(c, true); return; }
@@ -602,41 +604,39 @@ static void handle_request(dg_conn_t *c, dg_http_req_t *r, bool parser_upgrade)
 
 void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
 {
-    size_t done = http_parser_execute(&c->u.http.parser, &settings, (const char *)p, n);
+    size_t done = http_parser_execute(&H(c)->parser, &settings, (const char *)p, n);
     if (c->dead) return;
-    if (c->kind != DG_CONN_HTTP) {
-        /* upgraded: bytes after the request belong to the WebSocket */
-        if (done < n && c->kind == DG_CONN_DRONE) dg_ingest_on_data(c, p + done, n - done);
-        else if (done < n) dg_live_on_data(c, p + done, n - done);
+    if (c->ops != &dg_http_conn_ops) {
+        /* upgraded: bytes after the request belong to the new protocol */
+        if (done < n) c->ops->on_data(c, p + done, n - done);
         return;
     }
     if (c->closing) return;
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->u.http.parser);
-    if (e == HPE_PAUSED && (c->u.http.awaiting || c->u.http.blocked)) {
+    enum http_errno e = HTTP_PARSER_ERRNO(&H(c)->parser);
+    if (e == HPE_PAUSED && (H(c)->awaiting || H(c)->blocked)) {
         /* keep what follows the awaited (or blocked) request; read nothing
          * more until its reply is out (at most one read's worth is kept) */
-        if (done < n && dg_buf_append(&c->u.http.stash, p + done, n - done)) { dg_conn_close(c, true); return; }
+        if (done < n && dg_buf_append(&H(c)->stash, p + done, n - done)) { dg_conn_close(c, true); return; }
         c->paused = 1;
         dg_conn_update_events(c);
         return;
     }
     if (e != HPE_OK) {
-        dg_http_req_t *r = c->u.http.req;
+        dg_http_req_t *r = H(c)->req;
         int too_big = r ? r->too_big : 0;
-        c->u.http.parser.flags = 0;
+        H(c)->parser.flags = 0;
         if (too_big == 1) reject(c, 431, DG_CREJ_BAD_REQUEST, "request headers too large");
         else if (too_big == 2) reject(c, 413, DG_CREJ_BAD_REQUEST, "request body too large");
         else reject(c, 400, DG_CREJ_BAD_REQUEST, http_errno_description(e));
         dg_conn_close(c, false);
         return;
     }
-    if (c->u.http.parser.upgrade && c->kind == DG_CONN_HTTP && c->u.http.req && c->u.http.req->complete) {
+    if (H(c)->parser.upgrade && c->ops == &dg_http_conn_ops && H(c)->req && H(c)->req->complete) {
         /* an Upgrade request we did not accept (wrong path etc.) */
-        dg_http_req_t *r = c->u.http.req;
+        dg_http_req_t *r = H(c)->req;
         handle_request(c, r, true);
-        if (!c->dead && c->kind == DG_CONN_DRONE && done < n) dg_ingest_on_data(c, p + done, n - done);
-        else if (!c->dead && c->kind == DG_CONN_LIVE && done < n) dg_live_on_data(c, p + done, n - done);
-        else if (!c->dead && c->kind == DG_CONN_HTTP) dg_conn_close(c, false);
+        if (!c->dead && c->ops != &dg_http_conn_ops && done < n) c->ops->on_data(c, p + done, n - done);   /* upgraded */
+        else if (!c->dead && c->ops == &dg_http_conn_ops) dg_conn_close(c, false);
     }
 }
 
@@ -646,7 +646,7 @@ void dg_http_on_data(dg_conn_t *c, uint8_t *p, size_t n)
 static void http_on_writable(dg_conn_t *c)
 {
     /* a response being read (slowly) is not an idle connection */
-    if (c->served && !c->u.http.awaiting)
+    if (H(c)->served && !H(c)->awaiting)
         c->deadline_ms = dg_mono_ms() + c->w->srv->cfg->http_idle_timeout_ms;
     dg_http_on_drained(c);
 }
@@ -654,7 +654,7 @@ static void http_on_writable(dg_conn_t *c)
 static void http_on_tick(dg_conn_t *c, int64_t now)
 {
     if (now < c->deadline_ms) return;
-    if (!c->served) dg_inc(&dg_metrics.conn_rejected[DG_CREJ_HANDSHAKE_TIMEOUT], 1);
+    if (!H(c)->served) dg_inc(&dg_metrics.conn_rejected[DG_CREJ_HANDSHAKE_TIMEOUT], 1);
     dg_conn_close(c, true);
 }
 

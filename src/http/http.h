@@ -5,6 +5,7 @@
 #ifndef DG_HTTP_H
 #define DG_HTTP_H
 
+#include <http_parser.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,8 @@
 /* Connection handlers of an HTTP connection (the listener's protocol). */
 extern const dg_conn_ops_t dg_http_conn_ops;
 
+typedef struct dg_http_req dg_http_req_t;
+
 struct dg_http_req {
     int      method;            /* enum http_method */
     dg_buf_t url;               /* raw request target */
@@ -52,6 +55,23 @@ struct dg_http_req {
     int      complete;
     int      too_big;
 };
+
+/* An HTTP connection's state (its pstate, conn.h): set up by dg_http_init
+ * (the table's on_open), released by dg_http_free (on_close, or before an
+ * upgrade hands pstate to the WebSocket protocol). */
+typedef struct dg_http_conn {
+    http_parser    parser;
+    dg_http_req_t *req;        /* allocated while a request is being parsed */
+    uint8_t        awaiting;   /* a store read is running for req: parser
+                                * paused, reads stopped (reads.h) */
+    uint8_t        blocked;    /* pending output over DG_HTTP_OUT_HIGH: parser
+                                * paused, reads stopped until it drains */
+    uint8_t        served;     /* at least one request completed */
+    dg_buf_t       stash;      /* input after the awaited request */
+} dg_http_conn_t;
+_Static_assert(sizeof(dg_http_conn_t) <= DG_CONN_PSTATE_BYTES, "the HTTP state must fit a connection's pstate");
+
+static inline dg_http_conn_t *dg_http_conn(dg_conn_t *c) { return (dg_http_conn_t *)(void *)c->pstate; }
 
 /* Feed bytes of an HTTP connection. May upgrade the connection to a drone
  * WebSocket (remaining bytes are then fed to the WebSocket session). */

@@ -11,6 +11,7 @@
 #include "command.h"
 #include "mavlink.h"
 #include "vehicle.h"
+#include "../codec/json_telemetry.h"
 #include "../codec/validate.h"
 #include "../core/live.h"
 #include "../core/log.h"
@@ -61,7 +62,7 @@ static void on_ack(dg_conn_t *c, mav_ws_t *m, const dg_mav_frame_t *f)
         if (st != DG_CMD_ACCEPTED) m->cmd[i].used = false;
         dg_command_t out;
         if (dg_commands_set(c->w->srv->commands, m->cmd[i].id, strlen(m->cmd[i].id),
-                            dg_drone_id(c->u.drone.drone, NULL), st, name, strlen(name), dg_now_ms(), &out) == 0)
+                            dg_drone_id(dg_drone_chan(c)->drone, NULL), st, name, strlen(name), dg_now_ms(), &out) == 0)
             dg_ingest_command_changed(c->w, &out);
         return;
     }
@@ -90,7 +91,7 @@ static void on_frame(const dg_mav_frame_t *f, void *ud)
     dg_record_t r;
     if (!dg_mav_state_apply(&m->st, f, dg_now_ms(), c->w->srv->cfg->mavlink_store_every_ms, &r)) return;
     size_t idlen;
-    const char *id = dg_drone_id(c->u.drone.drone, &idlen);
+    const char *id = dg_drone_id(dg_drone_chan(c)->drone, &idlen);
     memcpy(r.drone_id, id, idlen + 1);
     r.drone_id_len = (uint8_t)idlen;
     r.recv_us = dg_now_us();
@@ -104,7 +105,7 @@ static void on_frame(const dg_mav_frame_t *f, void *ud)
     dg_inc(&dg_metrics.received_ws_mav, 1);
     dg_worker_append(c->w, &r);
     if (dg_live_active(c->w)) dg_live_publish_record(c->w, &r);
-    dg_registry_update(c->w->srv->registry, c->u.drone.drone, &r);
+    dg_registry_update(c->w->srv->registry, dg_drone_chan(c)->drone, &r);
 }
 
 static int mav_message(dg_conn_t *c, int opcode, uint8_t *data, size_t len)

@@ -1,36 +1,45 @@
 /* conn.h - one client connection, owned by one worker thread.
  *
- * A connection starts as HTTP (request parsing with http_parser) and may be
- * upgraded to a drone WebSocket channel. The HTTP and WebSocket states share
- * a union, so an idle drone connection costs only this struct (a few hundred
- * bytes) plus the kernel's socket: input is parsed straight from the
- * worker's shared read buffer and `out` holds memory only while the socket
- * would block.
+ * The loop (worker.c) reads, writes, times out and closes a connection;
+ * what the bytes mean is the business of the protocol whose handler table
+ * (dg_conn_ops_t) the connection points at. A connection starts with its
+ * listener's table (HTTP, gRPC) and may switch tables (dg_conn_set_ops: a
+ * WebSocket upgrade to a drone channel or a live watcher).
+ *
+ * The protocol's per-connection state lives in `pstate`, an aligned area of
+ * this struct that net/ never reads: each protocol views it through a typed
+ * accessor in its own header (http/http.h dg_http_conn(), core/ingest.h
+ * dg_drone_chan(), core/live.h dg_live_conn()), with a _Static_assert that
+ * its struct fits DG_CONN_PSTATE_BYTES. Switching tables hands the area to
+ * the new protocol, which initialises it (the old one has released what
+ * it held). So an idle drone connection costs only this struct (544 bytes
+ * on x86-64) plus the kernel's socket, and no allocation of its own: input
+ * is parsed straight from the worker's shared read buffer and `out` holds
+ * memory only while the socket would block.
  */
 #ifndef DG_CONN_H
 #define DG_CONN_H
 
 #include <ev.h>
-#include <http_parser.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../core/buf.h"
-#include "../core/registry.h"
-#include "../ws/ws.h"
 
 typedef struct dg_worker dg_worker_t;
-typedef struct dg_http_req dg_http_req_t;
-
-enum dg_conn_kind { DG_CONN_HTTP = 0, DG_CONN_DRONE = 1, DG_CONN_LIVE = 2 };
-
-struct dg_live_watch;
 typedef struct dg_conn dg_conn_t;
+
+/* Bytes of protocol state inside each connection: the largest protocol
+ * state (the drone channel's, 360 bytes on x86-64) rounded up to the
+ * alignment. A protocol whose state does not fit fails to compile (its
+ * _Static_assert); one with larger state keeps it on the heap (`proto`). */
+#define DG_CONN_PSTATE_BYTES 368
 
 /* What a protocol does with a connection: the loop (worker.c) calls these
  * and never asks what kind of connection it is (cf. Redis' ConnectionType).
- * A transport (HTTP, drone WebSocket, live watcher; gRPC or MAVLink later)
- * is one such table; a connection switches tables with dg_conn_set_ops()
+ * A transport (HTTP, drone WebSocket, live watcher, gRPC) is one such
+ * table, defined in the transport's own folder; a connection switches tables with dg_conn_set_ops()
  * (e.g. on a WebSocket upgrade). Every callback runs on the worker thread;
  * NULL entries are skipped. */
 typedef struct dg_conn_ops {
@@ -39,6 +48,11 @@ typedef struct dg_conn_ops {
     size_t out_max;         /* pending output cap: a peer that does not read is dropped */
     bool   store_fed;       /* input becomes store records: reading pauses while the
                              * worker's batch pool is out, stops when draining */
+    /* Tables whose connections share one pstate layout carry the same tag
+     * (the drone channel's WebSocket and gRPC tables: &dg_ingest_family),
+     * defined and compared by the layer that owns the layout; NULL: the
+     * table is the only one, compare c->ops itself. net/ never reads it. */
+    const void *family;
     void (*on_open)(dg_conn_t *c);                    /* accepted (listener's table) */
     void (*on_data)(dg_conn_t *c, uint8_t *p, size_t n);
     void (*on_writable)(dg_conn_t *c);                /* output was written (may queue more, corked) */
@@ -62,65 +76,27 @@ struct dg_conn {
     dg_worker_t   *w;
     int            fd;
     uint32_t       slot, gen;     /* index in the worker's slot table + reuse generation */
-    uint8_t        kind;          /* DG_CONN_* */
     uint8_t        closing;       /* flush `out`, then close */
     uint8_t        cork;          /* collect output, flush once after processing */
-    uint8_t        paused;        /* reads stopped: store backpressure */
-    uint8_t        ack_dirty;     /* on the worker's ack list */
-    uint8_t        served;        /* HTTP: at least one request completed */
+    uint8_t        paused;        /* reads stopped: store backpressure, or the protocol
+                                   * waits (on the worker's pause list only for the former) */
     uint8_t        dead;          /* closed; freed after the current callback */
     uint8_t        lingering;     /* output done: read input (on_linger) until EOF */
     uint8_t        wr_shut;       /* lingering and our write side is shut (FIN sent) */
     uint32_t       drain_left;    /* draining, store-fed: bytes the kernel held when the
                                    * drain began, still to be read ("what was received") */
     int64_t        last_rx_ms;    /* monotonic: last bytes received */
-    int64_t        last_ping_ms;
-    int64_t        deadline_ms;   /* HTTP: handshake / keep-alive deadline; lingering: give-up time */
+    int64_t        deadline_ms;   /* lingering: give-up time; else the protocol's
+                                   * (HTTP handshake / keep-alive, gRPC) */
     dg_buf_t       out;           /* pending output */
     struct dg_conn *prev, *next;  /* the worker's list of connections */
-    struct dg_conn *ack_next;     /* the worker's list of connections owing an ack */
     struct dg_conn *pause_next;   /* the worker's list of paused connections */
-    void          *proto;         /* state of a protocol that keeps it outside the union
-                                   * below (a new transport: allocated by its on_open or
-                                   * when it takes the connection over, freed by on_close) */
-    union {
-        struct {                  /* DG_CONN_HTTP */
-            http_parser    parser;
-            dg_http_req_t *req;   /* allocated while a request is being parsed */
-            uint8_t        awaiting;  /* a store read is running for req: parser
-                                       * paused, reads stopped (reads.h) */
-            uint8_t        blocked;   /* pending output over DG_HTTP_OUT_HIGH: parser
-                                       * paused, reads stopped until it drains */
-            dg_buf_t       stash;     /* input after the awaited request */
-        } http;
-        struct {                  /* DG_CONN_DRONE */
-            dg_ws_session_t ws;
-            dg_drone_t     *drone;
-            const struct dg_drone_io *io; /* how this transport frames acks, errors,
-                                           * commands (core/ingest.h) */
-            uint64_t        ack_pending;  /* highest durable seq not yet acked */
-            uint64_t        ack_sent;     /* highest seq acked */
-            uint8_t         session_wait; /* session message not sent yet: reads
-                                           * stopped, input stashed, no commands */
-            dg_buf_t        stash;        /* input received before the session message */
-            bool            has_pending;
-            bool            has_sent;
-            bool            reack;        /* a resent seq <= ack_sent became durable: ack again */
-            bool            has_in;       /* max_in is set */
-            uint64_t        max_in;       /* highest seq taken in (gRPC: the call ends
-                                           * with OK after a half-close once it is acked) */
-            bool            has_rej;      /* rej_max is set */
-            uint64_t        rej_max;      /* highest seq the store rejected (reused): never
-                                           * acked, so it settles max_in in place of an ack */
-            int64_t         last_ack_ms;
-            double          tokens;       /* rate limit bucket */
-            int64_t         tokens_ms;
-        } drone;
-        struct {                  /* DG_CONN_LIVE */
-            dg_ws_session_t       ws;
-            struct dg_live_watch *lw;     /* filter, conflation state */
-        } live;
-    } u;
+    void          *proto;         /* heap state of a protocol, beside or instead of
+                                   * pstate (gRPC's nghttp2 session under its drone
+                                   * channel, MAVLink's vehicle state): allocated by
+                                   * the protocol, freed by its on_close / release */
+    /* the protocol's state (see above); zero when the connection is accepted */
+    _Alignas(max_align_t) unsigned char pstate[DG_CONN_PSTATE_BYTES];
 };
 
 /* Queue bytes for the peer (written at once unless corked or blocked).
@@ -131,8 +107,7 @@ void dg_conn_flush(dg_conn_t *c);
 /* Close after the pending output is written (or at once when `now`: the
  * connection is dead at once, its teardown runs after the current callback). */
 void dg_conn_close(dg_conn_t *c, bool now);
-/* Hand the connection to another protocol (kind: DG_CONN_*, kept for the
- * protocols' own checks). */
-void dg_conn_set_ops(dg_conn_t *c, const dg_conn_ops_t *ops, int kind);
+/* Hand the connection to another protocol (it then initialises pstate). */
+void dg_conn_set_ops(dg_conn_t *c, const dg_conn_ops_t *ops);
 
 #endif

@@ -9,8 +9,10 @@
  * The loop knows no protocol: a connection's handler table (conn.h,
  * dg_conn_ops_t) parses its input, ticks its timeouts, closes it politely on
  * drain; inbox messages carry their handler (dg_msg_t.handle); the layers
- * above hook the loop's fixed points (dg_worker_hooks_t). A new transport is
- * a new table, not an edit here.
+ * above hook the loop's fixed points (dg_worker_hooks_t) and keep their
+ * per-worker state in slots they register (dg_worker_ext_t); a connection's
+ * protocol state is its opaque pstate. A new transport is a new table, not
+ * an edit here.
  *
  * Closing is deferred (libuv's uv_close): dg_conn_close(c, true) marks the
  * connection dead; its teardown, close(fd) and free run in the prepare step,
@@ -136,12 +138,11 @@ void dg_conn_update_events(dg_conn_t *c)
 
 static void conn_destroy_now(dg_conn_t *c);
 
-void dg_conn_set_ops(dg_conn_t *c, const dg_conn_ops_t *ops, int kind)
+void dg_conn_set_ops(dg_conn_t *c, const dg_conn_ops_t *ops)
 {
     dg_gauge_add(&dg_metrics.connections[c->ops->transport], -1);
     dg_gauge_add(&dg_metrics.connections[ops->transport], 1);
     c->ops = ops;
-    c->kind = (uint8_t)kind;
 }
 
 /* Closing is two-phase (libuv's uv_close): dg_conn_close(c, true) only takes
@@ -666,12 +667,6 @@ static void on_sweep(struct ev_loop *loop, ev_timer *t, int revents)
     if (w->draining) drain_step(w);
 }
 
-static void on_ack_timer(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    dg_worker_t *w = t->data;
-    H(w)->after_inbox(w, false);
-}
-
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     dg_worker_t *w = p->data;
@@ -691,11 +686,6 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
     if (w->open && w->open->n && w->inflight < 2) batch_submit(w);
     depth_flush(w);
     if (H(w)->before_sleep) H(w)->before_sleep(w);
-    if (w->ack_list && !ev_is_active(&w->ack_timer)) {
-        double iv = (double)w->srv->cfg->ack_interval_ms / 1000.0;
-        ev_timer_set(&w->ack_timer, iv > 0.002 ? iv / 2 : 0.001, 0.0);
-        ev_timer_start(loop, &w->ack_timer);
-    }
 }
 
 static void *worker_main(void *arg)
@@ -742,6 +732,41 @@ int dg_worker_listen_dgram(dg_worker_t *w, int fd, void (*on_dgram)(dg_worker_t 
     return 0;
 }
 
+/* ---- the layers' per-worker state ---- */
+
+static const dg_worker_ext_t *ext_types[DG_WORKER_EXT_MAX];
+static int ext_ntypes;
+
+int dg_worker_ext_register(const dg_worker_ext_t *t)
+{
+    for (int i = 0; i < ext_ntypes; i++)
+        if (ext_types[i] == t) return i;
+    if (ext_ntypes == DG_WORKER_EXT_MAX) return -1;
+    ext_types[ext_ntypes] = t;
+    return ext_ntypes++;
+}
+
+int dg_worker_ext_init(dg_worker_t *w)
+{
+    for (int i = 0; i < ext_ntypes; i++) {
+        if (w->ext[i]) continue;
+        if (!(w->ext[i] = ext_types[i]->init(w))) {
+            dg_worker_ext_free(w);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void dg_worker_ext_free(dg_worker_t *w)
+{
+    for (int i = ext_ntypes - 1; i >= 0; i--) {
+        if (!w->ext[i]) continue;
+        ext_types[i]->free(w, w->ext[i]);
+        w->ext[i] = NULL;
+    }
+}
+
 dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
 {
     dg_worker_t *w = calloc(1, sizeof *w);
@@ -753,8 +778,7 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     w->rbuf_cap = DG_RBUF_SIZE;
     w->rbuf = malloc(w->rbuf_cap);
-    w->dec = dg_json_decoder_new(1u << 20);
-    if (!w->loop || !w->rbuf || !w->dec) { dg_worker_free(w); return NULL; }
+    if (!w->loop || !w->rbuf || dg_worker_ext_init(w)) { dg_worker_free(w); return NULL; }
     if (dg_batch_pool_init(&w->pool, id, DG_MSG_BATCH, (size_t)srv->cfg->batch_records, srv->cfg->batch_pool) < 0) {
         dg_worker_free(w);
         return NULL;
@@ -773,8 +797,6 @@ dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd)
     ev_timer_init(&w->sweep, on_sweep, iv, iv);
     w->sweep.data = w;
     ev_timer_start(w->loop, &w->sweep);
-    ev_timer_init(&w->ack_timer, on_ack_timer, 0.05, 0.0);
-    w->ack_timer.data = w;
     ev_timer_init(&w->accept_timer, on_accept_timer, DG_ACCEPT_PAUSE_MS / 1000.0, 0.0);
     w->accept_timer.data = w;
     ev_prepare_init(&w->prep, on_prepare);
@@ -798,16 +820,15 @@ void dg_worker_free(dg_worker_t *w)
     while (w->dead) { dg_conn_t *c = w->dead; w->dead = c->next; conn_destroy_now(c); }
     dg_batch_pool_free(&w->pool);
     dg_batch_free(w->open);
-    if (H(w)->on_free) H(w)->on_free(w);
     for (dg_msg_t *m = w->inbox, *n; m; m = n) {
         n = m->next;
         if (m->handle) m->handle(w, m, false);   /* frees it */
         else dg_batch_free((dg_batch_t *)m);
     }
+    dg_worker_ext_free(w);   /* the loop still exists (a state may hold watchers) */
     for (int i = 0; i < w->nlst; i++)
         if (w->lst[i].fd >= 0) close(w->lst[i].fd);
     if (w->loop) ev_loop_destroy(w->loop);
-    dg_json_decoder_free(w->dec);
     free(w->rbuf);
     dg_buf_free(&w->scratch);
     free(w->slots);

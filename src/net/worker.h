@@ -5,18 +5,23 @@
  * to it through dg_worker_post() (mutex-protected list + ev_async wake-up):
  * the store writer hands batches back, another worker asks it to close a
  * replaced connection, main asks it to drain.
+ *
+ * The worker holds only what the loop itself needs (connections, listeners,
+ * read buffer, the store pipeline's open batch and pool, drain state). The
+ * per-worker state of the layers above (the drone channel's JSON decoder,
+ * ack list and ack timer in core/ingest.c; the live stream's open chunk and
+ * watchers in core/live.c) is theirs: each registers a dg_worker_ext_t once
+ * and reaches its state through w->ext[its slot] (one load, no lookup).
  */
 #ifndef DG_WORKER_H
 #define DG_WORKER_H
 
 #include <ev.h>
-#include <stdatomic.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "conn.h"
-#include "../codec/json_telemetry.h"
 #include "../core/server.h"
 #include "../pipeline/writer.h"
 
@@ -25,6 +30,7 @@
 enum { DG_MSG_BATCH = 1, DG_MSG_CLOSE = 2, DG_MSG_DRAIN = 3, DG_MSG_LIVE = 4, DG_MSG_COMMAND = 5, DG_MSG_READ = 6, DG_MSG_FLEET = 7 };
 
 #define DG_MAX_LISTENERS 4
+#define DG_WORKER_EXT_MAX 4
 
 struct dg_worker {
     int              id;
@@ -43,7 +49,6 @@ struct dg_worker {
     int              nlst;
     ev_async         wake;
     ev_timer         sweep;         /* timeouts, pings */
-    ev_timer         ack_timer;     /* deferred (coalesced) acks */
     ev_timer         accept_timer;  /* accepting paused (EMFILE), restarts it */
     int64_t          emfile_warned_ms;
     ev_prepare       prep;          /* before blocking: submit batch, free dead conns */
@@ -59,7 +64,6 @@ struct dg_worker {
     /* input */
     uint8_t         *rbuf;
     size_t           rbuf_cap;
-    dg_json_decoder_t *dec;
     dg_buf_t         scratch;       /* reusable output buffer (error replies, live events) */
     /* store pipeline */
     dg_batch_t      *open;          /* being filled */
@@ -68,11 +72,10 @@ struct dg_worker {
     int64_t          depth_pending; /* appended records not yet in dronegate_queue_depth (depth_flush) */
     bool             paused;        /* out of batches: drone reads stopped */
     dg_conn_t       *paused_list;
-    dg_conn_t       *ack_list;
-    /* live stream */
-    struct dg_live_chunk *live_open;   /* events published during this loop iteration */
-    struct dg_live_watch *watchers;
-    atomic_int       nwatchers;        /* read by other workers */
+    /* the layers' per-worker state (dg_worker_ext_register): set when the
+     * worker is created, before its thread starts, and never changed, so
+     * other threads may read the pointers */
+    void            *ext[DG_WORKER_EXT_MAX];
     /* drain */
     bool             draining;
     int64_t          drain_deadline_ms;
@@ -87,8 +90,28 @@ typedef struct dg_worker_hooks {
     void (*after_inbox)(dg_worker_t *w, bool force);    /* inbox handled / ack timer: send what is owed */
     void (*tick)(dg_worker_t *w);                       /* every sweep */
     void (*before_sleep)(dg_worker_t *w);               /* prepare step, before blocking */
-    void (*on_free)(dg_worker_t *w);                    /* the worker is freed */
 } dg_worker_hooks_t;
+
+/* Per-worker state of a layer above the loop. A layer registers its type
+ * once, before the first worker is created (main thread; not thread-safe);
+ * every worker created afterwards holds one instance in ext[slot]: made by
+ * init when the worker is created (NULL: out of memory, the worker is not
+ * created), freed by free when the worker is freed, after its connections
+ * were torn down and its inbox emptied, while its loop still exists. */
+typedef struct dg_worker_ext {
+    const char *name;
+    void *(*init)(dg_worker_t *w);
+    void  (*free)(dg_worker_t *w, void *state);
+} dg_worker_ext_t;
+
+/* The slot of type t in every worker's ext[] (registering t again returns
+ * the same slot), or -1 when DG_WORKER_EXT_MAX types are registered. */
+int   dg_worker_ext_register(const dg_worker_ext_t *t);
+/* Create / free the registered states of a worker (dg_worker_new and
+ * dg_worker_free do; for a worker built by hand, as the unit tests do).
+ * init: 0, or -1 when out of memory (what was made is freed). */
+int   dg_worker_ext_init(dg_worker_t *w);
+void  dg_worker_ext_free(dg_worker_t *w);
 
 /* lfd: the HTTP listener (connections start with srv->accept_ops). */
 dg_worker_t *dg_worker_new(dg_server_t *srv, int id, int lfd);

@@ -1,8 +1,15 @@
 """The event loop knows no protocol (issue 8 §3): structural checks on the
 source tree, no server needed.
 
-- net/ includes nothing of http/ and, of core/, only the utilities below the
-  loop (buffers, log, metrics, clocks, server/config, registry types);
+- net/ includes nothing of a protocol layer (http/, ws/, codec/, grpc/,
+  mavlink/, ...) and, of core/, only the utilities below the loop (buffers,
+  log, metrics, clocks, server/config);
+- conn.h and worker.h do not pull a protocol in through other headers either
+  (no http_parser.h, ws/ws.h, codec/json_telemetry.h, ... anywhere in what
+  they include): a protocol's per-connection state lives in the connection's
+  opaque pstate, its per-worker state behind dg_worker_ext_t;
+- net/ holds no protocol state (no http/drone/live union members, no
+  connection kinds, no ack list, decoder or live watchers);
 - net/worker.c never branches on the kind of a connection (handler tables);
 - no include cycle among the headers of net/, core/, http/;
 - core/ does not call http/ (main.c, the composition root, excepted).
@@ -12,7 +19,14 @@ import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-NET_MAY_USE_CORE = {"buf.h", "log.h", "metrics.h", "timefmt.h", "server.h", "registry.h"}
+NET_MAY_USE_CORE = {"buf.h", "log.h", "metrics.h", "timefmt.h", "server.h"}
+# folders of protocols and codecs: net/ must not reach them, not even
+# through another header
+PROTOCOL_DIRS = {"http", "ws", "codec", "grpc", "mavlink", "fleet", "queue"}
+# the protocols that live in core/ (the drone channel, the live stream, ...)
+CORE_PROTOCOL_HEADERS = {"ingest.h", "live.h", "reads.h", "commands.h", "auth.h"}
+# libraries that parse a protocol
+PROTOCOL_SYSTEM_HEADERS = re.compile(r"#include\s*<(http_parser\.h|nghttp2/|protobuf-c/|jsmn|amqp|librdkafka/)")
 
 
 def _includes(path):
@@ -27,9 +41,47 @@ def test_net_includes_no_protocol():
     for p in sorted((SRC / "net").glob("*.[ch]")):
         for inc in _includes(p):
             top, _, name = inc.partition("/")
-            if top == "http" or (top == "core" and name not in NET_MAY_USE_CORE):
+            if top in PROTOCOL_DIRS or (top == "core" and name not in NET_MAY_USE_CORE):
                 bad.append(f"{p.relative_to(SRC)} -> {inc}")
     assert not bad, "net/ depends on a protocol layer: " + ", ".join(bad)
+
+
+def _closure(start):
+    """Every header of src/ that `start` includes, directly or not."""
+    seen, todo = set(), [start]
+    while todo:
+        n = todo.pop()
+        if n in seen or not (SRC / n).is_file():
+            continue
+        seen.add(n)
+        todo += _includes(SRC / n)
+    return seen
+
+
+def test_net_headers_pull_in_no_protocol():
+    bad = []
+    for h in sorted((SRC / "net").glob("*.h")):
+        for n in sorted(_closure(str(h.relative_to(SRC)))):
+            top, _, name = n.partition("/")
+            if top in PROTOCOL_DIRS or (top == "core" and name in CORE_PROTOCOL_HEADERS):
+                bad.append(f"{h.relative_to(SRC)} -> ... -> {n}")
+            m = PROTOCOL_SYSTEM_HEADERS.search((SRC / n).read_text())
+            if m:
+                bad.append(f"{h.relative_to(SRC)} -> ... -> {n} -> <{m.group(1)}>")
+    assert not bad, "a net/ header pulls in a protocol:\n" + "\n".join(bad)
+
+
+def test_net_holds_no_protocol_state():
+    pat = re.compile(r"\bu\.(http|drone|live)\b|DG_CONN_(HTTP|DRONE|LIVE)|\bdg_conn_kind\b|->kind\b|"
+                     r"\b(ack_list|ack_timer|ack_dirty|ack_next|live_open|watchers|nwatchers|dg_json_decoder\w*)\b")
+    hits = []
+    for p in sorted((SRC / "net").glob("*.[ch]")):
+        # comments may name the layers above; code may not (line numbers kept)
+        code = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), p.read_text(), flags=re.S)
+        for i, line in enumerate(code.splitlines(), 1):
+            if pat.search(line.split("//")[0]):
+                hits.append(f"{p.relative_to(SRC)}:{i}: {line.strip()}")
+    assert not hits, "protocol state in net/:\n" + "\n".join(hits)
 
 
 def test_core_does_not_call_http():

@@ -96,7 +96,6 @@ static resp_t *request_m(const char *method, const char *target, const char *bod
     c->ops = &dg_http_conn_ops;
     c->w = w;
     c->fd = sv[0];
-    c->kind = DG_CONN_HTTP;
     dg_http_init(c);
     char req[4096];
     int n = body ? snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -123,7 +122,7 @@ static resp_t *request_m(const char *method, const char *target, const char *bod
     close(sv[0]);
     close(sv[1]);
     dg_buf_free(&c->out);
-    dg_buf_free(&c->u.http.stash);
+    dg_buf_free(&dg_http_conn(c)->stash);
     free(c);
     ev_loop_destroy(w->loop);
     free(w->slots);

@@ -49,6 +49,7 @@ static fixture_t *fx_new(void)
     f->w->slot_cap = 4;
     f->w->slots = calloc(f->w->slot_cap, sizeof *f->w->slots);
     f->w->gens = calloc(f->w->slot_cap, sizeof *f->w->gens);
+    if (dg_ingest_register() || dg_worker_ext_init(f->w)) abort();   /* the decoder, the ack list */
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) abort();
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
@@ -57,12 +58,11 @@ static fixture_t *fx_new(void)
     dg_conn_t *c = calloc(1, sizeof *c);
     ev_io_init(&c->io, noop_cb, sv[0], EV_READ);
     c->ops = &dg_ingest_conn_ops;
-    c->u.drone.io = &dg_ws_json_io;   /* the WebSocket JSON transport */
+    dg_drone_chan(c)->io = &dg_ws_json_io;   /* the WebSocket JSON transport: a drone channel */
     c->w = f->w;
     c->fd = sv[0];
     c->slot = 1;
     c->gen = GEN;
-    c->kind = DG_CONN_DRONE;
     f->w->slots[1] = c;
     f->w->gens[1] = GEN;
     f->c = c;
@@ -79,6 +79,7 @@ static void fx_free(fixture_t *f)
     free(f->c);
     free(f->w->slots);
     free(f->w->gens);
+    dg_worker_ext_free(f->w);
     ev_loop_destroy(f->w->loop);
     dg_buf_free(&f->w->scratch);   /* error replies are built there */
     free(f->w);
@@ -216,7 +217,7 @@ TEST(ack_interval_coalesces_until_forced)
 {
     fixture_t *f = fx_new();
     f->cfg.ack_interval_ms = 60000;
-    f->c->u.drone.last_ack_ms = dg_mono_ms();   /* an ack just went out */
+    dg_drone_chan(f->c)->last_ack_ms = dg_mono_ms();   /* an ack just went out */
     add(f, 1, 0, GEN);
     add(f, 2, 0, GEN);
     done(f, 0);
@@ -254,7 +255,7 @@ TEST(other_connection_generation_not_acked)
 TEST(closing_connection_not_acked)
 {
     fixture_t *f = fx_new();
-    f->c->u.drone.ws.closed = 1;
+    dg_drone_chan(f->c)->ws.closed = 1;
     add(f, 1, 0, GEN);
     done(f, 0);
     const char *s = drain(f);
