@@ -177,70 +177,13 @@ static inline uint64_t eight_value(uint64_t x)   /* first byte = most significan
     return (x & UINT64_C(0x0000FFFF0000FFFF)) * UINT64_C(42949672960001) >> 32;
 }
 
-/* Digits of a JSON integer without sign: "0" or [1-9][0-9]*. Accumulates into
- * *out and fails on overflow past `max`. Up to 19 digits cannot overflow a
- * uint64_t (10^19 - 1 < 2^64): accumulated unchecked (8 at a time where
- * possible), then compared once; longer ones are checked digit by digit
- * (13-digit ms timestamps: the per-digit check was 5 % of the gateway's CPU
- * at window 256). */
-static int parse_uint_digits(const char *p, const char *end, uint64_t max, uint64_t *out)
-{
-    if (p == end) return -1;
-    if (*p == '0') {
-        if (p + 1 != end) return -1;        /* leading zero, or "0.5", "0e1" */
-        *out = 0;
-        return 0;
-    }
-    uint64_t v = 0;
-    if (end - p <= 19) {
-#if DG__SWAR
-        while (end - p >= 8) {
-            uint64_t x;
-            memcpy(&x, p, 8);
-            if (!eight_digits(x)) return -1;
-            v = v * 100000000 + eight_value(x);
-            p += 8;
-        }
-#endif
-        for (; p < end; p++) {
-            if (!is_digit(*p)) return -1;
-            v = v * 10 + (uint64_t)(*p - '0');
-        }
-        if (v > max) return -1;
-        *out = v;
-        return 0;
-    }
-    for (; p < end; p++) {
-        if (!is_digit(*p)) return -1;
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (max - d) / 10) return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-int dg_parse_u64(const char *s, size_t n, uint64_t *out)
-{
-    return parse_uint_digits(s, s + n, UINT64_MAX, out);
-}
-
-int dg_parse_i64(const char *s, size_t n, int64_t *out)
-{
-    const char *p = s, *end = s + n;
-    bool neg = false;
-    if (p < end && *p == '-') { neg = true; p++; }
-    uint64_t v;
-    if (parse_uint_digits(p, end, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &v))
-        return -1;
-    if (neg) *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    else     *out = (int64_t)v;
-    return 0;
-}
-
 /* The JSON integer at p without sign, parsed greedily (scan_double's
  * contract): the end of its digits, or NULL (no digit, over max). "0"
- * stops after the zero (a digit after it is the caller's error). */
+ * stops after the zero (a digit after it is the caller's error). Up to 19
+ * digits cannot overflow a uint64_t (10^19 - 1 < 2^64): accumulated
+ * unchecked, 8 at a time where possible, then compared once with max; a
+ * longer run is checked digit by digit (13-digit ms timestamps: a check
+ * per digit was 5 % of the gateway's CPU at window 256). */
 static const char *scan_uint(const char *p, const char *end, uint64_t max, uint64_t *out)
 {
     const char *q = p;
@@ -258,9 +201,14 @@ static const char *scan_uint(const char *p, const char *end, uint64_t max, uint6
 #endif
     while (q < end && is_digit(*q) && q - p < 20) { v = v * 10 + (uint64_t)(*q - '0'); q++; }
     if (q - p > 19) {                                /* 20 digits or more: checked */
-        const char *r = q;
-        while (r < end && is_digit(*r)) r++;
-        return parse_uint_digits(p, r, max, out) ? NULL : r;
+        v = 0;
+        for (q = p; q < end && is_digit(*q); q++) {
+            unsigned d = (unsigned)(*q - '0');
+            if (v > (max - d) / 10) return NULL;
+            v = v * 10 + d;
+        }
+        *out = v;
+        return q;
     }
     if (v > max) return NULL;                        /* <= 19 digits: no wrap */
     *out = v;
@@ -283,6 +231,23 @@ const char *dg_scan_i64(const char *s, const char *end, int64_t *out)
     if (neg) *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
     else     *out = (int64_t)v;
     return q;
+}
+
+/* The exact forms: the greedy parse must take the whole text. */
+int dg_parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (dg_scan_u64(s, s + n, &v) != s + n) return -1;
+    *out = v;
+    return 0;
+}
+
+int dg_parse_i64(const char *s, size_t n, int64_t *out)
+{
+    int64_t v = 0;
+    if (dg_scan_i64(s, s + n, &v) != s + n) return -1;
+    *out = v;
+    return 0;
 }
 
 int dg_number_valid(const char *s, size_t n)
