@@ -157,19 +157,8 @@ WAL_PASS(unlock, (sqlite3_file *pf, int l), xUnlock(f->real, l))
 WAL_PASS(check_reserved, (sqlite3_file *pf, int *out), xCheckReservedLock(f->real, out))
 WAL_PASS(file_control, (sqlite3_file *pf, int op, void *arg), xFileControl(f->real, op, arg))
 
-static int wal_sector_size(sqlite3_file *pf)
-{
-    wb_file_t *f = (wb_file_t *)pf;
-    return f->real->pMethods->xSectorSize(f->real);
-}
-
-static int wal_device_characteristics(sqlite3_file *pf)
-{
-    wb_file_t *f = (wb_file_t *)pf;
-    return f->real->pMethods->xDeviceCharacteristics(f->real);
-}
-
-/* ---- the database file (and any other): the parent's, plus the net ------ */
+/* ---- the database file: the parent's, plus the net (pure pass-throughs
+ * also serve the WAL file) ---------------------------------------------- */
 
 #define DB_PASS(name, args, call)                                   \
     static int db_##name args                                       \
@@ -292,8 +281,9 @@ static void wb_init(void)
         .xClose = wal_close, .xRead = wal_read, .xWrite = wal_write,
         .xTruncate = wal_truncate, .xSync = wal_sync, .xFileSize = wal_file_size,
         .xLock = wal_lock, .xUnlock = wal_unlock, .xCheckReservedLock = wal_check_reserved,
-        .xFileControl = wal_file_control, .xSectorSize = wal_sector_size,
-        .xDeviceCharacteristics = wal_device_characteristics,
+        .xFileControl = wal_file_control,
+        /* pure queries: nothing to write out first */
+        .xSectorSize = db_sector_size, .xDeviceCharacteristics = db_device_characteristics,
     };
     wb_db_methods = (sqlite3_io_methods){
         .iVersion = 3,
