@@ -36,7 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DRONES 1000
+/* drones in the workload: 1000, or DG_BENCH_DRONES (e.g. 200, as bench_window.sh) */
+static int DRONES = 1000;
 
 static double now_s(void)
 {
@@ -125,7 +126,7 @@ static int run(const char *path, dg_record_t *recs, size_t n, size_t batch,
         if (drones) {
             /* Rows are round-robin over the drones, so the last min(m, D)
              * records of the batch are the last state of distinct drones. */
-            size_t k = m < DRONES ? m : DRONES;
+            size_t k = m < (size_t)DRONES ? m : (size_t)DRONES;
             if (ops->update_drones(s, recs + i + m - k, k, err, sizeof err) != 0) {
                 fprintf(stderr, "bench_store: %s\n", err);
                 goto out;
@@ -152,6 +153,10 @@ int main(int argc, char **argv)
     int ret = 1;
 
     if (n == 0) { fprintf(stderr, "usage: %s [rows [batch [path [fsync]]]]\n", argv[0]); return 2; }
+    {
+        const char *d = getenv("DG_BENCH_DRONES");
+        if (d && atoi(d) > 0) DRONES = atoi(d);
+    }
     if (!path) {
         const char *t = getenv("TMPDIR");
         snprintf(tmpdir, sizeof tmpdir, "%s/dg_bench_store_XXXXXX", t && *t ? t : "/tmp");

@@ -124,6 +124,7 @@
 #include "store.h"
 #include "sqlite_walbuf.h"
 #include "../core/commands.h"
+#include "../core/hash.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -184,6 +185,8 @@ struct dg_store {
     sqlite3_stmt   *w_seq_ts; /* timestamp of a stored (drone_id, seq) */
     sqlite3_stmt   *w_upsert; /* drones upsert */
     sqlite3_stmt   *w_cmd;    /* commands upsert */
+    struct ins_ord *ord;      /* write_batch's insertion order (writer only) */
+    size_t          ord_cap;
     pthread_mutex_t rd_mu;
     pthread_cond_t  rd_cv;   /* signalled when a reader is released */
     rd_conn_t       rd[RD_MAX];
@@ -815,6 +818,7 @@ static void sq_close(dg_store_t *s)
     sqlite3_finalize(s->w_upsert);
     sqlite3_finalize(s->w_cmd);
     sqlite3_close(s->w);
+    free(s->ord);
     if (s->mu_init) {
         pthread_cond_destroy(&s->rd_cv);
         pthread_mutex_destroy(&s->rd_mu);
@@ -837,6 +841,19 @@ static const char *uri_path(const char *uri)
     return p;
 }
 
+/* Process-wide SQLite settings, before the library initialises (the first
+ * open or VFS registration). Memory statistics off: with them on (SQLite's
+ * default) every sqlite3_malloc/free takes one global mutex, which the writer
+ * and the checkpointer then contend for (perf of the writer at window 256,
+ * half rate: pthread_mutex_lock/unlock ~5 % of its CPU). Nothing here reads
+ * sqlite3_memory_used(). If SQLite was already initialised by someone else in
+ * the process, sqlite3_config() says SQLITE_MISUSE and the default stays. */
+static pthread_once_t sq_lib_once = PTHREAD_ONCE_INIT;
+static void sq_lib_init(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int sq_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **out,
                    char *err, size_t errlen)
 {
@@ -856,6 +873,7 @@ static int sq_open(const char *uri, const dg_store_config_t *cfg, dg_store_t **o
                 "(e.g. sqlite:./data/dronegate.db), or use null: to store nothing", uri);
         return -EINVAL;
     }
+    pthread_once(&sq_lib_once, sq_lib_init);
     if (!sqlite3_threadsafe()) {
         set_err(err, errlen, "the SQLite library was built without thread support "
                 "(SQLITE_THREADSAFE=0); install a standard libsqlite3");
@@ -1005,10 +1023,47 @@ static int seq_reused(dg_store_t *s, const dg_record_t *r)
     return out;
 }
 
+/* Insertion order of one transaction: grouped by drone, each drone's records
+ * in the order they came (a stable sort on (hash of drone_id, position)).
+ * Both telemetry indexes lead with drone_id, so arrival order (drones
+ * interleaved) sends every insert to another leaf of each index; grouped,
+ * a drone's run of inserts stays on the same leaves, hot in the CPU cache.
+ * The rowid order within a drone is unchanged (the no-seq "latest" query
+ * orders by rowid within a drone only), and so is which of two records with
+ * the same (drone_id, seq) is inserted first. Measured: docs/stores-notes.md
+ * section 8. A hash collision only interleaves two drones' runs. */
+struct ins_ord { uint64_t key; size_t i; };
+
+static int ins_ord_cmp(const void *a, const void *b)
+{
+    const struct ins_ord *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* s->ord[0..n) sorted; -ENOMEM when it cannot grow (caller: arrival order) */
+static int ins_order(dg_store_t *s, const dg_record_t *recs, size_t n)
+{
+    if (n > s->ord_cap) {
+        size_t cap = n < 1024 ? 1024 : n + n / 2;
+        struct ins_ord *o = realloc(s->ord, cap * sizeof *o);
+        if (!o) return -ENOMEM;
+        s->ord = o;
+        s->ord_cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->ord[i].key = dg_fnv1a64(recs[i].drone_id, recs[i].drone_id_len);
+        s->ord[i].i = i;
+    }
+    qsort(s->ord, n, sizeof *s->ord, ins_ord_cmp);
+    return 0;
+}
+
 static int sq_write_batch(dg_store_t *s, dg_record_t *recs, size_t n,
                           char *err, size_t errlen)
 {
     if (n == 0) return 0;
+    const struct ins_ord *ord = ins_order(s, recs, n) == 0 ? s->ord : NULL;
     int rc = step_once(s->w_begin);
     if (rc != SQLITE_DONE) {
         set_err(err, errlen, "SQLite %s: cannot begin a transaction: %s", s->path,
@@ -1016,7 +1071,8 @@ static int sq_write_batch(dg_store_t *s, dg_record_t *recs, size_t n,
         goto fail;
     }
     sqlite3_stmt *st = s->w_insert;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < n; j++) {
+        size_t i = ord ? ord[j].i : j;
         dg_record_t *r = &recs[i];
         r->flags &= ~DG_REC_REJECTED_REUSED;
         bind_telemetry(st, r);

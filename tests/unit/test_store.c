@@ -1148,6 +1148,39 @@ TEST(reused_seq_flagged_not_stored)
     SQ->close(s);
 }
 
+/* write_batch inserts a transaction's rows grouped by drone (both telemetry
+ * indexes lead with drone_id), each drone's rows in the order they came:
+ * within one batch a drone's rowids are consecutive and follow arrival (not
+ * seq) order, so "latest" of rows without seq (ORDER BY received_at, rowid)
+ * still picks the last one sent. */
+TEST(batch_rows_grouped_by_drone_in_arrival_order)
+{
+    dg_store_t *s = open_ok("grouped.db", false);
+    ASSERT(s != NULL);
+    enum { N = 90 };
+    dg_record_t r[N];
+    static const char *const ids[3] = { "x", "y", "z" };
+    for (int i = 0; i < N; i++) {
+        rec_full(&r[i], ids[i % 3], (uint64_t)(N - i), 1000 + i);  /* seq falls as arrival rises */
+        if (i % 10 == 9) r[i].flags &= ~DG_REC_HAS_SEQ;
+        r[i].recv_us = 5000000;                                     /* one receive time: rowid decides */
+    }
+    ASSERT_EQ(write_ok(s, r, N), 0);
+    SQ->close(s);
+    for (int d = 0; d < 3; d++) {
+        char sql[512];
+        snprintf(sql, sizeof sql, "SELECT max(rowid) - min(rowid) + 1 - count(*) FROM telemetry"
+                 " WHERE drone_id = '%s'", ids[d]);
+        ASSERT_EQ(sql_int("grouped.db", sql), 0);                   /* consecutive */
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM telemetry a JOIN telemetry b"
+                 " ON a.drone_id = b.drone_id AND a.rowid < b.rowid"
+                 " WHERE a.drone_id = '%s' AND a.timestamp > b.timestamp", ids[d]);
+        ASSERT_EQ(sql_int("grouped.db", sql), 0);                   /* in arrival order */
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM telemetry WHERE drone_id = '%s'", ids[d]);
+        ASSERT_EQ(sql_int("grouped.db", sql), N / 3);
+    }
+}
+
 int main(void)
 {
     make_tmpdir(tmproot, sizeof tmproot);
@@ -1173,6 +1206,7 @@ int main(void)
     RUN(null_backend);
     RUN(last_seq_per_drone);
     RUN(reused_seq_flagged_not_stored);
+    RUN(batch_rows_grouped_by_drone_in_arrival_order);
     RUN(concurrent_readers_and_writer);
     RUN(wal_stays_bounded);
     RUN(checkpointer_thread_copies);
