@@ -21,8 +21,10 @@
 # saturation rate: ack p99). For one case the configs run one after the
 # other (interleaved A/B), so a noisy neighbour hits them alike; repeat the
 # script for ranges. At half rate with K > 1 the simulator waits for K due
-# messages per frame, so p99 includes up to K / rate of the client's own
-# batching (reported as is).
+# messages per frame, so "half p99" includes up to K / rate of the client's
+# own batching (reported as is); "frame p99" is the same acks' latency from
+# when each frame was complete (the due time of its last sample), i.e. the
+# gateway's share (the sim's ack_latency_from_frame_ms; equal for K = 1).
 #
 # Needs: make build/dronegate build/dronegate-sim build/bench/ws_minimal.
 # Loopback only; the simulator shares the machine's cores with the server.
@@ -66,18 +68,18 @@ start() {   # start CONFIG
 }
 
 RUN=0
-sim() {   # sim CONFIG RUN ARGS... -> "acked_per_s p99_ms unacked"
+sim() {   # sim CONFIG RUN ARGS... -> "acked_per_s p99_ms unacked frame_p99_ms"
   # fresh drone ids every run (RUN): a drone that starts its seq at 1 again
   # with other samples would be told seq_reused (contract), not acked
   $B/dronegate-sim --url "ws://127.0.0.1:${PORT[$1]}" --prefix "w$2-" --drones "$DRONES" --duration "$DUR" \
     --quiet --json "${@:3}" |
-    /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["acked_per_s"]), r["ack_latency_ms"]["p99"], r["sent"] - r["acked"])'
+    /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["acked_per_s"]), r["ack_latency_ms"]["p99"], r["sent"] - r["acked"], r["ack_latency_from_frame_ms"]["p99"])'
 }
 
 for c in $CONFIGS; do start "$c"; done
 echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $DRONES drones, ${DUR} s runs, $(date -u +%FT%TZ)"
-printf '| %-10s | %5s | %6s | %12s | %9s | %12s | %9s |\n' config batch window "sat msgs/s" "sat p99" "half msgs/s" "half p99"
-printf '|%s|\n' "------------|-------|--------|--------------|-----------|--------------|-----------"
+printf '| %-10s | %5s | %6s | %12s | %9s | %12s | %9s | %11s |\n' config batch window "sat msgs/s" "sat p99" "half msgs/s" "half p99" "frame p99"
+printf '|%s|\n' "------------|-------|--------|--------------|-----------|--------------|-----------|-------------"
 for k in $BATCHES; do
   for w0 in $WINDOWS; do
     w=$(( w0 < k ? k : w0 ))
@@ -86,8 +88,8 @@ for k in $BATCHES; do
       RUN=$((RUN + 2))
       read -r sat p99 _ < <(sim "$c" $RUN --rate 0 --window "$w" --batch "$k")
       half=$(/usr/bin/python3 -c "print(max(0.01, $sat / 2 / $DRONES))")
-      read -r hsat hp99 _ < <(sim "$c" $((RUN + 1)) --rate "$half" --window "$w" --batch "$k")
-      printf '| %-10s | %5s | %6s | %12s | %9s | %12s | %9s |\n' "$c" "$k" "$w" "$sat" "${p99} ms" "$hsat" "${hp99} ms"
+      read -r hsat hp99 _ hfp99 < <(sim "$c" $((RUN + 1)) --rate "$half" --window "$w" --batch "$k")
+      printf '| %-10s | %5s | %6s | %12s | %9s | %12s | %9s | %11s |\n' "$c" "$k" "$w" "$sat" "${p99} ms" "$hsat" "${hp99} ms" "${hfp99} ms"
     done
   done
 done

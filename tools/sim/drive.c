@@ -306,6 +306,8 @@ void sim_lib_transmit(sim_worker_t *w, sim_drone_t *d, bool force)
             /* latency counts from when the sample was due (rate mode) or
              * handed over (rate 0); a resend after a reconnect keeps it */
             s->send_us = w->cfg->rate > 0 ? s->due_us : w->now;
+            s->frame_us = w->cfg->rate > 0 ? d->ring[(d->tx_seq + k - i) & (d->ring_cap - 1)].due_us
+                                           : s->send_us;
             d->tx_seq = seq;
             d->hi_sent = seq;
             handed++;

@@ -183,6 +183,8 @@ void sim_on_ack(sim_worker_t *w, sim_drone_t *d, uint64_t seq)
         int64_t lat = w->now - ring_at(d, s)->send_us;
         uint64_t v = lat > 0 ? (uint64_t)lat : 0;
         sim_add(&w->hist.b[sim_hist_index(v)], 1);
+        int64_t flat = w->now - ring_at(d, s)->frame_us;
+        sim_hist_add(&w->hist_frame, flat > 0 ? (uint64_t)flat : 0);
         sum += v;
         if (v > mx) mx = v;
     }

@@ -205,6 +205,8 @@ typedef struct sim_sample {
     int64_t  send_us;           /* monotonic time of the last transmission (first
                                  * one, rate mode: the time the sample was due) */
     int64_t  due_us;            /* monotonic time the sample was due (taken) */
+    int64_t  frame_us;          /* rate mode: when its frame was complete (the due
+                                 * time of the frame's last sample); else send_us */
     int64_t  ts_ms;             /* sample time, epoch ms */
     int32_t  lat_e7, lon_e7;    /* degrees * 1e7 */
     int32_t  alt_cm;
@@ -308,6 +310,7 @@ typedef struct sim_worker {
     _Atomic int         finished;
     sim_stats_t         st;
     sim_hist_t          hist;
+    sim_hist_t          hist_frame; /* the same acks, latency from frame_us */
     sim_code_count_t    close_codes[SIM_CODE_SLOTS];
     sim_code_count_t    error_codes[SIM_CODE_SLOTS];
     sim_code_count_t    http_codes[SIM_CODE_SLOTS];
