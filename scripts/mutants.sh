@@ -384,6 +384,11 @@ M = [
      "    wb_file_t *f = wb_pending;", "    wb_file_t *f = NULL;",
      ["unit:test_walbuf"],
      "a commit published while a rewritten frame header is still buffered: lost by a crash after COMMIT returned"),
+    ("sim-frame-latency", "tools/sim/drive.c",
+     "            s->frame_us = w->cfg->rate > 0 ? d->ring[(d->tx_seq + k - i) & (d->ring_cap - 1)].due_us",
+     "            s->frame_us = w->cfg->rate > 0 ? s->due_us",
+     ["py:test_sim.py::test_sim_with_auth_and_batches"],
+     "bench_window's 'frame p99' counts from each sample's own due time: the client's batching wait is not taken out"),
     # --- SQLite insertion order (stop 23) ---
     ("sqlite-insert-grouped", "src/store/sqlite.c",
      "    const struct ins_ord *ord = ins_order(s, recs, n) == 0 ? s->ord : NULL;",

@@ -544,7 +544,8 @@ int main(int argc, char **argv)
     merge_codes(http, ws, cfg.threads, offsetof(sim_worker_t, http_codes));
     sim_hist_snap_t *fr = calloc(1, sizeof *fr);
     if (fr) for (uint32_t i = 0; i < cfg.threads; i++) sim_hist_snap_add(fr, &ws[i].hist_frame);
-    double fp50 = fr ? ms(sim_hist_quantile(fr, 0.5)) : 0, fp99 = fr ? ms(sim_hist_quantile(fr, 0.99)) : 0;
+    double fp50 = fr ? ms(sim_hist_quantile(fr, 0.5)) : 0, fp99 = fr ? ms(sim_hist_quantile(fr, 0.99)) : 0,
+           fmean = fr && fr->count ? ms(fr->sum / fr->count) : 0;
     free(fr);
     double p50 = ms(sim_hist_quantile(cur, 0.5)), p90 = ms(sim_hist_quantile(cur, 0.9)),
            p99 = ms(sim_hist_quantile(cur, 0.99)), p999 = ms(sim_hist_quantile(cur, 0.999)),
@@ -559,7 +560,7 @@ int main(int argc, char **argv)
                (double)t.sent / dur, (double)t.acked / dur, p50, p90, p99, p999, mx, mean);
         /* with --batch K > 1 at a --rate: latency from when each frame was
          * complete, i.e. without the client's own wait for K samples */
-        printf(",\"ack_latency_from_frame_ms\":{\"p50\":%.3f,\"p99\":%.3f}", fp50, fp99);
+        printf(",\"ack_latency_from_frame_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"mean\":%.3f}", fp50, fp99, fmean);
         print_codes_json(stdout, "closes", closes);
         printf(",\"connect_failures\":%llu", (unsigned long long)t.connect_failures);
         print_codes_json(stdout, "errors_by_code", errs);
