@@ -532,7 +532,15 @@ static void grpc_on_drain(dg_conn_t *c)
                               NGHTTP2_NO_ERROR, NULL, 0);
     }
     pump(c);
-    if (!g->sid && !c->dead) dg_conn_close(c, false);   /* no call: nothing to wait for */
+    /* Our last frames (trailers, GOAWAY) are out: close now, which lingers
+     * (grpc_on_linger: no FIN from us, input read and dropped) until the
+     * client closes, bounded by the drain deadline. Left open, the drain saw
+     * nothing pending (no output, not lingering) and closed the socket at
+     * once: a FIN right behind the trailers, which grpc-core sometimes
+     * reported as "Socket closed" instead of the status (the ASan flake of
+     * test_grpc::test_drain_acks_what_was_received_then_unavailable). Still
+     * open only while nghttp2 holds frames back (flow control). */
+    if (!c->dead && !nghttp2_session_want_write(g->ng)) dg_conn_close(c, false);
 }
 
 /* After our last frames (trailers, GOAWAY): the client closes first. A FIN
