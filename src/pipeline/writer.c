@@ -296,14 +296,17 @@ static void store_failed(dg_writer_t *w)
     w->next_try_ms = dg_mono_ms() + w->backoff_ms;
 }
 
-/* Hand committed (status 0) or abandoned (< 0) batches back. */
+/* Hand committed (status 0) or abandoned (< 0) batches back. The metrics
+ * of the batches are published first: on_done lets the worker ack, and a
+ * drone (or a test) that has its ack must find the messages counted as
+ * stored and in the latency histogram (published after on_done, a /metrics
+ * read right after the ack saw an empty histogram once under ASan load). */
 static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
 {
     int64_t now_us = dg_now_us();
     size_t stored = 0, reused = 0;
     dg_hist_acc_t lat_acc = { 0 };
-    for (dg_msg_t *m = batches, *next; m; m = next) {
-        next = m->next;
+    for (dg_msg_t *m = batches; m; m = m->next) {
         dg_batch_t *b = (dg_batch_t *)m;
         b->status = status;
         if (status == 0) {
@@ -316,12 +319,15 @@ static void complete(dg_writer_t *w, dg_msg_t *batches, int status)
         }
         dg_gauge_add(&dg_metrics.queue_depth, -(int64_t)b->n);
         dg_gauge_add(&dg_metrics.backlog_records, -(int64_t)b->n);
-        m->next = NULL;
-        w->on_done(b, w->ud);
     }
     dg_hist_acc_flush(&dg_metrics.ingest_latency, &lat_acc);
     if (stored) dg_inc(&dg_metrics.stored, stored);
     if (reused) dg_inc(&dg_metrics.rejected[DG_REJ_SEQ_REUSED], reused);
+    for (dg_msg_t *m = batches, *next; m; m = next) {
+        next = m->next;
+        m->next = NULL;
+        w->on_done((dg_batch_t *)m, w->ud);
+    }
 }
 
 /* ---- spool (spool.c): appended by spill(), replayed by replay() ---- */
