@@ -271,7 +271,9 @@ def test_sink_store_outage_commits_nothing_kill9_restart_exactly_once(mock, serv
         wait_until(lambda: metric(sk.metrics(), "dronegate_store_errors_total") >= 1, T(20), "a failed store commit")
         wait_until(lambda: sk.get("/readyz").status == 503, T(10), "sink readyz 503 while the store fails")
         assert sk.get("/readyz").body == b"store unreachable\n"
-        assert metric(sk.metrics(), "dronegate_sink_consumed_total") >= 64
+        # the sink polls what the broker has (up to --batch-records): its
+        # first batch can be a handful of messages, not 64 (CI saw 6)
+        assert metric(sk.metrics(), "dronegate_sink_consumed_total") >= 1
         # the lag gauge moves while the batch waits for the store
         wait_until(lambda: metric(sk.metrics(), "dronegate_sink_lag_messages") > 0, T(10), "lag > 0 during the outage")
         assert metric(sk.metrics(), "dronegate_sink_commits_total") == 0, "an offset was committed while the store failed"
