@@ -13,6 +13,7 @@
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,10 @@ static const dg_store_ops_t *SQ = &dg_store_sqlite_ops;
 
 /* src/store/sqlite.c, for tests only: lower the checkpoint thresholds. */
 void dg__sqlite_set_wal_limits(dg_store_t *s, int step_frames, int max_frames);
+void dg__sqlite_hold_checkpoint(dg_store_t *s, int hold);
+int dg__sqlite_wal_frames(dg_store_t *s);
+unsigned long dg__sqlite_restarts(dg_store_t *s);
+unsigned long dg__sqlite_kicks(dg_store_t *s);
 
 /* ---- fixtures ----------------------------------------------------------- */
 
@@ -1001,6 +1006,105 @@ TEST(wal_stays_bounded)
     ASSERT_EQ(sql_int("wal.db", "SELECT count(*) FROM telemetry"), D * BATCHES);
 }
 
+/* One batch of d_count drones (a few frames per drone: index leaves, table). */
+static int write_drones(dg_store_t *s, int d_count, int b)
+{
+    dg_record_t batch[50];
+    for (int d = 0; d < d_count && d < 50; d++) {
+        char id[24];
+        snprintf(id, sizeof id, "drone-%02d", d);
+        rec_full(&batch[d], id, (uint64_t)b, b * 100 + d);
+    }
+    return write_ok(s, batch, (size_t)d_count);
+}
+
+/* Below the last step before the limit the checkpointer is woken once per
+ * step of WAL growth; in the last step after every commit (it trails the
+ * writer closely, so the writer's RESTART has little left to copy). */
+TEST(checkpointer_woken_every_commit_near_the_limit)
+{
+    dg_store_t *s = open_ok("kick.db", false);
+    ASSERT(s != NULL);
+    enum { STEP = 2000, MAX = 4000 };
+    dg__sqlite_set_wal_limits(s, STEP, MAX);
+    int b = 0, early_commits = 0, late_commits = 0;
+    unsigned long k0 = dg__sqlite_kicks(s), k_mid = 0;
+    while (dg__sqlite_wal_frames(s) < MAX - STEP && b < 10000) { ASSERT_EQ(write_drones(s, 20, b++), 0); early_commits++; }
+    k_mid = dg__sqlite_kicks(s);
+    while (dg__sqlite_wal_frames(s) < MAX - 100 && b < 10000) { ASSERT_EQ(write_drones(s, 20, b++), 0); late_commits++; }
+    ASSERT(early_commits >= 10);
+    ASSERT(late_commits >= 10);
+    ASSERT(k_mid - k0 <= 1);                                   /* one step: one wake-up */
+    ASSERT_EQ(dg__sqlite_kicks(s) - k_mid, (unsigned long)late_commits);   /* then every commit */
+    ASSERT_EQ(dg__sqlite_restarts(s), 0);
+    SQ->close(s);
+}
+
+/* At the limit, a checkpointer pass in progress does not stall the writer:
+ * it keeps committing (no RESTART) until a restart has been due for another
+ * step of growth, then waits for the pass and restarts. A thread holds the
+ * checkpointer's run lock as a pass does. */
+typedef struct holder { dg_store_t *s; atomic_int held, go, released; } holder_t;
+
+static void *hold_pass(void *ud)
+{
+    holder_t *h = ud;
+    dg__sqlite_hold_checkpoint(h->s, 1);
+    atomic_store(&h->held, 1);
+    /* a writer that blocks on the pass at once (the old behaviour) would
+     * never let the test say go: give up after 10 s so it fails, not hangs */
+    for (int i = 0; i < 10000 && !atomic_load(&h->go); i++) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    struct timespec ts = { 0, 200 * 1000 * 1000 };   /* the writer is blocked by now, or soon */
+    nanosleep(&ts, NULL);
+    atomic_store(&h->released, 1);
+    dg__sqlite_hold_checkpoint(h->s, 0);
+    return NULL;
+}
+
+TEST(restart_waits_for_no_checkpoint_pass)
+{
+    dg_store_t *s = open_ok("defer.db", false);
+    ASSERT(s != NULL);
+    enum { STEP = 400, MAX = 1000 };
+    dg__sqlite_set_wal_limits(s, STEP, MAX);
+    int b = 0;
+    while (dg__sqlite_restarts(s) == 0 && b < 10000) ASSERT_EQ(write_drones(s, 20, b++), 0);
+    ASSERT_EQ(dg__sqlite_restarts(s), 1);
+    holder_t h = { .s = s };
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, hold_pass, &h), 0);
+    while (!atomic_load(&h.held)) { struct timespec ts = { 0, 1000000 }; nanosleep(&ts, NULL); }
+    /* a pass "runs": past the limit, commits go on without a restart */
+    int due = 0, deferred = 0;
+    while (b < 20000) {
+        int before = dg__sqlite_wal_frames(s);
+        if (due && before - due >= STEP - 200) break;      /* the next commit could be the forced one */
+        ASSERT_EQ(write_drones(s, 20, b++), 0);
+        int after = dg__sqlite_wal_frames(s);
+        if (after >= MAX && after > before) {
+            if (!due) due = after;
+            deferred++;
+        }
+    }
+    ASSERT(deferred >= 2);
+    ASSERT_EQ(dg__sqlite_restarts(s), 1);                 /* none while the pass runs */
+    /* past due + STEP the commit waits for the pass, then restarts */
+    atomic_store(&h.go, 1);
+    while (dg__sqlite_restarts(s) == 1 && b < 20000) ASSERT_EQ(write_drones(s, 20, b++), 0);
+    ASSERT_EQ(atomic_load(&h.released), 1);               /* it waited for the pass */
+    ASSERT_EQ(dg__sqlite_restarts(s), 2);
+    ASSERT(dg__sqlite_wal_frames(s) < MAX + STEP + 200);  /* bounded: limit + step + a commit */
+    pthread_join(th, NULL);
+    /* no pass held: the next restart comes by itself */
+    while (dg__sqlite_restarts(s) == 2 && b < 20000) ASSERT_EQ(write_drones(s, 20, b++), 0);
+    ASSERT_EQ(dg__sqlite_restarts(s), 3);
+    SQ->close(s);
+    ASSERT_EQ(sql_int("defer.db", "SELECT count(*) FROM telemetry"), 20 * b);
+}
+
 /* The checkpointer thread alone (the writer's RESTART out of reach) copies
  * the WAL into the database file. Polls the file with a deadline. */
 TEST(checkpointer_thread_copies)
@@ -1210,6 +1314,8 @@ int main(void)
     RUN(concurrent_readers_and_writer);
     RUN(wal_stays_bounded);
     RUN(checkpointer_thread_copies);
+    RUN(checkpointer_woken_every_commit_near_the_limit);
+    RUN(restart_waits_for_no_checkpoint_pass);
     RUN(put_command_upsert);
     RUN(pinned_reader_does_not_block_writer);
     rm_rf(tmproot);
