@@ -48,15 +48,20 @@ static sqlite3 *open_db(const char *vfs)
     return db;
 }
 
-static long long count_rows(sqlite3 *db)
+/* The first column of the first row of sql, -1 on any error. */
+static long long one_value(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     long long n = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*), coalesce(sum(v), 0) FROM t", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return n;
+}
+
+static long long count_rows(sqlite3 *db)
+{
+    return one_value(db, "SELECT count(*), coalesce(sum(v), 0) FROM t");
 }
 
 /* One transaction of n rows (k: first key); 0 or SQLite's error code. */
@@ -239,13 +244,7 @@ static int stop_after_w(void *ud)
 
 static long long sum_kv(sqlite3 *db)
 {
-    sqlite3_stmt *st = NULL;
-    long long s = -1;
-    if (sqlite3_prepare_v2(db, "SELECT sum(k * 1000003 + v) FROM t", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        s = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return s;
+    return one_value(db, "SELECT sum(k * 1000003 + v) FROM t");
 }
 
 /* Checkpoints through dg-walbuf (another connection, as the checkpointer
