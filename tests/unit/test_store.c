@@ -971,6 +971,20 @@ static long long file_size(const char *name)
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
+/* Batch b of drones drone-00 .. drone-(d_count-1), at most 50: one record
+ * each (seq b), a few WAL frames per drone (index leaves, table). */
+static int write_drones(dg_store_t *s, int d_count, int b)
+{
+    dg_record_t batch[50];
+    if (d_count > 50) d_count = 50;
+    for (int d = 0; d < d_count; d++) {
+        char id[24];
+        snprintf(id, sizeof id, "drone-%02d", d);
+        rec_full(&batch[d], id, (uint64_t)b, b * 100 + d);
+    }
+    return write_ok(s, batch, (size_t)d_count);
+}
+
 /* Many batches with low thresholds: the checkpointer and the writer's
  * RESTART keep the WAL near the limit instead of letting it grow with the
  * data, and the checkpoints reach the database file. */
@@ -982,14 +996,8 @@ TEST(wal_stays_bounded)
     dg__sqlite_set_wal_limits(s, STEP, MAX);
     long long db0 = file_size("wal.db");
     long long wal_max = 0;
-    dg_record_t batch[D];
     for (int b = 0; b < BATCHES; b++) {
-        for (int d = 0; d < D; d++) {
-            char id[24];
-            snprintf(id, sizeof id, "drone-%02d", d);
-            rec_full(&batch[d], id, (uint64_t)b, b * 100 + d);
-        }
-        ASSERT_EQ(write_ok(s, batch, D), 0);
+        ASSERT_EQ(write_drones(s, D, b), 0);
         long long w = file_size("wal.db-wal");
         if (w > wal_max) wal_max = w;
     }
@@ -1004,18 +1012,6 @@ TEST(wal_stays_bounded)
     SQ->close(s);
     ASSERT_EQ(file_size("wal.db-wal"), -1);      /* clean close removes it */
     ASSERT_EQ(sql_int("wal.db", "SELECT count(*) FROM telemetry"), D * BATCHES);
-}
-
-/* One batch of d_count drones (a few frames per drone: index leaves, table). */
-static int write_drones(dg_store_t *s, int d_count, int b)
-{
-    dg_record_t batch[50];
-    for (int d = 0; d < d_count && d < 50; d++) {
-        char id[24];
-        snprintf(id, sizeof id, "drone-%02d", d);
-        rec_full(&batch[d], id, (uint64_t)b, b * 100 + d);
-    }
-    return write_ok(s, batch, (size_t)d_count);
 }
 
 /* Below the last step before the limit the checkpointer is woken once per
@@ -1113,15 +1109,7 @@ TEST(checkpointer_thread_copies)
     ASSERT(s != NULL);
     dg__sqlite_set_wal_limits(s, 64, 1 << 30);
     long long db0 = file_size("ckpt.db");
-    dg_record_t batch[50];
-    for (int b = 0; b < 20; b++) {
-        for (int d = 0; d < 50; d++) {
-            char id[24];
-            snprintf(id, sizeof id, "drone-%02d", d);
-            rec_full(&batch[d], id, (uint64_t)b, b * 100 + d);
-        }
-        ASSERT_EQ(write_ok(s, batch, 50), 0);
-    }
+    for (int b = 0; b < 20; b++) ASSERT_EQ(write_drones(s, 50, b), 0);
     double deadline = mono_s() + 10.0;
     while (file_size("ckpt.db") <= db0 + 50 * 1024 && mono_s() < deadline) {
         struct timespec ts = { 0, 10 * 1000 * 1000 };

@@ -64,15 +64,17 @@ static long long count_rows(sqlite3 *db)
     return one_value(db, "SELECT count(*), coalesce(sum(v), 0) FROM t");
 }
 
-/* One transaction of n rows (k: first key); 0 or SQLite's error code. */
-static int insert_tx(sqlite3 *db, int k, int n)
+/* One transaction running sql n times, bind(st, i, arg) before each; 0 or
+ * SQLite's error code (rolled back). */
+static int tx_loop(sqlite3 *db, const char *sql, int n, void (*bind)(sqlite3_stmt *, int, const int *),
+                   const int *arg)
 {
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK) return rc;
     sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(db, "INSERT INTO t(k, v, pad) VALUES (?1, ?1 % 1000, randomblob(60))", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     for (int i = 0; rc == SQLITE_OK && i < n; i++) {
-        sqlite3_bind_int(st, 1, k + i);
+        bind(st, i, arg);
         rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
         sqlite3_reset(st);
     }
@@ -80,6 +82,14 @@ static int insert_tx(sqlite3 *db, int k, int n)
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
+}
+
+static void bind_insert(sqlite3_stmt *st, int i, const int *k) { sqlite3_bind_int(st, 1, *k + i); }
+
+/* One transaction of n rows (k: first key); 0 or SQLite's error code. */
+static int insert_tx(sqlite3 *db, int k, int n)
+{
+    return tx_loop(db, "INSERT INTO t(k, v, pad) VALUES (?1, ?1 % 1000, randomblob(60))", n, bind_insert, &k);
 }
 
 static const char ddl[] =
@@ -211,35 +221,27 @@ TEST(a_write_error_fails_the_commit_not_the_process)
     sqlite3_close(r);
 }
 
+/* arg: { tag, rows } */
+static void bind_update(sqlite3_stmt *st, int i, const int *arg)
+{
+    sqlite3_bind_int(st, 1, (int)(((long long)arg[0] * 7919 + (long long)i * 104729) % arg[1]));
+    sqlite3_bind_int(st, 2, arg[0]);
+}
+
 /* One transaction that sets v = tag on n scattered rows of t (0..rows-1). */
 static int update_tx(sqlite3 *db, int tag, int n, int rows)
 {
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) return rc;
-    sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(db, "UPDATE t SET v = ?2 WHERE k = ?1", -1, &st, NULL);
-    for (int i = 0; rc == SQLITE_OK && i < n; i++) {
-        sqlite3_bind_int(st, 1, (int)(((long long)tag * 7919 + (long long)i * 104729) % rows));
-        sqlite3_bind_int(st, 2, tag);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
-        sqlite3_reset(st);
-    }
-    sqlite3_finalize(st);
-    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
+    const int arg[2] = { tag, rows };
+    return tx_loop(db, "UPDATE t SET v = ?2 WHERE k = ?1", n, bind_update, arg);
 }
+
+/* Progress handler: interrupt once more than max x 1000 VM steps ran. */
+typedef struct step_bound { long n, max; } step_bound_t;
 
 static int stop_after(void *ud)
 {
-    long *n = ud;
-    return ++*n > 10000;    /* x 1000 VM steps; these need ~300 */
-}
-
-static int stop_after_w(void *ud)
-{
-    long *n = ud;
-    return ++*n > 30000;    /* x 1000 VM steps; the writer needs ~1100 */
+    step_bound_t *b = ud;
+    return ++b->n > b->max;
 }
 
 static long long sum_kv(sqlite3 *db)
@@ -258,8 +260,8 @@ TEST(checkpoints_copy_the_newest_frames)
     enum { ROWS = 20000 };
     sqlite3 *w = open_db(dg_sqlite_walbuf_vfs()), *ck = open_db(dg_sqlite_walbuf_vfs());
     ASSERT(w && ck);
-    long w_steps = 0;
-    sqlite3_progress_handler(w, 1000, stop_after_w, &w_steps);
+    step_bound_t w_steps = { 0, 30000 };   /* the writer needs ~1100 */
+    sqlite3_progress_handler(w, 1000, stop_after, &w_steps);
     ASSERT_EQ(sqlite3_exec(w, ddl, NULL, NULL, NULL), SQLITE_OK);
     ASSERT_EQ(insert_tx(w, 0, ROWS), SQLITE_OK);
     ASSERT_EQ(sqlite3_wal_checkpoint_v2(ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL), SQLITE_OK);
@@ -291,7 +293,7 @@ TEST(checkpoints_copy_the_newest_frames)
     ASSERT_EQ(sqlite3_open_v2(path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     /* a file with wrong pages can send SQLite round in circles: a bound in
      * VM steps (~30x what these two statements need) fails it instead */
-    long steps = 0;
+    step_bound_t steps = { 0, 10000 };     /* these need ~300 */
     sqlite3_progress_handler(r, 1000, stop_after, &steps);
     ASSERT_EQ(sum_kv(r), want);
     sqlite3_stmt *st = NULL;
