@@ -96,7 +96,18 @@ async function waitFor(what, fn, { timeout = 10000, every = 200 } = {}) {
 
 // Click a drone's row in the (virtual) fleet list, where it is on screen, as a
 // person does: the row must be shown and be what is under the pointer there.
+// Done once the page has selected the drone: a list that re-rendered between
+// finding the row and the click (a filter just typed moves rows; CI saw the
+// click land on no row) gets the row found and clicked again.
 async function clickRow(id) {
+  await waitFor(`${id} selected by a click on its row`, async () => {
+    await clickRowOnce(id);
+    return page.evaluate((id) => new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(
+      () => ok(window.__dg.selected === id)))), id);
+  }, { timeout: 10000, every: 100 });
+}
+
+async function clickRowOnce(id) {
   const sel = `#fleet-scroll .row[data-id="${id}"]`;
   const at = await waitFor(`the row of ${id} on screen`, () => page.evaluate((sel) => {
     const r = document.querySelector(sel);
