@@ -22,6 +22,18 @@
  *                         (an ingest table merged later would pay this
  *                         first, then the merge). No reused-seq check is
  *                         possible without an index.
+ *   sqlite_raw_ingest_bB  an LSM-style layout prototyped here only (the
+ *                         backend does not use it): each transaction appends
+ *                         to an unindexed `ingest` table after probing
+ *                         telemetry's (drone_id, seq) index for the row (the
+ *                         reused-seq check against merged rows; checking the
+ *                         ingest rows would need an in-memory set, not
+ *                         counted), and once DG_BENCH_MERGE rows (default
+ *                         100000) have gathered, one transaction moves them
+ *                         into the indexed table in (drone_id, seq) order.
+ *                         Prints also the longest merge (a stall every ack
+ *                         waiting behind it would see, unless merges were
+ *                         cut into key ranges).
  * Besides rows/s (which follows the disk, and on a shared VM disk varies
  * run to run) it prints what does not vary: bytes written per row and CPU
  * microseconds per row (both for the whole process, /proc/self/io and
@@ -66,8 +78,8 @@ typedef struct row {
     "PRAGMA cache_size = -65536;" \
     "PRAGMA temp_store = MEMORY;" \
     "PRAGMA journal_size_limit = 67108864;"
-#define TABLE \
-    "CREATE TABLE telemetry (" \
+#define TABLE "CREATE TABLE telemetry (" COLS
+#define COLS \
     "  drone_id TEXT NOT NULL, timestamp INTEGER NOT NULL, seq INTEGER," \
     "  latitude REAL NOT NULL, longitude REAL NOT NULL, altitude REAL NOT NULL," \
     "  speed REAL, heading REAL, climb REAL, battery REAL, status TEXT," \
@@ -80,6 +92,26 @@ static const char ddl[] =
 
 /* The unindexed variant (sqlite_raw_noindex_bB). */
 static const char ddl_noindex[] = PRAGMAS TABLE;
+
+/* The ingest-table variant (sqlite_raw_ingest_bB). */
+static const char ddl_ingest[] =
+    PRAGMAS TABLE
+    "CREATE UNIQUE INDEX telemetry_drone_seq ON telemetry(drone_id, seq);"
+    "CREATE INDEX telemetry_drone_time ON telemetry(drone_id, timestamp, seq);"
+    "CREATE TABLE ingest (" COLS;
+static const char ins_ingest[] =
+    "INSERT INTO ingest(drone_id, timestamp, seq, latitude, longitude,"
+    " altitude, speed, heading, climb, battery, status, received_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+static const char probe_sql[] =
+    "SELECT timestamp FROM telemetry WHERE drone_id = ?1 AND seq = ?2";
+static const char merge_sql[] =
+    "BEGIN IMMEDIATE;"
+    "INSERT INTO telemetry SELECT * FROM ingest WHERE 1 ORDER BY drone_id, seq"
+    " ON CONFLICT(drone_id, seq) DO NOTHING;"
+    "DELETE FROM ingest;"
+    "COMMIT";
+static size_t merge_rows = 100000;   /* DG_BENCH_MERGE */
 
 static const char ins[] =
     "INSERT INTO telemetry(drone_id, timestamp, seq, latitude, longitude,"
@@ -175,7 +207,7 @@ static void ck_after_commit(ck_t *c, sqlite3 *w, int *kicked)
     }
 }
 
-typedef struct result { double rate, bytes_per_row, cpu_us_per_row; } result_t;
+typedef struct result { double rate, bytes_per_row, cpu_us_per_row, max_merge_ms; } result_t;
 
 /* Row i of the workload (same as bench_store.c). */
 static void gen(row_t *r, size_t i)
@@ -210,11 +242,15 @@ static void rm_db(const char *path)
     fprintf(stderr, "bench_sqlite_raw: %s: %s\n", what, sqlite3_errmsg(db)); goto out; } } while (0)
 
 /* 0, or -1 on failure. */
-/* mode 0: autocheckpoint; 1: background checkpointer; 2: as 1, no index. */
+/* mode 0: autocheckpoint; 1: background checkpointer; 2: as 1, no index;
+ * 3: as 1, ingest table merged every merge_rows rows. */
 static int run(const char *path, const row_t *rows, size_t n, size_t batch, int fsync,
                int mode, result_t *res)
 {
-    int bgckpt = mode >= 1, noindex = mode == 2;
+    int bgckpt = mode >= 1, noindex = mode == 2, ingest = mode == 3;
+    sqlite3_stmt *probe = NULL;
+    size_t gathered = 0;
+    res->max_merge_ms = 0;
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL, *begin = NULL, *commit = NULL;
     ck_t ck = { .path = path };
@@ -226,7 +262,7 @@ static int run(const char *path, const row_t *rows, size_t n, size_t batch, int 
     rc = sqlite3_exec(db, fsync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
                       NULL, NULL, NULL);
     CHECK(db, rc, "pragma");
-    rc = sqlite3_exec(db, noindex ? ddl_noindex : ddl, NULL, NULL, NULL);
+    rc = sqlite3_exec(db, noindex ? ddl_noindex : ingest ? ddl_ingest : ddl, NULL, NULL, NULL);
     CHECK(db, rc, "schema");
     if (bgckpt) {
         pthread_mutex_init(&ck.mu, NULL);
@@ -238,8 +274,12 @@ static int run(const char *path, const row_t *rows, size_t n, size_t batch, int 
     } else {
         sqlite3_wal_autocheckpoint(db, CK_STEP_FRAMES);
     }
-    rc = sqlite3_prepare_v2(db, noindex ? ins_noindex : ins, -1, &st, NULL);
+    rc = sqlite3_prepare_v2(db, noindex ? ins_noindex : ingest ? ins_ingest : ins, -1, &st, NULL);
     CHECK(db, rc, "prepare");
+    if (ingest) {
+        rc = sqlite3_prepare_v2(db, probe_sql, -1, &probe, NULL);
+        CHECK(db, rc, "prepare");
+    }
     rc = sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, NULL);
     CHECK(db, rc, "prepare");
     rc = sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL);
@@ -250,9 +290,17 @@ static int run(const char *path, const row_t *rows, size_t n, size_t batch, int 
         rc = sqlite3_step(begin);
         sqlite3_reset(begin);
         CHECK(db, rc, "begin");
-        size_t end = i + batch < n ? i + batch : n;
+        size_t start = i, end = i + batch < n ? i + batch : n;
         for (; i < end; i++) {
             const row_t *r = &rows[i];
+            if (probe) {
+                sqlite3_bind_text(probe, 1, r->id, r->id_len, SQLITE_STATIC);
+                sqlite3_bind_int64(probe, 2, r->seq);
+                rc = sqlite3_step(probe);
+                sqlite3_reset(probe);
+                if (rc == SQLITE_ROW) rc = SQLITE_DONE;   /* a found row is only read */
+                CHECK(db, rc, "probe");
+            }
             sqlite3_bind_text(st, 1, r->id, r->id_len, SQLITE_STATIC);
             sqlite3_bind_int64(st, 2, r->ts);
             sqlite3_bind_int64(st, 3, r->seq);
@@ -273,6 +321,15 @@ static int run(const char *path, const row_t *rows, size_t n, size_t batch, int 
         sqlite3_reset(commit);
         CHECK(db, rc, "commit");
         if (bgckpt) ck_after_commit(&ck, db, &kicked);
+        if (ingest && ((gathered += end - start) >= merge_rows || i >= n)) {
+            double m0 = now_s();
+            rc = sqlite3_exec(db, merge_sql, NULL, NULL, NULL);
+            CHECK(db, rc, "merge");
+            double ms = (now_s() - m0) * 1e3;
+            if (ms > res->max_merge_ms) res->max_merge_ms = ms;
+            gathered = 0;
+            ck_after_commit(&ck, db, &kicked);
+        }
     }
     res->rate = (double)n / (now_s() - t0);
     res->cpu_us_per_row = (cpu_s() - c0) * 1e6 / (double)n;
@@ -292,6 +349,7 @@ out:
         pthread_mutex_destroy(&ck.run_mu);
     }
     sqlite3_finalize(st);
+    sqlite3_finalize(probe);
     sqlite3_finalize(begin);
     sqlite3_finalize(commit);
     sqlite3_close(db);
@@ -310,6 +368,8 @@ int main(int argc, char **argv)
 
     const char *d = getenv("DG_BENCH_DRONES");
     if (d && atoi(d) > 0) DRONES = atoi(d);
+    const char *m = getenv("DG_BENCH_MERGE");
+    if (m && atoi(m) > 0) merge_rows = (size_t)atoi(m);
     if (n == 0) { fprintf(stderr, "usage: %s [rows [batch [path [fsync]]]]\n", argv[0]); return 2; }
     if (!path) {
         const char *t = getenv("TMPDIR");
@@ -329,8 +389,8 @@ int main(int argc, char **argv)
     double best = 0;
     printf("sqlite_raw_rows %zu rows\n", n);
     printf("sqlite_raw_drones %d drones\n", DRONES);
-    for (int bg = 0; bg <= 2; bg++) {
-        const char *how = bg == 2 ? "_noindex" : bg ? "_bgckpt" : "";
+    for (int bg = 0; bg <= 3; bg++) {
+        const char *how = bg == 3 ? "_ingest" : bg == 2 ? "_noindex" : bg ? "_bgckpt" : "";
         for (size_t j = 0; j < nsizes; j++) {
             result_t r;
             if (run(path, rows, n, sizes[j], fsync, bg, &r) < 0) goto out;
@@ -339,6 +399,9 @@ int main(int argc, char **argv)
                    r.bytes_per_row);
             printf("sqlite_raw%s%s_b%zu_cpu_per_row %.2f us\n", how, mode, sizes[j],
                    r.cpu_us_per_row);
+            if (bg == 3)
+                printf("sqlite_raw%s%s_b%zu_max_merge %.1f ms (%zu rows per merge)\n", how, mode,
+                       sizes[j], r.max_merge_ms, merge_rows);
             fflush(stdout);
             if (bg < 2 && r.rate > best) best = r.rate;
         }
