@@ -406,6 +406,20 @@ M = [
      "    } else if (frames >= s->ck_max - s->ck_step && frames < s->ck_max ? frames - s->wal_kicked >= s->ck_step",
      ["unit:test_store"],
      "the checkpointer woken once per step also near the limit: the writer's RESTART copies up to a step (p99 at 10k msgs/s 13-18 ms instead of 6)"),
+    # --- live stream conflation (stop 25: its unit test) ---
+    ("live-conflate-pending", "src/core/live.c",
+     "(lw->ndirty || c->out.len >= DG_LIVE_HIGH)", "(c->out.len >= DG_LIVE_HIGH)",
+     ["unit:test_live"],
+     "a slow watcher's new telemetry sent at once while older states are pending: a drone's live state goes backwards"),
+    ("live-remap", "src/core/live.c",
+     "lw->dirty[k] = remap[lw->dirty[k]];", "(void)0;",
+     ["unit:test_live"],
+     "pending states lost or repeated when the conflation table grows (more than 32 drones pending)"),
+    ("live-undirty", "src/core/live.c",
+     "            e->dirty = 0;\n            dg_conn_send(c, e->frame.data, e->frame.len);",
+     "            dg_conn_send(c, e->frame.data, e->frame.len);",
+     ["unit:test_live"],
+     "a drone whose state was sent once is never pending again: the next slow phase drops its telemetry"),
 ]
 
 args = sys.argv[1:]
