@@ -12,7 +12,9 @@ source tree, no server needed.
   connection kinds, no ack list, decoder or live watchers);
 - net/worker.c never branches on the kind of a connection (handler tables);
 - no include cycle among the headers of net/, core/, http/;
-- core/ does not call http/ (main.c, the composition root, excepted).
+- core/ does not call http/ (main.c, the composition root, excepted);
+- store/ knows records, not connections: nothing of net/, pipeline/ or a
+  protocol is reachable from it, and it never reads a record's origin.
 """
 import os
 import re
@@ -119,3 +121,34 @@ def test_no_header_include_cycles():
     for n in graph:
         if n not in state:
             visit(n, [n])
+
+
+# what the store layer may use: records, commands (a stored type), buffers,
+# hashes, strings, clocks, logs, metrics, and JSON writing/reading helpers
+STORE_MAY_USE = {"core/record.h", "core/commands.h", "core/buf.h", "core/hash.h", "core/strutil.h",
+                 "core/log.h", "core/metrics.h", "core/timefmt.h", "codec/jsmn_util.h", "codec/jsonw.h"}
+
+
+def test_store_knows_no_connections_and_no_pipeline():
+    """The store layer defines no worker messages and knows no connections
+    (issue 8 §3): nothing of net/, pipeline/, a protocol or the server is
+    reachable from store/ (directly or through another header), and its code
+    names no connection, worker, inbox message or ack; a record's origin is
+    carried, never read."""
+    bad = []
+    for p in sorted((SRC / "store").glob("*.[ch]")):
+        for n in sorted(_closure(str(p.relative_to(SRC)))):
+            if n.startswith("store/"):
+                continue
+            if n not in STORE_MAY_USE:
+                bad.append(f"{p.relative_to(SRC)} -> ... -> {n}")
+    assert not bad, "store/ reaches beyond records and utilities:\n" + "\n".join(bad)
+    pat = re.compile(r"\b(dg_conn_t|dg_worker_t|dg_msg_t|DG_MSG_\w+|dg_server_t|dg_batch_t|"
+                     r"dg_origin_\w+|dg_ingest_\w+|dg_writer_\w+)\b|->origin\b|\.origin\b")
+    hits = []
+    for p in sorted((SRC / "store").glob("*.[ch]")):
+        code = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), p.read_text(), flags=re.S)
+        for i, line in enumerate(code.splitlines(), 1):
+            if pat.search(line.split("//")[0]):
+                hits.append(f"{p.relative_to(SRC)}:{i}: {line.strip()}")
+    assert not hits, "store/ code knows connections or the pipeline:\n" + "\n".join(hits)
