@@ -406,6 +406,11 @@ M = [
      "    } else if (frames >= s->ck_max - s->ck_step && frames < s->ck_max ? frames - s->wal_kicked >= s->ck_step",
      ["unit:test_store"],
      "the checkpointer woken once per step also near the limit: the writer's RESTART copies up to a step (p99 at 10k msgs/s 13-18 ms instead of 6)"),
+    # --- command lookups at fleet scale (stop 25) ---
+    ("cmd-ids-grow", "src/core/commands.c",
+     "    t->ids.n++;\n    ids_grow(&t->ids);", "    t->ids.n++;\n    (void)ids_grow;",
+     ["unit:test_commands"],
+     "the by-id index never grows: with 100,000 open commands a lookup walks ~100 nodes under the one lock"),
     # --- live stream conflation (stop 25: its unit test) ---
     ("live-conflate-pending", "src/core/live.c",
      "(lw->ndirty || c->out.len >= DG_LIVE_HIGH)", "(c->out.len >= DG_LIVE_HIGH)",

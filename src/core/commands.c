@@ -427,6 +427,21 @@ void dg_commands_expire(dg_commands_t *t, int64_t now_ms, void (*cb)(void *ud, c
     free(exp);
 }
 
+size_t dg_commands__longest_chain(dg_commands_t *t, int which)
+{
+    size_t best = 0;
+    pthread_mutex_lock(&t->mu);
+    const table_t *tb = which ? &t->drones : &t->ids;
+    for (size_t i = 0; i <= tb->mask; i++) {
+        size_t k = 0;
+        if (which) for (drone_ent_t *d = tb->b[i]; d; d = d->hnext) k++;
+        else for (node_t *n = tb->b[i]; n; n = n->hnext) k++;
+        if (k > best) best = k;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return best;
+}
+
 int dg_command_json(dg_buf_t *b, const dg_command_t *c)
 {
     char ts[32];

@@ -80,6 +80,10 @@ size_t dg_commands_pending(dg_commands_t *t, const char *drone_id, dg_command_t 
  * in the store). */
 void dg_commands_expire(dg_commands_t *t, int64_t now_ms, void (*cb)(void *ud, const dg_command_t *c), void *ud);
 
+/* Tests: the longest chain of the by-id (which = 0) or by-drone (1) hash
+ * index (both grow at load 1, so lookups stay O(1) at any fleet size). */
+size_t dg_commands__longest_chain(dg_commands_t *t, int which);
+
 /* JSON object of a command (the REST and live representation). */
 int  dg_command_json(dg_buf_t *b, const dg_command_t *c);
 

@@ -183,6 +183,32 @@ TEST(expire_handles_every_overdue_command)
     dg_commands_free(t);
 }
 
+/* 100,000 open commands (the default total cap) of 25,000 drones: both
+ * indexes grew with them, so a lookup walks a short chain, not a list. */
+TEST(lookups_stay_short_at_fleet_scale)
+{
+    dg_commands_t *t = dg_commands_new(60000);
+    dg_command_t c, out[8];
+    static char ids[DG_CMD_MAX_OPEN_TOTAL][DG_CMD_ID_LEN + 1];
+    char drone[16];
+    for (int i = 0; i < DG_CMD_MAX_OPEN_TOTAL; i++) {
+        snprintf(drone, sizeof drone, "d%05d", i % 25000);
+        ASSERT_EQ(dg_commands_create(t, drone, "land", NULL, 0, 1000 + i, &c), 0);
+        memcpy(ids[i], c.id, DG_CMD_ID_LEN + 1);
+    }
+    ASSERT_EQ(dg_commands_open(t, NULL), DG_CMD_MAX_OPEN_TOTAL);
+    ASSERT(dg_commands__longest_chain(t, 0) <= 12);
+    ASSERT(dg_commands__longest_chain(t, 1) <= 12);
+    for (int i = 0; i < DG_CMD_MAX_OPEN_TOTAL; i += 997) {
+        ASSERT_EQ(dg_commands_get(t, ids[i], DG_CMD_ID_LEN, &c), 0);
+        ASSERT_STR_EQ(c.id, ids[i]);
+    }
+    ASSERT_EQ(dg_commands_pending(t, "d12345", out, 8), 4);
+    ASSERT_EQ(out[0].created_ms, 1000 + 12345);
+    ASSERT_EQ(out[3].created_ms, 1000 + 12345 + 75000);
+    dg_commands_free(t);
+}
+
 TEST(pending_in_order_per_drone)
 {
     dg_commands_t *t = dg_commands_new(60000);
@@ -284,6 +310,7 @@ int main(void)
     RUN(sqlite_open_commands_filters_status_and_age);
     RUN(caps_per_drone_and_total);
     RUN(expire_handles_every_overdue_command);
+    RUN(lookups_stay_short_at_fleet_scale);
     RUN(pending_in_order_per_drone);
     RUN(command_body_keeps_valid_args);
     RUN(command_body_rejects_what_peers_cannot_read);
