@@ -406,6 +406,11 @@ M = [
      "    } else if (frames >= s->ck_max - s->ck_step && frames < s->ck_max ? frames - s->wal_kicked >= s->ck_step",
      ["unit:test_store"],
      "the checkpointer woken once per step also near the limit: the writer's RESTART copies up to a step (p99 at 10k msgs/s 13-18 ms instead of 6)"),
+    # --- decoding stops once closing (issue 8 §1.1; stop 25) ---
+    ("decode-stop-closing", "src/core/ingest.c",
+     "    return f->fail || f->c->dead || f->c->closing;", "    return f->fail;",
+     ["unit:test_ingest"],
+     "a connection closed by its own error reply is decoded to the end of its frame (the use-after-free's trigger, bounded work lost)"),
     # --- command lookups at fleet scale (stop 25) ---
     ("cmd-ids-grow", "src/core/commands.c",
      "    t->ids.n++;\n    ids_grow(&t->ids);", "    t->ids.n++;\n    (void)ids_grow;",

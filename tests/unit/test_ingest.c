@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "check.h"
 #include "core/config.h"
 #include "core/ingest.h"
+#include "core/metrics.h"
 #include "core/registry.h"
 #include "core/server.h"
 #include "core/timefmt.h"
@@ -263,6 +265,32 @@ TEST(closing_connection_not_acked)
     ASSERT_STR_EQ(s, "");
 }
 
+/* Issue 8 §1.1: decoding stops once the connection is going away. The
+ * drone has gone (its end closed): the reply to the first bad message
+ * fails (EPIPE) and closes the connection, and none of the other 1,999
+ * objects of the frame is looked at. */
+TEST(decoding_stops_once_the_connection_is_closing)
+{
+    fixture_t *f = fx_new();
+    signal(SIGPIPE, SIG_IGN);       /* as the server does */
+    close(f->peer);
+    f->peer = -1;
+    dg_buf_t frame = { 0 };
+    dg_buf_puts(&frame, "[");
+    for (int i = 0; i < 2000; i++)
+        dg_buf_printf(&frame, "%s{\"seq\":%d,\"latitude\":999,\"longitude\":0,\"altitude\":0}", i ? "," : "", i + 1);
+    dg_buf_puts(&frame, "]");
+    uint64_t bad0 = dg_metrics.rejected[DG_REJ_INVALID_FIELD];
+    dg_ingest_json(f->c, (const uint8_t *)frame.data, frame.len);
+    uint64_t looked_at = dg_metrics.rejected[DG_REJ_INVALID_FIELD] - bad0;
+    int dead = f->c->dead;
+    dg_buf_free(&frame);
+    f->w->dead = NULL;              /* closed (queued for the loop): freed here */
+    fx_free(f);
+    ASSERT(dead);
+    ASSERT_U64_EQ(looked_at, 1);
+}
+
 int main(void)
 {
     RUN(durable_batch_acks_highest_seq);
@@ -274,5 +302,6 @@ int main(void)
     RUN(record_without_seq_not_acked);
     RUN(other_connection_generation_not_acked);
     RUN(closing_connection_not_acked);
+    RUN(decoding_stops_once_the_connection_is_closing);
     return check_summary("ingest");
 }
