@@ -85,24 +85,22 @@ typedef struct row {
     "  speed REAL, heading REAL, climb REAL, battery REAL, status TEXT," \
     "  received_at INTEGER NOT NULL);"
 
-static const char ddl[] =
-    PRAGMAS TABLE
-    "CREATE UNIQUE INDEX telemetry_drone_seq ON telemetry(drone_id, seq);"
-    "CREATE INDEX telemetry_drone_time ON telemetry(drone_id, timestamp, seq);";
+#define INDEXES \
+    "CREATE UNIQUE INDEX telemetry_drone_seq ON telemetry(drone_id, seq);" \
+    "CREATE INDEX telemetry_drone_time ON telemetry(drone_id, timestamp, seq);"
+#define INSERT_INTO(table) \
+    "INSERT INTO " table "(drone_id, timestamp, seq, latitude, longitude," \
+    " altitude, speed, heading, climb, battery, status, received_at)" \
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+
+static const char ddl[] = PRAGMAS TABLE INDEXES;
 
 /* The unindexed variant (sqlite_raw_noindex_bB). */
 static const char ddl_noindex[] = PRAGMAS TABLE;
 
 /* The ingest-table variant (sqlite_raw_ingest_bB). */
-static const char ddl_ingest[] =
-    PRAGMAS TABLE
-    "CREATE UNIQUE INDEX telemetry_drone_seq ON telemetry(drone_id, seq);"
-    "CREATE INDEX telemetry_drone_time ON telemetry(drone_id, timestamp, seq);"
-    "CREATE TABLE ingest (" COLS;
-static const char ins_ingest[] =
-    "INSERT INTO ingest(drone_id, timestamp, seq, latitude, longitude,"
-    " altitude, speed, heading, climb, battery, status, received_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+static const char ddl_ingest[] = PRAGMAS TABLE INDEXES "CREATE TABLE ingest (" COLS;
+static const char ins_ingest[] = INSERT_INTO("ingest");
 static const char probe_sql[] =
     "SELECT timestamp FROM telemetry WHERE drone_id = ?1 AND seq = ?2";
 static const char merge_sql[] =
@@ -113,15 +111,8 @@ static const char merge_sql[] =
     "COMMIT";
 static size_t merge_rows = 100000;   /* DG_BENCH_MERGE */
 
-static const char ins[] =
-    "INSERT INTO telemetry(drone_id, timestamp, seq, latitude, longitude,"
-    " altitude, speed, heading, climb, battery, status, received_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-    " ON CONFLICT(drone_id, seq) DO NOTHING";
-static const char ins_noindex[] =
-    "INSERT INTO telemetry(drone_id, timestamp, seq, latitude, longitude,"
-    " altitude, speed, heading, climb, battery, status, received_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+static const char ins[] = INSERT_INTO("telemetry") " ON CONFLICT(drone_id, seq) DO NOTHING";
+static const char ins_noindex[] = INSERT_INTO("telemetry");
 
 static double now_s(void)
 {
@@ -241,9 +232,8 @@ static void rm_db(const char *path)
 #define CHECK(db, rc, what) do { if ((rc) != SQLITE_OK && (rc) != SQLITE_DONE) { \
     fprintf(stderr, "bench_sqlite_raw: %s: %s\n", what, sqlite3_errmsg(db)); goto out; } } while (0)
 
-/* 0, or -1 on failure. */
 /* mode 0: autocheckpoint; 1: background checkpointer; 2: as 1, no index;
- * 3: as 1, ingest table merged every merge_rows rows. */
+ * 3: as 1, ingest table merged every merge_rows rows. 0, or -1 on failure. */
 static int run(const char *path, const row_t *rows, size_t n, size_t batch, int fsync,
                int mode, result_t *res)
 {

@@ -148,9 +148,8 @@ static void drain(fixture_t *f, int i)
     for (int idle = 0; idle < 2;) {
         ssize_t r = read(f->peer[i], tmp, sizeof tmp);
         if (r > 0) { dg_buf_append(&f->raw, tmp, (size_t)r); idle = 0; continue; }
-        if (c->out.len) { dg_conn_flush(c); continue; }
-        dg_conn_flush(c);           /* nothing pending: what conflation kept */
-        idle++;
+        if (!c->out.len) idle++;    /* nothing pending: this flush sends what conflation kept */
+        dg_conn_flush(c);
     }
     for (size_t k = 0; k < f->nmsg; k++) free(f->msg[k]);
     f->nmsg = 0;
